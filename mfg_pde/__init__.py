@@ -1,0 +1,42 @@
+"""mfg_pde: numba finite-difference solvers for low-dimensional mean-field games.
+
+    >>> import mfg_pde as mp
+    >>> grid = mp.Grid([(-4, 4)], 200)
+    >>> problem = mp.MFGProblem(grid, T=1.0, Nt=200, sigma=0.5, m0=mp.gaussian(grid, 0.0, 0.5),
+    ...                         coupling=mp.QuadraticInteraction(2.0),
+    ...                         terminal_cost=mp.QuadraticTerminalCost(q=1.0, target=1.0))
+    >>> result = mp.solve(problem)          # Anderson-accelerated fixed point
+    >>> result.mean()[-1], result.converged
+"""
+
+__version__ = "0.1.0"
+
+from .grid import Grid  # noqa: E402
+from .schedules import Constant, PiecewiseConstant, as_schedule  # noqa: E402
+from .densities import gaussian, gaussian_mixture, normalise, check_density  # noqa: E402
+from .couplings import (  # noqa: E402
+    Coupling, FixedGuidance, KernelInteraction, LocalLog, LocalPower, QuadraticInteraction,
+)
+from .problem import Drift, LinearDrift, MFGProblem, QuadraticTerminalCost, TerminalCost  # noqa: E402
+from .result import MFGResult  # noqa: E402
+
+__all__ = [
+    "Grid", "Constant", "PiecewiseConstant", "as_schedule", "gaussian", "gaussian_mixture", "normalise",
+    "check_density", "Coupling", "FixedGuidance", "KernelInteraction", "LocalLog", "LocalPower",
+    "QuadraticInteraction", "Drift", "LinearDrift", "MFGProblem", "QuadraticTerminalCost", "TerminalCost",
+    "MFGResult", "solve", "load", "cases",
+]
+
+
+def __getattr__(name):
+    # heavy parts (numba kernels, h5py, the case registry) load on first use: `import mfg_pde` stays fast
+    if name == "solve":
+        from .solvers.coupling import solve
+        return solve
+    if name == "load":
+        from .io import load
+        return load
+    if name == "cases":
+        import importlib
+        return importlib.import_module(".cases", __name__)
+    raise AttributeError(f"module 'mfg_pde' has no attribute {name!r}")

@@ -1,0 +1,160 @@
+"""Named, parameterised problems that know their closed-form oracle.
+
+A case declares its parameters (name, default, help), builds an ``MFGProblem`` plus solver options
+from a parameter dict, and -- when a closed form exists -- compares a result with it, returning
+``Check`` rows (quantity, error, tolerance, pass/fail).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+class CaseError(ValueError):
+    """Bad case name, parameter name or parameter value (one line, meant for the user)."""
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    default: object
+    help: str
+    choices: tuple | None = None
+    positive: bool = False
+    nonnegative: bool = False
+
+    def parse(self, raw):
+        """Convert a user value (string from the command line, or a Python value) to the type of the default."""
+        kind = type(self.default)
+        try:
+            if isinstance(raw, str):
+                if kind is bool:
+                    low = raw.strip().lower()
+                    if low not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+                        raise ValueError
+                    value = low in ("1", "true", "yes", "on")
+                elif kind is int:
+                    value = int(raw)
+                elif kind is float:
+                    value = float(raw)
+                else:
+                    value = raw
+            else:
+                value = kind(raw)
+        except (TypeError, ValueError):
+            raise CaseError(f"parameter {self.name}={raw!r}: expected {kind.__name__} "
+                            f"(default {self.default!r})") from None
+        if kind in (int, float):
+            if not np.isfinite(value):
+                raise CaseError(f"parameter {self.name}={raw!r}: must be finite")
+            if self.positive and not value > 0:
+                raise CaseError(f"parameter {self.name}={raw!r}: must be > 0")
+            if self.nonnegative and not value >= 0:
+                raise CaseError(f"parameter {self.name}={raw!r}: must be >= 0")
+        if self.choices is not None and value not in self.choices:
+            raise CaseError(f"parameter {self.name}={raw!r}: choose one of {', '.join(map(str, self.choices))}")
+        return value
+
+
+@dataclass
+class Check:
+    """One comparison with a closed form."""
+
+    quantity: str
+    error: float
+    tol: float
+    note: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return bool(np.isfinite(self.error) and self.error <= self.tol)
+
+
+@dataclass
+class CaseRun:
+    case: str
+    params: dict
+    result: object
+    checks: list = field(default_factory=list)
+    wall_time: float = 0.0
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.result.converged) and all(c.passed for c in self.checks)
+
+
+class Case:
+    """Base class for registered cases.  Subclasses set name, description, params and implement
+    ``build`` (-> (problem, solve-options dict)) and optionally ``checks``."""
+
+    name: str = ""
+    description: str = ""
+    params: tuple = ()
+    has_oracle: bool = False
+
+    def defaults(self) -> dict:
+        return {p.name: p.default for p in self.params}
+
+    def resolve(self, overrides: dict | None = None) -> dict:
+        """Defaults updated by overrides; unknown names and bad values raise CaseError."""
+        values = self.defaults()
+        known = {p.name: p for p in self.params}
+        for key, raw in (overrides or {}).items():
+            if key not in known:
+                raise CaseError(f"case {self.name!r} has no parameter {key!r}; "
+                                f"known: {', '.join(sorted(known))}")
+            values[key] = known[key].parse(raw)
+        self.validate_params(values)
+        return values
+
+    def validate_params(self, p: dict) -> None:
+        """Cross-parameter checks (override in subclasses)."""
+
+    def build(self, p: dict):
+        raise NotImplementedError
+
+    def checks(self, result, p: dict) -> list:
+        return []
+
+    def run(self, overrides: dict | None = None, progress: bool = False, **solve_overrides) -> CaseRun:
+        from ..solvers.coupling import solve
+
+        p = self.resolve(overrides)
+        problem, options = self.build(p)
+        options = {**options, **solve_overrides}
+        t0 = time.perf_counter()
+        result = solve(problem, progress=progress, **options)
+        result.case = self.name
+        result.params = {**p}
+        checks = self.checks(result, p)
+        return CaseRun(self.name, p, result, checks, time.perf_counter() - t0)
+
+
+_REGISTRY: dict = {}
+
+
+def register(case_cls):
+    inst = case_cls()
+    if not inst.name:
+        raise ValueError("a case needs a name")
+    _REGISTRY[inst.name] = inst
+    return case_cls
+
+
+def get(name: str) -> Case:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise CaseError(f"unknown case {name!r}; known cases: {', '.join(sorted(_REGISTRY))} "
+                        "(see `mfg-pde cases`)") from None
+
+
+def names() -> list:
+    return sorted(_REGISTRY)
+
+
+def all_cases() -> list:
+    return [_REGISTRY[n] for n in names()]

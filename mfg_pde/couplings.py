@@ -1,0 +1,199 @@
+"""Couplings F(x, m_t): the population-dependent part of the running cost.
+
+Each coupling maps the density at a set of time levels to the running cost on the grid:
+``coupling.field(grid, t, m) -> f`` with ``t`` shaped (K,), ``m`` shaped (K, *grid) and ``f``
+shaped (K, *grid).  Couplings add with ``+``.
+
+* ``QuadraticInteraction(beta)``  F = beta_t/2 |x - mean_t|^2  (= beta_t/2 int |x-y|^2 m(y) dy minus
+  the x-independent variance term; the MF-PID interaction).
+* ``FixedGuidance(beta, nu)``     F = beta_t/2 |x - nu_t|^2  (independent agents, prescribed centre).
+* ``KernelInteraction(W)``        F = (W * m)(x) = int W(x - y) m(y) dy for an even kernel W.
+* ``LocalPower(kappa, p)``        F = kappa m^p   (congestion).
+* ``LocalLog(kappa)``             F = kappa log m.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .grid import BC_PERIODIC, Grid
+from .schedules import as_schedule
+
+
+class Coupling:
+    """Base class.  Subclasses implement ``field`` and ``describe``."""
+
+    #: True when F depends on m only through its mean (cheap to evaluate).
+    mean_only = False
+
+    def field(self, grid: Grid, t: np.ndarray, m: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def describe(self) -> dict:
+        raise NotImplementedError
+
+    def __add__(self, other):
+        return SumCoupling([self, other])
+
+
+class SumCoupling(Coupling):
+    def __init__(self, parts):
+        flat = []
+        for p in parts:
+            flat.extend(p.parts if isinstance(p, SumCoupling) else [p])
+        self.parts = flat
+        self.mean_only = all(p.mean_only for p in flat)
+
+    def field(self, grid, t, m):
+        out = self.parts[0].field(grid, t, m)
+        for p in self.parts[1:]:
+            out = out + p.field(grid, t, m)
+        return out
+
+    def describe(self):
+        return {"type": "sum", "parts": [p.describe() for p in self.parts]}
+
+
+def _sq_distance(grid: Grid, centres: np.ndarray) -> np.ndarray:
+    """|x - c_k|^2 on the grid for centres shaped (K, ndim); returns (K, *grid)."""
+    xs = grid.mesh(sparse=True)
+    out = 0.0
+    for k, xk in enumerate(xs):
+        c = centres[:, k].reshape((-1,) + (1,) * grid.ndim)
+        out = out + (xk[None] - c) ** 2
+    return np.broadcast_to(out, (centres.shape[0],) + grid.shape)
+
+
+class QuadraticInteraction(Coupling):
+    """F = beta_t/2 |x - mean_t|^2 with beta_t a constant, a schedule or a callable of t."""
+
+    mean_only = True
+
+    def __init__(self, beta):
+        self.beta = as_schedule(beta, "beta")
+
+    def field(self, grid, t, m):
+        mean = grid.mean(m)
+        return 0.5 * self.beta(t).reshape((-1,) + (1,) * grid.ndim) * _sq_distance(grid, mean)
+
+    def describe(self):
+        return {"type": "quadratic-interaction", "beta": self.beta.describe()}
+
+
+class FixedGuidance(Coupling):
+    """F = beta_t/2 |x - nu_t|^2 with a prescribed centre nu_t (number, vector, or callable of t)."""
+
+    mean_only = True
+
+    def __init__(self, beta, nu=0.0):
+        self.beta = as_schedule(beta, "beta")
+        self.nu = nu
+
+    def centres(self, grid, t):
+        t = np.asarray(t, dtype=float)
+        if callable(self.nu):
+            c = np.asarray(self.nu(t), dtype=float)
+        else:
+            c = np.asarray(self.nu, dtype=float)
+        if c.ndim == 0:
+            return np.full((len(t), grid.ndim), float(c))
+        if c.ndim == 1 and c.shape[0] == grid.ndim and not callable(self.nu):
+            return np.broadcast_to(c, (len(t), grid.ndim)).copy()
+        if c.ndim == 1 and c.shape[0] == len(t) and grid.ndim == 1:
+            return c[:, None].copy()
+        if c.shape == (len(t), grid.ndim):
+            return c
+        raise ValueError(f"guidance nu gave shape {c.shape}; expected a scalar, a {grid.ndim}-vector "
+                         f"or ({len(t)}, {grid.ndim}) values")
+
+    def field(self, grid, t, m):
+        return 0.5 * self.beta(t).reshape((-1,) + (1,) * grid.ndim) * _sq_distance(grid, self.centres(grid, t))
+
+    def describe(self):
+        nu = self.nu if not callable(self.nu) else getattr(self.nu, "__name__", "callable")
+        if isinstance(nu, np.ndarray):
+            nu = nu.tolist()
+        return {"type": "fixed-guidance", "beta": self.beta.describe(), "nu": nu}
+
+
+class KernelInteraction(Coupling):
+    """F = int W(x - y) m(y) dy for an even kernel W(dx, [dy, dz]) (callable on displacements).
+
+    Evaluated by FFT convolution: zero-padded (linear) along reflecting axes, circular with the
+    minimum-image displacement along periodic axes.
+    """
+
+    def __init__(self, kernel, strength: float = 1.0):
+        if not callable(kernel):
+            raise ValueError("KernelInteraction needs a callable kernel W(*displacements)")
+        self.kernel = kernel
+        self.strength = float(strength)
+        self._cache = None
+
+    def _kernel_hat(self, grid):
+        key = (grid.bounds, grid.shape, grid.bc)
+        if self._cache is not None and self._cache[0] == key:
+            return self._cache[1:]
+        disps, fshape = [], []
+        for (lo, hi), n, h, code in zip(grid.bounds, grid.shape, grid.spacing, grid.bc_codes):
+            if code == BC_PERIODIC:
+                j = np.arange(n)
+                j = np.where(j <= n // 2, j, j - n)
+                disps.append(j * h)
+                fshape.append(n)
+            else:
+                L = 2 * n
+                j = np.arange(L)
+                j = np.where(j < n, j, j - L)  # displacements -n..n-1 (index n unused: padding)
+                disps.append(j * h)
+                fshape.append(L)
+        mesh = np.meshgrid(*disps, indexing="ij")
+        W = np.asarray(self.kernel(*mesh), dtype=float)
+        if W.shape != tuple(fshape):
+            W = np.broadcast_to(W, tuple(fshape))
+        what = np.fft.rfftn(W)
+        self._cache = (key, what, tuple(fshape))
+        return what, tuple(fshape)
+
+    def field(self, grid, t, m):
+        what, fshape = self._kernel_hat(grid)
+        axes = tuple(range(1, grid.ndim + 1))
+        mhat = np.fft.rfftn(m, s=fshape, axes=axes)
+        conv = np.fft.irfftn(mhat * what[None], s=fshape, axes=axes)
+        sl = (slice(None),) + tuple(slice(0, n) for n in grid.shape)
+        return self.strength * grid.cell_volume * conv[sl]
+
+    def describe(self):
+        return {"type": "kernel-interaction", "kernel": getattr(self.kernel, "__name__", "callable"),
+                "strength": self.strength}
+
+
+class LocalPower(Coupling):
+    """F = kappa m^p (p > 0)."""
+
+    def __init__(self, kappa: float, p: float = 1.0):
+        self.kappa = float(kappa)
+        self.p = float(p)
+        if not self.p > 0:
+            raise ValueError(f"LocalPower exponent p = {p}: must be > 0")
+
+    def field(self, grid, t, m):
+        if self.p == 1.0:
+            return self.kappa * m
+        return self.kappa * np.power(np.maximum(m, 0.0), self.p)
+
+    def describe(self):
+        return {"type": "local-power", "kappa": self.kappa, "p": self.p}
+
+
+class LocalLog(Coupling):
+    """F = kappa log m (m floored at 1e-300 where it underflows to zero)."""
+
+    def __init__(self, kappa: float = 1.0):
+        self.kappa = float(kappa)
+
+    def field(self, grid, t, m):
+        return self.kappa * np.log(np.maximum(m, 1e-300))
+
+    def describe(self):
+        return {"type": "local-log", "kappa": self.kappa}

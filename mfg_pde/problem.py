@@ -1,0 +1,246 @@
+"""MFGProblem: everything that defines a mean-field game on a grid.
+
+    HJB  -du/dt - nu Lap u + |grad u|^2/2 - b . grad u = V(x,t) + F(x, m_t),   u(T) = G(x[, m_T])
+    FP    dm/dt - nu Lap m + div(m (b - grad u)) = 0,                          m(0) = m0
+    nu = sigma^2/2,  optimal control alpha = -grad u.
+
+Time grid t_n = n dt, dt = T/Nt.  Step n covers [t_n, t_{n+1}]; its running data (V, F, b) are
+evaluated at t_{n+1} together with m^{n+1} (implicit Euler for FP, as in Achdou &
+Capuzzo-Dolcetta's scheme where the HJB step n sees F(m^{n+1})).
+
+Callables receive the coordinates as arrays of the grid's shape followed by the time:
+``V(x, t)`` in 1-D, ``V(x, y, t)`` in 2-D, ``b(x, y, t) -> (bx, by)``, ``G(x, y)``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .couplings import Coupling
+from .densities import check_density
+from .grid import Grid
+
+
+class LinearDrift:
+    """b(x) = -kappa (x - centre) (Ornstein-Uhlenbeck pull; kappa may be per axis)."""
+
+    time_dependent = False
+
+    def __init__(self, kappa, centre=0.0):
+        self.kappa = kappa
+        self.centre = centre
+
+    def __call__(self, *args):
+        *xs, _t = args
+        kap = np.broadcast_to(np.asarray(self.kappa, dtype=float), (len(xs),))
+        cen = np.broadcast_to(np.asarray(self.centre, dtype=float), (len(xs),))
+        return [-kap[k] * (x - cen[k]) for k, x in enumerate(xs)]
+
+    def describe(self):
+        return {"type": "linear", "kappa": np.asarray(self.kappa).tolist(),
+                "centre": np.asarray(self.centre).tolist()}
+
+
+class Drift:
+    """Wrap a callable b(*coords, t) -> sequence of ndim arrays; time_dependent=False evaluates once."""
+
+    def __init__(self, fn, time_dependent: bool = True):
+        self.fn = fn
+        self.time_dependent = bool(time_dependent)
+
+    def __call__(self, *args):
+        return self.fn(*args)
+
+    def describe(self):
+        return {"type": "callable", "name": getattr(self.fn, "__name__", "callable"),
+                "time_dependent": self.time_dependent}
+
+
+class QuadraticTerminalCost:
+    """G(x) = q/2 |x - target|^2 (q and target may be per axis)."""
+
+    depends_on_m = False
+
+    def __init__(self, q, target=0.0):
+        self.q = q
+        self.target = target
+
+    def __call__(self, *xs):
+        q = np.broadcast_to(np.asarray(self.q, dtype=float), (len(xs),))
+        tg = np.broadcast_to(np.asarray(self.target, dtype=float), (len(xs),))
+        return sum(0.5 * q[k] * (x - tg[k]) ** 2 for k, x in enumerate(xs))
+
+    def describe(self):
+        return {"type": "quadratic", "q": np.asarray(self.q).tolist(),
+                "target": np.asarray(self.target).tolist()}
+
+
+class TerminalCost:
+    """G(*coords) or, with depends_on_m=True, G(*coords, m_T)."""
+
+    def __init__(self, fn, depends_on_m: bool = False):
+        self.fn = fn
+        self.depends_on_m = bool(depends_on_m)
+
+    def __call__(self, *args):
+        return self.fn(*args)
+
+    def describe(self):
+        return {"type": "callable", "name": getattr(self.fn, "__name__", "callable"),
+                "depends_on_m": self.depends_on_m}
+
+
+class MFGProblem:
+    """A terminal-cost mean-field game on a grid (see module docstring for the equations).
+
+    Parameters
+    ----------
+    grid : Grid
+    T : horizon (> 0).   Nt : number of time steps (>= 1).
+    sigma : noise intensity (>= 0); nu = sigma^2 / 2.
+    m0 : initial density on the grid (non-negative, integral 1).
+    coupling : Coupling or None.
+    potential : V(*coords, t) callable, an array of the grid's shape, or None.
+    drift : LinearDrift, Drift, a callable b(*coords, t), or None.
+    terminal_cost : QuadraticTerminalCost, TerminalCost, a callable G(*coords), an array, or None.
+    """
+
+    def __init__(self, grid: Grid, T: float, Nt: int, sigma: float, m0, coupling: Coupling | None = None,
+                 potential=None, drift=None, terminal_cost=None, name: str | None = None):
+        if not isinstance(grid, Grid):
+            raise TypeError(f"grid must be a mfg_pde.Grid, got {type(grid).__name__}")
+        self.grid = grid
+        try:
+            T = float(T)
+        except (TypeError, ValueError):
+            raise ValueError(f"T = {T!r}: must be a number") from None
+        if not (np.isfinite(T) and T > 0):
+            raise ValueError(f"T = {T}: the horizon must be finite and > 0")
+        if int(Nt) != Nt or int(Nt) < 1:
+            raise ValueError(f"Nt = {Nt}: the number of time steps must be an integer >= 1")
+        if not (np.isfinite(sigma) and sigma >= 0):
+            raise ValueError(f"sigma = {sigma}: must be finite and >= 0")
+        if coupling is not None and not isinstance(coupling, Coupling):
+            raise TypeError("coupling must be a mfg_pde.couplings.Coupling (or None)")
+        self.T = T
+        self.Nt = int(Nt)
+        self.sigma = float(sigma)
+        self.m0 = check_density(grid, m0, "m0")
+        self.coupling = coupling
+        self.potential = potential
+        self.name = name
+        if drift is not None and not isinstance(drift, (LinearDrift, Drift)):
+            if not callable(drift):
+                raise ValueError("drift must be LinearDrift(kappa), Drift(fn) or a callable b(*coords, t)")
+            drift = Drift(drift)
+        self.drift = drift
+        if terminal_cost is not None and not isinstance(terminal_cost, (QuadraticTerminalCost, TerminalCost)):
+            if callable(terminal_cost):
+                terminal_cost = TerminalCost(terminal_cost)
+            else:
+                arr = grid.check_field(terminal_cost, "terminal_cost")
+                terminal_cost = TerminalCost(lambda *xs, _a=arr: _a)
+        self.terminal_cost = terminal_cost
+        self._static_cache = {}
+
+    # ------------------------------------------------------------------ basic numbers
+    @property
+    def nu(self) -> float:
+        return 0.5 * self.sigma ** 2
+
+    @property
+    def dt(self) -> float:
+        return self.T / self.Nt
+
+    @property
+    def t(self) -> np.ndarray:
+        return np.linspace(0.0, self.T, self.Nt + 1)
+
+    @property
+    def is_coupled(self) -> bool:
+        """Whether the HJB data depend on m (otherwise one HJB + one FP sweep solve the game)."""
+        return self.coupling is not None or bool(getattr(self.terminal_cost, "depends_on_m", False))
+
+    # ------------------------------------------------------------------ data on the time grid
+    def drift_steps(self) -> np.ndarray | None:
+        """Drift per step, shape (Nt or 1, ndim, *grid) (None when there is no drift)."""
+        if self.drift is None:
+            return None
+        if "drift" in self._static_cache:
+            return self._static_cache["drift"]
+        xs = self.grid.mesh()
+        times = self.t[1:] if self.drift.time_dependent else self.t[1:2]
+        out = np.empty((len(times), self.grid.ndim) + self.grid.shape)
+        for j, tj in enumerate(times):
+            b = self.drift(*xs, float(tj))
+            if self.grid.ndim == 1 and isinstance(b, np.ndarray) and b.shape == self.grid.shape:
+                b = [b]
+            if len(b) != self.grid.ndim:
+                raise ValueError(f"drift returned {len(b)} components; the grid has {self.grid.ndim} axes")
+            for k in range(self.grid.ndim):
+                out[j, k] = np.broadcast_to(b[k], self.grid.shape)
+        if not np.all(np.isfinite(out)):
+            raise ValueError("drift has non-finite values on the grid")
+        self._static_cache["drift"] = out
+        return out
+
+    def potential_steps(self) -> np.ndarray | float:
+        """V at t_{n+1} per step, shape (Nt, *grid) or (1, *grid) if static; 0.0 if none."""
+        if self.potential is None:
+            return 0.0
+        if "V" in self._static_cache:
+            return self._static_cache["V"]
+        V = self.potential
+        if callable(V):
+            xs = self.grid.mesh()
+            out = np.stack([np.broadcast_to(np.asarray(V(*xs, float(tj)), dtype=float), self.grid.shape)
+                            for tj in self.t[1:]])
+        else:
+            V = np.asarray(V, dtype=float)
+            if V.shape == self.grid.shape:
+                out = V[None]
+            elif V.shape == (self.Nt + 1,) + self.grid.shape:
+                out = V[1:]
+            else:
+                raise ValueError(f"potential has shape {V.shape}; give grid shape {self.grid.shape} "
+                                 f"or (Nt+1, *grid) = {(self.Nt + 1,) + self.grid.shape}")
+        if not np.all(np.isfinite(out)):
+            raise ValueError("potential V has non-finite values on the grid")
+        self._static_cache["V"] = out
+        return out
+
+    def running_cost(self, m: np.ndarray) -> np.ndarray:
+        """f^n = V(t_{n+1}) + F(x, m^{n+1}; t_{n+1}) for n = 0..Nt-1, shape (Nt, *grid)."""
+        V = self.potential_steps()
+        shape = (self.Nt,) + self.grid.shape
+        if self.coupling is None:
+            return np.broadcast_to(V, shape).copy() if not np.isscalar(V) else np.zeros(shape)
+        f = self.coupling.field(self.grid, self.t[1:], m[1:])
+        f = f + V if not np.isscalar(V) else np.array(f, dtype=float, copy=True)
+        return np.ascontiguousarray(np.broadcast_to(f, shape))
+
+    def terminal_values(self, mT: np.ndarray) -> np.ndarray:
+        """u(T) = G(x) or G(x, m_T)."""
+        G = self.terminal_cost
+        if G is None:
+            return np.zeros(self.grid.shape)
+        xs = self.grid.mesh()
+        out = G(*xs, mT) if getattr(G, "depends_on_m", False) else G(*xs)
+        out = np.broadcast_to(np.asarray(out, dtype=float), self.grid.shape).copy()
+        if not np.all(np.isfinite(out)):
+            raise ValueError("terminal cost G has non-finite values on the grid")
+        return out
+
+    def describe(self) -> dict:
+        d = {"T": self.T, "Nt": self.Nt, "sigma": self.sigma, "nu": self.nu, "grid": self.grid.describe()}
+        if self.coupling is not None:
+            d["coupling"] = self.coupling.describe()
+        if self.drift is not None:
+            d["drift"] = self.drift.describe()
+        if self.terminal_cost is not None:
+            d["terminal_cost"] = self.terminal_cost.describe()
+        if self.potential is not None:
+            d["potential"] = getattr(self.potential, "__name__", "array") if callable(self.potential) else "array"
+        if self.name:
+            d["name"] = self.name
+        return d

@@ -1,0 +1,114 @@
+"""The result of a mean-field-game solve: fields on the space-time grid plus convergence record."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .grid import BC_PERIODIC, Grid
+
+
+def gradient(grid: Grid, u: np.ndarray) -> np.ndarray:
+    """Centred-difference gradient of u shaped (..., *grid); returns (..., *grid, ndim).
+
+    Interior: (u_{i+1} - u_{i-1}) / 2h.  Periodic axes wrap; reflecting walls use the mirror ghost
+    u_{-1} = u_0 (so the wall value is the one-sided half difference, consistent with zero flux).
+    """
+    u = np.asarray(u, dtype=float)
+    lead = u.ndim - grid.ndim
+    out = np.empty(u.shape + (grid.ndim,))
+    for k, (h, code) in enumerate(zip(grid.spacing, grid.bc_codes)):
+        ax = lead + k
+        if code == BC_PERIODIC:
+            up = np.roll(u, -1, axis=ax)
+            dn = np.roll(u, 1, axis=ax)
+        else:
+            n = u.shape[ax]
+            idx_up = np.minimum(np.arange(n) + 1, n - 1)
+            idx_dn = np.maximum(np.arange(n) - 1, 0)
+            up = np.take(u, idx_up, axis=ax)
+            dn = np.take(u, idx_dn, axis=ax)
+        out[..., k] = (up - dn) / (2.0 * h)
+    return out
+
+
+@dataclass
+class MFGResult:
+    """Solution of an MFG on a grid.
+
+    Attributes
+    ----------
+    grid : the spatial grid.
+    t : time levels, shape (Nt+1,).
+    u : value function, shape (Nt+1, *grid.shape).
+    m : density, shape (Nt+1, *grid.shape); each level integrates to the initial mass.
+    converged : whether the coupling loop met its tolerance.
+    status : one line saying how the loop ended ("converged", "max_iter", "diverged: ...").
+    iterations : number of coupled iterations performed.
+    history : per-iteration records, one 1-D array per quantity (see ``solvers.coupling``).
+    params : problem / case parameters (JSON-able).
+    solver : solver options (JSON-able).
+    case : name of the registered case that produced it, if any.
+    """
+
+    grid: Grid
+    t: np.ndarray
+    u: np.ndarray
+    m: np.ndarray
+    converged: bool = False
+    status: str = "unknown"
+    iterations: int = 0
+    history: dict = field(default_factory=dict)
+    params: dict = field(default_factory=dict)
+    solver: dict = field(default_factory=dict)
+    case: str | None = None
+    extras: dict = field(default_factory=dict)
+
+    # ------------------------------------------------------------------ derived fields
+    @property
+    def alpha(self) -> np.ndarray:
+        """Optimal feedback alpha = -grad u, shape (Nt+1, *grid, ndim)."""
+        cached = self.extras.get("_alpha")
+        if cached is None:
+            cached = -gradient(self.grid, self.u)
+            self.extras["_alpha"] = cached
+        return cached
+
+    @property
+    def dt(self) -> float:
+        return float(self.t[1] - self.t[0])
+
+    def mass(self) -> np.ndarray:
+        """Total mass per time level."""
+        return self.grid.integrate(self.m)
+
+    def mean(self) -> np.ndarray:
+        """Mean position per time level, shape (Nt+1, ndim)."""
+        return self.grid.mean(self.m)
+
+    def covariance(self) -> np.ndarray:
+        """Covariance per time level, shape (Nt+1, ndim, ndim)."""
+        return self.grid.covariance(self.m)
+
+    def mass_error(self) -> float:
+        """max_n |mass(t_n) - mass(0)| / mass(0)."""
+        mass = self.mass()
+        return float(np.max(np.abs(mass - mass[0])) / mass[0])
+
+    @property
+    def final_residual(self) -> float:
+        res = self.history.get("residual")
+        return float(res[-1]) if res is not None and len(res) else float("nan")
+
+    def summary(self) -> str:
+        h = self.history
+        wall = float(h["wall_time"][-1]) if "wall_time" in h and len(h["wall_time"]) else float("nan")
+        return (f"{self.status}: {self.iterations} iterations, residual {self.final_residual:.3e}, "
+                f"mass error {self.mass_error():.2e}, wall time {wall:.3f} s")
+
+    def save(self, path) -> None:
+        """Write a self-describing HDF5 file (see ``mfg_pde.io``)."""
+        from .io import save_result
+
+        save_result(self, path)
