@@ -440,3 +440,16 @@ def fp_residual(m, u, drift, has_drift, ndim, nu, dt, h, periodic, out_norms):
                 smax = abs(mf[j])
         out_norms[n, 0] = rmax
         out_norms[n, 1] = smax
+
+
+@njit(cache=True)
+def axis_coefficients(g, drift_k, has_drift, axis, nu, dt, h, periodic, lo, di, up):
+    """Rows of M_k(g) at every node: lo, di, up shaped like g (for assembly and tests)."""
+    A, n, B = _split(g.shape, axis)
+    g3 = g.reshape((A, n, B))
+    d3 = drift_k.reshape((A, n, B)) if has_drift else g3
+    lo3 = lo.reshape((A, n, B))
+    di3 = di.reshape((A, n, B))
+    up3 = up.reshape((A, n, B))
+    for a in range(A):
+        line_coefficients(g3, d3, has_drift, a, nu, dt, h, periodic, lo3[a], di3[a], up3[a])

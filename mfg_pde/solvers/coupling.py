@@ -1,0 +1,243 @@
+"""Coupling iterations: find m with  m = Phi(m) := FP(HJB(m)).
+
+Methods (``solve(problem, method=...)``):
+
+* ``"picard"``          damped fixed point  m_{k+1} = (1 - theta) m_k + theta Phi(m_k)  (theta = damping).
+* ``"fictitious-play"`` theta_k = 1/(k+1): m_{k+1} is the running average of best responses.
+* ``"anderson"``        Anderson acceleration (depth M) on the damped Picard map, safeguarded: a
+                        mixed density with negative values, or a residual that grew, falls back
+                        to the plain damped step and restarts the history.
+
+Iterates are the density on time levels 1..Nt (m^0 = m0 is fixed).  Every iteration records
+
+    residual      ||Phi(m_k) - m_k||_1 / ||m_k||_1                (the stopping test, relative)
+    hjb_residual  relative residual of the discrete HJB for the candidate pair (u_k, Phi(m_k))
+    fp_residual   relative residual of the discrete FP for that pair (round-off: FP is solved exactly)
+    change_m      ||m_{k+1} - m_k||_1 / ||m_k||_1                 (size of the step taken)
+    mass_error    max_n |mass(Phi(m_k)^n) - mass(m0)|
+    newton_max    largest number of Newton/policy iterations in one HJB step
+    wall_time     seconds since the start of ``solve``
+
+The returned pair is the last candidate (u_k, Phi(m_k)); ``converged`` is True only when
+``residual <= tol``.  A non-finite value or a blow-up of the residual stops the loop with a
+``diverged`` status; the history is kept in every case.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import numpy as np
+
+from ..result import MFGResult
+from .fp import fp_residual, solve_fp
+from .hjb import hjb_residual, solve_hjb
+
+METHODS = ("picard", "fictitious-play", "anderson")
+_ALIASES = {"fp": "fictitious-play", "fictitious": "fictitious-play", "fictitious_play": "fictitious-play",
+            "damped": "picard", "fixed-point": "picard", "auto": "anderson"}
+HISTORY_KEYS = ("residual", "hjb_residual", "fp_residual", "change_m", "mass_error", "newton_max",
+                "damping", "wall_time")
+
+
+class _Progress:
+    def __init__(self, enabled: bool, stream=None, every: float = 0.25):
+        self.enabled = enabled
+        self.stream = stream or sys.stderr
+        self.every = every
+        self.last = -np.inf
+        self.header = False
+
+    def __call__(self, k, rec, force=False):
+        if not self.enabled:
+            return
+        now = rec["wall_time"]
+        if not force and now - self.last < self.every and k > 3:
+            return
+        if not self.header:
+            print(f"{'iter':>5} {'residual':>10} {'hjb_res':>10} {'change_m':>10} {'mass_err':>9} "
+                  f"{'newton':>6} {'elapsed':>9}", file=self.stream)
+            self.header = True
+        print(f"{k:5d} {rec['residual']:10.3e} {rec['hjb_residual']:10.3e} {rec['change_m']:10.3e} "
+              f"{rec['mass_error']:9.1e} {int(rec['newton_max']):6d} {now:8.2f}s", file=self.stream, flush=True)
+        self.last = now
+
+
+class _Anderson:
+    """Type-II Anderson mixing on x -> x + theta g(x), g = Phi(x) - x, with a depth-M memory."""
+
+    def __init__(self, depth: int, theta: float):
+        self.depth = depth
+        self.theta = theta
+        self.x_prev = None
+        self.g_prev = None
+        self.dX = []
+        self.dG = []
+
+    def reset(self):
+        self.x_prev = self.g_prev = None
+        self.dX, self.dG = [], []
+
+    def step(self, x, g):
+        if self.x_prev is not None:
+            self.dX.append(x - self.x_prev)
+            self.dG.append(g - self.g_prev)
+            if len(self.dX) > self.depth:
+                self.dX.pop(0)
+                self.dG.pop(0)
+        self.x_prev, self.g_prev = x.copy(), g.copy()
+        x_new = x + self.theta * g
+        if not self.dG:
+            return x_new
+        G = np.stack(self.dG)
+        gram = G @ G.T
+        rhs = G @ g
+        reg = 1e-12 * np.trace(gram) / len(gram)
+        try:
+            gamma = np.linalg.solve(gram + reg * np.eye(len(gram)), rhs)
+        except np.linalg.LinAlgError:
+            return x_new
+        for dx, dg, c in zip(self.dX, self.dG, gamma):
+            x_new -= c * (dx + self.theta * dg)
+        return x_new
+
+
+def _method_name(method: str) -> str:
+    key = str(method).strip().lower()
+    key = _ALIASES.get(key, key)
+    if key not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    return key
+
+
+def solve(problem, method: str = "anderson", tol: float = 1e-8, max_iter: int = 300, damping: float | None = None,
+          anderson_depth: int = 5, newton_tol: float = 1e-12, newton_maxit: int = 50, m_init=None,
+          progress: bool = False, callback=None, divergence_factor: float = 1e4) -> MFGResult:
+    """Solve the MFG ``problem`` by a coupling iteration; see the module docstring.
+
+    Parameters
+    ----------
+    method : "picard", "fictitious-play" or "anderson".
+    tol : relative tolerance on ||Phi(m) - m||_1 / ||m||_1.
+    max_iter : iteration cap.
+    damping : theta in (0, 1]; default 0.5 for picard, 1.0 for anderson (ignored by fictitious play).
+    anderson_depth : memory of Anderson mixing.
+    newton_tol, newton_maxit : relative tolerance and cap of the per-step Newton iterations.
+    m_init : initial guess for m on all levels, (Nt+1, *grid); default m0 frozen in time.
+    progress : print one line per iteration (throttled) to stderr.
+    callback : called as callback(k, record) after each iteration; return True to stop.
+    """
+    method = _method_name(method)
+    if not (np.isfinite(tol) and tol > 0):
+        raise ValueError(f"tol = {tol}: must be > 0")
+    if int(max_iter) < 1:
+        raise ValueError(f"max_iter = {max_iter}: must be >= 1")
+    if damping is None:
+        damping = 0.5 if method == "picard" else 1.0
+    if not 0 < damping <= 1:
+        raise ValueError(f"damping = {damping}: must be in (0, 1]")
+    if method == "anderson" and int(anderson_depth) < 1:
+        raise ValueError(f"anderson_depth = {anderson_depth}: must be >= 1")
+
+    grid, Nt = problem.grid, problem.Nt
+    t_start = time.perf_counter()
+    if m_init is None:
+        m = np.broadcast_to(problem.m0, (Nt + 1,) + grid.shape).copy()
+    else:
+        m = grid.check_field(m_init, "m_init", (Nt + 1,)).copy()
+        m[0] = problem.m0
+    mass0 = float(grid.integrate(problem.m0))
+    options = {"method": method, "tol": tol, "max_iter": int(max_iter), "damping": damping,
+               "anderson_depth": int(anderson_depth), "newton_tol": newton_tol, "newton_maxit": newton_maxit}
+    history = {k: [] for k in HISTORY_KEYS}
+    report = _Progress(progress)
+    accel = _Anderson(int(anderson_depth), damping) if method == "anderson" else None
+
+    u_prev = None
+    u = m_hat = None
+    status, converged = "not converged", False
+    best = np.inf
+    k = 0
+    one_shot = not problem.is_coupled
+    for k in range(1, int(max_iter) + 1):
+        f = problem.running_cost(m)
+        uT = problem.terminal_values(m[Nt])
+        u, its = solve_hjb(problem, f, uT, guess=u_prev, tol=newton_tol, maxit=newton_maxit)
+        m_hat = solve_fp(problem, u)
+        if not (np.all(np.isfinite(u)) and np.all(np.isfinite(m_hat))):
+            status = f"diverged: non-finite values in u or m at iteration {k}"
+            _record(history, np.nan, np.nan, np.nan, np.nan, np.nan, its, np.nan, t_start)
+            break
+        norm_m = np.abs(m[1:]).sum()
+        g = m_hat[1:] - m[1:]
+        residual = float(np.abs(g).sum() / norm_m)
+        f_hat = problem.running_cost(m_hat) if problem.is_coupled else f
+        uT_hat = problem.terminal_values(m_hat[Nt]) if problem.is_coupled else uT
+        hjb_res = hjb_residual(problem, u, f_hat)
+        term_res = float(np.abs(u[Nt] - uT_hat).max() / max(np.abs(uT_hat).max(), 1e-300))
+        hjb_res = max(hjb_res, term_res) if problem.is_coupled else hjb_res
+        fp_res = fp_residual(problem, u, m_hat)
+        mass_err = float(np.abs(grid.integrate(m_hat) - mass0).max())
+
+        if one_shot or residual <= tol:
+            change = 0.0 if one_shot else residual
+            rec = _record(history, residual if not one_shot else 0.0, hjb_res, fp_res, change, mass_err, its,
+                          damping, t_start)
+            report(k, rec, force=True)
+            status, converged = "converged", True
+            break
+
+        # next iterate
+        if method == "picard":
+            theta = damping
+            m_next = m[1:] + theta * g
+        elif method == "fictitious-play":
+            theta = 1.0 / (k + 1)
+            m_next = m[1:] + theta * g
+        else:
+            theta = damping
+            if residual > best * 1.5:  # safeguard: restart the memory when the residual grew
+                accel.reset()
+            m_next = accel.step(m[1:].reshape(-1), g.reshape(-1)).reshape(g.shape)
+            if m_next.min() < -1e-12 * m_hat.max():
+                accel.reset()
+                m_next = m[1:] + theta * g
+        change = float(np.abs(m_next - m[1:]).sum() / norm_m)
+        rec = _record(history, residual, hjb_res, fp_res, change, mass_err, its, theta, t_start)
+        report(k, rec)
+        best = min(best, residual)
+        if residual > divergence_factor * best and k > 5:
+            status = f"diverged: residual grew from {best:.3e} to {residual:.3e} at iteration {k}"
+            break
+        if callback is not None and callback(k, rec):
+            status = f"stopped by callback at iteration {k}"
+            break
+        m[1:] = m_next
+        u_prev = u
+    else:
+        status = (f"not converged: max_iter = {max_iter} reached with residual "
+                  f"{history['residual'][-1]:.3e} > tol {tol:.1e}")
+    if not converged and history["residual"]:
+        report(k, {key: v[-1] for key, v in history.items()}, force=True)
+    hist = {key: np.asarray(v, dtype=float) for key, v in history.items()}
+    hist["iteration"] = np.arange(1, len(hist["residual"]) + 1, dtype=float)
+    u_out = u if u is not None else np.full((Nt + 1,) + grid.shape, np.nan)
+    m_out = m_hat if m_hat is not None else m
+    result = MFGResult(grid=grid, t=problem.t, u=u_out, m=m_out, converged=converged, status=status,
+                       iterations=len(hist["residual"]), history=hist, params=problem.describe(),
+                       solver=options)
+    if progress:
+        print(result.summary(), file=sys.stderr, flush=True)
+    return result
+
+
+def _record(history, residual, hjb_res, fp_res, change, mass_err, its, theta, t_start):
+    its = np.asarray(its)
+    newton = float(np.abs(its).max()) if its.size else 0.0
+    vals = {"residual": residual, "hjb_residual": hjb_res, "fp_residual": fp_res, "change_m": change,
+            "mass_error": mass_err, "newton_max": newton, "damping": theta,
+            "wall_time": time.perf_counter() - t_start}
+    for key, v in vals.items():
+        history[key].append(float(v))
+    return vals
