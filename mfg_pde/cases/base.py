@@ -67,10 +67,13 @@ class Check:
     error: float
     tol: float
     note: str = ""
+    at_least: bool = False  # True for an observed order, which must reach tol from above
 
     @property
     def passed(self) -> bool:
-        return bool(np.isfinite(self.error) and self.error <= self.tol)
+        if not np.isfinite(self.error):
+            return False
+        return bool(self.error >= self.tol) if self.at_least else bool(self.error <= self.tol)
 
 
 @dataclass
@@ -116,8 +119,43 @@ class Case:
     def build(self, p: dict):
         raise NotImplementedError
 
+    #: quantity -> allowed error at the default resolution (cases with an oracle)
+    tolerances: dict = {}
+    #: lowest acceptable observed order of convergence under refinement (first-order scheme)
+    min_order: float = 0.8
+
+    def errors(self, result, p: dict) -> dict:
+        """quantity -> error against the closed form (cases with an oracle)."""
+        return {}
+
     def checks(self, result, p: dict) -> list:
-        return []
+        return [Check(k, v, self.tolerances[k], "max over t") for k, v in self.errors(result, p).items()]
+
+    def refined(self, p: dict) -> dict:
+        """Parameters of the next finer grid (h and dt halved)."""
+        return {**p, "N": 2 * p["N"], "Nt": 2 * p["Nt"]}
+
+    def validate(self, overrides: dict | None = None, progress: bool = False) -> CaseRun:
+        """Solve at the default grid and at a twice finer one; checks are the default-grid errors
+        against their tolerances AND the observed order log2(e_coarse / e_fine) of each error."""
+        coarse = self.run(overrides, progress=progress)
+        if not self.has_oracle:
+            return coarse
+        fine_p = self.refined(coarse.params)
+        fine = self.run({k: fine_p[k] for k in ("N", "Nt")} | dict(overrides or {}) | {k: fine_p[k] for k in ("N", "Nt")},
+                        progress=progress)
+        e_c = self.errors(coarse.result, coarse.params)
+        e_f = self.errors(fine.result, fine.params)
+        checks = list(coarse.checks)
+        for q in e_c:
+            order = float(np.log2(e_c[q] / e_f[q])) if e_f[q] > 0 else float("nan")
+            checks.append(Check(f"{q}: observed order", order, self.min_order,
+                                f"errors {e_c[q]:.2e} -> {e_f[q]:.2e} (N, Nt doubled)", at_least=True))
+        ok_fine = fine.result.converged
+        run = CaseRun(self.name, coarse.params, coarse.result, checks, coarse.wall_time + fine.wall_time)
+        if not ok_fine:
+            run.checks.append(Check("refined solve converged", 1.0, 0.0, fine.result.status))
+        return run
 
     def run(self, overrides: dict | None = None, progress: bool = False, **solve_overrides) -> CaseRun:
         from ..solvers.coupling import solve

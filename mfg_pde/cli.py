@@ -1,0 +1,395 @@
+"""The ``mfg-pde`` command line.
+
+    mfg-pde cases                                   list the registered cases
+    mfg-pde run CASE [--set name=value ...] [--out FILE.h5] [--quiet]
+                     [--method NAME] [--tol X] [--max-iter N]
+    mfg-pde validate [--quiet] [--case NAME ...]     run the cases with closed forms, table of checks
+    mfg-pde info FILE.h5                            describe a saved result
+    mfg-pde plot FILE.h5 [--out FIG.png]            quick-look figure of a saved result
+    mfg-pde --version
+
+Exit status: 0 success; 1 a run did not converge or a check failed; 2 a usage error (unknown
+case / parameter, bad value, missing or foreign file), reported as one line on stderr starting
+with ``mfg-pde: error:``.  Set ``MFG_PDE_TRACEBACK=1`` to get the full traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import math
+import os
+import sys
+import time
+
+PROG = "mfg-pde"
+
+
+class UsageError(Exception):
+    """A user mistake: printed as one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, no usage dump, no SystemExit from deep inside argparse
+        raise UsageError(f"{message} (see `{PROG} --help`)")
+
+
+def _version() -> str:
+    try:
+        import mfg_pde
+
+        v = getattr(mfg_pde, "__version__", None)
+        if v:
+            return str(v)
+    except Exception:
+        pass
+    try:
+        from importlib.metadata import version
+
+        return version("mfg-pde")
+    except Exception:
+        return "0.1.0"
+
+
+class _VersionAction(argparse.Action):
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS,
+                 help="print the version and exit"):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"{PROG} {_version()}")
+        parser.exit(0)
+
+
+def _cases():
+    from . import cases
+
+    return cases
+
+
+def _fmt_num(v) -> str:
+    try:
+        v = float(v)
+    except (TypeError, ValueError):
+        return str(v)
+    if math.isnan(v):
+        return "nan"
+    if v == 0:
+        return "0"
+    if abs(v) >= 1e4 or abs(v) < 1e-3:
+        return f"{v:.3e}"
+    return f"{v:.4g}"
+
+
+def _fmt_value(v) -> str:
+    if isinstance(v, bool) or v is None or isinstance(v, str):
+        return str(v)
+    return str(v)
+
+
+def _fmt_tol(check) -> str:
+    """Tolerance column: 'tol' for an upper bound, '>= tol' for an observed order (at_least)."""
+    return (">= " if getattr(check, "at_least", False) else "") + _fmt_num(check.tol)
+
+
+def _table(rows, header) -> list:
+    rows = [[str(c) for c in r] for r in rows]
+    widths = [max(len(header[i]), *(len(r[i]) for r in rows)) if rows else len(header[i])
+              for i in range(len(header))]
+    line = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
+    return [line(header), line(["-" * w for w in widths])] + [line(r) for r in rows]
+
+
+def _parse_sets(items) -> dict:
+    out = {}
+    for item in items or ():
+        if "=" not in item:
+            raise UsageError(f"--set {item!r}: expected name=value (for example --set sigma=0.5); "
+                             f"`{PROG} cases -v` lists each case's parameters")
+        name, value = item.split("=", 1)
+        name = name.strip()
+        if not name:
+            raise UsageError(f"--set {item!r}: the parameter name before '=' is empty; "
+                             "write name=value")
+        out[name] = value.strip()
+    return out
+
+
+def _checks_ok(run) -> bool:
+    return bool(run.result.converged) and all(bool(c.passed) for c in run.checks)
+
+
+# ---------------------------------------------------------------------------------- commands
+def cmd_cases(args) -> int:
+    cases = _cases()
+    objs = [cases.get(n) for n in cases.names()]
+    width = max((len(c.name) for c in objs), default=0)
+    for c in objs:
+        desc = (c.description or "").strip().splitlines()
+        desc = desc[0] if desc else ""
+        mark = "  [oracle]" if c.has_oracle else ""
+        print(f"{c.name.ljust(width)}  {desc}{mark}".rstrip())
+        if args.verbose:
+            pw = max((len(p.name) for p in c.params), default=0)
+            for p in c.params:
+                extra = f" (one of: {', '.join(map(str, p.choices))})" if p.choices else ""
+                print(f"    {p.name.ljust(pw)}  = {p.default!r:<10}  {p.help}{extra}")
+    return 0
+
+
+def _solve_kwargs(args) -> dict:
+    kw = {}
+    if getattr(args, "method", None) is not None:
+        kw["method"] = args.method
+    if getattr(args, "tol", None) is not None:
+        if not (args.tol > 0 and math.isfinite(args.tol)):
+            raise UsageError(f"--tol {args.tol}: must be a positive number")
+        kw["tol"] = args.tol
+    if getattr(args, "max_iter", None) is not None:
+        if args.max_iter < 1:
+            raise UsageError(f"--max-iter {args.max_iter}: must be at least 1")
+        kw["max_iter"] = args.max_iter
+    return kw
+
+
+def cmd_run(args) -> int:
+    cases = _cases()
+    overrides = _parse_sets(args.set)
+    case = cases.get(args.case)          # CaseError -> exit 2
+    params = case.resolve(overrides)     # fail fast on unknown names / bad values
+    kw = _solve_kwargs(args)
+    if args.out is not None:
+        out_dir = os.path.dirname(os.path.abspath(args.out))
+        if not os.path.isdir(out_dir):
+            raise UsageError(f"--out {args.out}: directory {out_dir} does not exist")
+    if not args.quiet:
+        print(f"{PROG}: running {case.name} ...", file=sys.stderr)
+    with contextlib.redirect_stdout(sys.stderr):  # progress goes to stderr, stdout keeps the summary
+        run = case.run(overrides, progress=not args.quiet, **kw)
+    result = run.result
+
+    defaults = case.defaults()
+    changed = [f"{k}={_fmt_value(v)}" for k, v in params.items() if defaults.get(k) != v]
+    lines = [
+        ("case", case.name),
+        ("parameters", ", ".join(changed) if changed else "defaults"),
+        *([("solver", ", ".join(f"{k}={v}" for k, v in kw.items()))] if kw else []),
+        ("status", result.status),
+        ("converged", "yes" if result.converged else "no"),
+        ("iterations", str(result.iterations)),
+        ("residual", _fmt_num(result.final_residual)),
+        ("mass error", _fmt_num(result.mass_error())),
+        ("wall time", f"{run.wall_time:.3f} s"),
+    ]
+    w = max(len(k) for k, _ in lines)
+    for k, v in lines:
+        print(f"{k.ljust(w)}  {v}")
+    if run.checks:
+        print()
+        rows = [(c.quantity, _fmt_num(c.error), _fmt_tol(c), "PASS" if c.passed else "FAIL")
+                for c in run.checks]
+        for line in _table(rows, ("quantity", "error", "tol", "result")):
+            print(line)
+    if args.out is not None:
+        result.save(args.out)
+        print(f"\nwrote {args.out}")
+    ok = _checks_ok(run)
+    if not ok:
+        why = "did not converge" if not result.converged else "oracle check failed"
+        print(f"{PROG}: {case.name}: {why}", file=sys.stderr)
+    return 0 if ok else 1
+
+
+def cmd_validate(args) -> int:
+    cases = _cases()
+    if args.case:
+        selected = [cases.get(n) for n in dict.fromkeys(args.case)]   # unknown name -> exit 2
+    else:
+        selected = [c for c in cases.all_cases() if c.has_oracle]
+    if not selected:
+        raise UsageError("no cases with a closed-form oracle are registered")
+    rows, n_pass, n_fail = [], 0, 0
+    for case in selected:
+        if not args.quiet:
+            print(f"{PROG}: validating {case.name} ...", file=sys.stderr, flush=True)
+        t0 = time.perf_counter()
+        # Case.validate (when the case has one) adds a refinement study: the observed order of
+        # each error on a twice finer grid is checked too.
+        runner = getattr(case, "validate", None) or case.run
+        try:
+            with contextlib.redirect_stdout(sys.stderr):
+                run = runner({}, progress=False)
+        except Exception as exc:  # a crash is a failure of this case, not of the command
+            if os.environ.get("MFG_PDE_TRACEBACK"):
+                raise
+            msg = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+            rows.append((case.name, "run", "-", "-", f"FAIL ({exc.__class__.__name__}: {msg})"))
+            n_fail += 1
+            continue
+        if not run.result.converged:
+            rows.append((case.name, "converged", _fmt_num(run.result.final_residual), "-",
+                         f"FAIL ({run.result.status})"))
+            n_fail += 1
+        for c in run.checks:
+            ok = bool(c.passed)
+            rows.append((case.name, c.quantity, _fmt_num(c.error), _fmt_tol(c),
+                         "pass" if ok else "FAIL"))
+            n_pass += ok
+            n_fail += not ok
+        if run.result.converged and not run.checks:
+            rows.append((case.name, "converged", _fmt_num(run.result.final_residual), "-", "pass"))
+            n_pass += 1
+        if not args.quiet:
+            print(f"{PROG}:   {case.name} done in {time.perf_counter() - t0:.2f} s",
+                  file=sys.stderr, flush=True)
+    for line in _table(rows, ("case", "quantity", "error", "tol", "result")):
+        print(line)
+    print(f"{n_pass} passed, {n_fail} failed")
+    return 0 if n_fail == 0 else 1
+
+
+def cmd_info(args) -> int:
+    from .io import read_metadata
+
+    meta = read_metadata(args.file)
+    g = meta["grid"]
+    items = [
+        ("file", meta["path"]),
+        ("written by", f"mfg_pde {meta['mfg_pde_version']}" +
+         (f" on {meta['created']}" if meta["created"] else "")),
+        ("case", meta["case"] or "-"),
+        ("params", ", ".join(f"{k}={_fmt_value(v)}" for k, v in meta["params"].items()) or "-"),
+        ("solver", ", ".join(f"{k}={_fmt_value(v)}" for k, v in meta["solver"].items()) or "-"),
+        ("grid", f"shape {tuple(g.get('shape', ()))}, bounds "
+                 f"{[tuple(b) for b in g.get('bounds', [])]}, bc {tuple(g.get('bc', ()))}"),
+        ("status", meta["status"]),
+        ("converged", "yes" if meta["converged"] else "no"),
+        ("iterations", str(meta["iterations"])),
+    ]
+    w = max(len(k) for k, _ in items)
+    for k, v in items:
+        print(f"{k.ljust(w)}  {v}")
+    print("datasets:")
+    dw = max((len(n) for n in meta["datasets"]), default=0)
+    for name, shape in meta["datasets"].items():
+        print(f"  {name.ljust(dw)}  {shape}")
+    if meta["history"]:
+        print("history (final values):")
+        hw = max(len(n) for n in meta["history"])
+        for key, h in meta["history"].items():
+            last = h["last"]
+            val = _fmt_num(last) if isinstance(last, (int, float)) else str(last)
+            print(f"  {key.ljust(hw)}  {val}  ({h['length']} entries)")
+    return 0
+
+
+def _oracle_mean_for(result):
+    """The registered case's closed-form mean path, when it has one (else None)."""
+    if not result.case:
+        return None
+    try:
+        cases = _cases()
+        case = cases.get(result.case)
+    except Exception:
+        return None
+    if not hasattr(case, "oracle_mean"):
+        return None
+    try:
+        try:
+            params = case.resolve(result.params)
+        except Exception:
+            params = {**case.defaults(), **(result.params or {})}
+        return case.oracle_mean(params, result.t)
+    except Exception as exc:
+        print(f"{PROG}: note: no closed-form mean drawn ({exc.__class__.__name__}: {exc})",
+              file=sys.stderr)
+        return None
+
+
+def cmd_plot(args) -> int:
+    from .io import load
+    from .plotting import plot_result
+
+    result = load(args.file)
+    out = args.out
+    if out is None:
+        root, _ = os.path.splitext(args.file)
+        out = root + ".png"
+    out_dir = os.path.dirname(os.path.abspath(out))
+    if not os.path.isdir(out_dir):
+        raise UsageError(f"--out {out}: directory {out_dir} does not exist")
+    oracle = _oracle_mean_for(result)
+    plot_result(result, path=out, oracle_mean=oracle)
+    print(f"wrote {out}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog=PROG, description="Finite-difference mean-field-game solver, verified "
+                "against closed forms.")
+    p.add_argument("--version", action=_VersionAction)
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    s = sub.add_parser("cases", help="list the registered cases")
+    s.add_argument("--verbose", "-v", action="store_true", help="also list each case's parameters")
+    s.set_defaults(func=cmd_cases)
+
+    s = sub.add_parser("run", help="solve one case and compare with its closed form")
+    s.add_argument("case", metavar="CASE", help="case name (see `mfg-pde cases`)")
+    s.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                   help="override a case parameter (repeatable)")
+    s.add_argument("--out", metavar="FILE.h5", help="write the result to this HDF5 file")
+    s.add_argument("--quiet", "-q", action="store_true", help="no progress output")
+    s.add_argument("--method", metavar="NAME", help="solver coupling method")
+    s.add_argument("--tol", type=float, metavar="X", help="solver tolerance")
+    s.add_argument("--max-iter", type=int, metavar="N", dest="max_iter",
+                   help="maximum coupling iterations")
+    s.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("validate", help="run the cases with closed forms and tabulate the checks")
+    s.add_argument("--case", action="extend", nargs="+", default=[], metavar="NAME",
+                   help="only these cases (default: every case with an oracle)")
+    s.add_argument("--quiet", "-q", action="store_true", help="no per-case progress lines")
+    s.set_defaults(func=cmd_validate)
+
+    s = sub.add_parser("info", help="describe a saved result file")
+    s.add_argument("file", metavar="FILE.h5")
+    s.set_defaults(func=cmd_info)
+
+    s = sub.add_parser("plot", help="quick-look figure of a saved result file")
+    s.add_argument("file", metavar="FILE.h5")
+    s.add_argument("--out", metavar="FIG.png", help="figure file (default: FILE with .png suffix)")
+    s.set_defaults(func=cmd_plot)
+    return p
+
+
+def _one_line(exc) -> str:
+    text = str(exc).strip() or exc.__class__.__name__
+    return " ".join(text.split())
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    try:
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as exc:  # --help / --version
+            return exc.code if isinstance(exc.code, int) else 0
+        if getattr(args, "func", None) is None:
+            raise UsageError("a command is required: cases, run, validate, info or plot "
+                             f"(see `{PROG} --help`)")
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    except (UsageError, ValueError, TypeError, OSError, NotImplementedError) as exc:
+        # CaseError and ResultFileError are ValueErrors; OSError covers unwritable --out paths.
+        if os.environ.get("MFG_PDE_TRACEBACK"):
+            raise
+        print(f"{PROG}: error: {_one_line(exc)}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
