@@ -3,10 +3,13 @@
 import numpy as np
 import pytest
 import scipy.sparse.linalg as spla
+from scipy import sparse
 
 import mfg_pde as mp
 from mfg_pde.solvers.fp import fp_residual, solve_fp
 from mfg_pde.solvers.hjb import hjb_residual, solve_hjb
+from mfg_pde.solvers.kernels import axis_cost
+from mfg_pde.solvers.layout import as3, kernel_data
 from mfg_pde.solvers.matrices import step_factors, step_operator
 
 
@@ -32,41 +35,42 @@ CASES = [((40,), "reflecting"), ((40,), "periodic"), ((12, 9), "reflecting"), ((
 def test_fp_is_exact_transpose_of_hjb_operator(shape, bc):
     pb = _problem(shape, bc)
     f = pb.running_cost(None)
-    u, its = solve_hjb(pb, f, pb.terminal_values(None))
-    assert np.all(its > 0)
-    m = solve_fp(pb, u)
+    sol = solve_hjb(pb, f, pb.terminal_values(None))
+    u = sol.u
+    assert np.all(sol.newton > 0)
+    m = solve_fp(pb, sol)
+    kd = kernel_data(pb)
     for n in range(pb.Nt):
-        P = step_operator(pb, u[n], n)
+        P = step_operator(pb, u[n], n, sol.states[n])
         # FP step = solve with the transpose of the same assembled operator
         m_ref = spla.spsolve(P.T.tocsc(), m[n].ravel())
         np.testing.assert_allclose(m[n + 1].ravel(), m_ref, rtol=1e-10, atol=1e-13)
-        # HJB step: the policy-iteration fixed point satisfies P u^n = u^{n+1} + dt (f + c(u^n))
-        from mfg_pde.solvers.kernels import hamiltonian_cost
-        from mfg_pde.solvers.layout import as3, kernel_data
-        kd = kernel_data(pb)
-        c = np.empty(kd.shape3)
-        hamiltonian_cost(as3(u[n], 0, kd.shape3), kd.ndim, kd.h, kd.periodic, c)
-        rhs = u[n + 1].ravel() + pb.dt * (f[n].ravel() + c.ravel())
-        np.testing.assert_allclose(P @ u[n].ravel(), rhs, rtol=0, atol=1e-10 * np.abs(rhs).max())
-        # each factor is an M-matrix with unit row sums (=> mass conservation, positivity)
-        for M in step_factors(pb, u[n], n):
+        # HJB substeps: M_k(s_k) s_k = s_{k-1} + dt c_k(s_k), s_{-1} = u^{n+1} + dt f^n, s_{d-1} = u^n
+        mats = step_factors(pb, u[n], n, sol.states[n])
+        prev = u[n + 1].ravel() + pb.dt * f[n].ravel()
+        for k, M in enumerate(mats):
+            s_k = u[n] if k == pb.grid.ndim - 1 else sol.states[n, k].reshape(pb.grid.shape)
+            c = np.empty(kd.shape3)
+            axis_cost(as3(s_k, 0, kd.shape3), k, kd.h[k], kd.periodic[k], c)
+            rhs = prev + pb.dt * c.ravel()
+            np.testing.assert_allclose(M @ s_k.ravel(), rhs, rtol=0, atol=1e-10 * np.abs(rhs).max())
+            prev = s_k.ravel()
+            # each factor is an M-matrix with unit row sums (=> mass conservation, positivity)
             np.testing.assert_allclose(np.asarray(M.sum(axis=1)).ravel(), 1.0, atol=1e-13)
-            off = M - __import__("scipy.sparse").sparse.diags(M.diagonal())
+            off = (M - sparse.diags(M.diagonal())).tocsr()
             assert off.data.max(initial=0.0) <= 0.0
-    # discrete duality: sum m^{n+1} (P u^n) = sum m^n u^n for every n
-    for n in range(pb.Nt):
-        P = step_operator(pb, u[n], n)
-        assert abs(m[n + 1].ravel() @ (P @ u[n].ravel()) - m[n].ravel() @ u[n].ravel()) < 1e-12 * np.abs(u).max()
-    assert hjb_residual(pb, u, f) < 1e-12
-    assert fp_residual(pb, u, m) < 1e-12
+        # discrete duality: <m^{n+1}, P x> = <m^n, x> for any x
+        x = np.cos(np.arange(pb.grid.size))
+        assert abs(m[n + 1].ravel() @ (P @ x) - m[n].ravel() @ x) < 1e-12
+    assert hjb_residual(pb, sol, f) < 1e-12
+    assert fp_residual(pb, sol, m) < 1e-12
 
 
 @pytest.mark.parametrize("shape,bc", CASES)
 def test_mass_and_positivity_for_huge_dt(shape, bc):
     # dt far beyond any CFL limit: mass still exact, density still non-negative
     pb = _problem(shape, bc, Nt=2, T=50.0, sigma=0.3)
-    u, _ = solve_hjb(pb, pb.running_cost(None), pb.terminal_values(None))
-    m = solve_fp(pb, u)
+    m = solve_fp(pb, solve_hjb(pb, pb.running_cost(None), pb.terminal_values(None)))
     mass = pb.grid.integrate(m)
     np.testing.assert_allclose(mass, 1.0, atol=1e-13)
     assert m.min() >= 0.0
@@ -74,14 +78,20 @@ def test_mass_and_positivity_for_huge_dt(shape, bc):
 
 def test_newton_converges_quadratically_in_few_iterations():
     pb = _problem((200,), "reflecting", drift=False, Nt=50, T=1.0)
-    u, its = solve_hjb(pb, pb.running_cost(None), pb.terminal_values(None), tol=1e-13)
+    its = solve_hjb(pb, pb.running_cost(None), pb.terminal_values(None), tol=1e-13).newton
     assert np.all(its > 0) and its.max() <= 6
+
+
+@pytest.mark.parametrize("shape", [(30, 25), (8, 9, 10)])
+def test_newton_substeps_converge_fast_in_2d_3d(shape):
+    pb = _problem(shape, "reflecting", Nt=10, T=1.0)
+    its = solve_hjb(pb, pb.running_cost(None), pb.terminal_values(None), tol=1e-13).newton
+    assert np.all(its > 0) and its.max() <= 8
 
 
 def test_hjb_residual_detects_a_wrong_solution():
     pb = _problem((50,), "reflecting")
     f = pb.running_cost(None)
-    u, _ = solve_hjb(pb, f, pb.terminal_values(None))
-    u_bad = u.copy()
-    u_bad[2] += 1e-3
-    assert hjb_residual(pb, u_bad, f) > 1e-5
+    sol = solve_hjb(pb, f, pb.terminal_values(None))
+    sol.u[2] += 1e-3
+    assert hjb_residual(pb, sol, f) > 1e-5

@@ -5,8 +5,10 @@ Methods (``solve(problem, method=...)``):
 * ``"picard"``          damped fixed point  m_{k+1} = (1 - theta) m_k + theta Phi(m_k)  (theta = damping).
 * ``"fictitious-play"`` theta_k = 1/(k+1): m_{k+1} is the running average of best responses.
 * ``"anderson"``        Anderson acceleration (depth M) on the damped Picard map, safeguarded: a
-                        mixed density with negative values, or a residual that grew, falls back
-                        to the plain damped step and restarts the history.
+                        residual that grew by half over the best one restarts the memory and halves
+                        the mixing parameter theta (best-response maps of congestion games at small
+                        viscosity have eigenvalues below -1, where undamped steps oscillate); a
+                        mixed density with negative values falls back to the plain damped step.
 
 Iterates are the density on time levels 1..Nt (m^0 = m0 is fixed).  Every iteration records
 
@@ -18,8 +20,13 @@ Iterates are the density on time levels 1..Nt (m^0 = m0 is fixed).  Every iterat
     newton_max    largest number of Newton/policy iterations in one HJB step
     wall_time     seconds since the start of ``solve``
 
-The returned pair is the last candidate (u_k, Phi(m_k)); ``converged`` is True only when
-``residual <= tol``.  A non-finite value or a blow-up of the residual stops the loop with a
+Inexact Newton: the per-step HJB Newton solves of iteration k stop at the relative tolerance
+max(newton_tol, inner_factor * residual_{k-1}) -- tight solves are wasted while m is still far from
+the fixed point.  Convergence therefore requires BOTH ``residual <= tol`` and
+``hjb_residual <= tol`` for the returned pair, so the answer is certified on both equations.
+
+The returned pair is the last candidate (u_k, Phi(m_k)); ``converged`` is True only when both
+tests pass.  A non-finite value or a blow-up of the residual stops the loop with a
 ``diverged`` status; the history is kept in every case.
 """
 
@@ -112,7 +119,8 @@ def _method_name(method: str) -> str:
 
 
 def solve(problem, method: str = "anderson", tol: float = 1e-8, max_iter: int = 300, damping: float | None = None,
-          anderson_depth: int = 5, newton_tol: float = 1e-12, newton_maxit: int = 50, m_init=None,
+          anderson_depth: int = 5, newton_tol: float = 1e-12, newton_maxit: int = 50, inner_factor: float = 1e-2,
+          m_init=None,
           progress: bool = False, callback=None, divergence_factor: float = 1e4) -> MFGResult:
     """Solve the MFG ``problem`` by a coupling iteration; see the module docstring.
 
@@ -124,6 +132,7 @@ def solve(problem, method: str = "anderson", tol: float = 1e-8, max_iter: int = 
     damping : theta in (0, 1]; default 0.5 for picard, 1.0 for anderson (ignored by fictitious play).
     anderson_depth : memory of Anderson mixing.
     newton_tol, newton_maxit : relative tolerance and cap of the per-step Newton iterations.
+    inner_factor : inexact-Newton factor (inner tolerance = max(newton_tol, inner_factor * residual)).
     m_init : initial guess for m on all levels, (Nt+1, *grid); default m0 frozen in time.
     progress : print one line per iteration (throttled) to stderr.
     callback : called as callback(k, record) after each iteration; return True to stop.
@@ -149,22 +158,28 @@ def solve(problem, method: str = "anderson", tol: float = 1e-8, max_iter: int = 
         m[0] = problem.m0
     mass0 = float(grid.integrate(problem.m0))
     options = {"method": method, "tol": tol, "max_iter": int(max_iter), "damping": damping,
-               "anderson_depth": int(anderson_depth), "newton_tol": newton_tol, "newton_maxit": newton_maxit}
+               "anderson_depth": int(anderson_depth), "newton_tol": newton_tol, "newton_maxit": newton_maxit,
+               "inner_factor": inner_factor}
     history = {k: [] for k in HISTORY_KEYS}
     report = _Progress(progress)
     accel = _Anderson(int(anderson_depth), damping) if method == "anderson" else None
 
-    u_prev = None
+    sol_prev = None
+    sol = None
     u = m_hat = None
     status, converged = "not converged", False
     best = np.inf
+    last_residual = 1.0
+    tight = False
     k = 0
     one_shot = not problem.is_coupled
     for k in range(1, int(max_iter) + 1):
         f = problem.running_cost(m)
         uT = problem.terminal_values(m[Nt])
-        u, its = solve_hjb(problem, f, uT, guess=u_prev, tol=newton_tol, maxit=newton_maxit)
-        m_hat = solve_fp(problem, u)
+        inner_tol = newton_tol if tight else max(newton_tol, inner_factor * last_residual)
+        sol = solve_hjb(problem, f, uT, guess=sol_prev, tol=inner_tol, maxit=newton_maxit)
+        u, its = sol.u, sol.newton
+        m_hat = solve_fp(problem, sol)
         if not (np.all(np.isfinite(u)) and np.all(np.isfinite(m_hat))):
             status = f"diverged: non-finite values in u or m at iteration {k}"
             _record(history, np.nan, np.nan, np.nan, np.nan, np.nan, its, np.nan, t_start)
@@ -174,13 +189,13 @@ def solve(problem, method: str = "anderson", tol: float = 1e-8, max_iter: int = 
         residual = float(np.abs(g).sum() / norm_m)
         f_hat = problem.running_cost(m_hat) if problem.is_coupled else f
         uT_hat = problem.terminal_values(m_hat[Nt]) if problem.is_coupled else uT
-        hjb_res = hjb_residual(problem, u, f_hat)
-        term_res = float(np.abs(u[Nt] - uT_hat).max() / max(np.abs(uT_hat).max(), 1e-300))
-        hjb_res = max(hjb_res, term_res) if problem.is_coupled else hjb_res
-        fp_res = fp_residual(problem, u, m_hat)
+        hjb_res = hjb_residual(problem, sol, f_hat, uT_hat)
+        fp_res = fp_residual(problem, sol, m_hat)
         mass_err = float(np.abs(grid.integrate(m_hat) - mass0).max())
 
-        if one_shot or residual <= tol:
+        if residual <= tol and hjb_res > tol and not tight and not one_shot:
+            tight = True  # m has converged: one more pass with tight Newton solves to certify u
+        elif one_shot or (residual <= tol and hjb_res <= tol):
             change = 0.0 if one_shot else residual
             rec = _record(history, residual if not one_shot else 0.0, hjb_res, fp_res, change, mass_err, its,
                           damping, t_start)
@@ -196,9 +211,11 @@ def solve(problem, method: str = "anderson", tol: float = 1e-8, max_iter: int = 
             theta = 1.0 / (k + 1)
             m_next = m[1:] + theta * g
         else:
-            theta = damping
-            if residual > best * 1.5:  # safeguard: restart the memory when the residual grew
+            if residual > best * 1.5:  # safeguard: restart the memory with a smaller step
                 accel.reset()
+                accel.theta = max(accel.theta * 0.5, 0.05)
+                best = residual  # measure growth from the restart
+            theta = accel.theta
             m_next = accel.step(m[1:].reshape(-1), g.reshape(-1)).reshape(g.shape)
             if m_next.min() < -1e-12 * m_hat.max():
                 accel.reset()
@@ -207,6 +224,7 @@ def solve(problem, method: str = "anderson", tol: float = 1e-8, max_iter: int = 
         rec = _record(history, residual, hjb_res, fp_res, change, mass_err, its, theta, t_start)
         report(k, rec)
         best = min(best, residual)
+        last_residual = residual
         if residual > divergence_factor * best and k > 5:
             status = f"diverged: residual grew from {best:.3e} to {residual:.3e} at iteration {k}"
             break
@@ -214,10 +232,10 @@ def solve(problem, method: str = "anderson", tol: float = 1e-8, max_iter: int = 
             status = f"stopped by callback at iteration {k}"
             break
         m[1:] = m_next
-        u_prev = u
+        sol_prev = sol
     else:
         status = (f"not converged: max_iter = {max_iter} reached with residual "
-                  f"{history['residual'][-1]:.3e} > tol {tol:.1e}")
+                  f"{history['residual'][-1]:.3e}, hjb_residual {history['hjb_residual'][-1]:.3e} (tol {tol:.1e})")
     if not converged and history["residual"]:
         report(k, {key: v[-1] for key, v in history.items()}, force=True)
     hist = {key: np.asarray(v, dtype=float) for key, v in history.items()}
@@ -227,6 +245,8 @@ def solve(problem, method: str = "anderson", tol: float = 1e-8, max_iter: int = 
     result = MFGResult(grid=grid, t=problem.t, u=u_out, m=m_out, converged=converged, status=status,
                        iterations=len(hist["residual"]), history=hist, params=problem.describe(),
                        solver=options)
+    if sol is not None:
+        result.extras["hjb_solution"] = sol
     if progress:
         print(result.summary(), file=sys.stderr, flush=True)
     return result

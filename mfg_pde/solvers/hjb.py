@@ -1,11 +1,13 @@
-"""Backward HJB solve (implicit Euler, Engquist-Osher upwinding, Newton/policy iteration per step).
+"""Backward HJB solve (implicit Euler, Engquist-Osher upwinding, Newton per substep).
 
     -du/dt - nu Lap u + |grad u|^2/2 - b . grad u = f(x, t),   u(T) = u_T
 
-See ``kernels`` for the discrete equations.
+See ``kernels`` for the discrete equations (direction splitting in 2-D/3-D).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -13,10 +15,27 @@ from . import kernels
 from .layout import as3, kernel_data
 
 
-def solve_hjb(problem, f: np.ndarray, u_terminal: np.ndarray, guess: np.ndarray | None = None,
-              tol: float = 1e-12, maxit: int = 50):
-    """Return (u, its): u shaped (Nt+1, *grid) with u[Nt] = u_terminal; its[n] = Newton iterations
-    of step n (negative where the cap was hit).  f is the running cost per step, (Nt, *grid)."""
+@dataclass
+class HJBSolution:
+    """u (Nt+1, *grid); states (Nt, ndim-1, *grid): intermediate split states the FP needs;
+    newton (Nt,): Newton count of each step (negative where the cap was hit)."""
+
+    u: np.ndarray
+    states: np.ndarray
+    newton: np.ndarray
+
+
+def empty_states(problem) -> np.ndarray:
+    kd = kernel_data(problem)
+    return np.empty((problem.Nt, max(kd.ndim - 1, 0)) + kd.shape3)
+
+
+def solve_hjb(problem, f: np.ndarray, u_terminal: np.ndarray, guess: HJBSolution | None = None,
+              tol: float = 1e-12, maxit: int = 50) -> HJBSolution:
+    """Backward sweep with running cost f (Nt, *grid) per step and terminal values u_T.
+
+    ``guess`` (a previous solution, e.g. from the last coupling iteration) starts Newton; its
+    ``states`` array is reused (overwritten) in place."""
     kd = kernel_data(problem)
     Nt = problem.Nt
     grid = problem.grid
@@ -24,21 +43,31 @@ def solve_hjb(problem, f: np.ndarray, u_terminal: np.ndarray, guess: np.ndarray 
     u = np.empty((Nt + 1,) + grid.shape)
     u[Nt] = grid.check_field(u_terminal, "terminal values u_T")
     u3 = u.reshape((Nt + 1,) + kd.shape3)
-    use_guess = guess is not None
-    g3 = as3(guess, 1, kd.shape3) if use_guess else u3
+    if guess is not None:
+        states = guess.states
+        g3 = as3(guess.u, 1, kd.shape3)
+    else:
+        states = empty_states(problem)
+        g3 = u3
     its = np.zeros(Nt, dtype=np.int64)
-    kernels.hjb_sweep(u3, as3(f, 1, kd.shape3), kd.drift, kd.has_drift, kd.ndim, kd.nu, kd.dt, kd.h,
-                      kd.periodic, tol, maxit, g3, use_guess, its)
-    return u, its
+    kernels.hjb_sweep(u3, states, as3(f, 1, kd.shape3), kd.drift, kd.has_drift, kd.ndim, kd.nu, kd.dt, kd.h,
+                      kd.periodic, tol, maxit, g3, guess is not None, its)
+    return HJBSolution(u, states, its)
 
 
-def hjb_residual(problem, u: np.ndarray, f: np.ndarray) -> float:
-    """Relative residual of the discrete HJB: max_n |P(u^n) u^n - u^{n+1} - dt(f^n + c(u^n))|
-    divided by max_n |u^{n+1} + dt(f^n + c(u^n))|."""
+def hjb_residual(problem, sol: HJBSolution, f: np.ndarray, u_terminal: np.ndarray | None = None) -> float:
+    """Relative residual of the discrete HJB for the running cost f:
+    max over steps and substeps of |M_k(s_k) s_k - s_{k-1} - dt c_k(s_k)| divided by
+    max |s_{k-1} + dt c_k(s_k)|; with u_terminal, also |u[Nt] - u_T| / max|u_T|."""
     kd = kernel_data(problem)
     Nt = problem.Nt
     norms = np.zeros((Nt, 2))
-    kernels.hjb_residual(as3(u, 1, kd.shape3), as3(f, 1, kd.shape3), kd.drift, kd.has_drift, kd.ndim,
-                         kd.nu, kd.dt, kd.h, kd.periodic, norms)
+    kernels.hjb_residual(as3(sol.u, 1, kd.shape3), sol.states, as3(f, 1, kd.shape3), kd.drift, kd.has_drift,
+                         kd.ndim, kd.nu, kd.dt, kd.h, kd.periodic, norms)
     scale = norms[:, 1].max()
-    return float(norms[:, 0].max() / scale) if scale > 0 else float(norms[:, 0].max())
+    res = float(norms[:, 0].max() / scale) if scale > 0 else float(norms[:, 0].max())
+    if u_terminal is not None:
+        tscale = np.abs(u_terminal).max()
+        diff = np.abs(sol.u[Nt] - u_terminal).max()
+        res = max(res, float(diff / tscale) if tscale > 0 else float(diff))
+    return res

@@ -1,35 +1,41 @@
 """Numba kernels: upwind (Engquist-Osher) implicit operators, line solves, HJB and FP sweeps.
 
-Arrays are handled in a padded 3-D layout ``(n0, n1, n2)`` (trailing axes of size 1 in 1-D/2-D);
-a space-time field is ``(Nt+1, n0, n1, n2)``.  Along axis k a 3-D array is viewed as
-``(A, n, B)`` (A = product of the sizes before k, B = product after k), so one batched
-tridiagonal solver serves every axis: the inner loop runs over the contiguous index B.
+Arrays use a padded 3-D layout ``(n0, n1, n2)`` (trailing axes of size 1 in 1-D/2-D); a
+space-time field is ``(Nt+1, n0, n1, n2)``.  Along axis k a 3-D array is viewed as ``(A, n, B)``
+(A = product of the sizes before k, B = product after k): lines along a non-contiguous axis are
+solved batched over the contiguous index B; lines along the contiguous axis (B = 1) are solved
+one at a time by a two-ended Thomas elimination (two independent recurrences, twice the
+instruction-level parallelism of the textbook one-ended sweep).
 
-Discretisation (Achdou & Capuzzo-Dolcetta 2010, extended by per-axis upwinding of the drift).
-With D+u_i = (u_{i+1} - u_i)/h, D-u_i = (u_i - u_{i-1})/h and b = b+ - b- along axis k,
-the policy-dependent upwind coefficients are
+Discretisation (Achdou & Capuzzo-Dolcetta 2010, drift upwinded per axis).  Along axis k, with
+D+u_i = (u_{i+1} - u_i)/h, D-u_i = (u_i - u_{i-1})/h and the drift b = b+ - b-:
 
     Ap_i = min(D+u_i, 0) - b+_i   (<= 0),        Bm_i = max(D-u_i, 0) + b-_i   (>= 0),
+    (L_k u)_i = -nu (u_{i+1} - 2u_i + u_{i-1})/h^2 + Ap_i D+u_i + Bm_i D-u_i,
+    c_k(u)_i  = [min(D+u_i, 0)^2 + max(D-u_i, 0)^2] / 2     (Engquist-Osher |u_x|^2/2)
 
-and the per-axis operator  (L_k u)_i = -nu (D+ - D-)u_i / h + Ap_i D+u_i + Bm_i D-u_i  has rows
+so that L_k(u) u - c_k(u) = -nu D2 u + H_EO(D u) - b . D u.  M_k = I + dt L_k has rows
 
-    lower = -nu/h^2 - Bm_i/h,   upper = -nu/h^2 + Ap_i/h,   diag = -(lower + upper).
+    lower = dt(-nu/h^2 - Bm_i/h),   upper = dt(-nu/h^2 + Ap_i/h),   diag = 1 - lower - upper,
 
-The factor M_k = I + dt L_k is an M-matrix with unit row sums.  Reflecting walls use mirror
-ghosts (D-u_0 = D+u_{n-1} = 0, so lower_0 = upper_{n-1} = 0); periodic axes wrap (cyclic
-tridiagonal solve by Sherman-Morrison).
+an M-matrix with unit row sums.  Reflecting walls: mirror ghosts, lower_0 = upper_{n-1} = 0
+(zero total flux).  Periodic axes wrap (cyclic tridiagonal solve, Sherman-Morrison).
 
-HJB step n (implicit Euler, backward), with c(u) = sum_k [min(D+_k u,0)^2 + max(D-_k u,0)^2]/2:
+HJB step n (implicit Euler backward, direction splitting over axes k = 0..d-1):
 
-    M_0 M_1 M_2 (u^n) u^n = u^{n+1} + dt (f^n + c(u^n))
+    s_{-1} = u^{n+1} + dt f^n,    s_k  solves  M_k(s_k) s_k = s_{k-1} + dt c_k(s_k),    u^n = s_{d-1}
 
-solved by policy iteration (= Newton for the Engquist-Osher Hamiltonian; in 1-D exactly the
-implicit scheme  (u^n - u^{n+1})/dt - nu Lap_h u^n + H_EO(D u^n) - b . D u^n = f^n).
-In 2-D/3-D the product of factors is the Lie (direction) splitting of I + dt sum_k L_k.
+each substep by Newton's method (the Engquist-Osher Hamiltonian is C^1 and piecewise quadratic:
+Newton = policy iteration, quadratic convergence).  In 1-D this is exactly the implicit scheme
+(u^n - u^{n+1})/dt - nu D2 u^n + H_EO(D u^n) - b . D u^n = f^n.
 
-FP step n (forward), the exact transpose:   (M_0 M_1 M_2)(u^n)^T m^{n+1} = m^n,
-i.e. solve with M_2^T, then M_1^T, then M_0^T.  Mass is conserved to round-off and m >= 0 for
-any dt, and sum_i m^{n+1}_i (P u)_i = sum_i m^n_i u_i holds exactly (discrete duality).
+FP step n (forward), the exact transpose of the linearised HJB step:
+
+    m^{n+1} = M_0(s_0)^{-T} M_1(s_1)^{-T} ... M_{d-1}(s_{d-1})^{-T} m^n,
+
+so mass is conserved to round-off, m >= 0 for any dt, and the discrete duality
+sum m^{n+1} . delta u^n = sum m^n . delta u^{n+1}... holds exactly.  The intermediate states
+s_0..s_{d-2} of every step are stored by the HJB sweep (``states``) for the FP sweep.
 """
 
 from __future__ import annotations
@@ -37,10 +43,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-BC_PERIODIC = 1
 
-
-# ----------------------------------------------------------------------------- coefficients
+# ----------------------------------------------------------------------------- geometry
 @njit(cache=True, inline="always")
 def _split(shape3, axis):
     if axis == 0:
@@ -51,12 +55,17 @@ def _split(shape3, axis):
 
 
 @njit(cache=True)
-def line_coefficients(g3, drift_k, has_drift, a, nu, dt, h, periodic, lo, di, up):
-    """Fill lo, di, up (shape (n, B)) with the rows of M_k = I + dt L_k for outer index a.
+def _workspace(shape3):
+    """Scratch for the line solvers: 9 rows of the largest n*B over axes (= the grid size)."""
+    return np.empty((9, shape3[0] * shape3[1] * shape3[2]))
 
-    g3 and drift_k are (A, n, B) views of the policy state u and of the drift component b_k.
-    lower = dt(-nu/h^2 - Bm/h), upper = dt(-nu/h^2 + Ap/h), diag = 1 - lower - upper.
-    """
+
+# ----------------------------------------------------------------------------- coefficients
+@njit(cache=True)
+def line_coefficients(g3, drift_k, has_drift, a, nu, dt, h, periodic, lo, di, up):
+    """Fill lo, di, up (shape (n, B)) with the rows of M_k(g) for outer index a.
+
+    g3 and drift_k are (A, n, B) views of the state and of the drift component b_k."""
     n = g3.shape[1]
     B = g3.shape[2]
     inv_h = 1.0 / h
@@ -106,6 +115,112 @@ def line_coefficients(g3, drift_k, has_drift, a, nu, dt, h, periodic, lo, di, up
 
 
 @njit(cache=True)
+def _line_rows(g, d, has_drift, nu, dt, h, transpose, L, U, D):
+    """Rows (L, D, U) of M_k(g) -- or of M_k(g)^T -- for one contiguous reflecting line."""
+    n = g.shape[0]
+    inv_h = 1.0 / h
+    dif = nu * inv_h * inv_h
+    for i in range(n):
+        gi = g[i]
+        if i == n - 1:
+            upper = 0.0
+        else:
+            dp = (g[i + 1] - gi) * inv_h
+            ap = dp if dp < 0.0 else 0.0
+            if has_drift:
+                bk = d[i]
+                if bk > 0.0:
+                    ap -= bk
+            upper = dt * (-dif + ap * inv_h)
+        if i == 0:
+            lower = 0.0
+        else:
+            dm = (gi - g[i - 1]) * inv_h
+            bm = dm if dm > 0.0 else 0.0
+            if has_drift:
+                bk = d[i]
+                if bk < 0.0:
+                    bm -= bk
+            lower = dt * (-dif - bm * inv_h)
+        D[i] = 1.0 - lower - upper
+        if transpose:
+            # rows of M^T: lower^T_i = upper_{i-1}, upper^T_i = lower_{i+1}
+            if i + 1 < n:
+                L[i + 1] = upper
+            if i > 0:
+                U[i - 1] = lower
+        else:
+            L[i] = lower
+            U[i] = upper
+    if transpose:
+        L[0] = 0.0
+        U[n - 1] = 0.0
+
+
+@njit(cache=True)
+def _line_rows_cost(g, d, has_drift, nu, dt, h, L, U, D, src, rhs):
+    """Rows of M_k(g) on one contiguous reflecting line AND rhs = src + dt c_k(g) in the same pass."""
+    n = g.shape[0]
+    inv_h = 1.0 / h
+    dif = nu * inv_h * inv_h
+    for i in range(n):
+        gi = g[i]
+        cst = 0.0
+        if i == n - 1:
+            upper = 0.0
+        else:
+            dp = (g[i + 1] - gi) * inv_h
+            ap = 0.0
+            if dp < 0.0:
+                ap = dp
+                cst += dp * dp
+            if has_drift:
+                bk = d[i]
+                if bk > 0.0:
+                    ap -= bk
+            upper = dt * (-dif + ap * inv_h)
+        if i == 0:
+            lower = 0.0
+        else:
+            dm = (gi - g[i - 1]) * inv_h
+            bm = 0.0
+            if dm > 0.0:
+                bm = dm
+                cst += dm * dm
+            if has_drift:
+                bk = d[i]
+                if bk < 0.0:
+                    bm -= bk
+            lower = dt * (-dif - bm * inv_h)
+        L[i] = lower
+        U[i] = upper
+        D[i] = 1.0 - lower - upper
+        rhs[i] = src[i] + 0.5 * dt * cst
+
+
+@njit(cache=True)
+def _newton_line(s, src, d, has_drift, nu, dt, h, tol, maxit, L, U, D, r, x, c):
+    """Newton for one contiguous reflecting line:  M_k(s) s = src + dt c_k(s)  (s: guess in, solution out)."""
+    n = s.shape[0]
+    for it in range(1, maxit + 1):
+        _line_rows_cost(s, d, has_drift, nu, dt, h, L, U, D, src, r)
+        _two_ended_thomas(L, D, U, r, x, c)
+        delta = 0.0
+        scale = 0.0
+        for i in range(n):
+            v = x[i]
+            dd = abs(v - s[i])
+            if dd > delta:
+                delta = dd
+            if abs(v) > scale:
+                scale = abs(v)
+            s[i] = v
+        if delta <= tol * scale or delta == 0.0:
+            return it
+    return -maxit
+
+
+@njit(cache=True)
 def _transpose_lines(lo, di, up, lo_t, up_t, periodic):
     """Rows of M^T: lower^T_i = upper_{i-1}, upper^T_i = lower_{i+1} (wrapping if periodic)."""
     n = lo.shape[0]
@@ -128,11 +243,50 @@ def _transpose_lines(lo, di, up, lo_t, up_t, periodic):
 
 # ----------------------------------------------------------------------------- line solvers
 @njit(cache=True)
-def _thomas(lo, di, up, rhs, x, cp):
-    """Solve tridiagonal systems (one per column b) lo_i x_{i-1} + di_i x_i + up_i x_{i+1} = rhs_i.
+def _two_ended_thomas(L, D, U, r, x, c):
+    """Solve L_i x_{i-1} + D_i x_i + U_i x_{i+1} = r_i (L_0 = U_{n-1} = 0) by eliminating from both
+    ends at once ("burn at both ends"): two independent recurrences meet in the middle.
+    Stable for M-matrices and their transposes (all pivots are Schur complements of M-matrices)."""
+    n = D.shape[0]
+    ntop = (n + 1) // 2
+    nbot = n - ntop
+    # first rows of both chains
+    inv = 1.0 / D[0]
+    c[0] = U[0] * inv
+    x[0] = r[0] * inv
+    j = n - 1
+    inv = 1.0 / D[j]
+    c[j] = L[j] * inv
+    x[j] = r[j] * inv
+    for s in range(1, nbot):
+        i = s
+        inv = 1.0 / (D[i] - L[i] * c[i - 1])
+        c[i] = U[i] * inv
+        x[i] = (r[i] - L[i] * x[i - 1]) * inv
+        j = n - 1 - s
+        inv2 = 1.0 / (D[j] - U[j] * c[j + 1])
+        c[j] = L[j] * inv2
+        x[j] = (r[j] - U[j] * x[j + 1]) * inv2
+    if ntop > nbot:  # odd n: one more top row
+        i = ntop - 1
+        inv = 1.0 / (D[i] - L[i] * c[i - 1])
+        c[i] = U[i] * inv
+        x[i] = (r[i] - L[i] * x[i - 1]) * inv
+    k = ntop - 1
+    xk = (x[k] - c[k] * x[k + 1]) / (1.0 - c[k] * c[k + 1])
+    x[k] = xk
+    x[k + 1] = x[k + 1] - c[k + 1] * xk
+    for s in range(1, ntop):
+        i = k - s
+        x[i] = x[i] - c[i] * x[i + 1]
+        j = k + 1 + s
+        if j < n:
+            x[j] = x[j] - c[j] * x[j - 1]
 
-    lo[0] and up[n-1] are ignored.  Stable without pivoting for row- or column-diagonally
-    dominant matrices (all M_k and M_k^T here)."""
+
+@njit(cache=True)
+def _thomas(lo, di, up, rhs, x, cp):
+    """Batched Thomas: one tridiagonal system per column b (lo[0], up[n-1] ignored)."""
     n = di.shape[0]
     B = di.shape[1]
     for b in range(B):
@@ -152,7 +306,7 @@ def _thomas(lo, di, up, rhs, x, cp):
 @njit(cache=True)
 def _cyclic(lo, di, up, rhs, x, cp, di2, z, zr):
     """Cyclic tridiagonal solve (corners lo[0] at column n-1, up[n-1] at column 0) by
-    Sherman-Morrison on top of two Thomas solves."""
+    Sherman-Morrison on top of two batched Thomas solves."""
     n = di.shape[0]
     B = di.shape[1]
     for i in range(n):
@@ -176,54 +330,81 @@ def _cyclic(lo, di, up, rhs, x, cp, di2, z, zr):
 
 
 @njit(cache=True)
-def solve_axis(g, drift_k, has_drift, axis, nu, dt, h, periodic, transpose, rhs, out):
-    """out = M_k(g)^{-1} rhs (or M_k(g)^{-T} rhs if transpose), all arrays 3-D (n0, n1, n2)."""
+def solve_axis(g, drift_k, has_drift, axis, nu, dt, h, periodic, transpose, rhs, out, work):
+    """out = M_k(g)^{-1} rhs (or M_k(g)^{-T} rhs if transpose); arrays 3-D (n0, n1, n2)."""
     A, n, B = _split(g.shape, axis)
+    if B == 1 and not periodic:
+        g2 = g.reshape((A, n))
+        r2 = rhs.reshape((A, n))
+        o2 = out.reshape((A, n))
+        d2 = drift_k.reshape((A, n)) if has_drift else g2
+        L = work[0, :n]
+        U = work[1, :n]
+        D = work[2, :n]
+        c = work[3, :n]
+        for a in range(A):
+            _line_rows(g2[a], d2[a], has_drift, nu, dt, h, transpose, L, U, D)
+            _two_ended_thomas(L, D, U, r2[a], o2[a], c)
+        return
     g3 = g.reshape((A, n, B))
     r3 = rhs.reshape((A, n, B))
     o3 = out.reshape((A, n, B))
     d3 = drift_k.reshape((A, n, B)) if has_drift else g3
-    lo = np.empty((n, B))
-    di = np.empty((n, B))
-    up = np.empty((n, B))
-    cp = np.empty((n, B))
-    if transpose:
-        lo_t = np.empty((n, B))
-        up_t = np.empty((n, B))
-    else:
-        lo_t = lo
-        up_t = up
-    if periodic:
-        di2 = np.empty((n, B))
-        z = np.empty((n, B))
-        zr = np.empty((n, B))
-    else:
-        di2 = di
-        z = di
-        zr = di
+    nb = n * B
+    lo = work[0, :nb].reshape((n, B))
+    di = work[1, :nb].reshape((n, B))
+    up = work[2, :nb].reshape((n, B))
+    cp = work[3, :nb].reshape((n, B))
+    lo_t = work[4, :nb].reshape((n, B))
+    up_t = work[5, :nb].reshape((n, B))
+    di2 = work[6, :nb].reshape((n, B))
+    z = work[7, :nb].reshape((n, B))
+    zr = work[8, :nb].reshape((n, B))
     for a in range(A):
         line_coefficients(g3, d3, has_drift, a, nu, dt, h, periodic, lo, di, up)
         if transpose:
             _transpose_lines(lo, di, up, lo_t, up_t, periodic)
-        if periodic:
-            _cyclic(lo_t, di, up_t, r3[a], o3[a], cp, di2, z, zr)
+            if periodic:
+                _cyclic(lo_t, di, up_t, r3[a], o3[a], cp, di2, z, zr)
+            else:
+                _thomas(lo_t, di, up_t, r3[a], o3[a], cp)
+        elif periodic:
+            _cyclic(lo, di, up, r3[a], o3[a], cp, di2, z, zr)
         else:
-            _thomas(lo_t, di, up_t, r3[a], o3[a], cp)
+            _thomas(lo, di, up, r3[a], o3[a], cp)
 
 
 @njit(cache=True)
-def apply_axis(g, drift_k, has_drift, axis, nu, dt, h, periodic, transpose, x, out):
+def apply_axis(g, drift_k, has_drift, axis, nu, dt, h, periodic, transpose, x, out, work):
     """out = M_k(g) x (or M_k(g)^T x): the matrix-vector product used by residuals."""
     A, n, B = _split(g.shape, axis)
+    if B == 1 and not periodic:
+        g2 = g.reshape((A, n))
+        x2 = x.reshape((A, n))
+        o2 = out.reshape((A, n))
+        d2 = drift_k.reshape((A, n)) if has_drift else g2
+        L = work[0, :n]
+        U = work[1, :n]
+        D = work[2, :n]
+        for a in range(A):
+            _line_rows(g2[a], d2[a], has_drift, nu, dt, h, transpose, L, U, D)
+            xa = x2[a]
+            oa = o2[a]
+            oa[0] = D[0] * xa[0] + U[0] * xa[1]
+            for i in range(1, n - 1):
+                oa[i] = L[i] * xa[i - 1] + D[i] * xa[i] + U[i] * xa[i + 1]
+            oa[n - 1] = L[n - 1] * xa[n - 2] + D[n - 1] * xa[n - 1]
+        return
     g3 = g.reshape((A, n, B))
     x3 = x.reshape((A, n, B))
     o3 = out.reshape((A, n, B))
     d3 = drift_k.reshape((A, n, B)) if has_drift else g3
-    lo = np.empty((n, B))
-    di = np.empty((n, B))
-    up = np.empty((n, B))
-    lo_t = np.empty((n, B))
-    up_t = np.empty((n, B))
+    nb = n * B
+    lo = work[0, :nb].reshape((n, B))
+    di = work[1, :nb].reshape((n, B))
+    up = work[2, :nb].reshape((n, B))
+    lo_t = work[4, :nb].reshape((n, B))
+    up_t = work[5, :nb].reshape((n, B))
     for a in range(A):
         line_coefficients(g3, d3, has_drift, a, nu, dt, h, periodic, lo, di, up)
         if transpose:
@@ -234,199 +415,256 @@ def apply_axis(g, drift_k, has_drift, axis, nu, dt, h, periodic, transpose, x, o
         for i in range(n):
             im = i - 1 if i > 0 else n - 1
             ip = i + 1 if i < n - 1 else 0
+            has_lo = i > 0 or periodic
+            has_up = i < n - 1 or periodic
             for b in range(B):
                 s = di[i, b] * x3[a, i, b]
-                if i > 0 or periodic:
+                if has_lo:
                     s += lo_t[i, b] * x3[a, im, b]
-                if i < n - 1 or periodic:
+                if has_up:
                     s += up_t[i, b] * x3[a, ip, b]
                 o3[a, i, b] = s
 
 
 # ----------------------------------------------------------------------------- Hamiltonian cost
 @njit(cache=True)
-def hamiltonian_cost(g, ndim, h, periodic, out):
-    """out = c(g) = sum_k [min(D+_k g, 0)^2 + max(D-_k g, 0)^2] / 2 (Engquist-Osher, mirror walls)."""
-    n0, n1, n2 = g.shape
+def axis_cost(g, axis, h, periodic, out):
+    """out = c_k(g) = [min(D+_k g, 0)^2 + max(D-_k g, 0)^2] / 2 along one axis (mirror walls)."""
+    A, n, B = _split(g.shape, axis)
+    g3 = g.reshape((A, n, B))
+    o3 = out.reshape((A, n, B))
+    inv_h = 1.0 / h
+    for a in range(A):
+        for i in range(n):
+            ip = i + 1
+            im = i - 1
+            hi_ok = True
+            lo_ok = True
+            if ip == n:
+                if periodic:
+                    ip = 0
+                else:
+                    hi_ok = False
+            if im < 0:
+                if periodic:
+                    im = n - 1
+                else:
+                    lo_ok = False
+            for b in range(B):
+                gi = g3[a, i, b]
+                s = 0.0
+                if hi_ok:
+                    dp = (g3[a, ip, b] - gi) * inv_h
+                    if dp < 0.0:
+                        s += dp * dp
+                if lo_ok:
+                    dm = (gi - g3[a, im, b]) * inv_h
+                    if dm > 0.0:
+                        s += dm * dm
+                o3[a, i, b] = 0.5 * s
+
+
+@njit(cache=True)
+def hamiltonian_cost(g, ndim, h, periodic, out, tmp):
+    """out = c(g) = sum_k c_k(g) (the Engquist-Osher |grad g|^2 / 2)."""
     out[:, :, :] = 0.0
-    for axis in range(ndim):
-        A, n, B = _split(g.shape, axis)
-        g3 = g.reshape((A, n, B))
-        o3 = out.reshape((A, n, B))
-        inv_h = 1.0 / h[axis]
-        per = periodic[axis]
-        for a in range(A):
-            for i in range(n):
-                ip = i + 1
-                im = i - 1
-                hi_ok = True
-                lo_ok = True
-                if ip == n:
-                    if per:
-                        ip = 0
-                    else:
-                        hi_ok = False
-                if im < 0:
-                    if per:
-                        im = n - 1
-                    else:
-                        lo_ok = False
-                for b in range(B):
-                    gi = g3[a, i, b]
-                    s = 0.0
-                    if hi_ok:
-                        dp = (g3[a, ip, b] - gi) * inv_h
-                        if dp < 0.0:
-                            s += dp * dp
-                    if lo_ok:
-                        dm = (gi - g3[a, im, b]) * inv_h
-                        if dm > 0.0:
-                            s += dm * dm
-                    o3[a, i, b] += 0.5 * s
+    for k in range(ndim):
+        axis_cost(g, k, h[k], periodic[k], tmp)
+        out += tmp
 
 
 # ----------------------------------------------------------------------------- steps and sweeps
 @njit(cache=True)
-def hjb_step(u_next, f_n, drift_n, has_drift, ndim, nu, dt, h, periodic, g, tol, maxit, rhs, tmp, cost):
-    """One backward implicit step: policy iteration for u^n, starting from g (overwritten).
-
-    Solves  M_0 M_1 M_2 (g) g = u^{n+1} + dt (f^n + c(g)).  Returns the iteration count
-    (negative if maxit was reached without |change| <= tol * max|g|)."""
-    n_flat = g.size
-    gf = g.reshape(n_flat)
+def newton_axis(s, src, drift_k, has_drift, axis, nu, dt, h, periodic, tol, maxit, rhs, new, cost, work):
+    """Solve the 1-D implicit substep  M_k(s) s = src + dt c_k(s)  along one axis by Newton's method
+    (policy iteration), s holding the initial guess on entry and the solution on exit.
+    Returns the iteration count, negated if maxit was hit before |change| <= tol * max|s|."""
+    A, n, B = _split(s.shape, axis)
+    if B == 1 and not periodic:
+        s2 = s.reshape((A, n))
+        src2 = src.reshape((A, n))
+        d2 = drift_k.reshape((A, n)) if has_drift else s2
+        L = work[0, :n]
+        U = work[1, :n]
+        D = work[2, :n]
+        c = work[3, :n]
+        r = work[4, :n]
+        x = work[5, :n]
+        worst = 0
+        for a in range(A):
+            it = _newton_line(s2[a], src2[a], d2[a], has_drift, nu, dt, h, tol, maxit, L, U, D, r, x, c)
+            if it < 0:
+                worst = it if worst >= 0 or it < worst else worst
+            elif worst >= 0 and it > worst:
+                worst = it
+        return worst
+    n_flat = s.size
+    sf = s.reshape(n_flat)
+    rf = rhs.reshape(n_flat)
+    nf = new.reshape(n_flat)
+    cf = cost.reshape(n_flat)
+    srcf = src.reshape(n_flat)
     for it in range(1, maxit + 1):
-        hamiltonian_cost(g, ndim, h, periodic, cost)
-        rf = rhs.reshape(n_flat)
-        cf = cost.reshape(n_flat)
-        uf = u_next.reshape(n_flat)
-        ff = f_n.reshape(n_flat)
+        axis_cost(s, axis, h, periodic, cost)
         for j in range(n_flat):
-            rf[j] = uf[j] + dt * (ff[j] + cf[j])
-        src = rhs
-        dst = tmp
-        for k in range(ndim):
-            solve_axis(g, drift_n[k], has_drift, k, nu, dt, h[k], periodic[k], False, src, dst)
-            src, dst = dst, src
-        sf = src.reshape(n_flat)
+            rf[j] = srcf[j] + dt * cf[j]
+        solve_axis(s, drift_k, has_drift, axis, nu, dt, h, periodic, False, rhs, new, work)
         delta = 0.0
         scale = 0.0
         for j in range(n_flat):
-            d = abs(sf[j] - gf[j])
+            v = nf[j]
+            d = abs(v - sf[j])
             if d > delta:
                 delta = d
-            a = abs(sf[j])
-            if a > scale:
-                scale = a
-            gf[j] = sf[j]
+            if abs(v) > scale:
+                scale = abs(v)
+            sf[j] = v
         if delta <= tol * scale or delta == 0.0:
             return it
     return -maxit
 
 
 @njit(cache=True)
-def hjb_sweep(u, f, drift, has_drift, ndim, nu, dt, h, periodic, tol, maxit, guess, use_guess, its):
-    """Backward sweep: given u[Nt] (terminal values), fill u[Nt-1], ..., u[0].
+def hjb_step(u_next, f_n, drift_n, has_drift, ndim, nu, dt, h, periodic, g, states_n, tol, maxit,
+             w, rhs, new, cost, work):
+    """One backward step: s_{-1} = u^{n+1} + dt f^n; for k = 0..ndim-1 Newton-solve
+    M_k(s_k) s_k = s_{k-1} + dt c_k(s_k); the last state is u^n (written to g).
 
-    f[n] is the running cost of step n (t_n -> t_{n+1}); drift[n] (or drift[0] if static) the
-    drift of step n.  its[n] receives the policy-iteration count of step n."""
+    g holds the initial guess of the last state on entry; states_n[k] (k < ndim-1) hold the
+    guesses of the intermediate states on entry and the solved states on exit.
+    Returns the largest Newton count over the substeps (negative if a cap was hit)."""
+    n_flat = g.size
+    wf = w.reshape(n_flat)
+    uf = u_next.reshape(n_flat)
+    ff = f_n.reshape(n_flat)
+    for j in range(n_flat):
+        wf[j] = uf[j] + dt * ff[j]
+    worst = 0
+    src = w
+    for k in range(ndim):
+        s = g if k == ndim - 1 else states_n[k]
+        it = newton_axis(s, src, drift_n[k], has_drift, k, nu, dt, h[k], periodic[k], tol, maxit,
+                         rhs, new, cost, work)
+        if it < 0:
+            worst = it if worst >= 0 or it < worst else worst
+        elif worst >= 0 and it > worst:
+            worst = it
+        src = s
+    return worst
+
+
+@njit(cache=True)
+def hjb_sweep(u, states, f, drift, has_drift, ndim, nu, dt, h, periodic, tol, maxit, guess, use_guess, its):
+    """Backward sweep: given u[Nt], fill u[Nt-1..0] and the intermediate states[n, k] (k < ndim-1).
+
+    f[n] is the running cost of step n (t_n -> t_{n+1}); drift[n] (or drift[0] if static) its drift.
+    With use_guess, guess[n] (and the incoming states[n]) start Newton; otherwise u[n+1] does.
+    its[n] receives the Newton count of step n."""
     Nt = u.shape[0] - 1
     shape = u.shape[1:]
     g = np.empty(shape)
+    w = np.empty(shape)
     rhs = np.empty(shape)
-    tmp = np.empty(shape)
+    new = np.empty(shape)
     cost = np.empty(shape)
+    work = _workspace(shape)
     static = drift.shape[0] == 1
     for n in range(Nt - 1, -1, -1):
         if use_guess:
             g[:, :, :] = guess[n]
         else:
             g[:, :, :] = u[n + 1]
+            for k in range(ndim - 1):
+                states[n, k] = u[n + 1]
         dn = drift[0] if static else drift[n]
-        its[n] = hjb_step(u[n + 1], f[n], dn, has_drift, ndim, nu, dt, h, periodic, g, tol, maxit,
-                          rhs, tmp, cost)
+        its[n] = hjb_step(u[n + 1], f[n], dn, has_drift, ndim, nu, dt, h, periodic, g, states[n], tol, maxit,
+                          w, rhs, new, cost, work)
         u[n] = g
 
 
 @njit(cache=True)
-def fp_step(m_prev, u_n, drift_n, has_drift, ndim, nu, dt, h, periodic, out, tmp):
-    """One forward step: solve (M_0 M_1 M_2)(u^n)^T m^{n+1} = m^n into out."""
+def fp_step(m_prev, u_n, states_n, drift_n, has_drift, ndim, nu, dt, h, periodic, out, tmp, work):
+    """One forward step: m^{n+1} = M_0(s_0)^{-T} ... M_{d-1}(s_{d-1})^{-T} m^n  (s_{d-1} = u^n)."""
     src = m_prev
-    # apply M_{ndim-1}^{-T} first, M_0^{-T} last; alternate buffers so the last write lands in out
     bufs = (out, tmp) if ndim % 2 == 1 else (tmp, out)
     for j in range(ndim):
         k = ndim - 1 - j
+        s = u_n if k == ndim - 1 else states_n[k]
         dst = bufs[j % 2]
-        solve_axis(u_n, drift_n[k], has_drift, k, nu, dt, h[k], periodic[k], True, src, dst)
+        solve_axis(s, drift_n[k], has_drift, k, nu, dt, h[k], periodic[k], True, src, dst, work)
         src = dst
 
 
 @njit(cache=True)
-def fp_sweep(m, u, drift, has_drift, ndim, nu, dt, h, periodic):
-    """Forward sweep: given m[0], fill m[1..Nt] with the transposed HJB operators at u[0..Nt-1]."""
+def fp_sweep(m, u, states, drift, has_drift, ndim, nu, dt, h, periodic):
+    """Forward sweep: given m[0], fill m[1..Nt] with the transposed HJB steps."""
     Nt = m.shape[0] - 1
     tmp = np.empty(m.shape[1:])
+    work = _workspace(m.shape[1:])
     static = drift.shape[0] == 1
     for n in range(Nt):
         dn = drift[0] if static else drift[n]
-        fp_step(m[n], u[n], dn, has_drift, ndim, nu, dt, h, periodic, m[n + 1], tmp)
+        fp_step(m[n], u[n], states[n], dn, has_drift, ndim, nu, dt, h, periodic, m[n + 1], tmp, work)
 
 
 @njit(cache=True)
-def hjb_residual(u, f, drift, has_drift, ndim, nu, dt, h, periodic, out_norms):
-    """Residual of the discrete HJB at every step:  r^n = P(u^n) u^n - u^{n+1} - dt (f^n + c(u^n)).
-
-    out_norms[n, 0] = max|r^n|, out_norms[n, 1] = max|u^{n+1} + dt (f^n + c(u^n))| (its scale)."""
+def hjb_residual(u, states, f, drift, has_drift, ndim, nu, dt, h, periodic, out_norms):
+    """Residuals of the discrete HJB substeps:  r_k = M_k(s_k) s_k - s_{k-1} - dt c_k(s_k),
+    s_{-1} = u^{n+1} + dt f^n, s_{d-1} = u^n.  out_norms[n] = (max_k max|r_k|, max_k max|s_{k-1} + dt c_k|)."""
     Nt = u.shape[0] - 1
     shape = u.shape[1:]
     cost = np.empty(shape)
     a = np.empty(shape)
-    b = np.empty(shape)
+    w = np.empty(shape)
+    work = _workspace(shape)
     static = drift.shape[0] == 1
     for n in range(Nt):
         dn = drift[0] if static else drift[n]
-        g = u[n]
-        src = g
-        # P x = M_0 (M_1 (M_2 x)): apply the last factor first
-        bufs = (a, b)
-        for j in range(ndim):
-            k = ndim - 1 - j
-            dst = bufs[j % 2]
-            apply_axis(g, dn[k], has_drift, k, nu, dt, h[k], periodic[k], False, src, dst)
-            src = dst
-        hamiltonian_cost(g, ndim, h, periodic, cost)
-        sf = src.reshape(src.size)
-        uf = u[n + 1].reshape(src.size)
-        ff = f[n].reshape(src.size)
-        cf = cost.reshape(src.size)
+        wf = w.reshape(w.size)
+        uf = u[n + 1].reshape(w.size)
+        ff = f[n].reshape(w.size)
+        for j in range(w.size):
+            wf[j] = uf[j] + dt * ff[j]
         rmax = 0.0
         smax = 0.0
-        for j in range(src.size):
-            rhs = uf[j] + dt * (ff[j] + cf[j])
-            r = abs(sf[j] - rhs)
-            if r > rmax:
-                rmax = r
-            if abs(rhs) > smax:
-                smax = abs(rhs)
+        prev = w
+        for k in range(ndim):
+            s = u[n] if k == ndim - 1 else states[n, k]
+            apply_axis(s, dn[k], has_drift, k, nu, dt, h[k], periodic[k], False, s, a, work)
+            axis_cost(s, k, h[k], periodic[k], cost)
+            af = a.reshape(w.size)
+            cf = cost.reshape(w.size)
+            pf = prev.reshape(w.size)
+            for j in range(w.size):
+                rhs = pf[j] + dt * cf[j]
+                r = abs(af[j] - rhs)
+                if r > rmax:
+                    rmax = r
+                if abs(rhs) > smax:
+                    smax = abs(rhs)
+            prev = s
         out_norms[n, 0] = rmax
         out_norms[n, 1] = smax
 
 
 @njit(cache=True)
-def fp_residual(m, u, drift, has_drift, ndim, nu, dt, h, periodic, out_norms):
-    """Residual of the discrete FP:  r^n = P(u^n)^T m^{n+1} - m^n;  out_norms[n] = (max|r|, max|m^n|)."""
+def fp_residual(m, u, states, drift, has_drift, ndim, nu, dt, h, periodic, out_norms):
+    """Residual of the discrete FP:  r^n = M_{d-1}^T ... M_0^T m^{n+1} - m^n;
+    out_norms[n] = (max|r^n|, max|m^n|)."""
     Nt = m.shape[0] - 1
     shape = m.shape[1:]
     a = np.empty(shape)
     b = np.empty(shape)
+    work = _workspace(shape)
     static = drift.shape[0] == 1
     for n in range(Nt):
         dn = drift[0] if static else drift[n]
         src = m[n + 1]
-        # P^T = M_2^T M_1^T M_0^T: apply M_0^T first
         bufs = (a, b)
         for k in range(ndim):
+            s = u[n] if k == ndim - 1 else states[n, k]
             dst = bufs[k % 2]
-            apply_axis(u[n], dn[k], has_drift, k, nu, dt, h[k], periodic[k], True, src, dst)
+            apply_axis(s, dn[k], has_drift, k, nu, dt, h[k], periodic[k], True, src, dst, work)
             src = dst
         sf = src.reshape(src.size)
         mf = m[n].reshape(src.size)

@@ -1,8 +1,9 @@
 """Sparse assembly of the per-step operators (for tests, diagnostics and Newton solvers).
 
-For time step n and policy state u^n, ``step_factors`` returns the sparse matrices M_k = I + dt L_k
-(one per axis) whose product P = M_0 M_1 ... is the implicit HJB operator of the step:
-HJB solves P u^n = u^{n+1} + dt (f^n + c(u^n)) and FP solves P^T m^{n+1} = m^n.
+For time step n, ``step_factors`` returns the sparse matrices M_k = I + dt L_k(s_k), one per axis,
+each linearised at its split state (s_{d-1} = u^n, s_k = states[n, k] for k < d-1).  The HJB
+substeps solve M_k(s_k) s_k = s_{k-1} + dt c_k(s_k); the FP step is P^T m^{n+1} = m^n with
+P = M_0 M_1 ... M_{d-1}.
 """
 
 from __future__ import annotations
@@ -14,16 +15,20 @@ from . import kernels
 from .layout import as3, kernel_data
 
 
-def step_factors(problem, u_n: np.ndarray, n: int) -> list:
-    """Sparse M_k (flattened C-order index) of step n at policy state u_n."""
+def step_factors(problem, u_n: np.ndarray, n: int, states_n=None) -> list:
+    """Sparse M_k (flattened C-order index) of step n; states_n: the split states of the step
+    (HJBSolution.states[n]), needed in 2-D/3-D."""
     kd = kernel_data(problem)
     grid = problem.grid
-    g = as3(grid.check_field(u_n, "u_n"), 0, kd.shape3)
+    u3 = as3(grid.check_field(u_n, "u_n"), 0, kd.shape3)
+    if grid.ndim > 1 and states_n is None:
+        raise ValueError("step_factors needs the split states of the step in 2-D/3-D (HJBSolution.states[n])")
     dn = kd.drift[0] if kd.drift.shape[0] == 1 else kd.drift[n]
     size = grid.size
     idx = np.arange(size).reshape(grid.shape)
     mats = []
     for k in range(grid.ndim):
+        g = u3 if k == grid.ndim - 1 else np.ascontiguousarray(states_n[k])
         lo = np.empty(kd.shape3)
         di = np.empty(kd.shape3)
         up = np.empty(kd.shape3)
@@ -44,9 +49,9 @@ def step_factors(problem, u_n: np.ndarray, n: int) -> list:
     return mats
 
 
-def step_operator(problem, u_n: np.ndarray, n: int):
-    """P = M_0 M_1 ... (sparse) of step n."""
-    mats = step_factors(problem, u_n, n)
+def step_operator(problem, u_n: np.ndarray, n: int, states_n=None):
+    """P = M_0 M_1 ... M_{d-1} (sparse) of step n: the FP step solves P^T m^{n+1} = m^n."""
+    mats = step_factors(problem, u_n, n, states_n)
     P = mats[0]
     for M in mats[1:]:
         P = P @ M

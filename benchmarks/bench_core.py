@@ -1,0 +1,148 @@
+"""Speed of the core solver (issue: core HJB/FP + coupling loop).  Prints a table of measured
+figures with the target beside each.  Run:  python benchmarks/bench_core.py [--quick]
+
+Figures are wall-clock on this machine (the reference machine has 2 cores); compile time is
+measured separately from solve time (numba kernels are cached on disk after the first run).
+ns/node/it = solve time / (space-time nodes x coupled iterations).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+import mfg_pde as mp  # noqa: E402
+
+ROWS = []
+
+
+def row(name, figure, target, ok, detail=""):
+    ROWS.append((name, figure, target, "yes" if ok else "NO", detail))
+    print(f"  {name}: {figure}  (target {target})  {detail}", flush=True)
+
+
+def timed_solve(problem, **kw):
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    r = mp.solve(problem, **kw)
+    wall = time.perf_counter() - t0
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return r, wall, peak
+
+
+def congestion_1d(N=1000, Nt=1000, sigma=0.6, kappa=1.0):
+    """F = kappa m + V(x), V = cos(2 pi x) on [0, 1] reflecting, G = 0, m0 ~ N(0.5, 0.1^2)."""
+    grid = mp.Grid([(0.0, 1.0)], N)
+    return mp.MFGProblem(grid, 1.0, Nt, sigma, mp.gaussian(grid, 0.5, 0.1), coupling=mp.LocalPower(kappa),
+                         potential=lambda x, t: np.cos(2 * np.pi * x))
+
+
+def reference_1d():
+    """numerics.md's peer README problem: 51 x 20, [0,1], F = 0.1 m, sigma = 0.1, T = 1, u_T = 0,
+    m0 ~ exp(-5 (x - 0.5)^2), reflecting walls."""
+    grid = mp.Grid([(0.0, 1.0)], 51)
+    x = grid.axes[0]
+    m0 = mp.normalise(grid, np.exp(-5 * (x - 0.5) ** 2))
+    return mp.MFGProblem(grid, 1.0, 20, 0.1, m0, coupling=mp.LocalPower(0.1))
+
+
+def congestion_2d(N=201, Nt=200, sigma=0.6, kappa=1.0):
+    grid = mp.Grid([(0.0, 1.0), (0.0, 1.0)], N)
+    return mp.MFGProblem(grid, 1.0, Nt, sigma, mp.gaussian(grid, (0.5, 0.5), (0.12, 0.12)),
+                         coupling=mp.LocalPower(kappa),
+                         potential=lambda x, y, t: np.cos(2 * np.pi * x) * np.cos(2 * np.pi * y))
+
+
+def per_iteration(problem, iters=6):
+    """ns per space-time node per coupled iteration: damped Picard for a fixed count."""
+    r = mp.solve(problem, method="picard", tol=1e-300, max_iter=iters)
+    wall = r.history["wall_time"]
+    per_it = (wall[-1] - wall[0]) / (len(wall) - 1)  # drop the cold first sweep
+    nodes = problem.grid.size * (problem.Nt + 1)
+    return per_it / nodes * 1e9
+
+
+def import_time():
+    code = "import time; t = time.perf_counter(); import mfg_pde; print(time.perf_counter() - t)"
+    best = min(float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                    check=True).stdout) for _ in range(3))
+    return best
+
+
+def compile_time():
+    """First solve in a fresh process with an empty numba cache vs. with the warm cache."""
+    code = ("import time, numpy as np, mfg_pde as mp; g = mp.Grid([(0, 1)], 50); "
+            "p = mp.MFGProblem(g, 1.0, 20, 0.5, mp.gaussian(g, 0.5, 0.1), coupling=mp.LocalPower(1.0)); "
+            "t = time.perf_counter(); mp.solve(p); print(time.perf_counter() - t)")
+    with tempfile.TemporaryDirectory() as d:
+        env = dict(os.environ, NUMBA_CACHE_DIR=d)
+        cold = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                                    check=True).stdout)
+        warm = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                                    check=True).stdout)
+    return cold, warm
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--quick", action="store_true", help="skip the 2-D 201^2 x 200 run")
+    args = ap.parse_args(argv)
+
+    print("warming up (compiling or loading cached kernels) ...", flush=True)
+    mp.solve(congestion_1d(40, 20))
+    mp.solve(congestion_2d(20, 10))
+
+    print("1-D congestion 1000 x 1000, F = m + cos(2 pi x), sigma = 0.6, tol 1e-8")
+    pb = congestion_1d()
+    r, wall, peak = timed_solve(pb, tol=1e-8)
+    nodes = pb.grid.size * (pb.Nt + 1)
+    row("1-D 1000x1000 congestion solve", f"{wall:.3f} s, {r.iterations} it, {'converged' if r.converged else r.status}",
+        "< 1 s", r.converged and wall < 1.0,
+        f"{wall / nodes / r.iterations * 1e9:.1f} ns/node/it, peak {peak / 2**20:.0f} MiB, residual {r.final_residual:.1e}")
+
+    ns1 = per_iteration(congestion_1d())
+    row("per coupled iteration, 1-D (Picard)", f"{ns1:.1f} ns/node", "< 20 ns/node", ns1 < 20)
+    ns2 = per_iteration(congestion_2d(201, 50))
+    row("per coupled iteration, 2-D 201^2 (Picard)", f"{ns2:.1f} ns/node", "< 20 ns/node", ns2 < 20)
+
+    pb = reference_1d()
+    best = min(timed_solve(pb, tol=1e-6)[1] for _ in range(5))
+    r = mp.solve(pb, tol=1e-6)
+    row("reference 1-D 51x20 (numerics.md)", f"{best * 1e3:.1f} ms, {r.iterations} it, mass err {r.mass_error():.0e}",
+        "< 0.2 s (peer: no convergence in 217 s)", r.converged and best < 0.2)
+
+    if not args.quick:
+        print("2-D congestion 201 x 201 x 200 ...", flush=True)
+        pb = congestion_2d()
+        r, wall, peak = timed_solve(pb, tol=1e-8, progress=False)
+        nodes = pb.grid.size * (pb.Nt + 1)
+        row("2-D 201x201x200 congestion solve", f"{wall:.1f} s, {r.iterations} it, "
+            f"{'converged' if r.converged else r.status}", "< 60 s", r.converged and wall < 60,
+            f"{wall / nodes / r.iterations * 1e9:.1f} ns/node/it, peak {peak / 2**20:.0f} MiB")
+
+    t_imp = import_time()
+    row("import mfg_pde", f"{t_imp * 1e3:.0f} ms", "< 500 ms", t_imp < 0.5)
+    cold, warm = compile_time()
+    row("first solve, empty numba cache (compile)", f"{cold:.1f} s", "reported apart", True,
+        f"same solve with cached kernels: {warm:.2f} s (cache works: {warm < cold / 3})")
+    row("process peak RSS", f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB", "-", True)
+
+    print()
+    print(f"{'benchmark':<44} {'measured':<48} {'target':<40} {'met':<4} detail")
+    for name, fig, tgt, ok, detail in ROWS:
+        print(f"{name:<44} {fig:<48} {tgt:<40} {ok:<4} {detail}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
