@@ -1,0 +1,116 @@
+"""Coupling loop: methods, statuses, history, progress, bad options."""
+
+import numpy as np
+import pytest
+
+import mfg_pde as mp
+from mfg_pde.couplings import Coupling
+
+
+def lq_problem(N=80, beta=2.0):
+    grid = mp.Grid([(-4, 4)], N)
+    return mp.MFGProblem(grid, 1.0, N, 0.8, mp.gaussian(grid, -0.5, 0.5), coupling=mp.QuadraticInteraction(beta),
+                         terminal_cost=mp.QuadraticTerminalCost(1.0, 1.0))
+
+
+def congestion(N=80, sigma=0.6):
+    grid = mp.Grid([(0, 1)], N)
+    return mp.MFGProblem(grid, 1.0, N, sigma, mp.gaussian(grid, 0.5, 0.1), coupling=mp.LocalPower(1.0),
+                         potential=lambda x, t: np.cos(2 * np.pi * x))
+
+
+@pytest.mark.parametrize("method", ["picard", "anderson"])
+def test_methods_agree(method):
+    ref = mp.solve(lq_problem(), method="anderson", tol=1e-11)
+    r = mp.solve(lq_problem(), method=method, tol=1e-11)
+    assert r.converged and r.status == "converged"
+    np.testing.assert_allclose(r.m, ref.m, atol=1e-8)
+    np.testing.assert_allclose(r.u, ref.u, atol=1e-8)
+    assert r.history["hjb_residual"][-1] <= 1e-11
+    assert r.history["fp_residual"][-1] < 1e-13
+
+
+def test_history_records_every_iteration():
+    r = mp.solve(congestion(), method="anderson", tol=1e-9)
+    h = r.history
+    for key in ("residual", "hjb_residual", "fp_residual", "change_m", "mass_error", "newton_max", "wall_time",
+                "iteration"):
+        assert len(h[key]) == r.iterations, key
+    assert np.all(np.diff(h["wall_time"]) >= 0)
+    assert np.all(h["mass_error"] < 1e-12)
+    assert h["residual"][-1] <= 1e-9 < h["residual"][0]
+
+
+def test_fictitious_play_reports_non_convergence_honestly():
+    r = mp.solve(congestion(), method="fictitious-play", tol=1e-10, max_iter=15)
+    assert not r.converged
+    assert r.status.startswith("not converged: max_iter = 15")
+    assert r.iterations == 15 and len(r.history["residual"]) == 15
+    # damping 1/(k+1) is recorded
+    np.testing.assert_allclose(r.history["damping"][:3], [1 / 2, 1 / 3, 1 / 4])
+
+
+class Exploding(Coupling):
+    """A coupling that returns inf from the 3rd evaluation on (to test divergence handling)."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def field(self, grid, t, m):
+        self.calls += 1
+        return np.full(m.shape, np.inf if self.calls > 4 else 0.1)
+
+    def describe(self):
+        return {"type": "exploding"}
+
+
+def test_non_finite_values_stop_with_diverged_status_and_history():
+    pb = lq_problem()
+    pb.coupling = Exploding()
+    r = mp.solve(pb, method="picard", max_iter=50)
+    assert not r.converged and r.status.startswith("diverged: non-finite")
+    assert r.iterations >= 2 and np.isnan(r.history["residual"][-1])
+
+
+def test_uncoupled_problem_is_one_sweep():
+    pb = lq_problem(beta=0.0)
+    pb.coupling = None
+    r = mp.solve(pb)
+    assert r.converged and r.iterations == 1
+
+
+def test_progress_lines_and_quiet(capsys):
+    mp.solve(lq_problem(), progress=True)
+    err = capsys.readouterr().err
+    assert "iter" in err and "residual" in err and "converged" in err and "elapsed" in err
+    mp.solve(lq_problem(), progress=False)
+    out = capsys.readouterr()
+    assert out.err == "" and out.out == ""
+
+
+def test_callback_can_stop():
+    r = mp.solve(congestion(), callback=lambda k, rec: k >= 2, tol=1e-14)
+    assert r.status == "stopped by callback at iteration 2" and not r.converged
+
+
+@pytest.mark.parametrize("kw,word", [({"method": "newtonish"}, "method"), ({"damping": 0.0}, "damping"),
+                                     ({"damping": 1.5}, "damping"), ({"tol": -1.0}, "tol"),
+                                     ({"max_iter": 0}, "max_iter"), ({"anderson_depth": 0}, "anderson_depth")])
+def test_bad_options_name_the_parameter(kw, word):
+    with pytest.raises(ValueError, match=word):
+        mp.solve(lq_problem(), **kw)
+
+
+def test_m_init_shape_is_checked():
+    with pytest.raises(ValueError, match="m_init"):
+        mp.solve(lq_problem(), m_init=np.ones((3, 3)))
+
+
+def test_small_viscosity_congestion_converges_with_safeguarded_anderson():
+    # numerics.md's peer README problem: plain damped Picard cycles here (eigenvalue below -1)
+    grid = mp.Grid([(0.0, 1.0)], 51)
+    m0 = mp.normalise(grid, np.exp(-5 * (grid.axes[0] - 0.5) ** 2))
+    pb = mp.MFGProblem(grid, 1.0, 20, 0.1, m0, coupling=mp.LocalPower(0.1))
+    assert not mp.solve(pb, method="picard", damping=0.5, tol=1e-6, max_iter=60).converged
+    r = mp.solve(pb, method="anderson", tol=1e-8)
+    assert r.converged and r.mass_error() < 1e-13

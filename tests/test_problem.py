@@ -1,0 +1,130 @@
+"""Bad input gets a clear error naming the parameter; grids, densities, schedules, couplings."""
+
+import numpy as np
+import pytest
+
+import mfg_pde as mp
+from mfg_pde.schedules import FromCallable, PiecewiseConstant, as_schedule
+
+
+def grid1(N=50):
+    return mp.Grid([(-3, 3)], N)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(bounds=[(1, 0)], shape=10), "lo < hi"),
+    (dict(bounds=[(0, 1)], shape=2), "at least 3"),
+    (dict(bounds=[(0, 1), (0, 1)], shape=(10,)), "one cell count per axis"),
+    (dict(bounds=[(0, 1)], shape=10, bc="sticky"), "unknown boundary condition"),
+    (dict(bounds=[(0, 1)] * 4, shape=10), "1 to 3"),
+    (dict(bounds=[(0, np.inf)], shape=10), "finite"),
+])
+def test_grid_errors(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        mp.Grid(**kwargs)
+
+
+def test_absorbing_is_reserved():
+    with pytest.raises(NotImplementedError, match="absorbing"):
+        mp.Grid([(0, 1)], 10, "absorbing")
+
+
+def test_grid_geometry():
+    g = mp.Grid([(0, 1), (-1, 1)], (4, 8), ("periodic", "reflecting"))
+    assert g.spacing == (0.25, 0.25) and g.ndim == 2 and g.size == 32
+    np.testing.assert_allclose(g.axes[0], [0.125, 0.375, 0.625, 0.875])
+    assert g.integrate(np.ones(g.shape)) == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize("m0,match", [
+    (lambda g: -mp.gaussian(g, 0, 0.5), "negative"),
+    (lambda g: 2 * mp.gaussian(g, 0, 0.5), "integrates to 2"),
+    (lambda g: np.ones(7), "shape"),
+    (lambda g: np.full(g.shape, np.nan), "non-finite"),
+    (lambda g: np.zeros(g.shape), "zero mass"),
+])
+def test_bad_initial_density(m0, match):
+    g = grid1()
+    with pytest.raises(ValueError, match=match):
+        mp.MFGProblem(g, 1.0, 10, 0.5, m0(g))
+
+
+@pytest.mark.parametrize("kw,match", [
+    (dict(T=0.0), "T = 0.0"), (dict(T=-1.0), "horizon"), (dict(Nt=0), "Nt"), (dict(Nt=2.5), "Nt"),
+    (dict(sigma=-0.1), "sigma"), (dict(sigma=np.nan), "sigma"),
+])
+def test_bad_numbers(kw, match):
+    g = grid1()
+    args = dict(T=1.0, Nt=10, sigma=0.5, m0=mp.gaussian(g, 0, 0.5))
+    args.update(kw)
+    with pytest.raises(ValueError, match=match):
+        mp.MFGProblem(g, **args)
+
+
+def test_under_resolved_gaussian_is_rejected():
+    with pytest.raises(ValueError, match="under-resolved"):
+        mp.gaussian(grid1(10), 0.0, 0.1)
+
+
+def test_potential_and_terminal_shapes_are_checked():
+    g = grid1()
+    pb = mp.MFGProblem(g, 1.0, 10, 0.5, mp.gaussian(g, 0, 0.5), potential=np.ones(7))
+    with pytest.raises(ValueError, match="potential has shape"):
+        pb.potential_steps()
+    with pytest.raises(ValueError, match="terminal_cost"):
+        mp.MFGProblem(g, 1.0, 10, 0.5, mp.gaussian(g, 0, 0.5), terminal_cost=np.ones(3))
+
+
+def test_normalise_and_mixture():
+    g = grid1(200)
+    m = mp.gaussian_mixture(g, [3, 1], [-1, 1], [0.3, 0.5])
+    assert g.integrate(m) == pytest.approx(1.0, abs=1e-14)
+    assert g.mean(m)[0] == pytest.approx(-0.5, abs=1e-4)  # the 4-sd wall truncates the right component
+    with pytest.raises(ValueError, match="weights"):
+        mp.gaussian_mixture(g, [-1, 2], [0, 1], [0.3, 0.3])
+
+
+def test_schedules():
+    s = PiecewiseConstant.uniform(1.0, [3.0, 2.0, 1.0])
+    np.testing.assert_allclose(s(np.array([0.0, 0.2, 0.34, 0.7, 1.0])), [3, 3, 2, 1, 1])
+    assert as_schedule(2.5)(np.zeros(3)).tolist() == [2.5] * 3
+    assert isinstance(as_schedule(lambda t: t), FromCallable)
+    with pytest.raises(ValueError, match="breaks"):
+        PiecewiseConstant([0, 1], [1, 2])
+    with pytest.raises(ValueError, match="beta"):
+        as_schedule("abc", "beta")
+
+
+def test_quadratic_interaction_field():
+    g = grid1(100)
+    m = mp.gaussian(g, 0.7, 0.4)[None]
+    f = mp.QuadraticInteraction(3.0).field(g, np.array([0.0]), m)
+    np.testing.assert_allclose(f[0], 1.5 * (g.axes[0] - g.mean(m)[0, 0]) ** 2)
+
+
+@pytest.mark.parametrize("bc", ["reflecting", "periodic"])
+def test_kernel_interaction_matches_direct_sum(bc):
+    g = mp.Grid([(0, 1), (0, 2)], (12, 10), bc)
+    m = np.random.default_rng(0).random((2,) + g.shape)
+    W = lambda dx, dy: np.exp(-(dx ** 2 + dy ** 2) / 0.1)  # noqa: E731
+    f = mp.KernelInteraction(W).field(g, np.zeros(2), m)
+    X, Y = g.mesh()
+    L = np.array([1.0, 2.0])
+    ref = np.zeros_like(m)
+    for i in range(g.shape[0]):
+        for j in range(g.shape[1]):
+            dx, dy = X[i, j] - X, Y[i, j] - Y
+            if bc == "periodic":
+                dx = dx - L[0] * np.round(dx / L[0])
+                dy = dy - L[1] * np.round(dy / L[1])
+            ref[:, i, j] = (W(dx, dy) * m).sum(axis=(1, 2)) * g.cell_volume
+    np.testing.assert_allclose(f, ref, rtol=1e-10, atol=1e-12)
+
+
+def test_local_couplings():
+    g = grid1(20)
+    m = np.full((1,) + g.shape, 0.25)
+    np.testing.assert_allclose(mp.LocalPower(2.0, 2.0).field(g, None, m), 0.125)
+    np.testing.assert_allclose(mp.LocalLog(1.0).field(g, None, m), np.log(0.25))
+    f = (mp.LocalPower(1.0) + mp.LocalLog(2.0)).field(g, None, m)
+    np.testing.assert_allclose(f, 0.25 + 2 * np.log(0.25))
