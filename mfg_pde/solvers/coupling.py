@@ -72,41 +72,56 @@ class _Progress:
 
 
 class _Anderson:
-    """Type-II Anderson mixing on x -> x + theta g(x), g = Phi(x) - x, with a depth-M memory."""
+    """Type-II Anderson mixing on x -> x + theta g(x), g = Phi(x) - x, with a depth-M memory.
+
+    Differences dX, dG live in preallocated ring buffers and their Gram matrix is updated one row
+    per iteration, so a step costs a few BLAS matrix-vector products over the iterate."""
 
     def __init__(self, depth: int, theta: float):
         self.depth = depth
         self.theta = theta
-        self.x_prev = None
-        self.g_prev = None
-        self.dX = []
-        self.dG = []
+        self.reset()
 
     def reset(self):
-        self.x_prev = self.g_prev = None
-        self.dX, self.dG = [], []
+        self.count = 0
+        self.head = 0
+        self.have_prev = False
+
+    def _alloc(self, n):
+        if getattr(self, "DX", None) is None or self.DX.shape[1] != n:
+            self.DX = np.empty((self.depth, n))
+            self.DG = np.empty((self.depth, n))
+            self.gram = np.zeros((self.depth, self.depth))
+            self.x_prev = np.empty(n)
+            self.g_prev = np.empty(n)
 
     def step(self, x, g):
-        if self.x_prev is not None:
-            self.dX.append(x - self.x_prev)
-            self.dG.append(g - self.g_prev)
-            if len(self.dX) > self.depth:
-                self.dX.pop(0)
-                self.dG.pop(0)
-        self.x_prev, self.g_prev = x.copy(), g.copy()
+        self._alloc(x.size)
+        if self.have_prev:
+            j = self.head
+            np.subtract(x, self.x_prev, out=self.DX[j])
+            np.subtract(g, self.g_prev, out=self.DG[j])
+            self.count = min(self.count + 1, self.depth)
+            self.head = (self.head + 1) % self.depth
+            row = self.DG[: self.count] @ self.DG[j]
+            self.gram[j, : self.count] = row
+            self.gram[: self.count, j] = row
+        np.copyto(self.x_prev, x)
+        np.copyto(self.g_prev, g)
+        self.have_prev = True
         x_new = x + self.theta * g
-        if not self.dG:
+        c = self.count
+        if c == 0:
             return x_new
-        G = np.stack(self.dG)
-        gram = G @ G.T
-        rhs = G @ g
-        reg = 1e-12 * np.trace(gram) / len(gram)
+        gram = self.gram[:c, :c]
+        rhs = self.DG[:c] @ g
+        reg = 1e-12 * np.trace(gram) / c
         try:
-            gamma = np.linalg.solve(gram + reg * np.eye(len(gram)), rhs)
+            gamma = np.linalg.solve(gram + reg * np.eye(c), rhs)
         except np.linalg.LinAlgError:
             return x_new
-        for dx, dg, c in zip(self.dX, self.dG, gamma):
-            x_new -= c * (dx + self.theta * dg)
+        x_new -= self.DX[:c].T @ gamma
+        x_new -= self.theta * (self.DG[:c].T @ gamma)
         return x_new
 
 
