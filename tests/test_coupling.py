@@ -114,3 +114,39 @@ def test_small_viscosity_congestion_converges_with_safeguarded_anderson():
     assert not mp.solve(pb, method="picard", damping=0.5, tol=1e-6, max_iter=60).converged
     r = mp.solve(pb, method="anderson", tol=1e-8)
     assert r.converged and r.mass_error() < 1e-13
+
+
+def test_terminal_cost_depending_on_m_T():
+    """G(x, m_T) = q/2 (x - mean(m_T) - 1)^2: the target sits one unit beyond the final crowd mean.
+    With b = V = F = 0 each agent takes c = mean_T + 1 as given, so mean_t = mean0 + v t with
+    v = q (c - mean0)/(1 + q T) and mean_T = mean0 + v T, i.e. v = q.  Error and order asserted."""
+    errs = []
+    for N in (100, 200):
+        grid = mp.Grid([(-5, 5)], N)
+
+        def G(x, mT, grid=grid):
+            mu = grid.integrate(mT * x) / grid.integrate(mT)
+            return 0.5 * 2.0 * (x - mu - 1.0) ** 2
+
+        pb = mp.MFGProblem(grid, 1.0, N, 0.6, mp.gaussian(grid, -0.5, 0.5),
+                           terminal_cost=mp.TerminalCost(G, depends_on_m=True))
+        assert pb.is_coupled
+        r = mp.solve(pb, tol=1e-10)
+        assert r.converged and r.iterations > 1
+        errs.append(np.max(np.abs(r.mean()[:, 0] - (-0.5 + 2.0 * pb.t))))
+    assert errs[-1] < 0.05
+    assert 0.85 < np.log2(errs[0] / errs[1]) < 1.2
+
+
+def test_callable_drift_and_guidance_paths():
+    """A time-dependent callable drift b = -kappa x and a callable guidance centre reproduce the
+    LinearDrift / constant-centre results exactly."""
+    grid = mp.Grid([(-4, 4)], 80)
+    m0 = mp.gaussian(grid, 0.5, 0.5)
+    common = dict(terminal_cost=mp.QuadraticTerminalCost(1.0, 0.0))
+    a = mp.solve(mp.MFGProblem(grid, 1.0, 40, 0.7, m0, drift=mp.LinearDrift(0.8),
+                               coupling=mp.FixedGuidance(2.0, 0.3), **common))
+    b = mp.solve(mp.MFGProblem(grid, 1.0, 40, 0.7, m0, drift=lambda x, t: -0.8 * x,
+                               coupling=mp.FixedGuidance(2.0, lambda t: np.full_like(t, 0.3)), **common))
+    np.testing.assert_allclose(a.m, b.m, atol=1e-12)
+    np.testing.assert_allclose(a.u, b.u, atol=1e-12)
