@@ -17,14 +17,14 @@ from .densities import gaussian, gaussian_mixture, normalise, check_density  # n
 from .couplings import (  # noqa: E402
     Coupling, FixedGuidance, KernelInteraction, LocalLog, LocalPower, QuadraticInteraction,
 )
-from .problem import Drift, LinearDrift, MFGProblem, QuadraticTerminalCost, TerminalCost  # noqa: E402
+from .problem import Drift, LinearDrift, MFGProblem, PlanningProblem, QuadraticTerminalCost, TerminalCost  # noqa: E402
 from .result import MFGResult  # noqa: E402
 
 __all__ = [
     "Grid", "Constant", "PiecewiseConstant", "as_schedule", "gaussian", "gaussian_mixture", "normalise",
     "check_density", "Coupling", "FixedGuidance", "KernelInteraction", "LocalLog", "LocalPower",
     "QuadraticInteraction", "Drift", "LinearDrift", "MFGProblem", "QuadraticTerminalCost", "TerminalCost",
-    "MFGResult", "solve", "load", "cases",
+    "MFGResult", "PlanningProblem", "solve", "solve_planning", "load", "cases",
 ]
 
 
@@ -33,6 +33,9 @@ def __getattr__(name):
     if name == "solve":
         from .solvers.coupling import solve
         return solve
+    if name == "solve_planning":
+        from .solvers.planning import solve_planning
+        return solve_planning
     if name == "load":
         from .io import load
         return load

@@ -244,3 +244,42 @@ class MFGProblem:
         if self.name:
             d["name"] = self.name
         return d
+
+
+class PlanningProblem(MFGProblem):
+    """MFG planning: both end densities prescribed, m(0) = m0 and m(T) = m1 (no terminal cost).
+
+    The terminal condition u(T) = G is replaced by the hard constraint m(T) = m1; u(T) is an unknown
+    (a Lagrange multiplier).  Solved by ``mfg_pde.solve_planning`` (quadratic Hamiltonian)."""
+
+    def __init__(self, grid: Grid, T: float, Nt: int, sigma: float, m0, m1, coupling: Coupling | None = None,
+                 potential=None, drift=None, name: str | None = None):
+        super().__init__(grid, T, Nt, sigma, m0, coupling=coupling, potential=potential, drift=drift,
+                         terminal_cost=None, name=name)
+        self.m1 = check_density(grid, m1, "m1")
+        for nm, dens in (("m0", self.m0), ("m1", self.m1)):
+            _check_resolved(grid, dens, nm)
+
+    def describe(self) -> dict:
+        d = super().describe()
+        d["planning"] = True
+        return d
+
+
+def _check_resolved(grid: Grid, m, name: str, min_cells: float = 1.5) -> None:
+    """Reject densities narrower than the grid can represent (std below min_cells cells on an axis),
+    or with mass piled against a reflecting wall (the box cuts the density off)."""
+    cov = grid.covariance(m)
+    for k, h in enumerate(grid.spacing):
+        sd = float(np.sqrt(max(cov[k, k], 0.0)))
+        if sd < min_cells * h:
+            raise ValueError(f"{name} is too narrow for the grid on axis {k} (std {sd:.3g} < {min_cells} h = "
+                             f"{min_cells * h:.3g}); refine the grid")
+    for k, code in enumerate(grid.bc_codes):
+        if code != 0:
+            continue
+        edge = np.moveaxis(m, k, 0)
+        wall_mass = (edge[0].sum() + edge[-1].sum()) * grid.cell_volume
+        if wall_mass > 1e-3:
+            raise ValueError(f"{name} has {wall_mass:.2e} of its mass in the wall cells of axis {k}: the density "
+                             "reaches the edge of the box; enlarge the bounds")

@@ -1,0 +1,204 @@
+"""MFG planning (prescribed m(0) = m0 AND m(T) = m1) for the quadratic Hamiltonian.
+
+Hopf-Cole turns the HJB/FP pair into the linear Schroedinger system of ``linear``; the endpoint
+potentials are found by Fortet-Sinkhorn iterations in the log domain:
+
+    phi_T = exp(a);  backward sweep -> phi_0;  psi_0 = m0 / phi_0;  forward sweep -> psi_T;
+    mismatch = || phi_T psi_T - m1 ||_1;       a <- log m1 - log psi_T
+
+When the coupling depends on m, an outer damped fixed point updates the density that defines the
+potential: m <- (1 - theta) m + theta m_new (for the quadratic interaction this is the paper's
+update of the guidance nu_t <- (1 - theta) nu_t + theta mean_t).  Sinkhorn potentials are warm
+started across outer iterations.
+
+The result has the same fields as a terminal-cost result: u = -sigma^2 log phi, m = phi psi,
+alpha = -grad u, plus the terminal mismatch ||m(T) - m1||_1 and the control energies
+E = int_0^T E|alpha|^2 dt (the paper's metric) and E/2 (the cost), recorded per outer iteration.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import numpy as np
+
+from ..result import MFGResult, gradient
+from . import linear
+from .coupling import _Progress
+from .layout import as3, kernel_data
+
+
+class PlanningError(ValueError):
+    """Planning data that cannot work (bad end densities, dt too large for the potential, underflow)."""
+
+
+def _log(x):
+    with np.errstate(divide="ignore"):
+        return np.log(x)
+
+
+def _vpot3(problem, m, kd):
+    V = problem.running_cost(m)
+    vmin = float(V.min())
+    if 1.0 + problem.dt * vmin / problem.sigma ** 2 <= 0.0:
+        raise PlanningError(f"dt = {problem.dt:.3g} is too large for the potential (min V + F = {vmin:.3g}): "
+                            f"need 1 + dt min(V)/sigma^2 > 0; increase Nt")
+    return as3(V, 1, kd.shape3)
+
+
+class _Sinkhorn:
+    """Fortet-Sinkhorn on the scaled Hopf-Cole sweeps; keeps log phi_T between calls (warm start)."""
+
+    def __init__(self, problem, kd):
+        self.pb = problem
+        self.kd = kd
+        Nt = problem.Nt
+        self.phi = np.empty((Nt + 1,) + kd.shape3)
+        self.psi = np.empty((Nt + 1,) + kd.shape3)
+        self.lphi = np.zeros(Nt + 1)
+        self.lpsi = np.zeros(Nt + 1)
+        self.log_m0 = _log(as3(problem.m0, 0, kd.shape3))
+        self.log_m1 = _log(as3(problem.m1, 0, kd.shape3))
+        self.a = np.where(np.isfinite(self.log_m1), 0.0, -np.inf)  # log phi_T
+        self.iterations = 0
+
+    def _set_scaled(self, arr, logs, n, logv):
+        mx = np.max(logv[np.isfinite(logv)]) if np.any(np.isfinite(logv)) else 0.0
+        arr[n] = np.exp(logv - mx)
+        logs[n] = mx
+
+    def solve(self, vpot, tol, maxit):
+        kd, pb = self.kd, self.pb
+        inv_s2 = 1.0 / pb.sigma ** 2
+        mismatch = np.inf
+        hist = []
+        for it in range(1, maxit + 1):
+            self._set_scaled(self.phi, self.lphi, pb.Nt, self.a)
+            linear.backward_sweep(self.phi, self.lphi, vpot, kd.drift, kd.has_drift, kd.ndim, kd.nu, kd.dt, kd.h,
+                                  kd.periodic, inv_s2)
+            log_phi0 = _log(self.phi[0]) + self.lphi[0]
+            bad = np.isfinite(self.log_m0) & ~np.isfinite(log_phi0)
+            if np.any(bad):
+                raise PlanningError("phi(0) underflowed to zero where m0 > 0: the ends are too far apart for this "
+                                    "sigma and grid (increase sigma, T or the resolution, or move the densities closer)")
+            c = np.where(np.isfinite(self.log_m0), self.log_m0 - log_phi0, -np.inf)
+            self._set_scaled(self.psi, self.lpsi, 0, c)
+            linear.forward_sweep(self.psi, self.lpsi, vpot, kd.drift, kd.has_drift, kd.ndim, kd.nu, kd.dt, kd.h,
+                                 kd.periodic, inv_s2)
+            log_psiT = _log(self.psi[pb.Nt]) + self.lpsi[pb.Nt]
+            mT = np.exp(self.a + log_psiT)
+            mT = np.where(np.isfinite(mT), mT, 0.0)
+            mismatch = float(np.abs(mT - as3(pb.m1, 0, kd.shape3)).sum() * pb.grid.cell_volume)
+            hist.append(mismatch)
+            self.iterations += 1
+            if mismatch <= tol:
+                return it, mismatch, "converged"
+            need = np.isfinite(self.log_m1)
+            if np.any(need & ~np.isfinite(log_psiT)):
+                raise PlanningError("psi(T) underflowed to zero where m1 > 0: the ends are too far apart for this "
+                                    "sigma and grid")
+            self.a = np.where(need, self.log_m1 - log_psiT, -np.inf)
+            if it >= 50 and mismatch > 0.999 * hist[-50]:
+                return it, mismatch, f"stalled: mismatch {mismatch:.3e} not decreasing after {it} iterations"
+        return maxit, mismatch, f"max iterations: mismatch {mismatch:.3e} after {maxit} iterations"
+
+    def fields(self):
+        """(log phi, m) on the grid, shaped (Nt+1, *grid)."""
+        pb = self.pb
+        shape = (pb.Nt + 1,) + pb.grid.shape
+        log_phi = (_log(self.phi) + self.lphi[:, None, None, None]).reshape(shape)
+        log_psi = (_log(self.psi) + self.lpsi[:, None, None, None]).reshape(shape)
+        with np.errstate(invalid="ignore"):
+            m = np.exp(log_phi + log_psi)
+        m = np.where(np.isfinite(m), m, 0.0)
+        return log_phi, m
+
+
+def control_energy(grid, t, m, u) -> float:
+    """E = int_0^T E|alpha_t|^2 dt with alpha = -grad u (centred differences), left Riemann sum over
+    the steps (u(T) may be singular where m1 = 0).  The cost is E / 2."""
+    alpha = -gradient(grid, u[:-1])
+    with np.errstate(invalid="ignore"):
+        dens = m[:-1][..., None] * alpha ** 2
+    dens = np.where(np.isfinite(dens), dens, 0.0).sum(axis=-1)
+    return float(np.sum(grid.integrate(dens)) * (t[1] - t[0]))
+
+
+def solve_planning(problem, tol: float = 1e-10, sinkhorn_tol: float = 1e-11, max_iter: int = 500,
+                   max_sinkhorn: int = 20000, damping: float = 0.5, m_init=None, progress: bool = False) -> MFGResult:
+    """Solve the planning problem (``PlanningProblem``) and return an MFGResult.
+
+    Parameters
+    ----------
+    tol : outer tolerance: max_t |mean change| (couplings that see m only through its mean), or the
+          relative L1 change of m (other couplings).
+    sinkhorn_tol : tolerance on the terminal mismatch ||m(T) - m1||_1 of each inner solve.
+    damping : theta of the outer update m <- (1 - theta) m + theta m_new.
+    m_init : initial guess of m on all levels (default: (1 - t/T) m0 + (t/T) m1).
+    """
+    if not (0 < damping <= 1):
+        raise ValueError(f"damping = {damping}: must be in (0, 1]")
+    if not (tol > 0 and sinkhorn_tol > 0):
+        raise ValueError("tol and sinkhorn_tol must be > 0")
+    if problem.sigma <= 0:
+        raise PlanningError("the planning solver needs sigma > 0 (Hopf-Cole)")
+    grid, Nt = problem.grid, problem.Nt
+    kd = kernel_data(problem)
+    t_start = time.perf_counter()
+    tt = problem.t.reshape((-1,) + (1,) * grid.ndim)
+    if m_init is None:
+        m = (1 - tt / problem.T) * problem.m0 + (tt / problem.T) * problem.m1
+    else:
+        m = grid.check_field(m_init, "m_init", (Nt + 1,)).copy()
+    mean_only = problem.coupling is None or getattr(problem.coupling, "mean_only", False)
+    coupled = problem.coupling is not None
+    sk = _Sinkhorn(problem, kd)
+    report = _Progress(progress)
+    hist = {k: [] for k in ("residual", "mean_change", "change_m", "terminal_mismatch", "sinkhorn_iterations",
+                            "mass_error", "energy_E", "cost_E_half", "damping", "wall_time")}
+    status, converged = "not converged", False
+    m_new = m
+    for k in range(1, max_iter + 1):
+        vpot = _vpot3(problem, m, kd)
+        its, mismatch, sk_status = sk.solve(vpot, sinkhorn_tol, max_sinkhorn)
+        log_phi, m_new = sk.fields()
+        change = float(np.abs(m_new[1:] - m[1:]).sum() / np.abs(m[1:]).sum())
+        mean_change = float(np.max(np.abs(grid.mean(m_new) - grid.mean(m))))
+        residual = mean_change if mean_only else change
+        u = -problem.sigma ** 2 * log_phi
+        E = control_energy(grid, problem.t, m_new, u)
+        mass = grid.integrate(m_new)
+        rec = {"residual": residual, "mean_change": mean_change, "change_m": change, "terminal_mismatch": mismatch,
+               "sinkhorn_iterations": its, "mass_error": float(np.max(np.abs(mass - 1.0))), "energy_E": E,
+               "cost_E_half": E / 2, "damping": damping, "wall_time": time.perf_counter() - t_start}
+        for key, v in rec.items():
+            hist[key].append(float(v))
+        if progress:
+            print(f"outer {k:4d}  residual {residual:.3e}  mismatch {mismatch:.2e}  sinkhorn {its:4d}  "
+                  f"E {E:.6g}  {rec['wall_time']:.2f}s", file=sys.stderr, flush=True)
+        if sk_status != "converged":
+            status = f"sinkhorn {sk_status} (outer iteration {k})"
+            break
+        if not coupled or residual <= tol:
+            status, converged = "converged", True
+            break
+        m = (1 - damping) * m + damping * m_new
+    else:
+        status = f"not converged: max_iter = {max_iter} reached with residual {hist['residual'][-1]:.3e} > tol {tol:.1e}"
+    del report
+    history = {k: np.asarray(v, dtype=float) for k, v in hist.items()}
+    history["iteration"] = np.arange(1, len(history["residual"]) + 1, dtype=float)
+    u = -problem.sigma ** 2 * log_phi
+    options = {"method": "planning-sinkhorn", "tol": tol, "sinkhorn_tol": sinkhorn_tol, "max_iter": max_iter,
+               "max_sinkhorn": max_sinkhorn, "damping": damping}
+    result = MFGResult(grid=grid, t=problem.t, u=u, m=m_new, converged=converged, status=status,
+                       iterations=len(history["residual"]), history=history, params=problem.describe(),
+                       solver=options)
+    result.extras["terminal_mismatch"] = history["terminal_mismatch"][-1]
+    result.extras["energy_E"] = history["energy_E"][-1]
+    result.extras["cost_E_half"] = history["cost_E_half"][-1]
+    result.extras["sinkhorn_iterations_total"] = sk.iterations
+    if progress:
+        print(result.summary(), file=sys.stderr, flush=True)
+    return result
