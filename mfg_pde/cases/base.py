@@ -157,9 +157,14 @@ class Case:
             run.checks.append(Check("refined solve converged", 1.0, 0.0, fine.result.status))
         return run
 
-    def run(self, overrides: dict | None = None, progress: bool = False, **solve_overrides) -> CaseRun:
+    def solver(self):
+        """The solve function for this case's problems (terminal-cost loop by default)."""
         from ..solvers.coupling import solve
 
+        return solve
+
+    def run(self, overrides: dict | None = None, progress: bool = False, **solve_overrides) -> CaseRun:
+        solve = self.solver()
         p = self.resolve(overrides)
         problem, options = self.build(p)
         options = {**options, **solve_overrides}
