@@ -25,7 +25,7 @@ import numpy as np
 
 from ..result import MFGResult, gradient
 from . import linear
-from .coupling import _Progress
+from .coupling import _Anderson, _Progress
 from .layout import as3, kernel_data
 
 
@@ -103,16 +103,18 @@ class _Sinkhorn:
                 return it, mismatch, f"stalled: mismatch {mismatch:.3e} not decreasing after {it} iterations"
         return maxit, mismatch, f"max iterations: mismatch {mismatch:.3e} after {maxit} iterations"
 
-    def fields(self):
-        """(log phi, m) on the grid, shaped (Nt+1, *grid)."""
+    def density(self):
+        """m = phi psi on the grid, (Nt+1, *grid): one product per node, one exp per level."""
         pb = self.pb
-        shape = (pb.Nt + 1,) + pb.grid.shape
-        log_phi = (_log(self.phi) + self.lphi[:, None, None, None]).reshape(shape)
-        log_psi = (_log(self.psi) + self.lpsi[:, None, None, None]).reshape(shape)
         with np.errstate(invalid="ignore"):
-            m = np.exp(log_phi + log_psi)
-        m = np.where(np.isfinite(m), m, 0.0)
-        return log_phi, m
+            scale = np.exp(self.lphi + self.lpsi)
+        scale = np.where(np.isfinite(scale), scale, 0.0)
+        return (self.phi * self.psi * scale[:, None, None, None]).reshape((pb.Nt + 1,) + pb.grid.shape)
+
+    def log_phi(self):
+        """log phi on the grid, (Nt+1, *grid) (-inf where phi = 0)."""
+        pb = self.pb
+        return (_log(self.phi) + self.lphi[:, None, None, None]).reshape((pb.Nt + 1,) + pb.grid.shape)
 
 
 def control_energy(grid, t, m, u) -> float:
@@ -126,7 +128,8 @@ def control_energy(grid, t, m, u) -> float:
 
 
 def solve_planning(problem, tol: float = 1e-10, sinkhorn_tol: float = 1e-11, max_iter: int = 500,
-                   max_sinkhorn: int = 20000, damping: float = 0.5, m_init=None, progress: bool = False) -> MFGResult:
+                   max_sinkhorn: int = 20000, damping: float = 0.5, method: str = "picard", anderson_depth: int = 5,
+                   inner_factor: float = 0.1, m_init=None, progress: bool = False) -> MFGResult:
     """Solve the planning problem (``PlanningProblem``) and return an MFGResult.
 
     Parameters
@@ -135,10 +138,18 @@ def solve_planning(problem, tol: float = 1e-10, sinkhorn_tol: float = 1e-11, max
           relative L1 change of m (other couplings).
     sinkhorn_tol : tolerance on the terminal mismatch ||m(T) - m1||_1 of each inner solve.
     damping : theta of the outer update m <- (1 - theta) m + theta m_new.
+    method : "picard" (that damped update) or "anderson" (Anderson mixing on top of it, with the core
+             loop's safeguards: restart and halve theta when the residual grows, plain damped step
+             when a mixed density would turn negative).
+    inner_factor : inexact inner solves: while the outer loop is far from converged, Sinkhorn stops
+             at mismatch max(sinkhorn_tol, inner_factor * residual); convergence requires the outer
+             residual <= tol AND a final inner solve to sinkhorn_tol.
     m_init : initial guess of m on all levels (default: (1 - t/T) m0 + (t/T) m1).
     """
     if not (0 < damping <= 1):
         raise ValueError(f"damping = {damping}: must be in (0, 1]")
+    if method not in ("picard", "anderson"):
+        raise ValueError(f"unknown method {method!r} for planning; choose 'picard' or 'anderson'")
     if not (tol > 0 and sinkhorn_tol > 0):
         raise ValueError("tol and sinkhorn_tol must be > 0")
     if problem.sigma <= 0:
@@ -156,48 +167,75 @@ def solve_planning(problem, tol: float = 1e-10, sinkhorn_tol: float = 1e-11, max
     sk = _Sinkhorn(problem, kd)
     report = _Progress(progress)
     hist = {k: [] for k in ("residual", "mean_change", "change_m", "terminal_mismatch", "sinkhorn_iterations",
-                            "mass_error", "energy_E", "cost_E_half", "damping", "wall_time")}
+                            "mass_error", "damping", "wall_time")}
     status, converged = "not converged", False
     m_new = m
+    accel = _Anderson(int(anderson_depth), damping) if method == "anderson" else None
+    best = np.inf
+    last_residual = np.inf
+    tight = not coupled
     for k in range(1, max_iter + 1):
         vpot = _vpot3(problem, m, kd)
-        its, mismatch, sk_status = sk.solve(vpot, sinkhorn_tol, max_sinkhorn)
-        log_phi, m_new = sk.fields()
+        inner_tol = sinkhorn_tol if tight else max(sinkhorn_tol, inner_factor * min(last_residual, 1.0))
+        its, mismatch, sk_status = sk.solve(vpot, inner_tol, max_sinkhorn)
+        m_new = sk.density()
         change = float(np.abs(m_new[1:] - m[1:]).sum() / np.abs(m[1:]).sum())
         mean_change = float(np.max(np.abs(grid.mean(m_new) - grid.mean(m))))
         residual = mean_change if mean_only else change
-        u = -problem.sigma ** 2 * log_phi
-        E = control_energy(grid, problem.t, m_new, u)
         mass = grid.integrate(m_new)
         rec = {"residual": residual, "mean_change": mean_change, "change_m": change, "terminal_mismatch": mismatch,
-               "sinkhorn_iterations": its, "mass_error": float(np.max(np.abs(mass - 1.0))), "energy_E": E,
-               "cost_E_half": E / 2, "damping": damping, "wall_time": time.perf_counter() - t_start}
+               "sinkhorn_iterations": its, "mass_error": float(np.max(np.abs(mass - 1.0))),
+               "damping": damping, "wall_time": time.perf_counter() - t_start}
         for key, v in rec.items():
             hist[key].append(float(v))
         if progress:
             print(f"outer {k:4d}  residual {residual:.3e}  mismatch {mismatch:.2e}  sinkhorn {its:4d}  "
-                  f"E {E:.6g}  {rec['wall_time']:.2f}s", file=sys.stderr, flush=True)
+                  f"{rec['wall_time']:.2f}s", file=sys.stderr, flush=True)
         if sk_status != "converged":
             status = f"sinkhorn {sk_status} (outer iteration {k})"
             break
-        if not coupled or residual <= tol:
+        if (not coupled or residual <= tol) and mismatch <= sinkhorn_tol:
             status, converged = "converged", True
             break
-        m = (1 - damping) * m + damping * m_new
+        last_residual = residual
+        if residual <= tol:
+            tight = True  # the density has settled: finish with a tight Sinkhorn solve
+            continue
+        if accel is None:
+            m = (1 - damping) * m + damping * m_new
+        else:
+            if residual > 1.5 * best:
+                accel.reset()
+                accel.theta = max(0.5 * accel.theta, 0.05)
+                best = residual
+            best = min(best, residual)
+            g = m_new[1:-1] - m[1:-1]
+            x = accel.step(m[1:-1].reshape(-1), g.reshape(-1)).reshape(g.shape)
+            if x.min() < -1e-12 * m_new.max():
+                accel.reset()
+                x = m[1:-1] + accel.theta * g
+            m = m.copy()
+            m[1:-1] = x
+            m[-1] = m_new[-1]
+        hist["damping"][-1] = accel.theta if accel is not None else damping
     else:
         status = f"not converged: max_iter = {max_iter} reached with residual {hist['residual'][-1]:.3e} > tol {tol:.1e}"
     del report
     history = {k: np.asarray(v, dtype=float) for k, v in hist.items()}
     history["iteration"] = np.arange(1, len(history["residual"]) + 1, dtype=float)
-    u = -problem.sigma ** 2 * log_phi
-    options = {"method": "planning-sinkhorn", "tol": tol, "sinkhorn_tol": sinkhorn_tol, "max_iter": max_iter,
+    u = -problem.sigma ** 2 * sk.log_phi()
+    E = control_energy(grid, problem.t, m_new, u)
+    # energies of the returned solution (one entry: E has no factor 1/2, the cost is E/2)
+    history["energy_E"] = np.array([E])
+    history["cost_E_half"] = np.array([E / 2])
+    options = {"method": f"planning-sinkhorn+{method}", "anderson_depth": anderson_depth, "tol": tol, "sinkhorn_tol": sinkhorn_tol, "max_iter": max_iter,
                "max_sinkhorn": max_sinkhorn, "damping": damping}
     result = MFGResult(grid=grid, t=problem.t, u=u, m=m_new, converged=converged, status=status,
                        iterations=len(history["residual"]), history=history, params=problem.describe(),
                        solver=options)
     result.extras["terminal_mismatch"] = history["terminal_mismatch"][-1]
-    result.extras["energy_E"] = history["energy_E"][-1]
-    result.extras["cost_E_half"] = history["cost_E_half"][-1]
+    result.extras["energy_E"] = E
+    result.extras["cost_E_half"] = E / 2
     result.extras["sinkhorn_iterations_total"] = sk.iterations
     if progress:
         print(result.summary(), file=sys.stderr, flush=True)
