@@ -1,0 +1,106 @@
+"""Diffusion models as mean-field systems (seed papers 002-004, math.md section 7), on the grid.
+
+Score-based model with an Ornstein-Uhlenbeck noising SDE  dx = f dt + sigma dW,  f = -x,
+sigma = sqrt(2) (nu = 1):
+
+* forward noising FP:  dp/dt = -div(f p) + Lap p, from the data density p_0; for Gaussian-mixture data
+  the exact law is the mixture with components N(mu e^{-t}, s^2 e^{-2t} + 1 - e^{-2t}).
+* log-density equation ("HJB regulariser", seed 003): psi = log p solves
+      dpsi/dt = -div f - f . grad psi + (sigma^2/2)(Lap psi + |grad psi|^2).
+  With u(s) = -sigma^2 psi(T - s) this is exactly the core HJB
+      -du/ds - nu Lap u + |grad u|^2/2 - b . grad u = F,   b = x (= -f),  F = -2 nu d,
+  solved backward in s by the core solver from u(T) = -sigma^2 log p_0.
+* reverse-time generative FP: dy = [-f + sigma^2 grad log p_{T - tau}] dtau + sigma dW, driven by the
+  grid score of the forward solution, must return p_0.
+
+Path-integral family (seed 004): reverse dynamics dy = [-f + (1 + h^2)/2 g^2 s_theta] dtau + h g dW,
+g = sqrt(2); its FP has diffusion nu = h^2 and is exact for every h when the score is exact.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .grid import Grid
+from .result import gradient
+
+
+# ----------------------------------------------------------------------------- closed forms
+def ou_mixture(grid: Grid, t: float, weights, means, stds) -> np.ndarray:
+    """Exact law at time t of the OU noising (f = -x, sigma = sqrt 2) of a diagonal Gaussian mixture
+    (means (K, d), stds (K, d) or scalars): components N(mu e^{-t}, s^2 e^{-2t} + 1 - e^{-2t})."""
+    weights = np.asarray(weights, float) / np.sum(weights)
+    means = np.asarray(means, float).reshape(len(weights), -1)
+    stds = np.asarray(stds, float).reshape(len(weights), -1)
+    xs = grid.mesh(sparse=True)
+    out = np.zeros(grid.shape)
+    for w, mu, s in zip(weights, means, stds):
+        dens = w
+        for k, xk in enumerate(xs):
+            mk = mu[k if mu.size > 1 else 0] * np.exp(-t)
+            vk = s[k if s.size > 1 else 0] ** 2 * np.exp(-2 * t) + 1 - np.exp(-2 * t)
+            dens = dens * np.exp(-0.5 * (xk - mk) ** 2 / vk) / np.sqrt(2 * np.pi * vk)
+        out = out + dens
+    return out
+
+
+def gaussian_reverse_moments(tau, *, h, lam, mu, s, T, M0=0.0, V0=1.0):
+    """Moments (M, V) of the reverse path-integral dynamics with a mis-scaled exact Gaussian score
+    lam * s_exact, started from N(M0, V0) (math.md section 7), integrated with DOP853:
+        dM/dtau = M - (1 + h^2) lam (M - mu e^{-(T - tau)}) / v_{T - tau}
+        dV/dtau = 2 V (1 - (1 + h^2) lam / v_{T - tau}) + 2 h^2,   v_t = s^2 e^{-2t} + 1 - e^{-2t}."""
+    from scipy.integrate import solve_ivp
+
+    def v(t):
+        return s ** 2 * np.exp(-2 * t) + 1 - np.exp(-2 * t)
+
+    def rhs(tt, y):
+        M, V = y
+        vt = v(T - tt)
+        return [M - (1 + h ** 2) * lam * (M - mu * np.exp(-(T - tt))) / vt,
+                2 * V * (1 - (1 + h ** 2) * lam / vt) + 2 * h ** 2]
+
+    tau = np.atleast_1d(np.asarray(tau, float))
+    sol = solve_ivp(rhs, (0.0, float(tau[-1])), [M0, V0], method="DOP853", rtol=1e-11, atol=1e-13,
+                    dense_output=True)
+    M, V = sol.sol(tau)
+    return M, V
+
+
+def gaussian_w2_nll(M, V, mu, s):
+    """W2 between N(M, V) and N(mu, s^2), and the NLL of the data N(mu, s^2) under N(M, V)."""
+    w2 = np.sqrt((M - mu) ** 2 + (np.sqrt(V) - s) ** 2)
+    nll = 0.5 * np.log(2 * np.pi * V) + ((mu - M) ** 2 + s ** 2) / (2 * V)
+    return w2, nll
+
+
+# ----------------------------------------------------------------------------- grid measures
+def score(grid: Grid, m: np.ndarray, floor: float = 1e-300) -> np.ndarray:
+    """grad log m by centred differences, shape (..., *grid, ndim) (m floored at ``floor``)."""
+    return gradient(grid, np.log(np.maximum(m, floor)))
+
+
+def w2_1d(grid: Grid, p: np.ndarray, q: np.ndarray, n_quantiles: int = 4000) -> float:
+    """Wasserstein-2 distance of two 1-D grid densities via their quantile functions
+    (piecewise-linear CDFs through the cell edges)."""
+    if grid.ndim != 1:
+        raise ValueError("w2_1d needs a 1-D grid")
+    (lo, hi), = grid.bounds
+    edges = np.linspace(lo, hi, grid.shape[0] + 1)
+    h = grid.spacing[0]
+
+    def quantile(m):
+        cdf = np.concatenate([[0.0], np.cumsum(np.maximum(m, 0)) * h])
+        cdf /= cdf[-1]
+        u = (np.arange(n_quantiles) + 0.5) / n_quantiles
+        return np.interp(u, cdf, edges)
+
+    return float(np.sqrt(np.mean((quantile(p) - quantile(q)) ** 2)))
+
+
+def marginal(grid: Grid, m: np.ndarray, axis: int) -> tuple:
+    """(1-D grid, marginal density) of a d-D grid density along one axis."""
+    others = tuple(k for k in range(grid.ndim) if k != axis)
+    h_other = np.prod([grid.spacing[k] for k in others]) if others else 1.0
+    g1 = Grid([grid.bounds[axis]], grid.shape[axis], grid.bc[axis])
+    return g1, m.sum(axis=others) * h_other if others else m
