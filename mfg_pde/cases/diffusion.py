@@ -201,7 +201,7 @@ class PathIntegralH(_DirectCase):
         r.extras["table"] = table
         if p["table"]:
             header = "lambda,h,M_grid,V_grid,M_ode,V_ode,W2_grid,W2_ode,NLL_grid,NLL_ode"
-            np.savetxt(p["table"], table, delimiter=",", header=header, comments="")
+            np.savetxt(p["table"], table, delimiter=",", header=header, comments="", fmt="%.6g")
         if p["figure"]:
             self.figure(table, hs, lams, control, p["figure"])
         return r
