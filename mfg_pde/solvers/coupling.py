@@ -40,6 +40,7 @@ import numpy as np
 from ..result import MFGResult
 from .fp import fp_residual, solve_fp
 from .hjb import hjb_residual, solve_hjb
+from .kernels import coupling_stats, l1_diff, mix_inplace
 
 METHODS = ("picard", "fictitious-play", "anderson")
 _ALIASES = {"fp": "fictitious-play", "fictitious": "fictitious-play", "fictitious_play": "fictitious-play",
@@ -172,6 +173,7 @@ def solve(problem, method: str = "anderson", tol: float = 1e-8, max_iter: int = 
         m = grid.check_field(m_init, "m_init", (Nt + 1,)).copy()
         m[0] = problem.m0
     mass0 = float(grid.integrate(problem.m0))
+    cell_volume = float(grid.cell_volume)
     options = {"method": method, "tol": tol, "max_iter": int(max_iter), "damping": damping,
                "anderson_depth": int(anderson_depth), "newton_tol": newton_tol, "newton_maxit": newton_maxit,
                "inner_factor": inner_factor}
@@ -195,18 +197,18 @@ def solve(problem, method: str = "anderson", tol: float = 1e-8, max_iter: int = 
         sol = solve_hjb(problem, f, uT, guess=sol_prev, tol=inner_tol, maxit=newton_maxit)
         u, its = sol.u, sol.newton
         m_hat = solve_fp(problem, sol)
-        if not (np.all(np.isfinite(u)) and np.all(np.isfinite(m_hat))):
+        # one fused pass: finiteness, ||m||_1, ||Phi(m) - m||_1 and the mass error (see kernels.coupling_stats)
+        finite, norm_m, res_sum, mass_err = coupling_stats(m.reshape(Nt + 1, -1), m_hat.reshape(Nt + 1, -1),
+                                                           u.reshape(Nt + 1, -1), cell_volume, mass0)
+        if not finite:
             status = f"diverged: non-finite values in u or m at iteration {k}"
             _record(history, np.nan, np.nan, np.nan, np.nan, np.nan, its, np.nan, t_start)
             break
-        norm_m = np.abs(m[1:]).sum()
-        g = m_hat[1:] - m[1:]
-        residual = float(np.abs(g).sum() / norm_m)
+        residual = float(np.float64(res_sum) / norm_m)
         f_hat = problem.running_cost(m_hat) if problem.is_coupled else f
         uT_hat = problem.terminal_values(m_hat[Nt]) if problem.is_coupled else uT
         hjb_res = hjb_residual(problem, sol, f_hat, uT_hat)
         fp_res = fp_residual(problem, sol, m_hat)
-        mass_err = float(np.abs(grid.integrate(m_hat) - mass0).max())
 
         if residual <= tol and hjb_res > tol and not tight and not one_shot:
             tight = True  # m has converged: one more pass with tight Newton solves to certify u
@@ -218,24 +220,24 @@ def solve(problem, method: str = "anderson", tol: float = 1e-8, max_iter: int = 
             status, converged = "converged", True
             break
 
-        # next iterate
-        if method == "picard":
-            theta = damping
-            m_next = m[1:] + theta * g
-        elif method == "fictitious-play":
-            theta = 1.0 / (k + 1)
-            m_next = m[1:] + theta * g
+        # next iterate (m itself is not returned, so the damped methods update it in place here)
+        m1 = m[1:].reshape(Nt, -1)
+        if method == "picard" or method == "fictitious-play":
+            theta = damping if method == "picard" else 1.0 / (k + 1)
+            change = float(np.float64(mix_inplace(m1, m_hat[1:].reshape(Nt, -1), theta)) / norm_m)
         else:
             if residual > best * 1.5:  # safeguard: restart the memory with a smaller step
                 accel.reset()
                 accel.theta = max(accel.theta * 0.5, 0.05)
                 best = residual  # measure growth from the restart
             theta = accel.theta
-            m_next = accel.step(m[1:].reshape(-1), g.reshape(-1)).reshape(g.shape)
+            g = (m_hat[1:] - m[1:]).reshape(-1)
+            m_next = accel.step(m1.reshape(-1), g)
             if m_next.min() < -1e-12 * m_hat.max():
                 accel.reset()
-                m_next = m[1:] + theta * g
-        change = float(np.abs(m_next - m[1:]).sum() / norm_m)
+                m_next = m1.reshape(-1) + theta * g
+            change = float(np.float64(l1_diff(m_next, m1.reshape(-1))) / norm_m)
+            m1.reshape(-1)[:] = m_next
         rec = _record(history, residual, hjb_res, fp_res, change, mass_err, its, theta, t_start)
         report(k, rec)
         best = min(best, residual)
@@ -246,7 +248,6 @@ def solve(problem, method: str = "anderson", tol: float = 1e-8, max_iter: int = 
         if callback is not None and callback(k, rec):
             status = f"stopped by callback at iteration {k}"
             break
-        m[1:] = m_next
         sol_prev = sol
     else:
         status = (f"not converged: max_iter = {max_iter} reached with residual "

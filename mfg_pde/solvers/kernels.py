@@ -3,9 +3,11 @@
 Arrays use a padded 3-D layout ``(n0, n1, n2)`` (trailing axes of size 1 in 1-D/2-D); a
 space-time field is ``(Nt+1, n0, n1, n2)``.  Along axis k a 3-D array is viewed as ``(A, n, B)``
 (A = product of the sizes before k, B = product after k): lines along a non-contiguous axis are
-solved batched over the contiguous index B; lines along the contiguous axis (B = 1) are solved
-one at a time by a two-ended Thomas elimination (two independent recurrences, twice the
-instruction-level parallelism of the textbook one-ended sweep).
+solved batched over the contiguous index B; lines along the contiguous axis (B = 1) are copied
+LINE_BLOCK at a time into a transposed (n, w) scratch and solved by the same batched code (2-D/3-D);
+a single line (1-D) is solved by a two-ended Thomas elimination (two independent recurrences,
+twice the instruction-level parallelism of the textbook one-ended sweep).  Kernels use numba's
+error_model="numpy" (IEEE division, no zero checks) so that division loops vectorise.
 
 Discretisation (Achdou & Capuzzo-Dolcetta 2010, drift upwinded per axis).  Along axis k, with
 D+u_i = (u_{i+1} - u_i)/h, D-u_i = (u_i - u_{i-1})/h and the drift b = b+ - b-:
@@ -45,7 +47,7 @@ from numba import njit
 
 
 # ----------------------------------------------------------------------------- geometry
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def _split(shape3, axis):
     if axis == 0:
         return 1, shape3[0], shape3[1] * shape3[2]
@@ -54,14 +56,14 @@ def _split(shape3, axis):
     return shape3[0] * shape3[1], shape3[2], 1
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _workspace(shape3):
     """Scratch for the line solvers: 9 rows of the largest n*B over axes (= the grid size)."""
     return np.empty((9, shape3[0] * shape3[1] * shape3[2]))
 
 
 # ----------------------------------------------------------------------------- coefficients
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def line_coefficients(g3, drift_k, has_drift, a, nu, dt, h, periodic, lo, di, up):
     """Fill lo, di, up (shape (n, B)) with the rows of M_k(g) for outer index a.
 
@@ -114,7 +116,7 @@ def line_coefficients(g3, drift_k, has_drift, a, nu, dt, h, periodic, lo, di, up
             di[i, b] = 1.0 - lower - upper
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _line_rows(g, d, has_drift, nu, dt, h, transpose, L, U, D):
     """Rows (L, D, U) of M_k(g) -- or of M_k(g)^T -- for one contiguous reflecting line."""
     n = g.shape[0]
@@ -157,7 +159,7 @@ def _line_rows(g, d, has_drift, nu, dt, h, transpose, L, U, D):
         U[n - 1] = 0.0
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _line_rows_cost(g, d, has_drift, nu, dt, h, L, U, D, src, rhs):
     """Rows of M_k(g) on one contiguous reflecting line AND rhs = src + dt c_k(g) in the same pass."""
     n = g.shape[0]
@@ -198,7 +200,7 @@ def _line_rows_cost(g, d, has_drift, nu, dt, h, L, U, D, src, rhs):
         rhs[i] = src[i] + 0.5 * dt * cst
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _newton_line(s, src, d, has_drift, nu, dt, h, tol, maxit, L, U, D, r, x, c):
     """Newton for one contiguous reflecting line:  M_k(s) s = src + dt c_k(s)  (s: guess in, solution out)."""
     n = s.shape[0]
@@ -220,7 +222,7 @@ def _newton_line(s, src, d, has_drift, nu, dt, h, tol, maxit, L, U, D, r, x, c):
     return -maxit
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _transpose_lines(lo, di, up, lo_t, up_t, periodic):
     """Rows of M^T: lower^T_i = upper_{i-1}, upper^T_i = lower_{i+1} (wrapping if periodic)."""
     n = lo.shape[0]
@@ -242,7 +244,7 @@ def _transpose_lines(lo, di, up, lo_t, up_t, periodic):
 
 
 # ----------------------------------------------------------------------------- line solvers
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _two_ended_thomas(L, D, U, r, x, c):
     """Solve L_i x_{i-1} + D_i x_i + U_i x_{i+1} = r_i (L_0 = U_{n-1} = 0) by eliminating from both
     ends at once ("burn at both ends"): two independent recurrences meet in the middle.
@@ -284,26 +286,27 @@ def _two_ended_thomas(L, D, U, r, x, c):
             x[j] = x[j] - c[j] * x[j - 1]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _thomas(lo, di, up, rhs, x, cp):
     """Batched Thomas: one tridiagonal system per column b (lo[0], up[n-1] ignored)."""
     n = di.shape[0]
     B = di.shape[1]
     for b in range(B):
-        den = di[0, b]
-        cp[0, b] = up[0, b] / den
-        x[0, b] = rhs[0, b] / den
+        inv = 1.0 / di[0, b]
+        cp[0, b] = up[0, b] * inv
+        x[0, b] = rhs[0, b] * inv
     for i in range(1, n):
         for b in range(B):
-            den = di[i, b] - lo[i, b] * cp[i - 1, b]
-            cp[i, b] = up[i, b] / den
-            x[i, b] = (rhs[i, b] - lo[i, b] * x[i - 1, b]) / den
+            li = lo[i, b]
+            inv = 1.0 / (di[i, b] - li * cp[i - 1, b])  # one division per unknown
+            cp[i, b] = up[i, b] * inv
+            x[i, b] = (rhs[i, b] - li * x[i - 1, b]) * inv
     for i in range(n - 2, -1, -1):
         for b in range(B):
             x[i, b] -= cp[i, b] * x[i + 1, b]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _cyclic(lo, di, up, rhs, x, cp, di2, z, zr):
     """Cyclic tridiagonal solve (corners lo[0] at column n-1, up[n-1] at column 0) by
     Sherman-Morrison on top of two batched Thomas solves."""
@@ -329,10 +332,226 @@ def _cyclic(lo, di, up, rhs, x, cp, di2, z, zr):
             x[i, b] -= fact * z[i, b]
 
 
-@njit(cache=True)
+
+# ----------------------------------------------------------------------------- blocks of contiguous lines
+# Lines along the contiguous axis (B == 1) are handled LINE_BLOCK at a time: the block is copied into a
+# transposed (n, w) scratch, so the batched solvers above run across the w lines in SIMD lanes instead of
+# one latency-bound line at a time.  The scratch is carved out of the caller's 9-row workspace.
+LINE_BLOCK = 8
+_CHUNK_ARRAYS = 14
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _chunk_width(A, n, work):
+    """Number of lines per block: LINE_BLOCK, fewer if the workspace cannot hold the block scratch."""
+    w = work.size // (_CHUNK_ARRAYS * n)
+    if w > LINE_BLOCK:
+        w = LINE_BLOCK
+    if w > A:
+        w = A
+    return w
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _chunk_view(flat, k, n, w):
+    return flat[k * n * w:(k + 1) * n * w].reshape((n, w))
+
+
+@njit(cache=True, error_model="numpy")
+def _gather_lines(x2, a0, xT):
+    """xT[i, j] = x2[a0 + j, i] for the w = xT.shape[1] lines starting at a0."""
+    n, w = xT.shape
+    for i in range(n):
+        for j in range(w):
+            xT[i, j] = x2[a0 + j, i]
+
+
+@njit(cache=True, error_model="numpy")
+def _scatter_lines(xT, a0, x2):
+    """x2[a0 + j, i] = xT[i, j] (inverse of _gather_lines)."""
+    n, w = xT.shape
+    for j in range(w):
+        for i in range(n):
+            x2[a0 + j, i] = xT[i, j]
+
+
+@njit(cache=True, error_model="numpy")
+def _batched_solve(lo, di, up, periodic, transpose, rhs, x, cp, lo_t, up_t, di2, z, zr):
+    """x = M^{-1} rhs (or M^{-T} rhs) for the batch of lines whose rows are lo, di, up (n, B)."""
+    if transpose:
+        _transpose_lines(lo, di, up, lo_t, up_t, periodic)
+        if periodic:
+            _cyclic(lo_t, di, up_t, rhs, x, cp, di2, z, zr)
+        else:
+            _thomas(lo_t, di, up_t, rhs, x, cp)
+    elif periodic:
+        _cyclic(lo, di, up, rhs, x, cp, di2, z, zr)
+    else:
+        _thomas(lo, di, up, rhs, x, cp)
+
+
+@njit(cache=True, error_model="numpy")
+def _solve_line_blocks(g2, d2, has_drift, nu, dt, h, periodic, transpose, r2, o2, w, work):
+    """solve_axis for lines along the contiguous axis ((A, n) views), w lines per block."""
+    A, n = g2.shape
+    flat = work.reshape(work.size)
+    a0 = 0
+    while a0 < A:
+        wb = min(w, A - a0)
+        gT = _chunk_view(flat, 0, n, wb)
+        dT = _chunk_view(flat, 1, n, wb)
+        rT = _chunk_view(flat, 2, n, wb)
+        xT = _chunk_view(flat, 3, n, wb)
+        lo = _chunk_view(flat, 4, n, wb)
+        di = _chunk_view(flat, 5, n, wb)
+        up = _chunk_view(flat, 6, n, wb)
+        _gather_lines(g2, a0, gT)
+        if has_drift:
+            _gather_lines(d2, a0, dT)
+        _gather_lines(r2, a0, rT)
+        line_coefficients(gT.reshape((1, n, wb)), dT.reshape((1, n, wb)), has_drift, 0, nu, dt, h, periodic,
+                          lo, di, up)
+        _batched_solve(lo, di, up, periodic, transpose, rT, xT, _chunk_view(flat, 7, n, wb),
+                       _chunk_view(flat, 8, n, wb), _chunk_view(flat, 9, n, wb), _chunk_view(flat, 10, n, wb),
+                       _chunk_view(flat, 11, n, wb), _chunk_view(flat, 12, n, wb))
+        _scatter_lines(xT, a0, o2)
+        a0 += wb
+
+
+@njit(cache=True, error_model="numpy")
+def _rows_cost(g3, drift_k, has_drift, a, nu, dt, h, periodic, src3, lo, di, up, rhs):
+    """line_coefficients AND rhs = src + dt c_k(g) for outer index a, in one pass ((n, B) outputs)."""
+    n = g3.shape[1]
+    B = g3.shape[2]
+    inv_h = 1.0 / h
+    dif = nu * inv_h * inv_h
+    for i in range(n):
+        ip = i + 1
+        im = i - 1
+        wall_hi = False
+        wall_lo = False
+        if ip == n:
+            if periodic:
+                ip = 0
+            else:
+                wall_hi = True
+                ip = i
+        if im < 0:
+            if periodic:
+                im = n - 1
+            else:
+                wall_lo = True
+                im = i
+        for b in range(B):
+            gi = g3[a, i, b]
+            cst = 0.0
+            if wall_hi:
+                upper = 0.0
+            else:
+                dp = (g3[a, ip, b] - gi) * inv_h
+                ap = 0.0
+                if dp < 0.0:
+                    ap = dp
+                    cst += dp * dp
+                if has_drift:
+                    bk = drift_k[a, i, b]
+                    if bk > 0.0:
+                        ap -= bk
+                upper = dt * (-dif + ap * inv_h)
+            if wall_lo:
+                lower = 0.0
+            else:
+                dm = (gi - g3[a, im, b]) * inv_h
+                bm = 0.0
+                if dm > 0.0:
+                    bm = dm
+                    cst += dm * dm
+                if has_drift:
+                    bk = drift_k[a, i, b]
+                    if bk < 0.0:
+                        bm -= bk
+                lower = dt * (-dif - bm * inv_h)
+            lo[i, b] = lower
+            up[i, b] = upper
+            di[i, b] = 1.0 - lower - upper
+            rhs[i, b] = src3[a, i, b] + dt * (0.5 * cst)
+
+
+@njit(cache=True, error_model="numpy")
+def _newton_line_blocks(s2, src2, d2, has_drift, nu, dt, h, periodic, tol, maxit, w, work):
+    """newton_axis for lines along the contiguous axis ((A, n) views), w lines per block.  Each line
+    keeps its own stopping test (|change| <= tol max|s| on that line), exactly as one line at a time:
+    a line that has converged is frozen while the others of its block iterate on."""
+    A, n = s2.shape
+    flat = work.reshape(work.size)
+    worst = 0
+    delta = np.empty(w)
+    scale = np.empty(w)
+    active = np.empty(w, dtype=np.bool_)
+    a0 = 0
+    while a0 < A:
+        wb = min(w, A - a0)
+        sT = _chunk_view(flat, 0, n, wb)
+        dT = _chunk_view(flat, 1, n, wb)
+        srcT = _chunk_view(flat, 2, n, wb)
+        xT = _chunk_view(flat, 3, n, wb)
+        lo = _chunk_view(flat, 4, n, wb)
+        di = _chunk_view(flat, 5, n, wb)
+        up = _chunk_view(flat, 6, n, wb)
+        rT = _chunk_view(flat, 13, n, wb)
+        _gather_lines(s2, a0, sT)
+        if has_drift:
+            _gather_lines(d2, a0, dT)
+        _gather_lines(src2, a0, srcT)
+        for j in range(wb):
+            active[j] = True
+        left = wb
+        for it in range(1, maxit + 1):
+            _rows_cost(sT.reshape((1, n, wb)), dT.reshape((1, n, wb)), has_drift, 0, nu, dt, h, periodic,
+                       srcT.reshape((1, n, wb)), lo, di, up, rT)
+            _batched_solve(lo, di, up, periodic, False, rT, xT, _chunk_view(flat, 7, n, wb),
+                           _chunk_view(flat, 8, n, wb), _chunk_view(flat, 9, n, wb), _chunk_view(flat, 10, n, wb),
+                           _chunk_view(flat, 11, n, wb), _chunk_view(flat, 12, n, wb))
+            for j in range(wb):
+                delta[j] = 0.0
+                scale[j] = 0.0
+            for i in range(n):
+                for j in range(wb):
+                    v = xT[i, j]
+                    dd = abs(v - sT[i, j])
+                    if dd > delta[j]:
+                        delta[j] = dd
+                    if abs(v) > scale[j]:
+                        scale[j] = abs(v)
+                    if active[j]:
+                        sT[i, j] = v
+            for j in range(wb):
+                if active[j] and (delta[j] <= tol * scale[j] or delta[j] == 0.0):
+                    active[j] = False
+                    left -= 1
+                    if worst >= 0 and it > worst:
+                        worst = it
+            if left == 0:
+                break
+        if left > 0:
+            worst = -maxit
+        _scatter_lines(sT, a0, s2)
+        a0 += wb
+    return worst
+
+
+@njit(cache=True, error_model="numpy")
 def solve_axis(g, drift_k, has_drift, axis, nu, dt, h, periodic, transpose, rhs, out, work):
     """out = M_k(g)^{-1} rhs (or M_k(g)^{-T} rhs if transpose); arrays 3-D (n0, n1, n2)."""
     A, n, B = _split(g.shape, axis)
+    if B == 1:
+        w = _chunk_width(A, n, work)
+        if w >= 2 or (periodic and w == 1):
+            g2 = g.reshape((A, n))
+            d2 = drift_k.reshape((A, n)) if has_drift else g2
+            _solve_line_blocks(g2, d2, has_drift, nu, dt, h, periodic, transpose, rhs.reshape((A, n)),
+                               out.reshape((A, n)), w, work)
+            return
     if B == 1 and not periodic:
         g2 = g.reshape((A, n))
         r2 = rhs.reshape((A, n))
@@ -374,7 +593,7 @@ def solve_axis(g, drift_k, has_drift, axis, nu, dt, h, periodic, transpose, rhs,
             _thomas(lo, di, up, r3[a], o3[a], cp)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def apply_axis(g, drift_k, has_drift, axis, nu, dt, h, periodic, transpose, x, out, work):
     """out = M_k(g) x (or M_k(g)^T x): the matrix-vector product used by residuals."""
     A, n, B = _split(g.shape, axis)
@@ -427,7 +646,7 @@ def apply_axis(g, drift_k, has_drift, axis, nu, dt, h, periodic, transpose, x, o
 
 
 # ----------------------------------------------------------------------------- Hamiltonian cost
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def axis_cost(g, axis, h, periodic, out):
     """out = c_k(g) = [min(D+_k g, 0)^2 + max(D-_k g, 0)^2] / 2 along one axis (mirror walls)."""
     A, n, B = _split(g.shape, axis)
@@ -464,7 +683,7 @@ def axis_cost(g, axis, h, periodic, out):
                 o3[a, i, b] = 0.5 * s
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def hamiltonian_cost(g, ndim, h, periodic, out, tmp):
     """out = c(g) = sum_k c_k(g) (the Engquist-Osher |grad g|^2 / 2)."""
     out[:, :, :] = 0.0
@@ -474,12 +693,19 @@ def hamiltonian_cost(g, ndim, h, periodic, out, tmp):
 
 
 # ----------------------------------------------------------------------------- steps and sweeps
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def newton_axis(s, src, drift_k, has_drift, axis, nu, dt, h, periodic, tol, maxit, rhs, new, cost, work):
     """Solve the 1-D implicit substep  M_k(s) s = src + dt c_k(s)  along one axis by Newton's method
     (policy iteration), s holding the initial guess on entry and the solution on exit.
     Returns the iteration count, negated if maxit was hit before |change| <= tol * max|s|."""
     A, n, B = _split(s.shape, axis)
+    if B == 1 and not periodic:
+        w = _chunk_width(A, n, work)
+        if w >= 2:
+            s2 = s.reshape((A, n))
+            d2 = drift_k.reshape((A, n)) if has_drift else s2
+            return _newton_line_blocks(s2, src.reshape((A, n)), d2, has_drift, nu, dt, h, periodic, tol, maxit,
+                                       w, work)
     if B == 1 and not periodic:
         s2 = s.reshape((A, n))
         src2 = src.reshape((A, n))
@@ -524,7 +750,7 @@ def newton_axis(s, src, drift_k, has_drift, axis, nu, dt, h, periodic, tol, maxi
     return -maxit
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def hjb_step(u_next, f_n, drift_n, has_drift, ndim, nu, dt, h, periodic, g, states_n, tol, maxit,
              w, rhs, new, cost, work):
     """One backward step: s_{-1} = u^{n+1} + dt f^n; for k = 0..ndim-1 Newton-solve
@@ -553,7 +779,7 @@ def hjb_step(u_next, f_n, drift_n, has_drift, ndim, nu, dt, h, periodic, g, stat
     return worst
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def hjb_sweep(u, states, f, drift, has_drift, ndim, nu, dt, h, periodic, tol, maxit, guess, use_guess, its):
     """Backward sweep: given u[Nt], fill u[Nt-1..0] and the intermediate states[n, k] (k < ndim-1).
 
@@ -582,7 +808,7 @@ def hjb_sweep(u, states, f, drift, has_drift, ndim, nu, dt, h, periodic, tol, ma
         u[n] = g
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def fp_step(m_prev, u_n, states_n, drift_n, has_drift, ndim, nu, dt, h, periodic, out, tmp, work):
     """One forward step: m^{n+1} = M_0(s_0)^{-T} ... M_{d-1}(s_{d-1})^{-T} m^n  (s_{d-1} = u^n)."""
     src = m_prev
@@ -595,7 +821,7 @@ def fp_step(m_prev, u_n, states_n, drift_n, has_drift, ndim, nu, dt, h, periodic
         src = dst
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def fp_sweep(m, u, states, drift, has_drift, ndim, nu, dt, h, periodic):
     """Forward sweep: given m[0], fill m[1..Nt] with the transposed HJB steps."""
     Nt = m.shape[0] - 1
@@ -607,47 +833,140 @@ def fp_sweep(m, u, states, drift, has_drift, ndim, nu, dt, h, periodic):
         fp_step(m[n], u[n], states[n], dn, has_drift, ndim, nu, dt, h, periodic, m[n + 1], tmp, work)
 
 
-@njit(cache=True)
-def hjb_residual(u, states, f, drift, has_drift, ndim, nu, dt, h, periodic, out_norms):
-    """Residuals of the discrete HJB substeps:  r_k = M_k(s_k) s_k - s_{k-1} - dt c_k(s_k),
-    s_{-1} = u^{n+1} + dt f^n, s_{d-1} = u^n.  out_norms[n] = (max_k max|r_k|, max_k max|s_{k-1} + dt c_k|)."""
-    Nt = u.shape[0] - 1
-    shape = u.shape[1:]
-    cost = np.empty(shape)
-    a = np.empty(shape)
-    w = np.empty(shape)
-    work = _workspace(shape)
-    static = drift.shape[0] == 1
-    for n in range(Nt):
-        dn = drift[0] if static else drift[n]
-        wf = w.reshape(w.size)
-        uf = u[n + 1].reshape(w.size)
-        ff = f[n].reshape(w.size)
-        for j in range(w.size):
-            wf[j] = uf[j] + dt * ff[j]
-        rmax = 0.0
-        smax = 0.0
-        prev = w
-        for k in range(ndim):
-            s = u[n] if k == ndim - 1 else states[n, k]
-            apply_axis(s, dn[k], has_drift, k, nu, dt, h[k], periodic[k], False, s, a, work)
-            axis_cost(s, k, h[k], periodic[k], cost)
-            af = a.reshape(w.size)
-            cf = cost.reshape(w.size)
-            pf = prev.reshape(w.size)
-            for j in range(w.size):
-                rhs = pf[j] + dt * cf[j]
-                r = abs(af[j] - rhs)
+@njit(cache=True, error_model="numpy")
+def _line_residual_norms(g2, d2, has_drift, nu, dt, h, transpose, x2, p2, q2, cq, has_q, with_cost, work):
+    """_residual_norms for reflecting lines along the contiguous axis ((A, n) views), one line at a time."""
+    A, n = g2.shape
+    L = work[0, :n]
+    U = work[1, :n]
+    D = work[2, :n]
+    inv_h = 1.0 / h
+    rmax = 0.0
+    smax = 0.0
+    for a in range(A):
+        g = g2[a]
+        xa = x2[a]
+        pa = p2[a]
+        qa = q2[a]
+        _line_rows(g, d2[a], has_drift, nu, dt, h, transpose, L, U, D)
+        for i in range(n):
+            v = D[i] * xa[i]
+            if i > 0:
+                v += L[i] * xa[i - 1]
+            if i < n - 1:
+                v += U[i] * xa[i + 1]
+            rhs = pa[i]
+            if has_q:
+                rhs += cq * qa[i]
+            if with_cost:
+                c = 0.0
+                if i < n - 1:
+                    dp = min((g[i + 1] - g[i]) * inv_h, 0.0)
+                    c += dp * dp
+                if i > 0:
+                    dm = max((g[i] - g[i - 1]) * inv_h, 0.0)
+                    c += dm * dm
+                rhs += dt * (0.5 * c)
+            r = abs(v - rhs)
+            if r > rmax:
+                rmax = r
+            if abs(rhs) > smax:
+                smax = abs(rhs)
+    return rmax, smax
+
+
+@njit(cache=True, error_model="numpy")
+def _residual_norms(g, drift_k, has_drift, axis, nu, dt, h, periodic, transpose, x, p, q, cq, has_q, with_cost,
+                    work):
+    """Norms of one discrete equation along axis k, in a single pass (no full-size temporaries):
+
+        r = M_k(g) x - rhs   (M_k(g)^T x if transpose),   rhs = p [+ cq q if has_q] [+ dt c_k(g) if with_cost]
+
+    returns (max |r|, max |rhs|)."""
+    A, n, B = _split(g.shape, axis)
+    if B == 1 and not periodic:
+        return _line_residual_norms(g.reshape((A, n)), drift_k.reshape((A, n)) if has_drift else g.reshape((A, n)),
+                                    has_drift, nu, dt, h, transpose, x.reshape((A, n)), p.reshape((A, n)),
+                                    q.reshape((A, n)), cq, has_q, with_cost, work)
+    g3 = g.reshape((A, n, B))
+    x3 = x.reshape((A, n, B))
+    p3 = p.reshape((A, n, B))
+    q3 = q.reshape((A, n, B))
+    d3 = drift_k.reshape((A, n, B)) if has_drift else g3
+    nb = n * B
+    lo = work[0, :nb].reshape((n, B))
+    di = work[1, :nb].reshape((n, B))
+    up = work[2, :nb].reshape((n, B))
+    lo_t = work[4, :nb].reshape((n, B))
+    up_t = work[5, :nb].reshape((n, B))
+    inv_h = 1.0 / h
+    rmax = 0.0
+    smax = 0.0
+    for a in range(A):
+        line_coefficients(g3, d3, has_drift, a, nu, dt, h, periodic, lo, di, up)
+        if transpose:
+            _transpose_lines(lo, di, up, lo_t, up_t, periodic)
+            L = lo_t
+            U = up_t
+        else:
+            L = lo
+            U = up
+        for i in range(n):
+            im = i - 1 if i > 0 else n - 1
+            ip = i + 1 if i < n - 1 else 0
+            has_lo = i > 0 or periodic
+            has_up = i < n - 1 or periodic
+            for b in range(B):
+                v = di[i, b] * x3[a, i, b]
+                if has_lo:
+                    v += L[i, b] * x3[a, im, b]
+                if has_up:
+                    v += U[i, b] * x3[a, ip, b]
+                rhs = p3[a, i, b]
+                if has_q:
+                    rhs += cq * q3[a, i, b]
+                if with_cost:  # branch-free c_k: min(D+g, 0)^2 + max(D-g, 0)^2 (mirror walls)
+                    gi = g3[a, i, b]
+                    c = 0.0
+                    if has_up:
+                        dp = min((g3[a, ip, b] - gi) * inv_h, 0.0)
+                        c += dp * dp
+                    if has_lo:
+                        dm = max((gi - g3[a, im, b]) * inv_h, 0.0)
+                        c += dm * dm
+                    rhs += dt * (0.5 * c)
+                r = abs(v - rhs)
                 if r > rmax:
                     rmax = r
                 if abs(rhs) > smax:
                     smax = abs(rhs)
+    return rmax, smax
+
+
+@njit(cache=True, error_model="numpy")
+def hjb_residual(u, states, f, drift, has_drift, ndim, nu, dt, h, periodic, out_norms):
+    """Residuals of the discrete HJB substeps:  r_k = M_k(s_k) s_k - s_{k-1} - dt c_k(s_k),
+    s_{-1} = u^{n+1} + dt f^n, s_{d-1} = u^n.  out_norms[n] = (max_k max|r_k|, max_k max|s_{k-1} + dt c_k|)."""
+    Nt = u.shape[0] - 1
+    work = _workspace(u.shape[1:])
+    static = drift.shape[0] == 1
+    for n in range(Nt):
+        dn = drift[0] if static else drift[n]
+        rmax = 0.0
+        smax = 0.0
+        prev = u[n + 1]
+        for k in range(ndim):
+            s = u[n] if k == ndim - 1 else states[n, k]
+            r, sc = _residual_norms(s, dn[k], has_drift, k, nu, dt, h[k], periodic[k], False, s, prev, f[n], dt,
+                                    k == 0, True, work)
+            rmax = max(rmax, r)
+            smax = max(smax, sc)
             prev = s
         out_norms[n, 0] = rmax
         out_norms[n, 1] = smax
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def fp_residual(m, u, states, drift, has_drift, ndim, nu, dt, h, periodic, out_norms):
     """Residual of the discrete FP:  r^n = M_{d-1}^T ... M_0^T m^{n+1} - m^n;
     out_norms[n] = (max|r^n|, max|m^n|)."""
@@ -661,26 +980,19 @@ def fp_residual(m, u, states, drift, has_drift, ndim, nu, dt, h, periodic, out_n
         dn = drift[0] if static else drift[n]
         src = m[n + 1]
         bufs = (a, b)
-        for k in range(ndim):
-            s = u[n] if k == ndim - 1 else states[n, k]
+        for k in range(ndim - 1):
+            s = states[n, k]
             dst = bufs[k % 2]
             apply_axis(s, dn[k], has_drift, k, nu, dt, h[k], periodic[k], True, src, dst, work)
             src = dst
-        sf = src.reshape(src.size)
-        mf = m[n].reshape(src.size)
-        rmax = 0.0
-        smax = 0.0
-        for j in range(src.size):
-            r = abs(sf[j] - mf[j])
-            if r > rmax:
-                rmax = r
-            if abs(mf[j]) > smax:
-                smax = abs(mf[j])
-        out_norms[n, 0] = rmax
-        out_norms[n, 1] = smax
+        k = ndim - 1
+        r, sc = _residual_norms(u[n], dn[k], has_drift, k, nu, dt, h[k], periodic[k], True, src, m[n], m[n], 0.0,
+                                False, False, work)
+        out_norms[n, 0] = r
+        out_norms[n, 1] = sc
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def axis_coefficients(g, drift_k, has_drift, axis, nu, dt, h, periodic, lo, di, up):
     """Rows of M_k(g) at every node: lo, di, up shaped like g (for assembly and tests)."""
     A, n, B = _split(g.shape, axis)
@@ -691,3 +1003,60 @@ def axis_coefficients(g, drift_k, has_drift, axis, nu, dt, h, periodic, lo, di, 
     up3 = up.reshape((A, n, B))
     for a in range(A):
         line_coefficients(g3, d3, has_drift, a, nu, dt, h, periodic, lo3[a], di3[a], up3[a])
+
+
+# ----------------------------------------------------------------------------- coupling-loop reductions
+@njit(cache=True, error_model="numpy")
+def coupling_stats(m, m_hat, u, cell_volume, mass0):
+    """One pass over the iterate m and the candidate pair (u, m_hat), all (Nt+1, size) views:
+
+        finite    all of u and m_hat finite
+        norm_m    sum_{n>=1} |m^n|                        (l1 norm of the iterate, levels 1..Nt)
+        res_sum   sum_{n>=1} |m_hat^n - m^n|              (l1 norm of the fixed-point residual)
+        mass_err  max_n |cell_volume * sum m_hat^n - mass0|
+
+    Returned as (finite, norm_m, res_sum, mass_err); the sums are plain sequential sums."""
+    z = 0.0  # x * 0 is 0 for finite x and nan otherwise: z stays 0 iff every value is finite
+    for j in range(u.shape[0]):
+        for i in range(u.shape[1]):
+            z += u[j, i] * 0.0
+    norm_m = 0.0
+    res_sum = 0.0
+    mass_err = 0.0
+    for j in range(m_hat.shape[0]):
+        tot = 0.0
+        for i in range(m_hat.shape[1]):
+            v = m_hat[j, i]
+            tot += v
+            z += v * 0.0
+            if j > 0:
+                w = m[j, i]
+                norm_m += abs(w)
+                res_sum += abs(v - w)
+        e = abs(tot * cell_volume - mass0)
+        if e > mass_err:
+            mass_err = e
+    finite = z == 0.0
+    return finite, norm_m, res_sum, mass_err
+
+
+@njit(cache=True, error_model="numpy")
+def mix_inplace(m, m_hat, theta):
+    """m <- m + theta (m_hat - m) elementwise (2-D views); returns sum |m_new - m_old|."""
+    change = 0.0
+    for j in range(m.shape[0]):
+        for i in range(m.shape[1]):
+            old = m[j, i]
+            new = old + theta * (m_hat[j, i] - old)
+            change += abs(new - old)
+            m[j, i] = new
+    return change
+
+
+@njit(cache=True, error_model="numpy")
+def l1_diff(a, b):
+    """sum |a - b| over two 1-D arrays."""
+    s = 0.0
+    for i in range(a.shape[0]):
+        s += abs(a[i] - b[i])
+    return s
