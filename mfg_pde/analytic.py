@@ -1,6 +1,6 @@
 """Closed forms and high-accuracy ODE routes used as oracles (reference: math.md sections 1, 3, 4).
 
-Everything here is scalar (one axis); a d-D product problem (separable data, diagonal
+Scalar LQ, bridge and IA closed forms, the Gaussian-mixture protocol and d-dimensional LQG (matrix Riccati) (one axis); a d-D product problem (separable data, diagonal
 covariances) calls these functions once per axis.  All path functions take an array of times
 ``t`` in [0, T] and return numpy arrays of the same shape.
 
@@ -524,3 +524,633 @@ def energy_identity_gap(*, T, beta, mean0, mean1, nu):
     A1, AB = _ia_coeffs(x, T)
     p, q = mean0 - nu, mean1 - nu
     return (p - q) ** 2 * A1 + 2.0 * p * q * AB
+
+
+# ============================================================================================
+# section 5, Gaussian-mixture regime: protocol with general beta_t (PWC exact), guidance shift
+# ============================================================================================
+#
+# Model (math.md sections 1, 5):  dX = alpha dt + sigma dW, running cost |alpha|^2/2 +
+# beta_t/2 |x - nu_t|^2, each agent started at z runs its own bridge delta_z -> m1 (product
+# coupling).  The reference (killed Brownian) path measure has density
+# exp(-(1/sigma^2) int |x'|^2/2 + beta_t/2 |x - nu_t|^2 dt): the action is sigma-free and sigma^2
+# only scales it.  Hence the pinned bridge X_t | (X_0, X_T) is Gaussian with
+#
+#     mean  a_t X_0 + b_t X_T + c_t       (minimiser of the action: x'' = beta_t (x - nu_t))
+#     var   g_t = sigma^2 G(t, t) = sigma^2 p_t q_t / W      per axis,
+#
+# G the Dirichlet Green's function of -d^2/dt^2 + beta_t, G(s, t) = q(min) p(max) / W, where p, q
+# are the fundamental solutions below and W = p q' - q p' (constant; = p(0) = q(T)).
+
+from dataclasses import dataclass  # noqa: E402
+
+__all__ += ["GMProtocol", "gm_protocol", "gm_agent_drift", "gm_product_marginal", "gm_product_moments",
+            "gm_mean_channel_energy", "lqg_terminal_nd"]
+
+
+def _shc(x):
+    """sinh(x)/x, = 1 at x = 0 (x any sign)."""
+    x = np.asarray(x, dtype=float)
+    out = np.ones_like(x)
+    nz = x != 0.0
+    out[nz] = np.sinh(x[nz]) / x[nz]
+    return out
+
+
+class _PQ:
+    """Fundamental solutions of y'' = beta_t y:  p(T) = 0, p'(T) = -1;  q(0) = 0, q'(0) = 1.
+
+    Constant / piecewise-constant beta: exact pieces  y(t0 + h) = y0 cosh(w h) + y0' h shc(w h),
+    y'(t0 + h) = y0 w^2 h shc(w h) + y0' cosh(w h)  (w = sqrt(beta_i), h of either sign), glued at
+    the breaks with continuous value and slope; q is anchored at the left end of each piece
+    (propagated forward from 0), p at the right end (propagated backward from T).
+    Callable beta: solve_ivp DOP853 (rtol 1e-12) with dense output, q forward, p backward.
+    ``__call__(t)`` returns (p, dp, q, dq) at any t in [0, T].  W := p(0).
+    """
+
+    def __init__(self, T, beta_s):
+        self.T = float(T)
+        self.beta_s = beta_s
+        self.exact = isinstance(beta_s, (Constant, PiecewiseConstant))
+        if self.exact:
+            e = _segment_edges(T, beta_s)
+            vals = np.array([float(beta_s(np.asarray(0.5 * (e[i] + e[i + 1])))) for i in range(len(e) - 1)])
+            if np.any(vals < 0):
+                raise ValueError("gm_protocol needs beta_t >= 0")
+            self.edges, self.w = e, np.sqrt(vals)
+            n = len(vals)
+            qa = np.empty((n + 1, 2))
+            qa[0] = (0.0, 1.0)
+            for i in range(n):
+                qa[i + 1] = self._step(qa[i], self.w[i], e[i + 1] - e[i])
+            pa = np.empty((n + 1, 2))
+            pa[n] = (0.0, -1.0)
+            for i in range(n - 1, -1, -1):
+                pa[i] = self._step(pa[i + 1], self.w[i], e[i] - e[i + 1])
+            self.qa, self.pa = qa, pa  # values (y, y') at every edge
+            self.W = float(pa[0, 0])
+        else:
+            def rhs(t, y):
+                b = float(beta_s(np.asarray(t, dtype=float)))
+                return [y[1], b * y[0]]
+            sq = solve_ivp(rhs, (0.0, T), [0.0, 1.0], dense_output=True, **_ODE_OPTS)
+            sp = solve_ivp(rhs, (T, 0.0), [0.0, -1.0], dense_output=True, **_ODE_OPTS)
+            if not (sq.success and sp.success):
+                raise RuntimeError("integration of p'' = beta p failed")
+            self.sq, self.sp = sq.sol, sp.sol
+            self.W = float(sp.y[0, -1])
+            self.edges = np.array([0.0, T])
+
+    @staticmethod
+    def _step(y, w, h):
+        h = float(h)
+        ch = math.cosh(w * h)
+        sh = h * float(_shc(np.asarray(w * h)))
+        return np.array([y[0] * ch + y[1] * sh, y[0] * w * w * sh + y[1] * ch])
+
+    def beta(self, t):
+        return np.asarray(self.beta_s(np.asarray(t, dtype=float)), dtype=float)
+
+    def __call__(self, t):
+        t = np.atleast_1d(np.asarray(t, dtype=float))
+        if not self.exact:
+            q, dq = self.sq(t)
+            p, dp = self.sp(t)
+            p = np.where(t >= self.T, 0.0, p)
+            q = np.where(t <= 0.0, 0.0, q)
+            return p, dp, q, dq
+        e = self.edges
+        i = np.clip(np.searchsorted(e, t, side="right") - 1, 0, len(self.w) - 1)
+        w = self.w[i]
+        hq = t - e[i]
+        hp = t - e[i + 1]
+        chq, shq = np.cosh(w * hq), hq * _shc(w * hq)
+        chp, shp = np.cosh(w * hp), hp * _shc(w * hp)
+        q0, dq0 = self.qa[i, 0], self.qa[i, 1]
+        p0, dp0 = self.pa[i + 1, 0], self.pa[i + 1, 1]
+        q = q0 * chq + dq0 * shq
+        dq = q0 * w * w * shq + dq0 * chq
+        p = p0 * chp + dp0 * shp
+        dp = p0 * w * w * shp + dp0 * chp
+        return p, dp, q, dq
+
+
+@dataclass
+class GMProtocol:
+    """Time-discretised protocol of the Gaussian-mixture regime (math.md section 5).
+
+    Arrays are sampled on ``t`` (nt,), t[0] = 0, t[-1] = T.  p, q solve p'' = beta_t p with
+    p(T) = 0, p'(T) = -1 and q(0) = 0, q'(0) = 1; W = p(0) = q(T).  Bridge coefficients
+    a = p/W, b = q/W, g = sigma^2 p q / W (so X_t = a X_0 + b X_T + c_t + N(0, g I)) and the
+    observation precision K = b^2/g = q / (sigma^2 W p): K = 0 at t = 0 (nothing is learnt about
+    X_T there) and K = inf at t = T (stored as np.inf).  c (nt, d), dc: the deterministic shift
+    for the guidance nu_t, c'' = beta_t (c - nu_t), c(0) = c(T) = 0 (c = 0 when nu = 0).
+    """
+
+    t: np.ndarray
+    T: float
+    sigma: float
+    p: np.ndarray
+    dp: np.ndarray
+    q: np.ndarray
+    dq: np.ndarray
+    W: float
+    a: np.ndarray
+    b: np.ndarray
+    g: np.ndarray
+    K: np.ndarray
+    c: np.ndarray
+    dc: np.ndarray
+
+
+def _guidance_kind(nu, d, t):
+    """Normalise nu to ('pwc', edges, values (M, d)) | ('grid', values (nt, d)) |
+    ('callable', f(scalar t) -> (d,)).  Returns (kind, payload, d)."""
+    if nu is None:
+        return "pwc", (None, np.zeros((1, d))), d
+    if isinstance(nu, (Constant, PiecewiseConstant)):
+        nu = [nu]
+    if isinstance(nu, (list, tuple)) and any(callable(v) for v in nu):
+        scheds = [as_schedule(v, "nu") for v in nu]
+        if len(scheds) == 1 and d > 1:
+            scheds = scheds * d
+        if d == 1 and len(scheds) > 1:
+            d = len(scheds)
+        if len(scheds) != d:
+            raise ValueError(f"nu has {len(scheds)} components, d = {d}")
+        if all(isinstance(s, (Constant, PiecewiseConstant)) for s in scheds):
+            return "pwc", (scheds, None), d
+        return "callable", (lambda s: np.array([float(sc(np.asarray(s))) for sc in scheds])), d
+    if callable(nu):
+        v0 = np.atleast_1d(np.asarray(nu(0.0), dtype=float)).ravel()
+        if d == 1 and v0.size > 1:
+            d = v0.size
+        if v0.size not in (1, d):
+            raise ValueError(f"nu(t) has {v0.size} components, d = {d}")
+
+        def f(s, nu=nu, d=d):
+            return np.broadcast_to(np.asarray(nu(float(s)), dtype=float).ravel(), (d,)).astype(float)
+        return "callable", f, d
+    arr = np.asarray(nu, dtype=float)
+    if arr.ndim == 2:
+        if arr.shape[0] != len(t):
+            raise ValueError(f"nu array must be (nt, d) = ({len(t)}, d), got {arr.shape}")
+        if d == 1 and arr.shape[1] > 1:
+            d = arr.shape[1]
+        if arr.shape[1] not in (1, d):
+            raise ValueError(f"nu array has {arr.shape[1]} components, d = {d}")
+        return "grid", np.broadcast_to(arr, (len(t), d)).copy(), d
+    arr = np.atleast_1d(arr).ravel()
+    if d == 1 and arr.size > 1:
+        d = arr.size
+    if arr.size not in (1, d):
+        raise ValueError(f"nu has {arr.size} components, d = {d}")
+    return "pwc", (None, np.broadcast_to(arr, (d,)).reshape(1, d).copy()), d
+
+
+def _shift_pwc(t, pq, T, scheds, const):
+    """c by variation of parameters, exact for piecewise-constant nu (any beta):
+        c = [p I1 + q I2] / W,  c' = [p' I1 + q' I2] / W,
+        I1(t) = int_0^t q beta nu ds,  I2(t) = int_t^T p beta nu ds,
+    and on a piece where nu = nu_i, int beta q = [q'], int beta p = [p'] (since q'' = beta q)."""
+    if scheds is None:
+        edges = np.array([0.0, T])
+        vals = const
+    else:
+        edges = _segment_edges(T, *scheds)
+        mids = 0.5 * (edges[:-1] + edges[1:])
+        vals = np.stack([np.asarray(s(mids), dtype=float) for s in scheds], axis=1)
+    _, dpe, _, dqe = pq(edges)
+    jq = vals * np.diff(dqe)[:, None]   # int over piece of q beta nu, (M, d)
+    jp = vals * np.diff(dpe)[:, None]
+    M = len(vals)
+    cum1 = np.vstack([np.zeros((1, vals.shape[1])), np.cumsum(jq, axis=0)])          # int_0^{E_j}
+    cum2 = np.vstack([np.cumsum(jp[::-1], axis=0)[::-1], np.zeros((1, vals.shape[1]))])  # int_{E_j}^T
+    p, dp, q, dq = pq(t)
+    j = np.clip(np.searchsorted(edges, t, side="right") - 1, 0, M - 1)
+    I1 = cum1[j] + vals[j] * (dq - dqe[j])[:, None]
+    I2 = cum2[j + 1] + vals[j] * (dpe[j + 1] - dp)[:, None]
+    return I1, I2
+
+
+def _shift_grid(t, pq, nu):
+    """Variation-of-parameters integrals for nu piecewise linear between the grid points, exact
+    for any beta: on [u, v] with nu = nu_u + k (s - u),
+        int beta q nu = nu_u [q'(v) - q'(u)] + k [(v - u) q'(v) - q(v) + q(u)]
+    (from q'' = beta q and (s q' - q)' = s q'')."""
+    p, dp, q, dq = pq(t)
+    h = np.diff(t)[:, None]
+    k = np.diff(nu, axis=0) / h
+    jq = nu[:-1] * np.diff(dq)[:, None] + k * (h * dq[1:, None] - np.diff(q)[:, None])
+    # int_u^v beta p nu with nu anchored at u: nu_u [p'] + k [(v-u) p'(v) - p(v) + p(u)]
+    jp = nu[:-1] * np.diff(dp)[:, None] + k * (h * dp[1:, None] - np.diff(p)[:, None])
+    z = np.zeros((1, nu.shape[1]))
+    I1 = np.vstack([z, np.cumsum(jq, axis=0)])
+    I2 = np.vstack([np.cumsum(jp[::-1], axis=0)[::-1], z])
+    return I1, I2
+
+
+def _shift_callable(t, pq, T, beta_s, f, d):
+    """Variation-of-parameters integrals for a general nu_t: I1 integrated forward and I2
+    backward (both well conditioned) with solve_ivp DOP853 (rtol 1e-12), piecewise across the
+    breaks of a PWC beta."""
+    edges = _segment_edges(T, beta_s)
+    nseg = len(edges) - 1
+
+    def integ(which):
+        out = np.zeros((len(t), d))
+        order = range(nseg) if which == "q" else range(nseg - 1, -1, -1)
+        y = np.zeros(d)
+        for i in order:
+            lo, hi = edges[i], edges[i + 1]
+            bf = _on_segment(beta_s, lo, hi)
+
+            def rhs(s, _y, bf=bf):
+                p, _, q, _ = pq(s)
+                return (q[0] if which == "q" else -p[0]) * bf(s) * f(s)
+            span = (lo, hi) if which == "q" else (hi, lo)
+            sol = solve_ivp(rhs, span, y, dense_output=True, **_ODE_OPTS)
+            if not sol.success:
+                raise RuntimeError(f"guidance shift integration failed: {sol.message}")
+            m = (t >= lo) & (t <= hi)
+            if np.any(m):
+                out[m] = sol.sol(t[m]).T
+            y = sol.y[:, -1]
+        return out
+    # I1(t) = int_0^t q beta nu (forward from 0); I2(t) = int_t^T p beta nu = -(int_T^t), backward
+    return integ("q"), integ("p")
+
+
+def gm_protocol(t, *, T, beta, sigma=1.0, nu=None, d=1) -> GMProtocol:
+    """Build the GM-regime protocol of math.md section 5 on the time grid ``t``.
+
+    t: increasing array with t[0] = 0 and t[-1] = T (or an int nt: np.linspace(0, T, nt)).
+    beta: number, PiecewiseConstant (exact cosh/sinh pieces glued C^1 at the breaks) or callable
+    of t (solve_ivp DOP853, rtol 1e-12).  beta_t >= 0.
+    nu (guidance): None (c = 0); a number or constant vector (d,); a Constant/PiecewiseConstant
+    schedule (applied to every axis) or a list of d numbers/schedules; a callable t -> (d,);
+    or an (nt, d) array of values on t (taken piecewise linear between grid points).  If d is left
+    at 1 it is taken from nu's length.
+
+    c solves c'' = beta_t (c - nu_t), c(0) = c(T) = 0, i.e. -c'' + beta c = beta nu, by variation
+    of parameters with the Dirichlet Green's function q(min) p(max) / W:
+
+        c_t  = [p_t int_0^t q_s beta_s nu_s ds + q_t int_t^T p_s beta_s nu_s ds] / W
+        c_t' = [p_t' int_0^t q beta nu ds     + q_t' int_t^T p beta nu ds] / W
+
+    (the boundary terms of the derivative cancel).  Exact for piecewise-constant nu (any beta):
+    int beta q = [q'] on a piece; for constant nu it reduces to c = nu (1 - a - b).  Exact also for
+    the grid-array nu (piecewise linear).  A general callable nu: the two integrals by DOP853.
+
+    Large beta: p, q grow like exp(int sqrt(beta)); fine while int_0^T sqrt(beta_t) dt < ~700.
+    """
+    T = float(T)
+    if isinstance(t, (int, np.integer)):
+        t = np.linspace(0.0, T, int(t))
+    t = np.array(t, dtype=float)
+    if t.ndim != 1 or len(t) < 2 or np.any(np.diff(t) <= 0):
+        raise ValueError("t must be a strictly increasing 1-D array")
+    tol = 1e-12 * max(T, 1.0)
+    if abs(t[0]) > tol or abs(t[-1] - T) > tol:
+        raise ValueError(f"t must run from 0 to T = {T}")
+    t[0], t[-1] = 0.0, T
+    if sigma <= 0:
+        raise ValueError("sigma must be > 0")
+    beta_s = as_schedule(beta, "beta")
+    pq = _PQ(T, beta_s)
+    p, dp, q, dq = pq(t)
+    p[-1] = 0.0
+    q[0] = 0.0
+    W = pq.W
+    a, b = p / W, q / W
+    g = sigma ** 2 * p * q / W
+    with np.errstate(divide="ignore"):
+        K = np.where(p > 0, q / (sigma ** 2 * W * np.where(p > 0, p, 1.0)), np.inf)
+
+    kind, payload, d = _guidance_kind(nu, int(d), t)
+    if kind == "pwc":
+        I1, I2 = _shift_pwc(t, pq, T, *payload)
+    elif kind == "grid":
+        I1, I2 = _shift_grid(t, pq, payload)
+    else:
+        I1, I2 = _shift_callable(t, pq, T, beta_s, payload, d)
+    c = (p[:, None] * I1 + q[:, None] * I2) / W
+    dc = (dp[:, None] * I1 + dq[:, None] * I2) / W
+    c[0] = 0.0
+    c[-1] = 0.0
+    return GMProtocol(t=t, T=T, sigma=float(sigma), p=p, dp=dp, q=q, dq=dq, W=W, a=a, b=b, g=g,
+                      K=K, c=c, dc=dc)
+
+
+def _mixture(mix, d=None):
+    """(weights (K,), means (K, d), variances (K, d)) with weights normalised to sum 1."""
+    w, m, v = mix
+    w = np.atleast_1d(np.asarray(w, dtype=float))
+    m = np.asarray(m, dtype=float)
+    v = np.asarray(v, dtype=float)
+    if m.ndim < 2:
+        m = m.reshape(len(w), -1)
+    if d is None:
+        d = m.shape[1]
+    m = np.broadcast_to(m, (len(w), d))
+    v = np.broadcast_to(v.reshape(len(w), -1) if v.ndim < 2 else v, (len(w), d))
+    if np.any(w < 0) or w.sum() <= 0:
+        raise ValueError("mixture weights must be >= 0 with a positive sum")
+    if np.any(v < 0):
+        raise ValueError("mixture variances must be >= 0")
+    return w / w.sum(), m, v
+
+
+def gm_agent_drift(t, x, z, proto, target) -> np.ndarray:
+    """Optimal control of agents started at z (product coupling) towards a diagonal GM target,
+    numpy reference.  t scalar strictly inside (0, T); x, z (N, d) (z may be (d,)); target =
+    (weights (K,), means (K, d), variances (K, d)).  Returns alpha (N, d).
+
+    Derivation (any sigma).  alpha = sigma^2 grad log phi with phi(t, x) = int k(t,x; T,y) h(y) dy
+    and k ~ exp(-S_cl(t, x; T, y) / sigma^2) (quadratic action, prefactor independent of x, y).
+    Since -d S_cl / dx = x_cl'(t) (the initial velocity of the classical path), the sigma^2 cancels:
+    alpha = E[x_cl'(t) | X_t = x], the posterior being the law of X_T given X_t = x.  The classical
+    path from (t, x) to (T, y) is p(s)/p(t) x + [p(t) q(s) - q(t) p(s)]/(p(t) W) y + c(s) - c(t) p(s)/p(t),
+    so x_cl'(t) = [y + p'(x - c)]/p + c' (Wronskian p q' - q p' = W), affine in y:
+
+        alpha = [yhat + p_t' (x - c_t)] / p_t + c_t',   yhat = E[X_T | X_t = x, X_0 = z]
+
+    (math.md's formula, verbatim for every sigma).  sigma enters only through the posterior:
+    X_t | (X_0 = z, X_T = y) ~ N(a z + b y + c, g), g = sigma^2 p q / W, so with r = x - a z - c,
+    per axis and component k (prior N(m_k, S_k)):
+
+        responsibility  ~ pi_k N(r; b m_k, b^2 S_k + g)              (log domain)
+        y_k = m_k + S_k (r - b m_k) / (b S_k + sigma^2 p)             (= precision-weighted mean of
+              m1_k(y) N(y; mu, 1/K), mu = r / b, K = b^2 / g, written without dividing by b)
+
+    The protocol arrays are linearly interpolated at t (np.interp; exact at grid nodes).  The drift
+    is singular at t = T (p = 0: agents are pinned onto X_T) and its formula degenerates at t = 0
+    (b = g = 0), hence the open interval; an Euler-Maruyama scheme evaluates it at t_0 = 0+.
+    """
+    t = float(t)
+    if not (0.0 < t < proto.T):
+        raise ValueError(f"gm_agent_drift needs 0 < t < T = {proto.T}, got {t}")
+    tg = proto.t
+    p = np.interp(t, tg, proto.p)
+    dp = np.interp(t, tg, proto.dp)
+    q = np.interp(t, tg, proto.q)
+    d = proto.c.shape[1]
+    c = np.array([np.interp(t, tg, proto.c[:, i]) for i in range(d)])
+    dc = np.array([np.interp(t, tg, proto.dc[:, i]) for i in range(d)])
+    W, s2 = proto.W, proto.sigma ** 2
+    a, b = p / W, q / W
+    x = np.atleast_2d(np.asarray(x, dtype=float))
+    z = np.broadcast_to(np.asarray(z, dtype=float), x.shape)
+    if x.shape[1] != d:
+        raise ValueError(f"x has {x.shape[1]} components, protocol d = {d}")
+    w, m, S = _mixture(target, d)
+    r = x - a * z - c                                       # (N, d)
+    D = b * S + s2 * p                                      # (K, d);  b^2 S + g = b D
+    V = b * D
+    dev = r[:, None, :] - b * m[None, :, :]                 # (N, K, d)
+    with np.errstate(divide="ignore"):
+        logw = np.log(w)
+    ll = logw[None, :] - 0.5 * np.sum(dev * dev / V[None] + np.log(V)[None], axis=2)
+    ll -= ll.max(axis=1, keepdims=True)
+    resp = np.exp(ll)
+    resp /= resp.sum(axis=1, keepdims=True)
+    yk = m[None] + S[None] * dev / D[None]                  # (N, K, d)
+    yhat = np.einsum("nk,nkd->nd", resp, yk)
+    return (yhat + dp * (x - c)) / p + dc
+
+
+def gm_product_marginal(t_index, x_grid_points, start_mixture, target_mixture, proto) -> np.ndarray:
+    """Exact density of the product-coupling marginal at proto.t[t_index] (math.md section 5)::
+
+        m_t(x) = sum_{j,k} pi_j pi_k N(x; a m_j + b m_k + c, a^2 S_j + b^2 Sigma_k + g I)
+
+    (diagonal covariances, X_0 ~ start, X_T ~ target independent).  x_grid_points (P, d);
+    returns (P,), evaluated in the log domain.  Mean and covariance: ``gm_product_moments``.
+    """
+    i = int(t_index)
+    a, b, g, c = proto.a[i], proto.b[i], proto.g[i], proto.c[i]
+    d = len(c)
+    X = np.asarray(x_grid_points, dtype=float).reshape(-1, d)
+    w0, m0, S0 = _mixture(start_mixture, d)
+    w1, m1, S1 = _mixture(target_mixture, d)
+    mu = a * m0[:, None, :] + b * m1[None, :, :] + c          # (J, K, d)
+    var = a * a * S0[:, None, :] + b * b * S1[None, :, :] + g  # (J, K, d)
+    with np.errstate(divide="ignore"):
+        lw = np.log(w0)[:, None] + np.log(w1)[None, :]
+    dev = X[:, None, None, :] - mu[None]
+    ll = lw[None] - 0.5 * np.sum(dev * dev / var[None] + np.log(2.0 * np.pi * var)[None], axis=3)
+    ll = ll.reshape(len(X), -1)
+    mx = ll.max(axis=1, keepdims=True)
+    return np.exp(mx[:, 0]) * np.sum(np.exp(ll - mx), axis=1)
+
+
+def _mixture_moments(w, m, S):
+    mean = w @ m
+    cov = np.einsum("k,ki,kj->ij", w, m, m) + np.diag(w @ S) - np.outer(mean, mean)
+    return mean, cov
+
+
+def gm_product_moments(t_index, start_mixture, target_mixture, proto):
+    """Mean (d,) and covariance (d, d) of the product-coupling marginal at proto.t[t_index]::
+
+        mean = a M0 + b M1 + c,   cov = a^2 C0 + b^2 C1 + g I
+
+    (M, C: the full mixture mean/covariance of start and target; X_0, X_T independent)."""
+    i = int(t_index)
+    a, b, g, c = proto.a[i], proto.b[i], proto.g[i], proto.c[i]
+    d = len(c)
+    M0, C0 = _mixture_moments(*_mixture(start_mixture, d))
+    M1, C1 = _mixture_moments(*_mixture(target_mixture, d))
+    return a * M0 + b * M1 + c, a * a * C0 + b * b * C1 + g * np.eye(d)
+
+
+def gm_mean_channel_energy(*, T, beta, mean0, mean1, nu=None, sigma=1.0):
+    """Mean-channel energy int_0^T |mean_t'|^2 dt, per axis (math.md sections 3 and 6).
+
+    nu=None (MF guidance): the mean is linear, energy = (mean1 - mean0)^2 / T.
+    nu constant (IA, scalar or per axis): mean_t = a_t m0 + b_t m1 + nu (1 - a_t - b_t) with the
+    a, b of ``gm_protocol`` for this beta (PWC allowed).  f = mean - nu solves f'' = beta f, so on
+    a piece [e_i, e_i + h] of constant beta it is the two-point interpolant of its end values,
+    f = [f_i sinh(w (h - s)) + f_{i+1} sinh(w s)] / sinh(w h), and exactly (math.md section 3 with
+    T -> h, p -> f_i, q -> f_{i+1}):
+
+        int_piece f'^2 = w^2 / sinh^2(w h) [ (f_i^2 + f_{i+1}^2) I1 - 2 f_i f_{i+1} I2 ]
+
+    evaluated with the cancellation-free coefficients of ``ia_mean_energy``.  (Anchoring both
+    ends matters: a one-end cosh/sinh expansion loses exp(2 w h) to cancellation.)
+
+    A callable beta: adaptive quadrature (quad_vec) of the DOP853 dense solution.  The mean channel
+    does not depend on sigma (argument kept for a uniform interface).  Returns float or (d,) array.
+    """
+    m0 = np.asarray(mean0, dtype=float)
+    m1 = np.asarray(mean1, dtype=float)
+    if nu is None:
+        out = (m1 - m0) ** 2 / T
+        return float(out) if out.ndim == 0 else out
+    nu = np.asarray(nu, dtype=float)
+    P0, P1 = np.broadcast_arrays(m0 - nu, m1 - nu)
+    beta_s = as_schedule(beta, "beta")
+    pq = _PQ(T, beta_s)
+    W = pq.W
+    if pq.exact:
+        e, wv = pq.edges, pq.w
+        pe, _, qe, _ = pq(e)
+        pe[-1], qe[0] = 0.0, 0.0
+        tot = np.zeros(P0.shape)
+        for i in range(len(wv)):
+            f0 = (P0 * pe[i] + P1 * qe[i]) / W
+            f1 = (P0 * pe[i + 1] + P1 * qe[i + 1]) / W
+            h = e[i + 1] - e[i]
+            A1, AB = _ia_coeffs(wv[i] * h, h)
+            tot = tot + (f0 - f1) ** 2 * (1.0 / h + A1) + 2.0 * f0 * f1 * AB
+        out = tot
+    else:
+        from scipy.integrate import quad_vec
+
+        def f(s):
+            _, dp, _, dq = pq(s)
+            return ((P0 * dp[0] + P1 * dq[0]) / W) ** 2
+        out = quad_vec(f, 0.0, T, epsabs=1e-14, epsrel=1e-12, limit=400)[0]
+    out = np.asarray(out, dtype=float)
+    return float(out) if out.ndim == 0 else out
+
+
+# ============================================================================================
+# section 4 in d dimensions: matrix Riccati / Lyapunov, terminal-cost LQG mean-field game
+# ============================================================================================
+
+def _is_diag(A, tol=0.0):
+    return np.all(np.abs(A - np.diag(np.diag(A))) <= tol)
+
+
+def _lq_nd_ode(T, sigma, Q, x_target, mean0, cov0, beta_s, kappa):
+    """Matrix ODE route (mean field, guidance nu_t = mean_t), piecewise across beta breaks.
+
+    Backward from T (all stable):
+        S'   = S^2 + kappa^T S + S kappa - beta I,                 S(T) = Q
+        P'   = P (kappa + S) + (kappa + S)^T P + P^2 + beta I,     P(T) = 0
+        rho' = (kappa + S + P)^T rho,                              rho(T) = -Q x_target
+    (s = P mean + rho decouples the MF two-point BVP mean' = -(kappa + S) mean - s,
+    s' = (kappa^T + S) s + beta mean; S + P solves the beta-free Riccati, as in the scalar code;
+    S, P symmetric).  Forward from 0:
+        mean'  = -(kappa + S + P) mean - rho
+        Sigma' = -(kappa + S) Sigma - Sigma (kappa + S)^T + sigma^2 I
+    """
+    d = len(mean0)
+    I = np.eye(d)
+    edges = _segment_edges(T, beta_s)
+    nseg = len(edges) - 1
+    dd = d * d
+    back_sols = [None] * nseg
+    y = np.concatenate([Q.ravel(), np.zeros(dd), -Q @ x_target])
+    for i in range(nseg - 1, -1, -1):
+        lo, hi = edges[i], edges[i + 1]
+        bf = _on_segment(beta_s, lo, hi)
+
+        def rhs(t, zz, bf=bf):
+            S = zz[:dd].reshape(d, d)
+            P = zz[dd:2 * dd].reshape(d, d)
+            rho = zz[2 * dd:]
+            b = bf(t)
+            A = kappa + S
+            dS = S @ S + kappa.T @ S + S @ kappa - b * I
+            dP = P @ A + A.T @ P + P @ P + b * I
+            drho = (A + P).T @ rho
+            return np.concatenate([dS.ravel(), dP.ravel(), drho])
+        sol = solve_ivp(rhs, (hi, lo), y, dense_output=True, **_ODE_OPTS)
+        if not sol.success:
+            raise RuntimeError(f"backward matrix Riccati integration failed: {sol.message}")
+        back_sols[i] = sol
+        y = sol.y[:, -1]
+    back = _Stitched(edges, back_sols)
+
+    fwd_sols = []
+    y = np.concatenate([mean0, cov0.ravel()])
+    s2 = sigma ** 2
+    for i in range(nseg):
+        lo, hi = edges[i], edges[i + 1]
+        bsol = back_sols[i].sol
+
+        def rhs(t, zz, bsol=bsol):
+            v = bsol(t)
+            S = v[:dd].reshape(d, d)
+            P = v[dd:2 * dd].reshape(d, d)
+            rho = v[2 * dd:]
+            m = zz[:d]
+            C = zz[d:].reshape(d, d)
+            A = kappa + S
+            dm = -(A + P) @ m - rho
+            dC = -A @ C - C @ A.T + s2 * I
+            return np.concatenate([dm, dC.ravel()])
+        sol = solve_ivp(rhs, (lo, hi), y, dense_output=True, **_ODE_OPTS)
+        if not sol.success:
+            raise RuntimeError(f"forward Lyapunov integration failed: {sol.message}")
+        fwd_sols.append(sol)
+        y = sol.y[:, -1]
+    return back, _Stitched(edges, fwd_sols)
+
+
+def lqg_terminal_nd(t, *, T, sigma, Q, x_target, mean0, cov0, beta=0.0, kappa=None, method="auto"):
+    """Gaussian solution of the d-dimensional terminal-cost LQG mean-field game.
+
+    Model::
+
+        dX = (-kappa X + alpha) dt + sigma dW,   X_0 ~ N(mean0, cov0)
+        cost  E[ int_0^T |alpha|^2/2 + beta_t/2 |X - mean_t|^2 dt + (X_T - x_t)^T Q (X_T - x_t)/2 ]
+
+    Value u = x^T S x / 2 + s . x + c, alpha = -(S x + s)::
+
+        S'     = S^2 + kappa^T S + S kappa - beta_t I,          S(T) = Q
+        s'     = (kappa^T + S) s + beta_t mean,                 s(T) = -Q x_target
+        mean'  = -(kappa + S) mean - s,                         mean(0) = mean0
+        Sigma' = -(kappa + S) Sigma - Sigma (kappa + S)^T + sigma^2 I,   Sigma(0) = cov0
+
+    Q (d, d) symmetric (a number means Q I); kappa (d, d) or None (no base drift); beta a number,
+    callable or PiecewiseConstant.  Fast path (method "auto"): kappa None/diagonal and Q, cov0
+    diagonal -> the problem separates and the scalar ``lq_terminal`` (closed form where it applies)
+    runs per axis.  Otherwise (or method="ode") the matrix route ``_lq_nd_ode`` (DOP853,
+    rtol 1e-12, Riccati decoupling of the mean BVP).
+
+    Returns dict of arrays at t (shape t.shape + (d,) or + (d, d)): mean, cov, S, s.
+    """
+    if method not in ("auto", "ode"):
+        raise ValueError(f"method must be 'auto' or 'ode', got {method!r}")
+    mean0 = np.atleast_1d(np.asarray(mean0, dtype=float)).ravel()
+    d = len(mean0)
+    x_target = np.broadcast_to(np.asarray(x_target, dtype=float), (d,)).astype(float)
+    Q = np.asarray(Q, dtype=float)
+    Q = Q * np.eye(d) if Q.ndim == 0 else Q.reshape(d, d)
+    cov0 = np.asarray(cov0, dtype=float)
+    cov0 = cov0 * np.eye(d) if cov0.ndim == 0 else cov0.reshape(d, d)
+    kap = np.zeros((d, d)) if kappa is None else np.asarray(kappa, dtype=float)
+    kap = kap * np.eye(d) if kap.ndim == 0 else kap.reshape(d, d)
+    if not (np.allclose(Q, Q.T, rtol=0, atol=1e-14 * max(1.0, np.abs(Q).max()))
+            and np.allclose(cov0, cov0.T, rtol=0, atol=1e-14 * max(1.0, np.abs(cov0).max()))):
+        raise ValueError("Q and cov0 must be symmetric")
+    tt = _times(t, T)
+    shape = tt.shape
+    flat = tt.ravel()
+    if method == "auto" and _is_diag(kap) and _is_diag(Q) and _is_diag(cov0):
+        cols = [lq_terminal(flat, T=T, sigma=sigma, q=Q[i, i], x_target=x_target[i], mean0=mean0[i],
+                            var0=cov0[i, i], beta=beta, kappa=kap[i, i]) for i in range(d)]
+        n = len(flat)
+        mean = np.stack([c["mean"] for c in cols], axis=-1)
+        s = np.stack([c["s"] for c in cols], axis=-1)
+        cov = np.zeros((n, d, d))
+        S = np.zeros((n, d, d))
+        idx = np.arange(d)
+        cov[:, idx, idx] = np.stack([c["var"] for c in cols], axis=-1)
+        S[:, idx, idx] = np.stack([c["S"] for c in cols], axis=-1)
+    else:
+        back, fwd = _lq_nd_ode(float(T), sigma, Q, x_target, mean0, cov0, as_schedule(beta, "beta"), kap)
+        bv = back(flat).T
+        fv = fwd(flat).T
+        dd = d * d
+        S = bv[:, :dd].reshape(-1, d, d)
+        P = bv[:, dd:2 * dd].reshape(-1, d, d)
+        rho = bv[:, 2 * dd:]
+        mean = fv[:, :d]
+        cov = fv[:, d:].reshape(-1, d, d)
+        s = np.einsum("nij,nj->ni", P, mean) + rho
+    return dict(mean=mean.reshape(shape + (d,)), cov=cov.reshape(shape + (d, d)),
+                S=S.reshape(shape + (d, d)), s=s.reshape(shape + (d,)))
