@@ -1,7 +1,8 @@
 """Closed forms and high-accuracy ODE routes used as oracles (reference: math.md sections 1, 3, 4).
 
-Scalar LQ, bridge and IA closed forms, the Gaussian-mixture protocol and d-dimensional LQG (matrix Riccati) (one axis); a d-D product problem (separable data, diagonal
-covariances) calls these functions once per axis.  All path functions take an array of times
+Scalar LQ, bridge and IA closed forms (one axis; a d-D product problem with separable data and
+diagonal covariances calls them once per axis), the Gaussian-mixture piecewise-constant protocol
+(math.md section 5) and d-dimensional LQG by matrix Riccati/Lyapunov ODEs.  All path functions take an array of times
 ``t`` in [0, T] and return numpy arrays of the same shape.
 
 Conventions (math.md section 1)::
