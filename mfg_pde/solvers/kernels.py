@@ -784,8 +784,9 @@ def hjb_sweep(u, states, f, drift, has_drift, ndim, nu, dt, h, periodic, tol, ma
     """Backward sweep: given u[Nt], fill u[Nt-1..0] and the intermediate states[n, k] (k < ndim-1).
 
     f[n] is the running cost of step n (t_n -> t_{n+1}); drift[n] (or drift[0] if static) its drift.
-    With use_guess, guess[n] (and the incoming states[n]) start Newton; otherwise u[n+1] does.
-    its[n] receives the Newton count of step n."""
+    With use_guess, Newton starts from the predictor guess[n] + (u[n+1] - guess[n+1]) (the previous
+    iterate shifted by the change already seen one level later; the incoming states[n] likewise);
+    otherwise from u[n+1].  its[n] receives the Newton count of step n."""
     Nt = u.shape[0] - 1
     shape = u.shape[1:]
     g = np.empty(shape)
@@ -797,7 +798,16 @@ def hjb_sweep(u, states, f, drift, has_drift, ndim, nu, dt, h, periodic, tol, ma
     static = drift.shape[0] == 1
     for n in range(Nt - 1, -1, -1):
         if use_guess:
-            g[:, :, :] = guess[n]
+            gf = g.reshape(g.size)
+            g0 = guess[n].reshape(g.size)
+            g1 = guess[n + 1].reshape(g.size)
+            un1 = u[n + 1].reshape(g.size)
+            for j in range(g.size):
+                gf[j] = g0[j] + (un1[j] - g1[j])
+            for k in range(ndim - 1):
+                sk = states[n, k].reshape(g.size)
+                for j in range(g.size):
+                    sk[j] += un1[j] - g1[j]
         else:
             g[:, :, :] = u[n + 1]
             for k in range(ndim - 1):
