@@ -216,8 +216,14 @@ class MFGProblem:
         if self.coupling is None:
             return np.broadcast_to(V, shape).copy() if not np.isscalar(V) else np.zeros(shape)
         f = self.coupling.field(self.grid, self.t[1:], m[1:])
-        f = f + V if not np.isscalar(V) else np.array(f, dtype=float, copy=True)
-        return np.ascontiguousarray(np.broadcast_to(f, shape))
+        owned = isinstance(f, np.ndarray) and f.base is None and f.flags.writeable and f.shape == shape \
+            and f.dtype == np.float64
+        if np.isscalar(V):
+            return f if owned else np.ascontiguousarray(np.broadcast_to(f, shape), dtype=float).copy()
+        if owned:
+            f += V  # the coupling returned a fresh array: add the potential in place (one pass less)
+            return f
+        return np.ascontiguousarray(np.broadcast_to(f + V, shape))
 
     def terminal_values(self, mT: np.ndarray) -> np.ndarray:
         """u(T) = G(x) or G(x, m_T)."""
