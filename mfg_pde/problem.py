@@ -219,7 +219,7 @@ class MFGProblem:
         owned = isinstance(f, np.ndarray) and f.base is None and f.flags.writeable and f.shape == shape \
             and f.dtype == np.float64
         if np.isscalar(V):
-            return f if owned else np.ascontiguousarray(np.broadcast_to(f, shape), dtype=float).copy()
+            return f if owned else np.array(np.broadcast_to(f, shape), dtype=float)
         if owned:
             f += V  # the coupling returned a fresh array: add the potential in place (one pass less)
             return f
