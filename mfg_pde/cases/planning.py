@@ -16,8 +16,8 @@ from ..couplings import FixedGuidance, QuadraticInteraction
 from ..densities import gaussian, gaussian_mixture
 from ..grid import Grid
 from ..problem import LinearDrift, PlanningProblem
-from ..schedules import FromCallable, PiecewiseConstant
 from .base import Case, Param, register
+from .mean_interpolant import beta_schedule  # the same beta_t protocols as the terminal-cost case
 
 def planning_grid(N=200, Nt=200):
     return (Param("N", N, "cells per axis", positive=True), Param("Nt", Nt, "time steps", positive=True))
@@ -80,16 +80,6 @@ def bimodal_ends(grid):
     m0 = gaussian_mixture(grid, [0.7, 0.3], [-2.0, 0.2], [0.4, 0.6])
     m1 = gaussian_mixture(grid, [0.2, 0.5, 0.3], [0.8, 2.0, 3.2], [0.3, 0.35, 0.3])
     return m0, m1
-
-
-def beta_schedule(p):
-    if p["schedule"] == "pwc":
-        return PiecewiseConstant.uniform(p["T"], p["beta"] * 0.65 ** np.arange(8))
-    T, b = p["T"], p["beta"]
-
-    def beta_smooth(t):
-        return b * (1.0 + 0.8 * np.sin(2 * np.pi * np.asarray(t) / T))
-    return FromCallable(beta_smooth)
 
 
 def curved_guess(grid, m0, m1, t, T, bend=1.5):
