@@ -4,6 +4,12 @@ Methods (``solve(problem, method=...)``):
 
 * ``"picard"``          damped fixed point  m_{k+1} = (1 - theta) m_k + theta Phi(m_k)  (theta = damping).
 * ``"fictitious-play"`` theta_k = 1/(k+1): m_{k+1} is the running average of best responses.
+* ``"newton"``          Newton with line search on the whole discrete space-time system (1-D; cold
+                        start or an optional cheap warm start; see ``newton``, whose keyword options
+                        ``solve`` passes on).  ``tol`` applies to max(hjb_residual, fp_residual) and
+                        ``max_iter`` caps the Newton steps.
+* ``"auto"``            Anderson with a stall detector, switching to Newton from the best iterate
+                        (1-D; the Anderson loop in 2-D/3-D); see ``newton.solve_auto``.
 * ``"anderson"``        Anderson acceleration (depth M) on the damped Picard map, safeguarded: a
                         residual that grew by half over the best one restarts the memory and halves
                         the mixing parameter theta (best-response maps of congestion games at small
@@ -19,6 +25,9 @@ Iterates are the density on time levels 1..Nt (m^0 = m0 is fixed).  Every iterat
     mass_error    max_n |mass(Phi(m_k)^n) - mass(m0)|
     newton_max    largest number of Newton/policy iterations in one HJB step
     wall_time     seconds since the start of ``solve``
+    exploitability  Nash gap of the candidate pair (``exploitability.nash_gap``: cost of the policy of
+                  u_k against Phi(m_k) minus the best response, from m0): at the final record by
+                  default (nan before), at every iteration with ``exploitability="every"``
 
 Inexact Newton: the per-step HJB Newton solves of iteration k stop at the relative tolerance
 max(newton_tol, inner_factor * residual_{k-1}) -- tight solves are wasted while m is still far from
@@ -40,11 +49,12 @@ import numpy as np
 from ..result import MFGResult
 from .fp import fp_residual, solve_fp
 from .hjb import hjb_residual, solve_hjb
+from .exploitability import nash_gap
 from .kernels import coupling_stats, l1_diff, mix_inplace
 
-METHODS = ("picard", "fictitious-play", "anderson")
+METHODS = ("picard", "fictitious-play", "anderson", "newton", "auto")
 _ALIASES = {"fp": "fictitious-play", "fictitious": "fictitious-play", "fictitious_play": "fictitious-play",
-            "damped": "picard", "fixed-point": "picard", "auto": "anderson"}
+            "damped": "picard", "fixed-point": "picard"}
 HISTORY_KEYS = ("residual", "hjb_residual", "fp_residual", "change_m", "mass_error", "newton_max",
                 "damping", "wall_time")
 
@@ -137,12 +147,13 @@ def _method_name(method: str) -> str:
 def solve(problem, method: str = "anderson", tol: float = 1e-8, max_iter: int = 300, damping: float | None = None,
           anderson_depth: int = 5, newton_tol: float = 1e-12, newton_maxit: int = 50, inner_factor: float = 1e-2,
           m_init=None,
-          progress: bool = False, callback=None, divergence_factor: float = 1e4) -> MFGResult:
+          progress: bool = False, callback=None, divergence_factor: float = 1e4, exploitability: str = "final",
+          **options) -> MFGResult:
     """Solve the MFG ``problem`` by a coupling iteration; see the module docstring.
 
     Parameters
     ----------
-    method : "picard", "fictitious-play" or "anderson".
+    method : "picard", "fictitious-play", "anderson", "newton" or "auto".
     tol : relative tolerance on ||Phi(m) - m||_1 / ||m||_1.
     max_iter : iteration cap.
     damping : theta in (0, 1]; default 0.5 for picard, 1.0 for anderson (ignored by fictitious play).
@@ -152,12 +163,29 @@ def solve(problem, method: str = "anderson", tol: float = 1e-8, max_iter: int = 
     m_init : initial guess for m on all levels, (Nt+1, *grid); default m0 frozen in time.
     progress : print one line per iteration (throttled) to stderr.
     callback : called as callback(k, record) after each iteration; return True to stop.
+    exploitability : "final" (record the Nash gap at the last iteration), "every" or "none".
+    options : method-specific options of "newton" / "auto" (see ``newton.solve_newton``).
     """
     method = _method_name(method)
+    if exploitability not in ("final", "every", "none"):
+        raise ValueError(f"exploitability = {exploitability!r}: choose 'final', 'every' or 'none'")
     if not (np.isfinite(tol) and tol > 0):
         raise ValueError(f"tol = {tol}: must be > 0")
     if int(max_iter) < 1:
         raise ValueError(f"max_iter = {max_iter}: must be >= 1")
+    if method == "newton":
+        from .newton import solve_newton
+        return solve_newton(problem, tol=tol, max_iter=int(max_iter), m_init=m_init, newton_tol=newton_tol,
+                            newton_maxit=newton_maxit, anderson_depth=anderson_depth, progress=progress,
+                            callback=callback, exploitability=exploitability, **options)
+    if method == "auto":
+        from .newton import solve_auto
+        return solve_auto(problem, tol=tol, max_iter=max_iter, damping=damping, anderson_depth=anderson_depth,
+                          newton_tol=newton_tol, newton_maxit=newton_maxit, inner_factor=inner_factor,
+                          m_init=m_init, progress=progress, callback=callback, exploitability=exploitability,
+                          divergence_factor=min(divergence_factor, 1e2), **options)
+    if options:
+        raise TypeError(f"solve(method={method!r}) got unexpected options: {', '.join(sorted(options))}")
     if damping is None:
         damping = 0.5 if method == "picard" else 1.0
     if not 0 < damping <= 1:
@@ -177,7 +205,7 @@ def solve(problem, method: str = "anderson", tol: float = 1e-8, max_iter: int = 
     options = {"method": method, "tol": tol, "max_iter": int(max_iter), "damping": damping,
                "anderson_depth": int(anderson_depth), "newton_tol": newton_tol, "newton_maxit": newton_maxit,
                "inner_factor": inner_factor}
-    history = {k: [] for k in HISTORY_KEYS}
+    history = {k: [] for k in HISTORY_KEYS + ("exploitability",)}
     report = _Progress(progress)
     accel = _Anderson(int(anderson_depth), damping) if method == "anderson" else None
 
@@ -203,6 +231,7 @@ def solve(problem, method: str = "anderson", tol: float = 1e-8, max_iter: int = 
         if not finite:
             status = f"diverged: non-finite values in u or m at iteration {k}"
             _record(history, np.nan, np.nan, np.nan, np.nan, np.nan, its, np.nan, t_start)
+            history["exploitability"].append(np.nan)
             break
         residual = float(np.float64(res_sum) / norm_m)
         f_hat = problem.running_cost(m_hat) if problem.is_coupled else f
@@ -216,6 +245,9 @@ def solve(problem, method: str = "anderson", tol: float = 1e-8, max_iter: int = 
             change = 0.0 if one_shot else residual
             rec = _record(history, residual if not one_shot else 0.0, hjb_res, fp_res, change, mass_err, its,
                           damping, t_start)
+            history["exploitability"].append(
+                nash_gap(problem, u, m_hat, sol.states, newton_tol, newton_maxit) if exploitability != "none"
+                else np.nan)
             report(k, rec, force=True)
             status, converged = "converged", True
             break
@@ -239,6 +271,8 @@ def solve(problem, method: str = "anderson", tol: float = 1e-8, max_iter: int = 
             change = float(np.float64(l1_diff(m_next, m1.reshape(-1))) / norm_m)
             m1.reshape(-1)[:] = m_next
         rec = _record(history, residual, hjb_res, fp_res, change, mass_err, its, theta, t_start)
+        history["exploitability"].append(nash_gap(problem, u, m_hat, sol.states, newton_tol, newton_maxit)
+                                         if exploitability == "every" else np.nan)
         report(k, rec)
         best = min(best, residual)
         last_residual = residual
@@ -253,6 +287,9 @@ def solve(problem, method: str = "anderson", tol: float = 1e-8, max_iter: int = 
         status = (f"not converged: max_iter = {max_iter} reached with residual "
                   f"{history['residual'][-1]:.3e}, hjb_residual {history['hjb_residual'][-1]:.3e} (tol {tol:.1e})")
     if not converged and history["residual"]:
+        if exploitability == "final" and m_hat is not None and np.isnan(history["exploitability"][-1]) \
+                and np.isfinite(history["residual"][-1]):
+            history["exploitability"][-1] = nash_gap(problem, u, m_hat, sol.states, newton_tol, newton_maxit)
         report(k, {key: v[-1] for key, v in history.items()}, force=True)
     hist = {key: np.asarray(v, dtype=float) for key, v in history.items()}
     hist["iteration"] = np.arange(1, len(hist["residual"]) + 1, dtype=float)
