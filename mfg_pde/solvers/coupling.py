@@ -136,6 +136,16 @@ class _Anderson:
         return x_new
 
 
+def initial_density(problem, m_init=None) -> np.ndarray:
+    """Starting density on all levels: m_init (shape-checked, level 0 reset to m0) or m0 frozen in time."""
+    grid, Nt = problem.grid, problem.Nt
+    if m_init is None:
+        return np.broadcast_to(problem.m0, (Nt + 1,) + grid.shape).copy()
+    m = grid.check_field(m_init, "m_init", (Nt + 1,)).copy()
+    m[0] = problem.m0
+    return m
+
+
 def _method_name(method: str) -> str:
     key = str(method).strip().lower()
     key = _ALIASES.get(key, key)
@@ -195,11 +205,7 @@ def solve(problem, method: str = "anderson", tol: float = 1e-8, max_iter: int = 
 
     grid, Nt = problem.grid, problem.Nt
     t_start = time.perf_counter()
-    if m_init is None:
-        m = np.broadcast_to(problem.m0, (Nt + 1,) + grid.shape).copy()
-    else:
-        m = grid.check_field(m_init, "m_init", (Nt + 1,)).copy()
-        m[0] = problem.m0
+    m = initial_density(problem, m_init)
     mass0 = float(grid.integrate(problem.m0))
     cell_volume = float(grid.cell_volume)
     options = {"method": method, "tol": tol, "max_iter": int(max_iter), "damping": damping,

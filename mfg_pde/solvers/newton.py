@@ -102,6 +102,7 @@ from .. import couplings as cpl
 from ..problem import MFGProblem
 from ..result import MFGResult
 from . import kernels
+from .coupling import initial_density
 from .exploitability import nash_gap
 from .fp import fp_residual, solve_fp
 from .hjb import HJBSolution, empty_states, hjb_residual, solve_hjb
@@ -1111,11 +1112,7 @@ def solve_auto(problem, tol: float = 1e-8, max_iter: int = 300, damping: float |
         raise ValueError(f"anderson_depth = {anderson_depth}: must be >= 1")
     grid, Nt = problem.grid, problem.Nt
     t_start = time.perf_counter()
-    if m_init is None:
-        m = np.broadcast_to(problem.m0, (Nt + 1,) + grid.shape).copy()
-    else:
-        m = grid.check_field(m_init, "m_init", (Nt + 1,)).copy()
-        m[0] = problem.m0
+    m = initial_density(problem, m_init)
     mass0 = float(grid.integrate(problem.m0))
     cell_volume = float(grid.cell_volume)
     from .coupling import HISTORY_KEYS
