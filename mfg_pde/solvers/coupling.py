@@ -136,6 +136,50 @@ class _Anderson:
         return x_new
 
 
+def best_response(problem, m, sol_prev, inner_tol, newton_maxit, cell_volume, mass0):
+    """One evaluation of Phi(m): the HJB against m (Newton warm-started from sol_prev), the FP of its
+    feedback, and in one fused pass (kernels.coupling_stats) finiteness, ||m||_1, ||Phi(m) - m||_1
+    and the mass error.  Returns (sol, m_hat, finite, norm_m, res_sum, mass_err, f, uT)."""
+    Nt = problem.Nt
+    f = problem.running_cost(m)
+    uT = problem.terminal_values(m[Nt])
+    sol = solve_hjb(problem, f, uT, guess=sol_prev, tol=inner_tol, maxit=newton_maxit)
+    m_hat = solve_fp(problem, sol)
+    finite, norm_m, res_sum, mass_err = coupling_stats(m.reshape(Nt + 1, -1), m_hat.reshape(Nt + 1, -1),
+                                                       sol.u.reshape(Nt + 1, -1), cell_volume, mass0)
+    return sol, m_hat, finite, norm_m, res_sum, mass_err, f, uT
+
+
+def candidate_residuals(problem, sol, m_hat, f=None, uT=None):
+    """Relative HJB and FP residuals of the candidate pair (u_k, Phi(m_k)); for an uncoupled problem
+    the running cost f and terminal values uT of the sweep are reused."""
+    if problem.is_coupled or f is None:
+        f = problem.running_cost(m_hat)
+        uT = problem.terminal_values(m_hat[problem.Nt])
+    return hjb_residual(problem, sol, f, uT), fp_residual(problem, sol, m_hat)
+
+
+def anderson_update(accel, m, m_hat, residual, best):
+    """Safeguarded Anderson step on levels 1..Nt of m, written in place: a residual above 1.5 x best
+    restarts the memory and halves theta; a mixed density with negative values falls back to the plain
+    damped step.  Returns (change_sum = ||m_new - m_old||_1, theta, best)."""
+    Nt = m.shape[0] - 1
+    m1 = m[1:].reshape(Nt, -1)
+    if residual > best * 1.5:
+        accel.reset()
+        accel.theta = max(accel.theta * 0.5, 0.05)
+        best = residual  # measure growth from the restart
+    theta = accel.theta
+    g = (m_hat[1:] - m[1:]).reshape(-1)
+    m_next = accel.step(m1.reshape(-1), g)
+    if m_next.min() < -1e-12 * m_hat.max():
+        accel.reset()
+        m_next = m1.reshape(-1) + theta * g
+    change_sum = float(np.float64(l1_diff(m_next, m1.reshape(-1))))
+    m1.reshape(-1)[:] = m_next
+    return change_sum, theta, best
+
+
 def initial_density(problem, m_init=None) -> np.ndarray:
     """Starting density on all levels: m_init (shape-checked, level 0 reset to m0) or m0 frozen in time."""
     grid, Nt = problem.grid, problem.Nt
@@ -225,25 +269,17 @@ def solve(problem, method: str = "anderson", tol: float = 1e-8, max_iter: int = 
     k = 0
     one_shot = not problem.is_coupled
     for k in range(1, int(max_iter) + 1):
-        f = problem.running_cost(m)
-        uT = problem.terminal_values(m[Nt])
         inner_tol = newton_tol if tight else max(newton_tol, inner_factor * last_residual)
-        sol = solve_hjb(problem, f, uT, guess=sol_prev, tol=inner_tol, maxit=newton_maxit)
+        sol, m_hat, finite, norm_m, res_sum, mass_err, f, uT = best_response(
+            problem, m, sol_prev, inner_tol, newton_maxit, cell_volume, mass0)
         u, its = sol.u, sol.newton
-        m_hat = solve_fp(problem, sol)
-        # one fused pass: finiteness, ||m||_1, ||Phi(m) - m||_1 and the mass error (see kernels.coupling_stats)
-        finite, norm_m, res_sum, mass_err = coupling_stats(m.reshape(Nt + 1, -1), m_hat.reshape(Nt + 1, -1),
-                                                           u.reshape(Nt + 1, -1), cell_volume, mass0)
         if not finite:
             status = f"diverged: non-finite values in u or m at iteration {k}"
             _record(history, np.nan, np.nan, np.nan, np.nan, np.nan, its, np.nan, t_start)
             history["exploitability"].append(np.nan)
             break
         residual = float(np.float64(res_sum) / norm_m)
-        f_hat = problem.running_cost(m_hat) if problem.is_coupled else f
-        uT_hat = problem.terminal_values(m_hat[Nt]) if problem.is_coupled else uT
-        hjb_res = hjb_residual(problem, sol, f_hat, uT_hat)
-        fp_res = fp_residual(problem, sol, m_hat)
+        hjb_res, fp_res = candidate_residuals(problem, sol, m_hat, f, uT)
 
         if residual <= tol and hjb_res > tol and not tight and not one_shot:
             tight = True  # m has converged: one more pass with tight Newton solves to certify u
@@ -264,18 +300,8 @@ def solve(problem, method: str = "anderson", tol: float = 1e-8, max_iter: int = 
             theta = damping if method == "picard" else 1.0 / (k + 1)
             change = float(np.float64(mix_inplace(m1, m_hat[1:].reshape(Nt, -1), theta)) / norm_m)
         else:
-            if residual > best * 1.5:  # safeguard: restart the memory with a smaller step
-                accel.reset()
-                accel.theta = max(accel.theta * 0.5, 0.05)
-                best = residual  # measure growth from the restart
-            theta = accel.theta
-            g = (m_hat[1:] - m[1:]).reshape(-1)
-            m_next = accel.step(m1.reshape(-1), g)
-            if m_next.min() < -1e-12 * m_hat.max():
-                accel.reset()
-                m_next = m1.reshape(-1) + theta * g
-            change = float(np.float64(l1_diff(m_next, m1.reshape(-1))) / norm_m)
-            m1.reshape(-1)[:] = m_next
+            change_sum, theta, best = anderson_update(accel, m, m_hat, residual, best)
+            change = change_sum / norm_m
         rec = _record(history, residual, hjb_res, fp_res, change, mass_err, its, theta, t_start)
         history["exploitability"].append(nash_gap(problem, u, m_hat, sol.states, newton_tol, newton_maxit)
                                          if exploitability == "every" else np.nan)

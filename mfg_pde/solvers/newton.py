@@ -104,8 +104,7 @@ from ..result import MFGResult
 from . import kernels
 from .coupling import initial_density
 from .exploitability import nash_gap
-from .fp import fp_residual, solve_fp
-from .hjb import HJBSolution, empty_states, hjb_residual, solve_hjb
+from .hjb import HJBSolution, empty_states, solve_hjb
 from .layout import kernel_data
 
 NEWTON_KEYS = ("line_search", "step_norm", "linear_iterations", "phase", "continuation", "exploitability")
@@ -1091,8 +1090,8 @@ def solve_auto(problem, tol: float = 1e-8, max_iter: int = 300, damping: float |
     ``stall_factor`` times the best one before them, when a residual exceeds ``divergence_factor``
     times the best one, on a non-finite value, or at ``max_iter``.  Newton then runs from the best
     candidate pair (u_k, Phi(m_k)) seen, with ``newton_options`` (see ``solve_newton``)."""
-    from .coupling import _Anderson, _Progress, _record, solve as core_solve
-    from .kernels import coupling_stats, l1_diff
+    from .coupling import _Anderson, _Progress, _record, anderson_update, best_response, candidate_residuals
+    from .coupling import solve as core_solve
 
     if problem.grid.ndim != 1:
         r = core_solve(problem, method="anderson", tol=tol, max_iter=max_iter, damping=damping,
@@ -1110,7 +1109,7 @@ def solve_auto(problem, tol: float = 1e-8, max_iter: int = 300, damping: float |
         raise ValueError(f"damping = {damping}: must be in (0, 1]")
     if int(anderson_depth) < 1:
         raise ValueError(f"anderson_depth = {anderson_depth}: must be >= 1")
-    grid, Nt = problem.grid, problem.Nt
+    grid = problem.grid
     t_start = time.perf_counter()
     m = initial_density(problem, m_init)
     mass0 = float(grid.integrate(problem.m0))
@@ -1153,23 +1152,16 @@ def solve_auto(problem, tol: float = 1e-8, max_iter: int = 300, damping: float |
     gaps = []  # exploitability per cheap iteration ("every")
     k = 0
     for k in range(1, int(max_iter) + 1):
-        f = problem.running_cost(m)
-        uT = problem.terminal_values(m[Nt])
         inner_tol = newton_tol if tight else max(newton_tol, inner_factor * last_residual)
-        sol = solve_hjb(problem, f, uT, guess=sol_prev, tol=inner_tol, maxit=newton_maxit)
+        sol, m_hat, finite, norm_m, res_sum, mass_err, _f, _uT = best_response(
+            problem, m, sol_prev, inner_tol, newton_maxit, cell_volume, mass0)
         u, its = sol.u, sol.newton
-        m_hat = solve_fp(problem, sol)
-        finite, norm_m, res_sum, mass_err = coupling_stats(m.reshape(Nt + 1, -1), m_hat.reshape(Nt + 1, -1),
-                                                           u.reshape(Nt + 1, -1), cell_volume, mass0)
         if not finite:
             _record(core, np.nan, np.nan, np.nan, np.nan, np.nan, its, np.nan, t_start)
             switch = f"non-finite values at iteration {k}"
             break
         residual = float(np.float64(res_sum) / norm_m)
-        f_hat = problem.running_cost(m_hat)
-        uT_hat = problem.terminal_values(m_hat[Nt])
-        hjb_res = hjb_residual(problem, sol, f_hat, uT_hat)
-        fp_res = fp_residual(problem, sol, m_hat)
+        hjb_res, fp_res = candidate_residuals(problem, sol, m_hat)
         if residual < best_ever:
             best_ever = residual
             best_pair = (u.copy(), m_hat.copy(), k)
@@ -1180,19 +1172,8 @@ def solve_auto(problem, tol: float = 1e-8, max_iter: int = 300, damping: float |
             gaps.append(np.nan)
             report(k, {key: v[-1] for key, v in core.items()}, force=True)
             return finish(u, m_hat, sol, True, "converged")
-        m1 = m[1:].reshape(Nt, -1)
-        if residual > best * 1.5:
-            accel.reset()
-            accel.theta = max(accel.theta * 0.5, 0.05)
-            best = residual
-        theta = accel.theta
-        g = (m_hat[1:] - m[1:]).reshape(-1)
-        m_next = accel.step(m1.reshape(-1), g)
-        if m_next.min() < -1e-12 * m_hat.max():
-            accel.reset()
-            m_next = m1.reshape(-1) + theta * g
-        change = float(np.float64(l1_diff(m_next, m1.reshape(-1))) / norm_m)
-        m1.reshape(-1)[:] = m_next
+        change_sum, theta, best = anderson_update(accel, m, m_hat, residual, best)
+        change = change_sum / norm_m
         rec = _record(core, residual, hjb_res, fp_res, change, mass_err, its, theta, t_start)
         gaps.append(nash_gap(problem, u, m_hat, sol.states, newton_tol, newton_maxit)
                     if exploitability == "every" else np.nan)
