@@ -150,3 +150,26 @@ def test_callable_drift_and_guidance_paths():
                                coupling=mp.FixedGuidance(2.0, lambda t: np.full_like(t, 0.3)), **common))
     np.testing.assert_allclose(a.m, b.m, atol=1e-12)
     np.testing.assert_allclose(a.u, b.u, atol=1e-12)
+
+
+def test_sweeps_write_into_reused_buffers():
+    """solve_hjb / solve_fp with ``out`` give the same fields as with fresh arrays; an ``out`` that
+    aliases the Newton guess is refused (the predictor reads the old guess while writing u)."""
+    from mfg_pde.solvers.fp import solve_fp
+    from mfg_pde.solvers.hjb import solve_hjb
+    p = congestion(40)
+    m = np.repeat(p.m0[None], p.Nt + 1, axis=0)
+    f, uT = p.running_cost(m), p.terminal_values(m[-1])
+    first = solve_hjb(p, f, uT)
+    ref = solve_hjb(p, f, uT, guess=first)
+    u_buf = np.full_like(first.u, np.nan)
+    got = solve_hjb(p, f, uT, guess=first, out=u_buf)
+    assert got.u is u_buf
+    np.testing.assert_array_equal(got.u, ref.u)
+    m_buf = np.full_like(m, np.nan)
+    assert solve_fp(p, got, out=m_buf) is m_buf
+    np.testing.assert_array_equal(m_buf, solve_fp(p, ref))
+    with pytest.raises(ValueError, match="out must not share memory"):
+        solve_hjb(p, f, uT, guess=first, out=first.u)
+    with pytest.raises(ValueError, match="expected a C-contiguous"):
+        solve_fp(p, got, out=np.empty((3, 3)))

@@ -136,18 +136,41 @@ class _Anderson:
         return x_new
 
 
-def best_response(problem, m, sol_prev, inner_tol, newton_maxit, cell_volume, mass0):
+def best_response(problem, m, sol_prev, inner_tol, newton_maxit, cell_volume, mass0, buffers=None):
     """One evaluation of Phi(m): the HJB against m (Newton warm-started from sol_prev), the FP of its
     feedback, and in one fused pass (kernels.coupling_stats) finiteness, ||m||_1, ||Phi(m) - m||_1
-    and the mass error.  Returns (sol, m_hat, finite, norm_m, res_sum, mass_err, f, uT)."""
+    and the mass error.  Returns (sol, m_hat, finite, norm_m, res_sum, mass_err, f, uT).
+
+    ``buffers`` (a ``_Buffers``) supplies u and m_hat storage reused across iterations."""
     Nt = problem.Nt
     f = problem.running_cost(m)
     uT = problem.terminal_values(m[Nt])
-    sol = solve_hjb(problem, f, uT, guess=sol_prev, tol=inner_tol, maxit=newton_maxit)
-    m_hat = solve_fp(problem, sol)
+    u_out = m_out = None
+    if buffers is not None:
+        u_out, m_out = buffers.next(sol_prev)
+    sol = solve_hjb(problem, f, uT, guess=sol_prev, tol=inner_tol, maxit=newton_maxit, out=u_out)
+    m_hat = solve_fp(problem, sol, out=m_out)
     finite, norm_m, res_sum, mass_err = coupling_stats(m.reshape(Nt + 1, -1), m_hat.reshape(Nt + 1, -1),
                                                        sol.u.reshape(Nt + 1, -1), cell_volume, mass0)
     return sol, m_hat, finite, norm_m, res_sum, mass_err, f, uT
+
+
+class _Buffers:
+    """Space-time storage reused by the coupling loop: two u arrays used alternately (the new HJB
+    sweep reads the previous iterate as its Newton guess) and one m_hat array (each candidate density
+    is consumed -- mixed into the iterate, measured -- before the next one is computed).  Reusing
+    them avoids allocating and page-faulting 2-3 fresh (Nt+1) x grid arrays per iteration, which
+    cost more than the FP sweep itself on a 1000 x 1000 problem."""
+
+    def __init__(self, problem):
+        shape = (problem.Nt + 1,) + problem.grid.shape
+        self.u = [np.empty(shape), np.empty(shape)]
+        self.m_hat = np.empty(shape)
+
+    def next(self, sol_prev):
+        if sol_prev is not None and np.shares_memory(sol_prev.u, self.u[0]):
+            return self.u[1], self.m_hat
+        return self.u[0], self.m_hat
 
 
 def candidate_residuals(problem, sol, m_hat, f=None, uT=None):
@@ -258,6 +281,7 @@ def solve(problem, method: str = "anderson", tol: float = 1e-8, max_iter: int = 
     history = {k: [] for k in HISTORY_KEYS + ("exploitability",)}
     report = _Progress(progress)
     accel = _Anderson(int(anderson_depth), damping) if method == "anderson" else None
+    buffers = _Buffers(problem)
 
     sol_prev = None
     sol = None
@@ -271,7 +295,7 @@ def solve(problem, method: str = "anderson", tol: float = 1e-8, max_iter: int = 
     for k in range(1, int(max_iter) + 1):
         inner_tol = newton_tol if tight else max(newton_tol, inner_factor * last_residual)
         sol, m_hat, finite, norm_m, res_sum, mass_err, f, uT = best_response(
-            problem, m, sol_prev, inner_tol, newton_maxit, cell_volume, mass0)
+            problem, m, sol_prev, inner_tol, newton_maxit, cell_volume, mass0, buffers)
         u, its = sol.u, sol.newton
         if not finite:
             status = f"diverged: non-finite values in u or m at iteration {k}"

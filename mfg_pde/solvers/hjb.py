@@ -31,16 +31,26 @@ def empty_states(problem) -> np.ndarray:
 
 
 def solve_hjb(problem, f: np.ndarray, u_terminal: np.ndarray, guess: HJBSolution | None = None,
-              tol: float = 1e-12, maxit: int = 50) -> HJBSolution:
+              tol: float = 1e-12, maxit: int = 50, out: np.ndarray | None = None) -> HJBSolution:
     """Backward sweep with running cost f (Nt, *grid) per step and terminal values u_T.
 
     ``guess`` (a previous solution, e.g. from the last coupling iteration) starts Newton; its
-    ``states`` array is reused (overwritten) in place."""
+    ``states`` array is reused (overwritten) in place.  ``out`` (Nt+1, *grid), if given, receives u
+    (it must not be ``guess.u``): the coupling loop alternates two buffers instead of allocating
+    -- and page-faulting -- a fresh space-time array every iteration."""
     kd = kernel_data(problem)
     Nt = problem.Nt
     grid = problem.grid
     f = grid.check_field(f, "running cost f", (Nt,))
-    u = np.empty((Nt + 1,) + grid.shape)
+    if out is None:
+        u = np.empty((Nt + 1,) + grid.shape)
+    else:
+        if out.shape != (Nt + 1,) + grid.shape or out.dtype != np.float64 or not out.flags.c_contiguous:
+            raise ValueError(f"out has shape {out.shape}; expected a C-contiguous float64 array "
+                             f"{(Nt + 1,) + grid.shape}")
+        if guess is not None and np.shares_memory(out, guess.u):
+            raise ValueError("out must not share memory with guess.u (the predictor reads the old guess)")
+        u = out
     u[Nt] = grid.check_field(u_terminal, "terminal values u_T")
     u3 = u.reshape((Nt + 1,) + kd.shape3)
     if guess is not None:
