@@ -7,8 +7,10 @@ F = k m - cos(2 pi x) (potential -cos(2 pi x) plus the congestion coupling k m),
 "FAIL (residual)" when the method did not converge.  Times are wall-clock after a warm-up solve
 (numba kernels compiled or loaded from the cache); compile time is reported apart.
 
-Speed row (the issue): Newton on the 1-D 1000 x 1000 congestion problem at nu = 0.01, k = 10 (same
-data), target under 5 s.
+Speed rows (the issue): Newton on the 1-D 1000 x 1000 congestion problem at nu = 0.01, k = 10 (same
+data), target under 5 s; Newton (Krylov on the direction-split chain) on the 2-D hard regime
+101 x 101 x 100, periodic, nu = 0.01, k = 10, V = -cos(2 pi x) - cos(2 pi y), target under 60 s, with the
+Anderson loop beside it.
 
 Run:  python benchmarks/bench_newton.py [--quick] [--max-iter N]
 """
@@ -21,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tracemalloc
 
 import numpy as np
 
@@ -43,6 +46,12 @@ def regime(nu, k, N=200, Nt=100):
     grid = mp.Grid([(0.0, 1.0)], N, bc="periodic")
     return mp.MFGProblem(grid, 1.0, Nt, float(np.sqrt(2 * nu)), np.ones(N), coupling=mp.LocalPower(k),
                          potential=lambda x, t: -np.cos(2 * np.pi * x))
+
+
+def regime_2d(nu, k, N=101, Nt=100):
+    grid = mp.Grid([(0.0, 1.0), (0.0, 1.0)], N, bc="periodic")
+    return mp.MFGProblem(grid, 1.0, Nt, float(np.sqrt(2 * nu)), np.ones((N, N)), coupling=mp.LocalPower(k),
+                         potential=lambda x, y, t: -np.cos(2 * np.pi * x) - np.cos(2 * np.pi * y))
 
 
 def cell(r, wall):
@@ -115,6 +124,27 @@ def main(argv=None):
                      f"{int(lin.sum())} CG iterations, residual {h['residual'][-1]:.1e}", "< 5 s",
                      "yes" if r.converged and wall < 5 else "NO",
                      f"exploitability {h['exploitability'][-1]:.1e}, mass error {r.mass_error():.0e}"))
+        print("speed row: newton, 2-D 101 x 101 x 100 hard regime, nu = 0.01, k = 10 ...", flush=True)
+        mp.solve(regime_2d(0.01, 10.0, 12, 6), method="newton", tol=1e-10)  # compile / load kernels
+        pb = regime_2d(0.01, 10.0)
+        for name, kw in (("newton", dict(method="newton")), ("anderson", dict(method="anderson", max_iter=60))):
+            tracemalloc.start()
+            t0 = time.perf_counter()
+            r = mp.solve(pb, tol=1e-10, **kw)
+            wall = time.perf_counter() - t0
+            peak = tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
+            h = r.history
+            if name == "newton":
+                lin = h["linear_iterations"][h["phase"] == 1]
+                rows.append(("newton 2-D 101x101x100, nu=0.01, k=10",
+                             f"{wall:.1f} s, {r.iterations - 1} newton steps, {int(np.nansum(lin))} CG iterations, "
+                             f"residual {h['residual'][-1]:.1e}", "< 60 s", "yes" if r.converged and wall < 60 else "NO",
+                             f"peak {peak / 2**20:.0f} MiB, mass error {r.mass_error():.0e}"))
+            else:
+                rows.append(("anderson, same 2-D problem", f"{wall:.1f} s, {r.iterations} it, "
+                             f"{'converged' if r.converged else 'not converged'}, residual {h['residual'][-1]:.1e}",
+                             "-", "-", ""))
         cold, warm = compile_time()
         rows.append(("first newton solve, empty numba cache", f"{cold:.1f} s", "reported apart", "-",
                      f"same solve with cached kernels: {warm:.2f} s"))

@@ -215,11 +215,12 @@ def test_auto_records_the_switch():
     assert e.converged and e.status == "converged" and np.all(e.history["phase"] == 0)
 
 
-def test_newton_is_1d_only_and_auto_falls_back_in_2d():
+def test_newton_and_auto_run_in_2d():
+    """2-D goes through the split-chain system (tests/test_newton_split.py has the details)."""
     g = mp.Grid([(0, 1), (0, 1)], 12)
     pb = mp.MFGProblem(g, 1.0, 8, 0.5, mp.gaussian(g, [0.5, 0.5], 0.2), coupling=mp.LocalPower(1.0))
-    with pytest.raises(NotImplementedError, match="1-D"):
-        mp.solve(pb, method="newton")
+    r = mp.solve(pb, method="newton", tol=1e-10)
+    assert r.converged and r.history["residual"][-1] <= 1e-10
     r = mp.solve(pb, method="auto", tol=1e-8)
     assert r.converged and r.solver["method"] == "auto"
 

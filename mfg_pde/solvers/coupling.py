@@ -4,12 +4,13 @@ Methods (``solve(problem, method=...)``):
 
 * ``"picard"``          damped fixed point  m_{k+1} = (1 - theta) m_k + theta Phi(m_k)  (theta = damping).
 * ``"fictitious-play"`` theta_k = 1/(k+1): m_{k+1} is the running average of best responses.
-* ``"newton"``          Newton with line search on the whole discrete space-time system (1-D; cold
+* ``"newton"``          Newton with line search on the whole discrete space-time system (1-D: sparse
+                        direct or Krylov; 2-D/3-D: Krylov on the split chain, ``newton_split``; cold
                         start or an optional cheap warm start; see ``newton``, whose keyword options
                         ``solve`` passes on).  ``tol`` applies to max(hjb_residual, fp_residual) and
                         ``max_iter`` caps the Newton steps.
 * ``"auto"``            Anderson with a stall detector, switching to Newton from the best iterate
-                        (1-D; the Anderson loop in 2-D/3-D); see ``newton.solve_auto``.
+                        (the Anderson loop for non-local couplings in 2-D/3-D); see ``newton.solve_auto``.
 * ``"anderson"``        Anderson acceleration (depth M) on the damped Picard map, safeguarded: a
                         residual that grew by half over the best one restarts the memory and halves
                         the mixing parameter theta (best-response maps of congestion games at small

@@ -1,4 +1,9 @@
-"""Newton's method on the whole discrete forward-backward MFG system (1-D), and the "auto" driver.
+"""Newton's method on the whole discrete forward-backward MFG system, and the "auto" driver.
+
+This module holds the 1-D system and the driver (line search, forcing terms, warm starts, continuation,
+history); 2-D/3-D problems use the same driver on the direction-split chain of ``newton_split``
+(``SplitSystem``: the intermediate split states are unknowns too, Krylov solves preconditioned by the
+linearised backward-forward sweep).
 
 Unknowns: u^0..u^{Nt-1} and m^1..m^Nt at once (m^0 = m0 is data, u^Nt = G(m^Nt) is eliminated).
 With the per-step M-matrix M(u) = I + dt L(u) of ``kernels`` (rows lower/diag/upper, Engquist-Osher
@@ -73,7 +78,8 @@ factors in (0, 1) (default 0.1, 0.3) passed through before the target problem.
 ``solve_auto``: Anderson on the damped Picard map (as ``method="anderson"``) with a stall detector --
 no decrease of the best residual by ``stall_factor`` over ``stall_window`` iterations, a residual
 ``divergence_factor`` times the best one, a non-finite value, or the iteration cap -- then Newton from
-the best iterate.  In 2-D/3-D "auto" is the Anderson loop (Newton here is 1-D only).
+the best iterate (in 2-D/3-D with the split states of that iterate, so the pair stays FP-exact).  In
+2-D/3-D with a coupling that has no Newton derivative there (non-local), "auto" is the Anderson loop.
 
 History (per record, the keys of the core loop plus):
 
@@ -612,6 +618,8 @@ class DiscreteSystem:
 
     Iterates are full arrays u, m shaped (Nt+1, N) with m[0] = m0 and u[Nt] = G(m[Nt])."""
 
+    has_direct = True
+
     def __init__(self, problem):
         if problem.grid.ndim != 1:
             raise NotImplementedError("the Newton system is 1-D only")
@@ -652,6 +660,17 @@ class DiscreteSystem:
         out = np.empty((Nt, N, 1))
         kernels.axis_cost(np.ascontiguousarray(uu).reshape(Nt, N, 1), 1, self.h, self.periodic, out)
         return out.reshape(Nt, N)
+
+    def fields(self, u: np.ndarray, m: np.ndarray):
+        """The plain fields of an iterate (here the iterate itself)."""
+        return u, m
+
+    def lift(self, u, m, newton_tol=1e-12, newton_maxit=50):
+        """The iterate of plain fields (here the fields themselves)."""
+        return u, m
+
+    def mass_error(self, m: np.ndarray, mass0: float) -> float:
+        return float(np.abs(self.problem.grid.integrate(m) - mass0).max())
 
     def complete(self, u: np.ndarray, m: np.ndarray):
         """Impose the data: m[0] = m0, u[Nt] = G(m[Nt])."""
@@ -817,12 +836,22 @@ def _with_params(problem, sigma=None, scale=None):
                       terminal_cost=problem.terminal_cost, name=problem.name)
 
 
+def make_system(problem):
+    """The discrete system Newton drives: ``DiscreteSystem`` (1-D) or ``newton_split.SplitSystem``
+    (2-D/3-D, the direction-split chain)."""
+    if problem.grid.ndim == 1:
+        return DiscreteSystem(problem)
+    from .newton_split import SplitSystem
+    return SplitSystem(problem)
+
+
 def _check_options(problem, warm_start, warm_iter, continuation, linear_solver):
     if problem.grid.ndim != 1:
-        raise NotImplementedError(
-            f"method='newton' is implemented for 1-D problems only (this grid has {problem.grid.ndim} axes): "
-            "the 2-D/3-D space-time Jacobian needs a preconditioned Krylov solver, not provided yet; use "
-            "method='anderson' (or 'auto', which is the Anderson loop in 2-D/3-D)")
+        from .newton_split import check_split_coupling
+        check_split_coupling(problem.coupling)
+        if linear_solver == "direct":
+            raise ValueError("linear_solver = 'direct' is 1-D only (the 2-D/3-D space-time LU fills in like a "
+                             "3-D/4-D problem); use 'krylov' or 'auto'")
     if warm_start is not None and warm_start not in WARM_METHODS:
         raise ValueError(f"warm_start = {warm_start!r}: choose one of {', '.join(WARM_METHODS)} or None")
     if int(warm_iter) < 0:
@@ -877,10 +906,10 @@ def newton_iterations(problem, u, m, tol=1e-10, max_iter=50, linear_solver="auto
     """Newton with backtracking line search from (u, m) (full (Nt+1, N) arrays, modified in place).
 
     Returns (converged, status, k, ev) and appends one record per iterate to ``history``."""
-    sysm = DiscreteSystem(problem)
+    sysm = make_system(problem)
     sysm.complete(u, m)
     Nt, N = sysm.Nt, sysm.N
-    small = 2 * Nt * N <= direct_max
+    small = sysm.has_direct and 2 * Nt * N <= direct_max
     t_start = time.perf_counter() if t_start is None else t_start
     mass0 = float(problem.grid.integrate(problem.m0))
     history = _new_history() if history is None else history
@@ -892,7 +921,7 @@ def newton_iterations(problem, u, m, tol=1e-10, max_iter=50, linear_solver="auto
     for k in range(1, int(max_iter) + 2):
         res = max(ev["hjb"], ev["fp"])
         rec = {"residual": res, "hjb_residual": ev["hjb"], "fp_residual": ev["fp"],
-               "mass_error": float(np.abs(problem.grid.integrate(m) - mass0).max()), "newton_max": 0.0,
+               "mass_error": sysm.mass_error(m, mass0), "newton_max": 0.0,
                "phase": 1.0, "continuation": cont}
         if not ev["finite"]:
             rec["wall_time"] = time.perf_counter() - t_start
@@ -914,7 +943,7 @@ def newton_iterations(problem, u, m, tol=1e-10, max_iter=50, linear_solver="auto
                       f"(tol {tol:.1e})")
             break
         if every_gap:
-            rec["exploitability"] = nash_gap(problem, u, m)
+            rec["exploitability"] = nash_gap(problem, *sysm.fields(u, m))
         deriv = sysm.derivative(m)
         sH, sF = ev["sH"], ev["sF"]
         phi0 = 0.5 * (np.sum((ev["RH"] / sH) ** 2) + np.sum((ev["RF"] / sF) ** 2))
@@ -980,8 +1009,9 @@ def solve_newton(problem, tol: float = 1e-10, max_iter: int = 50, warm_start: st
                  krylov_rtol: float = 1e-3, max_backtracks: int = 30, nonmonotone: int = 5, m_init=None, u_init=None,
                  newton_tol: float = 1e-12, newton_maxit: int = 50, anderson_depth: int = 5,
                  progress: bool = False, callback=None, exploitability: str = "final",
-                 _history=None, _t_start=None, _status_prefix: str = "", _options=None, _report=None) -> MFGResult:
-    """Newton on the full discrete system (1-D); see the module docstring.
+                 _history=None, _t_start=None, _status_prefix: str = "", _options=None, _report=None,
+                 _states_init=None) -> MFGResult:
+    """Newton on the full discrete system (1-D, or the split chain in 2-D/3-D); see the module docstring.
 
     Parameters
     ----------
@@ -1035,6 +1065,7 @@ def solve_newton(problem, tol: float = 1e-10, max_iter: int = 50, warm_start: st
     stages.append((problem, target_cont))
 
     u = m = None
+    states0 = _states_init  # split states of u_init (2-D/3-D), when known
     converged, status = False, "not started"
     for j, (pb, cont) in enumerate(stages):
         last = j == len(stages) - 1
@@ -1050,8 +1081,12 @@ def solve_newton(problem, tol: float = 1e-10, max_iter: int = 50, warm_start: st
                                exploitability="none")
                 _merge_core_history(history, r.history, 0.0, cont, t0)
                 u, m = r.u.copy(), r.m.copy()
+                if "hjb_solution" in r.extras:
+                    states0 = r.extras["hjb_solution"].states
             else:
                 u, m = _initial_pair(pb, m_init, newton_tol, newton_maxit)
+            if grid.ndim > 1:  # the split chain's iterate carries the intermediate states
+                u, m = make_system(pb).lift(u, m, newton_tol, newton_maxit, states=states0)
         converged, status, _, _ = newton_iterations(
             pb, u, m, tol=stage_tol, max_iter=max_iter, linear_solver=linear_solver, direct_max=direct_max,
             max_backtracks=max_backtracks, history=history, t_start=t_start, progress=report,
@@ -1064,7 +1099,13 @@ def solve_newton(problem, tol: float = 1e-10, max_iter: int = 50, warm_start: st
         status = f"{status}{_status_prefix}"
     hist = {key: np.asarray(v, dtype=float) for key, v in history.items()}
     n_rec = len(hist["residual"])
-    sol = HJBSolution(u, empty_states(problem), np.zeros(Nt, dtype=np.int64))
+    if grid.ndim > 1 and u is not None:
+        sysm = make_system(problem)
+        states = sysm.states(u)
+        u, m = sysm.fields(u, m)
+    else:
+        states = empty_states(problem)
+    sol = HJBSolution(u, states, np.zeros(Nt, dtype=np.int64))
     if exploitability != "none" and n_rec and u is not None:
         gap = nash_gap(problem, u, m, sol.states, tol=newton_tol, maxit=newton_maxit)
         hist["exploitability"][-1] = gap
@@ -1084,7 +1125,7 @@ def solve_auto(problem, tol: float = 1e-8, max_iter: int = 300, damping: float |
                divergence_factor: float = 1e2, stall_window: int = 10, stall_factor: float = 0.5,
                exploitability: str = "final", newton_max_iter: int = 50, **newton_options) -> MFGResult:
     """Anderson (safeguarded, as ``method="anderson"``) with a stall detector, then Newton from the best
-    iterate (1-D); in 2-D/3-D just the Anderson loop.
+    iterate; in 2-D/3-D with a non-local coupling (no split Newton derivative) just the Anderson loop.
 
     The cheap loop switches when the best residual of the last ``stall_window`` iterations is not below
     ``stall_factor`` times the best one before them, when a residual exceeds ``divergence_factor``
@@ -1093,13 +1134,20 @@ def solve_auto(problem, tol: float = 1e-8, max_iter: int = 300, damping: float |
     from .coupling import _Anderson, _Progress, _record, anderson_update, best_response, candidate_residuals
     from .coupling import solve as core_solve
 
+    split_ok = True
     if problem.grid.ndim != 1:
+        from .newton_split import check_split_coupling
+        try:
+            check_split_coupling(problem.coupling)
+        except NotImplementedError:
+            split_ok = False
+    if not split_ok:
         r = core_solve(problem, method="anderson", tol=tol, max_iter=max_iter, damping=damping,
                        anderson_depth=anderson_depth, newton_tol=newton_tol, newton_maxit=newton_maxit,
                        inner_factor=inner_factor, m_init=m_init, progress=progress, callback=callback,
                        exploitability=exploitability)
         r.solver["method"] = "auto"
-        r.solver["auto"] = "anderson (newton is 1-D only)"
+        r.solver["auto"] = "anderson (no newton derivative for this coupling in 2-D/3-D)"
         return r
     _check_options(problem, None, 0, newton_options.get("continuation"), newton_options.get("linear_solver", "auto"))
     if exploitability not in ("final", "every", "none"):
@@ -1164,7 +1212,7 @@ def solve_auto(problem, tol: float = 1e-8, max_iter: int = 300, damping: float |
         hjb_res, fp_res = candidate_residuals(problem, sol, m_hat)
         if residual < best_ever:
             best_ever = residual
-            best_pair = (u.copy(), m_hat.copy(), k)
+            best_pair = (u.copy(), m_hat.copy(), k, sol.states.copy())
         if residual <= tol and hjb_res > tol and not tight:
             tight = True
         elif residual <= tol and hjb_res <= tol:
@@ -1200,8 +1248,8 @@ def solve_auto(problem, tol: float = 1e-8, max_iter: int = 300, damping: float |
     _merge_core_history(history, {key: np.asarray(v, dtype=float) for key, v in core.items()}, 0.0, np.nan, 0.0)
     history["exploitability"][:len(gaps)] = gaps
     if best_pair is not None:
-        u0, m0_, k_best = best_pair
-        start = dict(m_init=m0_, u_init=u0)
+        u0, m0_, k_best, st0 = best_pair
+        start = dict(m_init=m0_, u_init=u0, _states_init=st0 if grid.ndim > 1 else None)
         how = f"newton from iteration {k_best}"
     else:  # no usable iterate at all: cold Newton
         start = dict(m_init=m_init)
@@ -1216,5 +1264,5 @@ def solve_auto(problem, tol: float = 1e-8, max_iter: int = 300, damping: float |
                             _options=options, _report=report, _status_prefix=f" (auto: anderson {switch}; {how})",
                             **start, **newton_options)
     except NotImplementedError as exc:  # no Newton derivative for this coupling at this size
-        u_b, m_b, _ = best_pair if best_pair is not None else (u, m_hat, k)
+        u_b, m_b = best_pair[:2] if best_pair is not None else (u, m_hat)
         return finish(u_b, m_b, sol, False, f"not converged: anderson {switch}; newton unavailable: {exc}")

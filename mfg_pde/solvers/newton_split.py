@@ -1,0 +1,470 @@
+"""Newton's method on the whole direction-split discrete MFG system (2-D and 3-D).
+
+In 2-D/3-D one step of the core scheme (``kernels``) is a chain of d one-axis substeps.  Newton works
+on exactly that discrete system, with the split intermediate states as unknowns of their own:
+
+    HJB   s_{-1}^n = u^{n+1} + dt f^n(m^{n+1}),   s_{d-1}^n = u^n,
+          R_H[n, k] = M_k(s_k^n) s_k^n - dt c_k(s_k^n) - s_{k-1}^n                 (k = 0..d-1)
+    FP    mu_d^n = m^n,   mu_0^n = m^{n+1},
+          R_F[n, k] = M_k(s_k^n)^T mu_k^n - mu_{k+1}^n                             (k = 0..d-1)
+
+so the problem is a chain of Nt d "levels" (n, k) -- backward in the order (n, 0), (n, 1), ...,
+(n, d-1), (n-1, 0), ... for HJB and forward in the reverse order for FP -- each with the one-axis
+M-matrix M_k = I + dt L_k of the core kernels (lines along axis k).  A converged Newton iterate is the
+same discrete solution the core coupling loop converges to.
+
+Exact Jacobian, level by level (the one-axis form of ``newton``'s 1-D identities):
+
+    dR_H[n,k]/ds_k = M_k(s_k)          (Engquist-Osher: d/ds [M_k(s) s - dt c_k(s)] = M_k(s))
+    dR_H[n,k]/ds_{k-1} = -I,           dR_H[n,0]/dm^{n+1} = -dt dF^n/dm
+    dR_F[n,k]/dmu_k = M_k(s_k)^T,      dR_F[n,k]/dmu_{k+1} = -I
+    dR_F[n,k]/ds_k  = Hs_k = Hess_s [mu_k . (M_k(s) s - dt c_k(s))]
+
+Hs_k is the graph Laplacian of the edges (i, i+1) along axis k with the upwind weights
+E = dt / h_k^2 [mu_i 1{D+s < 0} + mu_{i+1} 1{D+s > 0}] (no edge across a reflecting wall).
+With P the block-bidiagonal chain of the M_k (so P^T is the FP chain) and Phi the coupling block,
+the Newton system is [[P, -Phi], [Hs, P^T]] (du, dmu) = -(R_H, R_F).
+
+Linear solve (preconditioned Krylov): du is eliminated exactly with one backward chain of line
+solves (P^{-1}, the linearised HJB sweep) and dmu with one forward chain (P^{-T}, the FP sweep), which
+leaves a system for the coupled unknowns dm^{n+1} = dmu_0^n only:
+
+    (I + E K E^T Phi) dm = E b,   K = P^{-T} Hs P^{-1},   b = P^{-T} (Hs P^{-1} R_H - R_F),
+
+(E: restriction to the k = 0 levels), then dmu = b - K E^T Phi dm and du = P^{-1} (E^T Phi dm - R_H).
+For a monotone local coupling (dF/dm diagonal, >= 0) it is symmetrised with S = (dt dF/dm)^{1/2}:
+(I + S E K E^T S) y = S E b, an SPD matrix with eigenvalues >= 1, solved by conjugate gradients;
+otherwise GMRES.  One Krylov iteration costs one linearised backward-forward sweep (2 d Nt batched
+tridiagonal line solves): the sweep IS the preconditioner, and the Krylov method only has to resolve
+the coupling.  The driver (line search, forcing terms, continuation, warm starts, history) is
+``newton.newton_iterations``; this module supplies the system object it drives (``SplitSystem``,
+the same interface as ``newton.DiscreteSystem``).
+
+Iterates are "extended" arrays U, Mu shaped (Nt+1, d, n0, n1, n2) (kernel layout):
+U[n, k] = s_k^n for n < Nt (U[n, d-1] = u^n), U[Nt, :] = u^Nt = G;  Mu[n+1, k] = mu_k^n
+(Mu[n+1, 0] = m^{n+1}), Mu[0, :] = m^0.  ``lift`` builds them from plain fields (u, m), ``fields`` gives
+the plain fields back.
+
+Supported: reflecting and periodic axes, any drift, potential, local couplings (``LocalPower``,
+``LocalLog``, sums and scalings of them, ``FixedGuidance``) and terminal costs independent of m_T.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from .. import couplings as cpl
+from . import kernels
+from .layout import kernel_data
+
+
+# ============================================================================ numba chains
+@njit(cache=True, error_model="numpy")
+def split_residuals(U, Mu, f, drift, has_drift, ndim, nu, dt, h, periodic, RH, RF):
+    """R_H, R_F of every level (module docstring) into RH, RF (Nt, d, *shape3); returns
+    (max|R_H|, max|s_{k-1} + dt c_k(s_k)|, max|R_F|, max_n |m^n|)."""
+    Nt = RH.shape[0]
+    shape = U.shape[2:]
+    prev = np.empty(shape)
+    cost = np.empty(shape)
+    work = kernels._workspace(shape)
+    static = drift.shape[0] == 1
+    rh = 0.0
+    sh = 0.0
+    rf = 0.0
+    sf = 0.0
+    for n in range(Nt):
+        dn = drift[0] if static else drift[n]
+        prev[:, :, :] = U[n + 1, ndim - 1] + dt * f[n]
+        for k in range(ndim):
+            s = U[n, k]
+            r = RH[n, k]
+            kernels.apply_axis(s, dn[k], has_drift, k, nu, dt, h[k], periodic[k], False, s, r, work)
+            kernels.axis_cost(s, k, h[k], periodic[k], cost)
+            rf3 = r.reshape(r.size)
+            pf = prev.reshape(prev.size)
+            cf = cost.reshape(cost.size)
+            for j in range(r.size):
+                src = pf[j] + dt * cf[j]
+                v = rf3[j] - src
+                rf3[j] = v
+                rh = max(rh, abs(v))
+                sh = max(sh, abs(src))
+            prev[:, :, :] = s
+        for k in range(ndim):
+            q = RF[n, k]
+            kernels.apply_axis(U[n, k], dn[k], has_drift, k, nu, dt, h[k], periodic[k], True, Mu[n + 1, k], q,
+                               work)
+            nxt = Mu[n + 1, k + 1] if k < ndim - 1 else Mu[n, 0]
+            qf = q.reshape(q.size)
+            nf = nxt.reshape(nxt.size)
+            for j in range(q.size):
+                v = qf[j] - nf[j]
+                qf[j] = v
+                rf = max(rf, abs(v))
+        m = Mu[n, 0].reshape(q.size)
+        for j in range(q.size):
+            sf = max(sf, abs(m[j]))
+    return rh, sh, rf, sf
+
+
+@njit(cache=True, error_model="numpy")
+def chain_solve(U, drift, has_drift, ndim, nu, dt, h, periodic, transpose, Y, X):
+    """X = P^{-1} Y (backward chain: M_k X[n,k] - X[prev] = Y[n,k], prev of (n,0) = (n+1, d-1), of
+    (n,k) = (n,k-1)) or, with ``transpose``, X = P^{-T} Y (forward chain: M_k^T X[n,k] - X[next] = Y[n,k],
+    next of (n,k) = (n,k+1), of (n,d-1) = (n-1,0)).  Y, X: (Nt, d, *shape3)."""
+    Nt = Y.shape[0]
+    shape = Y.shape[2:]
+    rhs = np.empty(shape)
+    work = kernels._workspace(shape)
+    static = drift.shape[0] == 1
+    size = rhs.size
+    rf = rhs.reshape(size)
+    if not transpose:
+        for n in range(Nt - 1, -1, -1):
+            dn = drift[0] if static else drift[n]
+            for k in range(ndim):
+                yf = Y[n, k].reshape(size)
+                if k > 0 or n + 1 < Nt:
+                    pf = X[n, k - 1].reshape(size) if k > 0 else X[n + 1, ndim - 1].reshape(size)
+                    for j in range(size):
+                        rf[j] = yf[j] + pf[j]
+                else:
+                    for j in range(size):
+                        rf[j] = yf[j]
+                kernels.solve_axis(U[n, k], dn[k], has_drift, k, nu, dt, h[k], periodic[k], False, rhs, X[n, k],
+                                   work)
+    else:
+        for n in range(Nt):
+            dn = drift[0] if static else drift[n]
+            for k in range(ndim - 1, -1, -1):
+                yf = Y[n, k].reshape(size)
+                if k < ndim - 1 or n > 0:
+                    pf = X[n, k + 1].reshape(size) if k < ndim - 1 else X[n - 1, 0].reshape(size)
+                    for j in range(size):
+                        rf[j] = yf[j] + pf[j]
+                else:
+                    for j in range(size):
+                        rf[j] = yf[j]
+                kernels.solve_axis(U[n, k], dn[k], has_drift, k, nu, dt, h[k], periodic[k], True, rhs, X[n, k],
+                                   work)
+
+
+@njit(cache=True, error_model="numpy")
+def chain_apply(U, drift, has_drift, ndim, nu, dt, h, periodic, transpose, X, Y):
+    """Y = P X (or P^T X): the forward products of ``chain_solve``'s operators."""
+    Nt = X.shape[0]
+    shape = X.shape[2:]
+    work = kernels._workspace(shape)
+    static = drift.shape[0] == 1
+    size = Y[0, 0].size
+    for n in range(Nt):
+        dn = drift[0] if static else drift[n]
+        for k in range(ndim):
+            kernels.apply_axis(U[n, k], dn[k], has_drift, k, nu, dt, h[k], periodic[k], transpose, X[n, k],
+                               Y[n, k], work)
+            yf = Y[n, k].reshape(size)
+            if not transpose:
+                if k > 0 or n + 1 < Nt:
+                    pf = X[n, k - 1].reshape(size) if k > 0 else X[n + 1, ndim - 1].reshape(size)
+                    for j in range(size):
+                        yf[j] -= pf[j]
+            else:
+                if k < ndim - 1 or n > 0:
+                    pf = X[n, k + 1].reshape(size) if k < ndim - 1 else X[n - 1, 0].reshape(size)
+                    for j in range(size):
+                        yf[j] -= pf[j]
+
+
+@njit(cache=True, error_model="numpy")
+def hessian_apply(U, Mu, ndim, dt, h, periodic, X, Y):
+    """Y[n,k] = Hs_k X[n,k]: graph Laplacian along axis k with edge weights
+    E = dt/h_k^2 [mu_i 1{s_{i+1} < s_i} + mu_{i+1} 1{s_{i+1} > s_i}], s = U[n,k], mu = Mu[n+1,k]."""
+    Nt = X.shape[0]
+    for n in range(Nt):
+        for k in range(ndim):
+            A, N, B = kernels._split(X[n, k].shape, k)
+            s3 = U[n, k].reshape((A, N, B))
+            m3 = Mu[n + 1, k].reshape((A, N, B))
+            x3 = X[n, k].reshape((A, N, B))
+            y3 = Y[n, k].reshape((A, N, B))
+            w = dt / (h[k] * h[k])
+            y3[:, :, :] = 0.0
+            n_edges = N if periodic[k] else N - 1
+            for a in range(A):
+                for i in range(n_edges):
+                    ip = i + 1 if i + 1 < N else 0
+                    for b in range(B):
+                        ds = s3[a, ip, b] - s3[a, i, b]
+                        e = 0.0
+                        if ds < 0.0:
+                            e = w * m3[a, i, b]
+                        elif ds > 0.0:
+                            e = w * m3[a, ip, b]
+                        g = e * (x3[a, i, b] - x3[a, ip, b])
+                        y3[a, i, b] += g
+                        y3[a, ip, b] -= g
+
+
+@njit(cache=True, error_model="numpy")
+def lift_states(U, f, drift, has_drift, ndim, nu, dt, h, periodic, tol, maxit):
+    """Given u^n = U[n, d-1] (all n) and the running cost f, solve the first d-1 substeps of every step
+    exactly (Newton): U[n, k] for k < d-1, leaving only the last substep's residual."""
+    Nt = f.shape[0]
+    shape = U.shape[2:]
+    src = np.empty(shape)
+    rhs = np.empty(shape)
+    new = np.empty(shape)
+    cost = np.empty(shape)
+    work = kernels._workspace(shape)
+    static = drift.shape[0] == 1
+    for n in range(Nt):
+        dn = drift[0] if static else drift[n]
+        src[:, :, :] = U[n + 1, ndim - 1] + dt * f[n]
+        for k in range(ndim - 1):
+            U[n, k] = src  # guess: the incoming state
+            kernels.newton_axis(U[n, k], src, dn[k], has_drift, k, nu, dt, h[k], periodic[k], tol, maxit, rhs,
+                                new, cost, work)
+            src[:, :, :] = U[n, k]
+
+
+@njit(cache=True, error_model="numpy")
+def lift_densities(U, Mu, drift, has_drift, ndim, nu, dt, h, periodic):
+    """Given m^n = Mu[n, 0] (all n), fill the FP intermediates Mu[n+1, k] (k >= 1) by the exact
+    substeps mu_k = M_k^{-T} mu_{k+1} from mu_d = m^n, leaving only the last substep's residual."""
+    Nt = Mu.shape[0] - 1
+    work = kernels._workspace(Mu.shape[2:])
+    static = drift.shape[0] == 1
+    for n in range(Nt):
+        dn = drift[0] if static else drift[n]
+        for k in range(ndim - 1, 0, -1):
+            src = Mu[n, 0] if k == ndim - 1 else Mu[n + 1, k + 1]
+            kernels.solve_axis(U[n, k], dn[k], has_drift, k, nu, dt, h[k], periodic[k], True, src, Mu[n + 1, k],
+                               work)
+
+
+# ============================================================================ the system object
+_LOCAL = (cpl.LocalPower, cpl.LocalLog, cpl.FixedGuidance)
+
+
+def check_split_coupling(coupling):
+    """Newton in 2-D/3-D needs dF/dm: local couplings (and sums / scalings of them) only."""
+    from .newton import _ScaledCoupling
+    if coupling is None or type(coupling) in _LOCAL:
+        return
+    if isinstance(coupling, cpl.SumCoupling):
+        for part in coupling.parts:
+            check_split_coupling(part)
+        return
+    if isinstance(coupling, _ScaledCoupling):
+        check_split_coupling(coupling.base)
+        return
+    raise NotImplementedError(
+        f"method='newton' in 2-D/3-D supports local couplings (LocalPower, LocalLog, their sums) and "
+        f"FixedGuidance; {type(coupling).__name__} needs a non-local dF/dm there: use method='anderson'")
+
+
+class SplitSystem:
+    """The direction-split forward-backward system of a 2-D/3-D problem: residual, Jacobian products,
+    reduced Krylov solves (module docstring).  Same interface as ``newton.DiscreteSystem``; its
+    iterates are the extended arrays (U, Mu)."""
+
+    has_direct = False
+
+    def __init__(self, problem):
+        kd = kernel_data(problem)
+        if kd.ndim < 2:
+            raise ValueError("SplitSystem is for 2-D/3-D grids; 1-D uses newton.DiscreteSystem")
+        check_split_coupling(problem.coupling)
+        if getattr(problem.terminal_cost, "depends_on_m", False):
+            raise NotImplementedError("method='newton' in 2-D/3-D needs a terminal cost independent of m_T")
+        self.problem = problem
+        self.kd = kd
+        self.d = kd.ndim
+        self.Nt = problem.Nt
+        self.N = problem.grid.size
+        self.dt = problem.dt
+        self.t = problem.t[1:]
+        self.ext_shape = (self.Nt + 1, self.d) + kd.shape3
+
+    # ------------------------------------------------------------------ layout
+    def _k(self):
+        kd = self.kd
+        return kd.drift, kd.has_drift, kd.ndim, kd.nu, kd.dt, kd.h, kd.periodic
+
+    def fields(self, U, Mu):
+        """Plain fields (u, m) shaped (Nt+1, *grid) (copies)."""
+        shape = (self.Nt + 1,) + self.problem.grid.shape
+        return U[:, self.d - 1].reshape(shape).copy(), Mu[:, 0].reshape(shape).copy()
+
+    def states(self, U):
+        """The intermediate split states (Nt, d-1, *shape3) in the layout of ``HJBSolution.states``."""
+        return np.ascontiguousarray(U[:self.Nt, :self.d - 1])
+
+    def lift(self, u, m, newton_tol=1e-12, newton_maxit=50, states=None):
+        """Extended (U, Mu) from plain fields: u^n, m^n as given; the intermediate HJB states ``states``
+        (those of the sweep that produced u, which keep a core-loop pair (u_k, Phi(m_k)) FP-exact) or,
+        without them, solved exactly against f(m); the FP intermediates by exact substeps from m^n."""
+        Nt, d = self.Nt, self.d
+        shape3 = self.kd.shape3
+        U = np.empty(self.ext_shape)
+        Mu = np.empty(self.ext_shape)
+        u3 = np.ascontiguousarray(u, dtype=float).reshape((Nt + 1,) + shape3)
+        m3 = np.ascontiguousarray(m, dtype=float).reshape((Nt + 1,) + shape3)
+        for k in range(d):
+            U[:, k] = u3
+            Mu[:, k] = m3
+        self.complete(U, Mu)
+        if states is not None:
+            U[:Nt, :d - 1] = np.asarray(states, dtype=float).reshape((Nt, d - 1) + shape3)
+            lift_densities(U, Mu, *self._k())
+            return U, Mu
+        f = self.problem.running_cost(Mu[:, 0].reshape((Nt + 1,) + self.problem.grid.shape))
+        lift_states(U, np.ascontiguousarray(f).reshape((Nt,) + shape3), *self._k(), newton_tol, newton_maxit)
+        lift_densities(U, Mu, *self._k())
+        return U, Mu
+
+    def complete(self, U, Mu):
+        """Impose the data: m^0 = m0, u^Nt = G(m^Nt)."""
+        shape3 = self.kd.shape3
+        Mu[0, :] = self.problem.m0.reshape(shape3)
+        mT = Mu[self.Nt, 0].reshape(self.problem.grid.shape)
+        U[self.Nt, :] = self.problem.terminal_values(mT).reshape(shape3)
+
+    def mass_error(self, Mu, mass0):
+        vol = float(self.problem.grid.cell_volume)
+        return float(np.abs(Mu[:, 0].reshape(self.Nt + 1, -1).sum(axis=1) * vol - mass0).max())
+
+    # ------------------------------------------------------------------ residual and derivatives
+    def evaluate(self, U, Mu) -> dict:
+        Nt = self.Nt
+        grid = self.problem.grid
+        f = self.problem.running_cost(Mu[:, 0].reshape((Nt + 1,) + grid.shape))
+        RH = np.empty((Nt,) + self.ext_shape[1:])
+        RF = np.empty_like(RH)
+        rh, sH, rf, sF = split_residuals(U, Mu, np.ascontiguousarray(f).reshape((Nt,) + self.kd.shape3),
+                                         *self._k(), RH, RF)
+        sH = sH if sH > 0 else 1.0
+        sF = sF if sF > 0 else 1.0
+        hjb, fp = rh / sH, rf / sF
+        return {"RH": RH, "RF": RF, "sH": sH, "sF": sF, "hjb": hjb, "fp": fp,
+                "finite": bool(np.isfinite(hjb) and np.isfinite(fp))}
+
+    def derivative(self, Mu):
+        from .newton import coupling_derivative
+        m = Mu[1:, 0].reshape(self.Nt, self.N)
+        return coupling_derivative(self.problem.coupling, self.problem.grid, self.t, m), None
+
+    def phi_full(self, deriv, dmu):
+        """E^T Phi dmu: the coupling source dt dF^n/dm dm^{n+1} on the (n, 0) levels, zero elsewhere."""
+        dF = deriv[0]
+        out = np.zeros_like(dmu)
+        out[:, 0] = (self.dt * dF.matvec(dmu[:, 0].reshape(self.Nt, self.N))).reshape(out[:, 0].shape)
+        return out
+
+    def P_inv(self, U, Y, out=None):
+        X = np.empty_like(Y) if out is None else out
+        chain_solve(U, *self._k(), False, np.ascontiguousarray(Y), X)
+        return X
+
+    def PT_inv(self, U, Y, out=None):
+        X = np.empty_like(Y) if out is None else out
+        chain_solve(U, *self._k(), True, np.ascontiguousarray(Y), X)
+        return X
+
+    def hessian(self, U, Mu, X, out=None):
+        kd = self.kd
+        Y = np.empty_like(X) if out is None else out
+        hessian_apply(U, Mu, kd.ndim, kd.dt, kd.h, kd.periodic, np.ascontiguousarray(X), Y)
+        return Y
+
+    def jvp(self, U, Mu, ev, deriv, du, dm):
+        """J (du, dmu) with the blocks of the module docstring."""
+        JH = np.empty_like(du)
+        JF = np.empty_like(dm)
+        chain_apply(U, *self._k(), False, np.ascontiguousarray(du), JH)
+        JH -= self.phi_full(deriv, dm)
+        chain_apply(U, *self._k(), True, np.ascontiguousarray(dm), JF)
+        JF += self.hessian(U, Mu, du)
+        return JH, JF
+
+    def reduced(self, U, Mu, ev, deriv) -> "SplitReduced":
+        return SplitReduced(self, U, Mu, ev, deriv)
+
+
+class SplitReduced:
+    """The reduced Newton system for the coupled unknowns dm^{n+1} (module docstring), resumable:
+    ``solve(rtol)`` may be called again with a smaller rtol."""
+
+    def __init__(self, sysm: SplitSystem, U, Mu, ev, deriv):
+        self.sysm, self.U, self.Mu = sysm, U, Mu
+        self.deriv = deriv
+        self.dF = deriv[0]
+        self.RH = ev["RH"]
+        Nt, N = sysm.Nt, sysm.N
+        self.lev_shape = (Nt, N)
+        self.b = sysm.PT_inv(U, sysm.hessian(U, Mu, sysm.P_inv(U, self.RH)) - ev["RF"])
+        self.b0 = self.b[:, 0].reshape(Nt, N).copy()
+        self.use_cg = self.dF.is_local and bool(np.all(self.dF.diag >= 0.0))
+        self.iterations = 0
+        ext = (Nt,) + sysm.ext_shape[1:]
+        self.X0 = np.zeros(ext)  # only its k = 0 levels are ever written: E^T x
+        self.T1 = np.empty(ext)
+        self.T2 = np.empty(ext)
+        if self.use_cg:
+            self.S = np.sqrt(sysm.dt * self.dF.diag)
+            rhs = self.S * self.b0
+            self.y = np.zeros(self.lev_shape)
+            self.r = rhs
+            self.p = rhs.copy()
+            self.bb = float(np.vdot(rhs, rhs))
+            self.rr = self.bb
+        else:
+            self.x = None
+
+    def K0(self, x0):
+        """E K E^T x0: level-0 vector -> level-0 part of P^{-T} Hs P^{-1} (x0 on the (n, 0) levels)."""
+        sysm = self.sysm
+        self.X0[:, 0] = x0.reshape(self.X0[:, 0].shape)
+        sysm.P_inv(self.U, self.X0, self.T1)
+        sysm.hessian(self.U, self.Mu, self.T1, self.T2)
+        sysm.PT_inv(self.U, self.T2, self.T1)
+        return self.T1[:, 0].reshape(self.lev_shape)
+
+    def solve(self, rtol: float, maxiter: int = 1000):
+        from .newton import gmres
+        sysm = self.sysm
+        if self.use_cg:
+            S = self.S
+            its = 0
+            while its < maxiter and self.rr > rtol * rtol * self.bb:
+                q = self.p + S * self.K0(S * self.p)
+                pq = float(np.vdot(self.p, q))
+                if not pq > 0.0:  # not SPD here (negative densities in the iterate): the caller checks
+                    break
+                alpha = self.rr / pq
+                self.y += alpha * self.p
+                self.r -= alpha * q
+                rr = float(np.vdot(self.r, self.r))
+                self.p = self.r + (rr / self.rr) * self.p
+                self.rr = rr
+                its += 1
+            self.iterations += its
+            Z = np.zeros((sysm.Nt,) + sysm.ext_shape[1:])
+            Z[:, 0] = (S * self.y).reshape(Z[:, 0].shape)  # E^T Phi dm = E^T S y  (y = S dm)
+            src = Z
+        else:
+            dF = self.dF
+            dt = sysm.dt
+            x, its = gmres(lambda v: v + self.K0(dt * dF.matvec(v.reshape(self.lev_shape))).ravel(),
+                           self.b0.ravel(), rtol=rtol, maxiter=maxiter, x0=self.x)
+            self.x = x
+            self.iterations += its
+            Z = np.zeros((sysm.Nt,) + sysm.ext_shape[1:])
+            Z[:, 0] = x.reshape(Z[:, 0].shape)
+            src = sysm.phi_full(self.deriv, Z)
+        dmu = self.b - sysm.PT_inv(self.U, sysm.hessian(self.U, self.Mu, sysm.P_inv(self.U, src)))
+        src = sysm.phi_full(self.deriv, dmu)
+        du = sysm.P_inv(self.U, src - self.RH)
+        return du, dmu, self.iterations
