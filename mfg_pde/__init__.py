@@ -24,7 +24,7 @@ __all__ = [
     "Grid", "Constant", "PiecewiseConstant", "as_schedule", "gaussian", "gaussian_mixture", "normalise",
     "check_density", "Coupling", "FixedGuidance", "KernelInteraction", "LocalLog", "LocalPower",
     "QuadraticInteraction", "Drift", "LinearDrift", "MFGProblem", "QuadraticTerminalCost", "TerminalCost",
-    "MFGResult", "PlanningProblem", "solve", "solve_planning", "exploitability", "load", "cases",
+    "MFGResult", "PlanningProblem", "solve", "solve_planning", "solve_planning_newton", "exploitability", "load", "cases",
 ]
 
 
@@ -36,6 +36,9 @@ def __getattr__(name):
     if name == "solve_planning":
         from .solvers.planning import solve_planning
         return solve_planning
+    if name == "solve_planning_newton":
+        from .solvers.planning_newton import solve_planning_newton
+        return solve_planning_newton
     if name == "exploitability":
         from .solvers.exploitability import exploitability
         return exploitability
