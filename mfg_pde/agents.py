@@ -695,6 +695,11 @@ def simulate_feedback(result, N: int | None = None, *, x0=None, n_steps: int | N
     record : keep the full paths of the first ``record`` agents.
     """
     grid = result.grid
+    if grid.has_exits:
+        from .solvers.layout import check_no_exits
+
+        check_no_exits(grid, "simulate_feedback (agents are reflected at non-periodic walls; absorption at "
+                             "exits is not implemented)")
     d = grid.ndim
     t_res = np.asarray(result.t, dtype=float)
     T = float(t_res[-1])

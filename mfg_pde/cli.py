@@ -152,6 +152,21 @@ def _solve_kwargs(args) -> dict:
     return kw
 
 
+def _conservation_lines(result) -> list:
+    """'mass error', or on a grid with exit sides the outflow balance and the evacuated fraction."""
+    grid = getattr(result, "grid", None)
+    if grid is None or not grid.has_exits:
+        return [("mass error", _fmt_num(result.mass_error()))]
+    out = result.extras.get("outflow")
+    if out is None:
+        return [("evacuated", _fmt_num(result.evacuated_fraction()) + " (outflow not attached)")]
+    half, most = out.time_to_evacuate(0.5), out.time_to_evacuate(0.9)
+    return [("outflow balance", _fmt_num(out.balance_error) + "  (max |mass + outflow - mass0| / mass0)"),
+            ("evacuated", f"{out.evacuated_fraction:.4f} of the mass by t = {_fmt_num(out.t[-1])} "
+                          f"through {', '.join(out.sides)} (half by t = {_fmt_num(half)}, 90% by t = "
+                          f"{_fmt_num(most)})")]
+
+
 def cmd_run(args) -> int:
     cases = _cases()
     overrides = _parse_sets(args.set)
@@ -178,7 +193,7 @@ def cmd_run(args) -> int:
         ("converged", "yes" if result.converged else "no"),
         ("iterations", str(result.iterations)),
         ("residual", _fmt_num(result.final_residual)),
-        ("mass error", _fmt_num(result.mass_error())),
+        *_conservation_lines(result),
         ("wall time", f"{run.wall_time:.3f} s"),
     ]
     w = max(len(k) for k, _ in lines)
@@ -273,6 +288,10 @@ def cmd_info(args) -> int:
     dw = max((len(n) for n in meta["datasets"]), default=0)
     for name, shape in meta["datasets"].items():
         print(f"  {name.ljust(dw)}  {shape}")
+    if meta.get("outflow"):
+        o = meta["outflow"]
+        print(f"outflow: evacuated {_fmt_num(o['evacuated_fraction'])} of the mass through "
+              f"{', '.join(o['sides']) or '-'}; balance error {_fmt_num(o['balance_error'])}")
     if meta["history"]:
         print("history (final values):")
         hw = max(len(n) for n in meta["history"])

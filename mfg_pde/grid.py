@@ -3,15 +3,22 @@
 A grid holds, per axis, the bounds ``(lo, hi)``, the number of cells ``n`` and a boundary
 condition.  Cell centres are ``x_i = lo + (i + 1/2) h`` with ``h = (hi - lo) / n``.
 
-Boundary conditions (per axis):
+Boundary conditions, per axis and per side (the lower side ``lo`` and the upper side ``hi``):
 
 * ``"reflecting"`` -- zero total (diffusive + advective) flux through the wall; the HJB side uses
   mirror ghosts so that the FP operator stays the exact transpose of the linearised HJB operator.
-* ``"periodic"``   -- indices wrap.
+* ``"periodic"``   -- indices wrap (both sides of the axis must be periodic).
+* ``"exit"``       -- absorbing / Dirichlet wall (aliases ``"absorbing"``, ``"dirichlet"``,
+  ``"outflow"``): agents leave the domain there.  The value function takes a prescribed exit cost on
+  the exit side (``MFGProblem(exit_cost=...)``) and the density vanishes outside: a ghost node at
+  distance h beyond the last cell centre carries u = exit cost and m = 0 (see ``solvers.kernels``).
+  Mass is then not conserved; ``solvers.outflow`` reports the outflow balance instead.
 
-Absorbing / exit (Dirichlet) walls are reserved as a name (``"absorbing"``) and rejected for now
-with a clear error: the kernels take the boundary as a per-axis integer code, so a third code
-slots in without changing any signature.
+``bc`` accepts one name for every side of every axis, one entry per axis, where an entry is a name
+(both sides) or a ``(lo, hi)`` pair of names, e.g. ``bc=[("reflecting", "exit"), "reflecting"]``.
+A 1-D grid also takes a bare ``(lo, hi)`` pair: ``Grid([(0, 1)], 64, bc=("exit", "reflecting"))``.
+``Grid.bc`` keeps one entry per axis (a name when both sides agree, else a ``(lo, hi)`` tuple), so
+``Grid(g.bounds, g.shape, g.bc)`` and the JSON of ``describe()`` round-trip.
 """
 
 from __future__ import annotations
@@ -23,12 +30,15 @@ import numpy as np
 
 BC_REFLECTING = 0
 BC_PERIODIC = 1
-BC_ABSORBING = 2  # reserved: not implemented yet
+BC_ABSORBING = 2   # exit / absorbing / Dirichlet side
+BC_EXIT = BC_ABSORBING
 
-_BC_CODES = {"reflecting": BC_REFLECTING, "periodic": BC_PERIODIC}
+_BC_CODES = {"reflecting": BC_REFLECTING, "periodic": BC_PERIODIC, "exit": BC_EXIT}
 _BC_ALIASES = {"neumann": "reflecting", "noflux": "reflecting", "no-flux": "reflecting",
-               "reflect": "reflecting", "wrap": "periodic"}
+               "reflect": "reflecting", "wrap": "periodic", "absorbing": "exit", "dirichlet": "exit",
+               "outflow": "exit", "absorb": "exit"}
 AXIS_NAMES = ("x", "y", "z")
+SIDE_NAMES = ("lo", "hi")
 
 
 @dataclass(frozen=True)
@@ -39,7 +49,9 @@ class Grid:
     ----------
     bounds : sequence of (lo, hi) pairs, one per axis (1 to 3 axes).
     shape : sequence of cell counts, one per axis (each >= 3).
-    bc : one boundary-condition name for every axis, or one per axis.
+    bc : one boundary-condition name for every side of every axis, or one entry per axis, each a
+        name or a ``(lo, hi)`` pair of names ("reflecting", "periodic", "exit"; see the module
+        docstring).  A 1-D grid also takes a bare ``(lo, hi)`` pair.
     """
 
     bounds: tuple
@@ -58,12 +70,7 @@ class Grid:
         for k, n in enumerate(shape):
             if n < 3:
                 raise ValueError(f"grid shape[{k}] = {n}: need at least 3 cells per axis")
-        if isinstance(bc, str):
-            bc = (bc,) * ndim
-        bc = tuple(_normalise_bc(b) for b in bc)
-        if len(bc) != ndim:
-            raise ValueError(f"bc has {len(bc)} entries but the grid has {ndim} axes; "
-                             "give one boundary condition or one per axis")
+        bc = _normalise_bc_spec(bc, ndim)
         object.__setattr__(self, "bounds", bounds)
         object.__setattr__(self, "shape", shape)
         object.__setattr__(self, "bc", bc)
@@ -101,8 +108,30 @@ class Grid:
         return np.meshgrid(*self.axes, indexing="ij", sparse=sparse)
 
     @property
+    def bc_sides(self) -> tuple:
+        """Boundary condition of every side: one ``(lo, hi)`` pair of names per axis."""
+        return tuple((b, b) if isinstance(b, str) else tuple(b) for b in self.bc)
+
+    @property
+    def bc_side_codes(self) -> np.ndarray:
+        """(ndim, 2) integer codes of the sides (BC_REFLECTING, BC_PERIODIC, BC_EXIT)."""
+        return np.array([[_BC_CODES[s] for s in pair] for pair in self.bc_sides], dtype=np.int64).reshape(
+            self.ndim, 2)
+
+    @property
     def bc_codes(self) -> np.ndarray:
-        return np.array([_BC_CODES[b] for b in self.bc], dtype=np.int64)
+        """One code per axis: BC_PERIODIC, BC_EXIT if either side is an exit, else BC_REFLECTING."""
+        return np.array([BC_PERIODIC if BC_PERIODIC in c else BC_EXIT if BC_EXIT in c else BC_REFLECTING
+                         for c in self.bc_side_codes.tolist()], dtype=np.int64)
+
+    @property
+    def exit_sides(self) -> tuple:
+        """The exit sides as (axis, side) pairs, side 0 = lo, 1 = hi."""
+        return tuple((k, j) for k, pair in enumerate(self.bc_sides) for j, s in enumerate(pair) if s == "exit")
+
+    @property
+    def has_exits(self) -> bool:
+        return bool(self.exit_sides)
 
     # ------------------------------------------------------------------ integrals
     def integrate(self, f: np.ndarray) -> np.ndarray:
@@ -147,8 +176,9 @@ class Grid:
         return arr
 
     def describe(self) -> dict:
+        """JSON-able description; ``Grid(d["bounds"], d["shape"], d["bc"])`` rebuilds the grid."""
         return {"bounds": [list(b) for b in self.bounds], "shape": list(self.shape),
-                "bc": list(self.bc)}
+                "bc": [b if isinstance(b, str) else list(b) for b in self.bc]}
 
     def __repr__(self) -> str:
         return f"Grid(bounds={self.bounds}, shape={self.shape}, bc={self.bc})"
@@ -168,15 +198,45 @@ def _normalise_bounds(bounds) -> tuple:
 
 def _normalise_bc(name: str) -> str:
     if not isinstance(name, str):
-        raise ValueError(f"boundary condition {name!r}: give a name such as 'reflecting' or 'periodic'")
+        raise ValueError(f"boundary condition {name!r}: give a name such as 'reflecting', 'periodic' or 'exit'")
     key = name.strip().lower()
     key = _BC_ALIASES.get(key, key)
-    if key in ("absorbing", "exit", "dirichlet"):
-        raise NotImplementedError("absorbing/exit boundaries are not implemented yet; "
-                                  "use 'reflecting' or 'periodic'")
     if key not in _BC_CODES:
-        raise ValueError(f"unknown boundary condition {name!r}; choose 'reflecting' or 'periodic'")
+        raise ValueError(f"unknown boundary condition {name!r}; choose 'reflecting', 'periodic' or 'exit' "
+                         "(aliases: 'absorbing', 'dirichlet')")
     return key
+
+
+def _is_pair(entry) -> bool:
+    return not isinstance(entry, str) and isinstance(entry, (tuple, list, np.ndarray))
+
+
+def _normalise_axis_bc(entry, k: int):
+    """One axis: a name (both sides) or a (lo, hi) pair -> a name when both sides agree, else a tuple."""
+    if _is_pair(entry):
+        pair = tuple(entry)
+        if len(pair) != 2:
+            raise ValueError(f"bc[{k}] = {entry!r}: give one name or a (lo, hi) pair of names for axis {k}")
+        lo, hi = (_normalise_bc(b) for b in pair)
+        if (lo == "periodic") != (hi == "periodic"):
+            raise ValueError(f"bc[{k}] = {entry!r}: a periodic axis must be periodic on both sides; "
+                             f"write 'periodic' for axis {k} or choose reflecting/exit for both of its sides")
+        return lo if lo == hi else (lo, hi)
+    return _normalise_bc(entry)
+
+
+def _normalise_bc_spec(bc, ndim: int) -> tuple:
+    if isinstance(bc, str):
+        return (_normalise_bc(bc),) * ndim
+    if not _is_pair(bc):
+        raise ValueError(f"bc = {bc!r}: give a name, one entry per axis, or (lo, hi) pairs of names")
+    bc = list(bc)
+    if ndim == 1 and len(bc) == 2 and all(isinstance(b, str) for b in bc):
+        bc = [tuple(bc)]   # 1-D: a bare (lo, hi) pair
+    if len(bc) != ndim:
+        raise ValueError(f"bc has {len(bc)} entries but the grid has {ndim} axes; "
+                         "give one boundary condition, or one per axis (a name or a (lo, hi) pair)")
+    return tuple(_normalise_axis_bc(b, k) for k, b in enumerate(bc))
 
 
 def as_grid(obj) -> Grid:

@@ -9,14 +9,22 @@ Layout (one file per result)::
     /u                      (Nt+1, *grid)      value function          dims labelled t, x, y, z
     /alpha                  (Nt+1, *grid, d)   feedback -grad u        last dim "component"
     /history/<key>          (iterations,)      per-iteration records (residual, ...)
+    /outflow/...                               only for grids with exit (absorbing) sides:
+        mass                (Nt+1,)            mass(t_n) of the density
+        cumulative          (Nt+1,)            outflow(0, t_n): mass that has left by t_n
+        evacuated           (Nt+1,)            cumulative / mass(0)
+        balance             (Nt+1,)            mass + cumulative - mass(0)  (round-off)
+        per_side            (Nt, d, 2)         outflow of step n through side (axis, lo/hi)
+        attributes: balance_error, evacuated_fraction, sides (JSON list of exit-side labels)
+    /obstacle               (*grid)            optional uint8 mask of a case's obstacle region (plots)
 
 Every dataset carries ``long_name`` and ``units`` attributes (the problems are non-dimensional,
 so ``units`` is ``"1"``), and the coordinates are HDF5 dimension scales, so generic HDF5 / netCDF
 readers (h5netcdf, xarray, HDFView) see labelled axes.
 
 Root attributes: ``mfg_pde_version``, ``created`` (ISO 8601 UTC), ``case`` (``""`` when none),
-``params``, ``solver`` and ``grid`` (JSON strings), ``converged`` (bool), ``iterations`` (int),
-``status`` (str).
+``params``, ``solver`` and ``grid`` (JSON strings; the grid's ``bc`` holds one entry per axis, a
+name or a ``[lo, hi]`` pair), ``converged`` (bool), ``iterations`` (int), ``status`` (str).
 
 Writes are atomic: the file is written to ``<path>.tmp-<pid>`` next to the target and moved onto
 it with :func:`os.replace` only after it has been closed, so an interrupted save never leaves a
@@ -185,6 +193,61 @@ def _write(f, result) -> None:
         ds.attrs["long_name"] = str(key)
         ds.attrs["units"] = "s" if str(key).endswith("time") else "1"
 
+    extras = getattr(result, "extras", None) or {}
+    out = extras.get("outflow")
+    if out is not None:
+        _write_outflow(f, out, ds_t, t)
+    obstacle = extras.get("obstacle")
+    if obstacle is not None:
+        obs = np.asarray(obstacle)
+        if obs.shape != tuple(grid.shape):
+            raise ValueError(f"result.extras['obstacle'] has shape {obs.shape}, expected the grid's {grid.shape}")
+        ds_o = f.create_dataset("obstacle", data=obs.astype(np.uint8))
+        _set_desc(ds_o, "obstacle region of the case (1 inside), for plots")
+        for k, (name, sc) in enumerate(zip(names, coords)):
+            ds_o.dims[k].label = name
+            ds_o.dims[k].attach_scale(sc)
+
+
+_OUTFLOW_LONG = {
+    "mass": "mass(t_n) of the density (integral over the grid)",
+    "cumulative": "cumulative outflow through the exit sides, outflow(0, t_n)",
+    "evacuated": "fraction of the initial mass that has left, outflow(0, t_n) / mass(0)",
+    "balance": "outflow balance mass(t_n) + outflow(0, t_n) - mass(0) (round-off)",
+}
+
+
+def _write_outflow(f, out, ds_t, t) -> None:
+    """/outflow group of an OutflowHistory (solvers.outflow)."""
+    if np.shape(out.mass) != t.shape:
+        raise ValueError(f"result.extras['outflow'] has {np.shape(out.mass)[0]} levels, the result {t.shape[0]}")
+    g = f.create_group("outflow", track_order=True)
+    g.attrs["long_name"] = "outflow through the exit (absorbing) sides and the outflow balance"
+    g.attrs["balance_error"] = float(out.balance_error)
+    g.attrs["evacuated_fraction"] = float(out.evacuated_fraction)
+    g.attrs["sides"] = json.dumps(list(out.sides))
+    for key in ("mass", "cumulative", "evacuated", "balance"):
+        ds = g.create_dataset(key, data=np.asarray(getattr(out, key), dtype=float))
+        _set_desc(ds, _OUTFLOW_LONG[key])
+        ds.dims[0].label = "t"
+        ds.dims[0].attach_scale(ds_t)
+    ds = g.create_dataset("per_side", data=np.asarray(out.per_side, dtype=float))
+    _set_desc(ds, "outflow of step n (t_n -> t_{n+1}) through side (axis, lo/hi); 0 on non-exit sides")
+    ds.dims[0].label = "step"
+    ds.dims[1].label = "axis"
+    ds.dims[2].label = "side"
+
+
+def _read_outflow(g, t):
+    from .solvers.outflow import OutflowHistory
+
+    try:
+        sides = json.loads(_attr_str(g, "sides", "[]"))
+    except json.JSONDecodeError:
+        sides = []
+    return OutflowHistory(t=np.asarray(t, dtype=float), mass=g["mass"][()], per_side=g["per_side"][()],
+                          cumulative=g["cumulative"][()], sides=list(sides))
+
 
 def save_result(result, path) -> None:
     """Write result to path (HDF5, layout in the module docstring), atomically."""
@@ -278,6 +341,15 @@ def read_metadata(path) -> dict:
                 elif isinstance(last, np.generic):
                     last = last.item()
                 meta["history"][key] = {"length": n, "last": last}
+        if "outflow" in f:
+            g = f["outflow"]
+            try:
+                sides = json.loads(_attr_str(g, "sides", "[]"))
+            except json.JSONDecodeError:
+                sides = []
+            meta["outflow"] = {"balance_error": float(g.attrs.get("balance_error", np.nan)),
+                               "evacuated_fraction": float(g.attrs.get("evacuated_fraction", np.nan)),
+                               "sides": sides}
     return meta
 
 
@@ -311,6 +383,10 @@ def load(path):
         extras = {}
         if "alpha" in f:
             extras["_alpha"] = f["alpha"][()]
+        if "outflow" in f:
+            extras["outflow"] = _read_outflow(f["outflow"], t)
+        if "obstacle" in f:
+            extras["obstacle"] = f["obstacle"][()].astype(bool)
         result = MFGResult(
             grid=grid, t=t, u=u, m=m,
             converged=bool(f.attrs.get("converged", False)),

@@ -31,6 +31,9 @@ def solve_mean_field(grid: Grid, m0, T, Nt, *, a, c, A, ell, sigma):
     """Grid solution of the McKean-Vlasov FP (1-D), shape (Nt+1, N)."""
     if grid.ndim != 1:
         raise ValueError("solve_mean_field is 1-D")
+    if grid.bc_codes[0] != 0:
+        raise NotImplementedError(f"solve_mean_field uses reflecting walls; the grid has bc = {grid.bc} "
+                                  "(periodic or exit sides are not supported here)")
     dt = T / Nt
     x = grid.axes[0]
     h = grid.spacing[0]

@@ -10,6 +10,14 @@ Capuzzo-Dolcetta's scheme where the HJB step n sees F(m^{n+1})).
 
 Callables receive the coordinates as arrays of the grid's shape followed by the time:
 ``V(x, t)`` in 1-D, ``V(x, y, t)`` in 2-D, ``b(x, y, t) -> (bx, by)``, ``G(x, y)``.
+
+Exit (absorbing) sides of the grid (``Grid(bc=[("reflecting", "exit"), ...])``) add the Dirichlet
+condition u = g on that wall (g = ``exit_cost``, a constant per exit side: the cost an agent pays on
+leaving there) and m = 0 outside (discretely: a ghost node one cell beyond the last cell centre carries
+u = g and m = 0, a first-order placement of the wall; see ``solvers.kernels``).  An agent stops paying
+running cost when it exits, so with running cost 1 the value is the expected remaining time to the
+exit (or T) plus the exit (or terminal) cost.  Mass leaves through the exits: ``solvers.outflow``
+gives the outflow history and the balance  outflow(0, t_n) + mass(t_n) = mass(0).
 """
 
 from __future__ import annotations
@@ -103,10 +111,15 @@ class MFGProblem:
     potential : V(*coords, t) callable, an array of the grid's shape, or None.
     drift : LinearDrift, Drift, a callable b(*coords, t), or None.
     terminal_cost : QuadraticTerminalCost, TerminalCost, a callable G(*coords), an array, or None.
+    exit_cost : Dirichlet value g of u on the exit sides of the grid (see the module docstring): one
+        number for every exit side (default 0.0), or one entry per axis, each a number or a (lo, hi)
+        pair (entries of non-exit sides must be None, NaN or 0).  Constant in space and time per side.
+        Stored as ``exit_costs``, an (ndim, 2) array with NaN on the non-exit sides, which is itself
+        accepted here (``MFGProblem(..., exit_cost=other.exit_costs)`` copies the exit costs).
     """
 
     def __init__(self, grid: Grid, T: float, Nt: int, sigma: float, m0, coupling: Coupling | None = None,
-                 potential=None, drift=None, terminal_cost=None, name: str | None = None):
+                 potential=None, drift=None, terminal_cost=None, name: str | None = None, exit_cost=0.0):
         if not isinstance(grid, Grid):
             raise TypeError(f"grid must be a mfg_pde.Grid, got {type(grid).__name__}")
         self.grid = grid
@@ -141,6 +154,7 @@ class MFGProblem:
                 arr = grid.check_field(terminal_cost, "terminal_cost")
                 terminal_cost = TerminalCost(lambda *xs, _a=arr: _a)
         self.terminal_cost = terminal_cost
+        self.exit_costs = _exit_costs(grid, exit_cost)
         self._static_cache = {}
 
     # ------------------------------------------------------------------ basic numbers
@@ -247,9 +261,58 @@ class MFGProblem:
             d["terminal_cost"] = self.terminal_cost.describe()
         if self.potential is not None:
             d["potential"] = getattr(self.potential, "__name__", "array") if callable(self.potential) else "array"
+        if self.grid.has_exits:
+            d["exit_cost"] = [[None if np.isnan(v) else float(v) for v in pair] for pair in self.exit_costs]
         if self.name:
             d["name"] = self.name
         return d
+
+
+def _exit_costs(grid: Grid, exit_cost) -> np.ndarray:
+    """(ndim, 2) exit costs: the Dirichlet value of u on each exit side, NaN on the other sides."""
+    sides = grid.bc_sides
+    out = np.full((grid.ndim, 2), np.nan)
+    if exit_cost is None:
+        exit_cost = 0.0
+    if np.isscalar(exit_cost):
+        try:
+            val = float(exit_cost)
+        except (TypeError, ValueError):
+            raise ValueError(f"exit_cost = {exit_cost!r}: must be a number") from None
+        if not np.isfinite(val):
+            raise ValueError(f"exit_cost = {exit_cost!r}: must be finite")
+        if val != 0.0 and not grid.has_exits:
+            raise ValueError(f"exit_cost = {val} but the grid has no exit side (bc = {grid.bc}); give a side "
+                             "bc='exit', e.g. Grid(..., bc=[('reflecting', 'exit')]), or drop exit_cost")
+        for k, j in grid.exit_sides:
+            out[k, j] = val
+        return out
+    entries = list(exit_cost)
+    if grid.ndim == 1 and len(entries) == 2 and all(e is None or np.isscalar(e) for e in entries):
+        entries = [tuple(entries)]
+    if len(entries) != grid.ndim:
+        raise ValueError(f"exit_cost has {len(entries)} entries but the grid has {grid.ndim} axes; give one "
+                         "number, or one entry per axis (a number or a (lo, hi) pair)")
+    for k, e in enumerate(entries):
+        pair = (e, e) if e is None or np.isscalar(e) else tuple(e)
+        if len(pair) != 2:
+            raise ValueError(f"exit_cost[{k}] = {e!r}: give a number or a (lo, hi) pair")
+        for j, v in enumerate(pair):
+            if v is not None and np.isscalar(v) and isinstance(v, (float, np.floating)) and np.isnan(v):
+                v = None   # NaN marks a non-exit side (the layout of MFGProblem.exit_costs)
+            if sides[k][j] != "exit":
+                if v is not None and v != 0:
+                    raise ValueError(f"exit_cost[{k}] gives {v!r} for the {('lo', 'hi')[j]} side of axis {k}, "
+                                     f"which is {sides[k][j]!r}, not an exit; use None (or 0) there")
+                continue
+            try:
+                val = 0.0 if v is None else float(v)
+            except (TypeError, ValueError):
+                raise ValueError(f"exit_cost[{k}] = {e!r}: must be numbers") from None
+            if not np.isfinite(val):
+                raise ValueError(f"exit_cost[{k}] = {e!r}: must be finite")
+            out[k, j] = val
+    return out
 
 
 class PlanningProblem(MFGProblem):
@@ -260,6 +323,10 @@ class PlanningProblem(MFGProblem):
 
     def __init__(self, grid: Grid, T: float, Nt: int, sigma: float, m0, m1, coupling: Coupling | None = None,
                  potential=None, drift=None, name: str | None = None):
+        if grid.has_exits:
+            raise NotImplementedError(f"PlanningProblem with exit (absorbing) boundaries (grid bc = {grid.bc}): "
+                                      "m(T) = m1 cannot be prescribed while mass leaves through the exits; "
+                                      "use reflecting or periodic sides, or MFGProblem with a terminal cost")
         super().__init__(grid, T, Nt, sigma, m0, coupling=coupling, potential=potential, drift=drift,
                          terminal_cost=None, name=name)
         self.m1 = check_density(grid, m1, "m1")

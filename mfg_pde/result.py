@@ -6,14 +6,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .grid import BC_PERIODIC, Grid
+from .grid import BC_EXIT, BC_PERIODIC, Grid
 
 
 def gradient(grid: Grid, u: np.ndarray) -> np.ndarray:
     """Centred-difference gradient of u shaped (..., *grid); returns (..., *grid, ndim).
 
     Interior: (u_{i+1} - u_{i-1}) / 2h.  Periodic axes wrap; reflecting walls use the mirror ghost
-    u_{-1} = u_0 (so the wall value is the one-sided half difference, consistent with zero flux).
+    u_{-1} = u_0 (so the wall value is the one-sided half difference, consistent with zero flux); exit
+    sides use the one-sided difference (u_1 - u_0)/h (linear extrapolation: the result does not carry
+    the exit cost).
     """
     u = np.asarray(u, dtype=float)
     lead = u.ndim - grid.ndim
@@ -30,6 +32,15 @@ def gradient(grid: Grid, u: np.ndarray) -> np.ndarray:
             up = np.take(u, idx_up, axis=ax)
             dn = np.take(u, idx_dn, axis=ax)
         out[..., k] = (up - dn) / (2.0 * h)
+        if code == BC_EXIT:
+            lo_side, hi_side = grid.bc_side_codes[k]
+            edge = [(0, 0, 1, lo_side), (-1, -2, -1, hi_side)]
+            for i, a, b, side_code in edge:
+                if side_code == BC_EXIT:
+                    sl = [slice(None)] * out.ndim
+                    sl[ax] = i
+                    sl[-1] = k
+                    out[tuple(sl)] = (np.take(u, b, axis=ax) - np.take(u, a, axis=ax)) / h
     return out
 
 
@@ -42,7 +53,8 @@ class MFGResult:
     grid : the spatial grid.
     t : time levels, shape (Nt+1,).
     u : value function, shape (Nt+1, *grid.shape).
-    m : density, shape (Nt+1, *grid.shape); each level integrates to the initial mass.
+    m : density, shape (Nt+1, *grid.shape); each level integrates to the initial mass (minus the
+        mass that has left through exit sides: ``extras["outflow"]``, see ``solvers.outflow``).
     converged : whether the coupling loop met its tolerance.
     status : one line saying how the loop ended ("converged", "max_iter", "diverged: ...").
     iterations : number of coupled iterations performed.
@@ -92,9 +104,30 @@ class MFGResult:
         return self.grid.covariance(self.m)
 
     def mass_error(self) -> float:
-        """max_n |mass(t_n) - mass(0)| / mass(0)."""
+        """max_n |mass(t_n) - mass(0)| / mass(0)  (with exit sides: the mass that left, see ``balance_error``)."""
         mass = self.mass()
         return float(np.max(np.abs(mass - mass[0])) / mass[0])
+
+    @property
+    def outflow(self):
+        """The ``solvers.outflow.OutflowHistory`` of a result on a grid with exits (None if not attached)."""
+        return self.extras.get("outflow")
+
+    def balance_error(self) -> float:
+        """Conservation error: max_n |mass(t_n) + outflow(0, t_n) - mass(0)| / mass(0) when the outflow
+        is attached (exit sides), else the mass error; nan for exits without an attached outflow."""
+        if self.outflow is not None:
+            return float(self.outflow.balance_error)
+        if self.grid.has_exits:
+            return float("nan")
+        return self.mass_error()
+
+    def evacuated_fraction(self) -> float:
+        """Fraction of the initial mass that has left through the exits by T (0 without exits)."""
+        if self.outflow is not None:
+            return float(self.outflow.evacuated_fraction)
+        mass = self.mass()
+        return float(1.0 - mass[-1] / mass[0]) if self.grid.has_exits else 0.0
 
     @property
     def final_residual(self) -> float:
@@ -104,8 +137,15 @@ class MFGResult:
     def summary(self) -> str:
         h = self.history
         wall = float(h["wall_time"][-1]) if "wall_time" in h and len(h["wall_time"]) else float("nan")
+        if self.grid.has_exits and self.outflow is not None:
+            cons = (f"outflow balance error {self.balance_error():.2e}, evacuated "
+                    f"{self.evacuated_fraction():.4f}")
+        elif self.grid.has_exits:
+            cons = f"evacuated {self.evacuated_fraction():.4f} (exits; outflow balance not computed)"
+        else:
+            cons = f"mass error {self.mass_error():.2e}"
         return (f"{self.status}: {self.iterations} iterations, residual {self.final_residual:.3e}, "
-                f"mass error {self.mass_error():.2e}, wall time {wall:.3f} s")
+                f"{cons}, wall time {wall:.3f} s")
 
     def save(self, path) -> None:
         """Write a self-describing HDF5 file (see ``mfg_pde.io``)."""

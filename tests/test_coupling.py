@@ -173,3 +173,23 @@ def test_sweeps_write_into_reused_buffers():
         solve_hjb(p, f, uT, guess=first, out=first.u)
     with pytest.raises(ValueError, match="expected a C-contiguous"):
         solve_fp(p, got, out=np.empty((3, 3)))
+
+
+@pytest.mark.parametrize("drift", [None, lambda x, t: np.sin(5 * x) - t])
+def test_fused_1d_residuals_equal_the_separate_kernels(drift):
+    """candidate_residuals' one-pass 1-D kernel gives the numbers of hjb_residual and fp_residual."""
+    from mfg_pde.solvers.coupling import candidate_residuals
+    from mfg_pde.solvers.fp import fp_residual, solve_fp
+    from mfg_pde.solvers.hjb import hjb_residual, solve_hjb
+    grid = mp.Grid([(0, 1)], 60)
+    p = mp.MFGProblem(grid, 1.0, 40, 0.5, mp.gaussian(grid, 0.4, 0.1), coupling=mp.LocalPower(2.0),
+                      potential=lambda x, t: np.cos(2 * np.pi * x), drift=drift,
+                      terminal_cost=mp.QuadraticTerminalCost(1.0, 0.7))
+    m = np.repeat(p.m0[None], p.Nt + 1, axis=0)
+    sol = solve_hjb(p, p.running_cost(m), p.terminal_values(m[-1]), tol=1e-3)  # loose: residuals well above 0
+    m_hat = solve_fp(p, sol)
+    m_hat[3] *= 1.01  # a pair that is not FP-exact either
+    hjb, fp = candidate_residuals(p, sol, m_hat)
+    f, uT = p.running_cost(m_hat), p.terminal_values(m_hat[-1])
+    assert hjb == pytest.approx(hjb_residual(p, sol, f, uT), rel=1e-12) and hjb > 1e-8
+    assert fp == pytest.approx(fp_residual(p, sol, m_hat), rel=1e-12) and fp > 1e-4

@@ -1,4 +1,4 @@
-"""Discrete duality, mass conservation and positivity of the HJB/FP kernels."""
+"""Discrete duality, mass conservation (outflow balance with exits) and positivity of the HJB/FP kernels."""
 
 import numpy as np
 import pytest
@@ -8,14 +8,18 @@ from scipy import sparse
 import mfg_pde as mp
 from mfg_pde.solvers.fp import fp_residual, solve_fp
 from mfg_pde.solvers.hjb import hjb_residual, solve_hjb
-from mfg_pde.solvers.kernels import axis_cost
+from mfg_pde.solvers.kernels import axis_source
 from mfg_pde.solvers.layout import as3, kernel_data
 from mfg_pde.solvers.matrices import step_factors, step_operator
+from mfg_pde.solvers.outflow import outflow_history
 
 
 def _problem(shape, bc, drift=True, Nt=6, T=0.3, sigma=0.6):
     bounds = [(-2.0, 2.0)] * len(shape)
     grid = mp.Grid(bounds, shape, bc)
+    # exit sides: a different exit cost per side (0.7, 0.9, ...), so that the ghost terms are tested
+    exit_cost = [tuple(0.7 + 0.2 * (2 * k + j) if s == "exit" else None for j, s in enumerate(sides))
+                 for k, sides in enumerate(grid.bc_sides)]
     m0 = mp.gaussian(grid, 0.3, max(0.6, 1.5 * max(grid.spacing)))
 
     def b(*args):
@@ -24,11 +28,14 @@ def _problem(shape, bc, drift=True, Nt=6, T=0.3, sigma=0.6):
 
     pot = lambda *args: 0.5 * sum(x ** 2 for x in args[:-1]) * (1 + args[-1])  # noqa: E731
     return mp.MFGProblem(grid, T, Nt, sigma, m0, potential=pot, drift=b if drift else None,
-                         terminal_cost=lambda *xs: np.cos(sum(xs)))
+                         terminal_cost=lambda *xs: np.cos(sum(xs)), exit_cost=exit_cost)
 
 
 CASES = [((40,), "reflecting"), ((40,), "periodic"), ((12, 9), "reflecting"), ((12, 9), ("periodic", "reflecting")),
-         ((6, 5, 7), "reflecting"), ((6, 5, 7), "periodic")]
+         ((6, 5, 7), "reflecting"), ((6, 5, 7), "periodic"),
+         # exit (absorbing) sides, per axis and per side
+         ((40,), "exit"), ((40,), ("reflecting", "exit")), ((12, 9), [("exit", "reflecting"), "periodic"]),
+         ((12, 9), [("reflecting", "exit"), ("exit", "exit")]), ((6, 5, 7), ["exit", "reflecting", ("exit", "reflecting")])]
 
 
 @pytest.mark.parametrize("shape,bc", CASES)
@@ -39,7 +46,7 @@ def test_fp_is_exact_transpose_of_hjb_operator(shape, bc):
     u = sol.u
     assert np.all(sol.newton > 0)
     m = solve_fp(pb, sol)
-    kd = kernel_data(pb)
+    kd = kernel_data(pb, exits_supported=True)
     for n in range(pb.Nt):
         P = step_operator(pb, u[n], n, sol.states[n])
         # FP step = solve with the transpose of the same assembled operator
@@ -51,12 +58,21 @@ def test_fp_is_exact_transpose_of_hjb_operator(shape, bc):
         for k, M in enumerate(mats):
             s_k = u[n] if k == pb.grid.ndim - 1 else sol.states[n, k].reshape(pb.grid.shape)
             c = np.empty(kd.shape3)
-            axis_cost(as3(s_k, 0, kd.shape3), k, kd.h[k], kd.periodic[k], c)
+            dk = kd.drift[0 if kd.drift.shape[0] == 1 else n][k]
+            axis_source(as3(s_k, 0, kd.shape3), dk, kd.has_drift, k, kd.nu, kd.h[k], kd.periodic[k], c,
+                        *kd.axis_exit_args(k))
             rhs = prev + pb.dt * c.ravel()
             np.testing.assert_allclose(M @ s_k.ravel(), rhs, rtol=0, atol=1e-10 * np.abs(rhs).max())
             prev = s_k.ravel()
-            # each factor is an M-matrix with unit row sums (=> mass conservation, positivity)
-            np.testing.assert_allclose(np.asarray(M.sum(axis=1)).ravel(), 1.0, atol=1e-13)
+            # each factor is an M-matrix with unit row sums (=> mass conservation, positivity); on the wall
+            # cells of an exit side the row sum is 1 + dt r > 1 (the outflow), nowhere below 1
+            rowsum = np.asarray(M.sum(axis=1)).reshape(pb.grid.shape)
+            exit_cells = np.zeros(pb.grid.shape, dtype=bool)
+            for kk, j in pb.grid.exit_sides:
+                if kk == k:
+                    exit_cells[(slice(None),) * k + (0 if j == 0 else -1,)] = True
+            np.testing.assert_allclose(rowsum[~exit_cells], 1.0, atol=1e-13)
+            assert np.all(rowsum[exit_cells] > 1.0 + 1e-3 * pb.dt)
             off = (M - sparse.diags(M.diagonal())).tocsr()
             assert off.data.max(initial=0.0) <= 0.0
         # discrete duality: <m^{n+1}, P x> = <m^n, x> for any x
@@ -68,11 +84,17 @@ def test_fp_is_exact_transpose_of_hjb_operator(shape, bc):
 
 @pytest.mark.parametrize("shape,bc", CASES)
 def test_mass_and_positivity_for_huge_dt(shape, bc):
-    # dt far beyond any CFL limit: mass still exact, density still non-negative
+    # dt far beyond any CFL limit: mass still exact (with exits: mass + outflow), density still non-negative
     pb = _problem(shape, bc, Nt=2, T=50.0, sigma=0.3)
-    m = solve_fp(pb, solve_hjb(pb, pb.running_cost(None), pb.terminal_values(None)))
+    sol = solve_hjb(pb, pb.running_cost(None), pb.terminal_values(None))
+    m = solve_fp(pb, sol)
     mass = pb.grid.integrate(m)
-    np.testing.assert_allclose(mass, 1.0, atol=1e-13)
+    out = outflow_history(pb, sol, m)
+    np.testing.assert_allclose(mass + out.cumulative, 1.0, atol=1e-13)
+    if pb.grid.has_exits:
+        assert mass[-1] < 1.0 - 1e-3 and np.all(out.per_side >= 0.0)
+    else:
+        np.testing.assert_allclose(mass, 1.0, atol=1e-13)
     assert m.min() >= 0.0
 
 

@@ -24,9 +24,60 @@ def test_grid_errors(kwargs, match):
         mp.Grid(**kwargs)
 
 
-def test_absorbing_is_reserved():
-    with pytest.raises(NotImplementedError, match="absorbing"):
-        mp.Grid([(0, 1)], 10, "absorbing")
+def test_exit_sides_are_accepted_per_axis_and_side():
+    # exit / absorbing / dirichlet are one boundary condition, per axis and per side
+    g = mp.Grid([(0, 1)], 10, "absorbing")
+    assert g.bc == ("exit",) and g.exit_sides == ((0, 0), (0, 1))
+    g = mp.Grid([(0, 1)], 10, ("reflecting", "dirichlet"))          # 1-D: a bare (lo, hi) pair
+    assert g.bc == (("reflecting", "exit"),) and g.exit_sides == ((0, 1),)
+    g = mp.Grid([(0, 1), (0, 2)], 8, bc=[("reflecting", "exit"), "reflecting"])
+    assert g.bc_sides == (("reflecting", "exit"), ("reflecting", "reflecting"))
+    assert g.bc_codes.tolist() == [2, 0] and g.has_exits
+    # today's forms are unchanged
+    g = mp.Grid([(0, 1), (-1, 1)], (4, 8), ("periodic", "reflecting"))
+    assert g.bc == ("periodic", "reflecting") and not g.has_exits
+    assert mp.Grid([(0, 1)], 5, [("exit", "exit")]).bc == ("exit",)
+
+
+@pytest.mark.parametrize("bc,match", [
+    ([("periodic", "reflecting"), "reflecting"], "periodic on both sides"),
+    ([("exit", "periodic"), "reflecting"], "periodic on both sides"),
+    ([("exit", "exit", "exit"), "reflecting"], "pair"),
+    ([("exit", "sticky"), "reflecting"], "unknown boundary condition"),
+    (["exit"], "one per axis"),
+])
+def test_bad_side_conditions(bc, match):
+    with pytest.raises(ValueError, match=match):
+        mp.Grid([(0, 1), (0, 1)], 6, bc)
+
+
+def test_grid_with_exits_round_trips_through_describe():
+    import json
+    g = mp.Grid([(0, 1), (0, 2), (0, 3)], (4, 5, 6), [("reflecting", "exit"), "periodic", ("exit", "exit")])
+    d = json.loads(json.dumps(g.describe()))
+    assert mp.Grid(d["bounds"], d["shape"], d["bc"]) == g
+    g1 = mp.Grid([(0, 1)], 7, ("exit", "reflecting"))
+    d = json.loads(json.dumps(g1.describe()))
+    assert mp.Grid(d["bounds"], d["shape"], d["bc"]) == g1
+
+
+def test_exit_cost_validation():
+    g = mp.Grid([(0, 1), (0, 1)], 16, [("reflecting", "exit"), "reflecting"])
+    m0 = mp.gaussian(g, (0.5, 0.5), (0.15, 0.15))
+    pb = mp.MFGProblem(g, 1.0, 4, 0.5, m0, exit_cost=2.5)
+    assert pb.exit_costs[0, 1] == 2.5 and np.isnan(pb.exit_costs[0, 0]) and np.all(np.isnan(pb.exit_costs[1]))
+    assert pb.describe()["exit_cost"] == [[None, 2.5], [None, None]]
+    pb = mp.MFGProblem(g, 1.0, 4, 0.5, m0, exit_cost=[(None, 1.0), None])
+    assert pb.exit_costs[0, 1] == 1.0
+    with pytest.raises(ValueError, match="not an exit"):
+        mp.MFGProblem(g, 1.0, 4, 0.5, m0, exit_cost=[(3.0, 1.0), None])
+    with pytest.raises(ValueError, match="finite"):
+        mp.MFGProblem(g, 1.0, 4, 0.5, m0, exit_cost=np.inf)
+    with pytest.raises(ValueError, match="no exit side"):
+        mp.MFGProblem(mp.Grid([(0, 1)], 16), 1.0, 4, 0.5, mp.gaussian(mp.Grid([(0, 1)], 16), 0.5, 0.2),
+                      exit_cost=1.0)
+    with pytest.raises(NotImplementedError, match="exit"):
+        mp.PlanningProblem(g, 1.0, 4, 0.5, m0, m0)
 
 
 def test_grid_geometry():

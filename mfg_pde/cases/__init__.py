@@ -3,4 +3,5 @@ returns one; ``get(name).run({'param': value})`` solves it and compares with its
 
 from .base import Case, CaseError, CaseRun, Check, Param, all_cases, get, names, register  # noqa: F401
 from . import chaos, demand_response, diffusion, lqg, mean_interpolant, planning  # noqa: F401,E402  (registration side effects)
+from . import exit_room  # noqa: F401,E402  (registration side effect)
 from . import planning_congestion  # noqa: F401,E402  (registration side effect)

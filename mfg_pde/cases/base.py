@@ -128,6 +128,9 @@ class Case:
         """quantity -> error against the closed form (cases with an oracle)."""
         return {}
 
+    def decorate(self, result, problem, p: dict) -> None:
+        """Attach case-specific extras to a fresh result (e.g. ``extras["obstacle"]`` for plots)."""
+
     def checks(self, result, p: dict) -> list:
         return [Check(k, v, self.tolerances[k], "max over t") for k, v in self.errors(result, p).items()]
 
@@ -172,6 +175,12 @@ class Case:
         result = solve(problem, progress=progress, **options)
         result.case = self.name
         result.params = {**p}
+        grid = getattr(problem, "grid", None)
+        if grid is not None and grid.has_exits and result.extras.get("outflow") is None:
+            from ..solvers.outflow import attach_outflow  # exits: the outflow balance replaces mass conservation
+
+            attach_outflow(result, problem)
+        self.decorate(result, problem, p)
         checks = self.checks(result, p)
         return CaseRun(self.name, p, result, checks, time.perf_counter() - t0)
 

@@ -23,7 +23,8 @@ Iterates are the density on time levels 1..Nt (m^0 = m0 is fixed).  Every iterat
     hjb_residual  relative residual of the discrete HJB for the candidate pair (u_k, Phi(m_k))
     fp_residual   relative residual of the discrete FP for that pair (round-off: FP is solved exactly)
     change_m      ||m_{k+1} - m_k||_1 / ||m_k||_1                 (size of the step taken)
-    mass_error    max_n |mass(Phi(m_k)^n) - mass(m0)|
+    mass_error    max_n |mass(Phi(m_k)^n) - mass(m0)|; on a grid with exit sides the outflow balance error
+                  max_n |mass(Phi(m_k)^n) + outflow(0, t_n) - mass(m0)| (``outflow``)
     newton_max    largest number of Newton/policy iterations in one HJB step
     wall_time     seconds since the start of ``solve``
     exploitability  Nash gap of the candidate pair (``exploitability.nash_gap``: cost of the policy of
@@ -51,6 +52,9 @@ from ..result import MFGResult
 from .fp import fp_residual, solve_fp
 from .hjb import hjb_residual, solve_hjb
 from .exploitability import nash_gap
+from .kernels import pair_residual_line
+from .layout import kernel_data
+from .outflow import attach_outflow, outflow_history
 from .kernels import coupling_stats, l1_diff, mix_inplace
 
 METHODS = ("picard", "fictitious-play", "anderson", "newton", "auto")
@@ -151,8 +155,13 @@ def best_response(problem, m, sol_prev, inner_tol, newton_maxit, cell_volume, ma
         u_out, m_out = buffers.next(sol_prev)
     sol = solve_hjb(problem, f, uT, guess=sol_prev, tol=inner_tol, maxit=newton_maxit, out=u_out)
     m_hat = solve_fp(problem, sol, out=m_out)
-    finite, norm_m, res_sum, mass_err = coupling_stats(m.reshape(Nt + 1, -1), m_hat.reshape(Nt + 1, -1),
-                                                       sol.u.reshape(Nt + 1, -1), cell_volume, mass0)
+    if problem.grid.has_exits:  # mass leaves through the exits: the error is that of the outflow balance
+        outflow = outflow_history(problem, sol, m_hat).cumulative
+        finite, norm_m, res_sum, mass_err = coupling_stats(m.reshape(Nt + 1, -1), m_hat.reshape(Nt + 1, -1),
+                                                           sol.u.reshape(Nt + 1, -1), cell_volume, mass0, outflow)
+    else:
+        finite, norm_m, res_sum, mass_err = coupling_stats(m.reshape(Nt + 1, -1), m_hat.reshape(Nt + 1, -1),
+                                                           sol.u.reshape(Nt + 1, -1), cell_volume, mass0)
     return sol, m_hat, finite, norm_m, res_sum, mass_err, f, uT
 
 
@@ -180,7 +189,24 @@ def candidate_residuals(problem, sol, m_hat, f=None, uT=None):
     if problem.is_coupled or f is None:
         f = problem.running_cost(m_hat)
         uT = problem.terminal_values(m_hat[problem.Nt])
+    kd = kernel_data(problem, exits_supported=True)
+    if kd.ndim == 1 and not kd.periodic[0] and kd.exits is None:
+        # one fused pass (rows of M(u^n) built once for both equations): the same numbers as below
+        Nt, N = problem.Nt, problem.grid.size
+        norms = np.empty((Nt, 4))
+        drift = kd.drift.reshape(kd.drift.shape[0], N) if kd.has_drift else np.zeros((1, N))
+        pair_residual_line(sol.u, np.ascontiguousarray(f, dtype=float).reshape(Nt, N), m_hat, drift,
+                           kd.has_drift, kd.nu, kd.dt, float(kd.h[0]), norms)
+        hjb = _ratio(norms[:, 0].max(), norms[:, 1].max())
+        tscale = np.abs(uT).max()
+        diff = np.abs(sol.u[Nt] - uT).max()
+        hjb = max(hjb, _ratio(diff, tscale))
+        return hjb, _ratio(norms[:, 2].max(), norms[:, 3].max())
     return hjb_residual(problem, sol, f, uT), fp_residual(problem, sol, m_hat)
+
+
+def _ratio(num, den) -> float:
+    return float(num / den) if den > 0 else float(num)
 
 
 def anderson_update(accel, m, m_hat, residual, best):
@@ -357,6 +383,8 @@ def solve(problem, method: str = "anderson", tol: float = 1e-8, max_iter: int = 
                        solver=options)
     if sol is not None:
         result.extras["hjb_solution"] = sol
+        if grid.has_exits:
+            attach_outflow(result, problem, sol)
     if progress:
         print(result.summary(), file=sys.stderr, flush=True)
     return result

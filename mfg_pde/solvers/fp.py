@@ -2,6 +2,9 @@
 
     dm/dt - nu Lap m + div(m (b - grad u)) = 0,   m(0) = m0
     discrete:  m^{n+1} = M_0(s_0)^{-T} ... M_{d-1}(s_{d-1})^{-T} m^n   (see ``kernels``)
+
+On a grid with exit (absorbing) sides m = 0 outside and mass leaves through the exits only; the
+outflow history and its balance are in ``outflow``.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from .layout import as3, kernel_data
 def solve_fp(problem, sol: HJBSolution, m0: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
     """Density m shaped (Nt+1, *grid) transported by the feedback of the HJB solution ``sol``
     (written into ``out`` if given: a C-contiguous float64 (Nt+1, *grid) buffer)."""
-    kd = kernel_data(problem)
+    kd = kernel_data(problem, exits_supported=True)
     Nt = problem.Nt
     grid = problem.grid
     if out is None:
@@ -28,15 +31,15 @@ def solve_fp(problem, sol: HJBSolution, m0: np.ndarray | None = None, out: np.nd
         m = out
     m[0] = problem.m0 if m0 is None else grid.check_field(m0, "m0")
     kernels.fp_sweep(m.reshape((Nt + 1,) + kd.shape3), as3(sol.u, 1, kd.shape3), sol.states, kd.drift,
-                     kd.has_drift, kd.ndim, kd.nu, kd.dt, kd.h, kd.periodic)
+                     kd.has_drift, kd.ndim, kd.nu, kd.dt, kd.h, kd.periodic, *kd.exit_args)
     return m
 
 
 def fp_residual(problem, sol: HJBSolution, m: np.ndarray) -> float:
     """Relative residual max_n |P_n^T m^{n+1} - m^n| / max_n |m^n| of the discrete FP."""
-    kd = kernel_data(problem)
+    kd = kernel_data(problem, exits_supported=True)
     norms = np.zeros((problem.Nt, 2))
     kernels.fp_residual(as3(m, 1, kd.shape3), as3(sol.u, 1, kd.shape3), sol.states, kd.drift, kd.has_drift,
-                        kd.ndim, kd.nu, kd.dt, kd.h, kd.periodic, norms)
+                        kd.ndim, kd.nu, kd.dt, kd.h, kd.periodic, norms, *kd.exit_args)
     scale = norms[:, 1].max()
     return float(norms[:, 0].max() / scale) if scale > 0 else float(norms[:, 0].max())

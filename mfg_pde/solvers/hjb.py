@@ -2,7 +2,8 @@
 
     -du/dt - nu Lap u + |grad u|^2/2 - b . grad u = f(x, t),   u(T) = u_T
 
-See ``kernels`` for the discrete equations (direction splitting in 2-D/3-D).
+See ``kernels`` for the discrete equations (direction splitting in 2-D/3-D).  Exit (absorbing) sides
+of the grid impose u = exit cost at a ghost node one cell outside (``MFGProblem.exit_costs``).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ class HJBSolution:
 
 
 def empty_states(problem) -> np.ndarray:
-    kd = kernel_data(problem)
+    kd = kernel_data(problem, exits_supported=True)
     return np.empty((problem.Nt, max(kd.ndim - 1, 0)) + kd.shape3)
 
 
@@ -38,7 +39,7 @@ def solve_hjb(problem, f: np.ndarray, u_terminal: np.ndarray, guess: HJBSolution
     ``states`` array is reused (overwritten) in place.  ``out`` (Nt+1, *grid), if given, receives u
     (it must not be ``guess.u``): the coupling loop alternates two buffers instead of allocating
     -- and page-faulting -- a fresh space-time array every iteration."""
-    kd = kernel_data(problem)
+    kd = kernel_data(problem, exits_supported=True)
     Nt = problem.Nt
     grid = problem.grid
     f = grid.check_field(f, "running cost f", (Nt,))
@@ -61,7 +62,7 @@ def solve_hjb(problem, f: np.ndarray, u_terminal: np.ndarray, guess: HJBSolution
         g3 = u3
     its = np.zeros(Nt, dtype=np.int64)
     kernels.hjb_sweep(u3, states, as3(f, 1, kd.shape3), kd.drift, kd.has_drift, kd.ndim, kd.nu, kd.dt, kd.h,
-                      kd.periodic, tol, maxit, g3, guess is not None, its)
+                      kd.periodic, tol, maxit, g3, guess is not None, its, *kd.exit_args)
     return HJBSolution(u, states, its)
 
 
@@ -69,11 +70,11 @@ def hjb_residual(problem, sol: HJBSolution, f: np.ndarray, u_terminal: np.ndarra
     """Relative residual of the discrete HJB for the running cost f:
     max over steps and substeps of |M_k(s_k) s_k - s_{k-1} - dt c_k(s_k)| divided by
     max |s_{k-1} + dt c_k(s_k)|; with u_terminal, also |u[Nt] - u_T| / max|u_T|."""
-    kd = kernel_data(problem)
+    kd = kernel_data(problem, exits_supported=True)
     Nt = problem.Nt
     norms = np.zeros((Nt, 2))
     kernels.hjb_residual(as3(sol.u, 1, kd.shape3), sol.states, as3(f, 1, kd.shape3), kd.drift, kd.has_drift,
-                         kd.ndim, kd.nu, kd.dt, kd.h, kd.periodic, norms)
+                         kd.ndim, kd.nu, kd.dt, kd.h, kd.periodic, norms, *kd.exit_args)
     scale = norms[:, 1].max()
     res = float(norms[:, 0].max() / scale) if scale > 0 else float(norms[:, 0].max())
     if u_terminal is not None:

@@ -21,13 +21,64 @@ class KernelData:
     periodic: np.ndarray   # (3,) bool
     drift: np.ndarray      # (Nt or 1, ndim, n0, n1, n2) or a (1, ndim, 1, 1, 1) dummy
     has_drift: bool
+    exits: np.ndarray | None = None   # (3, 2) exit cost of side (axis, lo/hi), NaN if not an exit; None: no exits
+
+    @property
+    def exit_args(self) -> tuple:
+        """Trailing arguments of the kernel sweeps/steps: () without exits (the kernels' default), else (exits,)."""
+        return () if self.exits is None else (self.exits,)
+
+    def axis_exit_args(self, k: int) -> tuple:
+        """Trailing (elo, ehi, glo, ghi) arguments of the per-axis kernels for axis k (() without exits)."""
+        if self.exits is None:
+            return ()
+        lo, hi = self.exits[k]
+        elo, ehi = bool(not np.isnan(lo)), bool(not np.isnan(hi))
+        return (elo, ehi, float(lo) if elo else 0.0, float(hi) if ehi else 0.0)
 
 
 def pad3(shape) -> tuple:
     return tuple(shape) + (1,) * (3 - len(shape))
 
 
-def kernel_data(problem) -> KernelData:
+def exit_array(grid, exit_costs=None) -> np.ndarray | None:
+    """(3, 2) exit costs in the kernel layout (NaN on sides that are not exits), None for a grid without exits.
+    ``exit_costs``: the (ndim, 2) per-side costs (``MFGProblem.exit_costs``); default 0 on every exit side."""
+    if not grid.has_exits:
+        return None
+    out = np.full((3, 2), np.nan)
+    for k, j in grid.exit_sides:
+        g = 0.0 if exit_costs is None else float(exit_costs[k][j])
+        if not np.isfinite(g):
+            raise ValueError(f"exit cost of axis {k} side {('lo', 'hi')[j]} is {g}: must be finite")
+        out[k, j] = g
+    return out
+
+
+def exit_sides_text(grid) -> str:
+    return ", ".join(f"axis {k} ({grid.axis_names[k]}) {('lo', 'hi')[j]}" for k, j in grid.exit_sides)
+
+
+def check_no_exits(problem_or_grid, what: str) -> None:
+    """Raise NotImplementedError naming the boundary condition if the grid has exit (absorbing) sides:
+    for solvers that do not implement them (call at their entry point)."""
+    grid = getattr(problem_or_grid, "grid", problem_or_grid)
+    if grid.has_exits:
+        raise NotImplementedError(
+            f"{what} does not support exit (absorbing) boundaries; this grid has exit sides "
+            f"[{exit_sides_text(grid)}] (bc = {grid.bc}). Solve exit problems with mfg_pde.solve(problem, "
+            "method='anderson' | 'picard' | 'fictitious-play'), or use reflecting/periodic sides")
+
+
+def kernel_data(problem, exits_supported: bool = False) -> KernelData:
+    """The kernel layout of ``problem`` (cached on it).
+
+    A problem whose grid has exit sides is only handed to callers that pass ``exits_supported=True``
+    (and forward ``KernelData.exit_args`` / ``axis_exit_args`` to the kernels): any other caller gets a
+    NotImplementedError naming the boundary condition instead of silently treating exits as walls."""
+    if problem.grid.has_exits and not exits_supported:
+        check_no_exits(problem, "this solver (e.g. method='newton', planning, or another solver built on "
+                                "kernel_data without exit support)")
     cache = problem._static_cache
     if "kernel" in cache:
         return cache["kernel"]
@@ -44,7 +95,8 @@ def kernel_data(problem) -> KernelData:
     else:
         drift = np.ascontiguousarray(b.reshape(b.shape[:2] + shape3))
         has = True
-    kd = KernelData(shape3, grid.ndim, problem.nu, problem.dt, h, periodic, drift, has)
+    exits = exit_array(grid, getattr(problem, "exit_costs", None))
+    kd = KernelData(shape3, grid.ndim, problem.nu, problem.dt, h, periodic, drift, has, exits)
     cache["kernel"] = kd
     return kd
 

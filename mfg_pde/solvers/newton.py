@@ -833,7 +833,7 @@ def _with_params(problem, sigma=None, scale=None):
         coupling = _ScaledCoupling(coupling, scale)
     return MFGProblem(problem.grid, problem.T, problem.Nt, problem.sigma if sigma is None else sigma, problem.m0,
                       coupling=coupling, potential=problem.potential, drift=problem.drift,
-                      terminal_cost=problem.terminal_cost, name=problem.name)
+                      terminal_cost=problem.terminal_cost, name=problem.name, exit_cost=problem.exit_costs)
 
 
 def make_system(problem):
@@ -846,6 +846,8 @@ def make_system(problem):
 
 
 def _check_options(problem, warm_start, warm_iter, continuation, linear_solver):
+    from .layout import check_no_exits
+    check_no_exits(problem, "method='newton'")
     if problem.grid.ndim != 1:
         from .newton_split import check_split_coupling
         check_split_coupling(problem.coupling)
@@ -1134,8 +1136,8 @@ def solve_auto(problem, tol: float = 1e-8, max_iter: int = 300, damping: float |
     from .coupling import _Anderson, _Progress, _record, anderson_update, best_response, candidate_residuals
     from .coupling import solve as core_solve
 
-    split_ok = True
-    if problem.grid.ndim != 1:
+    split_ok = not problem.grid.has_exits  # no Newton system with exits yet: the Anderson loop
+    if split_ok and problem.grid.ndim != 1:
         from .newton_split import check_split_coupling
         try:
             check_split_coupling(problem.coupling)
@@ -1147,7 +1149,8 @@ def solve_auto(problem, tol: float = 1e-8, max_iter: int = 300, damping: float |
                        inner_factor=inner_factor, m_init=m_init, progress=progress, callback=callback,
                        exploitability=exploitability)
         r.solver["method"] = "auto"
-        r.solver["auto"] = "anderson (no newton derivative for this coupling in 2-D/3-D)"
+        r.solver["auto"] = ("anderson (newton does not support exit boundaries)" if problem.grid.has_exits else
+                            "anderson (no newton derivative for this coupling in 2-D/3-D)")
         return r
     _check_options(problem, None, 0, newton_options.get("continuation"), newton_options.get("linear_solver", "auto"))
     if exploitability not in ("final", "every", "none"):

@@ -5,9 +5,11 @@ Unsplit implicit Euler with the core Engquist-Osher operators (see ``kernels``),
     r_HJB^n = (u^n - u^{n+1})/dt + sum_k [L_k(u^n) u^n - c_k(u^n)] - f^n        (f^n = V + F(m^{n+1}))
     r_FP^n  = (m^{n+1} - m^n)/dt + sum_k L_k(u^n)^T m^{n+1}
 
-with L_k = (M_k - I)/dt.  A pair produced by any solver (the core loop, the planning solver, a
-file) is a discrete solution to accuracy O(h + dt) exactly when these are O(h + dt); the 1-D core
-solution satisfies them to round-off (no splitting in 1-D).
+with L_k = (M_k - I)/dt and c_k including the exit terms on exit sides (``kernels.axis_source``: the
+ghost u = exit cost enters there; m = 0 outside is the transpose of M_k without ghost column).  A pair
+produced by any solver (the core loop, the planning solver, a file) is a discrete solution to
+accuracy O(h + dt) exactly when these are O(h + dt); the 1-D core solution satisfies them to
+round-off (no splitting in 1-D).
 
 Norms: ``hjb`` = sum_n dt int m^{n+1} |r_HJB^n| (density-weighted: where the agents are; u may be
 +inf where m(T) = 0 under a hard terminal constraint), ``fp`` = sum_n dt int |r_FP^n|.
@@ -23,7 +25,7 @@ from .layout import as3, kernel_data
 
 def pde_residuals(problem, u: np.ndarray, m: np.ndarray) -> dict:
     """{'hjb': ..., 'fp': ..., 'hjb_max': max over the support of m, 'fp_max': ...}."""
-    kd = kernel_data(problem)
+    kd = kernel_data(problem, exits_supported=True)
     grid, Nt, dt = problem.grid, problem.Nt, problem.dt
     u = grid.check_field(u, "u", (Nt + 1,))
     m = grid.check_field(m, "m", (Nt + 1,))
@@ -44,10 +46,16 @@ def pde_residuals(problem, u: np.ndarray, m: np.ndarray) -> dict:
         mn1 = as3(m[n + 1], 0, kd.shape3)
         r_f = (mn1 - as3(m[n], 0, kd.shape3)) / dt
         for k in range(kd.ndim):
-            kernels.apply_axis(un, dn[k], kd.has_drift, k, kd.nu, dt, kd.h[k], kd.periodic[k], False, un, tmp, work)
-            kernels.axis_cost(un, k, kd.h[k], kd.periodic[k], cost)
+            ex = kd.axis_exit_args(k)
+            kernels.apply_axis(un, dn[k], kd.has_drift, k, kd.nu, dt, kd.h[k], kd.periodic[k], False, un, tmp, work,
+                               *ex)
+            if ex:
+                kernels.axis_source(un, dn[k], kd.has_drift, k, kd.nu, kd.h[k], kd.periodic[k], cost, *ex)
+            else:
+                kernels.axis_cost(un, k, kd.h[k], kd.periodic[k], cost)
             r_h += (tmp - un) / dt - cost
-            kernels.apply_axis(un, dn[k], kd.has_drift, k, kd.nu, dt, kd.h[k], kd.periodic[k], True, mn1, tmp, work)
+            kernels.apply_axis(un, dn[k], kd.has_drift, k, kd.nu, dt, kd.h[k], kd.periodic[k], True, mn1, tmp, work,
+                               *ex)
             r_f += (tmp - mn1) / dt
         r_h = r_h.reshape(grid.shape)
         r_f = r_f.reshape(grid.shape)

@@ -3,8 +3,8 @@
     dm/dt - nu Lap m + div(m v) = 0,   m(0) = m0
 
 Discretised exactly like the core FP with zero control (the drift-only upwind factors M_k = I + dt
-L_k(0), transposed, implicit Euler), so mass is conserved to round-off and m stays >= 0 for any dt.
-Used by the diffusion-model cases (forward noising, reverse-time generation).
+L_k(0), transposed, implicit Euler), so mass is conserved to round-off and m stays >= 0 for any dt
+(on exit sides of the grid m = 0 outside and mass leaves there only).  Used by the diffusion-model cases (forward noising, reverse-time generation).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import numpy as np
 
 from ..grid import BC_PERIODIC, Grid
 from . import kernels
-from .layout import pad3
+from .layout import exit_array, pad3
 
 
 def velocity_steps(grid: Grid, velocity, t_steps: np.ndarray) -> np.ndarray:
@@ -52,6 +52,8 @@ def fp_transport(grid: Grid, m0: np.ndarray, T: float, Nt: int, nu: float, veloc
     m[0] = m0
     zeros_u = np.zeros((Nt + 1,) + shape3)
     states = np.zeros((Nt, max(grid.ndim - 1, 0)) + shape3)
+    exits = exit_array(grid)  # exit sides: m = 0 outside (zero control: the ghost value of u is 0 too)
     kernels.fp_sweep(m.reshape((Nt + 1,) + shape3), zeros_u, states,
-                     np.ascontiguousarray(v.reshape(v.shape[:2] + shape3)), True, grid.ndim, nu, dt, h, periodic)
+                     np.ascontiguousarray(v.reshape(v.shape[:2] + shape3)), True, grid.ndim, nu, dt, h, periodic,
+                     *(() if exits is None else (exits,)))
     return m

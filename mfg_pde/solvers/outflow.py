@@ -1,0 +1,129 @@
+"""Outflow through exit (absorbing) sides and the outflow balance that replaces mass conservation.
+
+On a grid with exit sides the density is not conserved: mass leaves through the exit faces (m = 0
+on the ghost node one cell outside, see ``kernels``).  The FP factor M_k^T has column sums 1 + dt r_i
+on the wall cells i of an exit side (r_i >= 0 the exit rate: diffusion nu/h^2 plus the upwind outward
+speed over h), 1 elsewhere, so step n loses exactly
+
+    outflow^n = cell_volume * sum_k sum_{exit cells i of axis k} dt r_i(s_k) z_k,i
+                (z_0 = m^{n+1}, z_{k+1} = M_k(s_k)^T z_k: the step undone factor by factor)
+
+and the discrete balance
+
+    mass(t_n) + outflow(0, t_n) = mass(0),      outflow(0, t_n) = sum_{j < n} outflow^j,
+
+holds to round-off.  ``outflow_history`` computes the per-step, per-side outflow from the HJB
+solution's exit rates (``kernels.exit_outflow``, independent of the FP solve itself) and checks the
+balance against the density; ``attach_outflow`` stores it on an ``MFGResult`` (``extras["outflow"]``,
+written to HDF5 as the ``/outflow`` group by ``mfg_pde.io``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import kernels
+from .layout import as3, kernel_data
+
+__all__ = ["OutflowHistory", "outflow_history", "attach_outflow"]
+
+
+@dataclass
+class OutflowHistory:
+    """Outflow record of one solution (mass units: integrals over the grid, cell volume included).
+
+    t : (Nt+1,) time levels.
+    mass : (Nt+1,) mass(t_n) of the density.
+    per_side : (Nt, ndim, 2) outflow of step n (t_n -> t_{n+1}) through side (axis, lo/hi); 0 on sides
+        that are not exits.
+    cumulative : (Nt+1,) outflow(0, t_n) = sum_{j < n} per_side[j].sum() (0 at t_0).
+    sides : labels of the exit sides, e.g. ["x hi"].
+    """
+
+    t: np.ndarray
+    mass: np.ndarray
+    per_side: np.ndarray
+    cumulative: np.ndarray
+    sides: list = field(default_factory=list)
+
+    @property
+    def mass0(self) -> float:
+        return float(self.mass[0])
+
+    @property
+    def balance(self) -> np.ndarray:
+        """(Nt+1,) mass(t_n) + outflow(0, t_n) - mass(0): zero up to round-off."""
+        return self.mass + self.cumulative - self.mass[0]
+
+    @property
+    def balance_error(self) -> float:
+        """max_n |mass(t_n) + outflow(0, t_n) - mass(0)| / mass(0)."""
+        return float(np.max(np.abs(self.balance)) / self.mass[0])
+
+    @property
+    def evacuated(self) -> np.ndarray:
+        """(Nt+1,) fraction of the initial mass that has left by t_n: outflow(0, t_n) / mass(0)."""
+        return self.cumulative / self.mass[0]
+
+    @property
+    def evacuated_fraction(self) -> float:
+        """Fraction of the initial mass that has left by T."""
+        return float(self.evacuated[-1])
+
+    def time_to_evacuate(self, fraction: float) -> float:
+        """First time level t_n with evacuated(t_n) >= fraction (nan if never reached)."""
+        hit = np.nonzero(self.evacuated >= fraction)[0]
+        return float(self.t[hit[0]]) if hit.size else float("nan")
+
+    def summary(self) -> str:
+        return (f"evacuated {self.evacuated_fraction:.4f} of the mass by t = {self.t[-1]:.3g} through "
+                f"{', '.join(self.sides) or 'no exit'}; outflow balance error {self.balance_error:.2e}")
+
+
+def _side_labels(grid) -> list:
+    return [f"{grid.axis_names[k]} {('lo', 'hi')[j]}" for k, j in grid.exit_sides]
+
+
+def outflow_history(problem, sol, m: np.ndarray) -> OutflowHistory:
+    """Per-step, per-side outflow of the density m (Nt+1, *grid) transported by the HJB solution ``sol``
+    (an ``hjb.HJBSolution``: its u and, in 2-D/3-D, the split states), and the balance (module docstring).
+
+    For a grid without exits the outflow is zero and the balance error is the mass error."""
+    kd = kernel_data(problem, exits_supported=True)
+    grid, Nt = problem.grid, problem.Nt
+    m = grid.check_field(m, "m", (Nt + 1,))
+    u = grid.check_field(sol.u, "sol.u", (Nt + 1,))
+    per_side = np.zeros((Nt, 3, 2))
+    if kd.exits is not None:
+        states = np.ascontiguousarray(sol.states, dtype=float)
+        want = (Nt, max(kd.ndim - 1, 0)) + kd.shape3
+        if states.shape != want:
+            raise ValueError(f"sol.states has shape {states.shape}, expected {want}: pass the HJBSolution of "
+                             "the solve (result.extras['hjb_solution']) that transported m")
+        kernels.exit_outflow(as3(m, 1, kd.shape3), as3(u, 1, kd.shape3), states, kd.drift, kd.has_drift, kd.ndim,
+                             kd.nu, kd.dt, kd.h, kd.periodic, kd.exits, per_side)
+    per_side = per_side[:, : grid.ndim] * grid.cell_volume
+    cumulative = np.concatenate([[0.0], np.cumsum(per_side.reshape(Nt, -1).sum(axis=1))])
+    return OutflowHistory(t=np.asarray(problem.t, dtype=float), mass=np.asarray(grid.integrate(m), dtype=float),
+                          per_side=per_side, cumulative=cumulative, sides=_side_labels(grid))
+
+
+def attach_outflow(result, problem, sol=None):
+    """Compute the outflow of ``result`` (an MFGResult of ``problem``) and store it as
+    ``result.extras["outflow"]`` (an ``OutflowHistory``); returns it.  ``sol`` defaults to
+    ``result.extras["hjb_solution"]`` (set by ``mfg_pde.solve``); in 1-D u alone suffices."""
+    if sol is None:
+        sol = result.extras.get("hjb_solution")
+    if sol is None:
+        if problem.grid.ndim > 1:
+            raise ValueError("attach_outflow needs the HJB solution (its split states) in 2-D/3-D: pass sol= "
+                             "or a result of mfg_pde.solve (extras['hjb_solution'])")
+        from .hjb import HJBSolution
+
+        sol = HJBSolution(result.u, np.empty((problem.Nt, 0) + kernel_data(problem, True).shape3),
+                          np.zeros(problem.Nt, dtype=np.int64))
+    hist = outflow_history(problem, sol, result.m)
+    result.extras["outflow"] = hist
+    return hist
