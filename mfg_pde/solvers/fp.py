@@ -13,7 +13,7 @@ import numpy as np
 
 from . import kernels
 from .hjb import HJBSolution
-from .layout import as3, kernel_data
+from .layout import as3, check_out, kernel_data
 
 
 def solve_fp(problem, sol: HJBSolution, m0: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
@@ -25,9 +25,7 @@ def solve_fp(problem, sol: HJBSolution, m0: np.ndarray | None = None, out: np.nd
     if out is None:
         m = np.empty((Nt + 1,) + grid.shape)
     else:
-        if out.shape != (Nt + 1,) + grid.shape or out.dtype != np.float64 or not out.flags.c_contiguous:
-            raise ValueError(f"out has shape {out.shape}; expected a C-contiguous float64 array "
-                             f"{(Nt + 1,) + grid.shape}")
+        check_out(out, (Nt + 1,) + grid.shape)
         m = out
     m[0] = problem.m0 if m0 is None else grid.check_field(m0, "m0")
     kernels.fp_sweep(m.reshape((Nt + 1,) + kd.shape3), as3(sol.u, 1, kd.shape3), sol.states, kd.drift,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import kernels
-from .layout import as3, kernel_data
+from .layout import as3, check_out, kernel_data
 
 
 @dataclass
@@ -46,9 +46,7 @@ def solve_hjb(problem, f: np.ndarray, u_terminal: np.ndarray, guess: HJBSolution
     if out is None:
         u = np.empty((Nt + 1,) + grid.shape)
     else:
-        if out.shape != (Nt + 1,) + grid.shape or out.dtype != np.float64 or not out.flags.c_contiguous:
-            raise ValueError(f"out has shape {out.shape}; expected a C-contiguous float64 array "
-                             f"{(Nt + 1,) + grid.shape}")
+        check_out(out, (Nt + 1,) + grid.shape)
         if guess is not None and np.shares_memory(out, guess.u):
             raise ValueError("out must not share memory with guess.u (the predictor reads the old guess)")
         u = out

@@ -7,8 +7,8 @@ solved batched over the contiguous index B; lines along the contiguous axis (B =
 LINE_BLOCK at a time into a transposed (n, w) scratch and solved by the same batched code (2-D/3-D);
 a single line (1-D) is solved by ``tridiag.two_ended_minors``: elimination from both ends at once with
 the pivots carried as ratios of leading minors (division-free fma chains, divisions in a vectorised
-pass behind them): 1.6 ns per unknown against 5.9 for the two-ended Thomas sweep kept here as
-``_two_ended_thomas`` (benchmarks/bench_tridiag.py).  Kernels use numba's
+pass behind them): 1.6 ns per unknown against 5.9 for the division-based two-ended Thomas sweep
+(``tridiag.two_ended_thomas_div``, its fallback; benchmarks/bench_tridiag.py).  Kernels use numba's
 error_model="numpy" (IEEE division, no zero checks) so that division loops vectorise.
 
 Discretisation (Achdou & Capuzzo-Dolcetta 2010, drift upwinded per axis).  Along axis k, with
@@ -68,7 +68,7 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit
-from .tridiag import two_ended_minors
+from .tridiag import two_ended_minors, two_ended_thomas_div as _two_ended_thomas  # noqa: F401  (reference sweep)
 
 
 # ----------------------------------------------------------------------------- geometry
@@ -356,48 +356,6 @@ def _transpose_lines(lo, di, up, lo_t, up_t, periodic):
 
 
 # ----------------------------------------------------------------------------- line solvers
-@njit(cache=True, error_model="numpy")
-def _two_ended_thomas(L, D, U, r, x, c):
-    """Solve L_i x_{i-1} + D_i x_i + U_i x_{i+1} = r_i (L_0 = U_{n-1} = 0) by eliminating from both
-    ends at once ("burn at both ends"): two independent recurrences meet in the middle.
-    Stable for M-matrices and their transposes (all pivots are Schur complements of M-matrices)."""
-    n = D.shape[0]
-    ntop = (n + 1) // 2
-    nbot = n - ntop
-    # first rows of both chains
-    inv = 1.0 / D[0]
-    c[0] = U[0] * inv
-    x[0] = r[0] * inv
-    j = n - 1
-    inv = 1.0 / D[j]
-    c[j] = L[j] * inv
-    x[j] = r[j] * inv
-    for s in range(1, nbot):
-        i = s
-        inv = 1.0 / (D[i] - L[i] * c[i - 1])
-        c[i] = U[i] * inv
-        x[i] = (r[i] - L[i] * x[i - 1]) * inv
-        j = n - 1 - s
-        inv2 = 1.0 / (D[j] - U[j] * c[j + 1])
-        c[j] = L[j] * inv2
-        x[j] = (r[j] - U[j] * x[j + 1]) * inv2
-    if ntop > nbot:  # odd n: one more top row
-        i = ntop - 1
-        inv = 1.0 / (D[i] - L[i] * c[i - 1])
-        c[i] = U[i] * inv
-        x[i] = (r[i] - L[i] * x[i - 1]) * inv
-    k = ntop - 1
-    xk = (x[k] - c[k] * x[k + 1]) / (1.0 - c[k] * c[k + 1])
-    x[k] = xk
-    x[k + 1] = x[k + 1] - c[k + 1] * xk
-    for s in range(1, ntop):
-        i = k - s
-        x[i] = x[i] - c[i] * x[i + 1]
-        j = k + 1 + s
-        if j < n:
-            x[j] = x[j] - c[j] * x[j - 1]
-
-
 @njit(cache=True, error_model="numpy")
 def _thomas(lo, di, up, rhs, x, cp):
     """Batched Thomas: one tridiagonal system per column b (lo[0], up[n-1] ignored)."""

@@ -105,3 +105,10 @@ def as3(arr: np.ndarray, lead: int, shape3: tuple) -> np.ndarray:
     """View a C-contiguous array (lead dims, *grid) as (lead dims, *shape3)."""
     arr = np.ascontiguousarray(arr, dtype=np.float64)
     return arr.reshape(arr.shape[:lead] + shape3)
+
+
+def check_out(out: np.ndarray, shape: tuple, name: str = "out") -> np.ndarray:
+    """A caller-supplied output buffer: C-contiguous float64 of exactly ``shape`` (else ValueError)."""
+    if out.shape != tuple(shape) or out.dtype != np.float64 or not out.flags.c_contiguous:
+        raise ValueError(f"{name} has shape {out.shape}; expected a C-contiguous float64 array {tuple(shape)}")
+    return out

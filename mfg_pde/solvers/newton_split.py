@@ -109,6 +109,28 @@ def split_residuals(U, Mu, f, drift, has_drift, ndim, nu, dt, h, periodic, RH, R
     return rh, sh, rf, sf
 
 
+@njit(cache=True, error_model="numpy", inline="always")
+def _level(idx, Nt, ndim, transpose):
+    """The idx-th level (n, k) in solve order: backward (HJB) n = Nt-1..0 with k = 0..d-1 inside;
+    forward (FP, transpose) n = 0..Nt-1 with k = d-1..0 inside."""
+    if transpose:
+        return idx // ndim, ndim - 1 - idx % ndim
+    return Nt - 1 - idx // ndim, idx % ndim
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _link(n, k, Nt, ndim, transpose):
+    """The level feeding (n, k) in the chain: backward, the previous substep (n, k-1), or (n+1, d-1) for
+    k = 0; forward, (n, k+1), or (n-1, 0) for k = d-1.  Returns (exists, n', k')."""
+    if not transpose:
+        if k > 0:
+            return True, n, k - 1
+        return n + 1 < Nt, n + 1, ndim - 1
+    if k < ndim - 1:
+        return True, n, k + 1
+    return n > 0, n - 1, 0
+
+
 @njit(cache=True, error_model="numpy")
 def chain_solve(U, drift, has_drift, ndim, nu, dt, h, periodic, transpose, Y, X):
     """X = P^{-1} Y (backward chain: M_k X[n,k] - X[prev] = Y[n,k], prev of (n,0) = (n+1, d-1), of
@@ -121,42 +143,26 @@ def chain_solve(U, drift, has_drift, ndim, nu, dt, h, periodic, transpose, Y, X)
     static = drift.shape[0] == 1
     size = rhs.size
     rf = rhs.reshape(size)
-    if not transpose:
-        for n in range(Nt - 1, -1, -1):
-            dn = drift[0] if static else drift[n]
-            for k in range(ndim):
-                yf = Y[n, k].reshape(size)
-                if k > 0 or n + 1 < Nt:
-                    pf = X[n, k - 1].reshape(size) if k > 0 else X[n + 1, ndim - 1].reshape(size)
-                    for j in range(size):
-                        rf[j] = yf[j] + pf[j]
-                else:
-                    for j in range(size):
-                        rf[j] = yf[j]
-                kernels.solve_axis(U[n, k], dn[k], has_drift, k, nu, dt, h[k], periodic[k], False, rhs, X[n, k],
-                                   work)
-    else:
-        for n in range(Nt):
-            dn = drift[0] if static else drift[n]
-            for k in range(ndim - 1, -1, -1):
-                yf = Y[n, k].reshape(size)
-                if k < ndim - 1 or n > 0:
-                    pf = X[n, k + 1].reshape(size) if k < ndim - 1 else X[n - 1, 0].reshape(size)
-                    for j in range(size):
-                        rf[j] = yf[j] + pf[j]
-                else:
-                    for j in range(size):
-                        rf[j] = yf[j]
-                kernels.solve_axis(U[n, k], dn[k], has_drift, k, nu, dt, h[k], periodic[k], True, rhs, X[n, k],
-                                   work)
+    for idx in range(Nt * ndim):
+        n, k = _level(idx, Nt, ndim, transpose)
+        yf = Y[n, k].reshape(size)
+        linked, n2, k2 = _link(n, k, Nt, ndim, transpose)
+        if linked:
+            pf = X[n2, k2].reshape(size)
+            for j in range(size):
+                rf[j] = yf[j] + pf[j]
+        else:
+            for j in range(size):
+                rf[j] = yf[j]
+        dn = drift[0] if static else drift[n]
+        kernels.solve_axis(U[n, k], dn[k], has_drift, k, nu, dt, h[k], periodic[k], transpose, rhs, X[n, k], work)
 
 
 @njit(cache=True, error_model="numpy")
 def chain_apply(U, drift, has_drift, ndim, nu, dt, h, periodic, transpose, X, Y):
     """Y = P X (or P^T X): the forward products of ``chain_solve``'s operators."""
     Nt = X.shape[0]
-    shape = X.shape[2:]
-    work = kernels._workspace(shape)
+    work = kernels._workspace(X.shape[2:])
     static = drift.shape[0] == 1
     size = Y[0, 0].size
     for n in range(Nt):
@@ -164,17 +170,12 @@ def chain_apply(U, drift, has_drift, ndim, nu, dt, h, periodic, transpose, X, Y)
         for k in range(ndim):
             kernels.apply_axis(U[n, k], dn[k], has_drift, k, nu, dt, h[k], periodic[k], transpose, X[n, k],
                                Y[n, k], work)
-            yf = Y[n, k].reshape(size)
-            if not transpose:
-                if k > 0 or n + 1 < Nt:
-                    pf = X[n, k - 1].reshape(size) if k > 0 else X[n + 1, ndim - 1].reshape(size)
-                    for j in range(size):
-                        yf[j] -= pf[j]
-            else:
-                if k < ndim - 1 or n > 0:
-                    pf = X[n, k + 1].reshape(size) if k < ndim - 1 else X[n - 1, 0].reshape(size)
-                    for j in range(size):
-                        yf[j] -= pf[j]
+            linked, n2, k2 = _link(n, k, Nt, ndim, transpose)
+            if linked:
+                yf = Y[n, k].reshape(size)
+                pf = X[n2, k2].reshape(size)
+                for j in range(size):
+                    yf[j] -= pf[j]
 
 
 @njit(cache=True, error_model="numpy")

@@ -86,7 +86,8 @@ _JIT = dict(cache=True, error_model="numpy", fastmath={"contract"})
 # ----------------------------------------------------------------------------- reference (fallback)
 @njit(**_JIT)
 def two_ended_thomas_div(L, D, U, r, x, c):
-    """The division-based two-ended Thomas sweep (as kernels._two_ended_thomas; also handles n = 1)."""
+    """The division-based two-ended Thomas sweep ("burn at both ends": two independent recurrences meet
+    in the middle), the reference and fallback of ``two_ended_minors``; also handles n = 1."""
     n = D.shape[0]
     if n == 1:
         x[0] = r[0] / D[0]
