@@ -106,11 +106,24 @@ def test_auto_2d_switches_to_newton_when_anderson_stalls():
     assert "newton" in r.solver.get("switch", "") or np.all(r.history["phase"] == 0)
 
 
+def test_newton_2d_mean_interaction_lq():
+    """QuadraticInteraction (rank-one dF/dm per axis, GMRES) in 2-D: Newton reaches the core loop's
+    discrete solution of an LQ game with an off-centre start."""
+    grid = mp.Grid([(-2.5, 2.5), (-2.5, 2.5)], 20)
+    p = mp.MFGProblem(grid, 1.0, 12, 0.7, mp.gaussian(grid, (-0.6, 0.3), (0.5, 0.4)),
+                      coupling=mp.QuadraticInteraction(2.0), terminal_cost=mp.QuadraticTerminalCost(1.0, (0.5, -0.2)))
+    ra = mp.solve(p, method="anderson", tol=1e-11)
+    rn = mp.solve(p, method="newton", tol=1e-11)
+    assert ra.converged and rn.converged, (ra.status, rn.status)
+    np.testing.assert_allclose(rn.m, ra.m, atol=1e-9)
+    assert rn.history["linear_iterations"][-2] > 0  # Krylov (GMRES) steps were taken
+
+
 def test_refusals_are_clear():
     grid = mp.Grid([(-2.0, 2.0), (-2.0, 2.0)], 16)
     p = mp.MFGProblem(grid, 1.0, 5, 0.5, mp.gaussian(grid, (0, 0), (0.5, 0.5)),
-                      coupling=mp.QuadraticInteraction(1.0))
-    with pytest.raises(NotImplementedError, match="local couplings"):
+                      coupling=mp.KernelInteraction(lambda dx, dy: np.exp(-(dx ** 2 + dy ** 2)), 0.5))
+    with pytest.raises(NotImplementedError, match="dense dF/dm"):
         mp.solve(p, method="newton")
     r = mp.solve(p, method="auto", tol=1e-8)  # no 2-D Newton derivative: auto is the Anderson loop
     assert r.converged and "anderson" in r.solver["auto"]

@@ -178,7 +178,8 @@ class CouplingDerivative:
 
 
 def coupling_derivative(coupling, grid, t: np.ndarray, m: np.ndarray, fd_max: int = 20_000_000) -> CouplingDerivative:
-    """Derivative of ``coupling.field(grid, t, m)`` (m shaped (Nt, N), 1-D) with respect to m, level-wise.
+    """Derivative of ``coupling.field(grid, t, m)`` (m shaped (Nt, N): levels x grid nodes, the grid
+    flattened) with respect to m, level-wise.
 
     Exact for the built-in couplings; a user coupling gets a central finite-difference derivative
     (N evaluations of its field on all levels at once; refused beyond ``fd_max`` dense entries)."""
@@ -206,13 +207,15 @@ def coupling_derivative(coupling, grid, t: np.ndarray, m: np.ndarray, fd_max: in
             d.diag[:] = np.where(m > 1e-300, coupling.kappa / np.where(m > 1e-300, m, 1.0), 0.0)
         return d
     if type(coupling) is cpl.QuadraticInteraction:
-        # F_i = beta/2 (x_i - mu)^2, mu = sum x m / sum m:  dF_i/dm_j = -beta (x_i - mu)(x_j - mu) / sum m
-        x = grid.axes[0]
+        # F_i = beta/2 |x_i - mu|^2, mu = sum x m / sum m:  dF_i/dm_j = -beta (x_i - mu).(x_j - mu) / sum m,
+        # one rank-one term per axis (m flattened over the grid: (Nt, N))
         S = m.sum(axis=1)
-        mu = (m * x).sum(axis=1) / S
         beta = np.asarray(coupling.beta(t), dtype=float).reshape(-1)
         beta = np.broadcast_to(beta, (Nt,))
-        d.lowrank.append((-beta / S, x[None, :] - mu[:, None]))
+        for xk in np.broadcast_arrays(*grid.mesh(sparse=True)):
+            x = np.ascontiguousarray(xk).reshape(-1)
+            mu = (m * x).sum(axis=1) / S
+            d.lowrank.append((-beta / S, x[None, :] - mu[:, None]))
         return d
     if type(coupling) is cpl.KernelInteraction:
         # linear in m: the matrix is the field of the unit vectors (row j of the answer = F(e_j))

@@ -46,7 +46,8 @@ U[n, k] = s_k^n for n < Nt (U[n, d-1] = u^n), U[Nt, :] = u^Nt = G;  Mu[n+1, k] =
 the plain fields back.
 
 Supported: reflecting and periodic axes, any drift, potential, local couplings (``LocalPower``,
-``LocalLog``, sums and scalings of them, ``FixedGuidance``) and terminal costs independent of m_T.
+``LocalLog``), ``QuadraticInteraction`` (dF/dm of rank d: GMRES), ``FixedGuidance``, sums and scalings
+of them, and terminal costs independent of m_T.
 """
 
 from __future__ import annotations
@@ -246,13 +247,14 @@ def lift_densities(U, Mu, drift, has_drift, ndim, nu, dt, h, periodic):
 
 
 # ============================================================================ the system object
-_LOCAL = (cpl.LocalPower, cpl.LocalLog, cpl.FixedGuidance)
+_SUPPORTED = (cpl.LocalPower, cpl.LocalLog, cpl.FixedGuidance, cpl.QuadraticInteraction)
 
 
 def check_split_coupling(coupling):
-    """Newton in 2-D/3-D needs dF/dm: local couplings (and sums / scalings of them) only."""
+    """Newton in 2-D/3-D needs a cheap dF/dm: local couplings and the interaction through the mean (one
+    rank-one term per axis), and sums / scalings of them; not a general kernel (dense N x N)."""
     from .newton import _ScaledCoupling
-    if coupling is None or type(coupling) in _LOCAL:
+    if coupling is None or type(coupling) in _SUPPORTED:
         return
     if isinstance(coupling, cpl.SumCoupling):
         for part in coupling.parts:
@@ -262,8 +264,8 @@ def check_split_coupling(coupling):
         check_split_coupling(coupling.base)
         return
     raise NotImplementedError(
-        f"method='newton' in 2-D/3-D supports local couplings (LocalPower, LocalLog, their sums) and "
-        f"FixedGuidance; {type(coupling).__name__} needs a non-local dF/dm there: use method='anderson'")
+        f"method='newton' in 2-D/3-D supports local couplings (LocalPower, LocalLog), QuadraticInteraction, "
+        f"FixedGuidance and their sums; {type(coupling).__name__} needs a dense dF/dm there: use method='anderson'")
 
 
 class SplitSystem:
