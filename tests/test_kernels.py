@@ -8,6 +8,7 @@ from scipy import sparse
 import mfg_pde as mp
 from mfg_pde.solvers.fp import fp_residual, solve_fp
 from mfg_pde.solvers.hjb import hjb_residual, solve_hjb
+from mfg_pde.solvers import kernels
 from mfg_pde.solvers.kernels import axis_source
 from mfg_pde.solvers.layout import as3, kernel_data
 from mfg_pde.solvers.matrices import step_factors, step_operator
@@ -117,3 +118,23 @@ def test_hjb_residual_detects_a_wrong_solution():
     sol = solve_hjb(pb, f, pb.terminal_values(None))
     sol.u[2] += 1e-3
     assert hjb_residual(pb, sol, f) > 1e-5
+
+
+@pytest.mark.parametrize("shape", [(7, 5, 1), (5, 2, 1), (9, 1, 1), (4, 6, 3)])
+def test_axis_cost_matches_numpy_in_every_layout(shape):
+    """c_k(g) = [min(D+g, 0)^2 + max(D-g, 0)^2] / 2 along each axis (contiguous fast path and batched)."""
+    rng = np.random.default_rng(1)
+    g = rng.standard_normal(shape)
+    for axis in range(3):
+        if shape[axis] < 2:
+            continue
+        for per in (False, True):
+            out = np.empty(shape)
+            kernels.axis_cost(g, axis, 0.3, per, out)
+            gm = np.moveaxis(g, axis, 0)
+            if per:
+                gp, gmm = np.roll(gm, -1, 0), np.roll(gm, 1, 0)
+            else:  # mirror walls
+                gp, gmm = np.concatenate([gm[1:], gm[-1:]]), np.concatenate([gm[:1], gm[:-1]])
+            ref = 0.5 * (np.minimum((gp - gm) / 0.3, 0) ** 2 + np.maximum((gm - gmm) / 0.3, 0) ** 2)
+            np.testing.assert_allclose(out, np.moveaxis(ref, 0, axis), rtol=1e-14, atol=1e-14)

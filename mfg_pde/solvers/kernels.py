@@ -3,9 +3,9 @@
 Arrays use a padded 3-D layout ``(n0, n1, n2)`` (trailing axes of size 1 in 1-D/2-D); a
 space-time field is ``(Nt+1, n0, n1, n2)``.  Along axis k a 3-D array is viewed as ``(A, n, B)``
 (A = product of the sizes before k, B = product after k): lines along a non-contiguous axis are
-solved batched over the contiguous index B; lines along the contiguous axis (B = 1) are copied
-LINE_BLOCK at a time into a transposed (n, w) scratch and solved by the same batched code (2-D/3-D);
-a single line (1-D) is solved by ``tridiag.two_ended_minors``: elimination from both ends at once with
+solved batched over the contiguous index B; lines along the contiguous axis (B = 1) one at a time by
+``tridiag.two_ended_minors`` (periodic ones are copied LINE_BLOCK at a time into a transposed (n, w)
+scratch and solved by the batched cyclic code).  ``two_ended_minors``: elimination from both ends at once with
 the pivots carried as ratios of leading minors (division-free fma chains, divisions in a vectorised
 pass behind them): 1.6 ns per unknown against 5.9 for the division-based two-ended Thomas sweep
 (``tridiag.two_ended_thomas_div``, its fallback; benchmarks/bench_tridiag.py).  Kernels use numba's
@@ -621,9 +621,9 @@ def solve_axis(g, drift_k, has_drift, axis, nu, dt, h, periodic, transpose, rhs,
     """out = M_k(g)^{-1} rhs (or M_k(g)^{-T} rhs if transpose); arrays 3-D (n0, n1, n2).
     elo/ehi: exit sides of the axis (ghost values glo/ghi; the known ghost term dt r g belongs to rhs)."""
     A, n, B = _split(g.shape, axis)
-    if B == 1:
+    if B == 1 and periodic:  # cyclic lines: blocks transposed into SIMD lanes (Sherman-Morrison per block)
         w = _chunk_width(A, n, work)
-        if w >= 2 or (periodic and w == 1):
+        if w >= 1:
             g2 = g.reshape((A, n))
             d2 = drift_k.reshape((A, n)) if has_drift else g2
             _solve_line_blocks(g2, d2, has_drift, nu, dt, h, periodic, transpose, rhs.reshape((A, n)),
@@ -729,9 +729,26 @@ def apply_axis(g, drift_k, has_drift, axis, nu, dt, h, periodic, transpose, x, o
 def axis_cost(g, axis, h, periodic, out):
     """out = c_k(g) = [min(D+_k g, 0)^2 + max(D-_k g, 0)^2] / 2 along one axis (mirror walls)."""
     A, n, B = _split(g.shape, axis)
+    inv_h = 1.0 / h
+    if B == 1 and n >= 2:  # contiguous lines: branch-free interior loop
+        g2 = g.reshape((A, n))
+        o2 = out.reshape((A, n))
+        for a in range(A):
+            ga = g2[a]
+            oa = o2[a]
+            for i in range(1, n - 1):
+                dp = min((ga[i + 1] - ga[i]) * inv_h, 0.0)
+                dm = max((ga[i] - ga[i - 1]) * inv_h, 0.0)
+                oa[i] = 0.5 * (dp * dp + dm * dm)
+            dp = min((ga[1] - ga[0]) * inv_h, 0.0)
+            dm = max((ga[0] - ga[n - 1]) * inv_h, 0.0) if periodic else 0.0
+            oa[0] = 0.5 * (dp * dp + dm * dm)
+            dp = min((ga[0] - ga[n - 1]) * inv_h, 0.0) if periodic else 0.0
+            dm = max((ga[n - 1] - ga[n - 2]) * inv_h, 0.0)
+            oa[n - 1] = 0.5 * (dp * dp + dm * dm)
+        return
     g3 = g.reshape((A, n, B))
     o3 = out.reshape((A, n, B))
-    inv_h = 1.0 / h
     for a in range(A):
         for i in range(n):
             ip = i + 1
@@ -812,9 +829,9 @@ def newton_axis(s, src, drift_k, has_drift, axis, nu, dt, h, periodic, tol, maxi
     sides with ghost values glo/ghi).
     Returns the iteration count, negated if maxit was hit before |change| <= tol * max|s|."""
     A, n, B = _split(s.shape, axis)
-    if B == 1 and not periodic:
+    if B == 1 and periodic:  # cyclic lines: blocks transposed into SIMD lanes
         w = _chunk_width(A, n, work)
-        if w >= 2:
+        if w >= 1:
             s2 = s.reshape((A, n))
             d2 = drift_k.reshape((A, n)) if has_drift else s2
             return _newton_line_blocks(s2, src.reshape((A, n)), d2, has_drift, nu, dt, h, periodic, tol, maxit,
