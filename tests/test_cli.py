@@ -325,3 +325,4 @@ def test_plot_explicit_out_and_unregistered_case(saved, tmp_path, capsys, monkey
 def test_plot_missing_file(tmp_path, capsys):
     assert cli.main(["plot", str(tmp_path / "nope.h5")]) == 2
     _err_line(capsys.readouterr().err)
+

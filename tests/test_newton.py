@@ -312,3 +312,13 @@ def test_newton_1000x1000_hardest_regime():
     r = mp.solve(pb, method="newton", tol=1e-10)
     assert r.converged and r.iterations <= 10
     assert r.mass_error() < 1e-11 and abs(r.history["exploitability"][-1]) < 1e-10
+
+
+def test_cli_runs_cases_with_newton_and_exit_room_refuses_it(capsys):
+    """``mfg-pde run CASE --set method=newton`` reaches Newton; the exit-room case does not offer it."""
+    from mfg_pde import cli
+    assert cli.main(["run", "lqg", "-q", "--set", "method=newton"]) == 0
+    capsys.readouterr()
+    assert cli.main(["run", "exit-room", "-q", "--set", "method=newton"]) == 2
+    err = capsys.readouterr().err
+    assert "method='newton'" in err and "auto" in err

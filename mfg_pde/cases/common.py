@@ -12,9 +12,12 @@ def grid_params(N=200, Nt=200):
             Param("Nt", Nt, "time steps", positive=True))
 
 
-def solver_params(tol=1e-10, method="anderson"):
+COUPLING_METHODS = ("picard", "fictitious-play", "anderson", "newton", "auto")
+
+
+def solver_params(tol=1e-10, method="anderson", choices=COUPLING_METHODS):
     return (Param("tol", tol, "relative tolerance of the coupling loop", positive=True),
-            Param("method", method, "coupling loop", choices=("picard", "fictitious-play", "anderson")))
+            Param("method", method, "coupling loop", choices=tuple(choices)))
 
 
 def quadratic_coefficient(grid, u_n, m_n, axis=0, mass_fraction=0.999):

@@ -63,7 +63,7 @@ class ExitRoom(Case):
         Param("y0", 0.5, "crowd centre y"),
         Param("std0", 0.07, "crowd standard deviation", positive=True),
         *grid_params(64, 60),
-        *solver_params(1e-8),
+        *solver_params(1e-8, choices=("picard", "fictitious-play", "anderson", "auto")),  # no Newton with exits
     )
     #: the outflow balance holds to round-off (relative to the initial mass)
     balance_tol = 1e-11
