@@ -341,6 +341,39 @@ def _feedback_kernel(x, labels, st, atab, tab_dt, btab, has_btab, btab_dt, kappa
 # ============================================================================================
 
 @njit(cache=True, inline="always")
+def gm_posterior_mean(e, n, logc, bm, ivar, gain, means, lw, out):
+    """out_k += sum_j w_j (means_jk + gain_njk (e_k - bm_njk)) with the mixture responsibilities
+    w_j = exp(lw_j) / sum exp(lw), lw_j = logc_nj - 1/2 sum_k (e_k - bm_njk)^2 ivar_njk (log-sum-exp;
+    terms below exp(-700) of the largest dropped): the posterior mean of a Gaussian-mixture endpoint
+    given the observation e at step n (diagonal covariances).  lw: scratch of length K.  Shared by the
+    agent simulator's analytic drift and the demand-response exact-marginal energies."""
+    d = e.shape[0]
+    K = logc.shape[1]
+    best = -np.inf
+    for j in range(K):
+        acc = logc[n, j]
+        for k in range(d):
+            r = e[k] - bm[n, j, k]
+            acc -= 0.5 * r * r * ivar[n, j, k]
+        lw[j] = acc
+        if acc > best:
+            best = acc
+    tot = 0.0
+    for j in range(K):
+        u = lw[j] - best
+        wj = math.exp(u) if u > -700.0 else 0.0
+        lw[j] = wj
+        tot += wj
+    inv = 1.0 / tot
+    for j in range(K):
+        wj = lw[j] * inv
+        if wj == 0.0:
+            continue
+        for k in range(d):
+            out[k] += wj * (means[j, k] + gain[n, j, k] * (e[k] - bm[n, j, k]))
+
+
+@njit(cache=True, inline="always")
 def _gm_alpha(xi, zi, n, A, P, DP, C, DC, prior, logc, ivar, gain, bm, wmean, pmean, e, lw, al):
     """alpha(t_n, x; z) for one agent (the per-step tables are precomputed in Python)::
 
@@ -360,28 +393,7 @@ def _gm_alpha(xi, zi, n, A, P, DP, C, DC, prior, logc, ivar, gain, bm, wmean, pm
         for k in range(d):
             al[k] = wmean[0, k] + gain[n, 0, k] * (e[k] - bm[n, 0, k])
     else:
-        best = -np.inf
-        for j in range(K):
-            acc = logc[n, j]
-            for k in range(d):
-                r = e[k] - bm[n, j, k]
-                acc -= 0.5 * r * r * ivar[n, j, k]
-            lw[j] = acc
-            if acc > best:
-                best = acc
-        tot = 0.0
-        for j in range(K):
-            u = lw[j] - best
-            wj = math.exp(u) if u > -60.0 else 0.0
-            lw[j] = wj
-            tot += wj
-        inv = 1.0 / tot
-        for j in range(K):
-            wj = lw[j] * inv
-            if wj == 0.0:
-                continue
-            for k in range(d):
-                al[k] += wj * (wmean[j, k] + gain[n, j, k] * (e[k] - bm[n, j, k]))
+        gm_posterior_mean(e, n, logc, bm, ivar, gain, wmean, lw, al)
     ip = 1.0 / P[n]
     dpn = DP[n]
     for k in range(d):

@@ -76,6 +76,7 @@ import numpy as np
 from numba import njit, prange
 
 from . import analytic
+from .agents import gm_posterior_mean
 from .schedules import PiecewiseConstant
 
 __all__ = [
@@ -349,7 +350,6 @@ def _energy_kernel(Z, Y, XI, A, B, SG, P, DP, kappa, LOGC, BM, IVAR, GAIN, M1, S
 def _energy_sample(i, Z, Y, XI, A, B, SG, P, DP, kappa, LOGC, BM, IVAR, GAIN, M1, SHIFT, V0, SUB, WQ, out, r, x, al, lw):
     d = Z.shape[1]
     nn = A.shape[0]
-    K = LOGC.shape[1]
     G = SHIFT.shape[0]
     for n in range(nn):
         s = SUB[n]
@@ -357,27 +357,7 @@ def _energy_sample(i, Z, Y, XI, A, B, SG, P, DP, kappa, LOGC, BM, IVAR, GAIN, M1
             r[k] = B[n] * Y[i, k] + SG[n] * XI[i, k]
             x[k] = A[n] * Z[i, k] + r[k]
             al[k] = 0.0
-        best = -np.inf
-        for j in range(K):
-            acc = LOGC[n, j]
-            for k in range(d):
-                e = r[k] - BM[n, j, k]
-                acc -= 0.5 * e * e * IVAR[n, j, k]
-            lw[j] = acc
-            if acc > best:
-                best = acc
-        tot = 0.0
-        for j in range(K):
-            u = lw[j] - best
-            wj = math.exp(u) if u > -700.0 else 0.0
-            lw[j] = wj
-            tot += wj
-        for j in range(K):
-            wj = lw[j] / tot
-            if wj == 0.0:
-                continue
-            for k in range(d):
-                al[k] += wj * (M1[j, k] + GAIN[n, j, k] * (r[k] - BM[n, j, k]))
+        gm_posterior_mean(r, n, LOGC, BM, IVAR, GAIN, M1, lw, al)
         ip = 1.0 / P[n]
         for k in range(d):
             al[k] = (al[k] + DP[n] * x[k]) * ip + kappa * x[k]
