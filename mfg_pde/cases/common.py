@@ -15,7 +15,7 @@ def grid_params(N=200, Nt=200):
 COUPLING_METHODS = ("picard", "fictitious-play", "anderson", "newton", "auto")
 
 
-def solver_params(tol=1e-10, method="anderson", choices=COUPLING_METHODS):
+def solver_params(tol=1e-10, method="auto", choices=COUPLING_METHODS):
     return (Param("tol", tol, "relative tolerance of the coupling loop", positive=True),
             Param("method", method, "coupling loop", choices=tuple(choices)))
 

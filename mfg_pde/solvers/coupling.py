@@ -9,7 +9,7 @@ Methods (``solve(problem, method=...)``):
                         start or an optional cheap warm start; see ``newton``, whose keyword options
                         ``solve`` passes on).  ``tol`` applies to max(hjb_residual, fp_residual) and
                         ``max_iter`` caps the Newton steps.
-* ``"auto"``            Anderson with a stall detector, switching to Newton from the best iterate
+* ``"auto"`` (default)  Anderson with a stall detector, switching to Newton from the best iterate
                         (the Anderson loop for non-local couplings in 2-D/3-D); see ``newton.solve_auto``.
 * ``"anderson"``        Anderson acceleration (depth M) on the damped Picard map, safeguarded: a
                         residual that grew by half over the best one restarts the memory and halves
@@ -248,7 +248,7 @@ def _method_name(method: str) -> str:
     return key
 
 
-def solve(problem, method: str = "anderson", tol: float = 1e-8, max_iter: int = 300, damping: float | None = None,
+def solve(problem, method: str = "auto", tol: float = 1e-8, max_iter: int = 300, damping: float | None = None,
           anderson_depth: int = 5, newton_tol: float = 1e-12, newton_maxit: int = 50, inner_factor: float = 1e-2,
           m_init=None,
           progress: bool = False, callback=None, divergence_factor: float = 1e4, exploitability: str = "final",
@@ -257,7 +257,8 @@ def solve(problem, method: str = "anderson", tol: float = 1e-8, max_iter: int = 
 
     Parameters
     ----------
-    method : "picard", "fictitious-play", "anderson", "newton" or "auto".
+    method : "auto" (default: Anderson, switching to Newton if it stalls), "picard", "fictitious-play",
+        "anderson" or "newton".
     tol : relative tolerance on ||Phi(m) - m||_1 / ||m||_1.
     max_iter : iteration cap.
     damping : theta in (0, 1]; default 0.5 for picard, 1.0 for anderson (ignored by fictitious play).
@@ -282,6 +283,8 @@ def solve(problem, method: str = "anderson", tol: float = 1e-8, max_iter: int = 
         return solve_newton(problem, tol=tol, max_iter=int(max_iter), m_init=m_init, newton_tol=newton_tol,
                             newton_maxit=newton_maxit, anderson_depth=anderson_depth, progress=progress,
                             callback=callback, exploitability=exploitability, **options)
+    if method == "auto" and not problem.is_coupled and not options:
+        method = "anderson"  # nothing to iterate: the core loop's single sweep
     if method == "auto":
         from .newton import solve_auto
         return solve_auto(problem, tol=tol, max_iter=max_iter, damping=damping, anderson_depth=anderson_depth,
