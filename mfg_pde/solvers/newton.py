@@ -1136,7 +1136,7 @@ def solve_auto(problem, tol: float = 1e-8, max_iter: int = 300, damping: float |
     ``stall_factor`` times the best one before them, when a residual exceeds ``divergence_factor``
     times the best one, on a non-finite value, or at ``max_iter``.  Newton then runs from the best
     candidate pair (u_k, Phi(m_k)) seen, with ``newton_options`` (see ``solve_newton``)."""
-    from .coupling import _Anderson, _Progress, _record, anderson_update, best_response, candidate_residuals
+    from .coupling import _Anderson, _Buffers, _Progress, _record, anderson_update, best_response, candidate_residuals
     from .coupling import solve as core_solve
 
     split_ok = not problem.grid.has_exits  # no Newton system with exits yet: the Anderson loop
@@ -1204,11 +1204,13 @@ def solve_auto(problem, tol: float = 1e-8, max_iter: int = 300, damping: float |
     switch = None
     residuals = []
     gaps = []  # exploitability per cheap iteration ("every")
+    buffers = _Buffers(problem)  # u / m_hat storage reused across iterations (as in the core loop)
+    keep = None                  # storage of the best pair, allocated once
     k = 0
     for k in range(1, int(max_iter) + 1):
         inner_tol = newton_tol if tight else max(newton_tol, inner_factor * last_residual)
         sol, m_hat, finite, norm_m, res_sum, mass_err, _f, _uT = best_response(
-            problem, m, sol_prev, inner_tol, newton_maxit, cell_volume, mass0)
+            problem, m, sol_prev, inner_tol, newton_maxit, cell_volume, mass0, buffers)
         u, its = sol.u, sol.newton
         if not finite:
             _record(core, np.nan, np.nan, np.nan, np.nan, np.nan, its, np.nan, t_start)
@@ -1218,7 +1220,11 @@ def solve_auto(problem, tol: float = 1e-8, max_iter: int = 300, damping: float |
         hjb_res, fp_res = candidate_residuals(problem, sol, m_hat)
         if residual < best_ever:
             best_ever = residual
-            best_pair = (u.copy(), m_hat.copy(), k, sol.states.copy())
+            if keep is None:
+                keep = (np.empty_like(u), np.empty_like(m_hat), np.empty_like(sol.states))
+            for dst, src in zip(keep, (u, m_hat, sol.states)):
+                np.copyto(dst, src)
+            best_pair = (keep[0], keep[1], k, keep[2])
         if residual <= tol and hjb_res > tol and not tight:
             tight = True
         elif residual <= tol and hjb_res <= tol:
