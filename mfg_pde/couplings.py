@@ -25,6 +25,9 @@ class Coupling:
 
     #: True when F depends on m only through its mean (cheap to evaluate).
     mean_only = False
+    #: False when F does not depend on m at all (a prescribed potential, e.g. FixedGuidance): the
+    #: planning solver then needs no outer fixed point.
+    uses_m = True
 
     def field(self, grid: Grid, t: np.ndarray, m: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -43,6 +46,7 @@ class SumCoupling(Coupling):
             flat.extend(p.parts if isinstance(p, SumCoupling) else [p])
         self.parts = flat
         self.mean_only = all(p.mean_only for p in flat)
+        self.uses_m = any(p.uses_m for p in flat)
 
     def field(self, grid, t, m):
         out = self.parts[0].field(grid, t, m)
@@ -84,6 +88,7 @@ class FixedGuidance(Coupling):
     """F = beta_t/2 |x - nu_t|^2 with a prescribed centre nu_t (number, vector, or callable of t)."""
 
     mean_only = True
+    uses_m = False
 
     def __init__(self, beta, nu=0.0):
         self.beta = as_schedule(beta, "beta")

@@ -243,3 +243,38 @@ def as_grid(obj) -> Grid:
     if isinstance(obj, Grid):
         return obj
     raise TypeError(f"expected a mfg_pde.Grid, got {type(obj).__name__}")
+
+
+def interp_axis(values: np.ndarray, x_old: np.ndarray, x_new: np.ndarray, axis: int) -> np.ndarray:
+    """Piecewise-linear interpolation of ``values`` along one axis from nodes x_old (increasing) to
+    x_new; outside [x_old[0], x_old[-1]] the end value is kept (as numpy.interp)."""
+    x_old = np.asarray(x_old, dtype=float)
+    x_new = np.asarray(x_new, dtype=float)
+    if values.shape[axis] != x_old.size:
+        raise ValueError(f"values have {values.shape[axis]} entries along axis {axis}, x_old has {x_old.size}")
+    if x_old.size == 1:
+        return np.repeat(np.take(values, [0], axis=axis), x_new.size, axis=axis)
+    j = np.clip(np.searchsorted(x_old, x_new, side="right") - 1, 0, x_old.size - 2)
+    w = np.clip((x_new - x_old[j]) / (x_old[j + 1] - x_old[j]), 0.0, 1.0)
+    shape = [1] * values.ndim
+    shape[axis] = x_new.size
+    w = w.reshape(shape)
+    return (1.0 - w) * np.take(values, j, axis=axis) + w * np.take(values, j + 1, axis=axis)
+
+
+def prolong(coarse: Grid, fine: Grid, field: np.ndarray, t_old=None, t_new=None) -> np.ndarray:
+    """A field on ``coarse`` (shape (*lead, *coarse.shape)) linearly interpolated onto ``fine``'s cell
+    centres (same bounds); with t_old/t_new also along the first (time) axis.  For warm starts of a
+    finer solve (initial guesses only: no conservation is claimed)."""
+    coarse, fine = as_grid(coarse), as_grid(fine)
+    if coarse.ndim != fine.ndim:
+        raise ValueError(f"grids have {coarse.ndim} and {fine.ndim} axes")
+    out = np.asarray(field, dtype=float)
+    lead = out.ndim - coarse.ndim
+    if out.shape[lead:] != coarse.shape:
+        raise ValueError(f"field has shape {out.shape}; the coarse grid needs (..., *{coarse.shape})")
+    for k in range(coarse.ndim):
+        out = interp_axis(out, coarse.axes[k], fine.axes[k], lead + k)
+    if t_old is not None:
+        out = interp_axis(out, t_old, t_new, 0)
+    return out

@@ -177,28 +177,63 @@ def test_subpopulation_energies_sum_to_total(K):
 
 # ------------------------------------------------------------------ grid cross-checks
 
-def test_grid_crosscheck_d1_first_order():
-    """SB coupling on the grid: mean paths = closed forms, E_IA - E_MF -> exact mean-channel gap at first order."""
-    gr = dr.grid_crosscheck(dr.zone_scenario(1), N=100, Nt=400, levels=2, box=(-3.0, 10.0))
-    assert gr["converged"]
+def test_grid_crosscheck_d1_second_order():
+    """SB coupling on the grid (Strang sweeps): mean paths = closed forms and E_IA - E_MF -> the exact
+    mean-channel gap, both at second order in (h, dt); Richardson (4 fine - coarse) / 3 within 1 %."""
+    dg = dr.default_grid(1)
+    gr = dr.grid_crosscheck(dr.zone_scenario(1), N=dg["N"], Nt=dg["Nt"], levels=2, box=dg["box"])
+    assert gr["converged"] and gr["order"] == 2
+    lo, hi = gr["levels"]
+    for g in dr.GUIDANCES:
+        assert lo["mean_error"][g] < 0.05 and hi["mean_error"][g] < 0.015
+        assert gr["mean_order"][g][0] > 1.7
+        assert gr["mean_richardson_error"][g] < 1e-3
+    for g in ("IA0", "IAm"):
+        assert gr["gap_order"][g][0] > 1.7
+        assert abs(gr["gap_richardson"][g] - hi["gap_exact"][g]) < 0.01 * hi["gap_exact"][g]
+    # SB fluctuation energy is below the product coupling's (the SB coupling pairs components optimally)
+    cf = dr.closed_form_energies(dr.zone_scenario(1), samples=20000, seed=1)
+    assert gr["fluct_sb_richardson"] < cf.fluct
+
+
+def test_grid_crosscheck_d1_euler_first_order():
+    """The core implicit-Euler sweeps: the same limits at first order (their dt error dominates)."""
+    gr = dr.grid_crosscheck(dr.zone_scenario(1), N=100, Nt=400, levels=2, box=(-3.0, 10.0), time_scheme="euler")
+    assert gr["converged"] and gr["order"] == 1
     lo, hi = gr["levels"]
     for g in dr.GUIDANCES:
         assert lo["mean_error"][g] < 0.15 and hi["mean_error"][g] < 0.06
         assert gr["mean_order"][g][0] > 0.8
     for g in ("IA0", "IAm"):
         assert gr["gap_order"][g][0] > 0.8
-        rich = 2 * hi["gap"][g] - lo["gap"][g]
-        assert abs(rich - hi["gap_exact"][g]) < 0.05 * hi["gap_exact"][g]
-    # SB fluctuation energy is below the product coupling's (the SB coupling pairs components optimally)
-    cf = dr.closed_form_energies(dr.zone_scenario(1), samples=20000, seed=1)
-    assert gr["fluct_sb_richardson"] < cf.fluct
+        assert abs(gr["gap_richardson"][g] - hi["gap_exact"][g]) < 0.05 * hi["gap_exact"][g]
+
+
+def test_grid_crosscheck_rejects_bad_levels():
+    with pytest.raises(ValueError, match="multiple of the 8 beta pieces"):
+        dr.grid_crosscheck(dr.zone_scenario(1), N=50, Nt=50)
+    with pytest.raises(ValueError, match="d = 1 or 2"):
+        dr.grid_crosscheck(dr.zone_scenario(3), N=50, Nt=48)
 
 
 @pytest.mark.slow
 def test_grid_crosscheck_d1_finer():
-    gr = dr.grid_crosscheck(dr.zone_scenario(1), N=200, Nt=800, levels=3, box=(-3.0, 10.0))
+    gr = dr.grid_crosscheck(dr.zone_scenario(1), N=200, Nt=48, levels=3, box=(-3.0, 10.0))
     for g in ("IA0", "IAm"):
-        assert np.all(gr["gap_order"][g] > 0.9)
+        assert np.all(gr["gap_order"][g] > 1.8)
+
+
+@pytest.mark.slow
+def test_grid_crosscheck_d2():
+    """d = 2 on the 2-D grid (non-product mixture ends): gaps and mean paths -> closed forms at order 2."""
+    dg = dr.default_grid(2)
+    gr = dr.grid_crosscheck(dr.zone_scenario(2), N=dg["N"], Nt=dg["Nt"], levels=2, box=dg["box"])
+    assert gr["converged"]
+    for g in dr.GUIDANCES:
+        assert gr["mean_order"][g][0] > 1.7 and gr["mean_richardson_error"][g] < 1e-3
+    for g in ("IA0", "IAm"):
+        assert gr["gap_order"][g][0] > 1.7
+        assert abs(gr["gap_richardson"][g] - gr["levels"][-1]["gap_exact"][g]) < 0.01 * gr["levels"][-1]["gap_exact"][g]
 
 
 # ------------------------------------------------------------------ thermal variant
@@ -236,14 +271,13 @@ def test_thermal_grid():
     """1-D grid with drift = LinearDrift(kappa): sinh MF mean and IA mean with drift at first order; the gap
     E_IA0 - E_MF -> the exact mean-channel gap with the drift."""
     sc = dr.zone_scenario(1, kappa=1.0)
-    gr = dr.grid_crosscheck(sc, N=200, Nt=800, levels=2, box=(-3.0, 10.0), guidances=("MF", "IA0"))
+    gr = dr.grid_crosscheck(sc, N=200, Nt=800, levels=2, box=(-3.0, 10.0), guidances=("MF", "IA0"), time_scheme="euler")
     assert gr["converged"]
     lo, hi = gr["levels"]
     assert hi["mean_error"]["MF"] < 0.05 and hi["mean_error"]["IA0"] < 0.1
     assert gr["mean_order"]["MF"][0] > 0.8 and gr["mean_order"]["IA0"][0] > 0.8
     assert gr["gap_order"]["IA0"][0] > 0.8
-    rich = 2 * hi["gap"]["IA0"] - lo["gap"]["IA0"]
-    assert abs(rich - hi["gap_exact"]["IA0"]) < 0.05 * hi["gap_exact"]["IA0"]
+    assert abs(gr["gap_richardson"]["IA0"] - hi["gap_exact"]["IA0"]) < 0.05 * hi["gap_exact"]["IA0"]
 
 
 # ------------------------------------------------------------------ cases and files
@@ -267,6 +301,8 @@ def test_cases_and_files(tmp_path):
     assert png.stat().st_size > 10000
     with pytest.raises(cases.CaseError):
         cases.get("demand-response").resolve({"n_steps": 301})
+    with pytest.raises(cases.CaseError, match="grid=on needs d = 1 or 2"):
+        cases.get("demand-response").run({"d": 3, "route": "closed-form", "samples": 1000, "grid": "on"})
 
 
 # ------------------------------------------------------------------ the paper's table (slow)

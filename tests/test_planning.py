@@ -8,6 +8,8 @@ import mfg_pde as mp
 from mfg_pde import analytic
 from mfg_pde.cases import get
 from mfg_pde.cases.planning import bimodal_ends, curved_guess
+from mfg_pde.grid import prolong
+from mfg_pde.problem import Drift
 from mfg_pde.solvers.planning import PlanningError
 from mfg_pde.solvers.residuals import pde_residuals
 
@@ -224,3 +226,96 @@ def test_ia_with_callable_centre():
     b = mp.solve_planning(mp.PlanningProblem(grid, 1.0, 150, 1.0, m0, m1,
                                              coupling=mp.FixedGuidance(4.0, lambda t: 0.5 + 0 * t)))
     np.testing.assert_allclose(a.m, b.m, atol=1e-12)
+
+
+# ------------------------------------------------------------------ second-order (Strang) sweeps
+
+@pytest.mark.parametrize("over", [{"beta": 2.0}, {"beta": 6.0, "sigma": 1.3, "T": 0.7}])
+def test_strang_bridge_closed_form_second_order(over):
+    """time_scheme='strang': mean, variance and energy of the LQG bridge at O(h^2 + dt^2), with Nt = N / 5."""
+    case = get("lqg-bridge")
+    errs = []
+    for N in (100, 200):
+        run = case.run({**over, "N": N, "Nt": N // 5}, time_scheme="strang", sinkhorn_anderson=5)
+        r = run.result
+        assert r.converged, r.status
+        assert r.extras["terminal_mismatch"] < 1e-10 and r.mass_error() < 1e-12
+        e = case.errors(r, run.params)
+        errs.append([e["mean"], e["variance"], e["energy E"]])
+    E = np.array(errs)
+    assert E[-1, 0] < 5e-4 and E[-1, 1] < 2e-3 and E[-1, 2] < 0.05
+    o = orders(E)[0]
+    assert np.all((o > 1.8) & (o < 2.3)), o
+
+
+def test_strang_is_second_order_in_dt_at_fixed_grid():
+    """Self-convergence in dt alone (h fixed): successive differences of the energy shrink ~4x."""
+    grid = mp.Grid([(-5, 5)], 200)
+    E = []
+    for Nt in (10, 20, 40, 80):
+        pb = mp.PlanningProblem(grid, 1.5, Nt, 0.7, mp.gaussian(grid, -1.0, 0.5), mp.gaussian(grid, 1.5, 0.4),
+                                coupling=mp.QuadraticInteraction(2.0))
+        E.append(mp.solve_planning(pb, time_scheme="strang").extras["energy_E"])
+    diffs = np.abs(np.diff(E))
+    assert np.all((orders(diffs) > 1.8) & (orders(diffs) < 2.3)), orders(diffs)
+
+
+def test_strang_2d_mean_theorem_non_separable_second_order():
+    errs = []
+    for N, Nt in ((32, 16), (64, 32)):
+        grid = mp.Grid([(-4, 4)] * 2, N)
+        m0, m1 = _two_d_ends(grid)
+        pb = mp.PlanningProblem(grid, 1.0, Nt, 1.0, m0, m1, coupling=mp.QuadraticInteraction(
+            mp.PiecewiseConstant.uniform(1.0, 8.0 * 0.65 ** np.arange(8))))
+        r = mp.solve_planning(pb, time_scheme="strang", method="anderson", sinkhorn_anderson=5)
+        assert r.converged and r.extras["terminal_mismatch"] < 1e-10 and r.mass_error() < 1e-12
+        mu0, mu1 = grid.mean(m0), grid.mean(m1)
+        line = mu0[None] + (mu1 - mu0)[None] * (pb.t / pb.T)[:, None]
+        errs.append(np.max(np.abs(r.mean() - line), axis=0))
+    errs = np.array(errs)
+    assert errs[-1].max() < 0.005
+    assert np.all(orders(errs) > 1.7), orders(errs)
+
+
+def test_accelerations_and_warm_start_reach_the_same_solution():
+    """Sinkhorn-Anderson, undamped outer Anderson and a warm start from a coarser solution change the
+    iteration counts, not the discrete solution (to the tolerances)."""
+    def problem(N):
+        grid = mp.Grid([(-6, 6)], N)
+        m0, m1 = bimodal_ends(grid)
+        return mp.PlanningProblem(grid, 1.0, 40, 1.0, m0, m1, coupling=mp.QuadraticInteraction(
+            mp.PiecewiseConstant.uniform(1.0, 12.0 * 0.65 ** np.arange(8))))
+    pb = problem(200)
+    plain = mp.solve_planning(pb, time_scheme="strang", tol=1e-10)
+    fast = mp.solve_planning(pb, time_scheme="strang", tol=1e-10, method="anderson", damping=1.0, sinkhorn_anderson=5)
+    assert plain.converged and fast.converged
+    assert fast.extras["sinkhorn_iterations_total"] < 0.75 * plain.extras["sinkhorn_iterations_total"]
+    assert np.max(np.abs(fast.m - plain.m)) < 1e-7 * plain.m.max()
+    assert fast.extras["energy_E"] == pytest.approx(plain.extras["energy_E"], rel=1e-8)
+    coarse = mp.solve_planning(problem(100), time_scheme="strang", method="anderson", sinkhorn_anderson=5)
+    g = pb.grid
+    warm = mp.solve_planning(pb, time_scheme="strang", tol=1e-10, method="anderson", damping=1.0,
+                             sinkhorn_anderson=5, m_init=prolong(coarse.grid, g, coarse.m),
+                             potential_init=prolong(coarse.grid, g, -coarse.u[-1] / pb.sigma ** 2))
+    assert warm.converged
+    assert warm.extras["energy_E"] == pytest.approx(plain.extras["energy_E"], rel=1e-8)
+    with pytest.raises(ValueError, match="potential_init has shape"):
+        mp.solve_planning(pb, time_scheme="strang", potential_init=np.zeros(7))
+
+
+def test_fixed_guidance_planning_needs_no_outer_iteration():
+    grid = mp.Grid([(-6, 6)], 150)
+    m0, m1 = bimodal_ends(grid)
+    r = mp.solve_planning(mp.PlanningProblem(grid, 1.0, 40, 1.0, m0, m1, coupling=mp.FixedGuidance(4.0, 0.5)))
+    assert r.converged and r.iterations == 1 and r.extras["terminal_mismatch"] < 1e-10
+
+
+def test_unknown_time_scheme_and_unsupported_drift_are_refused():
+    grid = mp.Grid([(-5, 5)], 100)
+    pb = mp.PlanningProblem(grid, 1.0, 20, 1.0, mp.gaussian(grid, -1, 0.5), mp.gaussian(grid, 1, 0.5))
+    with pytest.raises(ValueError, match="unknown time_scheme 'rk4'"):
+        mp.solve_planning(pb, time_scheme="rk4")
+    pb = mp.PlanningProblem(grid, 1.0, 20, 1.0, mp.gaussian(grid, -1, 0.5), mp.gaussian(grid, 1, 0.5),
+                            drift=Drift(lambda x, t: -x * (1 + t)))
+    with pytest.raises(ValueError, match="time-independent base drift"):
+        mp.solve_planning(pb, time_scheme="strang")

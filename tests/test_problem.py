@@ -179,3 +179,19 @@ def test_local_couplings():
     np.testing.assert_allclose(mp.LocalLog(1.0).field(g, None, m), np.log(0.25))
     f = (mp.LocalPower(1.0) + mp.LocalLog(2.0)).field(g, None, m)
     np.testing.assert_allclose(f, 0.25 + 2 * np.log(0.25))
+
+
+def test_prolong_is_exact_for_linear_fields_and_checks_shapes():
+    from mfg_pde.grid import prolong
+
+    c, f = mp.Grid([(-1.0, 2.0), (0.0, 1.0)], [30, 20]), mp.Grid([(-1.0, 2.0), (0.0, 1.0)], [60, 40])
+    xc, yc = c.mesh()
+    xf, yf = f.mesh()
+    t_old, t_new = np.linspace(0, 1, 5), np.linspace(0, 1, 9)
+    field = np.stack([2 * xc - 3 * yc + tt for tt in t_old])
+    out = prolong(c, f, field, t_old, t_new)
+    inner = (slice(None), slice(1, -1), slice(1, -1))  # outside the coarse centres the end value is kept
+    ref = np.stack([2 * xf - 3 * yf + tt for tt in t_new])
+    assert np.allclose(out[inner], ref[inner], atol=1e-12)
+    with pytest.raises(ValueError, match="coarse grid needs"):
+        prolong(c, f, np.zeros((5, 7)))

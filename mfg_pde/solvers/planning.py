@@ -24,9 +24,11 @@ import time
 import numpy as np
 
 from ..result import MFGResult, gradient
-from . import linear
+from . import linear, semigroup
 from .coupling import _Anderson, _Progress
 from .layout import as3, kernel_data
+
+TIME_SCHEMES = ("euler", "strang")
 
 
 class PlanningError(ValueError):
@@ -47,12 +49,80 @@ def _vpot3(problem, m, kd):
     return as3(V, 1, kd.shape3)
 
 
-class _Sinkhorn:
-    """Fortet-Sinkhorn on the scaled Hopf-Cole sweeps; keeps log phi_T between calls (warm start)."""
+def _midpoint_cost(problem, m):
+    """Vtot at the step midpoints, Vtot^{n+1/2} = V(t_{n+1/2}) + F(x, (m^n + m^{n+1})/2; t_{n+1/2}),
+    shape (Nt, *grid) (or (1, *grid) when nothing depends on t or m): second order in dt."""
+    grid, Nt = problem.grid, problem.Nt
+    tm = 0.5 * (problem.t[:-1] + problem.t[1:])
+    V = problem.potential
+    if V is None:
+        vmid = 0.0
+    elif callable(V):
+        xs = grid.mesh()
+        vmid = np.stack([np.broadcast_to(np.asarray(V(*xs, float(tj)), dtype=float), grid.shape) for tj in tm])
+    else:
+        V = np.asarray(V, dtype=float)
+        vmid = V[None] if V.shape == grid.shape else 0.5 * (V[:-1] + V[1:])
+    if problem.coupling is None:
+        out = np.broadcast_to(vmid, (1,) + grid.shape) if np.ndim(vmid) <= grid.ndim else vmid
+        return np.array(out, dtype=float)
+    f = problem.coupling.field(grid, tm, 0.5 * (m[:-1] + m[1:]))
+    out = np.array(np.broadcast_to(f + vmid, (Nt,) + grid.shape), dtype=float)
+    if not np.all(np.isfinite(out)):
+        raise PlanningError("the running cost V + F has non-finite values on the grid")
+    return out
 
-    def __init__(self, problem, kd):
+
+def _half_factors(problem, m):
+    """Strang half-step potential factors P^n = exp(-dt Vtot^{n+1/2} / (2 sigma^2)), (Nt or 1, *grid)."""
+    return np.exp(-0.5 * problem.dt / problem.sigma ** 2 * _midpoint_cost(problem, m))
+
+
+class _SinkhornAnderson:
+    """Anderson mixing (depth M) of the Fortet-Sinkhorn update a -> log m1 - log psi_T(a) on the cells
+    where m1 > 0.  The least-squares problem for the mixing weights is weighted by m1 (the terminal
+    mismatch is sum m1 |e^g - 1| ~ sum m1 |g|), so the far tails, where log-ratios are large but carry
+    no mass, do not steer the extrapolation.  The residual g is gauge invariant (a + c gives g)."""
+
+    def __init__(self, depth, weight):
+        self.depth = int(depth)
+        self.w = np.sqrt(weight / weight.max())
+        self.X, self.G = [], []
+
+    def reset(self):
+        self.X.clear()
+        self.G.clear()
+
+    def step(self, x, g):
+        self.X.append(x.copy())
+        self.G.append(g.copy())
+        if len(self.X) > self.depth + 1:
+            self.X.pop(0)
+            self.G.pop(0)
+        if len(self.X) < 2:
+            return x + g
+        dX = np.diff(np.asarray(self.X), axis=0)
+        dG = np.diff(np.asarray(self.G), axis=0)
+        gamma = np.linalg.lstsq((dG * self.w).T, g * self.w, rcond=1e-12)[0]
+        return x + g - (dX + dG).T @ gamma
+
+
+class _Sinkhorn:
+    """Fortet-Sinkhorn on the scaled Hopf-Cole sweeps; keeps log phi_T between calls (warm start).
+
+    time_scheme "euler": the core implicit-Euler factors (``linear``), first order in dt.
+    time_scheme "strang": phi^n = P^n G P^n phi^{n+1}, psi^{n+1} = P^n G^T P^n psi^n with G = prod_k
+    exp(dt Q_k) the exact semigroup of the zero-policy generator (``semigroup``) and P^n the half-step
+    potential factor at the step midpoint: second order in dt, positive, and sum phi^n psi^n is the
+    same at every n (mass exact)."""
+
+    def __init__(self, problem, kd, time_scheme="euler", anderson_depth=0):
         self.pb = problem
         self.kd = kd
+        self.scheme = time_scheme
+        self.anderson_depth = int(anderson_depth)
+        if time_scheme == "strang":
+            self.G = [semigroup.semigroup(Q, problem.dt) for Q in semigroup.axis_generators(kd)]
         Nt = problem.Nt
         self.phi = np.empty((Nt + 1,) + kd.shape3)
         self.psi = np.empty((Nt + 1,) + kd.shape3)
@@ -73,10 +143,16 @@ class _Sinkhorn:
         inv_s2 = 1.0 / pb.sigma ** 2
         mismatch = np.inf
         hist = []
+        need = np.isfinite(self.log_m1)
+        accel = _SinkhornAnderson(self.anderson_depth, as3(pb.m1, 0, kd.shape3)[need]) if self.anderson_depth else None
+        best = np.inf
         for it in range(1, maxit + 1):
             self._set_scaled(self.phi, self.lphi, pb.Nt, self.a)
-            linear.backward_sweep(self.phi, self.lphi, vpot, kd.drift, kd.has_drift, kd.ndim, kd.nu, kd.dt, kd.h,
-                                  kd.periodic, inv_s2)
+            if self.scheme == "strang":
+                self._strang(self.phi, self.lphi, vpot, backward=True)
+            else:
+                linear.backward_sweep(self.phi, self.lphi, vpot, kd.drift, kd.has_drift, kd.ndim, kd.nu, kd.dt, kd.h,
+                                      kd.periodic, inv_s2)
             log_phi0 = _log(self.phi[0]) + self.lphi[0]
             bad = np.isfinite(self.log_m0) & ~np.isfinite(log_phi0)
             if np.any(bad):
@@ -84,8 +160,11 @@ class _Sinkhorn:
                                     "sigma and grid (increase sigma, T or the resolution, or move the densities closer)")
             c = np.where(np.isfinite(self.log_m0), self.log_m0 - log_phi0, -np.inf)
             self._set_scaled(self.psi, self.lpsi, 0, c)
-            linear.forward_sweep(self.psi, self.lpsi, vpot, kd.drift, kd.has_drift, kd.ndim, kd.nu, kd.dt, kd.h,
-                                 kd.periodic, inv_s2)
+            if self.scheme == "strang":
+                self._strang(self.psi, self.lpsi, vpot, backward=False)
+            else:
+                linear.forward_sweep(self.psi, self.lpsi, vpot, kd.drift, kd.has_drift, kd.ndim, kd.nu, kd.dt, kd.h,
+                                     kd.periodic, inv_s2)
             log_psiT = _log(self.psi[pb.Nt]) + self.lpsi[pb.Nt]
             mT = np.exp(self.a + log_psiT)
             mT = np.where(np.isfinite(mT), mT, 0.0)
@@ -94,14 +173,41 @@ class _Sinkhorn:
             self.iterations += 1
             if mismatch <= tol:
                 return it, mismatch, "converged"
-            need = np.isfinite(self.log_m1)
             if np.any(need & ~np.isfinite(log_psiT)):
                 raise PlanningError("psi(T) underflowed to zero where m1 > 0: the ends are too far apart for this "
                                     "sigma and grid")
-            self.a = np.where(need, self.log_m1 - log_psiT, -np.inf)
+            a_plain = np.where(need, self.log_m1 - log_psiT, -np.inf)
+            if accel is not None:
+                if mismatch > 2.0 * best:  # the extrapolation overshot: restart from the plain update
+                    accel.reset()
+                best = min(best, mismatch)
+                a_plain[need] = accel.step(self.a[need], a_plain[need] - self.a[need])
+            self.a = a_plain
             if it >= 50 and mismatch > 0.999 * hist[-50]:
                 return it, mismatch, f"stalled: mismatch {mismatch:.3e} not decreasing after {it} iterations"
         return maxit, mismatch, f"max iterations: mismatch {mismatch:.3e} after {maxit} iterations"
+
+    def _strang(self, arr, logs, P, backward):
+        """One Strang sweep in place: backward phi^n = P^n G P^n phi^{n+1} (n = Nt-1..0) or forward
+        psi^{n+1} = P^n G^T P^n psi^n; each level stored scaled to max 1 with its log scale."""
+        gshape = self.pb.grid.shape
+        Nt = self.pb.Nt
+        static = P.shape[0] == 1
+        steps = range(Nt - 1, -1, -1) if backward else range(Nt)
+        buf = np.empty(gshape)
+        for n in steps:
+            src, dst = (n + 1, n) if backward else (n, n + 1)
+            Pn = P[0] if static else P[n]
+            np.multiply(arr[src].reshape(gshape), Pn, out=buf)
+            y = semigroup.apply_axes(self.G, buf, transpose=not backward)
+            y *= Pn
+            mx = float(y.max())
+            if mx > 0.0:
+                np.multiply(y, 1.0 / mx, out=arr[dst].reshape(gshape))
+                logs[dst] = logs[src] + np.log(mx)
+            else:
+                arr[dst] = 0.0
+                logs[dst] = -np.inf
 
     def density(self):
         """m = phi psi on the grid, (Nt+1, *grid): one product per node, one exp per level."""
@@ -117,19 +223,28 @@ class _Sinkhorn:
         return (_log(self.phi) + self.lphi[:, None, None, None]).reshape((pb.Nt + 1,) + pb.grid.shape)
 
 
-def control_energy(grid, t, m, u) -> float:
-    """E = int_0^T E|alpha_t|^2 dt with alpha = -grad u (centred differences), left Riemann sum over
-    the steps (u(T) may be singular where m1 = 0).  The cost is E / 2."""
-    alpha = -gradient(grid, u[:-1])
+def control_energy(grid, t, m, u, rule: str = "left") -> float:
+    """E = int_0^T E|alpha_t|^2 dt with alpha = -grad u (centred differences).  rule "left": left
+    Riemann sum over the steps (first order; u(T) may be singular where m1 = 0); "trapezoid": second
+    order (levels where m |alpha|^2 is not finite, m = 0 with u = inf, count as 0).  The cost is E / 2."""
+    if rule not in ("left", "trapezoid"):
+        raise ValueError(f"unknown quadrature rule {rule!r}; choose 'left' or 'trapezoid'")
+    lv = slice(None) if rule == "trapezoid" else slice(None, -1)
+    alpha = -gradient(grid, u[lv])
     with np.errstate(invalid="ignore"):
-        dens = m[:-1][..., None] * alpha ** 2
+        dens = m[lv][..., None] * alpha ** 2
     dens = np.where(np.isfinite(dens), dens, 0.0).sum(axis=-1)
-    return float(np.sum(grid.integrate(dens)) * (t[1] - t[0]))
+    e = np.asarray(grid.integrate(dens), dtype=float)
+    dt = t[1] - t[0]
+    if rule == "trapezoid":
+        return float((e.sum() - 0.5 * (e[0] + e[-1])) * dt)
+    return float(e.sum() * dt)
 
 
 def solve_planning(problem, tol: float = 1e-10, sinkhorn_tol: float = 1e-11, max_iter: int = 500,
                    max_sinkhorn: int = 20000, damping: float = 0.5, method: str = "picard", anderson_depth: int = 5,
-                   inner_factor: float = 0.1, m_init=None, progress: bool = False) -> MFGResult:
+                   inner_factor: float = 0.1, m_init=None, progress: bool = False,
+                   time_scheme: str = "euler", sinkhorn_anderson: int = 0, potential_init=None) -> MFGResult:
     """Solve the planning problem (``PlanningProblem``) and return an MFGResult.
 
     Parameters
@@ -145,6 +260,15 @@ def solve_planning(problem, tol: float = 1e-10, sinkhorn_tol: float = 1e-11, max
              at mismatch max(sinkhorn_tol, inner_factor * residual); convergence requires the outer
              residual <= tol AND a final inner solve to sinkhorn_tol.
     m_init : initial guess of m on all levels (default: (1 - t/T) m0 + (t/T) m1).
+    potential_init : initial Sinkhorn potential log phi(T) = -u(T) / sigma^2 on the grid (default 0), e.g.
+             a coarser solution's, interpolated (``mfg_pde.grid.prolong``); only the start changes.
+    sinkhorn_anderson : depth of Anderson mixing on the Sinkhorn potential (0: plain Fortet-Sinkhorn).
+    time_scheme : "euler" (default): the core implicit-Euler operators at zero policy, first order in dt
+             (the result satisfies the core scheme's residuals at first order).  "strang": the exact
+             semigroup of the same finite-difference generator per axis with the potential split
+             symmetrically at the step midpoint (``semigroup``), second order in dt and positive; the
+             energy is then integrated by the trapezoid rule.  Needs a base drift that is
+             time-independent with b_k depending on x_k only (none, or LinearDrift).
     """
     if not (0 < damping <= 1):
         raise ValueError(f"damping = {damping}: must be in (0, 1]")
@@ -154,6 +278,8 @@ def solve_planning(problem, tol: float = 1e-10, sinkhorn_tol: float = 1e-11, max
         raise ValueError("tol and sinkhorn_tol must be > 0")
     if problem.sigma <= 0:
         raise PlanningError("the planning solver needs sigma > 0 (Hopf-Cole)")
+    if time_scheme not in TIME_SCHEMES:
+        raise ValueError(f"unknown time_scheme {time_scheme!r}; choose one of {TIME_SCHEMES}")
     grid, Nt = problem.grid, problem.Nt
     kd = kernel_data(problem)
     t_start = time.perf_counter()
@@ -163,8 +289,15 @@ def solve_planning(problem, tol: float = 1e-10, sinkhorn_tol: float = 1e-11, max
     else:
         m = grid.check_field(m_init, "m_init", (Nt + 1,)).copy()
     mean_only = problem.coupling is None or getattr(problem.coupling, "mean_only", False)
-    coupled = problem.coupling is not None
-    sk = _Sinkhorn(problem, kd)
+    coupled = problem.coupling is not None and getattr(problem.coupling, "uses_m", True)
+    strang = time_scheme == "strang"
+    sk = _Sinkhorn(problem, kd, time_scheme, sinkhorn_anderson)
+    if potential_init is not None:
+        a0 = as3(grid.check_field(potential_init, "potential_init"), 0, kd.shape3)
+        fin = np.isfinite(sk.log_m1)
+        if not np.all(np.isfinite(a0[fin])):
+            raise ValueError("potential_init must be finite where m1 > 0")
+        sk.a = np.where(fin, a0, -np.inf)
     report = _Progress(progress)
     hist = {k: [] for k in ("residual", "mean_change", "change_m", "terminal_mismatch", "sinkhorn_iterations",
                             "mass_error", "damping", "wall_time")}
@@ -175,7 +308,7 @@ def solve_planning(problem, tol: float = 1e-10, sinkhorn_tol: float = 1e-11, max
     last_residual = np.inf
     tight = not coupled
     for k in range(1, max_iter + 1):
-        vpot = _vpot3(problem, m, kd)
+        vpot = _half_factors(problem, m) if strang else _vpot3(problem, m, kd)
         inner_tol = sinkhorn_tol if tight else max(sinkhorn_tol, inner_factor * min(last_residual, 1.0))
         its, mismatch, sk_status = sk.solve(vpot, inner_tol, max_sinkhorn)
         m_new = sk.density()
@@ -224,11 +357,11 @@ def solve_planning(problem, tol: float = 1e-10, sinkhorn_tol: float = 1e-11, max
     history = {k: np.asarray(v, dtype=float) for k, v in hist.items()}
     history["iteration"] = np.arange(1, len(history["residual"]) + 1, dtype=float)
     u = -problem.sigma ** 2 * sk.log_phi()
-    E = control_energy(grid, problem.t, m_new, u)
+    E = control_energy(grid, problem.t, m_new, u, rule="trapezoid" if strang else "left")
     # energies of the returned solution (one entry: E has no factor 1/2, the cost is E/2)
     history["energy_E"] = np.array([E])
     history["cost_E_half"] = np.array([E / 2])
-    options = {"method": f"planning-sinkhorn+{method}", "anderson_depth": anderson_depth, "tol": tol, "sinkhorn_tol": sinkhorn_tol, "max_iter": max_iter,
+    options = {"method": f"planning-sinkhorn+{method}", "time_scheme": time_scheme, "sinkhorn_anderson": sinkhorn_anderson, "anderson_depth": anderson_depth, "tol": tol, "sinkhorn_tol": sinkhorn_tol, "max_iter": max_iter,
                "max_sinkhorn": max_sinkhorn, "damping": damping}
     result = MFGResult(grid=grid, t=problem.t, u=u, m=m_new, converged=converged, status=status,
                        iterations=len(history["residual"]), history=history, params=problem.describe(),
