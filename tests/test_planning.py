@@ -319,3 +319,11 @@ def test_unknown_time_scheme_and_unsupported_drift_are_refused():
                             drift=Drift(lambda x, t: -x * (1 + t)))
     with pytest.raises(ValueError, match="time-independent base drift"):
         mp.solve_planning(pb, time_scheme="strang")
+
+
+def test_strang_3d_smoke():
+    grid = mp.Grid([(-3, 3)] * 3, 16)
+    pb = mp.PlanningProblem(grid, 1.0, 8, 1.0, mp.gaussian(grid, (-0.5, 0.0, 0.3), 0.7),
+                            mp.gaussian(grid, (0.5, 0.2, -0.3), 0.6), coupling=mp.QuadraticInteraction(2.0))
+    r = mp.solve_planning(pb, time_scheme="strang")
+    assert r.converged and r.extras["terminal_mismatch"] < 1e-10 and r.mass_error() < 1e-12

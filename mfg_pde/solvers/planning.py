@@ -201,13 +201,7 @@ class _Sinkhorn:
             np.multiply(arr[src].reshape(gshape), Pn, out=buf)
             y = semigroup.apply_axes(self.G, buf, transpose=not backward)
             y *= Pn
-            mx = float(y.max())
-            if mx > 0.0:
-                np.multiply(y, 1.0 / mx, out=arr[dst].reshape(gshape))
-                logs[dst] = logs[src] + np.log(mx)
-            else:
-                arr[dst] = 0.0
-                logs[dst] = -np.inf
+            linear._store_scaled(np.ascontiguousarray(y), arr[dst], logs, dst, logs[src])
 
     def density(self):
         """m = phi psi on the grid, (Nt+1, *grid): one product per node, one exp per level."""
