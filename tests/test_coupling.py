@@ -175,16 +175,37 @@ def test_sweeps_write_into_reused_buffers():
         solve_fp(p, got, out=np.empty((3, 3)))
 
 
-@pytest.mark.parametrize("drift", [None, lambda x, t: np.sin(5 * x) - t])
-def test_fused_1d_residuals_equal_the_separate_kernels(drift):
-    """candidate_residuals' one-pass 1-D kernel gives the numbers of hjb_residual and fp_residual."""
+def _fused_case(kind):
+    """Problems covering every path of the fused residual kernels (reflecting/periodic/exit lines,
+    contiguous and strided axes, with and without drift)."""
+    pot1 = lambda x, t: np.cos(2 * np.pi * x)  # noqa: E731
+    if kind in ("1d", "1d-drift", "1d-periodic", "1d-exit"):
+        bc = {"1d-periodic": "periodic", "1d-exit": ("reflecting", "exit")}.get(kind, "reflecting")
+        grid = mp.Grid([(0, 1)], 60, bc)
+        drift = (lambda x, t: np.sin(5 * x) - t) if kind != "1d" else None
+        return mp.MFGProblem(grid, 1.0, 40, 0.5, mp.gaussian(grid, 0.4, 0.1), coupling=mp.LocalPower(2.0),
+                             potential=pot1, drift=drift, terminal_cost=mp.QuadraticTerminalCost(1.0, 0.7))
+    if kind == "3d":
+        grid = mp.Grid([(0, 1)] * 3, (10, 12, 9), ["reflecting", "periodic", "reflecting"])
+        return mp.MFGProblem(grid, 0.5, 8, 0.5, mp.gaussian(grid, (0.4, 0.5, 0.5), (0.2,) * 3),
+                             coupling=mp.LocalPower(1.0), drift=mp.LinearDrift(0.7),
+                             potential=lambda x, y, z, t: np.cos(2 * np.pi * x) * np.sin(2 * np.pi * y))
+    bc = {"2d": "reflecting", "2d-periodic": ["periodic", "reflecting"],
+          "2d-exit": [("reflecting", "exit"), "reflecting"]}[kind]
+    grid = mp.Grid([(0, 1), (0, 1)], (24, 20), bc)
+    return mp.MFGProblem(grid, 0.5, 16, 0.5, mp.gaussian(grid, (0.4, 0.5), (0.12, 0.15)),
+                         coupling=mp.LocalPower(1.5), drift=mp.LinearDrift(0.8),
+                         potential=lambda x, y, t: np.cos(2 * np.pi * x) * np.cos(np.pi * y) + t * x)
+
+
+@pytest.mark.parametrize("kind", ["1d", "1d-drift", "1d-periodic", "1d-exit", "2d", "2d-periodic", "2d-exit", "3d"])
+def test_fused_residuals_equal_the_separate_kernels(kind):
+    """candidate_residuals' one-pass kernels (pair_residual_line in 1-D, pair_residual on any grid) give
+    the numbers of hjb_residual and fp_residual."""
     from mfg_pde.solvers.coupling import candidate_residuals
     from mfg_pde.solvers.fp import fp_residual, solve_fp
     from mfg_pde.solvers.hjb import hjb_residual, solve_hjb
-    grid = mp.Grid([(0, 1)], 60)
-    p = mp.MFGProblem(grid, 1.0, 40, 0.5, mp.gaussian(grid, 0.4, 0.1), coupling=mp.LocalPower(2.0),
-                      potential=lambda x, t: np.cos(2 * np.pi * x), drift=drift,
-                      terminal_cost=mp.QuadraticTerminalCost(1.0, 0.7))
+    p = _fused_case(kind)
     m = np.repeat(p.m0[None], p.Nt + 1, axis=0)
     sol = solve_hjb(p, p.running_cost(m), p.terminal_values(m[-1]), tol=1e-3)  # loose: residuals well above 0
     m_hat = solve_fp(p, sol)

@@ -1227,6 +1227,179 @@ def fp_residual(m, u, states, drift, has_drift, ndim, nu, dt, h, periodic, out_n
 
 
 @njit(cache=True, error_model="numpy")
+def _pair_line_norms(g2, d2, has_drift, nu, dt, h, p2, q2, cq, has_q, x2, y2, last, z2, work,
+                     elo=False, ehi=False, glo=0.0, ghi=0.0):
+    """_pair_axis_norms for non-periodic lines along the contiguous axis ((A, n) views), one at a time."""
+    A, n = g2.shape
+    L = work[0, :n]
+    U = work[1, :n]
+    D = work[2, :n]
+    inv_h = 1.0 / h
+    rh = 0.0
+    sh = 0.0
+    rf = 0.0
+    sf = 0.0
+    for a in range(A):
+        g = g2[a]
+        pa = p2[a]
+        qa = q2[a]
+        xa = x2[a]
+        _line_rows(g, d2[a], has_drift, nu, dt, h, False, L, U, D, elo, ehi, glo, ghi)
+        for i in range(n):
+            v = D[i] * g[i]
+            w = D[i] * xa[i]
+            c = 0.0
+            if i > 0:
+                v += L[i] * g[i - 1]
+                w += U[i - 1] * xa[i - 1]
+                dm = max((g[i] - g[i - 1]) * inv_h, 0.0)
+                c += dm * dm
+            if i < n - 1:
+                v += U[i] * g[i + 1]
+                w += L[i + 1] * xa[i + 1]
+                dp = min((g[i + 1] - g[i]) * inv_h, 0.0)
+                c += dp * dp
+            rhs = pa[i]
+            if has_q:
+                rhs += cq * qa[i]
+            rhs += dt * (0.5 * c)
+            r = abs(v - rhs)
+            if r > rh:
+                rh = r
+            if abs(rhs) > sh:
+                sh = abs(rhs)
+            if last:
+                r = abs(w - z2[a, i])
+                if r > rf:
+                    rf = r
+                if abs(z2[a, i]) > sf:
+                    sf = abs(z2[a, i])
+            else:
+                y2[a, i] = w
+    return rh, sh, rf, sf
+
+
+@njit(cache=True, error_model="numpy")
+def _pair_axis_norms(g, drift_k, has_drift, axis, nu, dt, h, periodic, p, q, cq, has_q, x, y, last, z, work,
+                     elo=False, ehi=False, glo=0.0, ghi=0.0):
+    """Both discrete equations along axis k with the rows of M_k(g) built once:
+
+        HJB:  r = M_k(g) g - (p [+ cq q if has_q] + dt c_k(g))      -> (max |r|, max |p [+ cq q] + dt c_k|)
+        FP:   y = M_k(g)^T x; if last: (max |y - z|, max |z|), else y is stored and (0, 0) returned
+
+    as (rh, sh, rf, sf): one pass instead of ``_residual_norms`` plus ``apply_axis``.  Exit sides change the
+    rows only; the exit terms of c_k must be in p (as for ``_residual_norms``)."""
+    A, n, B = _split(g.shape, axis)
+    if B == 1 and not periodic:
+        d2 = drift_k.reshape((A, n)) if has_drift else g.reshape((A, n))
+        return _pair_line_norms(g.reshape((A, n)), d2, has_drift, nu, dt, h, p.reshape((A, n)), q.reshape((A, n)),
+                                cq, has_q, x.reshape((A, n)), y.reshape((A, n)), last, z.reshape((A, n)), work,
+                                elo, ehi, glo, ghi)
+    g3 = g.reshape((A, n, B))
+    p3 = p.reshape((A, n, B))
+    q3 = q.reshape((A, n, B))
+    x3 = x.reshape((A, n, B))
+    y3 = y.reshape((A, n, B))
+    z3 = z.reshape((A, n, B))
+    d3 = drift_k.reshape((A, n, B)) if has_drift else g3
+    nb = n * B
+    lo = work[0, :nb].reshape((n, B))
+    di = work[1, :nb].reshape((n, B))
+    up = work[2, :nb].reshape((n, B))
+    lo_t = work[4, :nb].reshape((n, B))
+    up_t = work[5, :nb].reshape((n, B))
+    inv_h = 1.0 / h
+    rh = 0.0
+    sh = 0.0
+    rf = 0.0
+    sf = 0.0
+    for a in range(A):
+        line_coefficients(g3, d3, has_drift, a, nu, dt, h, periodic, lo, di, up, elo, ehi, glo, ghi)
+        _transpose_lines(lo, di, up, lo_t, up_t, periodic)
+        for i in range(n):
+            im = i - 1 if i > 0 else n - 1
+            ip = i + 1 if i < n - 1 else 0
+            has_lo = i > 0 or periodic
+            has_up = i < n - 1 or periodic
+            for b in range(B):
+                gi = g3[a, i, b]
+                v = di[i, b] * gi
+                w = di[i, b] * x3[a, i, b]
+                c = 0.0
+                if has_lo:
+                    v += lo[i, b] * g3[a, im, b]
+                    w += lo_t[i, b] * x3[a, im, b]
+                    dm = max((gi - g3[a, im, b]) * inv_h, 0.0)
+                    c += dm * dm
+                if has_up:
+                    v += up[i, b] * g3[a, ip, b]
+                    w += up_t[i, b] * x3[a, ip, b]
+                    dp = min((g3[a, ip, b] - gi) * inv_h, 0.0)
+                    c += dp * dp
+                rhs = p3[a, i, b]
+                if has_q:
+                    rhs += cq * q3[a, i, b]
+                rhs += dt * (0.5 * c)
+                r = abs(v - rhs)
+                if r > rh:
+                    rh = r
+                if abs(rhs) > sh:
+                    sh = abs(rhs)
+                if last:
+                    zi = z3[a, i, b]
+                    r = abs(w - zi)
+                    if r > rf:
+                        rf = r
+                    if abs(zi) > sf:
+                        sf = abs(zi)
+                else:
+                    y3[a, i, b] = w
+    return rh, sh, rf, sf
+
+
+@njit(cache=True, error_model="numpy")
+def pair_residual(u, states, f, m, drift, has_drift, ndim, nu, dt, h, periodic, out_norms, exits=None):
+    """``hjb_residual`` and ``fp_residual`` of the pair (u, m) in one pass: at every step and axis the rows
+    of M_k(s_k) are built once and used for the HJB substep residual and for the factor M_k^T of the FP
+    residual r^n = M_{d-1}^T ... M_0^T m^{n+1} - m^n.  out_norms[n] = (max_k max|r_k|,
+    max_k max|s_{k-1} + dt c_k|, max|r^n|, max|m^n|): the numbers of the two separate kernels."""
+    Nt = u.shape[0] - 1
+    shape = u.shape[1:]
+    work = _workspace(shape)
+    ya = np.empty(shape)
+    yb = np.empty(shape)
+    static = drift.shape[0] == 1
+    pex = np.empty(shape) if exits is not None else u[0]
+    for n in range(Nt):
+        dn = drift[0] if static else drift[n]
+        rh = 0.0
+        sh = 0.0
+        prev = u[n + 1]
+        x = m[n + 1]
+        for k in range(ndim):
+            s = u[n] if k == ndim - 1 else states[n, k]
+            y = ya if k % 2 == 0 else yb
+            last = k == ndim - 1
+            if exits is None:
+                r, sc, rf, sf = _pair_axis_norms(s, dn[k], has_drift, k, nu, dt, h[k], periodic[k], prev, f[n], dt,
+                                                 k == 0, x, y, last, m[n], work)
+            else:
+                elo, ehi, glo, ghi = _axis_exits(exits, k)
+                pex[:, :, :] = prev
+                add_exit_source(s, dn[k], has_drift, k, nu, dt, h[k], pex, elo, ehi, glo, ghi)
+                r, sc, rf, sf = _pair_axis_norms(s, dn[k], has_drift, k, nu, dt, h[k], periodic[k], pex, f[n], dt,
+                                                 k == 0, x, y, last, m[n], work, elo, ehi, glo, ghi)
+            rh = max(rh, r)
+            sh = max(sh, sc)
+            prev = s
+            x = y
+        out_norms[n, 0] = rh
+        out_norms[n, 1] = sh
+        out_norms[n, 2] = rf
+        out_norms[n, 3] = sf
+
+
+@njit(cache=True, error_model="numpy")
 def exit_outflow(m, u, states, drift, has_drift, ndim, nu, dt, h, periodic, exits, out):
     """Outflow of every step through every exit side, without the cell volume:
 
