@@ -857,7 +857,7 @@ def hamiltonian_cost(g, ndim, h, periodic, out, tmp):
 
 # ----------------------------------------------------------------------------- steps and sweeps
 @njit(cache=True, error_model="numpy")
-def newton_axis(s, src, drift_k, has_drift, axis, nu, dt, h, periodic, tol, maxit, rhs, new, cost, work,
+def newton_axis(s, src, drift_k, has_drift, axis, nu, dt, h, periodic, tol, maxit, new, work,
                 elo=False, ehi=False, glo=0.0, ghi=0.0):
     """Solve the 1-D implicit substep  M_k(s) s = src + dt c_k(s)  along one axis by Newton's method
     (policy iteration), s holding the initial guess on entry and the solution on exit (elo/ehi: exit
@@ -899,22 +899,33 @@ def newton_axis(s, src, drift_k, has_drift, axis, nu, dt, h, periodic, tol, maxi
             elif worst >= 0 and it > worst:
                 worst = it
         return worst
-    n_flat = s.size
-    rf = rhs.reshape(n_flat)
-    cf = cost.reshape(n_flat)
-    srcf = src.reshape(n_flat)
+    # strided lines, batched over b: per outer index a, rows and right-hand side in one pass
+    # (``_rows_cost``), the batched solve, and the update with its stopping statistics while the lines
+    # are in cache
     s3 = s.reshape((A, n, B))
+    src3 = src.reshape((A, n, B))
+    d3 = drift_k.reshape((A, n, B)) if has_drift else s3
     n3 = new.reshape((A, n, B))
+    nb = n * B
+    lo = work[0, :nb].reshape((n, B))
+    di = work[1, :nb].reshape((n, B))
+    up = work[2, :nb].reshape((n, B))
+    rr = work[3, :nb].reshape((n, B))
+    cp = work[4, :nb].reshape((n, B))
+    di2 = work[6, :nb].reshape((n, B))
+    z = work[7, :nb].reshape((n, B))
+    zr = work[8, :nb].reshape((n, B))
     quad = dt / (h * h)
     for it in range(1, maxit + 1):
-        axis_source(s, drift_k, has_drift, axis, nu, h, periodic, cost, elo, ehi, glo, ghi)
-        for j in range(n_flat):
-            rf[j] = srcf[j] + dt * cf[j]
-        solve_axis(s, drift_k, has_drift, axis, nu, dt, h, periodic, False, rhs, new, work, elo, ehi, glo, ghi)
         delta = 0.0
         scale = 0.0
         jump = 0.0
         for a in range(A):
+            _rows_cost(s3, d3, has_drift, a, nu, dt, h, periodic, src3, lo, di, up, rr, elo, ehi, glo, ghi)
+            if periodic:
+                _cyclic(lo, di, up, rr, n3[a], cp, di2, z, zr)
+            else:
+                _thomas(lo, di, up, rr, n3[a], cp)
             for i in range(n):
                 for b in range(B):
                     v = n3[a, i, b]
@@ -944,7 +955,7 @@ def newton_axis(s, src, drift_k, has_drift, axis, nu, dt, h, periodic, tol, maxi
 
 @njit(cache=True, error_model="numpy")
 def hjb_step(u_next, f_n, drift_n, has_drift, ndim, nu, dt, h, periodic, g, states_n, tol, maxit,
-             w, rhs, new, cost, work, exits=None):
+             w, new, work, exits=None):
     """One backward step: s_{-1} = u^{n+1} + dt f^n; for k = 0..ndim-1 Newton-solve
     M_k(s_k) s_k = s_{k-1} + dt c_k(s_k); the last state is u^n (written to g).
     exits: None (no exit sides) or the (3, 2) exit costs (NaN where a side is not an exit).
@@ -966,8 +977,8 @@ def hjb_step(u_next, f_n, drift_n, has_drift, ndim, nu, dt, h, periodic, g, stat
             elo, ehi, glo, ghi = False, False, 0.0, 0.0
         else:
             elo, ehi, glo, ghi = _axis_exits(exits, k)
-        it = newton_axis(s, src, drift_n[k], has_drift, k, nu, dt, h[k], periodic[k], tol, maxit,
-                         rhs, new, cost, work, elo, ehi, glo, ghi)
+        it = newton_axis(s, src, drift_n[k], has_drift, k, nu, dt, h[k], periodic[k], tol, maxit, new, work,
+                         elo, ehi, glo, ghi)
         if it < 0:
             worst = it if worst >= 0 or it < worst else worst
         elif worst >= 0 and it > worst:
@@ -989,9 +1000,7 @@ def hjb_sweep(u, states, f, drift, has_drift, ndim, nu, dt, h, periodic, tol, ma
     shape = u.shape[1:]
     g = np.empty(shape)
     w = np.empty(shape)
-    rhs = np.empty(shape)
     new = np.empty(shape)
-    cost = np.empty(shape)
     work = _workspace(shape)
     static = drift.shape[0] == 1
     for n in range(Nt - 1, -1, -1):
@@ -1012,7 +1021,7 @@ def hjb_sweep(u, states, f, drift, has_drift, ndim, nu, dt, h, periodic, tol, ma
                 states[n, k] = u[n + 1]
         dn = drift[0] if static else drift[n]
         its[n] = hjb_step(u[n + 1], f[n], dn, has_drift, ndim, nu, dt, h, periodic, g, states[n], tol, maxit,
-                          w, rhs, new, cost, work, exits)
+                          w, new, work, exits)
         u[n] = g
 
 

@@ -216,9 +216,7 @@ def lift_states(U, f, drift, has_drift, ndim, nu, dt, h, periodic, tol, maxit):
     Nt = f.shape[0]
     shape = U.shape[2:]
     src = np.empty(shape)
-    rhs = np.empty(shape)
     new = np.empty(shape)
-    cost = np.empty(shape)
     work = kernels._workspace(shape)
     static = drift.shape[0] == 1
     for n in range(Nt):
@@ -226,8 +224,8 @@ def lift_states(U, f, drift, has_drift, ndim, nu, dt, h, periodic, tol, maxit):
         src[:, :, :] = U[n + 1, ndim - 1] + dt * f[n]
         for k in range(ndim - 1):
             U[n, k] = src  # guess: the incoming state
-            kernels.newton_axis(U[n, k], src, dn[k], has_drift, k, nu, dt, h[k], periodic[k], tol, maxit, rhs,
-                                new, cost, work)
+            kernels.newton_axis(U[n, k], src, dn[k], has_drift, k, nu, dt, h[k], periodic[k], tol, maxit, new,
+                                work)
             src[:, :, :] = U[n, k]
 
 
