@@ -998,31 +998,39 @@ def hjb_sweep(u, states, f, drift, has_drift, ndim, nu, dt, h, periodic, tol, ma
     otherwise from u[n+1].  its[n] receives the Newton count of step n.  exits: see ``hjb_step``."""
     Nt = u.shape[0] - 1
     shape = u.shape[1:]
-    g = np.empty(shape)
     w = np.empty(shape)
     new = np.empty(shape)
     work = _workspace(shape)
     static = drift.shape[0] == 1
+    size = w.size
     for n in range(Nt - 1, -1, -1):
-        if use_guess:
-            gf = g.reshape(g.size)
-            g0 = guess[n].reshape(g.size)
-            g1 = guess[n + 1].reshape(g.size)
-            un1 = u[n + 1].reshape(g.size)
-            for j in range(g.size):
-                gf[j] = g0[j] + (un1[j] - g1[j])
-            for k in range(ndim - 1):
-                sk = states[n, k].reshape(g.size)
-                for j in range(g.size):
-                    sk[j] += un1[j] - g1[j]
+        g = u[n]  # Newton works on u^n in place
+        gf = g.reshape(size)
+        un1 = u[n + 1].reshape(size)
+        if use_guess:  # one pass: the shift u[n+1] - guess[n+1] applied to the last and intermediate states
+            g0 = guess[n].reshape(size)
+            g1 = guess[n + 1].reshape(size)
+            if ndim == 1:
+                for j in range(size):
+                    gf[j] = g0[j] + (un1[j] - g1[j])
+            else:
+                s0 = states[n, 0].reshape(size)
+                for j in range(size):
+                    d = un1[j] - g1[j]
+                    gf[j] = g0[j] + d
+                    s0[j] += d
+                for k in range(1, ndim - 1):
+                    sk = states[n, k].reshape(size)
+                    for j in range(size):
+                        sk[j] += un1[j] - g1[j]
         else:
-            g[:, :, :] = u[n + 1]
+            for j in range(size):
+                gf[j] = un1[j]
             for k in range(ndim - 1):
                 states[n, k] = u[n + 1]
         dn = drift[0] if static else drift[n]
         its[n] = hjb_step(u[n + 1], f[n], dn, has_drift, ndim, nu, dt, h, periodic, g, states[n], tol, maxit,
                           w, new, work, exits)
-        u[n] = g
 
 
 @njit(cache=True, error_model="numpy")
