@@ -41,6 +41,33 @@ def test_history_records_every_iteration():
     assert h["residual"][-1] <= 1e-9 < h["residual"][0]
 
 
+@pytest.mark.parametrize("method,problem", [("picard", "1d"), ("anderson", "1d"), ("anderson", "2d")])
+def test_lean_diagnostics_give_the_same_solve(method, problem):
+    """diagnostics='lean' skips the HJB/FP residuals where they decide nothing: same iterates, decision and
+    result; the residuals are recorded (equal to the default's) exactly where residual <= tol and last."""
+    if problem == "1d":
+        pb = congestion()
+    else:
+        grid = mp.Grid([(0, 1), (0, 1)], 24)
+        pb = mp.MFGProblem(grid, 1.0, 20, 0.6, mp.gaussian(grid, (0.5, 0.5), (0.12, 0.12)),
+                           coupling=mp.LocalPower(1.0), potential=lambda x, y, t: np.cos(2 * np.pi * x) * y)
+    ref = mp.solve(pb, method=method, tol=1e-9)
+    lean = mp.solve(pb, method=method, tol=1e-9, diagnostics="lean")
+    assert ref.converged and lean.converged and lean.iterations == ref.iterations
+    np.testing.assert_array_equal(lean.u, ref.u)
+    np.testing.assert_array_equal(lean.m, ref.m)
+    for key in ("residual", "change_m", "mass_error", "newton_max"):
+        np.testing.assert_array_equal(lean.history[key], ref.history[key])
+    decided = lean.history["residual"] <= 1e-9
+    decided[-1] = True
+    for key in ("hjb_residual", "fp_residual"):
+        np.testing.assert_array_equal(lean.history[key][decided], ref.history[key][decided])
+        assert np.all(np.isnan(lean.history[key][~decided])) and np.sum(~decided) >= 3
+    # capped runs end with the residuals of their last candidate
+    capped = mp.solve(pb, method=method, tol=1e-14, max_iter=4, diagnostics="lean")
+    assert not capped.converged and np.isfinite(capped.history["hjb_residual"][-1])
+
+
 def test_fictitious_play_reports_non_convergence_honestly():
     r = mp.solve(congestion(), method="fictitious-play", tol=1e-10, max_iter=15)
     assert not r.converged
@@ -95,7 +122,9 @@ def test_callback_can_stop():
 
 @pytest.mark.parametrize("kw,word", [({"method": "newtonish"}, "method"), ({"damping": 0.0}, "damping"),
                                      ({"damping": 1.5}, "damping"), ({"tol": -1.0}, "tol"),
-                                     ({"max_iter": 0}, "max_iter"), ({"anderson_depth": 0}, "anderson_depth")])
+                                     ({"max_iter": 0}, "max_iter"), ({"anderson_depth": 0}, "anderson_depth"),
+                                     ({"diagnostics": "some"}, "diagnostics"),
+                                     ({"diagnostics": "lean", "method": "newton"}, "diagnostics")])
 def test_bad_options_name_the_parameter(kw, word):
     with pytest.raises(ValueError, match=word):
         mp.solve(lq_problem(), **kw)
