@@ -138,3 +138,22 @@ def test_axis_cost_matches_numpy_in_every_layout(shape):
                 gp, gmm = np.concatenate([gm[1:], gm[-1:]]), np.concatenate([gm[:1], gm[:-1]])
             ref = 0.5 * (np.minimum((gp - gm) / 0.3, 0) ** 2 + np.maximum((gm - gmm) / 0.3, 0) ** 2)
             np.testing.assert_allclose(out, np.moveaxis(ref, 0, axis), rtol=1e-14, atol=1e-14)
+
+
+@pytest.mark.parametrize("n,B", [(1, 5), (2, 7), (9, 13), (50, 3)])
+def test_transposed_thomas_without_transposition_is_bitwise_the_transposed_solve(n, B):
+    """_thomas_t(rows of M) = _thomas(rows of M^T from _transpose_lines), bit for bit, and solves M^T x = r."""
+    from mfg_pde.solvers import kernels as K
+    rng = np.random.default_rng(n * B)
+    lo, up = -rng.random((n, B)), -rng.random((n, B))
+    lo[0], up[-1] = 0.0, 0.0
+    di = 1.0 - lo - up + rng.random((n, B))
+    rhs = rng.random((n, B))
+    x1, x2, cp, lt, ut = (np.empty((n, B)) for _ in range(5))
+    K._transpose_lines(lo, di, up, lt, ut, False)
+    K._thomas(lt, di, ut, rhs, x1, cp)
+    K._thomas_t(lo, di, up, rhs, x2, cp)
+    np.testing.assert_array_equal(x1, x2)
+    for b in range(B):
+        M = np.diag(di[:, b]) + np.diag(lo[1:, b], -1) + np.diag(up[:-1, b], 1)
+        np.testing.assert_allclose(M.T @ x2[:, b], rhs[:, b], rtol=1e-12, atol=1e-14)

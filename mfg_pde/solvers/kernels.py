@@ -391,6 +391,35 @@ def _thomas(lo, di, up, rhs, x, cp):
 
 
 @njit(cache=True, error_model="numpy")
+def _thomas_t(lo, di, up, rhs, x, cp):
+    """Batched Thomas for the TRANSPOSED systems M^T x = rhs, given the rows lo, di, up of M (non-periodic):
+    row i of M^T is (up[i-1], di[i], lo[i+1]) -- the arithmetic of ``_thomas`` on ``_transpose_lines``'
+    output without writing the transposed rows."""
+    n = di.shape[0]
+    B = di.shape[1]
+    for b in range(B):
+        inv = 1.0 / di[0, b]
+        cp[0, b] = (lo[1, b] if n > 1 else 0.0) * inv
+        x[0, b] = rhs[0, b] * inv
+    for i in range(1, n - 1):
+        for b in range(B):
+            li = up[i - 1, b]
+            inv = 1.0 / (di[i, b] - li * cp[i - 1, b])
+            cp[i, b] = lo[i + 1, b] * inv
+            x[i, b] = (rhs[i, b] - li * x[i - 1, b]) * inv
+    if n > 1:
+        i = n - 1
+        for b in range(B):
+            li = up[i - 1, b]
+            inv = 1.0 / (di[i, b] - li * cp[i - 1, b])
+            cp[i, b] = 0.0
+            x[i, b] = (rhs[i, b] - li * x[i - 1, b]) * inv
+    for i in range(n - 2, -1, -1):
+        for b in range(B):
+            x[i, b] -= cp[i, b] * x[i + 1, b]
+
+
+@njit(cache=True, error_model="numpy")
 def _cyclic(lo, di, up, rhs, x, cp, di2, z, zr):
     """Cyclic tridiagonal solve (corners lo[0] at column n-1, up[n-1] at column 0) by
     Sherman-Morrison on top of two batched Thomas solves."""
@@ -693,12 +722,11 @@ def solve_axis(g, drift_k, has_drift, axis, nu, dt, h, periodic, transpose, rhs,
     zr = work[8, :nb].reshape((n, B))
     for a in range(A):
         line_coefficients(g3, d3, has_drift, a, nu, dt, h, periodic, lo, di, up, elo, ehi, glo, ghi)
-        if transpose:
+        if transpose and periodic:
             _transpose_lines(lo, di, up, lo_t, up_t, periodic)
-            if periodic:
-                _cyclic(lo_t, di, up_t, r3[a], o3[a], cp, di2, z, zr)
-            else:
-                _thomas(lo_t, di, up_t, r3[a], o3[a], cp)
+            _cyclic(lo_t, di, up_t, r3[a], o3[a], cp, di2, z, zr)
+        elif transpose:
+            _thomas_t(lo, di, up, r3[a], o3[a], cp)
         elif periodic:
             _cyclic(lo, di, up, r3[a], o3[a], cp, di2, z, zr)
         else:
@@ -1323,8 +1351,6 @@ def _pair_axis_norms(g, drift_k, has_drift, axis, nu, dt, h, periodic, p, q, cq,
     lo = work[0, :nb].reshape((n, B))
     di = work[1, :nb].reshape((n, B))
     up = work[2, :nb].reshape((n, B))
-    lo_t = work[4, :nb].reshape((n, B))
-    up_t = work[5, :nb].reshape((n, B))
     inv_h = 1.0 / h
     rh = 0.0
     sh = 0.0
@@ -1332,7 +1358,6 @@ def _pair_axis_norms(g, drift_k, has_drift, axis, nu, dt, h, periodic, p, q, cq,
     sf = 0.0
     for a in range(A):
         line_coefficients(g3, d3, has_drift, a, nu, dt, h, periodic, lo, di, up, elo, ehi, glo, ghi)
-        _transpose_lines(lo, di, up, lo_t, up_t, periodic)
         for i in range(n):
             im = i - 1 if i > 0 else n - 1
             ip = i + 1 if i < n - 1 else 0
@@ -1343,14 +1368,14 @@ def _pair_axis_norms(g, drift_k, has_drift, axis, nu, dt, h, periodic, p, q, cq,
                 v = di[i, b] * gi
                 w = di[i, b] * x3[a, i, b]
                 c = 0.0
-                if has_lo:
+                if has_lo:  # row i of M^T: up[i-1] at i-1, lo[i+1] at i+1 (wrapping if periodic)
                     v += lo[i, b] * g3[a, im, b]
-                    w += lo_t[i, b] * x3[a, im, b]
+                    w += up[im, b] * x3[a, im, b]
                     dm = max((gi - g3[a, im, b]) * inv_h, 0.0)
                     c += dm * dm
                 if has_up:
                     v += up[i, b] * g3[a, ip, b]
-                    w += up_t[i, b] * x3[a, ip, b]
+                    w += lo[ip, b] * x3[a, ip, b]
                     dp = min((g3[a, ip, b] - gi) * inv_h, 0.0)
                     c += dp * dp
                 rhs = p3[a, i, b]
