@@ -982,21 +982,14 @@ def newton_axis(s, src, drift_k, has_drift, axis, nu, dt, h, periodic, tol, maxi
 
 
 @njit(cache=True, error_model="numpy")
-def hjb_step(u_next, f_n, drift_n, has_drift, ndim, nu, dt, h, periodic, g, states_n, tol, maxit,
-             w, new, work, exits=None):
-    """One backward step: s_{-1} = u^{n+1} + dt f^n; for k = 0..ndim-1 Newton-solve
+def hjb_step(w, drift_n, has_drift, ndim, nu, dt, h, periodic, g, states_n, tol, maxit, new, work, exits=None):
+    """One backward step from s_{-1} = w = u^{n+1} + dt f^n: for k = 0..ndim-1 Newton-solve
     M_k(s_k) s_k = s_{k-1} + dt c_k(s_k); the last state is u^n (written to g).
     exits: None (no exit sides) or the (3, 2) exit costs (NaN where a side is not an exit).
 
     g holds the initial guess of the last state on entry; states_n[k] (k < ndim-1) hold the
     guesses of the intermediate states on entry and the solved states on exit.
     Returns the largest Newton count over the substeps (negative if a cap was hit)."""
-    n_flat = g.size
-    wf = w.reshape(n_flat)
-    uf = u_next.reshape(n_flat)
-    ff = f_n.reshape(n_flat)
-    for j in range(n_flat):
-        wf[j] = uf[j] + dt * ff[j]
     worst = 0
     src = w
     for k in range(ndim):
@@ -1023,7 +1016,8 @@ def hjb_sweep(u, states, f, drift, has_drift, ndim, nu, dt, h, periodic, tol, ma
     f[n] is the running cost of step n (t_n -> t_{n+1}); drift[n] (or drift[0] if static) its drift.
     With use_guess, Newton starts from the predictor guess[n] + (u[n+1] - guess[n+1]) (the previous
     iterate shifted by the change already seen one level later; the incoming states[n] likewise);
-    otherwise from u[n+1].  its[n] receives the Newton count of step n.  exits: see ``hjb_step``."""
+    otherwise from u[n+1].  its[n] receives the Newton count of step n.  exits: see ``hjb_step``.
+    The predictor and the step's source u^{n+1} + dt f^n are formed in one pass over the level."""
     Nt = u.shape[0] - 1
     shape = u.shape[1:]
     w = np.empty(shape)
@@ -1031,34 +1025,41 @@ def hjb_sweep(u, states, f, drift, has_drift, ndim, nu, dt, h, periodic, tol, ma
     work = _workspace(shape)
     static = drift.shape[0] == 1
     size = w.size
+    wf = w.reshape(size)
     for n in range(Nt - 1, -1, -1):
         g = u[n]  # Newton works on u^n in place
         gf = g.reshape(size)
         un1 = u[n + 1].reshape(size)
-        if use_guess:  # one pass: the shift u[n+1] - guess[n+1] applied to the last and intermediate states
+        fn = f[n].reshape(size)
+        if use_guess:  # the shift u[n+1] - guess[n+1] applied to the last and intermediate states
             g0 = guess[n].reshape(size)
             g1 = guess[n + 1].reshape(size)
             if ndim == 1:
                 for j in range(size):
-                    gf[j] = g0[j] + (un1[j] - g1[j])
+                    v = un1[j]
+                    gf[j] = g0[j] + (v - g1[j])
+                    wf[j] = v + dt * fn[j]
             else:
                 s0 = states[n, 0].reshape(size)
                 for j in range(size):
-                    d = un1[j] - g1[j]
+                    v = un1[j]
+                    d = v - g1[j]
                     gf[j] = g0[j] + d
                     s0[j] += d
+                    wf[j] = v + dt * fn[j]
                 for k in range(1, ndim - 1):
                     sk = states[n, k].reshape(size)
                     for j in range(size):
                         sk[j] += un1[j] - g1[j]
         else:
             for j in range(size):
-                gf[j] = un1[j]
+                v = un1[j]
+                gf[j] = v
+                wf[j] = v + dt * fn[j]
             for k in range(ndim - 1):
                 states[n, k] = u[n + 1]
         dn = drift[0] if static else drift[n]
-        its[n] = hjb_step(u[n + 1], f[n], dn, has_drift, ndim, nu, dt, h, periodic, g, states[n], tol, maxit,
-                          w, new, work, exits)
+        its[n] = hjb_step(w, dn, has_drift, ndim, nu, dt, h, periodic, g, states[n], tol, maxit, new, work, exits)
 
 
 @njit(cache=True, error_model="numpy")
