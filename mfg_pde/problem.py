@@ -199,28 +199,39 @@ class MFGProblem:
         return out
 
     def potential_steps(self) -> np.ndarray | float:
-        """V at t_{n+1} per step, shape (Nt, *grid) or (1, *grid) if static; 0.0 if none."""
+        """V at t_{n+1} per step (the implicit Euler steps), shape (Nt, *grid) or (1, *grid) if static;
+        0.0 if none."""
+        return self._potential_values("V", self.t[1:], lambda V: V[1:])
+
+    def potential_midpoints(self) -> np.ndarray | float:
+        """V at the step midpoints t_{n+1/2} (the Strang steps of the planning solver), shape (Nt, *grid)
+        or (1, *grid) if static; a per-level array (Nt+1, *grid) is averaged over each step; 0.0 if none."""
+        return self._potential_values("V_mid", 0.5 * (self.t[:-1] + self.t[1:]), lambda V: 0.5 * (V[:-1] + V[1:]))
+
+    def _potential_values(self, key, times, from_levels):
+        """V on the grid at `times` (callable V), or from an array: static (grid shape) or per level
+        (Nt+1, *grid) through from_levels; checked finite and cached under key."""
         if self.potential is None:
             return 0.0
-        if "V" in self._static_cache:
-            return self._static_cache["V"]
+        if key in self._static_cache:
+            return self._static_cache[key]
         V = self.potential
         if callable(V):
             xs = self.grid.mesh()
             out = np.stack([np.broadcast_to(np.asarray(V(*xs, float(tj)), dtype=float), self.grid.shape)
-                            for tj in self.t[1:]])
+                            for tj in times])
         else:
             V = np.asarray(V, dtype=float)
             if V.shape == self.grid.shape:
                 out = V[None]
             elif V.shape == (self.Nt + 1,) + self.grid.shape:
-                out = V[1:]
+                out = from_levels(V)
             else:
                 raise ValueError(f"potential has shape {V.shape}; give grid shape {self.grid.shape} "
                                  f"or (Nt+1, *grid) = {(self.Nt + 1,) + self.grid.shape}")
         if not np.all(np.isfinite(out)):
             raise ValueError("potential V has non-finite values on the grid")
-        self._static_cache["V"] = out
+        self._static_cache[key] = out
         return out
 
     def running_cost(self, m: np.ndarray) -> np.ndarray:

@@ -195,3 +195,23 @@ def test_prolong_is_exact_for_linear_fields_and_checks_shapes():
     assert np.allclose(out[inner], ref[inner], atol=1e-12)
     with pytest.raises(ValueError, match="coarse grid needs"):
         prolong(c, f, np.zeros((5, 7)))
+
+
+def test_potential_at_steps_and_midpoints():
+    """potential_steps is V at t_{n+1}, potential_midpoints V at t_{n+1/2} (Strang); a per-level array
+    gives its step values and step averages; a wrong shape is a clear error."""
+    grid = mp.Grid([(0, 1)], 20)
+    x = grid.axes[0]
+    V = lambda x, t: np.sin(3 * x) * (1 + t ** 2)  # noqa: E731
+    pb = mp.MFGProblem(grid, 1.0, 8, 0.5, mp.gaussian(grid, 0.5, 0.15), potential=V)
+    t = pb.t
+    np.testing.assert_allclose(pb.potential_steps(), np.stack([V(x, tj) for tj in t[1:]]))
+    np.testing.assert_allclose(pb.potential_midpoints(), np.stack([V(x, tj) for tj in 0.5 * (t[:-1] + t[1:])]))
+    levels = np.stack([V(x, tj) for tj in t])
+    pa = mp.MFGProblem(grid, 1.0, 8, 0.5, mp.gaussian(grid, 0.5, 0.15), potential=levels)
+    np.testing.assert_array_equal(pa.potential_steps(), levels[1:])
+    np.testing.assert_allclose(pa.potential_midpoints(), 0.5 * (levels[:-1] + levels[1:]))
+    ps = mp.MFGProblem(grid, 1.0, 8, 0.5, mp.gaussian(grid, 0.5, 0.15), potential=np.cos(x))
+    assert ps.potential_midpoints().shape == (1, 20)
+    with pytest.raises(ValueError, match="potential has shape"):
+        mp.MFGProblem(grid, 1.0, 8, 0.5, mp.gaussian(grid, 0.5, 0.15), potential=np.ones(7)).potential_midpoints()

@@ -54,15 +54,7 @@ def _midpoint_cost(problem, m):
     shape (Nt, *grid) (or (1, *grid) when nothing depends on t or m): second order in dt."""
     grid, Nt = problem.grid, problem.Nt
     tm = 0.5 * (problem.t[:-1] + problem.t[1:])
-    V = problem.potential
-    if V is None:
-        vmid = 0.0
-    elif callable(V):
-        xs = grid.mesh()
-        vmid = np.stack([np.broadcast_to(np.asarray(V(*xs, float(tj)), dtype=float), grid.shape) for tj in tm])
-    else:
-        V = np.asarray(V, dtype=float)
-        vmid = V[None] if V.shape == grid.shape else 0.5 * (V[:-1] + V[1:])
+    vmid = problem.potential_midpoints()
     if problem.coupling is None:
         out = np.broadcast_to(vmid, (1,) + grid.shape) if np.ndim(vmid) <= grid.ndim else vmid
         return np.array(out, dtype=float)
