@@ -58,8 +58,8 @@ from ..result import MFGResult
 from .fp import solve_fp
 from .hjb import solve_hjb
 from .exploitability import nash_gap
-from .kernels import coupling_stats, l1_diff, mix_inplace, pair_residual, pair_residual_line
-from .layout import as3, kernel_data
+from .discrete_residuals import relative_residuals
+from .kernels import coupling_stats, l1_diff, mix_inplace
 from .outflow import attach_outflow, outflow_history
 
 METHODS = ("picard", "fictitious-play", "anderson", "newton", "auto")
@@ -189,32 +189,13 @@ class _Buffers:
 
 
 def candidate_residuals(problem, sol, m_hat, f=None, uT=None):
-    """Relative HJB and FP residuals of the candidate pair (u_k, Phi(m_k)); for an uncoupled problem
-    the running cost f and terminal values uT of the sweep are reused."""
+    """Relative HJB and FP residuals of the candidate pair (u_k, Phi(m_k)) (``discrete_residuals``: one
+    pass, rows of M_k built once for both); for an uncoupled problem the running cost f and terminal
+    values uT of the sweep are reused."""
     if problem.is_coupled or f is None:
         f = problem.running_cost(m_hat)
         uT = problem.terminal_values(m_hat[problem.Nt])
-    kd = kernel_data(problem, exits_supported=True)
-    Nt = problem.Nt
-    norms = np.empty((Nt, 4))
-    # one pass per step (and axis): the rows of M_k(s_k) are built once for both equations; the numbers of
-    # hjb.hjb_residual and fp.fp_residual (tests assert it)
-    if kd.ndim == 1 and not kd.periodic[0] and kd.exits is None:
-        N = problem.grid.size
-        drift = kd.drift.reshape(kd.drift.shape[0], N) if kd.has_drift else np.zeros((1, N))
-        pair_residual_line(sol.u, np.ascontiguousarray(f, dtype=float).reshape(Nt, N), m_hat, drift,
-                           kd.has_drift, kd.nu, kd.dt, float(kd.h[0]), norms)
-    else:
-        pair_residual(as3(sol.u, 1, kd.shape3), sol.states, as3(f, 1, kd.shape3), as3(m_hat, 1, kd.shape3),
-                      kd.drift, kd.has_drift, kd.ndim, kd.nu, kd.dt, kd.h, kd.periodic, norms, *kd.exit_args)
-    hjb = _ratio(norms[:, 0].max(), norms[:, 1].max())
-    tscale = np.abs(uT).max()
-    diff = np.abs(sol.u[Nt] - uT).max()
-    return max(hjb, _ratio(diff, tscale)), _ratio(norms[:, 2].max(), norms[:, 3].max())
-
-
-def _ratio(num, den) -> float:
-    return float(num / den) if den > 0 else float(num)
+    return relative_residuals(problem, sol, f, m_hat, uT)
 
 
 def anderson_update(accel, m, m_hat, residual, best):

@@ -1094,185 +1094,6 @@ def fp_sweep(m, u, states, drift, has_drift, ndim, nu, dt, h, periodic, exits=No
 
 
 @njit(cache=True, error_model="numpy")
-def _line_residual_norms(g2, d2, has_drift, nu, dt, h, transpose, x2, p2, q2, cq, has_q, with_cost, work,
-                         elo=False, ehi=False, glo=0.0, ghi=0.0):
-    """_residual_norms for non-periodic lines along the contiguous axis ((A, n) views), one line at a time.
-    Exit sides (elo/ehi) change the rows of M_k only: the exit terms of c_k must be in p (``hjb_residual``)."""
-    A, n = g2.shape
-    L = work[0, :n]
-    U = work[1, :n]
-    D = work[2, :n]
-    inv_h = 1.0 / h
-    rmax = 0.0
-    smax = 0.0
-    for a in range(A):
-        g = g2[a]
-        xa = x2[a]
-        pa = p2[a]
-        qa = q2[a]
-        _line_rows(g, d2[a], has_drift, nu, dt, h, transpose, L, U, D, elo, ehi, glo, ghi)
-        for i in range(n):
-            v = D[i] * xa[i]
-            if i > 0:
-                v += L[i] * xa[i - 1]
-            if i < n - 1:
-                v += U[i] * xa[i + 1]
-            rhs = pa[i]
-            if has_q:
-                rhs += cq * qa[i]
-            if with_cost:
-                c = 0.0
-                if i < n - 1:
-                    dp = min((g[i + 1] - g[i]) * inv_h, 0.0)
-                    c += dp * dp
-                if i > 0:
-                    dm = max((g[i] - g[i - 1]) * inv_h, 0.0)
-                    c += dm * dm
-                rhs += dt * (0.5 * c)
-            r = abs(v - rhs)
-            if r > rmax:
-                rmax = r
-            if abs(rhs) > smax:
-                smax = abs(rhs)
-    return rmax, smax
-
-
-@njit(cache=True, error_model="numpy")
-def _residual_norms(g, drift_k, has_drift, axis, nu, dt, h, periodic, transpose, x, p, q, cq, has_q, with_cost,
-                    work, elo=False, ehi=False, glo=0.0, ghi=0.0):
-    """Norms of one discrete equation along axis k, in a single pass (no full-size temporaries):
-
-        r = M_k(g) x - rhs   (M_k(g)^T x if transpose),   rhs = p [+ cq q if has_q] [+ dt c_k(g) if with_cost]
-
-    returns (max |r|, max |rhs|).  Exit sides (elo/ehi) change the rows of M_k; the exit terms of c_k
-    (ghost term and exit payment, ``axis_source``) are NOT added here: the caller puts them in p."""
-    A, n, B = _split(g.shape, axis)
-    if B == 1 and not periodic:
-        return _line_residual_norms(g.reshape((A, n)), drift_k.reshape((A, n)) if has_drift else g.reshape((A, n)),
-                                    has_drift, nu, dt, h, transpose, x.reshape((A, n)), p.reshape((A, n)),
-                                    q.reshape((A, n)), cq, has_q, with_cost, work, elo, ehi, glo, ghi)
-    g3 = g.reshape((A, n, B))
-    x3 = x.reshape((A, n, B))
-    p3 = p.reshape((A, n, B))
-    q3 = q.reshape((A, n, B))
-    d3 = drift_k.reshape((A, n, B)) if has_drift else g3
-    nb = n * B
-    lo = work[0, :nb].reshape((n, B))
-    di = work[1, :nb].reshape((n, B))
-    up = work[2, :nb].reshape((n, B))
-    lo_t = work[4, :nb].reshape((n, B))
-    up_t = work[5, :nb].reshape((n, B))
-    inv_h = 1.0 / h
-    rmax = 0.0
-    smax = 0.0
-    for a in range(A):
-        line_coefficients(g3, d3, has_drift, a, nu, dt, h, periodic, lo, di, up, elo, ehi, glo, ghi)
-        if transpose:
-            _transpose_lines(lo, di, up, lo_t, up_t, periodic)
-            L = lo_t
-            U = up_t
-        else:
-            L = lo
-            U = up
-        for i in range(n):
-            im = i - 1 if i > 0 else n - 1
-            ip = i + 1 if i < n - 1 else 0
-            has_lo = i > 0 or periodic
-            has_up = i < n - 1 or periodic
-            for b in range(B):
-                v = di[i, b] * x3[a, i, b]
-                if has_lo:
-                    v += L[i, b] * x3[a, im, b]
-                if has_up:
-                    v += U[i, b] * x3[a, ip, b]
-                rhs = p3[a, i, b]
-                if has_q:
-                    rhs += cq * q3[a, i, b]
-                if with_cost:  # branch-free c_k: min(D+g, 0)^2 + max(D-g, 0)^2 (mirror walls)
-                    gi = g3[a, i, b]
-                    c = 0.0
-                    if has_up:
-                        dp = min((g3[a, ip, b] - gi) * inv_h, 0.0)
-                        c += dp * dp
-                    if has_lo:
-                        dm = max((gi - g3[a, im, b]) * inv_h, 0.0)
-                        c += dm * dm
-                    rhs += dt * (0.5 * c)
-                r = abs(v - rhs)
-                if r > rmax:
-                    rmax = r
-                if abs(rhs) > smax:
-                    smax = abs(rhs)
-    return rmax, smax
-
-
-@njit(cache=True, error_model="numpy")
-def hjb_residual(u, states, f, drift, has_drift, ndim, nu, dt, h, periodic, out_norms, exits=None):
-    """Residuals of the discrete HJB substeps:  r_k = M_k(s_k) s_k - s_{k-1} - dt c_k(s_k),
-    s_{-1} = u^{n+1} + dt f^n, s_{d-1} = u^n.  out_norms[n] = (max_k max|r_k|, max_k max|s_{k-1} + dt c_k|)."""
-    Nt = u.shape[0] - 1
-    work = _workspace(u.shape[1:])
-    static = drift.shape[0] == 1
-    pex = np.empty(u.shape[1:]) if exits is not None else u[0]
-    for n in range(Nt):
-        dn = drift[0] if static else drift[n]
-        rmax = 0.0
-        smax = 0.0
-        prev = u[n + 1]
-        for k in range(ndim):
-            s = u[n] if k == ndim - 1 else states[n, k]
-            if exits is None:
-                r, sc = _residual_norms(s, dn[k], has_drift, k, nu, dt, h[k], periodic[k], False, s, prev, f[n], dt,
-                                        k == 0, True, work)
-            else:
-                # exit rows: the ghost term and exit payment of c_k, dt (c_ghost + r g), go with s_{k-1}
-                elo, ehi, glo, ghi = _axis_exits(exits, k)
-                pex[:, :, :] = prev
-                add_exit_source(s, dn[k], has_drift, k, nu, dt, h[k], pex, elo, ehi, glo, ghi)
-                r, sc = _residual_norms(s, dn[k], has_drift, k, nu, dt, h[k], periodic[k], False, s, pex, f[n], dt,
-                                        k == 0, True, work, elo, ehi, glo, ghi)
-            rmax = max(rmax, r)
-            smax = max(smax, sc)
-            prev = s
-        out_norms[n, 0] = rmax
-        out_norms[n, 1] = smax
-
-
-@njit(cache=True, error_model="numpy")
-def fp_residual(m, u, states, drift, has_drift, ndim, nu, dt, h, periodic, out_norms, exits=None):
-    """Residual of the discrete FP:  r^n = M_{d-1}^T ... M_0^T m^{n+1} - m^n;
-    out_norms[n] = (max|r^n|, max|m^n|)."""
-    Nt = m.shape[0] - 1
-    shape = m.shape[1:]
-    a = np.empty(shape)
-    b = np.empty(shape)
-    work = _workspace(shape)
-    static = drift.shape[0] == 1
-    for n in range(Nt):
-        dn = drift[0] if static else drift[n]
-        src = m[n + 1]
-        bufs = (a, b)
-        for k in range(ndim - 1):
-            s = states[n, k]
-            dst = bufs[k % 2]
-            if exits is None:
-                elo, ehi, glo, ghi = False, False, 0.0, 0.0
-            else:
-                elo, ehi, glo, ghi = _axis_exits(exits, k)
-            apply_axis(s, dn[k], has_drift, k, nu, dt, h[k], periodic[k], True, src, dst, work, elo, ehi, glo, ghi)
-            src = dst
-        k = ndim - 1
-        if exits is None:
-            elo, ehi, glo, ghi = False, False, 0.0, 0.0
-        else:
-            elo, ehi, glo, ghi = _axis_exits(exits, k)
-        r, sc = _residual_norms(u[n], dn[k], has_drift, k, nu, dt, h[k], periodic[k], True, src, m[n], m[n], 0.0,
-                                False, False, work, elo, ehi, glo, ghi)
-        out_norms[n, 0] = r
-        out_norms[n, 1] = sc
-
-
-@njit(cache=True, error_model="numpy")
 def _pair_line_norms(g2, d2, has_drift, nu, dt, h, p2, q2, cq, has_q, x2, y2, last, z2, work,
                      elo=False, ehi=False, glo=0.0, ghi=0.0):
     """_pair_axis_norms for non-periodic lines along the contiguous axis ((A, n) views), one at a time."""
@@ -1333,8 +1154,8 @@ def _pair_axis_norms(g, drift_k, has_drift, axis, nu, dt, h, periodic, p, q, cq,
         HJB:  r = M_k(g) g - (p [+ cq q if has_q] + dt c_k(g))      -> (max |r|, max |p [+ cq q] + dt c_k|)
         FP:   y = M_k(g)^T x; if last: (max |y - z|, max |z|), else y is stored and (0, 0) returned
 
-    as (rh, sh, rf, sf): one pass instead of ``_residual_norms`` plus ``apply_axis``.  Exit sides change the
-    rows only; the exit terms of c_k must be in p (as for ``_residual_norms``)."""
+    as (rh, sh, rf, sf), the rows built once for both.  Exit sides change the rows only; the exit terms of
+    c_k (ghost term and exit payment, ``add_exit_source``) must be in p."""
     A, n, B = _split(g.shape, axis)
     if B == 1 and not periodic:
         d2 = drift_k.reshape((A, n)) if has_drift else g.reshape((A, n))
@@ -1402,10 +1223,15 @@ def _pair_axis_norms(g, drift_k, has_drift, axis, nu, dt, h, periodic, p, q, cq,
 
 @njit(cache=True, error_model="numpy")
 def pair_residual(u, states, f, m, drift, has_drift, ndim, nu, dt, h, periodic, out_norms, exits=None):
-    """``hjb_residual`` and ``fp_residual`` of the pair (u, m) in one pass: at every step and axis the rows
-    of M_k(s_k) are built once and used for the HJB substep residual and for the factor M_k^T of the FP
-    residual r^n = M_{d-1}^T ... M_0^T m^{n+1} - m^n.  out_norms[n] = (max_k max|r_k|,
-    max_k max|s_{k-1} + dt c_k|, max|r^n|, max|m^n|): the numbers of the two separate kernels."""
+    """Residuals of the discrete (split) HJB and FP equations for the pair (u with its intermediate
+    states, m) and the running cost f, in one pass: at every step and axis the rows of M_k(s_k) are built
+    once and used for
+
+        HJB substep k:  r_k = M_k(s_k) s_k - s_{k-1} - dt c_k(s_k)    (s_{-1} = u^{n+1} + dt f^n, s_{d-1} = u^n)
+        FP step n:      r^n = M_{d-1}^T ... M_0^T m^{n+1} - m^n
+
+    out_norms[n] = (max_k max|r_k|, max_k max|s_{k-1} + dt c_k|, max|r^n|, max|m^n|).  exits: see
+    ``hjb_step`` (on exit rows the ghost term and exit payment are part of c_k)."""
     Nt = u.shape[0] - 1
     shape = u.shape[1:]
     work = _workspace(shape)
