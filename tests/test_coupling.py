@@ -41,8 +41,9 @@ def test_history_records_every_iteration():
     assert h["residual"][-1] <= 1e-9 < h["residual"][0]
 
 
-@pytest.mark.parametrize("method,problem", [("picard", "1d"), ("anderson", "1d"), ("anderson", "2d")])
-def test_lean_diagnostics_give_the_same_solve(method, problem):
+@pytest.mark.parametrize("method,problem,kw", [("picard", "1d", {}), ("anderson", "1d", {}), ("anderson", "2d", {}),
+                                               ("fictitious-play", "1d", {"max_iter": 12})])
+def test_lean_diagnostics_give_the_same_solve(method, problem, kw):
     """diagnostics='lean' skips the HJB/FP residuals where they decide nothing: same iterates, decision and
     result; the residuals are recorded (equal to the default's) exactly where residual <= tol and last."""
     if problem == "1d":
@@ -51,9 +52,9 @@ def test_lean_diagnostics_give_the_same_solve(method, problem):
         grid = mp.Grid([(0, 1), (0, 1)], 24)
         pb = mp.MFGProblem(grid, 1.0, 20, 0.6, mp.gaussian(grid, (0.5, 0.5), (0.12, 0.12)),
                            coupling=mp.LocalPower(1.0), potential=lambda x, y, t: np.cos(2 * np.pi * x) * y)
-    ref = mp.solve(pb, method=method, tol=1e-9)
-    lean = mp.solve(pb, method=method, tol=1e-9, diagnostics="lean")
-    assert ref.converged and lean.converged and lean.iterations == ref.iterations
+    ref = mp.solve(pb, method=method, tol=1e-9, **kw)
+    lean = mp.solve(pb, method=method, tol=1e-9, diagnostics="lean", **kw)
+    assert lean.converged == ref.converged == ("max_iter" not in kw) and lean.iterations == ref.iterations
     np.testing.assert_array_equal(lean.u, ref.u)
     np.testing.assert_array_equal(lean.m, ref.m)
     for key in ("residual", "change_m", "mass_error", "newton_max"):
@@ -213,7 +214,8 @@ def _fused_case(kind):
         grid = mp.Grid([(0, 1)], 60, bc)
         drift = (lambda x, t: np.sin(5 * x) - t) if kind != "1d" else None
         return mp.MFGProblem(grid, 1.0, 40, 0.5, mp.gaussian(grid, 0.4, 0.1), coupling=mp.LocalPower(2.0),
-                             potential=pot1, drift=drift, terminal_cost=mp.QuadraticTerminalCost(1.0, 0.7))
+                             potential=pot1, drift=drift, terminal_cost=mp.QuadraticTerminalCost(1.0, 0.7),
+                             exit_cost=0.7 if kind == "1d-exit" else 0.0)
     if kind == "3d":
         grid = mp.Grid([(0, 1)] * 3, (10, 12, 9), ["reflecting", "periodic", "reflecting"])
         return mp.MFGProblem(grid, 0.5, 8, 0.5, mp.gaussian(grid, (0.4, 0.5, 0.5), (0.2,) * 3),
@@ -224,7 +226,8 @@ def _fused_case(kind):
     grid = mp.Grid([(0, 1), (0, 1)], (24, 20), bc)
     return mp.MFGProblem(grid, 0.5, 16, 0.5, mp.gaussian(grid, (0.4, 0.5), (0.12, 0.15)),
                          coupling=mp.LocalPower(1.5), drift=mp.LinearDrift(0.8),
-                         potential=lambda x, y, t: np.cos(2 * np.pi * x) * np.cos(np.pi * y) + t * x)
+                         potential=lambda x, y, t: np.cos(2 * np.pi * x) * np.cos(np.pi * y) + t * x,
+                         exit_cost=0.6 if kind == "2d-exit" else 0.0)
 
 
 def _numpy_split_residuals(p, sol, f, m, uT):
@@ -266,19 +269,25 @@ def _numpy_split_residuals(p, sol, f, m, uT):
 
 
 @pytest.mark.parametrize("kind", ["1d", "1d-drift", "1d-periodic", "1d-exit", "2d", "2d-periodic", "2d-exit", "3d"])
-def test_candidate_residuals_match_a_numpy_reference(kind):
-    """candidate_residuals (one fused pass: pair_residual_line on a reflecting 1-D line, pair_residual on any
+def test_split_residuals_match_a_numpy_reference(kind):
+    """discrete_residuals (one fused pass: pair_residual_line on a reflecting 1-D line, pair_residual on any
     grid) gives the split HJB/FP residuals of an independent numpy evaluation, for a pair that solves
-    neither equation exactly."""
+    neither equation exactly: u from loose Newton solves (an error in every substep, exit rows with a
+    non-zero exit cost), m perturbed.  candidate_residuals is that evaluation with f = F(m_hat)."""
     from mfg_pde.solvers.coupling import candidate_residuals
+    from mfg_pde.solvers.discrete_residuals import relative_residuals
     from mfg_pde.solvers.fp import solve_fp
     from mfg_pde.solvers.hjb import solve_hjb
     p = _fused_case(kind)
     m = np.repeat(p.m0[None], p.Nt + 1, axis=0)
-    sol = solve_hjb(p, p.running_cost(m), p.terminal_values(m[-1]), tol=1e-3)  # loose: residuals well above 0
+    f, uT = p.running_cost(m), p.terminal_values(m[-1])
+    sol = solve_hjb(p, f, uT, tol=1e-3)  # loose: residuals well above 0 in every substep
     m_hat = solve_fp(p, sol)
     m_hat[3] *= 1.01  # a pair that is not FP-exact either
-    hjb, fp = candidate_residuals(p, sol, m_hat)
-    ref_hjb, ref_fp = _numpy_split_residuals(p, sol, p.running_cost(m_hat), m_hat, p.terminal_values(m_hat[-1]))
+    hjb, fp = relative_residuals(p, sol, f, m_hat, uT)
+    ref_hjb, ref_fp = _numpy_split_residuals(p, sol, f, m_hat, uT)
     assert hjb == pytest.approx(ref_hjb, rel=1e-10) and hjb > 1e-8
     assert fp == pytest.approx(ref_fp, rel=1e-10) and fp > 1e-4
+    f_hat, uT_hat = p.running_cost(m_hat), p.terminal_values(m_hat[-1])
+    assert candidate_residuals(p, sol, m_hat) == pytest.approx(
+        _numpy_split_residuals(p, sol, f_hat, m_hat, uT_hat), rel=1e-10)

@@ -32,10 +32,10 @@ Iterates are the density on time levels 1..Nt (m^0 = m0 is fixed).  Every iterat
                   default (nan before), at every iteration with ``exploitability="every"``
 
 ``diagnostics="lean"`` computes hjb_residual and fp_residual (a third of an iteration's work in 2-D) only
-where they decide something -- iterations whose residual is <= tol, and the last one -- and records nan
-elsewhere.  The iterates, the convergence decision and the result are identical to the default
-``diagnostics="every"``: the HJB/FP residuals enter the loop only through the test ``residual <= tol and
-hjb_residual <= tol``.
+where they decide something -- iterations whose residual is <= tol -- and at max_iter, and records nan
+elsewhere (also at a stop by divergence or by the callback).  The iterates, the convergence decision and
+the result are identical to the default ``diagnostics="every"``: the HJB/FP residuals enter the loop only
+through the test ``residual <= tol and hjb_residual <= tol`` (unless a callback reads them: it sees nan).
 
 Inexact Newton: the per-step HJB Newton solves of iteration k stop at the relative tolerance
 max(newton_tol, inner_factor * residual_{k-1}) -- tight solves are wasted while m is still far from
@@ -259,8 +259,8 @@ def solve(problem, method: str = "auto", tol: float = 1e-8, max_iter: int = 300,
     callback : called as callback(k, record) after each iteration; return True to stop.
     exploitability : "final" (record the Nash gap at the last iteration), "every" or "none".
     diagnostics : "every" (default: exact HJB/FP residuals of every candidate in the history) or "lean"
-        (only where they decide convergence and at the last iteration; same iterates and result; see the
-        module docstring).  Used by the damped and Anderson loops.
+        (only where they decide convergence, and at max_iter; same iterates and result; see the module
+        docstring).  For the methods picard, fictitious-play and anderson.
     options : method-specific options of "newton" / "auto" (see ``newton.solve_newton``).
     """
     method = _method_name(method)
@@ -268,20 +268,20 @@ def solve(problem, method: str = "auto", tol: float = 1e-8, max_iter: int = 300,
         raise ValueError(f"exploitability = {exploitability!r}: choose 'final', 'every' or 'none'")
     if diagnostics not in ("every", "lean"):
         raise ValueError(f"diagnostics = {diagnostics!r}: choose 'every' or 'lean'")
-    if diagnostics == "lean" and method in ("newton", "auto"):
-        raise ValueError(f"diagnostics = 'lean' applies to the methods picard, fictitious-play and anderson, "
-                         f"not {method!r} (its steps are decided by the residuals)")
     if not (np.isfinite(tol) and tol > 0):
         raise ValueError(f"tol = {tol}: must be > 0")
     if int(max_iter) < 1:
         raise ValueError(f"max_iter = {max_iter}: must be >= 1")
+    if method == "auto" and not problem.is_coupled and not options:
+        method = "anderson"  # nothing to iterate: the core loop's single sweep
+    if diagnostics == "lean" and method in ("newton", "auto"):
+        raise ValueError(f"diagnostics = 'lean' is for the methods picard, fictitious-play and anderson (pass "
+                         f"method='anderson'), not {method!r}, whose steps use the residuals")
     if method == "newton":
         from .newton import solve_newton
         return solve_newton(problem, tol=tol, max_iter=int(max_iter), m_init=m_init, newton_tol=newton_tol,
                             newton_maxit=newton_maxit, anderson_depth=anderson_depth, progress=progress,
                             callback=callback, exploitability=exploitability, **options)
-    if method == "auto" and not problem.is_coupled and not options:
-        method = "anderson"  # nothing to iterate: the core loop's single sweep
     if method == "auto":
         from .newton import solve_auto
         return solve_auto(problem, tol=tol, max_iter=max_iter, damping=damping, anderson_depth=anderson_depth,
