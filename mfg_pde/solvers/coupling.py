@@ -96,9 +96,7 @@ class _Anderson:
     """Type-II Anderson mixing on x -> x + theta g(x), g = Phi(x) - x, with a depth-M memory.
 
     Differences dX, dG live in preallocated ring buffers and their Gram matrix is updated one row
-    per iteration, so a step costs a few BLAS matrix-vector products over the iterate.  The residual g,
-    the step and a temporary are preallocated too (``residual_buffer``; ``step`` returns its own buffer,
-    valid until the next step): no fresh iterate-sized array, and so no page faults, per iteration."""
+    per iteration, so a step costs a few BLAS matrix-vector products over the iterate."""
 
     def __init__(self, depth: int, theta: float):
         self.depth = depth
@@ -117,14 +115,6 @@ class _Anderson:
             self.gram = np.zeros((self.depth, self.depth))
             self.x_prev = np.empty(n)
             self.g_prev = np.empty(n)
-            self.g = np.empty(n)
-            self.x_new = np.empty(n)
-            self.tmp = np.empty(n)
-
-    def residual_buffer(self, n):
-        """A preallocated array of n values for the caller's residual g (it may be passed to ``step``)."""
-        self._alloc(n)
-        return self.g
 
     def step(self, x, g):
         self._alloc(x.size)
@@ -140,9 +130,7 @@ class _Anderson:
         np.copyto(self.x_prev, x)
         np.copyto(self.g_prev, g)
         self.have_prev = True
-        x_new, tmp = self.x_new, self.tmp
-        np.multiply(g, self.theta, out=x_new)
-        x_new += x
+        x_new = x + self.theta * g
         c = self.count
         if c == 0:
             return x_new
@@ -153,11 +141,8 @@ class _Anderson:
             gamma = np.linalg.solve(gram + reg * np.eye(c), rhs)
         except np.linalg.LinAlgError:
             return x_new
-        np.matmul(self.DX[:c].T, gamma, out=tmp)
-        x_new -= tmp
-        np.matmul(self.DG[:c].T, gamma, out=tmp)
-        tmp *= self.theta
-        x_new -= tmp
+        x_new -= self.DX[:c].T @ gamma
+        x_new -= self.theta * (self.DG[:c].T @ gamma)
         return x_new
 
 
@@ -224,8 +209,7 @@ def anderson_update(accel, m, m_hat, residual, best):
         accel.theta = max(accel.theta * 0.5, 0.05)
         best = residual  # measure growth from the restart
     theta = accel.theta
-    g = accel.residual_buffer(m1.size)
-    np.subtract(m_hat[1:].reshape(-1), m1.reshape(-1), out=g)
+    g = (m_hat[1:] - m[1:]).reshape(-1)
     m_next = accel.step(m1.reshape(-1), g)
     if m_next.min() < -1e-12 * m_hat.max():
         accel.reset()
