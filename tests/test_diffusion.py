@@ -9,6 +9,16 @@ from mfg_pde.cases import get
 from mfg_pde.solvers.transport import fp_transport
 
 
+SGM_OU_ERRORS = ["forward FP vs closed form (L1, max over t)",
+                 "log-density HJB density vs closed form (L1)",
+                 "HJB residual of log p_FP (weighted L1)",
+                 "reverse FP vs data (L1)",
+                 "reverse FP vs data (W2)"]
+PATH_INTEGRAL_ERRORS = ["moments vs ODE (max |dM|, |dV| over h, lambda)",
+                        "negative control: W2 spread over h"]
+EXPECTED_ERRORS = {"sgm-ou": SGM_OU_ERRORS, "path-integral-h": PATH_INTEGRAL_ERRORS}
+
+
 def _two_levels(name, over, levels):
     case = get(name)
     errs = []
@@ -16,6 +26,9 @@ def _two_levels(name, over, levels):
         run = case.run({**over, "N": N, "Nt": N})
         errs.append(case.errors(run.result, run.params))
     keys = list(errs[0])
+    # the order checks below run over these keys: an empty or renamed set must fail, not pass vacuously
+    assert keys == EXPECTED_ERRORS[name]
+    assert list(errs[1]) == keys
     E = np.array([[e[k] for k in keys] for e in errs])
     return keys, E, np.log2(E[0] / E[1])
 
@@ -54,7 +67,16 @@ def test_path_integral_h_table_orders_and_control(tmp_path):
     assert np.all((o > 0.85) & (o < 1.3)), dict(zip(keys, o))
     run = get("path-integral-h").run({"figure": str(tmp_path / "h.png"),
                                       "table": str(tmp_path / "h.csv")})
-    assert all(c.passed for c in run.checks if "noise helps" in c.quantity or "spread over h /" in c.quantity)
+    # the exact check list of the default run (lambda = 1 has no noise-helps / spread rows)
+    control = [f"lambda={lam}: W2(h=1) - W2(h=0) < 0 (noise helps)" for lam in ("0.9", "1.1")] \
+        + [f"lambda={lam}: W2 spread over h / control spread" for lam in ("0.9", "1.1")]
+    assert sorted(c.quantity for c in run.checks) == sorted(PATH_INTEGRAL_ERRORS + control)
+    selected = [c for c in run.checks if c.quantity in control]
+    assert len(selected) == 4
+    assert all(c.passed for c in selected), [(c.quantity, c.error, c.tol) for c in selected]
+    assert all(c.error < 0 for c in selected if "noise helps" in c.quantity)
+    assert all(c.at_least and c.error >= 3.0 for c in selected if "spread over h /" in c.quantity)
+    assert run.passed, [(c.quantity, c.error, c.tol) for c in run.checks if not c.passed]
     assert (tmp_path / "h.png").stat().st_size > 10000
     tab = np.loadtxt(tmp_path / "h.csv", delimiter=",", skiprows=1)
     assert tab.shape == (15, 10)
