@@ -1,14 +1,14 @@
 """The ``mfg-pde`` command line, run in-process on fake cases registered for the test.
 
-The solver is replaced by a fake ``mfg_pde.solvers.coupling`` module that returns a synthetic
-MFGResult, so these tests exercise the real ``Case.run`` plumbing (parameter resolution, solver
-keyword pass-through, checks) without solving anything.
+Each registered fake case has its ``solver`` (the hook ``Case.run`` calls to get its solve function)
+overridden with pytest's monkeypatch to return a fake solve that builds a synthetic MFGResult, so these
+tests exercise the real ``Case.run`` plumbing (parameter resolution, solver keyword pass-through,
+checks) and the real import graph without solving anything.
 """
 
 from __future__ import annotations
 
 import sys
-import types
 
 import h5py
 import numpy as np
@@ -98,15 +98,24 @@ class CrashCase(base.Case):
 
 @pytest.fixture(autouse=True)
 def fake_registry(monkeypatch):
-    """Only the fake cases are registered, and solve() is the fake, for each test."""
+    """Only the fake cases are registered, and each registered case's solver is the fake, for each test."""
     monkeypatch.setattr(base, "_REGISTRY", {})
-    base.register(FakeOracleCase)
-    base.register(FakePlainCase)
-    fake_mod = types.ModuleType("mfg_pde.solvers.coupling")
-    fake_mod.solve = _fake_solve
-    monkeypatch.setitem(sys.modules, "mfg_pde.solvers.coupling", fake_mod)
+    for cls in (FakeOracleCase, FakePlainCase):
+        base.register(cls)
+        monkeypatch.setattr(base.get(cls.name), "solver", lambda: _fake_solve)
     SOLVE_CALLS.clear()
     yield
+
+
+def test_fake_solver_is_the_registered_cases_override_only():
+    """The override sits on the registered case objects; the solver module itself is the real one."""
+    from mfg_pde.solvers import coupling
+
+    assert sys.modules["mfg_pde.solvers.coupling"] is coupling
+    assert base.get("fake-oracle").solver() is _fake_solve
+    assert base.get("fake-plain").solver() is _fake_solve
+    assert FakeOracleCase().solver() is coupling.solve   # an unpatched case gets the real coupling solve
+    assert not SOLVE_CALLS
 
 
 def _err_line(err: str) -> str:
@@ -319,7 +328,9 @@ def test_plot_explicit_out_and_unregistered_case(saved, tmp_path, capsys, monkey
     monkeypatch.setattr(base, "_REGISTRY", {})  # case no longer known: plot without oracle
     fig = tmp_path / "sub.png"
     assert cli.main(["plot", str(saved), "--out", str(fig)]) == 0
-    assert fig.exists()
+    assert fig.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert str(fig) in capsys.readouterr().out
+    assert not saved.with_suffix(".png").exists()   # only the named output is written
 
 
 def test_plot_missing_file(tmp_path, capsys):
