@@ -3,6 +3,7 @@ and the quick-look plot -- all on hand-built MFGResult objects (no solver needed
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 
@@ -117,8 +118,13 @@ def test_layout_dimension_scales_and_attributes(tmp_path):
         assert a.dims[3][0] == f["component"]
         assert [c.decode() if isinstance(c, bytes) else c for c in f["component"][()]] == ["x", "y"]
         # root attributes
-        assert f.attrs["mfg_pde_version"]
-        assert f.attrs["created"]
+        import mfg_pde
+
+        assert f.attrs["mfg_pde_version"] == mfg_pde.__version__
+        created = datetime.datetime.fromisoformat(f.attrs["created"])
+        assert created.tzinfo is not None and created.utcoffset() == datetime.timedelta(0)
+        age = datetime.datetime.now(datetime.timezone.utc) - created
+        assert datetime.timedelta(seconds=-1) <= age < datetime.timedelta(minutes=5)
         assert f.attrs["case"] == "synthetic-case"
         assert json.loads(f.attrs["params"]) == res.params
         assert json.loads(f.attrs["solver"]) == res.solver
@@ -244,6 +250,19 @@ def test_load_exported_from_package():
 
 
 # ---------------------------------------------------------------------------------- plotting
+def _mesh_values(ax):
+    """The data of the single pcolormesh drawn on ax, as a flat array."""
+    meshes = [c for c in ax.collections if type(c).__name__ == "QuadMesh"]
+    assert len(meshes) == 1, ax.get_title()
+    return np.asarray(meshes[0].get_array(), dtype=float).ravel()
+
+
+def _titled(fig, title):
+    found = [a for a in fig.axes if a.get_title() == title]
+    assert len(found) == 1, (title, [a.get_title() for a in fig.axes])
+    return found[0]
+
+
 @pytest.mark.parametrize("ndim", [1, 2, 3])
 def test_plot_result(tmp_path, ndim):
     from mfg_pde.plotting import plot_result
@@ -265,6 +284,44 @@ def test_plot_result(tmp_path, ndim):
         "residual", "hjb_residual", "fp_residual"}
     heat = [a for a in axes if a.get_xlabel() == "t" and a.get_ylabel() == "x"]
     assert len(heat) == 2
+    # panels: 2 heat maps + 2 colour bars + mean path + history; nD adds 4 snapshots + their colour bar
+    assert len(axes) == (6 if ndim == 1 else 11)
+    assert fig.get_suptitle() == "synthetic-case: converged, 4 iterations"
+    # the lines hold the result's data: computed mean (solid) then the oracle (dashed), per component
+    mean = res.mean()
+    lines = mean_ax.get_lines()
+    for k in range(ndim):
+        np.testing.assert_array_equal(lines[2 * k].get_xdata(), res.t)
+        np.testing.assert_allclose(lines[2 * k].get_ydata(), mean[:, k], rtol=1e-14)
+        assert lines[2 * k].get_linestyle() == "-"
+        np.testing.assert_allclose(lines[2 * k + 1].get_ydata(), oracle[:, k], rtol=1e-14)
+        assert lines[2 * k + 1].get_linestyle() == "--"
+    for line in hist_ax.get_lines():
+        vals = res.history[line.get_label()]
+        np.testing.assert_array_equal(line.get_xdata(), np.arange(1, len(vals) + 1))
+        np.testing.assert_array_equal(line.get_ydata(), vals)
+    # the heat maps hold m (its x-marginal in nD) and u (its mid-slice in nD) over (t, x)
+    m, u, grid = res.m, res.u, res.grid
+    if ndim == 1:
+        m_title, u_title, m_x, u_x = "density m(t, x)", "value u(t, x)", m, u
+    else:
+        other = tuple(range(2, 1 + ndim))
+        m_x = m.sum(axis=other) * np.prod(grid.spacing[1:])
+        mids = tuple(n // 2 for n in grid.shape[1:])
+        u_x = u[(slice(None), slice(None)) + mids]
+        names = ", ".join(grid.axis_names[1:])
+        at = ", ".join(f"{nm}={grid.axes[k + 1][i]:.3g}" for k, (nm, i) in enumerate(zip(grid.axis_names[1:], mids)))
+        m_title = f"marginal density on x (integrated over {names})"
+        u_title = f"value u(t, x) at {at}"
+    np.testing.assert_allclose(_mesh_values(_titled(fig, m_title)), m_x.T.ravel(), rtol=1e-13)
+    np.testing.assert_allclose(_mesh_values(_titled(fig, u_title)), u_x.T.ravel(), rtol=1e-13, atol=1e-15)
+    if ndim >= 2:
+        # four (x, y) snapshots at the evenly spaced levels 0, 2, 4, 6 of the 7 time levels
+        prefix = "m" if ndim == 2 else "int m dz "
+        for n, lab in zip((0, 2, 4, 6), ("0", "0.333", "0.667", "1")):
+            plane = m[n] if ndim == 2 else m[n].sum(axis=2) * grid.spacing[2]
+            snap = _titled(fig, f"{prefix}(t={lab})")
+            np.testing.assert_allclose(_mesh_values(snap), plane.T.ravel(), rtol=1e-13)
 
 
 def test_plot_without_history_or_oracle():
@@ -273,7 +330,21 @@ def test_plot_without_history_or_oracle():
     res = _synthetic(1)
     res.history = {}
     fig = plot_result(res, oracle_mean=lambda t: 0.0 * t)  # callable oracle, 1-D shape
-    assert fig is not None
+    assert len(fig.axes) == 6   # m, u heat maps, their two colour bars, mean path, history
+    assert [a.get_title() for a in fig.axes[:4]] == [
+        "density m(t, x)", "value u(t, x)", "mean path", "convergence history"]
+    np.testing.assert_allclose(_mesh_values(fig.axes[0]), res.m.T.ravel(), rtol=1e-13)
+    np.testing.assert_allclose(_mesh_values(fig.axes[1]), res.u.T.ravel(), rtol=1e-13, atol=1e-15)
+    # mean path: the computed mean and the callable oracle evaluated on t (all zeros), dashed
+    computed, closed = fig.axes[2].get_lines()
+    np.testing.assert_allclose(computed.get_ydata(), res.mean()[:, 0], rtol=1e-14)
+    np.testing.assert_array_equal(closed.get_xdata(), res.t)
+    np.testing.assert_array_equal(closed.get_ydata(), np.zeros_like(res.t))
+    assert closed.get_linestyle() == "--" and closed.get_label() == "mean x (closed form)"
+    # no history: no lines, a note instead, and a linear axis
+    hist = fig.axes[3]
+    assert hist.get_lines() == [] and hist.get_yscale() == "linear"
+    assert [t.get_text() for t in hist.texts] == ["no convergence history"]
 
 
 def test_plot_bad_oracle_shape():
