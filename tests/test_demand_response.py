@@ -397,7 +397,8 @@ def test_cases_and_files(tmp_path):
 @pytest.mark.slow
 def test_paper_table_d_sweep():
     """The whole d-sweep: savings within 1.5 percentage points of the paper; the paper's absolute energies
-    are a near-uniform 0.95-0.975 of the exact ones (see the module docstring / report)."""
+    are a near-uniform 0.945-0.970 of the exact ones (see the module docstring / report).  The paper's numbers
+    are external Monte-Carlo data, so these bands are comparisons, not pinned values."""
     for d, (mf, ia0, iam, s) in dr.PAPER_TABLE.items():
         cf = dr.closed_form_energies(dr.zone_scenario(d), samples=100000, seed=d)
         assert abs(100 * cf.saving["IA0"] - s) < 1.5
