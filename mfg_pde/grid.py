@@ -61,9 +61,15 @@ class Grid:
     def __init__(self, bounds, shape, bc="reflecting"):
         bounds = _normalise_bounds(bounds)
         ndim = len(bounds)
-        if np.isscalar(shape):
-            shape = (int(shape),) * ndim
-        shape = tuple(int(s) for s in shape)
+        if np.isscalar(shape) or isinstance(shape, str):
+            shape = (_cell_count(shape, "grid shape"),) * ndim
+        else:
+            try:
+                entries = list(shape)
+            except TypeError:
+                raise ValueError(f"grid shape = {shape!r}: give the number of cells, one positive integer "
+                                 "for every axis or one per axis, e.g. Grid(bounds, 64)") from None
+            shape = tuple(_cell_count(n, f"grid shape[{k}]") for k, n in enumerate(entries))
         if len(shape) != ndim:
             raise ValueError(f"grid shape {shape} has {len(shape)} axes but bounds has {ndim}; "
                              "give one cell count per axis")
@@ -182,6 +188,18 @@ class Grid:
 
     def __repr__(self) -> str:
         return f"Grid(bounds={self.bounds}, shape={self.shape}, bc={self.bc})"
+
+
+def _cell_count(n, name: str) -> int:
+    """A number of cells: an integer (an integral float such as 64.0 is accepted), else a ValueError
+    naming the entry.  A fractional count is refused rather than truncated."""
+    ok = not isinstance(n, (bool, np.bool_)) and isinstance(n, (int, float, np.integer, np.floating)) \
+        and bool(np.isfinite(n)) and float(n).is_integer()
+    if not ok:
+        frac = isinstance(n, (float, np.floating)) and bool(np.isfinite(n))
+        raise ValueError(f"{name} = {n!r}: the number of cells must be a positive integer (at least 3), "
+                         "e.g. Grid(bounds, 64)" + ("; a fraction is not rounded for you" if frac else ""))
+    return int(n)
 
 
 def _normalise_bounds(bounds) -> tuple:
