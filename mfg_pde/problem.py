@@ -22,11 +22,133 @@ gives the outflow history and the balance  outflow(0, t_n) + mass(t_n) = mass(0)
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from .couplings import Coupling
 from .densities import check_density
 from .grid import Grid
+
+
+class InsufficientMemoryError(MemoryError, ValueError):
+    """The space-time arrays a solve needs do not fit in the available memory; raised before any of
+    them is allocated.  The message names the grid, the estimate and the memory available."""
+
+
+#: Peak numpy memory of a solve, in units of one (Nt+1) x grid float64 array, per coupling method:
+#: measured with tracemalloc on the lqg (400 cells x 400 steps) and lqg-2d (60^2 cells x 60 steps)
+#: cases -- picard / fictitious play about 8-10 (iterate, two u buffers, the best response, the
+#: running cost, residual temporaries), anderson about 22 (plus 2 x depth 5 difference buffers),
+#: auto about 25 (Anderson, more if it switches to Newton), newton about 112 (its linearisation).
+SPACE_TIME_ARRAYS = {"picard": 10, "fictitious-play": 10, "anderson": 22, "auto": 25, "newton": 112}
+#: the lightest solve (a damped fixed point): what MFGProblem checks before any method is chosen
+MIN_SPACE_TIME_ARRAYS = 8
+_METHOD_ALIASES = {"fp": "fictitious-play", "fictitious": "fictitious-play", "fictitious_play": "fictitious-play",
+                   "damped": "picard", "fixed-point": "picard"}
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to new allocations: MemAvailable of /proc/meminfo (capped by a cgroup v2
+    memory.max limit, when one is set), else the free physical pages of os.sysconf; None if unknown."""
+    avail = None
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    avail = int(line.split()[1]) * 1024
+                    break
+    except (OSError, ValueError, IndexError):
+        avail = None
+    if avail is None:
+        try:
+            avail = int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+        except (AttributeError, ValueError, OSError):
+            avail = None
+    try:
+        with open("/sys/fs/cgroup/memory.max") as fh:
+            limit = fh.read().strip()
+        if limit.isdigit():
+            used = 0
+            try:
+                with open("/sys/fs/cgroup/memory.current") as fh:
+                    used = int(fh.read().strip())
+                with open("/sys/fs/cgroup/memory.stat") as fh:  # page cache the kernel can drop
+                    for line in fh:
+                        if line.startswith("inactive_file "):
+                            used -= int(line.split()[1])
+            except (OSError, ValueError, IndexError):
+                pass
+            room = max(int(limit) - max(used, 0), 0)
+            avail = room if avail is None else min(avail, room)
+    except OSError:
+        pass
+    return avail
+
+
+def format_bytes(n: float) -> str:
+    """1536 -> '1.5 KiB' (binary units, up to PiB)."""
+    n = float(n)
+    units = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
+    for unit in units:
+        if abs(n) < 1024 or unit == units[-1]:
+            break
+        n /= 1024
+    return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+
+
+def space_time_arrays(method=None) -> int:
+    """How many (Nt+1) x grid float64 arrays a solve with this coupling method holds at its peak
+    (``SPACE_TIME_ARRAYS``; the lightest solve, MIN_SPACE_TIME_ARRAYS, when the method is not known)."""
+    if method is None:
+        return MIN_SPACE_TIME_ARRAYS
+    key = str(method).strip().lower()
+    return SPACE_TIME_ARRAYS.get(_METHOD_ALIASES.get(key, key), MIN_SPACE_TIME_ARRAYS)
+
+
+def solve_memory_estimate(grid_shape, Nt, method=None) -> int:
+    """Estimated peak bytes of a solve on a grid of grid_shape cells with Nt time steps."""
+    cells = int(np.prod([int(n) for n in grid_shape], dtype=object))
+    return space_time_arrays(method) * (int(Nt) + 1) * cells * 8
+
+
+def check_memory(grid_shape, Nt, method=None, what=None, fix=None, available=None) -> int:
+    """Raise InsufficientMemoryError when the solve's space-time arrays (solve_memory_estimate) exceed the
+    available memory; returns the estimate.  Nothing is allocated.  ``what`` names the grid in the message
+    (default: its shape), ``fix`` says what to change.  Set the environment variable
+    MFG_PDE_MEMORY_CHECK=0 to skip the check (e.g. with ample swap)."""
+    estimate = solve_memory_estimate(grid_shape, Nt, method)
+    if os.environ.get("MFG_PDE_MEMORY_CHECK", "1").strip().lower() in ("0", "no", "off", "false"):
+        return estimate
+    avail = available_memory() if available is None else available
+    if avail is None or estimate <= avail:
+        return estimate
+    shape = tuple(int(n) for n in grid_shape)
+    cells = int(np.prod(shape, dtype=object))
+    one = (int(Nt) + 1) * cells * 8
+    arrays = space_time_arrays(method)
+    how = f"method {method}" if method is not None else "the lightest method"
+    what = what or f"grid shape {shape} ({cells:,} cells) with Nt = {int(Nt)}"
+    fix = fix or "use fewer cells per axis (a smaller grid shape) or fewer time steps Nt"
+    raise InsufficientMemoryError(
+        f"{what}: the solve needs about {format_bytes(estimate)} ({arrays} arrays of (Nt+1) x grid float64, "
+        f"{format_bytes(one)} each, {how}) but only {format_bytes(avail)} of memory is available; {fix}")
+
+
+def _on_grid(value, grid: Grid, name: str, where: str) -> np.ndarray:
+    """A callable's return value as a float array of the grid's shape (broadcast), or a ValueError
+    naming the callable (``name``), the shape it returned and the shape expected."""
+    try:
+        arr = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}{where} returned {type(value).__name__} {str(value)[:60]!r}, not numbers; "
+                         f"return an array of the grid shape {grid.shape} (or a number)") from None
+    try:
+        return np.broadcast_to(arr, grid.shape)
+    except ValueError:
+        raise ValueError(f"{name}{where} returned an array of shape {arr.shape}; expected the grid shape "
+                         f"{grid.shape} (or a shape that broadcasts to it, e.g. a number); evaluate it on "
+                         "the coordinate arrays it is given (grid.mesh())") from None
 
 
 class LinearDrift:
@@ -116,6 +238,9 @@ class MFGProblem:
         pair (entries of non-exit sides must be None, NaN or 0).  Constant in space and time per side.
         Stored as ``exit_costs``, an (ndim, 2) array with NaN on the non-exit sides, which is itself
         accepted here (``MFGProblem(..., exit_cost=other.exit_costs)`` copies the exit costs).
+
+    Raises InsufficientMemoryError (a MemoryError and a ValueError) when even the lightest solve's
+    space-time arrays (``MIN_SPACE_TIME_ARRAYS`` of shape (Nt+1, *grid)) exceed the available memory.
     """
 
     def __init__(self, grid: Grid, T: float, Nt: int, sigma: float, m0, coupling: Coupling | None = None,
@@ -126,15 +251,24 @@ class MFGProblem:
         try:
             T = float(T)
         except (TypeError, ValueError):
-            raise ValueError(f"T = {T!r}: must be a number") from None
+            raise ValueError(f"T = {T!r}: the horizon must be a number > 0") from None
         if not (np.isfinite(T) and T > 0):
             raise ValueError(f"T = {T}: the horizon must be finite and > 0")
-        if int(Nt) != Nt or int(Nt) < 1:
-            raise ValueError(f"Nt = {Nt}: the number of time steps must be an integer >= 1")
+        if isinstance(Nt, (bool, np.bool_)) or not isinstance(Nt, (int, float, np.integer, np.floating)) \
+                or not (np.isfinite(Nt) and float(Nt).is_integer() and Nt >= 1):
+            raise ValueError(f"Nt = {Nt!r}: the number of time steps must be an integer >= 1, e.g. Nt=100")
+        if isinstance(sigma, (bool, np.bool_)):
+            raise ValueError(f"sigma = {sigma!r}: the noise intensity must be a number >= 0, e.g. sigma=0.5")
+        try:
+            sigma = float(sigma)
+        except (TypeError, ValueError):
+            raise ValueError(f"sigma = {sigma!r}: the noise intensity must be a number >= 0, e.g. sigma=0.5") from None
         if not (np.isfinite(sigma) and sigma >= 0):
-            raise ValueError(f"sigma = {sigma}: must be finite and >= 0")
+            raise ValueError(f"sigma = {sigma}: the noise intensity must be finite and >= 0")
         if coupling is not None and not isinstance(coupling, Coupling):
             raise TypeError("coupling must be a mfg_pde.couplings.Coupling (or None)")
+        # before m0 is checked (a copy) and before anything of the grid's size is built here
+        check_memory(grid.shape, int(Nt))
         self.T = T
         self.Nt = int(Nt)
         self.sigma = float(sigma)
@@ -192,7 +326,7 @@ class MFGProblem:
             if len(b) != self.grid.ndim:
                 raise ValueError(f"drift returned {len(b)} components; the grid has {self.grid.ndim} axes")
             for k in range(self.grid.ndim):
-                out[j, k] = np.broadcast_to(b[k], self.grid.shape)
+                out[j, k] = _on_grid(b[k], self.grid, "drift", f" component {k} at t = {float(tj):.6g}")
         if not np.all(np.isfinite(out)):
             raise ValueError("drift has non-finite values on the grid")
         self._static_cache["drift"] = out
@@ -218,7 +352,7 @@ class MFGProblem:
         V = self.potential
         if callable(V):
             xs = self.grid.mesh()
-            out = np.stack([np.broadcast_to(np.asarray(V(*xs, float(tj)), dtype=float), self.grid.shape)
+            out = np.stack([_on_grid(V(*xs, float(tj)), self.grid, "potential", f" V(x, t = {float(tj):.6g})")
                             for tj in times])
         else:
             V = np.asarray(V, dtype=float)
@@ -257,7 +391,7 @@ class MFGProblem:
             return np.zeros(self.grid.shape)
         xs = self.grid.mesh()
         out = G(*xs, mT) if getattr(G, "depends_on_m", False) else G(*xs)
-        out = np.broadcast_to(np.asarray(out, dtype=float), self.grid.shape).copy()
+        out = _on_grid(out, self.grid, "terminal_cost", " G(x)").copy()
         if not np.all(np.isfinite(out)):
             raise ValueError("terminal cost G has non-finite values on the grid")
         return out
