@@ -97,6 +97,8 @@ class Case:
     description: str = ""
     params: tuple = ()
     has_oracle: bool = False
+    #: axes of the grid ``build`` makes from the parameter N (cells per axis), for the memory check
+    ndim: int = 1
 
     def defaults(self) -> dict:
         return {p.name: p.default for p in self.params}
@@ -118,6 +120,28 @@ class Case:
 
     def build(self, p: dict):
         raise NotImplementedError
+
+    def grid_shape(self, p: dict):
+        """Cells per axis of the grid the case solves on for parameters p, without building it: N cells
+        on each of ``ndim`` axes by default; None when the case has no such parameter."""
+        n = p.get("N")
+        if isinstance(n, (int, np.integer)) and not isinstance(n, bool):
+            return (int(n),) * int(self.ndim)
+        return None
+
+    def check_memory(self, p: dict, method=None) -> None:
+        """Refuse parameters whose solve cannot fit in the available memory, before anything is built:
+        ``problem.InsufficientMemoryError`` naming N, Nt, the estimate and the memory available."""
+        shape, Nt = self.grid_shape(p), p.get("Nt")
+        if shape is None or not isinstance(Nt, (int, np.integer)) or isinstance(Nt, bool):
+            return
+        from ..problem import check_memory
+
+        method = method if method is not None else p.get("method")
+        grid = f"N = {p['N']} cells" if len(shape) == 1 else \
+            f"N = {p['N']} ({' x '.join(map(str, shape))} = {int(np.prod(shape, dtype=object)):,} cells)"
+        check_memory(shape, int(Nt), method, what=f"{self.name}: {grid} with Nt = {Nt}",
+                     fix="lower N (--set N=...) or Nt")
 
     #: quantity -> allowed error at the default resolution (cases with an oracle)
     tolerances: dict = {}
@@ -169,12 +193,15 @@ class Case:
     def run(self, overrides: dict | None = None, progress: bool = False, **solve_overrides) -> CaseRun:
         solve = self.solver()
         p = self.resolve(overrides)
+        self.check_memory(p, solve_overrides.get("method"))
         problem, options = self.build(p)
         options = {**options, **solve_overrides}
         t0 = time.perf_counter()
         result = solve(problem, progress=progress, **options)
         result.case = self.name
-        result.params = {**p}
+        # the parameters that ran: solver choices given to run (method, tol, max_iter) replace the defaults
+        result.params = {**p, **{k: solve_overrides[k] for k in ("method", "tol", "max_iter")
+                                 if k in solve_overrides}}
         grid = getattr(problem, "grid", None)
         if grid is not None and grid.has_exits and result.extras.get("outflow") is None:
             from ..solvers.outflow import attach_outflow  # exits: the outflow balance replaces mass conservation

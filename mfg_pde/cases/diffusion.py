@@ -82,6 +82,9 @@ class SGMOU(_DirectCase):
     def refined(self, p):
         return {**p, "N": 2 * p["N"], "Nt": 2 * p["Nt"]}
 
+    def grid_shape(self, p):
+        return (p["N"],) * p["d"]
+
     def compute(self, p, progress=False):
         d, T, Nt = p["d"], p["T"], p["Nt"]
         grid = Grid([(-p["L"], p["L"])] * d, p["N"])

@@ -44,6 +44,7 @@ class ExitRoom(Case):
     description = ("2-D crowd evacuation: exit wall with a door, obstacle, congestion kappa m (outflow balance, "
                    "evacuated fraction)")
     has_oracle = False
+    ndim = 2
     params = (
         Param("sigma", 0.2, "noise intensity", positive=True),
         Param("kappa", 1.0, "congestion strength (F = kappa m)", nonnegative=True),

@@ -80,6 +80,7 @@ class LQG2D(Case):
     name = "lqg-2d"
     description = "2-D LQ terminal-cost MFG, product Gaussian m0, per-axis targets: per-axis Riccati closed forms"
     has_oracle = True
+    ndim = 2
     params = (
         Param("sigma", 0.8, "noise intensity", positive=True),
         Param("beta", 2.0, "interaction stiffness (F = beta/2 |x - mean|^2)", nonnegative=True),
