@@ -26,22 +26,37 @@ Root attributes: ``mfg_pde_version``, ``created`` (ISO 8601 UTC), ``case`` (``""
 ``params``, ``solver`` and ``grid`` (JSON strings; the grid's ``bc`` holds one entry per axis, a
 name or a ``[lo, hi]`` pair), ``converged`` (bool), ``iterations`` (int), ``status`` (str).
 
-Writes are atomic: the file is written to ``<path>.tmp-<pid>`` next to the target and moved onto
-it with :func:`os.replace` only after it has been closed, so an interrupted save never leaves a
-half-written file and never clobbers an existing good one.
+Writes are atomic: the file is written to ``<path>.tmp-<pid>`` next to the target, flushed and
+fsynced, and moved onto it with :func:`os.replace` only after it has been closed (the directory is
+fsynced after the rename where the platform allows), so an interrupted save never leaves a
+half-written file and never clobbers an existing good one.  SIGINT, SIGTERM and SIGHUP arriving
+during the write remove the temporary file before they take effect (handlers are installed for the
+duration of the write only, in the main thread, and the previous ones are restored and then given
+the signal: Ctrl-C still raises KeyboardInterrupt, SIGTERM still terminates).  A temporary file left
+by a process that no longer exists (``kill -9``, power loss) is removed by the next save to the same
+name.  The root attribute ``complete`` is written false first and set true after the last dataset,
+so a partial file (such as a leftover ``<path>.tmp-<pid>``) is recognised as incomplete on reading.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import os
+import re
+import signal
+import tempfile
+import threading
 
 import numpy as np
 
-__all__ = ["save_result", "load", "read_metadata", "ResultFileError", "json_safe"]
+__all__ = ["save_result", "load", "read_metadata", "ResultFileError", "OutputPathError", "check_output_path",
+           "remove_stale_temps", "json_safe"]
 
 FORMAT_ATTR = "mfg_pde_version"
+COMPLETE_ATTR = "complete"
+_TMP_RE = re.compile(r"\.tmp-([0-9]+)$")
 _AXIS_LONG = {"x": "first spatial coordinate (cell centres)",
               "y": "second spatial coordinate (cell centres)",
               "z": "third spatial coordinate (cell centres)"}
@@ -53,6 +68,23 @@ class ResultFileError(ValueError):
 
 class MissingResultFile(ResultFileError, FileNotFoundError):
     """The result file does not exist (both a ValueError and a FileNotFoundError)."""
+
+
+class OutputPathError(ValueError):
+    """A path a result cannot be written to; ``reason`` says why and what to do instead."""
+
+    def __init__(self, path, reason: str):
+        self.path = path
+        self.reason = reason
+        super().__init__(f"cannot write {path!r}: {reason}")
+
+
+class MissingDirectory(OutputPathError, FileNotFoundError):
+    """The directory of the output path does not exist (both a ValueError and a FileNotFoundError)."""
+
+
+class _SaveInterrupted(BaseException):
+    """Raised inside a save by the temporary signal handlers (a BaseException: nothing swallows it)."""
 
 
 # ---------------------------------------------------------------------------------- helpers
@@ -249,30 +281,233 @@ def _read_outflow(g, t):
                           cumulative=g["cumulative"][()], sides=list(sides))
 
 
-def save_result(result, path) -> None:
-    """Write result to path (HDF5, layout in the module docstring), atomically."""
-    import h5py
-
-    path = os.fspath(path)
+def check_output_path(path, probe: bool = True) -> str:
+    """Refuse, before any work, a path that :func:`save_result` could not write: an empty name, a
+    directory, a missing directory, an existing non-regular file (a device, a FIFO), a directory that
+    is not writable.  With ``probe`` a temporary file is created and removed next to the target (the
+    honest test: permissions alone do not tell, e.g. for root on /sys).  Returns the path; raises
+    OutputPathError (a ValueError; MissingDirectory, also a FileNotFoundError, for a missing directory)."""
+    if path is None:
+        raise OutputPathError(path, "no file name given; give one such as result.h5")
+    try:
+        path = os.fspath(path)
+    except TypeError:
+        raise OutputPathError(path, f"a {type(path).__name__} is not a file name; give a str such as "
+                                    "result.h5") from None
+    if isinstance(path, bytes):
+        path = os.fsdecode(path)
+    if not path.strip():
+        raise OutputPathError(path, "the file name is empty; give one such as result.h5")
+    if path.endswith(("/", os.sep)) or os.path.isdir(path):
+        raise OutputPathError(path, f"is a directory; give a file name in it, such as "
+                                    f"{os.path.join(path, 'result.h5')}")
     target_dir = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(target_dir):
-        raise FileNotFoundError(f"cannot write {path}: directory {target_dir} does not exist")
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
-        with h5py.File(tmp, "w", track_order=True) as f:
-            _write(f, result)
-        os.replace(tmp, path)
-    except BaseException:
+        raise MissingDirectory(path, f"directory {target_dir} does not exist; create it first or choose "
+                                     "another directory")
+    if os.path.lexists(path) and not os.path.isfile(path):
+        raise OutputPathError(path, "exists and is not a regular file (saving would replace it); choose "
+                                    "another name")
+    if not os.access(target_dir, os.W_OK | os.X_OK):
+        raise OutputPathError(path, f"directory {target_dir} is not writable; choose a writable directory")
+    if probe:
         try:
-            os.remove(tmp)
-        except FileNotFoundError:
+            fd, probe_path = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.probe-", dir=target_dir)
+        except OSError as exc:
+            why = exc.strerror or exc.__class__.__name__
+            raise OutputPathError(path, f"cannot create a file in {target_dir} ({why}); choose a writable "
+                                        "directory") from None
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.remove(probe_path)
+    return path
+
+
+def _pid_alive(pid: int) -> bool:
+    """Whether process pid exists (True when unsure: the caller then keeps that process's files)."""
+    if os.name != "posix" or pid <= 0:
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError, OSError):
+        return True
+    return True
+
+
+def remove_stale_temps(path) -> list:
+    """Remove ``<path>.tmp-<pid>`` files whose process no longer exists (left by a save that was killed
+    before it could clean up); returns the removed paths.  Files of live processes are kept."""
+    path = os.fspath(path)
+    target_dir = os.path.dirname(os.path.abspath(path))
+    prefix = os.path.basename(path) + ".tmp-"
+    removed = []
+    try:
+        names = os.listdir(target_dir)
+    except OSError:
+        return removed
+    for name in names:
+        if not name.startswith(prefix):
+            continue
+        digits = name[len(prefix):]
+        if not re.fullmatch(r"[0-9]{1,10}", digits):
+            continue
+        pid = int(digits)
+        if pid == os.getpid() or _pid_alive(pid):
+            continue
+        stale = os.path.join(target_dir, name)
+        if not os.path.isfile(stale) or os.path.islink(stale):
+            continue
+        try:
+            os.remove(stale)
+            removed.append(stale)
+        except OSError:  # pragma: no cover - best effort (another save removed it first)
             pass
-        except OSError:  # pragma: no cover - best effort
-            pass
-        raise
+    return removed
+
+
+_GUARDED_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+class _SignalGuard:
+    """For the duration of a write: SIGINT / SIGTERM / SIGHUP raise _SaveInterrupted (once; the caller
+    removes its temporary file), then on exit the previous handlers are restored and the signal is passed
+    on to them.  Signals that are ignored (SIG_IGN, e.g. SIGHUP under nohup) or whose handler was not set
+    from Python are left alone; outside the main thread nothing is installed."""
+
+    def __init__(self, path):
+        self.path = path
+        self.signum = None
+        self.old = {}
+        self.active = False
+
+    def _handler(self, signum, frame):
+        # the first signal aborts the write; later ones (during the cleanup, or while the handlers are
+        # being restored) must not interrupt the cleanup: the first is passed on when it is done
+        if self.signum is None:
+            self.signum = signum
+            if self.active:
+                raise _SaveInterrupted(signum)
+
+    def check(self) -> None:
+        """Raise if a signal came in whose exception something (h5py internals) swallowed."""
+        if self.signum is not None:
+            raise _SaveInterrupted(self.signum)
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in _GUARDED_SIGNALS:
+                try:
+                    current = signal.getsignal(sig)
+                    if current is None or current == signal.SIG_IGN:
+                        continue
+                    self.old[sig] = signal.signal(sig, self._handler)
+                except (OSError, ValueError, RuntimeError):  # pragma: no cover - platform without it
+                    continue
+        self.active = True
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        self.active = False
+        for sig, handler in self.old.items():
+            signal.signal(sig, handler)
+        if self.signum is None:
+            return False
+        signum, old = self.signum, self.old.get(self.signum, signal.SIG_DFL)
+        name = signal.Signals(signum).name
+        if old is signal.default_int_handler:
+            raise KeyboardInterrupt from None   # what Ctrl-C would have raised, the temporary file gone
+        if old == signal.SIG_DFL:
+            signal.raise_signal(signum)         # the default action (terminate), the temporary file gone
+        elif callable(old):
+            old(signum, None)                   # the program's own handler (it may raise or exit)
+        raise InterruptedError(f"saving {self.path} was interrupted by {name}; nothing was written") from None
+
+
+def _fsync_file(path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(directory) -> None:
+    """Make a rename in directory durable (where the platform and file system allow it)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def save_result(result, path) -> None:
+    """Write result to path (HDF5, layout in the module docstring), atomically: through a temporary
+    file that is fsynced, renamed onto path, and removed if the write fails or is interrupted."""
+    import h5py
+
+    path = check_output_path(path, probe=False)
+    target_dir = os.path.dirname(os.path.abspath(path))
+    remove_stale_temps(path)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with _SignalGuard(path) as guard:
+        try:
+            with h5py.File(tmp, "w", track_order=True) as f:
+                f.attrs[COMPLETE_ATTR] = False
+                _write(f, result)
+                f.attrs[COMPLETE_ATTR] = True
+                f.flush()
+            guard.check()
+            _fsync_file(tmp)
+            guard.check()
+            os.replace(tmp, path)
+        except BaseException:
+            try:
+                os.remove(tmp)
+            except FileNotFoundError:
+                pass
+            except OSError:  # pragma: no cover - best effort
+                pass
+            raise
+    _fsync_dir(target_dir)
 
 
 # ---------------------------------------------------------------------------------- reading
+def _first_line(exc) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else exc.__class__.__name__
+
+
+def _incomplete(path, why: str) -> ResultFileError:
+    """The error for a file that is not a (complete) result file; names a leftover temporary file."""
+    hint = ""
+    m = _TMP_RE.search(os.path.basename(path))
+    if m:
+        pid = int(m.group(1))
+        state = "a process that is still running" if _pid_alive(pid) and pid != os.getpid() else \
+            "a process that no longer exists"
+        hint = (f"; {os.path.basename(path)} is the temporary file of an unfinished save by process {pid} "
+                f"({state}): the finished result, if any, is {path[:len(path) - len(m.group(0))]}; delete the temporary file")
+    return ResultFileError(f"{path}: not a complete mfg_pde result file: {why}{hint}")
+
+
+@contextlib.contextmanager
+def _reading(path):
+    """Turn the errors of h5py on a damaged or partial file into a one-line ResultFileError."""
+    try:
+        yield
+    except ResultFileError:
+        raise
+    except (KeyError, OSError, RuntimeError, TypeError, AttributeError, IndexError, ValueError) as exc:
+        raise _incomplete(path, f"cannot read it ({exc.__class__.__name__}: {_first_line(exc)})") from None
+
+
 def _open(path):
     import h5py
 
@@ -284,12 +519,24 @@ def _open(path):
     try:
         f = h5py.File(path, "r")
     except OSError as exc:
-        raise ResultFileError(f"{path}: not an HDF5 file ({exc.__class__.__name__}: "
-                              f"{str(exc).splitlines()[0] if str(exc) else 'unreadable'})") from None
-    if FORMAT_ATTR not in f.attrs:
+        line = _first_line(exc)
+        what = "a truncated HDF5 file (its write was cut short)" if "truncated file" in line else "not an HDF5 file"
+        raise _incomplete(path, f"{what} ({exc.__class__.__name__}: {line})") from None
+    try:
+        with _reading(path):
+            if FORMAT_ATTR not in f.attrs:
+                raise _incomplete(path, f"root attribute {FORMAT_ATTR!r} is missing (an HDF5 file not "
+                                        "written by mfg_pde)")
+            # files written before the marker existed have no 'complete' attribute: their layout decides
+            if COMPLETE_ATTR in f.attrs and not bool(f.attrs[COMPLETE_ATTR]):
+                raise _incomplete(path, f"the save that wrote it did not finish (root attribute "
+                                        f"{COMPLETE_ATTR!r} is false)")
+            for name in ("t", "m", "u"):
+                if name not in f or not hasattr(f[name], "shape"):
+                    raise _incomplete(path, f"dataset {name!r} is missing")
+    except BaseException:
         f.close()
-        raise ResultFileError(f"{path}: not an mfg_pde result file "
-                              f"(root attribute {FORMAT_ATTR!r} is missing)")
+        raise
     return f
 
 
@@ -305,16 +552,19 @@ def _attr_str(f, name, default="") -> str:
 def _attr_json(f, path, name):
     raw = _attr_str(f, name, "{}")
     try:
-        return json.loads(raw)
+        value = json.loads(raw)
     except json.JSONDecodeError as exc:
-        raise ResultFileError(f"{path}: root attribute {name!r} is not valid JSON ({exc})") from None
+        raise _incomplete(path, f"root attribute {name!r} is not valid JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise _incomplete(path, f"root attribute {name!r} is not a JSON object")
+    return value
 
 
 def read_metadata(path) -> dict:
     """Attributes, dataset shapes and final history values of a result file, without reading
     the fields.  Raises ResultFileError (a ValueError) for a missing or foreign file."""
     path = os.fspath(path)
-    with _open(path) as f:
+    with _open(path) as f, _reading(path):
         meta = {
             "path": path,
             "mfg_pde_version": _attr_str(f, FORMAT_ATTR),
@@ -359,16 +609,12 @@ def load(path):
     from .result import MFGResult
 
     path = os.fspath(path)
-    with _open(path) as f:
-        for name in ("t", "m", "u"):
-            if name not in f:
-                raise ResultFileError(f"{path}: dataset {name!r} is missing")
+    with _open(path) as f, _reading(path):
         g = _attr_json(f, path, "grid")
         try:
             grid = Grid(g["bounds"], g["shape"], g["bc"])
         except (KeyError, TypeError, ValueError, NotImplementedError) as exc:
-            raise ResultFileError(f"{path}: root attribute 'grid' does not describe a grid "
-                                  f"({exc})") from None
+            raise _incomplete(path, f"root attribute 'grid' does not describe a grid ({exc})") from None
         t = f["t"][()]
         m = f["m"][()]
         u = f["u"][()]
@@ -400,5 +646,5 @@ def load(path):
         )
     want = (t.shape[0],) + grid.shape
     if m.shape != want or u.shape != want:
-        raise ResultFileError(f"{path}: m {m.shape} / u {u.shape} do not match (len(t), *grid) = {want}")
+        raise _incomplete(path, f"m {m.shape} / u {u.shape} do not match (len(t), *grid) = {want}")
     return result
