@@ -9,8 +9,11 @@
     mfg-pde --version
 
 Exit status: 0 success; 1 a run did not converge or a check failed; 2 a usage error (unknown
-case / parameter, bad value, missing or foreign file), reported as one line on stderr starting
-with ``mfg-pde: error:``.  Set ``MFG_PDE_TRACEBACK=1`` to get the full traceback instead.
+case / parameter, bad value, missing, foreign or incomplete file, an --out that cannot be written,
+a grid too large for the memory), reported as one line on stderr starting with ``mfg-pde: error:``;
+130 interrupted (Ctrl-C; an interrupted save leaves any existing file untouched).  Output cut short
+by the reader (``mfg-pde info f.h5 | head -1``) ends quietly.  Set ``MFG_PDE_TRACEBACK=1`` to get
+the full traceback instead.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ import math
 import os
 import sys
 import time
+
+import numpy as np
 
 PROG = "mfg-pde"
 
@@ -115,6 +120,20 @@ def _parse_sets(items) -> dict:
     return out
 
 
+def _check_out(path) -> None:
+    """--out must name a file that can be written (checked before any solve)."""
+    from .io import OutputPathError, check_output_path
+
+    try:
+        check_output_path(path)
+    except OutputPathError as exc:
+        raise UsageError(f"--out {path if path else repr(path)}: {exc.reason}") from None
+
+
+def _note(message: str) -> None:
+    print(f"{PROG}: note: {message}", file=sys.stderr)
+
+
 def _checks_ok(run) -> bool:
     return bool(run.result.converged) and all(bool(c.passed) for c in run.checks)
 
@@ -174,9 +193,8 @@ def cmd_run(args) -> int:
     params = case.resolve(overrides)     # fail fast on unknown names / bad values
     kw = _solve_kwargs(args)
     if args.out is not None:
-        out_dir = os.path.dirname(os.path.abspath(args.out))
-        if not os.path.isdir(out_dir):
-            raise UsageError(f"--out {args.out}: directory {out_dir} does not exist")
+        _check_out(args.out)             # before the solve, whose result would otherwise be lost
+    case.check_memory(params, kw.get("method"))   # a grid too large: refused before anything is built
     if not args.quiet:
         print(f"{PROG}: running {case.name} ...", file=sys.stderr)
     with contextlib.redirect_stdout(sys.stderr):  # progress goes to stderr, stdout keeps the summary
@@ -302,27 +320,44 @@ def cmd_info(args) -> int:
     return 0
 
 
+_SOLVER_KEYS = ("method", "tol", "max_iter")   # recorded next to a case's parameters by `run`
+
+
 def _oracle_mean_for(result):
-    """The registered case's closed-form mean path, when it has one (else None)."""
+    """The registered case's closed-form mean path for the result, ready to draw: one finite mean per
+    time level and axis.  None (with a note on stderr when there was one to draw) when the result has no
+    case, the case has no closed form, the file's parameters are not the case's, or the closed form
+    fails or does not fit the result."""
     if not result.case:
         return None
     try:
-        cases = _cases()
-        case = cases.get(result.case)
+        case = _cases().get(result.case)
     except Exception:
         return None
     if not hasattr(case, "oracle_mean"):
         return None
-    try:
-        try:
-            params = case.resolve(result.params)
-        except Exception:
-            params = {**case.defaults(), **(result.params or {})}
-        return case.oracle_mean(params, result.t)
-    except Exception as exc:
-        print(f"{PROG}: note: no closed-form mean drawn ({exc.__class__.__name__}: {exc})",
-              file=sys.stderr)
+    from .plotting import _oracle_array
+
+    def skip(why):
+        _note(f"no closed-form mean drawn for case {case.name}: {why}")
         return None
+
+    params = dict(result.params or {})
+    known = {p.name for p in case.params}
+    foreign = sorted(k for k in params if k not in known and k not in _SOLVER_KEYS)
+    if foreign:
+        shown = ", ".join(foreign[:4]) + (", ..." if len(foreign) > 4 else "")
+        return skip(f"the file's parameters are not the case's ({shown})")
+    try:
+        p = case.resolve({k: v for k, v in params.items() if k in known})
+        t = np.asarray(result.t, dtype=float)
+        om = np.asarray(case.oracle_mean(p, t), dtype=float)
+        checked = _oracle_array(om, t, result.grid.ndim)
+    except Exception as exc:
+        return skip(f"{exc.__class__.__name__}: {_one_line(exc)}")
+    if not np.all(np.isfinite(checked)):
+        return skip("it is not finite for these parameters")
+    return om
 
 
 def cmd_plot(args) -> int:
@@ -334,11 +369,15 @@ def cmd_plot(args) -> int:
     if out is None:
         root, _ = os.path.splitext(args.file)
         out = root + ".png"
-    out_dir = os.path.dirname(os.path.abspath(out))
-    if not os.path.isdir(out_dir):
-        raise UsageError(f"--out {out}: directory {out_dir} does not exist")
+    _check_out(out)
     oracle = _oracle_mean_for(result)
-    plot_result(result, path=out, oracle_mean=oracle)
+    try:
+        plot_result(result, path=out, oracle_mean=oracle)
+    except Exception as exc:
+        if oracle is None:
+            raise
+        _note(f"no closed-form mean drawn ({exc.__class__.__name__}: {_one_line(exc)})")
+        plot_result(result, path=out, oracle_mean=None)
     print(f"wrote {out}")
     return 0
 
@@ -388,22 +427,43 @@ def _one_line(exc) -> str:
     return " ".join(text.split())
 
 
+def _stdout_to_devnull() -> None:
+    """The reader of stdout has gone (a closed pipe): send what is still buffered to /dev/null, so that
+    neither we nor the interpreter's final flush report the broken pipe."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, sys.stdout.fileno())
+        finally:
+            os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # stdout is not a file descriptor (tests)
+        pass
+
+
 def main(argv=None) -> int:
     parser = build_parser()
+    rc = 0
     try:
         try:
             args = parser.parse_args(argv)
         except SystemExit as exc:  # --help / --version
-            return exc.code if isinstance(exc.code, int) else 0
-        if getattr(args, "func", None) is None:
-            raise UsageError("a command is required: cases, run, validate, info or plot "
-                             f"(see `{PROG} --help`)")
-        return int(args.func(args))
+            rc = exc.code if isinstance(exc.code, int) else 0
+        else:
+            if getattr(args, "func", None) is None:
+                raise UsageError("a command is required: cases, run, validate, info or plot "
+                                 f"(see `{PROG} --help`)")
+            rc = int(args.func(args))
+        sys.stdout.flush()  # here, not at exit: a closed pipe is then handled below
+        return rc
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
-    except (UsageError, ValueError, TypeError, OSError, NotImplementedError) as exc:
-        # CaseError and ResultFileError are ValueErrors; OSError covers unwritable --out paths.
+    except BrokenPipeError:  # `mfg-pde info f.h5 | head -1`: the reader stopped reading, not an error
+        _stdout_to_devnull()
+        return rc
+    except (UsageError, ValueError, TypeError, OSError, NotImplementedError, MemoryError) as exc:
+        # CaseError, ResultFileError and the memory check's InsufficientMemoryError are ValueErrors;
+        # OSError covers a failed write, MemoryError an allocation numpy could not make.
         if os.environ.get("MFG_PDE_TRACEBACK"):
             raise
         print(f"{PROG}: error: {_one_line(exc)}", file=sys.stderr)
