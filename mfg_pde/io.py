@@ -490,10 +490,13 @@ def _incomplete(path, why: str) -> ResultFileError:
     m = _TMP_RE.search(os.path.basename(path))
     if m:
         pid = int(m.group(1))
-        state = "a process that is still running" if _pid_alive(pid) and pid != os.getpid() else \
-            "a process that no longer exists"
+        target = path[:len(path) - len(m.group(0))]
+        if pid != os.getpid() and _pid_alive(pid):
+            state, fix = "still running: it may be writing it now", f"wait for {target}"
+        else:
+            state, fix = "no longer running", "delete the temporary file"
         hint = (f"; {os.path.basename(path)} is the temporary file of an unfinished save by process {pid} "
-                f"({state}): the finished result, if any, is {path[:len(path) - len(m.group(0))]}; delete the temporary file")
+                f"({state}); the finished result, if any, is {target}; {fix}")
     return ResultFileError(f"{path}: not a complete mfg_pde result file: {why}{hint}")
 
 
