@@ -35,6 +35,12 @@ class Coupling:
     def describe(self) -> dict:
         raise NotImplementedError
 
+    def monotone(self, grid: Grid) -> bool | None:
+        """Whether F is monotone on this grid, int (F(m1) - F(m2)) (m1 - m2) >= 0 for all densities m1, m2
+        (then the equilibrium is unique); False when it is known not to be (several equilibria may
+        exist), None when unknown (a user-defined coupling)."""
+        return None
+
     def __add__(self, other):
         return SumCoupling([self, other])
 
@@ -56,6 +62,10 @@ class SumCoupling(Coupling):
 
     def describe(self):
         return {"type": "sum", "parts": [p.describe() for p in self.parts]}
+
+    def monotone(self, grid):
+        verdicts = {p.monotone(grid) for p in self.parts}
+        return verdicts.pop() if len(verdicts) == 1 else None  # a mixed sum can be either
 
 
 def _sq_distance(grid: Grid, centres: np.ndarray) -> np.ndarray:
@@ -82,6 +92,11 @@ class QuadraticInteraction(Coupling):
 
     def describe(self):
         return {"type": "quadratic-interaction", "beta": self.beta.describe()}
+
+    def monotone(self, grid):
+        # int (F(m1) - F(m2)) (m1 - m2) = -beta |mean1 - mean2|^2: attraction to the mean is anti-monotone
+        # (the LQ equilibrium is still unique, by the Riccati equation, not by monotonicity)
+        return False
 
 
 class FixedGuidance(Coupling):
@@ -119,6 +134,9 @@ class FixedGuidance(Coupling):
         if isinstance(nu, np.ndarray):
             nu = nu.tolist()
         return {"type": "fixed-guidance", "beta": self.beta.describe(), "nu": nu}
+
+    def monotone(self, grid):
+        return True  # F does not depend on m
 
 
 class KernelInteraction(Coupling):
@@ -172,6 +190,23 @@ class KernelInteraction(Coupling):
         return {"type": "kernel-interaction", "kernel": getattr(self.kernel, "__name__", "callable"),
                 "strength": self.strength}
 
+    def monotone(self, grid):
+        """strength x W positive semi-definite on the grid: the eigenvalues of the (circular or zero-padded
+        circulant) convolution are >= 0 -- sufficient; on reflecting axes a negative eigenvalue of the
+        padded circulant is inconclusive unless the dense 1-D matrix (N <= 2000) decides it."""
+        what, _ = self._kernel_hat(grid)
+        lam = self.strength * what.real
+        scale = max(float(np.abs(lam).max()), 1e-300)
+        if lam.min() >= -1e-12 * scale:
+            return True
+        if all(code == BC_PERIODIC for code in grid.bc_codes):
+            return False
+        if grid.ndim == 1 and grid.shape[0] <= 2000:
+            x = grid.axes[0]
+            Wm = self.strength * np.asarray(self.kernel(x[:, None] - x[None, :]), dtype=float)
+            return bool(np.linalg.eigvalsh(0.5 * (Wm + Wm.T)).min() >= -1e-12 * max(np.abs(Wm).max(), 1e-300))
+        return None
+
 
 class LocalPower(Coupling):
     """F = kappa m^p (p > 0)."""
@@ -190,6 +225,9 @@ class LocalPower(Coupling):
     def describe(self):
         return {"type": "local-power", "kappa": self.kappa, "p": self.p}
 
+    def monotone(self, grid):
+        return self.kappa >= 0.0  # m -> kappa m^p is non-decreasing
+
 
 class LocalLog(Coupling):
     """F = kappa log m (m floored at 1e-300 where it underflows to zero)."""
@@ -202,3 +240,17 @@ class LocalLog(Coupling):
 
     def describe(self):
         return {"type": "local-log", "kappa": self.kappa}
+
+    def monotone(self, grid):
+        return self.kappa >= 0.0
+
+
+def coupling_monotone(problem) -> bool | None:
+    """Whether the problem's couplings are known to be monotone (True: one equilibrium), known not to be
+    (False: several equilibria may exist, and the starting pair selects one), or unknown (None): the
+    running coupling F and, when it depends on m, the terminal cost G (user callables: unknown)."""
+    grid = problem.grid
+    verdict = True if problem.coupling is None else problem.coupling.monotone(grid)
+    if getattr(problem.terminal_cost, "depends_on_m", False):
+        verdict = None if verdict is not False else False
+    return verdict

@@ -77,7 +77,7 @@ class _Progress:
         self.last = -np.inf
         self.header = False
 
-    def __call__(self, k, rec, force=False):
+    def __call__(self, k, rec, force=False, label=""):
         if not self.enabled:
             return
         now = rec["wall_time"]
@@ -87,9 +87,17 @@ class _Progress:
             print(f"{'iter':>5} {'residual':>10} {'hjb_res':>10} {'change_m':>10} {'mass_err':>9} "
                   f"{'newton':>6} {'elapsed':>9}", file=self.stream)
             self.header = True
+        newton = rec.get("newton_max", np.nan)
+        newton = f"{int(newton):6d}" if np.isfinite(newton) else f"{'-':>6}"
         print(f"{k:5d} {rec['residual']:10.3e} {rec['hjb_residual']:10.3e} {rec['change_m']:10.3e} "
-              f"{rec['mass_error']:9.1e} {int(rec['newton_max']):6d} {now:8.2f}s", file=self.stream, flush=True)
+              f"{rec['mass_error']:9.1e} {newton} {now:8.2f}s" + (f"  {label}" if label else ""),
+              file=self.stream, flush=True)
         self.last = now
+
+    def note(self, message: str):
+        """A one-line event (e.g. auto starting another loop), shown when progress is on."""
+        if self.enabled:
+            print(message, file=self.stream, flush=True)
 
 
 class _Anderson:
@@ -237,6 +245,107 @@ def _method_name(method: str) -> str:
     return key
 
 
+class FixedPoint:
+    """The damped fixed-point loop m <- m + theta_k (Phi(m) - m) (picard, fictitious play, anderson), one
+    coupling iteration per ``step()``.  ``solve`` drives it to the end; ``auto`` interleaves it with Newton.
+
+    State: the iterate ``m`` (levels 1..Nt are updated in place), the last candidate pair (``sol``,
+    ``m_hat``), the Anderson memory, and -- with ``keep_best`` -- copies of the best candidate pair by the
+    Newton residual max(hjb_residual, fp_residual) (``best_pair``: Newton's starting point in ``auto``)."""
+
+    def __init__(self, problem, method, tol, damping, anderson_depth, newton_tol, newton_maxit, inner_factor,
+                 m_init=None, diagnostics="every", keep_best=False):
+        self.problem, self.method, self.tol = problem, method, tol
+        self.damping = damping
+        self.newton_tol, self.newton_maxit, self.inner_factor = newton_tol, newton_maxit, inner_factor
+        self.diagnostics = diagnostics
+        self.m = initial_density(problem, m_init)
+        self.mass0 = float(problem.grid.integrate(problem.m0))
+        self.cell_volume = float(problem.grid.cell_volume)
+        self.accel = _Anderson(int(anderson_depth), damping) if method == "anderson" else None
+        self.buffers = _Buffers(problem)
+        self.one_shot = not problem.is_coupled
+        self.sol_prev = self.sol = self.m_hat = None
+        self.best = np.inf          # safeguard reference (reset on Anderson restarts)
+        self.best_residual = np.inf  # smallest fixed-point residual seen
+        self.first_residual = np.nan
+        # inexact inner solves scale with the last residual; a given starting density may already be a
+        # solution, so its first best response is solved tightly
+        self.last_residual = 1.0 if m_init is None else 0.0
+        self.tight = False
+        self.k = 0
+        self.keep_best = keep_best
+        self.best_pair = None       # (u, m_hat, states, newton residual, iteration)
+        self._keep = None
+
+    def _remember(self, hjb_res, fp_res):
+        value = max(hjb_res, fp_res)
+        if not np.isfinite(value) or (self.best_pair is not None and value >= self.best_pair[3]):
+            return
+        if self._keep is None:
+            self._keep = (np.empty_like(self.sol.u), np.empty_like(self.m_hat), np.empty_like(self.sol.states))
+        for dst, src in zip(self._keep, (self.sol.u, self.m_hat, self.sol.states)):
+            np.copyto(dst, src)
+        self.best_pair = (*self._keep, value, self.k)
+
+    def step(self, final: bool = False):
+        """One iteration: the best response Phi(m_k), its statistics, and (unless converged) the update of m.
+
+        Returns (state, record): state is "converged", "continue" or "non-finite"; the record holds the
+        history values of this iteration (residual, hjb_residual, fp_residual, change_m, mass_error,
+        newton_max, damping)."""
+        self.k += 1
+        k = self.k
+        inner_tol = self.newton_tol if self.tight else max(self.newton_tol, self.inner_factor * self.last_residual)
+        sol, m_hat, finite, norm_m, res_sum, mass_err, f, uT = best_response(
+            self.problem, self.m, self.sol_prev, inner_tol, self.newton_maxit, self.cell_volume, self.mass0,
+            self.buffers)
+        self.sol, self.m_hat = sol, m_hat
+        newton = _newton_count(sol.newton)
+        if not finite:
+            return "non-finite", {"residual": np.nan, "hjb_residual": np.nan, "fp_residual": np.nan,
+                                  "change_m": np.nan, "mass_error": np.nan, "newton_max": newton, "damping": np.nan}
+        residual = float(np.float64(res_sum) / norm_m)
+        if np.isnan(self.first_residual):
+            self.first_residual = residual
+        tol = self.tol
+        if self.diagnostics == "every" or residual <= tol or self.one_shot or self.keep_best or final:
+            hjb_res, fp_res = candidate_residuals(self.problem, sol, m_hat, f, uT)
+        else:
+            hjb_res = fp_res = np.nan
+        if self.keep_best:
+            self._remember(hjb_res, fp_res)
+        rec = {"residual": residual, "hjb_residual": hjb_res, "fp_residual": fp_res, "mass_error": mass_err,
+               "newton_max": newton}
+        if residual <= tol and hjb_res > tol and not self.tight and not self.one_shot:
+            self.tight = True  # m has converged: one more pass with tight Newton solves to certify u
+        elif self.one_shot or (residual <= tol and hjb_res <= tol):
+            rec.update(residual=0.0 if self.one_shot else residual, change_m=0.0 if self.one_shot else residual,
+                       damping=self.damping)
+            self.best_residual = min(self.best_residual, residual)
+            return "converged", rec
+        # next iterate (m itself is not returned, so the damped methods update it in place here)
+        Nt = self.problem.Nt
+        m1 = self.m[1:].reshape(Nt, -1)
+        if self.method in ("picard", "fictitious-play"):
+            theta = self.damping if self.method == "picard" else 1.0 / (k + 1)
+            change = float(np.float64(mix_inplace(m1, m_hat[1:].reshape(Nt, -1), theta)) / norm_m)
+        else:
+            change_sum, theta, self.best = anderson_update(self.accel, self.m, m_hat, residual, self.best)
+            change = change_sum / norm_m
+        rec.update(change_m=change, damping=theta)
+        self.best = min(self.best, residual)
+        self.best_residual = min(self.best_residual, residual)
+        self.last_residual = residual
+        self.sol_prev = sol
+        return "continue", rec
+
+
+def _newton_count(its) -> float:
+    its = np.asarray(its)
+    return float(np.abs(its).max()) if its.size else 0.0
+
+
 def solve(problem, method: str = "auto", tol: float = 1e-8, max_iter: int = 300, damping: float | None = None,
           anderson_depth: int = 5, newton_tol: float = 1e-12, newton_maxit: int = 50, inner_factor: float = 1e-2,
           m_init=None,
@@ -246,32 +355,31 @@ def solve(problem, method: str = "auto", tol: float = 1e-8, max_iter: int = 300,
 
     Parameters
     ----------
-    method : "auto" (default: Anderson, switching to Newton if it stalls), "picard", "fictitious-play",
-        "anderson" or "newton".
+    method : "auto" (default: Anderson, racing Newton and damped Picard when it is slow), "picard",
+        "fictitious-play", "anderson" or "newton".
     tol : relative tolerance on ||Phi(m) - m||_1 / ||m||_1.
     max_iter : iteration cap.
     damping : theta in (0, 1]; default 0.5 for picard, 1.0 for anderson (ignored by fictitious play).
     anderson_depth : memory of Anderson mixing.
     newton_tol, newton_maxit : relative tolerance and cap of the per-step Newton iterations.
     inner_factor : inexact-Newton factor (inner tolerance = max(newton_tol, inner_factor * residual)).
-    m_init : initial guess for m on all levels, (Nt+1, *grid); default m0 frozen in time.
+    m_init : initial guess for m on all levels, (Nt+1, *grid), or a previous result (its m; with
+        method="newton" also its u); default m0 frozen in time.
     progress : print one line per iteration (throttled) to stderr.
     callback : called as callback(k, record) after each iteration; return True to stop.
     exploitability : "final" (record the Nash gap at the last iteration), "every" or "none".
     diagnostics : "every" (default: exact HJB/FP residuals of every candidate in the history) or "lean"
         (only where they decide convergence, and at max_iter; same iterates and result; see the module
         docstring).  For the methods picard, fictitious-play and anderson.
-    options : method-specific options of "newton" / "auto" (see ``newton.solve_newton``).
+    options : method-specific options of "newton" / "auto" (see ``newton.solve_newton`` and
+        ``auto.solve_auto``); an option the method does not take is an error.
     """
+    from .options import check_options, check_common
     method = _method_name(method)
-    if exploitability not in ("final", "every", "none"):
-        raise ValueError(f"exploitability = {exploitability!r}: choose 'final', 'every' or 'none'")
-    if diagnostics not in ("every", "lean"):
-        raise ValueError(f"diagnostics = {diagnostics!r}: choose 'every' or 'lean'")
-    if not (np.isfinite(tol) and tol > 0):
-        raise ValueError(f"tol = {tol}: must be > 0")
-    if int(max_iter) < 1:
-        raise ValueError(f"max_iter = {max_iter}: must be >= 1")
+    tol, max_iter = check_common(problem, tol, max_iter, exploitability, diagnostics, damping, anderson_depth,
+                                 newton_tol, newton_maxit, inner_factor, divergence_factor)
+    m_init, u_init = _split_init(problem, m_init, options)
+    check_options(method, options)
     if method == "auto" and not problem.is_coupled and not options:
         method = "anderson"  # nothing to iterate: the core loop's single sweep
     if diagnostics == "lean" and method in ("newton", "auto"):
@@ -279,99 +387,61 @@ def solve(problem, method: str = "auto", tol: float = 1e-8, max_iter: int = 300,
                          f"method='anderson'), not {method!r}, whose steps use the residuals")
     if method == "newton":
         from .newton import solve_newton
-        return solve_newton(problem, tol=tol, max_iter=int(max_iter), m_init=m_init, newton_tol=newton_tol,
-                            newton_maxit=newton_maxit, anderson_depth=anderson_depth, progress=progress,
-                            callback=callback, exploitability=exploitability, **options)
+        if u_init is not None:
+            options["u_init"] = u_init
+        return _tag(problem, solve_newton(problem, tol=tol, max_iter=max_iter, m_init=m_init, newton_tol=newton_tol,
+                                          newton_maxit=newton_maxit, anderson_depth=anderson_depth, progress=progress,
+                                          callback=callback, exploitability=exploitability, **options))
     if method == "auto":
-        from .newton import solve_auto
-        return solve_auto(problem, tol=tol, max_iter=max_iter, damping=damping, anderson_depth=anderson_depth,
-                          newton_tol=newton_tol, newton_maxit=newton_maxit, inner_factor=inner_factor,
-                          m_init=m_init, progress=progress, callback=callback, exploitability=exploitability,
-                          divergence_factor=min(divergence_factor, 1e2), **options)
-    if options:
-        raise TypeError(f"solve(method={method!r}) got unexpected options: {', '.join(sorted(options))}")
+        from .auto import solve_auto
+        return _tag(problem, solve_auto(problem, tol=tol, max_iter=max_iter, damping=damping,
+                                        anderson_depth=anderson_depth, newton_tol=newton_tol, newton_maxit=newton_maxit,
+                                        inner_factor=inner_factor, m_init=m_init, progress=progress, callback=callback,
+                                        exploitability=exploitability, divergence_factor=min(divergence_factor, 1e2),
+                                        **options))
     if damping is None:
         damping = 0.5 if method == "picard" else 1.0
-    if not 0 < damping <= 1:
-        raise ValueError(f"damping = {damping}: must be in (0, 1]")
-    if method == "anderson" and int(anderson_depth) < 1:
-        raise ValueError(f"anderson_depth = {anderson_depth}: must be >= 1")
 
     grid, Nt = problem.grid, problem.Nt
     t_start = time.perf_counter()
-    m = initial_density(problem, m_init)
-    mass0 = float(grid.integrate(problem.m0))
-    cell_volume = float(grid.cell_volume)
-    options = {"method": method, "tol": tol, "max_iter": int(max_iter), "damping": damping,
-               "anderson_depth": int(anderson_depth), "newton_tol": newton_tol, "newton_maxit": newton_maxit,
-               "inner_factor": inner_factor, "diagnostics": diagnostics}
+    solver = {"method": method, "tol": tol, "max_iter": max_iter, "damping": damping,
+              "anderson_depth": int(anderson_depth), "newton_tol": newton_tol, "newton_maxit": newton_maxit,
+              "inner_factor": inner_factor, "diagnostics": diagnostics, "divergence_factor": divergence_factor,
+              "exploitability": exploitability, "m_init": "given" if m_init is not None else "m0"}
     history = {k: [] for k in HISTORY_KEYS + ("exploitability",)}
     report = _Progress(progress)
-    accel = _Anderson(int(anderson_depth), damping) if method == "anderson" else None
-    buffers = _Buffers(problem)
-
-    sol_prev = None
-    sol = None
-    u = m_hat = None
+    loop = FixedPoint(problem, method, tol, damping, anderson_depth, newton_tol, newton_maxit, inner_factor,
+                      m_init=m_init, diagnostics=diagnostics)
     status, converged = "not converged", False
-    best = np.inf
-    last_residual = 1.0
-    tight = False
     k = 0
-    one_shot = not problem.is_coupled
-    for k in range(1, int(max_iter) + 1):
-        inner_tol = newton_tol if tight else max(newton_tol, inner_factor * last_residual)
-        sol, m_hat, finite, norm_m, res_sum, mass_err, f, uT = best_response(
-            problem, m, sol_prev, inner_tol, newton_maxit, cell_volume, mass0, buffers)
-        u, its = sol.u, sol.newton
-        if not finite:
+    for k in range(1, max_iter + 1):
+        state, rec = loop.step(final=k == max_iter)
+        rec = record(history, rec, t_start)
+        if state == "non-finite":
             status = f"diverged: non-finite values in u or m at iteration {k}"
-            _record(history, np.nan, np.nan, np.nan, np.nan, np.nan, its, np.nan, t_start)
             history["exploitability"].append(np.nan)
             break
-        residual = float(np.float64(res_sum) / norm_m)
-        if diagnostics == "every" or residual <= tol or one_shot or k == int(max_iter):
-            hjb_res, fp_res = candidate_residuals(problem, sol, m_hat, f, uT)
-        else:
-            hjb_res = fp_res = np.nan
-
-        if residual <= tol and hjb_res > tol and not tight and not one_shot:
-            tight = True  # m has converged: one more pass with tight Newton solves to certify u
-        elif one_shot or (residual <= tol and hjb_res <= tol):
-            change = 0.0 if one_shot else residual
-            rec = _record(history, residual if not one_shot else 0.0, hjb_res, fp_res, change, mass_err, its,
-                          damping, t_start)
+        if state == "converged":
             history["exploitability"].append(
-                nash_gap(problem, u, m_hat, sol.states, newton_tol, newton_maxit) if exploitability != "none"
-                else np.nan)
+                nash_gap(problem, loop.sol.u, loop.m_hat, loop.sol.states, newton_tol, newton_maxit)
+                if exploitability != "none" else np.nan)
             report(k, rec, force=True)
             status, converged = "converged", True
             break
-
-        # next iterate (m itself is not returned, so the damped methods update it in place here)
-        m1 = m[1:].reshape(Nt, -1)
-        if method == "picard" or method == "fictitious-play":
-            theta = damping if method == "picard" else 1.0 / (k + 1)
-            change = float(np.float64(mix_inplace(m1, m_hat[1:].reshape(Nt, -1), theta)) / norm_m)
-        else:
-            change_sum, theta, best = anderson_update(accel, m, m_hat, residual, best)
-            change = change_sum / norm_m
-        rec = _record(history, residual, hjb_res, fp_res, change, mass_err, its, theta, t_start)
-        history["exploitability"].append(nash_gap(problem, u, m_hat, sol.states, newton_tol, newton_maxit)
-                                         if exploitability == "every" else np.nan)
+        history["exploitability"].append(
+            nash_gap(problem, loop.sol.u, loop.m_hat, loop.sol.states, newton_tol, newton_maxit)
+            if exploitability == "every" else np.nan)
         report(k, rec)
-        best = min(best, residual)
-        last_residual = residual
-        if residual > divergence_factor * best and k > 5:
-            status = f"diverged: residual grew from {best:.3e} to {residual:.3e} at iteration {k}"
+        if rec["residual"] > divergence_factor * loop.best and k > 5:
+            status = f"diverged: residual grew from {loop.best:.3e} to {rec['residual']:.3e} at iteration {k}"
             break
         if callback is not None and callback(k, rec):
             status = f"stopped by callback at iteration {k}"
             break
-        sol_prev = sol
     else:
         status = (f"not converged: max_iter = {max_iter} reached with residual "
                   f"{history['residual'][-1]:.3e}, hjb_residual {history['hjb_residual'][-1]:.3e} (tol {tol:.1e})")
+    sol, u, m_hat = loop.sol, (loop.sol.u if loop.sol is not None else None), loop.m_hat
     if not converged and history["residual"]:
         if exploitability == "final" and m_hat is not None and np.isnan(history["exploitability"][-1]) \
                 and np.isfinite(history["residual"][-1]):
@@ -380,25 +450,48 @@ def solve(problem, method: str = "auto", tol: float = 1e-8, max_iter: int = 300,
     hist = {key: np.asarray(v, dtype=float) for key, v in history.items()}
     hist["iteration"] = np.arange(1, len(hist["residual"]) + 1, dtype=float)
     u_out = u if u is not None else np.full((Nt + 1,) + grid.shape, np.nan)
-    m_out = m_hat if m_hat is not None else m
+    m_out = m_hat if m_hat is not None else loop.m
     result = MFGResult(grid=grid, t=problem.t, u=u_out, m=m_out, converged=converged, status=status,
                        iterations=len(hist["residual"]), history=hist, params=problem.describe(),
-                       solver=options)
+                       solver=solver)
     if sol is not None:
         result.extras["hjb_solution"] = sol
         if grid.has_exits:
             attach_outflow(result, problem, sol)
+    _tag(problem, result)
     if progress:
         print(result.summary(), file=sys.stderr, flush=True)
     return result
 
 
-def _record(history, residual, hjb_res, fp_res, change, mass_err, its, theta, t_start):
-    its = np.asarray(its)
-    newton = float(np.abs(its).max()) if its.size else 0.0
-    vals = {"residual": residual, "hjb_residual": hjb_res, "fp_residual": fp_res, "change_m": change,
-            "mass_error": mass_err, "newton_max": newton, "damping": theta,
-            "wall_time": time.perf_counter() - t_start}
-    for key, v in vals.items():
-        history[key].append(float(v))
-    return vals
+def _tag(problem, result):
+    """Record in the result whether the coupling is known to be monotone (one equilibrium) or not."""
+    from ..couplings import coupling_monotone
+    verdict = coupling_monotone(problem)
+    result.solver["coupling_monotone"] = {True: "yes", False: "no", None: "unknown"}[verdict]
+    return result
+
+
+def _split_init(problem, m_init, options):
+    """m_init may be a previous result: its density starts the loop (and its u starts Newton)."""
+    u_init = options.pop("u_init", None)
+    if isinstance(m_init, MFGResult):
+        res = m_init
+        if res.m.shape != (problem.Nt + 1,) + problem.grid.shape:
+            raise ValueError(f"m_init: the result's density has shape {res.m.shape}, the problem needs "
+                             f"{(problem.Nt + 1,) + problem.grid.shape} (same grid and Nt); interpolate it first")
+        m_init = res.m
+        if u_init is None:
+            u_init = res.u
+    return m_init, u_init
+
+
+def record(history, rec, t_start):
+    """Append one iteration's record to ``history`` (every key of history; nan where rec has none), with
+    the wall time since t_start; returns the completed record."""
+    rec = dict(rec)
+    rec.setdefault("wall_time", time.perf_counter() - t_start)
+    for key, values in history.items():
+        if key in rec or key != "exploitability":
+            values.append(float(rec.get(key, np.nan)))
+    return rec

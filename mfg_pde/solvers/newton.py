@@ -867,19 +867,22 @@ def _check_options(problem, warm_start, warm_iter, continuation, linear_solver):
         raise ValueError(f"linear_solver = {linear_solver!r}: choose 'auto', 'direct' or 'krylov'")
 
 
-def _krylov_direction(sysm, u, m, ev, deriv, eta, krylov_rtol, phi0):
+def _krylov_direction(sysm, u, m, ev, deriv, eta, krylov_rtol, phi0, krylov_maxiter=150):
     """Inexact Newton direction: tighten the Krylov tolerance until ||J d + R|| <= eta ||R|| in the merit
-    norm (at most 8 tenfold tightenings, resuming the iteration).  Returns (du, dm, iterations, ratio)."""
+    norm (at most 8 tenfold tightenings, resuming the iteration), within ``krylov_maxiter`` Krylov
+    iterations in all (a Krylov solve that has not converged by then -- an indefinite system far from a
+    solution -- returns its best direction for the line search to judge, instead of spending thousands of
+    iterations on one step).  Returns (du, dm, iterations, ratio)."""
     sH, sF = ev["sH"], ev["sF"]
     rtol = min(krylov_rtol, eta)
     red = sysm.reduced(u, m, ev, deriv)
     lin = np.inf
     its = 0
     for _attempt in range(8):
-        du, dm, its = red.solve(rtol)
+        du, dm, its = red.solve(rtol, maxiter=max(krylov_maxiter - its, 1))
         JH, JF = sysm.jvp(u, m, ev, deriv, du, dm)
         lin = np.sqrt(0.5 * (np.sum(((JH + ev["RH"]) / sH) ** 2) + np.sum(((JF + ev["RF"]) / sF) ** 2)) / phi0)
-        if lin <= eta or rtol < 1e-13:
+        if lin <= eta or rtol < 1e-13 or its >= krylov_maxiter:
             break
         rtol *= 0.1
     return du, dm, its, lin
@@ -905,73 +908,73 @@ def _line_search(sysm, u, m, du, dm, sH, sF, phi_ref, max_backtracks):
     return False, alpha, u_new, m_new, ev_new
 
 
-def newton_iterations(problem, u, m, tol=1e-10, max_iter=50, linear_solver="auto", direct_max=400_000,
-                      max_backtracks=30, history=None, t_start=None, progress=None, callback=None, cont=np.nan,
-                      krylov_rtol=1e-3, nonmonotone=5, every_gap=False):
-    """Newton with backtracking line search from (u, m) (full (Nt+1, N) arrays, modified in place).
+class NewtonRun:
+    """Newton with backtracking line search from (u, m) (full (Nt+1, N) arrays -- in 2-D/3-D the lifted
+    split-chain arrays -- modified in place), one Newton iteration per ``step()``; ``newton_iterations``
+    runs it to the end, ``auto`` interleaves it with the fixed-point loop.
 
-    Returns (converged, status, k, ev) and appends one record per iterate to ``history``."""
-    sysm = make_system(problem)
-    sysm.complete(u, m)
-    Nt, N = sysm.Nt, sysm.N
-    small = sysm.has_direct and 2 * Nt * N <= direct_max
-    t_start = time.perf_counter() if t_start is None else t_start
-    mass0 = float(problem.grid.integrate(problem.m0))
-    history = _new_history() if history is None else history
-    ev = sysm.evaluate(u, m)
-    merits = []
-    status = f"not converged: newton max_iter = {max_iter} reached"
-    converged = False
-    k = 0
-    for k in range(1, int(max_iter) + 2):
+    ``step()`` evaluates the current iterate, records it, and (unless it converged or failed) takes one
+    Newton step.  Returns (state, record) with state "converged", "continue", "non-finite",
+    "line-search" (no acceptable step) or "max-iter"."""
+
+    def __init__(self, problem, u, m, tol=1e-10, max_iter=50, linear_solver="auto", direct_max=400_000,
+                 max_backtracks=30, cont=np.nan, krylov_rtol=1e-3, nonmonotone=5, every_gap=False):
+        self.problem, self.u, self.m = problem, u, m
+        self.tol, self.max_iter = tol, int(max_iter)
+        self.linear_solver, self.max_backtracks = linear_solver, max_backtracks
+        self.cont, self.krylov_rtol, self.nonmonotone, self.every_gap = cont, krylov_rtol, nonmonotone, every_gap
+        self.sysm = make_system(problem)
+        self.sysm.complete(u, m)
+        self.small = self.sysm.has_direct and 2 * self.sysm.Nt * self.sysm.N <= direct_max
+        self.mass0 = float(problem.grid.integrate(problem.m0))
+        self.ev = self.sysm.evaluate(u, m)
+        self.merits = []
+        self.k = 0
+
+    @property
+    def residual(self) -> float:
+        """max(hjb_residual, fp_residual) of the current iterate."""
+        return max(self.ev["hjb"], self.ev["fp"]) if self.ev["finite"] else np.inf
+
+    def step(self):
+        self.k += 1
+        sysm, ev, u, m = self.sysm, self.ev, self.u, self.m
         res = max(ev["hjb"], ev["fp"])
         rec = {"residual": res, "hjb_residual": ev["hjb"], "fp_residual": ev["fp"],
-               "mass_error": sysm.mass_error(m, mass0), "newton_max": 0.0,
-               "phase": 1.0, "continuation": cont}
+               "mass_error": sysm.mass_error(m, self.mass0), "newton_max": 0.0,
+               "phase": 1.0, "continuation": self.cont}
         if not ev["finite"]:
-            rec["wall_time"] = time.perf_counter() - t_start
-            _append(history, rec)
-            status = f"diverged: non-finite residual in newton iteration {k}"
-            break
-        if res <= tol:
-            rec.update(change_m=0.0, damping=0.0, line_search=0.0, step_norm=0.0, linear_iterations=0.0,
-                       wall_time=time.perf_counter() - t_start)
-            _append(history, rec)
-            if progress:
-                progress(len(history["residual"]), rec, force=True)
-            converged, status = True, "converged"
-            break
-        if k > max_iter:
-            rec["wall_time"] = time.perf_counter() - t_start
-            _append(history, rec)
-            status = (f"not converged: newton max_iter = {max_iter} reached with residual {res:.3e} "
-                      f"(tol {tol:.1e})")
-            break
-        if every_gap:
-            rec["exploitability"] = nash_gap(problem, *sysm.fields(u, m))
+            return "non-finite", rec
+        if res <= self.tol:
+            rec.update(change_m=0.0, damping=0.0, line_search=0.0, step_norm=0.0, linear_iterations=0.0)
+            return "converged", rec
+        if self.k > self.max_iter:
+            return "max-iter", rec
+        if self.every_gap:
+            rec["exploitability"] = nash_gap(self.problem, *sysm.fields(u, m))
         deriv = sysm.derivative(m)
         sH, sF = ev["sH"], ev["sF"]
         phi0 = 0.5 * (np.sum((ev["RH"] / sH) ** 2) + np.sum((ev["RF"] / sF) ** 2))
-        merits.append(phi0)
+        self.merits.append(phi0)
         # non-monotone Armijo reference: the largest merit of the last ``nonmonotone`` iterates
-        phi_ref = max(merits[-max(int(nonmonotone), 1):])
+        phi_ref = max(self.merits[-max(int(self.nonmonotone), 1):])
         eta = min(0.1, max(res, 1e-12))  # forcing term of the inexact (Krylov) solves
-        if linear_solver == "direct":
+        if self.linear_solver == "direct":
             kinds = ["direct"]
-        elif linear_solver == "krylov":
+        elif self.linear_solver == "krylov":
             kinds = ["krylov"]
         else:  # auto: Krylov; sparse LU if Krylov misses its tolerance or its direction fails the line search
-            kinds = ["krylov", "direct"] if small else ["krylov"]
+            kinds = ["krylov", "direct"] if self.small else ["krylov"]
         lin_its = 0
         for kind in kinds:
             if kind == "direct":
                 du, dm, _ = sysm.direction_direct(u, m, ev, deriv)
             else:
-                du, dm, lin_its, lin = _krylov_direction(sysm, u, m, ev, deriv, eta, krylov_rtol, phi0)
+                du, dm, lin_its, lin = _krylov_direction(sysm, u, m, ev, deriv, eta, self.krylov_rtol, phi0)
                 if lin > eta and len(kinds) > 1:
                     continue
             accepted, alpha, u_new, m_new, ev_new = _line_search(sysm, u, m, du, dm, sH, sF, phi_ref,
-                                                                 max_backtracks)
+                                                                 self.max_backtracks)
             if accepted:
                 break
         scale = max(float(np.abs(u).max()), float(np.abs(m).max()), 1e-300)
@@ -979,21 +982,54 @@ def newton_iterations(problem, u, m, tol=1e-10, max_iter=50, linear_solver="auto
         norm_m = float(np.abs(m[1:]).sum())
         rec.update(change_m=float(np.abs(m_new[1:] - m[1:]).sum()) / norm_m if accepted else 0.0,
                    damping=alpha if accepted else 0.0, line_search=alpha if accepted else 0.0, step_norm=step,
-                   linear_iterations=float(lin_its), wall_time=time.perf_counter() - t_start)
+                   linear_iterations=float(lin_its))
+        if not accepted:
+            return "line-search", rec
+        u[:] = u_new
+        m[:] = m_new
+        self.ev = ev_new
+        return "continue", rec
+
+
+def newton_iterations(problem, u, m, tol=1e-10, max_iter=50, linear_solver="auto", direct_max=400_000,
+                      max_backtracks=30, history=None, t_start=None, progress=None, callback=None, cont=np.nan,
+                      krylov_rtol=1e-3, nonmonotone=5, every_gap=False):
+    """Newton with backtracking line search from (u, m) (``NewtonRun`` to the end).
+
+    Returns (converged, status, k, ev) and appends one record per iterate to ``history``."""
+    run = NewtonRun(problem, u, m, tol=tol, max_iter=max_iter, linear_solver=linear_solver, direct_max=direct_max,
+                    max_backtracks=max_backtracks, cont=cont, krylov_rtol=krylov_rtol, nonmonotone=nonmonotone,
+                    every_gap=every_gap)
+    t_start = time.perf_counter() if t_start is None else t_start
+    history = _new_history() if history is None else history
+    status = f"not converged: newton max_iter = {max_iter} reached"
+    converged = False
+    while True:
+        state, rec = run.step()
+        rec["wall_time"] = time.perf_counter() - t_start
         _append(history, rec)
+        k, res = run.k, rec["residual"]
+        if state == "non-finite":
+            status = f"diverged: non-finite residual in newton iteration {k}"
+            break
+        if state == "converged":
+            if progress:
+                progress(len(history["residual"]), rec, force=True)
+            converged, status = True, "converged"
+            break
+        if state == "max-iter":
+            status = f"not converged: newton max_iter = {max_iter} reached with residual {res:.3e} (tol {tol:.1e})"
+            break
         if progress:
             progress(len(history["residual"]), rec)
-        if not accepted:
+        if state == "line-search":
             status = (f"not converged: line search failed in newton iteration {k} (residual {res:.3e}, "
                       f"{max_backtracks} backtracks)")
             break
-        u[:] = u_new
-        m[:] = m_new
-        ev = ev_new
         if callback is not None and callback(len(history["residual"]), rec):
             status = f"stopped by callback at iteration {len(history['residual'])}"
             break
-    return converged, status, k, ev
+    return converged, status, run.k, run.ev
 
 
 def _initial_pair(problem, m_init, newton_tol, newton_maxit):
@@ -1121,160 +1157,3 @@ def solve_newton(problem, tol: float = 1e-10, max_iter: int = 50, warm_start: st
     if progress:
         print(result.summary(), file=sys.stderr, flush=True)
     return result
-
-
-# ============================================================================ auto: Anderson, then Newton
-def solve_auto(problem, tol: float = 1e-8, max_iter: int = 300, damping: float | None = None,
-               anderson_depth: int = 5, newton_tol: float = 1e-12, newton_maxit: int = 50,
-               inner_factor: float = 1e-2, m_init=None, progress: bool = False, callback=None,
-               divergence_factor: float = 1e2, stall_window: int = 10, stall_factor: float = 0.5,
-               exploitability: str = "final", newton_max_iter: int = 50, **newton_options) -> MFGResult:
-    """Anderson (safeguarded, as ``method="anderson"``) with a stall detector, then Newton from the best
-    iterate; in 2-D/3-D with a non-local coupling (no split Newton derivative) just the Anderson loop.
-
-    The cheap loop switches when the best residual of the last ``stall_window`` iterations is not below
-    ``stall_factor`` times the best one before them, when a residual exceeds ``divergence_factor``
-    times the best one, on a non-finite value, or at ``max_iter``.  Newton then runs from the best
-    candidate pair (u_k, Phi(m_k)) seen, with ``newton_options`` (see ``solve_newton``)."""
-    from .coupling import _Anderson, _Buffers, _Progress, _record, anderson_update, best_response, candidate_residuals
-    from .coupling import solve as core_solve
-
-    split_ok = not problem.grid.has_exits  # no Newton system with exits yet: the Anderson loop
-    if split_ok and problem.grid.ndim != 1:
-        from .newton_split import check_split_coupling
-        try:
-            check_split_coupling(problem.coupling)
-        except NotImplementedError:
-            split_ok = False
-    if not split_ok:
-        r = core_solve(problem, method="anderson", tol=tol, max_iter=max_iter, damping=damping,
-                       anderson_depth=anderson_depth, newton_tol=newton_tol, newton_maxit=newton_maxit,
-                       inner_factor=inner_factor, m_init=m_init, progress=progress, callback=callback,
-                       exploitability=exploitability)
-        r.solver["method"] = "auto"
-        r.solver["auto"] = ("anderson (newton does not support exit boundaries)" if problem.grid.has_exits else
-                            "anderson (no newton derivative for this coupling in 2-D/3-D)")
-        return r
-    _check_options(problem, None, 0, newton_options.get("continuation"), newton_options.get("linear_solver", "auto"))
-    if exploitability not in ("final", "every", "none"):
-        raise ValueError(f"exploitability = {exploitability!r}: choose 'final', 'every' or 'none'")
-    damping = 1.0 if damping is None else damping
-    if not 0 < damping <= 1:
-        raise ValueError(f"damping = {damping}: must be in (0, 1]")
-    if int(anderson_depth) < 1:
-        raise ValueError(f"anderson_depth = {anderson_depth}: must be >= 1")
-    grid = problem.grid
-    t_start = time.perf_counter()
-    m = initial_density(problem, m_init)
-    mass0 = float(grid.integrate(problem.m0))
-    cell_volume = float(grid.cell_volume)
-    from .coupling import HISTORY_KEYS
-    core = {k: [] for k in HISTORY_KEYS}
-    report = _Progress(progress)
-    accel = _Anderson(int(anderson_depth), damping)
-    options = {"method": "auto", "tol": tol, "max_iter": int(max_iter), "damping": damping,
-               "anderson_depth": int(anderson_depth), "newton_tol": newton_tol, "newton_maxit": newton_maxit,
-               "inner_factor": inner_factor, "stall_window": int(stall_window), "stall_factor": stall_factor}
-
-    def finish(u, m_hat, sol, converged, status):
-        """Result of the cheap phase alone (converged, or stopped by the callback)."""
-        hist = {key: np.asarray(v, dtype=float) for key, v in core.items()}
-        n = len(hist["residual"])
-        for key in NEWTON_KEYS:
-            hist[key] = np.full(n, np.nan)
-        hist["phase"][:] = 0.0
-        hist["exploitability"][:len(gaps)] = gaps
-        if exploitability != "none":
-            hist["exploitability"][-1] = nash_gap(problem, u, m_hat, sol.states, tol=newton_tol, maxit=newton_maxit)
-        hist["iteration"] = np.arange(1, n + 1, dtype=float)
-        result = MFGResult(grid=grid, t=problem.t, u=u, m=m_hat, converged=converged, status=status,
-                           iterations=n, history=hist, params=problem.describe(), solver=options)
-        result.extras["hjb_solution"] = sol
-        if progress:
-            print(result.summary(), file=sys.stderr, flush=True)
-        return result
-
-    best = np.inf          # safeguard reference (reset on restarts, as in the core loop)
-    best_ever = np.inf     # best residual seen: the switch point
-    best_pair = None
-    sol_prev = None
-    sol = None
-    last_residual = 1.0
-    tight = False
-    switch = None
-    residuals = []
-    gaps = []  # exploitability per cheap iteration ("every")
-    buffers = _Buffers(problem)  # u / m_hat storage reused across iterations (as in the core loop)
-    keep = None                  # storage of the best pair, allocated once
-    k = 0
-    for k in range(1, int(max_iter) + 1):
-        inner_tol = newton_tol if tight else max(newton_tol, inner_factor * last_residual)
-        sol, m_hat, finite, norm_m, res_sum, mass_err, _f, _uT = best_response(
-            problem, m, sol_prev, inner_tol, newton_maxit, cell_volume, mass0, buffers)
-        u, its = sol.u, sol.newton
-        if not finite:
-            _record(core, np.nan, np.nan, np.nan, np.nan, np.nan, its, np.nan, t_start)
-            switch = f"non-finite values at iteration {k}"
-            break
-        residual = float(np.float64(res_sum) / norm_m)
-        hjb_res, fp_res = candidate_residuals(problem, sol, m_hat)
-        if residual < best_ever:
-            best_ever = residual
-            if keep is None:
-                keep = (np.empty_like(u), np.empty_like(m_hat), np.empty_like(sol.states))
-            for dst, src in zip(keep, (u, m_hat, sol.states)):
-                np.copyto(dst, src)
-            best_pair = (keep[0], keep[1], k, keep[2])
-        if residual <= tol and hjb_res > tol and not tight:
-            tight = True
-        elif residual <= tol and hjb_res <= tol:
-            _record(core, residual, hjb_res, fp_res, residual, mass_err, its, damping, t_start)
-            gaps.append(np.nan)
-            report(k, {key: v[-1] for key, v in core.items()}, force=True)
-            return finish(u, m_hat, sol, True, "converged")
-        change_sum, theta, best = anderson_update(accel, m, m_hat, residual, best)
-        change = change_sum / norm_m
-        rec = _record(core, residual, hjb_res, fp_res, change, mass_err, its, theta, t_start)
-        gaps.append(nash_gap(problem, u, m_hat, sol.states, newton_tol, newton_maxit)
-                    if exploitability == "every" else np.nan)
-        report(k, rec)
-        best = min(best, residual)
-        residuals.append(residual)
-        if callback is not None and callback(k, rec):
-            return finish(u, m_hat, sol, False, f"stopped by callback at iteration {k}")
-        if residual > divergence_factor * best_ever:
-            switch = f"residual grew from {best_ever:.3e} to {residual:.3e} at iteration {k}"
-            break
-        W = int(stall_window)
-        if len(residuals) > W and min(residuals[-W:]) > stall_factor * min(residuals[:-W]):
-            switch = (f"stalled at iteration {k}: no decrease by {1 / stall_factor:g}x over {W} iterations "
-                      f"(best {best_ever:.3e})")
-            break
-        last_residual = residual
-        sol_prev = sol
-    else:
-        switch = f"max_iter = {max_iter} reached (best residual {best_ever:.3e})"
-
-    # ---- switch to Newton from the best iterate
-    history = _new_history()
-    _merge_core_history(history, {key: np.asarray(v, dtype=float) for key, v in core.items()}, 0.0, np.nan, 0.0)
-    history["exploitability"][:len(gaps)] = gaps
-    if best_pair is not None:
-        u0, m0_, k_best, st0 = best_pair
-        start = dict(m_init=m0_, u_init=u0, _states_init=st0 if grid.ndim > 1 else None)
-        how = f"newton from iteration {k_best}"
-    else:  # no usable iterate at all: cold Newton
-        start = dict(m_init=m_init)
-        how = "cold newton"
-    newton_options.pop("warm_start", None)
-    newton_options.pop("warm_iter", None)
-    options.update({"switch": f"anderson -> newton: {switch}; {how}"})
-    try:
-        return solve_newton(problem, tol=tol, max_iter=newton_max_iter, warm_start=None, warm_iter=0,
-                            newton_tol=newton_tol, newton_maxit=newton_maxit, progress=progress,
-                            exploitability=exploitability, callback=callback, _history=history, _t_start=t_start,
-                            _options=options, _report=report, _status_prefix=f" (auto: anderson {switch}; {how})",
-                            **start, **newton_options)
-    except NotImplementedError as exc:  # no Newton derivative for this coupling at this size
-        u_b, m_b = best_pair[:2] if best_pair is not None else (u, m_hat)
-        return finish(u_b, m_b, sol, False, f"not converged: anderson {switch}; newton unavailable: {exc}")
