@@ -144,8 +144,14 @@ class MFGResult:
             cons = f"evacuated {self.evacuated_fraction():.4f} (exits; outflow balance not computed)"
         else:
             cons = f"mass error {self.mass_error():.2e}"
-        return (f"{self.status}: {self.iterations} iterations, residual {self.final_residual:.3e}, "
+        line = (f"{self.status}: {self.iterations} iterations, residual {self.final_residual:.3e}, "
                 f"{cons}, wall time {wall:.3f} s")
+        monotone = self.solver.get("coupling_monotone") if isinstance(self.solver, dict) else None
+        if monotone == "no":
+            line += "; coupling not monotone: other equilibria may exist (the start m_init selects one)"
+        elif monotone == "unknown":
+            line += "; coupling monotonicity unknown: the equilibrium may not be unique"
+        return line
 
     def save(self, path) -> None:
         """Write a self-describing HDF5 file (see ``mfg_pde.io``)."""

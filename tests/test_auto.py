@@ -28,6 +28,32 @@ def test_auto_converges_where_anderson_cycles_and_newton_stalls():
     assert r.history["residual"][-1] <= 1e-8 and r.history["hjb_residual"][-1] <= 1e-8
     np.testing.assert_allclose(r.m, pic.m, atol=1e-7 * pic.m.max())  # picard's equilibrium, from the same start
     assert r.solver["coupling_monotone"] == "no"
+    assert "coupling not monotone: other equilibria may exist" in r.summary()
+
+
+def test_monotonicity_of_the_couplings():
+    g1 = mp.Grid([(0.0, 1.0)], 40)
+    gp = mp.Grid([(0.0, 1.0)], 40, bc="periodic")
+    gauss = lambda d: np.exp(-d ** 2 / 0.005)  # noqa: E731  (a positive-definite kernel)
+    assert mp.LocalPower(1.0).monotone(g1) is True and mp.LocalPower(-0.1).monotone(g1) is False
+    assert mp.LocalLog(1.0).monotone(g1) is True
+    assert mp.KernelInteraction(gauss, 1.0).monotone(gp) is True
+    assert mp.KernelInteraction(gauss, -1.0).monotone(gp) is False
+    assert mp.KernelInteraction(gauss, 1.0).monotone(g1) is True
+    assert mp.KernelInteraction(gauss, -1.0).monotone(g1) is False
+    assert mp.QuadraticInteraction(2.0).monotone(g1) is False       # attraction to the mean
+    assert (mp.LocalPower(1.0) + mp.LocalLog(0.5)).monotone(g1) is True
+    assert (mp.LocalPower(1.0) + mp.LocalPower(-0.5)).monotone(g1) is None
+    p = mp.MFGProblem(g1, 1.0, 4, 0.5, np.ones(40), coupling=mp.LocalPower(1.0))
+    r = mp.solve(p)
+    assert r.solver["coupling_monotone"] == "yes" and "equilibri" not in r.summary()
+
+
+def test_monotonicity_is_saved(tmp_path):
+    r = mp.solve(aggregation(N=20, Nt=6, sigma=0.5))
+    r.save(tmp_path / "a.h5")
+    back = mp.load(tmp_path / "a.h5")
+    assert back.solver["coupling_monotone"] == "no"
 
 
 def test_auto_converges_on_2d_aggregation():
