@@ -168,6 +168,14 @@ class _Newton:
         return u, m, states, self.run.residual
 
 
+def _newton_fits(problem) -> bool:
+    """Whether Newton's arrays (``problem.solve_memory_estimate``) fit in the memory still available, the
+    loops' arrays being held already."""
+    from ..problem import available_memory, solve_memory_estimate
+    avail = available_memory()
+    return avail is None or solve_memory_estimate(problem.grid.shape, problem.Nt, "newton") <= avail
+
+
 def _clock(racer, anderson) -> float:
     """The racer's time for the scheduler: the time it used plus the time its next step is expected to
     take (0 for a loop, whose iterations are short; for Newton the last step's time, at first that of
@@ -247,7 +255,9 @@ def solve_auto(problem, tol: float = 1e-8, max_iter: int = 300, damping: float |
         report.note(f"auto: anderson {why}; racing it against {', '.join(racers) or 'nothing'}")
         pair, _ = best_loop_pair()
         progressed = anderson.loop.best_residual < anderson.loop.first_residual
-        if "newton" in racers and no_newton is None:
+        if "newton" in racers and no_newton is None and not _newton_fits(problem):
+            notes.append("newton left out: its arrays would not fit in the available memory")
+        elif "newton" in racers and no_newton is None:
             if progressed and pair is not None:
                 start_newton(pair, f"anderson's iteration {pair[4]}")
             else:
