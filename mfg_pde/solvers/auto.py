@@ -48,8 +48,17 @@ from .outflow import attach_outflow
 PHASES = {"anderson": 0.0, "newton": 1.0, "picard": 2.0}
 #: time share of Newton against each loop in the race (Newton wins most races it is in: the hard corner)
 NEWTON_WEIGHT = 2.0
-#: the first Newton step is charged this many Anderson iterations before it runs
-FIRST_NEWTON_COST = 30.0
+#: time shares of the loops in the race (Picard, the slow but sure fallback of the aggregation problems,
+#: half of Anderson's)
+LOOP_WEIGHTS = {"anderson": 1.0, "picard": 0.5}
+#: the first Newton step is charged this many Anderson iterations before it runs (measured: a Newton step
+#: costs 2-3 Anderson iterations in 1-D, 1.5-2 per Krylov iteration in 2-D)
+FIRST_NEWTON_COST = {1: 10.0, 2: 80.0, 3: 80.0}
+#: Krylov iterations of a racing Newton's first step in 2-D/3-D (healthy steps need 5-90; doubled after a
+#: step that used them all, up to MAX_KRYLOV): a first step far from a solution stays short.  In 1-D a
+#: capped Krylov solve falls back to the sparse LU, which costs more than the iterations saved: MAX_KRYLOV.
+FIRST_KRYLOV = 40
+MAX_KRYLOV = 160
 
 
 def newton_available(problem) -> str | None:
@@ -103,7 +112,7 @@ class _Loop:
             return None
         now, then = self.bests[-1], self.bests[-1 - W]
         rate = (now / then) ** (1.0 / W) if then > 0 and now > 0 else 0.0
-        if rate >= 1.0:
+        if rate >= 0.995:
             return f"no progress over {W} iterations at iteration {k} (best {now:.2e})"
         need = np.log(tol / now) / np.log(rate) if now > tol and rate > 0 else 0.0
         if need > max(3 * k, 4 * W):
@@ -130,11 +139,13 @@ class _Newton:
         t0 = time.perf_counter()
         if problem.grid.ndim > 1:  # the split chain's iterate carries the intermediate states
             u, m = make_system(problem).lift(u, m, newton_tol, newton_maxit, states=states)
-        self.run = NewtonRun(problem, u, m, tol=tol, max_iter=max_iter, every_gap=every_gap, **options)
+        self.run = NewtonRun(problem, u, m, tol=tol, max_iter=max_iter, every_gap=every_gap,
+                             krylov_maxiter=FIRST_KRYLOV if problem.grid.ndim > 1 else MAX_KRYLOV, **options)
         self.time = time.perf_counter() - t0
         self.alive, self.why = True, ""
         self.residuals = []
         self.next_cost = np.nan  # expected time of the next step: the last step's (set by the driver at first)
+        self.bad = 0
 
     @property
     def iterations(self):
@@ -155,6 +166,19 @@ class _Newton:
             self.alive, self.why = False, f"newton max_iter reached (residual {rec['residual']:.2e})"
         elif len(self.residuals) > 8 and not min(self.residuals[-8:]) < 0.5 * min(self.residuals[:-8]):
             self.alive, self.why = False, f"newton stagnated at residual {min(self.residuals):.2e}"
+        elif state == "continue":
+            # a step whose Krylov solve used its whole budget and that the line search took at more than a
+            # quarter: the next may use twice as many iterations; two capped steps in a row cut to a quarter
+            # or less mean an indefinite system far from a solution: Newton drops out (a loop may bring it
+            # a better pair)
+            capped = self.run.last_krylov >= self.run.krylov_maxiter
+            short = rec["line_search"] <= 0.25
+            self.bad = self.bad + 1 if capped and short else 0
+            if capped and not short:
+                self.run.krylov_maxiter = min(2 * self.run.krylov_maxiter, MAX_KRYLOV)
+            if self.bad >= 2:
+                self.alive, self.why = False, (f"newton far from a solution (Krylov at its cap, short steps) at "
+                                               f"residual {rec['residual']:.2e}")
         return state, rec
 
     def pair(self):
@@ -183,9 +207,9 @@ def _clock(racer, anderson) -> float:
     only once every loop has used its share of the time."""
     if isinstance(racer, _Newton):
         nxt = racer.next_cost if np.isfinite(racer.next_cost) else \
-            FIRST_NEWTON_COST * anderson.time / max(anderson.iterations, 1)
+            FIRST_NEWTON_COST[racer.problem.grid.ndim] * anderson.time / max(anderson.iterations, 1)
         return (racer.time + nxt) / NEWTON_WEIGHT
-    return racer.time
+    return racer.time / LOOP_WEIGHTS[racer.name]
 
 
 def solve_auto(problem, tol: float = 1e-8, max_iter: int = 300, damping: float | None = None,
@@ -226,13 +250,16 @@ def solve_auto(problem, tol: float = 1e-8, max_iter: int = 300, damping: float |
     loops = [anderson]
     newton = None
     newton_starts = 0
+    cold_tried = False
+    newton_fits = "newton" in racers and no_newton is None and _newton_fits(problem)
     notes = []
     racing = False
     winner = None
     stop = None
 
     def start_newton(pair, origin):
-        nonlocal newton, newton_starts
+        nonlocal newton, newton_starts, cold_tried
+        cold_tried = cold_tried or pair is None
         if pair is None:
             u0, m0_ = _initial_pair(problem, m_init, newton_tol, newton_maxit)
             states, value = None, np.inf
@@ -254,10 +281,11 @@ def solve_auto(problem, tol: float = 1e-8, max_iter: int = 300, damping: float |
         notes.append(f"anderson {why}")
         report.note(f"auto: anderson {why}; racing it against {', '.join(racers) or 'nothing'}")
         pair, _ = best_loop_pair()
-        progressed = anderson.loop.best_residual < anderson.loop.first_residual
-        if "newton" in racers and no_newton is None and not _newton_fits(problem):
+        # Anderson's pair starts Newton only if Anderson cut its residual tenfold; else the cold pair
+        progressed = anderson.loop.best_residual < 0.1 * anderson.loop.first_residual
+        if "newton" in racers and no_newton is None and not newton_fits:
             notes.append("newton left out: its arrays would not fit in the available memory")
-        elif "newton" in racers and no_newton is None:
+        elif newton_fits:
             if progressed and pair is not None:
                 start_newton(pair, f"anderson's iteration {pair[4]}")
             else:
@@ -301,12 +329,14 @@ def solve_auto(problem, tol: float = 1e-8, max_iter: int = 300, damping: float |
         if not racer.alive:
             notes.append(f"{name} stopped: {racer.why}")
             report.note(f"auto: {name} stopped: {racer.why}")
-        # Newton re-enters from a loop's pair ten times better than the one it last started from
-        if "newton" in racers and no_newton is None and (newton is None or not newton.alive) and newton_starts < 4:
+        # Newton re-enters: from the cold pair if it has not started there yet, or from a loop's pair ten
+        # times better than the one it last started from
+        if newton is not None and not newton.alive and newton_starts < 4 and newton_fits:
             pair, _ = best_loop_pair()
-            last = newton.start_value if newton is not None else np.inf
-            if pair is not None and pair[3] < 0.1 * min(last, newton.run.residual if newton is not None else np.inf):
+            if pair is not None and pair[3] < 0.1 * min(newton.start_value, newton.run.residual):
                 start_newton(pair, f"a loop pair at Newton residual {pair[3]:.2e}")
+            elif not cold_tried:
+                start_newton(None, "the cold pair (m0, HJB(m0))")
 
     # ---- the result: the winner's pair, or the best pair seen
     hist = {key: np.asarray(v, dtype=float) for key, v in history.items()}

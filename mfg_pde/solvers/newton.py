@@ -918,8 +918,11 @@ class NewtonRun:
     "line-search" (no acceptable step) or "max-iter"."""
 
     def __init__(self, problem, u, m, tol=1e-10, max_iter=50, linear_solver="auto", direct_max=400_000,
-                 max_backtracks=30, cont=np.nan, krylov_rtol=1e-3, nonmonotone=5, every_gap=False):
+                 max_backtracks=30, cont=np.nan, krylov_rtol=1e-3, nonmonotone=5, every_gap=False,
+                 krylov_maxiter=150):
         self.problem, self.u, self.m = problem, u, m
+        self.krylov_maxiter = int(krylov_maxiter)  # Krylov iterations per Newton step (auto adapts it)
+        self.last_krylov = 0
         self.tol, self.max_iter = tol, int(max_iter)
         self.linear_solver, self.max_backtracks = linear_solver, max_backtracks
         self.cont, self.krylov_rtol, self.nonmonotone, self.every_gap = cont, krylov_rtol, nonmonotone, every_gap
@@ -970,7 +973,9 @@ class NewtonRun:
             if kind == "direct":
                 du, dm, _ = sysm.direction_direct(u, m, ev, deriv)
             else:
-                du, dm, lin_its, lin = _krylov_direction(sysm, u, m, ev, deriv, eta, self.krylov_rtol, phi0)
+                du, dm, lin_its, lin = _krylov_direction(sysm, u, m, ev, deriv, eta, self.krylov_rtol, phi0,
+                                                         self.krylov_maxiter)
+                self.last_krylov = lin_its
                 if lin > eta and len(kinds) > 1:
                     continue
             accepted, alpha, u_new, m_new, ev_new = _line_search(sysm, u, m, du, dm, sH, sF, phi_ref,
