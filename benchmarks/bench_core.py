@@ -143,7 +143,7 @@ def main(argv=None):
         lean = per_iteration(pb, diagnostics="lean")
         row(f"per coupled iteration, {name} (Picard)", f"{every:.1f} ns/node", "< 20 ns/node", every < 20,
             "HJB + FP sweeps, update, and the exact HJB/FP residuals of every candidate")
-        row(f"  same, diagnostics='lean'", f"{lean:.1f} ns/node", "< 20 ns/node", lean < 20,
+        row("  same, diagnostics='lean'", f"{lean:.1f} ns/node", "< 20 ns/node", lean < 20,
             "residuals only where they decide convergence (same iterates and result)")
 
     print("reference 1-D 51x20 (numerics.md; the peer's README problem), F = -0.1 m running cost "

@@ -10,7 +10,6 @@ import sys
 import time
 import tracemalloc
 
-import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 import mfg_pde as mp  # noqa: E402

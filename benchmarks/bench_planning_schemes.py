@@ -28,7 +28,7 @@ def order(e):
 
 def bridge_rows():
     case = get("lqg-bridge")
-    print(f"\nLQG bridge (lqg-bridge defaults: beta 2, sigma 0.7, T 1.5): errors vs the closed form")
+    print("\nLQG bridge (lqg-bridge defaults: beta 2, sigma 0.7, T 1.5): errors vs the closed form")
     print(f"{'scheme':8s} {'N':>5s} {'Nt':>5s} {'mean err':>10s} {'var err':>10s} {'energy err':>10s} {'wall s':>8s}")
     for scheme, steps in (("euler", lambda N: N), ("strang", lambda N: N // 5)):
         errs = []

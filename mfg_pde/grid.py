@@ -24,7 +24,6 @@ A 1-D grid also takes a bare ``(lo, hi)`` pair: ``Grid([(0, 1)], 64, bc=("exit",
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 

@@ -9,8 +9,8 @@ Methods (``solve(problem, method=...)``):
                         start or an optional cheap warm start; see ``newton``, whose keyword options
                         ``solve`` passes on).  ``tol`` applies to max(hjb_residual, fp_residual) and
                         ``max_iter`` caps the Newton steps.
-* ``"auto"`` (default)  Anderson with a stall detector, switching to Newton from the best iterate
-                        (the Anderson loop for non-local couplings in 2-D/3-D); see ``newton.solve_auto``.
+* ``"auto"`` (default)  Anderson alone while it converges fast, else a race of Anderson, Newton and
+                        damped Picard on shares of the wall time; the first to converge wins (``auto``).
 * ``"anderson"``        Anderson acceleration (depth M) on the damped Picard map, safeguarded: a
                         residual that grew by half over the best one restarts the memory and halves
                         the mixing parameter theta (best-response maps of congestion games at small

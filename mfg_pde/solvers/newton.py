@@ -1,4 +1,4 @@
-"""Newton's method on the whole discrete forward-backward MFG system, and the "auto" driver.
+"""Newton's method on the whole discrete forward-backward MFG system.
 
 This module holds the 1-D system and the driver (line search, forcing terms, warm starts, continuation,
 history); 2-D/3-D problems use the same driver on the direction-split chain of ``newton_split``
@@ -75,11 +75,8 @@ and the terminal cost are kept), each started from the previous solution and sol
 ``continuation_tol``; ``continuation_steps`` lists the sigmas (default 4 sigma, 2 sigma) or the scale
 factors in (0, 1) (default 0.1, 0.3) passed through before the target problem.
 
-``solve_auto``: Anderson on the damped Picard map (as ``method="anderson"``) with a stall detector --
-no decrease of the best residual by ``stall_factor`` over ``stall_window`` iterations, a residual
-``divergence_factor`` times the best one, a non-finite value, or the iteration cap -- then Newton from
-the best iterate (in 2-D/3-D with the split states of that iterate, so the pair stays FP-exact).  In
-2-D/3-D with a coupling that has no Newton derivative there (non-local), "auto" is the Anderson loop.
+``auto.solve_auto`` (the default method) steps ``NewtonRun`` one iteration at a time in a race with the
+fixed-point loops; see that module.
 
 History (per record, the keys of the core loop plus):
 
@@ -108,7 +105,6 @@ from .. import couplings as cpl
 from ..problem import MFGProblem
 from ..result import MFGResult
 from . import kernels
-from .coupling import initial_density
 from .exploitability import nash_gap
 from .hjb import HJBSolution, empty_states, solve_hjb
 from .layout import kernel_data
