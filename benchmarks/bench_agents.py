@@ -66,7 +66,8 @@ def best_of(fn, repeat):
 
 
 def dr_scenario(d):
-    """math.md section 6 demand-response mixtures for d zones (z_j = sin(2 pi j / d))."""
+    """Demand-response mixtures for d zones (z_j = sin(2 pi j / d); docs/method.md, section 'Demand-response
+    energies')."""
     z = np.sin(2 * np.pi * np.arange(1, d + 1) / d)
     target = ([0.6, 0.4], [0.1 + 0.15 * z, 1.5 - 0.15 * z], [np.full(d, 0.2 ** 2), np.full(d, 0.3 ** 2)])
     start = ([0.6, 0.4], [1.6 + 0.15 * z, 5.5 - 0.15 * z], [np.full(d, 0.5 ** 2), np.full(d, 0.7 ** 2)])

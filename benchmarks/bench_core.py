@@ -51,7 +51,8 @@ def congestion_1d(N=1000, Nt=1000, sigma=0.6, kappa=1.0):
 
 
 def reference_1d():
-    """The peer package's README 1-D problem (numerics.md's reference), with the peer's sign: [0, 1],
+    """The peer package's README 1-D problem (the aggregation reference problem of docs/method.md, section
+    'Aggregation couplings'), with the peer's sign: [0, 1],
     reflecting walls, 51 x 20, sigma = 0.1, T = 1, u_T = 0, m0 ~ exp(-5 (x - 0.5)^2) normalised, and the
     peer's coupling "+ 0.1 m" added to the Hamiltonian.  The peer's HJB residual is
     (U^n - U^{n+1})/dt - sigma^2/2 U_xx + H(x, m, U_x) with H = |p|^2/2 + V + f(m), so its "+ 0.1 m" is a
@@ -146,7 +147,8 @@ def main(argv=None):
         row("  same, diagnostics='lean'", f"{lean:.1f} ns/node", "< 20 ns/node", lean < 20,
             "residuals only where they decide convergence (same iterates and result)")
 
-    print("reference 1-D 51x20 (numerics.md; the peer's README problem), F = -0.1 m running cost "
+    print("reference 1-D 51x20 (docs/method.md, 'Aggregation couplings'; the peer's README problem), "
+          "F = -0.1 m running cost "
           "(the peer's '+ 0.1 m' in H), tol 1e-6, each method")
     pb = reference_1d()
     for method in REFERENCE_METHODS:

@@ -3,7 +3,8 @@ and how far is it from the fastest?
 
 Rows (each a small-to-medium problem a user meets first):
 
-* hard corner (numerics.md's four regimes): periodic [0, 1]^d, m0 uniform, F = k m - cos(2 pi x) [- 1/2 cos(2 pi y)],
+* hard corner (the four hard-corner regimes of docs/method.md): periodic [0, 1]^d, m0 uniform,
+  F = k m - cos(2 pi x) [- 1/2 cos(2 pi y)],
   nu = sigma^2/2 in {0.1, 0.01}, k in {1, 10}; 1-D at 100 x 50 and 200 x 100, 2-D at N = 16, 20, 24 (the sizes the
   tests use) and 32;
 * aggregation (non-monotone): F = -c m on [0, 1] (the peer package's README problem: 51 cells x 20 steps,

@@ -1,6 +1,8 @@
-"""Robust convergence: every coupling method on the four regimes of numerics.md, and the Newton speed row.
+"""Robust convergence: every coupling method on the four hard-corner regimes of docs/method.md, and the
+Newton speed row.
 
-Regimes (numerics.md's table): periodic [0, 1], 200 cells x 100 steps, T = 1, u_T = 0, m0 uniform,
+Regimes (docs/method.md, section 'Hard-corner regimes'): periodic [0, 1], 200 cells x 100 steps, T = 1,
+u_T = 0, m0 uniform,
 F = k m - cos(2 pi x) (potential -cos(2 pi x) plus the congestion coupling k m), nu = sigma^2/2 in
 {0.1, 0.01}, k in {1, 10}.  Every method runs to the relative tolerance 1e-10 (cheap loops: capped at
 --max-iter iterations).  A cell reads "iterations, time" (the Newton phase in brackets: its steps), or

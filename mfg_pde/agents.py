@@ -1,4 +1,5 @@
-"""Finite-population agent simulator: N agents by Euler-Maruyama (math.md sections 1, 5, 6, 7).
+"""Finite-population agent simulator: N agents by Euler-Maruyama (docs/method.md, sections 'Equations and
+conventions' and 'Gaussian-mixture closed form' to 'Diffusion models and interacting particles').
 
     dX = (b(X, t) + alpha) dt + sigma dW,      dt = T / n_steps,   t_n = n dt
 
@@ -11,7 +12,8 @@ so the last step is evaluated at t_{n_steps-1} = T - dt < T).  Two drift sources
   Reflecting walls: the feedback is clamped to the outermost cell centres and agents that leave
   the box are mirrored back; periodic axes wrap.  1-D, 2-D and 3-D.
 * ``simulate_gm(proto, target, x0, ...)`` -- the analytic per-agent drift of the product
-  ("per-agent PID") coupling with a diagonal Gaussian-mixture target (math.md section 5)::
+  ("per-agent PID") coupling with a diagonal Gaussian-mixture target (docs/method.md, section
+  'Gaussian-mixture closed form')::
 
       e  = x - a_t z - c_t,          (z = the agent's start point)
       yhat = posterior mean of y under m1(y) N(e; b_t y, g_t I)   [= m1(y) N(y; mu, 1/K_t), mu = e/b_t]
@@ -857,7 +859,8 @@ def _nu_on(nu, t, d):
 
 
 def guidance_shift(proto, beta, nu) -> tuple[np.ndarray, np.ndarray]:
-    """c_t and c_t' on proto.t solving c'' = beta_t (c - nu_t), c(0) = c(T) = 0 (math.md sections 3, 5).
+    """c_t and c_t' on proto.t solving c'' = beta_t (c - nu_t), c(0) = c(T) = 0 (docs/method.md, sections
+    'Independent agents and the energy identity' and 'Gaussian-mixture closed form').
 
     Green's function of the protocol's fundamental solutions (p(T) = 0, q(0) = 0, W = p(0) = q(T))::
 

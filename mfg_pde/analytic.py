@@ -1,11 +1,12 @@
-"""Closed forms and high-accuracy ODE routes used as oracles (reference: math.md sections 1, 3, 4).
+"""Closed forms and high-accuracy ODE routes used as oracles (reference: docs/method.md, sections
+'Equations and conventions' and 'Closed forms').
 
 Scalar LQ, bridge and IA closed forms (one axis; a d-D product problem with separable data and
 diagonal covariances calls them once per axis), the Gaussian-mixture piecewise-constant protocol
-(math.md section 5) and d-dimensional LQG by matrix Riccati/Lyapunov ODEs.  All path functions take an array of times
-``t`` in [0, T] and return numpy arrays of the same shape.
+(docs/method.md, section 'Gaussian-mixture closed form') and d-dimensional LQG by matrix Riccati/Lyapunov
+ODEs.  All path functions take an array of times ``t`` in [0, T] and return numpy arrays of the same shape.
 
-Conventions (math.md section 1)::
+Conventions (docs/method.md, section 'Equations and conventions')::
 
     dX = (-kappa X + alpha) dt + sigma dW,          nu := sigma^2 / 2
     running cost |alpha|^2/2 + beta_t/2 (x - nu_t)^2      (nu_t = guidance; MF: nu_t = mean_t)
@@ -69,7 +70,7 @@ def mean_terminal_velocity(q, x_target, mean0, T):
 
         mean_t = mean0 + v t,   v = q (x_target - mean0) / (1 + q T)
 
-    (math.md section 3, the mean-interpolant theorem in terminal-cost form).
+    (docs/method.md, section 'Mean-interpolant theorem', the theorem in terminal-cost form).
     """
     return q * (x_target - mean0) / (1.0 + q * T)
 
@@ -79,7 +80,7 @@ def _is_constant(sched):
 
 
 def _lq_closed(t, T, sigma, q, x_target, mean0, var0, beta):
-    """Closed form of math.md section 4 "Terminal-cost variant" (kappa = 0, constant beta, MF).
+    """Terminal-cost closed form of docs/method.md, section 'LQG Riccati closed forms' (kappa = 0, constant beta, MF).
 
     With omega = sqrt(beta), tau = T - t, h(tau) = omega cosh(omega tau) + q sinh(omega tau):
 
@@ -262,7 +263,7 @@ def lq_terminal(t, *, T, sigma, q, x_target, mean0, var0, beta=0.0, kappa=0.0, g
     Riccati decoupling, see ``_lq_ode``); a number or callable of t: fixed guidance (IA).
     beta: number, callable of t, or PiecewiseConstant (integrated piece by piece).
 
-    method: "auto" uses the closed form (math.md section 4, terminal-cost variant, see
+    method: "auto" uses the closed form (docs/method.md, section 'LQG Riccati closed forms', terminal-cost variant, see
     ``_lq_closed``) when kappa == 0, beta constant and guidance None; "closed" insists on it;
     "ode" forces solve_ivp(DOP853, rtol=1e-12, atol=1e-14).
 
@@ -367,7 +368,8 @@ def sb_endpoint_covariance(*, T, sigma, s0, s1, beta=0.0, kappa=0.0):
 
 
 def mf_mean_path(t, *, T, mean0, mean1, kappa=0.0):
-    """MF planning mean (b = -kappa x, any beta_t: pair forces cancel, math.md section 3)::
+    """MF planning mean (b = -kappa x, any beta_t: pair forces cancel, docs/method.md, section
+    'Mean-interpolant theorem')::
 
         mean_t = [m0 sinh kappa(T-t) + m1 sinh kappa t] / sinh kappa T    (kappa = 0: linear)
 
@@ -391,7 +393,7 @@ def mf_mean_energy(*, T, mean0, mean1, kappa=0.0):
 
 def lqg_bridge(t, *, T, sigma, mean0, var0, mean1, var1, beta=0.0, kappa=0.0, coupling="sb"):
     """Mean-field LQG planning problem N(mean0, var0) -> N(mean1, var1), constant beta,
-    b = -kappa x, F = beta/2 (x - mean_t)^2 (math.md section 4)::
+    b = -kappa x, F = beta/2 (x - mean_t)^2 (docs/method.md, section 'LQG Riccati closed forms')::
 
         mean_t  = [m0 sinh kappa(T-t) + m1 sinh kappa t] / sinh kappa T   (kappa = 0: linear)
         Sigma_t = a^2 var0 + b^2 var1 + 2 a b C01 + g        (a, b, g: bridge_coefficients, D)
@@ -501,7 +503,8 @@ def _ia_coeffs(x, T):
 
 
 def ia_mean_energy(*, T, beta, mean0, mean1, nu):
-    """int_0^T |mean_IA'|^2 dt for ``ia_mean_path`` (constant beta, constant nu), math.md sec. 3::
+    """int_0^T |mean_IA'|^2 dt for ``ia_mean_path`` (constant beta, constant nu), docs/method.md, section
+    'Independent agents and the energy identity'::
 
         omega^2 / sinh^2(omega T) [ (p^2 + q^2) I1 - 2 p q I2 ],   p = mean0 - nu, q = mean1 - nu,
         I1 = T/2 + sinh(2 omega T)/(4 omega),  I2 = (T/2) cosh(omega T) + sinh(omega T)/(2 omega)
@@ -516,7 +519,8 @@ def ia_mean_energy(*, T, beta, mean0, mean1, nu):
 
 
 def energy_identity_gap(*, T, beta, mean0, mean1, nu):
-    """E_IA(nu) - E_MF = int |mean_IA'|^2 dt - |mean1 - mean0|^2 / T  (>= 0; math.md section 3:
+    """E_IA(nu) - E_MF = int |mean_IA'|^2 dt - |mean1 - mean0|^2 / T  (>= 0; docs/method.md, section
+    'Independent agents and the energy identity':
     the fluctuation energies are equal, only the mean channel differs).  Equals
     int (mean_IA' - (mean1 - mean0)/T)^2 dt; computed without cancellation as
     (p - q)^2 (A - 1/T) + 2 p q (A - B).
@@ -531,7 +535,8 @@ def energy_identity_gap(*, T, beta, mean0, mean1, nu):
 # section 5, Gaussian-mixture regime: protocol with general beta_t (PWC exact), guidance shift
 # ============================================================================================
 #
-# Model (math.md sections 1, 5):  dX = alpha dt + sigma dW, running cost |alpha|^2/2 +
+# Model (docs/method.md, sections 'Equations and conventions' and 'Gaussian-mixture closed form'):
+# dX = alpha dt + sigma dW, running cost |alpha|^2/2 +
 # beta_t/2 |x - nu_t|^2, each agent started at z runs its own bridge delta_z -> m1 (product
 # coupling).  The reference (killed Brownian) path measure has density
 # exp(-(1/sigma^2) int |x'|^2/2 + beta_t/2 |x - nu_t|^2 dt): the action is sigma-free and sigma^2
@@ -638,7 +643,8 @@ class _PQ:
 
 @dataclass
 class GMProtocol:
-    """Time-discretised protocol of the Gaussian-mixture regime (math.md section 5).
+    """Time-discretised protocol of the Gaussian-mixture regime (docs/method.md, section 'Gaussian-mixture
+    closed form').
 
     Arrays are sampled on ``t`` (nt,), t[0] = 0, t[-1] = T.  p, q solve p'' = beta_t p with
     p(T) = 0, p'(T) = -1 and q(0) = 0, q'(0) = 1; W = p(0) = q(T).  Bridge coefficients
@@ -783,7 +789,7 @@ def _shift_callable(t, pq, T, beta_s, f, d):
 
 
 def gm_protocol(t, *, T, beta, sigma=1.0, nu=None, d=1) -> GMProtocol:
-    """Build the GM-regime protocol of math.md section 5 on the time grid ``t``.
+    """Build the GM-regime protocol (docs/method.md, section 'Gaussian-mixture closed form') on the time grid ``t``.
 
     t: increasing array with t[0] = 0 and t[-1] = T (or an int nt: np.linspace(0, T, nt)).
     beta: number, PiecewiseConstant (exact cosh/sinh pieces glued C^1 at the breaks) or callable
@@ -876,7 +882,8 @@ def gm_agent_drift(t, x, z, proto, target) -> np.ndarray:
 
         alpha = [yhat + p_t' (x - c_t)] / p_t + c_t',   yhat = E[X_T | X_t = x, X_0 = z]
 
-    (math.md's formula, verbatim for every sigma).  sigma enters only through the posterior:
+    (the formula of docs/method.md, section 'Gaussian-mixture closed form', for every sigma).  sigma
+    enters only through the posterior:
     X_t | (X_0 = z, X_T = y) ~ N(a z + b y + c, g), g = sigma^2 p q / W, so with r = x - a z - c,
     per axis and component k (prior N(m_k, S_k)):
 
@@ -921,7 +928,8 @@ def gm_agent_drift(t, x, z, proto, target) -> np.ndarray:
 
 
 def gm_product_marginal(t_index, x_grid_points, start_mixture, target_mixture, proto) -> np.ndarray:
-    """Exact density of the product-coupling marginal at proto.t[t_index] (math.md section 5)::
+    """Exact density of the product-coupling marginal at proto.t[t_index] (docs/method.md, section
+    'Gaussian-mixture closed form')::
 
         m_t(x) = sum_{j,k} pi_j pi_k N(x; a m_j + b m_k + c, a^2 S_j + b^2 Sigma_k + g I)
 
@@ -966,13 +974,15 @@ def gm_product_moments(t_index, start_mixture, target_mixture, proto):
 
 
 def gm_mean_channel_energy(*, T, beta, mean0, mean1, nu=None, sigma=1.0):
-    """Mean-channel energy int_0^T |mean_t'|^2 dt, per axis (math.md sections 3 and 6).
+    """Mean-channel energy int_0^T |mean_t'|^2 dt, per axis (docs/method.md, sections 'Independent agents
+    and the energy identity' and 'Demand-response energies').
 
     nu=None (MF guidance): the mean is linear, energy = (mean1 - mean0)^2 / T.
     nu constant (IA, scalar or per axis): mean_t = a_t m0 + b_t m1 + nu (1 - a_t - b_t) with the
     a, b of ``gm_protocol`` for this beta (PWC allowed).  f = mean - nu solves f'' = beta f, so on
     a piece [e_i, e_i + h] of constant beta it is the two-point interpolant of its end values,
-    f = [f_i sinh(w (h - s)) + f_{i+1} sinh(w s)] / sinh(w h), and exactly (math.md section 3 with
+    f = [f_i sinh(w (h - s)) + f_{i+1} sinh(w s)] / sinh(w h), and exactly (docs/method.md, section
+    'Independent agents and the energy identity', with
     T -> h, p -> f_i, q -> f_{i+1}):
 
         int_piece f'^2 = w^2 / sinh^2(w h) [ (f_i^2 + f_{i+1}^2) I1 - 2 f_i f_{i+1} I2 ]

@@ -1,4 +1,5 @@
-"""Demand response with MF-PID: the paper's experiments reproduced (math.md sections 3, 5, 6).
+"""Demand response with MF-PID: the paper's experiments reproduced (docs/method.md, sections
+'Mean-interpolant theorem' to 'Demand-response energies').
 
 Each agent is a building; x in R^d holds the temperature deviations of its d thermal zones::
 
@@ -6,7 +7,8 @@ Each agent is a building; x in R^d holds the temperature deviations of its d the
 
 (the paper: T = 1, sigma = 1, kappa = 0, beta_t = 12 * 0.65^i on 8 equal intervals), with the
 "per-agent PID" product coupling of the paper's code: an agent started at z runs its own bridge
-delta_z -> m1 (math.md section 5).  Energy metric: E = int_0^T E|alpha_t|^2 dt (NO factor 1/2; the
+delta_z -> m1 (docs/method.md, section 'Gaussian-mixture closed form').  Energy metric:
+E = int_0^T E|alpha_t|^2 dt (NO factor 1/2; the
 control cost is E/2), reported per zone, E/d.
 
 Scenarios
@@ -27,7 +29,7 @@ Guidance protocols (``GUIDANCES``)::
 
     MF   nu_t = mean_t: the linear interpolant of the global means (kappa = 0), or the sinh-shaped
          [m0 sinh kappa(T-t) + m1 sinh kappa t] / sinh kappa T (kappa > 0): the exact self-consistent
-         MF guidance by the mean-interpolant theorem (math.md section 3)
+         MF guidance by the mean-interpolant theorem (docs/method.md, section 'Mean-interpolant theorem')
     IA0  nu = 0                       (independent agents, fixed centre)
     IAm  nu = the target global mean  (independent agents, fixed centre)
 
@@ -49,7 +51,8 @@ Two routes to the energies
 or 2 and checks the mean paths and the gap E_IA - E_MF = exact mean-channel gap with its observed
 order; ``thermal_crosscheck`` does the same with the base drift -kappa x in 1-D.
 
-Comparison with the paper (math.md section 6; ``PAPER_TABLE``): the savings agree (d = 1: 24.01 +- 0.02 % vs
+Comparison with the paper (docs/method.md, section 'Demand-response energies'; ``PAPER_TABLE``): the savings
+agree (d = 1: 24.01 +- 0.02 % vs
 24.2 %; the sub-population sweep within 0.5 points), the per-zone energies grow with d as in the paper, but the
 paper's absolute energies are 0.945-0.97 times the exact ones, the same factor for MF, IA0 and IAm at each d
 (d = 1: 12.810 / 16.857 / 14.987 here vs 12.259 / 16.171 / 14.337).  The gap E_IA0 - E_MF is a deterministic
@@ -87,7 +90,8 @@ __all__ = [
 
 GUIDANCES = ("MF", "IA0", "IAm")
 
-#: The paper's table (math.md section 6): per-zone energies E/d (4000 agents, Euler-Maruyama) and
+#: The paper's table (docs/method.md, section 'Demand-response energies'): per-zone energies E/d
+#: (4000 agents, Euler-Maruyama) and
 #: the saving vs IA0 in per cent.
 PAPER_TABLE = {
     1: (12.259, 16.171, 14.337, 24.2),
@@ -849,7 +853,8 @@ def grid_crosscheck(sc: Scenario, *, N=200, Nt=48, levels=2, box=(-3.0, 10.0), g
 
 def thermal_crosscheck(kappa=1.0, *, N=200, Nt=800, levels=2, box=(-3.0, 10.0), samples=40000, seed=0,
                        guidances=GUIDANCES, time_scheme="euler") -> dict:
-    """The thermal variant in 1-D (b = -kappa x, deviation coordinates; math.md sections 3, 6):
+    """The thermal variant in 1-D (b = -kappa x, deviation coordinates; docs/method.md, sections
+    'Mean-interpolant theorem' and 'Demand-response energies'):
     closed-form route (product coupling) and the grid (SB coupling) with drift=LinearDrift(kappa).
 
     Returns {"closed_form": ClosedFormEnergies, "grid": grid_crosscheck(...), "mf_mean_energy": exact minimal

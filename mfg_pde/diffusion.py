@@ -1,4 +1,5 @@
-"""Diffusion models as mean-field systems (seed papers 002-004, math.md section 7), on the grid.
+"""Diffusion models as mean-field systems, on the grid (seed papers 002-004; docs/method.md, section
+'Diffusion models and interacting particles').
 
 Score-based model with an Ornstein-Uhlenbeck noising SDE  dx = f dt + sigma dW,  f = -x,
 sigma = sqrt(2) (nu = 1):
@@ -46,7 +47,8 @@ def ou_mixture(grid: Grid, t: float, weights, means, stds) -> np.ndarray:
 
 def gaussian_reverse_moments(tau, *, h, lam, mu, s, T, M0=0.0, V0=1.0):
     """Moments (M, V) of the reverse path-integral dynamics with a mis-scaled exact Gaussian score
-    lam * s_exact, started from N(M0, V0) (math.md section 7), integrated with DOP853:
+    lam * s_exact, started from N(M0, V0) (docs/method.md, section 'Diffusion models and interacting
+    particles'), integrated with DOP853:
         dM/dtau = M - (1 + h^2) lam (M - mu e^{-(T - tau)}) / v_{T - tau}
         dV/dtau = 2 V (1 - (1 + h^2) lam / v_{T - tau}) + 2 h^2,   v_t = s^2 e^{-2t} + 1 - e^{-2t}."""
     from scipy.integrate import solve_ivp

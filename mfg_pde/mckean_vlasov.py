@@ -1,4 +1,5 @@
-"""McKean-Vlasov systems and propagation of chaos (seed 002, math.md section 7).
+"""McKean-Vlasov systems and propagation of chaos (seed 002; docs/method.md, section 'Diffusion models
+and interacting particles').
 
     dX = [ -a X - c (X - E X) - (grad W * m_t)(X) ] dt + sigma dW,      m_t = law(X_t)
 

@@ -65,7 +65,8 @@ def protocol(nt=2001, T=1.0, beta=0.0, sigma=1.0, nu=0.0, d=1):
 
 
 def numpy_gm_drift(t, x, z, pr, target):
-    """math.md section 5 verbatim: mu = (x - a z - c)/b, yhat = posterior mean under m1(y) N(y; mu, 1/K),
+    """docs/method.md, section 'Gaussian-mixture closed form', verbatim: mu = (x - a z - c)/b, yhat = posterior
+    mean under m1(y) N(y; mu, 1/K),
     alpha = [yhat + p'(x - c)]/p + c'  (p, p', q, c, c' interpolated linearly at t; a = p/W, b = q/W,
     g = sigma^2 p q / W, K = b^2/g)."""
     w, m, S = (np.asarray(v, dtype=float) for v in target)
@@ -94,7 +95,8 @@ def mixture_moments(mix):
 
 
 def product_moments(pr, k, start, target):
-    """Exact mean / per-axis variance of the product-coupling marginal at pr.t[k] (math.md sec. 5)."""
+    """Exact mean / per-axis variance of the product-coupling marginal at pr.t[k] (docs/method.md, section
+    'Gaussian-mixture closed form')."""
     M0, V0 = mixture_moments(start)
     M1, V1 = mixture_moments(target)
     a, b, g = pr.a[k], pr.b[k], pr.g[k]
@@ -332,7 +334,8 @@ def test_gm_drift_matches_numpy_formula(beta, nu):
 
 def test_gm_transport_beta0_reaches_target_mixture():
     """beta = 0 protocol: a start mixture is carried to the target mixture; the mean / variance paths
-    match the exact product-coupling marginals (math.md section 5) within Monte-Carlo error."""
+    match the exact product-coupling marginals (docs/method.md, section 'Gaussian-mixture closed form') within
+    Monte-Carlo error."""
     pr = protocol(nt=2001, beta=0.0, d=2)
     run = agents.simulate_gm(pr, TARGET, start=START, N=40000, n_steps=400, seed=21)
     N = run.N
@@ -395,7 +398,8 @@ def test_mf_guidance_line_and_self_consistent_iteration():
 
 
 def test_energy_identity_ia_vs_mf():
-    """E_IA(nu) - E_MF = int |mean_IA'|^2 - |mean1 - mean0|^2 / T (math.md section 3), summed over axes;
+    """E_IA(nu) - E_MF = int |mean_IA'|^2 - |mean1 - mean0|^2 / T (docs/method.md, section 'Independent agents
+    and the energy identity'), summed over axes;
     common random numbers make the fluctuation energies cancel."""
     beta, nu = 4.0, np.array([0.0, 0.0])
     pr = protocol(nt=2001, beta=beta, nu=nu, d=2)

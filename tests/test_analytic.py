@@ -1,5 +1,6 @@
 """Oracles in mfg_pde.analytic: closed forms vs ODE routes, ODE residuals, the mean theorem,
-the Foellmer check, the IA/MF energy identity (math.md sections 3 and 4)."""
+the Foellmer check, the IA/MF energy identity (docs/method.md, sections 'LQG Riccati closed forms' to
+'Independent agents and the energy identity')."""
 
 import math
 
@@ -50,7 +51,8 @@ def test_closed_form_matches_ode(p):
 
 
 def test_closed_form_is_mathmd_literal():
-    """The stable closed form equals math.md's literal h/F expression (beta > 0)."""
+    """The stable closed form equals the literal h/F expression (docs/method.md, section 'LQG Riccati closed
+    forms', terminal-cost variant; beta > 0)."""
     T, sigma, q, s0sq, beta = 1.5, 0.7, 2.0, 0.3, 3.0
     w = math.sqrt(beta)
     t = np.linspace(0.0, T, 31)
@@ -312,7 +314,7 @@ def test_ia_mean_energy_vs_quadrature(T, beta, m0, m1, nu):
     assert abs(gap - (E - (m1 - m0) ** 2 / T)) < 1e-12 * max(1.0, E)
     gq = _gl(lambda t: ((path(t + h) - path(t - h)) / (2 * h) - (m1 - m0) / T) ** 2, 0.0, T, n=120)
     assert abs(gap - gq) < 1e-8 * max(1.0, E)
-    if beta > 0.01:   # literal math.md formula
+    if beta > 0.01:   # literal formula of docs/method.md, section 'Independent agents and the energy identity'
         w = math.sqrt(beta)
         p, q = m0 - nu, m1 - nu
         I1 = T / 2 + math.sinh(2 * w * T) / (4 * w)

@@ -1,5 +1,6 @@
 """Oracles of the Gaussian-mixture regime and of the d-dimensional LQG problem in
-mfg_pde.analytic (math.md sections 3-6): protocol ODEs and boundary conditions, the guidance
+mfg_pde.analytic (docs/method.md, sections 'LQG Riccati closed forms' to 'Demand-response energies'):
+protocol ODEs and boundary conditions, the guidance
 shift c, the agent drift (against the LQ bridge feedback, the Fokker-Planck equation of the exact
 marginal, and an Euler-Maruyama simulation, sigma != 1 included), exact product marginals,
 mean-channel energies, and the matrix Riccati/Lyapunov route."""

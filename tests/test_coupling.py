@@ -137,7 +137,8 @@ def test_m_init_shape_is_checked():
 
 
 def test_small_viscosity_congestion_converges_with_safeguarded_anderson():
-    # numerics.md's peer README problem: plain damped Picard cycles here (eigenvalue below -1)
+    # the reference problem of docs/method.md, section 'Aggregation couplings', with the congestion sign
+    # F = +0.1 m: plain damped Picard cycles here (eigenvalue below -1)
     grid = mp.Grid([(0.0, 1.0)], 51)
     m0 = mp.normalise(grid, np.exp(-5 * (grid.axes[0] - 0.5) ** 2))
     pb = mp.MFGProblem(grid, 1.0, 20, 0.1, m0, coupling=mp.LocalPower(0.1))

@@ -1,4 +1,5 @@
-"""Demand response (math.md sections 3, 5, 6): scenario, exact mean channel, closed-form route vs agents,
+"""Demand response (docs/method.md, sections 'Mean-interpolant theorem' to 'Demand-response energies'):
+scenario, exact mean channel, closed-form route vs agents,
 the shift-lemma gap, grid cross-checks with observed order, the thermal variant, sub-populations.
 
 Monte-Carlo comparisons use a 4-standard-error band (fixed a priori, see mfg_pde/cases/demand_response.py)."""
@@ -83,7 +84,7 @@ def test_zone_scenario_means(d):
     assert np.allclose(sc.mean1, 0.66 + 0.03 * z, rtol=0, atol=1e-14)
     if d <= 2:
         assert np.all(z == 0.0)
-    # components as stated in math.md section 6 (to rounding of the decimal inputs)
+    # components as stated in docs/method.md, section 'Demand-response energies' (to rounding of the decimal inputs)
     np.testing.assert_allclose(sc.target[1], [0.1 + 0.15 * z, 1.5 - 0.15 * z], rtol=0, atol=1e-15)
     np.testing.assert_allclose(sc.start[1] - sc.target[1], [[1.5] * d, [4.0] * d], rtol=0, atol=1e-14)
     np.testing.assert_allclose(np.sqrt(sc.start[2]), [[0.5] * d, [0.7] * d], rtol=1e-15)

@@ -35,7 +35,8 @@ def ref_substep(pb, s, b, k):
         F(s) = s + dt [-nu D2 s + (min(D+s, 0)^2 + max(D-s, 0)^2)/2 - b+ D+s + b- D-s]
 
     with ghost values (exit: u = exit cost; reflecting: mirror; periodic: wrap), and the dense matrix M
-    of the linearisation (rows lower/diag/upper as in numerics.md; wall rows: lower/upper 0; exit rows:
+    of the linearisation (rows lower/diag/upper as in docs/method.md, section 'HJB step'; wall rows: lower/upper 0;
+    exit rows:
     the ghost coefficient stays in the diagonal, no ghost column).  The HJB substep is F(s_k) = s_{k-1}."""
     grid, nu, dt = pb.grid, pb.nu, pb.dt
     h = grid.spacing[k]

@@ -15,7 +15,8 @@ from mfg_pde.solvers.newton import DiscreteSystem
 
 # ----------------------------------------------------------------------------- problems
 def regime(nu, k, N=200, Nt=100):
-    """numerics.md's table: periodic [0, 1], F = k m - cos(2 pi x) (potential -cos, coupling k m), T = 1,
+    """The hard-corner regimes of docs/method.md: periodic [0, 1], F = k m - cos(2 pi x) (potential -cos,
+    coupling k m), T = 1,
     u_T = 0, m0 uniform."""
     grid = mp.Grid([(0.0, 1.0)], N, bc="periodic")
     return mp.MFGProblem(grid, 1.0, Nt, np.sqrt(2 * nu), np.ones(N), coupling=mp.LocalPower(k),

@@ -91,7 +91,7 @@ def test_newton_3d_smoke():
 
 
 def test_hard_regime_2d_converges_to_1e_10():
-    """nu = 0.01, k = 10 (the numerics.md hard corner) in 2-D."""
+    """nu = 0.01, k = 10 (the hardest of the hard-corner regimes of docs/method.md) in 2-D."""
     p = regime2(0.01, 10.0, N=20, Nt=16)
     r = mp.solve(p, method="newton", tol=1e-10)
     assert r.converged, r.status

@@ -1,4 +1,5 @@
-"""Demand-response cases: the paper's experiments (math.md sections 3, 5, 6; ``mfg_pde.demand_response``).
+"""Demand-response cases: the paper's experiments (docs/method.md, sections 'Mean-interpolant theorem' to
+'Demand-response energies'; ``mfg_pde.demand_response``).
 
 * ``demand-response``         one scenario (d zones, or K sub-populations): per-zone MF / IA0 / IAm
                               energies and savings from the closed-form route (exact marginals at

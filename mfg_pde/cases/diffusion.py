@@ -1,4 +1,5 @@
-"""Diffusion models as mean-field systems (seeds 002-004, math.md section 7).
+"""Diffusion models as mean-field systems (seeds 002-004; docs/method.md, section 'Diffusion models and
+interacting particles').
 
 * ``sgm-ou``          forward OU noising FP of a non-Gaussian (mixture) data density in 1-D or 2-D vs
                       its closed form; the log-density HJB solved by the core HJB solver; the HJB

@@ -1,4 +1,5 @@
-"""`lqg`: 1-D linear-quadratic terminal-cost MFG with a closed form (math.md section 4).
+"""`lqg`: 1-D linear-quadratic terminal-cost MFG with a closed form (docs/method.md, section 'LQG Riccati
+closed forms').
 
     dX = (-kappa X + alpha) dt + sigma dW,  F = beta/2 (x - mean_t)^2,  G = q/2 (x - x_target)^2,
     X_0 ~ N(mean0, std0^2) on a reflecting box wide enough that the walls are never felt.

@@ -1,4 +1,5 @@
-"""`mean-interpolant-soft`: the mean-interpolant theorem, terminal-cost form (math.md section 3).
+"""`mean-interpolant-soft`: the mean-interpolant theorem, terminal-cost form (docs/method.md, section
+'Mean-interpolant theorem').
 
 b = 0, V = 0, F = beta_t/2 (x - mean_t)^2 with a time-varying (piecewise-constant or smooth)
 beta_t, G = q/2 (x - x_target)^2 and a strongly non-Gaussian (bimodal, skewed) m0.

@@ -1,4 +1,5 @@
-"""Planning cases (prescribed m0 and m1; math.md sections 3-4):
+"""Planning cases (prescribed m0 and m1; docs/method.md, sections 'LQG Riccati closed forms' to
+'Independent agents and the energy identity'):
 
 * ``lqg-bridge``       Gaussian ends, quadratic interaction: mean linear, Sigma_t and energy closed form.
 * ``mean-interpolant`` bimodal/skewed ends of different shapes, time-varying beta_t: mean_t is the

@@ -66,7 +66,7 @@ residuals.  Stopping: max(hjb_residual, fp_residual) <= tol, where (as in ``hjb.
     hjb_residual = max |R_H| / max |u^{n+1} + dt (f^n + c(u^n))|,      fp_residual = max |R_F| / max_n |m^n|.
 
 Start (``warm_start``): by default (None) a cold start, m = m_init (default m0 frozen in time) and
-u = HJB(m) (one best response): on the four regimes of numerics.md this needs 4-6 Newton steps where
+u = HJB(m) (one best response): on the four hard-corner regimes of docs/method.md this needs 4-6 Newton steps where
 30 fictitious-play steps followed by Newton need 2-9.  ``warm_start="fictitious-play"``, ``"picard"`` or
 ``"anderson"`` first runs ``warm_iter`` (default 30) iterations of that cheap loop (``coupling.solve``)
 and starts Newton from its last candidate pair.  Continuation (``continuation``): "sigma" solves a
