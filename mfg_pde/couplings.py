@@ -35,11 +35,15 @@ class Coupling:
     def describe(self) -> dict:
         raise NotImplementedError
 
-    def monotone(self, grid: Grid) -> bool | None:
-        """Whether F is monotone on this grid, int (F(m1) - F(m2)) (m1 - m2) >= 0 for all densities m1, m2
-        (then the equilibrium is unique); False when it is known not to be (several equilibria may
-        exist), None when unknown (a user-defined coupling)."""
+    def monotone(self, grid: Grid, t=None) -> bool | None:
+        """Whether F is monotone on this grid (at the times t), int (F(m1) - F(m2)) (m1 - m2) >= 0 for all
+        densities m1, m2 of equal mass (then the equilibrium is unique); False when it is known not to be
+        (uniqueness is then not guaranteed), None when unknown (a user-defined coupling)."""
         return None
+
+    #: True for couplings whose verdict False means anti-monotone (int (F(m1) - F(m2)) (m1 - m2) <= 0 for
+    #: all pairs): a sum of such parts is not monotone either
+    anti_when_not_monotone = False
 
     def __add__(self, other):
         return SumCoupling([self, other])
@@ -63,9 +67,13 @@ class SumCoupling(Coupling):
     def describe(self):
         return {"type": "sum", "parts": [p.describe() for p in self.parts]}
 
-    def monotone(self, grid):
-        verdicts = {p.monotone(grid) for p in self.parts}
-        return verdicts.pop() if len(verdicts) == 1 else None  # a mixed sum can be either
+    def monotone(self, grid, t=None):
+        verdicts = [p.monotone(grid, t) for p in self.parts]
+        if all(v is True for v in verdicts):
+            return True
+        if all(v is False and p.anti_when_not_monotone for v, p in zip(verdicts, self.parts)):
+            return False  # a sum of anti-monotone parts
+        return None  # a mixed sum can be either
 
 
 def _sq_distance(grid: Grid, centres: np.ndarray) -> np.ndarray:
@@ -93,10 +101,15 @@ class QuadraticInteraction(Coupling):
     def describe(self):
         return {"type": "quadratic-interaction", "beta": self.beta.describe()}
 
-    def monotone(self, grid):
-        # int (F(m1) - F(m2)) (m1 - m2) = -beta |mean1 - mean2|^2: attraction to the mean is anti-monotone
-        # (the LQ equilibrium is still unique, by the Riccati equation, not by monotonicity)
-        return False
+    anti_when_not_monotone = True
+
+    def monotone(self, grid, t=None):
+        # int (F(m1) - F(m2)) (m1 - m2) = -beta_t |mean1 - mean2|^2 for equal masses: monotone where beta <= 0,
+        # anti-monotone where beta > 0 (the LQ equilibrium is still unique, by its Riccati equation)
+        beta = np.asarray(self.beta(np.asarray([0.0] if t is None else t, dtype=float)), dtype=float)
+        if np.all(beta <= 0.0):
+            return True
+        return False if np.all(beta >= 0.0) else None
 
 
 class FixedGuidance(Coupling):
@@ -135,7 +148,7 @@ class FixedGuidance(Coupling):
             nu = nu.tolist()
         return {"type": "fixed-guidance", "beta": self.beta.describe(), "nu": nu}
 
-    def monotone(self, grid):
+    def monotone(self, grid, t=None):
         return True  # F does not depend on m
 
 
@@ -190,21 +203,40 @@ class KernelInteraction(Coupling):
         return {"type": "kernel-interaction", "kernel": getattr(self.kernel, "__name__", "callable"),
                 "strength": self.strength}
 
-    def monotone(self, grid):
-        """strength x W positive semi-definite on the grid: the eigenvalues of the (circular or zero-padded
-        circulant) convolution are >= 0 -- sufficient; on reflecting axes a negative eigenvalue of the
-        padded circulant is inconclusive unless the dense 1-D matrix (N <= 2000) decides it."""
+    def monotone(self, grid, t=None):
+        """strength x W positive semi-definite on mass-free perturbations (m1 - m2 has zero mass): on a fully
+        periodic grid the eigenvalues of the circular convolution but the constant mode are >= 0 (exact);
+        otherwise the zero-padded circulant's are >= 0 (sufficient), or, in 1-D with N <= 2000, the dense
+        matrix projected on zero-mass vectors decides.  None when undecided or when W cannot be evaluated
+        on arrays."""
+        key = (grid.bounds, grid.shape, grid.bc)
+        if getattr(self, "_monotone", None) is not None and self._monotone[0] == key:
+            return self._monotone[1]
+        try:
+            verdict = self._monotone_verdict(grid)
+        except Exception:  # noqa: BLE001 -- a kernel that only takes some argument shapes: unknown
+            verdict = None
+        self._monotone = (key, verdict)
+        return verdict
+
+    def _monotone_verdict(self, grid):
         what, _ = self._kernel_hat(grid)
         lam = self.strength * what.real
         scale = max(float(np.abs(lam).max()), 1e-300)
+        periodic = all(code == BC_PERIODIC for code in grid.bc_codes)
+        if periodic:
+            lam = lam.ravel()[1:]  # the constant mode does not act on zero-mass perturbations
+            return bool(lam.size == 0 or lam.min() >= -1e-12 * scale)
         if lam.min() >= -1e-12 * scale:
             return True
-        if all(code == BC_PERIODIC for code in grid.bc_codes):
-            return False
         if grid.ndim == 1 and grid.shape[0] <= 2000:
             x = grid.axes[0]
-            Wm = self.strength * np.asarray(self.kernel(x[:, None] - x[None, :]), dtype=float)
-            return bool(np.linalg.eigvalsh(0.5 * (Wm + Wm.T)).min() >= -1e-12 * max(np.abs(Wm).max(), 1e-300))
+            n = x.size
+            Wm = self.strength * np.broadcast_to(np.asarray(self.kernel(x[:, None] - x[None, :]), dtype=float),
+                                                 (n, n))
+            P = np.eye(n) - 1.0 / n
+            lam = np.linalg.eigvalsh(P @ (0.5 * (Wm + Wm.T)) @ P)
+            return bool(lam.min() >= -1e-12 * max(float(np.abs(Wm).max()), 1e-300))
         return None
 
 
@@ -225,8 +257,10 @@ class LocalPower(Coupling):
     def describe(self):
         return {"type": "local-power", "kappa": self.kappa, "p": self.p}
 
-    def monotone(self, grid):
-        return self.kappa >= 0.0  # m -> kappa m^p is non-decreasing
+    anti_when_not_monotone = True
+
+    def monotone(self, grid, t=None):
+        return self.kappa >= 0.0  # m -> kappa m^p is non-decreasing (non-increasing for kappa < 0)
 
 
 class LocalLog(Coupling):
@@ -241,7 +275,9 @@ class LocalLog(Coupling):
     def describe(self):
         return {"type": "local-log", "kappa": self.kappa}
 
-    def monotone(self, grid):
+    anti_when_not_monotone = True
+
+    def monotone(self, grid, t=None):
         return self.kappa >= 0.0
 
 
@@ -250,7 +286,7 @@ def coupling_monotone(problem) -> bool | None:
     (False: several equilibria may exist, and the starting pair selects one), or unknown (None): the
     running coupling F and, when it depends on m, the terminal cost G (user callables: unknown)."""
     grid = problem.grid
-    verdict = True if problem.coupling is None else problem.coupling.monotone(grid)
+    verdict = True if problem.coupling is None else problem.coupling.monotone(grid, problem.t)
     if getattr(problem.terminal_cost, "depends_on_m", False):
         verdict = None if verdict is not False else False
     return verdict

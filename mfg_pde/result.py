@@ -148,7 +148,8 @@ class MFGResult:
                 f"{cons}, wall time {wall:.3f} s")
         monotone = self.solver.get("coupling_monotone") if isinstance(self.solver, dict) else None
         if monotone == "no":
-            line += "; coupling not monotone: other equilibria may exist (the start m_init selects one)"
+            line += ("; coupling not monotone: uniqueness is not guaranteed (where there are several "
+                     "equilibria, the start m_init selects one)")
         elif monotone == "unknown":
             line += "; coupling monotonicity unknown: the equilibrium may not be unique"
         return line

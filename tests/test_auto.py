@@ -28,7 +28,7 @@ def test_auto_converges_where_anderson_cycles_and_newton_stalls():
     assert r.history["residual"][-1] <= 1e-8 and r.history["hjb_residual"][-1] <= 1e-8
     np.testing.assert_allclose(r.m, pic.m, atol=1e-7 * pic.m.max())  # picard's equilibrium, from the same start
     assert r.solver["coupling_monotone"] == "no"
-    assert "coupling not monotone: other equilibria may exist" in r.summary()
+    assert "coupling not monotone: uniqueness is not guaranteed" in r.summary()
 
 
 def test_monotonicity_of_the_couplings():
@@ -42,8 +42,14 @@ def test_monotonicity_of_the_couplings():
     assert mp.KernelInteraction(gauss, 1.0).monotone(g1) is True
     assert mp.KernelInteraction(gauss, -1.0).monotone(g1) is False
     assert mp.QuadraticInteraction(2.0).monotone(g1) is False       # attraction to the mean
+    assert mp.QuadraticInteraction(-1.0).monotone(g1) is True       # repulsion from the mean
+    assert mp.QuadraticInteraction(lambda t: 1.0 - 2.0 * t).monotone(g1, np.linspace(0, 1, 5)) is None
     assert (mp.LocalPower(1.0) + mp.LocalLog(0.5)).monotone(g1) is True
     assert (mp.LocalPower(1.0) + mp.LocalPower(-0.5)).monotone(g1) is None
+    assert (mp.LocalPower(-1.0) + mp.QuadraticInteraction(1.0)).monotone(g1) is False
+    # a kernel that is positive definite but for its constant mode: monotone on equal-mass densities
+    assert mp.KernelInteraction(lambda d: np.exp(-d ** 2 / 0.005) - 0.5, 1.0).monotone(gp) is True
+    assert mp.KernelInteraction(lambda d: 1.0, -0.5).monotone(g1) is True  # F = -mass/2: no dependence
     p = mp.MFGProblem(g1, 1.0, 4, 0.5, np.ones(40), coupling=mp.LocalPower(1.0))
     r = mp.solve(p)
     assert r.solver["coupling_monotone"] == "yes" and "equilibri" not in r.summary()
@@ -147,3 +153,14 @@ def test_a_previous_result_starts_the_next_solve():
     assert n.converged and n.iterations == 1
     with pytest.raises(ValueError, match="m_init"):
         mp.solve(aggregation(sigma=0.3, N=40), m_init=first)
+
+
+def test_u_init_is_a_newton_option_only():
+    p = aggregation(N=10, Nt=4, sigma=0.5)
+    with pytest.raises(TypeError, match="u_init"):
+        mp.solve(p, method="picard", u_init=np.zeros((5, 10)))
+
+
+def test_divergence_factor_may_be_infinite():
+    r = mp.solve(aggregation(N=10, Nt=4, sigma=0.5), method="picard", divergence_factor=np.inf)
+    assert r.converged and r.solver["divergence_factor"] == np.inf

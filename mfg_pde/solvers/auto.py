@@ -220,7 +220,7 @@ def solve_auto(problem, tol: float = 1e-8, max_iter: int = 300, damping: float |
     """Anderson, then (when it is slow) a race of Anderson, Newton and damped Picard; see the module
     docstring.  ``racers`` names the loops that join Anderson in the race; ``newton_options``
     (linear_solver, direct_max, krylov_rtol, max_backtracks, nonmonotone) go to Newton."""
-    racers = tuple(racers)
+    racers = (racers,) if isinstance(racers, str) else tuple(racers)
     for r in racers:
         if r not in ("newton", "picard"):
             raise ValueError(f"racers = {racers!r}: each must be 'newton' or 'picard'")
@@ -230,6 +230,8 @@ def solve_auto(problem, tol: float = 1e-8, max_iter: int = 300, damping: float |
     no_newton = newton_available(problem)
     if no_newton is None and "newton" in racers:
         _check_options(problem, None, 0, None, newton_options.get("linear_solver", "auto"))
+    elif newton_options.get("linear_solver", "auto") not in ("auto", "direct", "krylov"):
+        raise ValueError(f"linear_solver = {newton_options['linear_solver']!r}: choose 'auto', 'direct' or 'krylov'")
     damping = 1.0 if damping is None else damping
     grid, Nt = problem.grid, problem.Nt
     t_start = time.perf_counter()
@@ -251,6 +253,7 @@ def solve_auto(problem, tol: float = 1e-8, max_iter: int = 300, damping: float |
     newton = None
     newton_starts = 0
     cold_tried = False
+    newton_best = None  # best pair of an earlier Newton run (u, m, states, residual)
     newton_fits = "newton" in racers and no_newton is None and _newton_fits(problem)
     notes = []
     racing = False
@@ -258,8 +261,12 @@ def solve_auto(problem, tol: float = 1e-8, max_iter: int = 300, damping: float |
     stop = None
 
     def start_newton(pair, origin):
-        nonlocal newton, newton_starts, cold_tried
+        nonlocal newton, newton_starts, cold_tried, newton_best
         cold_tried = cold_tried or pair is None
+        if newton is not None:  # keep the pair of the Newton run that stopped, if it is the best one so far
+            held = newton.pair()
+            if newton_best is None or held[3] < newton_best[3]:
+                newton_best = tuple(np.copy(a) for a in held[:3]) + (held[3],)
         if pair is None:
             u0, m0_ = _initial_pair(problem, m_init, newton_tol, newton_maxit)
             states, value = None, np.inf
@@ -283,7 +290,9 @@ def solve_auto(problem, tol: float = 1e-8, max_iter: int = 300, damping: float |
         pair, _ = best_loop_pair()
         # Anderson's pair starts Newton only if Anderson cut its residual tenfold; else the cold pair
         progressed = anderson.loop.best_residual < 0.1 * anderson.loop.first_residual
-        if "newton" in racers and no_newton is None and not newton_fits:
+        if "newton" in racers and no_newton is not None:
+            notes.append(f"newton left out: {no_newton}")
+        elif "newton" in racers and not newton_fits:
             notes.append("newton left out: its arrays would not fit in the available memory")
         elif newton_fits:
             if progressed and pair is not None:
@@ -358,6 +367,9 @@ def solve_auto(problem, tol: float = 1e-8, max_iter: int = 300, damping: float |
                 options.append((v_, u_, m_, st_))
         if newton is not None:
             u_, m_, st_, v_ = newton.pair()
+            options.append((v_, u_, m_, st_))
+        if newton_best is not None:
+            u_, m_, st_, v_ = newton_best
             options.append((v_, u_, m_, st_))
         if options:
             _, u, m, states = min(options, key=lambda o: o[0])

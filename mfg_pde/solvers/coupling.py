@@ -378,8 +378,8 @@ def solve(problem, method: str = "auto", tol: float = 1e-8, max_iter: int = 300,
     method = _method_name(method)
     tol, max_iter = check_common(problem, tol, max_iter, exploitability, diagnostics, damping, anderson_depth,
                                  newton_tol, newton_maxit, inner_factor, divergence_factor)
-    m_init, u_init = _split_init(problem, m_init, options)
     check_options(method, options)
+    m_init, u_init = _split_init(problem, m_init, options, method)
     if method == "auto" and not problem.is_coupled and not options:
         method = "anderson"  # nothing to iterate: the core loop's single sweep
     if diagnostics == "lean" and method in ("newton", "auto"):
@@ -467,21 +467,25 @@ def solve(problem, method: str = "auto", tol: float = 1e-8, max_iter: int = 300,
 def _tag(problem, result):
     """Record in the result whether the coupling is known to be monotone (one equilibrium) or not."""
     from ..couplings import coupling_monotone
-    verdict = coupling_monotone(problem)
+    try:
+        verdict = coupling_monotone(problem)
+    except Exception:  # noqa: BLE001 -- a verdict never fails a finished solve
+        verdict = None
     result.solver["coupling_monotone"] = {True: "yes", False: "no", None: "unknown"}[verdict]
     return result
 
 
-def _split_init(problem, m_init, options):
-    """m_init may be a previous result: its density starts the loop (and its u starts Newton)."""
-    u_init = options.pop("u_init", None)
+def _split_init(problem, m_init, options, method):
+    """m_init may be a previous result: its density starts the loop (and, with method="newton", its u
+    starts Newton with it)."""
+    u_init = options.pop("u_init", None)  # a Newton option (check_options refused it elsewhere)
     if isinstance(m_init, MFGResult):
         res = m_init
         if res.m.shape != (problem.Nt + 1,) + problem.grid.shape:
             raise ValueError(f"m_init: the result's density has shape {res.m.shape}, the problem needs "
                              f"{(problem.Nt + 1,) + problem.grid.shape} (same grid and Nt); interpolate it first")
         m_init = res.m
-        if u_init is None:
+        if u_init is None and method == "newton":
             u_init = res.u
     return m_init, u_init
 

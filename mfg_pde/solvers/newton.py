@@ -863,7 +863,7 @@ def _check_options(problem, warm_start, warm_iter, continuation, linear_solver):
         raise ValueError(f"linear_solver = {linear_solver!r}: choose 'auto', 'direct' or 'krylov'")
 
 
-def _krylov_direction(sysm, u, m, ev, deriv, eta, krylov_rtol, phi0, krylov_maxiter=150):
+def _krylov_direction(sysm, u, m, ev, deriv, eta, krylov_rtol, phi0, krylov_maxiter=1000):
     """Inexact Newton direction: tighten the Krylov tolerance until ||J d + R|| <= eta ||R|| in the merit
     norm (at most 8 tenfold tightenings, resuming the iteration), within ``krylov_maxiter`` Krylov
     iterations in all (a Krylov solve that has not converged by then -- an indefinite system far from a
@@ -915,7 +915,7 @@ class NewtonRun:
 
     def __init__(self, problem, u, m, tol=1e-10, max_iter=50, linear_solver="auto", direct_max=400_000,
                  max_backtracks=30, cont=np.nan, krylov_rtol=1e-3, nonmonotone=5, every_gap=False,
-                 krylov_maxiter=150):
+                 krylov_maxiter=1000):
         self.problem, self.u, self.m = problem, u, m
         self.krylov_maxiter = int(krylov_maxiter)  # Krylov iterations per Newton step (auto adapts it)
         self.last_krylov = 0

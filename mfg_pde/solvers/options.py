@@ -25,23 +25,25 @@ def check_options(method: str, options: dict) -> None:
     for name in sorted(options):
         if name in allowed:
             continue
-        known = sorted(set(allowed) | set(COMMON))
-        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        others = [m for m, opts in METHOD_OPTIONS.items() if name in opts]
-        where = f" (an option of method={others[0]!r})" if others else ""
+        everything = set(COMMON).union(*METHOD_OPTIONS.values())
+        close = difflib.get_close_matches(name, sorted(everything), n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]!r}?" if close and close[0] != name else "."
+        others = [m for m, opts in METHOD_OPTIONS.items() if name in opts or (close and close[0] in opts)]
+        where = f" (an option of method={others[0]!r})" if others and others[0] != method else ""
         raise TypeError(f"solve(method={method!r}) got an unexpected option {name!r}{where}{hint} "
                         f"Options of this method: {', '.join(allowed) or 'none beyond the common ones'}; "
                         f"common: {', '.join(COMMON)}")
 
 
-def _number(name, value, *, integer=False):
+def _number(name, value, *, integer=False, infinite=False):
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value.item()
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         kind = "an integer" if integer else "a number"
         raise TypeError(f"{name} = {value!r}: must be {kind}")
     if integer and float(value) != int(value):
         raise ValueError(f"{name} = {value!r}: must be a whole number (e.g. {int(value)})")
-    if not np.isfinite(float(value)):
+    if np.isnan(float(value)) or (not infinite and not np.isfinite(float(value))):
         raise ValueError(f"{name} = {value!r}: must be finite")
     return int(value) if integer else float(value)
 
@@ -77,6 +79,6 @@ def check_common(problem, tol, max_iter, exploitability, diagnostics, damping, a
         raise ValueError(f"newton_maxit = {newton_maxit}: must be >= 1")
     if not _number("inner_factor", inner_factor) > 0:
         raise ValueError(f"inner_factor = {inner_factor}: must be > 0")
-    if not _number("divergence_factor", divergence_factor) > 1:
+    if not _number("divergence_factor", divergence_factor, infinite=True) > 1:  # inf: never stop on growth
         raise ValueError(f"divergence_factor = {divergence_factor}: must be > 1")
     return tol, max_iter
