@@ -31,7 +31,7 @@ __all__ = [
 def __getattr__(name):
     # heavy parts (numba kernels, h5py, the case registry) load on first use: `import mfg_pde` stays fast
     if name == "solve":
-        from .solvers.coupling import solve
+        from .iterate.solve import solve
         return solve
     if name == "solve_planning":
         from .solvers.planning import solve_planning

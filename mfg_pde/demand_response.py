@@ -336,9 +336,7 @@ def _energy_kernel(Z, Y, XI, A, B, SG, P, DP, kappa, LOGC, BM, IVAR, GAIN, M1, S
     yhat the posterior mean of X_T given (X_0 = z, X_t = x) under the target mixture (component k:
     responsibility ~ exp(LOGC - |r - BM|^2 IVAR / 2), mean M1 + GAIN (r - BM), r = x - A z)."""
     M, d = Z.shape
-    nn = A.shape[0]
     K = LOGC.shape[1]
-    G = SHIFT.shape[0]
     nblk = (M + 255) // 256
     for blk in prange(nblk):
         r = np.empty(d)
@@ -481,7 +479,7 @@ def closed_form_energies(sc: Scenario, *, samples=40000, seed=0, n_gl=6, n_sub=2
     # strata
     pw, n = _strata(sc, samples)
     rng = np.random.default_rng(seed)
-    (w0, mu0, S0), (w1, mu1, S1) = sc.start, sc.target
+    (_, mu0, S0), (_, mu1, S1) = sc.start, sc.target
     J, Kt = pw.shape
     G = len(guidances)
     nsub = len(edges) - 1

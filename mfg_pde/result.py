@@ -58,7 +58,7 @@ class MFGResult:
     converged : whether the coupling loop met its tolerance.
     status : one line saying how the loop ended ("converged", "max_iter", "diverged: ...").
     iterations : number of coupled iterations performed.
-    history : per-iteration records, one 1-D array per quantity (see ``solvers.coupling``).
+    history : per-iteration records, one 1-D array per quantity (see ``iterate.fixed_point``).
     params : problem / case parameters (JSON-able).
     solver : solver options (JSON-able).
     case : name of the registered case that produced it, if any.

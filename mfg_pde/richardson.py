@@ -51,7 +51,7 @@ def extrapolate(coarse: MFGResult, fine: MFGResult) -> MFGResult:
 def solve_extrapolated(build, N: int, Nt: int, solve=None, **solve_kwargs) -> MFGResult:
     """Solve build(N, Nt) and build(2N, 2Nt) (build returns an MFGProblem) and extrapolate."""
     if solve is None:
-        from .solvers.coupling import solve
+        from .iterate.solve import solve
     coarse = solve(build(N, Nt), **solve_kwargs)
     fine = solve(build(2 * N, 2 * Nt), **solve_kwargs)
     return extrapolate(coarse, fine)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import mfg_pde as mp
-from mfg_pde.solvers.auto import _Loop
+from mfg_pde.iterate.auto import _Loop
 
 
 def aggregation(c=0.1, sigma=0.1, N=51, Nt=20, d=1):

@@ -24,7 +24,7 @@ SOLVE_CALLS: list = []
 
 
 def _fake_solve(problem, progress=False, **options):
-    """Stand-in for solvers.coupling.solve: a Gaussian drifting with speed problem['drift'],
+    """Stand-in for mfg_pde.iterate.solve.solve: a Gaussian drifting with speed problem['drift'],
     plus a first-order "discretisation error" 1/N in its mean (so refinement sees order 1)."""
     SOLVE_CALLS.append({"problem": dict(problem), "progress": progress, **options})
     if progress:
@@ -109,12 +109,12 @@ def fake_registry(monkeypatch):
 
 def test_fake_solver_is_the_registered_cases_override_only():
     """The override sits on the registered case objects; the solver module itself is the real one."""
-    from mfg_pde.solvers import coupling
+    from mfg_pde.iterate import solve as dispatcher
 
-    assert sys.modules["mfg_pde.solvers.coupling"] is coupling
+    assert sys.modules["mfg_pde.iterate.solve"] is dispatcher
     assert base.get("fake-oracle").solver() is _fake_solve
     assert base.get("fake-plain").solver() is _fake_solve
-    assert FakeOracleCase().solver() is coupling.solve   # an unpatched case gets the real coupling solve
+    assert FakeOracleCase().solver() is dispatcher.solve   # an unpatched case gets the real solve
     assert not SOLVE_CALLS
 
 

@@ -275,7 +275,7 @@ def test_split_residuals_match_a_numpy_reference(kind):
     grid) gives the split HJB/FP residuals of an independent numpy evaluation, for a pair that solves
     neither equation exactly: u from loose Newton solves (an error in every substep, exit rows with a
     non-zero exit cost), m perturbed.  candidate_residuals is that evaluation with f = F(m_hat)."""
-    from mfg_pde.solvers.coupling import candidate_residuals
+    from mfg_pde.iterate.fixed_point import candidate_residuals
     from mfg_pde.solvers.discrete_residuals import relative_residuals
     from mfg_pde.solvers.fp import solve_fp
     from mfg_pde.solvers.hjb import solve_hjb

@@ -186,7 +186,7 @@ class Case:
 
     def solver(self):
         """The solve function for this case's problems (terminal-cost loop by default)."""
-        from ..solvers.coupling import solve
+        from ..iterate.solve import solve
 
         return solve
 

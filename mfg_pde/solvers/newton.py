@@ -93,7 +93,6 @@ History (per record, the keys of the core loop plus):
 
 from __future__ import annotations
 
-import sys
 import time
 
 import numpy as np
@@ -101,171 +100,19 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 from numba import njit
 
-from .. import couplings as cpl
+from ..iterate.fixed_point import run_fixed_point
+from ..iterate.monitor import HISTORY_KEYS, Progress
 from ..problem import MFGProblem
 from ..result import MFGResult
 from . import kernels
 from .exploitability import nash_gap
 from .hjb import HJBSolution, empty_states, solve_hjb
+from .derivatives import ScaledCoupling, coupling_derivative, terminal_derivative
+from .krylov import gmres
 from .layout import kernel_data
 
 NEWTON_KEYS = ("line_search", "step_norm", "linear_iterations", "phase", "continuation", "exploitability")
 WARM_METHODS = ("fictitious-play", "picard", "anderson")
-
-
-# ============================================================================ coupling derivatives
-class CouplingDerivative:
-    """dF^n/dm^{n+1} for n = 0..Nt-1 (1-D), as a sum of structured terms:
-
-    diag   (Nt, N)                     local part
-    shared [(coef (Nt,), W (N, N))]    coef_n W  (kernel interactions: one matrix for all levels)
-    lowrank [(coef (Nt,), V (Nt, N))]  coef_n v_n v_n^T  (interactions through the mean)
-    dense  (Nt, N, N) or None          anything else (finite differences of a user coupling)
-    """
-
-    def __init__(self, Nt, N):
-        self.Nt, self.N = Nt, N
-        self.diag = np.zeros((Nt, N))
-        self.shared = []
-        self.lowrank = []
-        self.dense = None
-
-    @property
-    def is_local(self) -> bool:
-        return not (self.shared or self.lowrank or self.dense is not None)
-
-    def add(self, other: "CouplingDerivative", scale: float = 1.0):
-        self.diag += scale * other.diag
-        self.shared += [(scale * c, W) for c, W in other.shared]
-        self.lowrank += [(scale * c, V) for c, V in other.lowrank]
-        if other.dense is not None:
-            self.dense = scale * other.dense if self.dense is None else self.dense + scale * other.dense
-
-    def matvec(self, x: np.ndarray) -> np.ndarray:
-        """(dF/dm) x for x shaped (Nt, N), level by level."""
-        out = self.diag * x
-        for c, W in self.shared:
-            out += c[:, None] * (x @ W.T)
-        for c, V in self.lowrank:
-            out += (c * np.einsum("ij,ij->i", V, x))[:, None] * V
-        if self.dense is not None:
-            out += np.einsum("nij,nj->ni", self.dense, x)
-        return out
-
-    def coo(self, row0: int, col0: int, scale: float):
-        """COO triplets of scale * dF/dm as a block-diagonal matrix (level n at row0 + n N, col0 + n N)."""
-        Nt, N = self.Nt, self.N
-        idx = np.arange(Nt * N)
-        rows, cols, vals = [row0 + idx], [col0 + idx], [scale * self.diag.ravel()]
-        base = (np.arange(Nt) * N)[:, None, None]
-        ii = np.arange(N)[:, None]
-        jj = np.arange(N)[None, :]
-        full = [c[:, None, None] * W[None] for c, W in self.shared]
-        full += [c[:, None, None] * V[:, :, None] * V[:, None, :] for c, V in self.lowrank]
-        if self.dense is not None:
-            full.append(self.dense)
-        for blk in full:
-            r = np.broadcast_to(base + ii, blk.shape)
-            c_ = np.broadcast_to(base + jj, blk.shape)
-            rows.append(row0 + r.ravel())
-            cols.append(col0 + c_.ravel())
-            vals.append(scale * blk.ravel())
-        return rows, cols, vals
-
-
-def coupling_derivative(coupling, grid, t: np.ndarray, m: np.ndarray, fd_max: int = 20_000_000) -> CouplingDerivative:
-    """Derivative of ``coupling.field(grid, t, m)`` (m shaped (Nt, N): levels x grid nodes, the grid
-    flattened) with respect to m, level-wise.
-
-    Exact for the built-in couplings; a user coupling gets a central finite-difference derivative
-    (N evaluations of its field on all levels at once; refused beyond ``fd_max`` dense entries)."""
-    Nt, N = m.shape
-    d = CouplingDerivative(Nt, N)
-    if coupling is None or isinstance(coupling, cpl.FixedGuidance):
-        return d
-    if isinstance(coupling, cpl.SumCoupling):
-        for part in coupling.parts:
-            d.add(coupling_derivative(part, grid, t, m, fd_max))
-        return d
-    if isinstance(coupling, _ScaledCoupling):
-        d.add(coupling_derivative(coupling.base, grid, t, m, fd_max), coupling.scale)
-        return d
-    if type(coupling) is cpl.LocalPower:
-        if coupling.p == 1.0:
-            d.diag[:] = coupling.kappa
-        else:
-            mp_ = np.maximum(m, 0.0)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                d.diag[:] = np.where(m > 0.0, coupling.kappa * coupling.p * np.power(mp_, coupling.p - 1.0), 0.0)
-        return d
-    if type(coupling) is cpl.LocalLog:
-        with np.errstate(divide="ignore"):
-            d.diag[:] = np.where(m > 1e-300, coupling.kappa / np.where(m > 1e-300, m, 1.0), 0.0)
-        return d
-    if type(coupling) is cpl.QuadraticInteraction:
-        # F_i = beta/2 |x_i - mu|^2, mu = sum x m / sum m:  dF_i/dm_j = -beta (x_i - mu).(x_j - mu) / sum m,
-        # one rank-one term per axis (m flattened over the grid: (Nt, N))
-        S = m.sum(axis=1)
-        beta = np.asarray(coupling.beta(t), dtype=float).reshape(-1)
-        beta = np.broadcast_to(beta, (Nt,))
-        for xk in np.broadcast_arrays(*grid.mesh(sparse=True)):
-            x = np.ascontiguousarray(xk).reshape(-1)
-            mu = (m * x).sum(axis=1) / S
-            d.lowrank.append((-beta / S, x[None, :] - mu[:, None]))
-        return d
-    if type(coupling) is cpl.KernelInteraction:
-        # linear in m: the matrix is the field of the unit vectors (row j of the answer = F(e_j))
-        W = np.asarray(coupling.field(grid, np.zeros(N), np.eye(N)), dtype=float).T.copy()
-        d.shared.append((np.ones(Nt), W))
-        return d
-    # unknown coupling: finite differences, column j of every level at once
-    if Nt * N * N > fd_max:
-        raise NotImplementedError(f"Newton needs dF/dm of the coupling {type(coupling).__name__}; its finite-"
-                                  f"difference derivative would have {Nt * N * N} entries (> {fd_max})")
-    dense = np.empty((Nt, N, N))
-    scale = max(float(np.abs(m).max()), 1e-300)
-    for j in range(N):
-        eps = 1e-6 * max(abs(float(np.abs(m[:, j]).max())), 1e-3 * scale)
-        mp_ = m.copy()
-        mm_ = m.copy()
-        mp_[:, j] += eps
-        mm_[:, j] -= eps
-        dense[:, :, j] = (coupling.field(grid, t, mp_) - coupling.field(grid, t, mm_)) / (2 * eps)
-    d.dense = dense
-    return d
-
-
-def terminal_derivative(problem, mT: np.ndarray) -> np.ndarray | None:
-    """dG/dm_T (N, N) for a terminal cost G(x, m_T) (central finite differences of the user callable:
-    no closed form is available); None when G does not depend on m."""
-    if not getattr(problem.terminal_cost, "depends_on_m", False):
-        return None
-    N = mT.size
-    out = np.empty((N, N))
-    scale = max(float(np.abs(mT).max()), 1e-300)
-    for j in range(N):
-        eps = 1e-6 * max(abs(float(mT[j])), 1e-3 * scale)
-        a = mT.copy()
-        b = mT.copy()
-        a[j] += eps
-        b[j] -= eps
-        out[:, j] = (problem.terminal_values(a) - problem.terminal_values(b)) / (2 * eps)
-    return out
-
-
-class _ScaledCoupling(cpl.Coupling):
-    """scale * F (continuation in the coupling strength)."""
-
-    def __init__(self, base, scale):
-        self.base = base
-        self.scale = float(scale)
-        self.mean_only = base.mean_only
-
-    def field(self, grid, t, m):
-        return self.scale * self.base.field(grid, t, m)
-
-    def describe(self):
-        return {"type": "scaled", "scale": self.scale, "coupling": self.base.describe()}
 
 
 # ============================================================================ the discrete system
@@ -432,92 +279,6 @@ class _Levels:
 
     def args(self):
         return self.lo, self.di, self.cp, self.inv, self.al, self.z, self.den, self.periodic
-
-
-@njit(cache=True)
-def _norm(x):
-    s = 0.0
-    for i in range(x.size):
-        s += x[i] * x[i]
-    return np.sqrt(s)
-
-
-@njit(cache=True)
-def _cgs2(V, k, w, h):
-    """Orthogonalise w against V[:k] (classical Gram-Schmidt, twice), h += coefficients; returns ||w||.
-    (Plain loops: BLAS threads fight over the cores of a busy 2-core machine.)"""
-    n = w.size
-    for _ in range(2):
-        for j in range(k):
-            s = 0.0
-            for i in range(n):
-                s += V[j, i] * w[i]
-            h[j] += s
-            for i in range(n):
-                w[i] -= s * V[j, i]
-    return _norm(w)
-
-
-@njit(cache=True)
-def _combine(V, y, x):
-    """x += sum_j y_j V[j]."""
-    for j in range(y.size):
-        c = y[j]
-        for i in range(x.size):
-            x[i] += c * V[j, i]
-
-
-def gmres(op, b: np.ndarray, rtol: float, maxiter: int = 200, restart: int = 80, x0=None):
-    """Restarted GMRES for op(x) = b from x0 (default 0; classical Gram-Schmidt with one
-    re-orthogonalisation, Givens rotations); stops at ||b - op(x)|| <= rtol ||b||.  Returns (x, iterations)."""
-    n = b.size
-    x = np.zeros(n) if x0 is None else x0.copy()
-    bnorm = _norm(b)
-    if bnorm == 0.0:
-        return x, 0
-    total = 0
-    r = b.copy() if x0 is None else b - op(x)
-    while total < maxiter:
-        beta = _norm(r)
-        if beta <= rtol * bnorm:
-            break
-        m = min(restart, maxiter - total)
-        V = np.empty((m + 1, n))
-        Hm = np.zeros((m + 1, m))
-        cs = np.zeros(m)
-        sn = np.zeros(m)
-        g = np.zeros(m + 1)
-        g[0] = beta
-        V[0] = r / beta
-        j_done = 0
-        for j in range(m):
-            w = op(V[j])
-            h = np.zeros(j + 1)
-            hn = _cgs2(V, j + 1, w, h)
-            Hm[: j + 1, j] = h
-            Hm[j + 1, j] = hn
-            for i in range(j):  # apply previous rotations
-                a, c = Hm[i, j], Hm[i + 1, j]
-                Hm[i, j] = cs[i] * a + sn[i] * c
-                Hm[i + 1, j] = -sn[i] * a + cs[i] * c
-            a, c = Hm[j, j], Hm[j + 1, j]
-            den = np.hypot(a, c)
-            cs[j], sn[j] = (a / den, c / den) if den > 0 else (1.0, 0.0)
-            Hm[j, j] = cs[j] * a + sn[j] * c
-            Hm[j + 1, j] = 0.0
-            g[j + 1] = -sn[j] * g[j]
-            g[j] = cs[j] * g[j]
-            j_done = j + 1
-            total += 1
-            if abs(g[j + 1]) <= rtol * bnorm or hn == 0.0:
-                break
-            V[j + 1] = w / hn
-        y = np.linalg.solve(np.triu(Hm[:j_done, :j_done]), g[:j_done])
-        _combine(V, y, x)
-        if abs(g[j_done]) <= rtol * bnorm:
-            break
-        r = b - op(x)
-    return x, total
 
 
 class ReducedSystem:
@@ -801,7 +562,6 @@ class DiscreteSystem:
 
 # ============================================================================ Newton driver
 def _new_history():
-    from .coupling import HISTORY_KEYS
     return {k: [] for k in HISTORY_KEYS + NEWTON_KEYS}
 
 
@@ -829,7 +589,7 @@ def _with_params(problem, sigma=None, scale=None):
     """A copy of ``problem`` with another sigma, or with its coupling scaled by ``scale``."""
     coupling = problem.coupling
     if scale is not None and coupling is not None:
-        coupling = _ScaledCoupling(coupling, scale)
+        coupling = ScaledCoupling(coupling, scale)
     return MFGProblem(problem.grid, problem.T, problem.Nt, problem.sigma if sigma is None else sigma, problem.m0,
                       coupling=coupling, potential=problem.potential, drift=problem.drift,
                       terminal_cost=problem.terminal_cost, name=problem.name, exit_cost=problem.exit_costs)
@@ -1050,9 +810,7 @@ def solve_newton(problem, tol: float = 1e-10, max_iter: int = 50, warm_start: st
                  continuation_tol: float = 1e-6, linear_solver: str = "auto", direct_max: int = 400_000,
                  krylov_rtol: float = 1e-3, max_backtracks: int = 30, nonmonotone: int = 5, m_init=None, u_init=None,
                  newton_tol: float = 1e-12, newton_maxit: int = 50, anderson_depth: int = 5,
-                 progress: bool = False, callback=None, exploitability: str = "final",
-                 _history=None, _t_start=None, _status_prefix: str = "", _options=None, _report=None,
-                 _states_init=None) -> MFGResult:
+                 progress: bool = False, callback=None, exploitability: str = "final") -> MFGResult:
     """Newton on the full discrete system (1-D, or the split chain in 2-D/3-D); see the module docstring.
 
     Parameters
@@ -1074,18 +832,16 @@ def solve_newton(problem, tol: float = 1e-10, max_iter: int = 50, warm_start: st
     exploitability : "final" (Nash gap of the result at the last record), "every" (each Newton iterate
         too) or "none".
     """
-    from .coupling import _Progress, solve as core_solve
-
     _check_options(problem, warm_start, warm_iter, continuation, linear_solver)
     if u_init is not None and m_init is None:
         raise ValueError("u_init needs m_init: the pair (u_init, m_init) is the Newton starting point")
     if exploitability not in ("final", "every", "none"):
         raise ValueError(f"exploitability = {exploitability!r}: choose 'final', 'every' or 'none'")
-    t_start = time.perf_counter() if _t_start is None else _t_start
-    history = _new_history() if _history is None else _history
-    report = _Progress(progress) if _report is None else _report
+    t_start = time.perf_counter()
+    history = _new_history()
+    report = Progress(progress)
     grid, Nt = problem.grid, problem.Nt
-    options = dict(_options or {})
+    options = {}
     options.update({"method": options.get("method", "newton"), "tol": tol, "max_iter": int(max_iter),
                     "warm_start": warm_start, "warm_iter": int(warm_iter), "continuation": continuation,
                     "continuation_steps": None if continuation_steps is None else list(continuation_steps),
@@ -1107,7 +863,7 @@ def solve_newton(problem, tol: float = 1e-10, max_iter: int = 50, warm_start: st
     stages.append((problem, target_cont))
 
     u = m = None
-    states0 = _states_init  # split states of u_init (2-D/3-D), when known
+    states0 = None  # split states of the warm start's pair (2-D/3-D), when known
     converged, status = False, "not started"
     for j, (pb, cont) in enumerate(stages):
         last = j == len(stages) - 1
@@ -1118,9 +874,9 @@ def solve_newton(problem, tol: float = 1e-10, max_iter: int = 50, warm_start: st
                 m = grid.check_field(m_init, "m_init", (Nt + 1,)).copy()
             elif warm_start is not None and int(warm_iter) > 0:
                 t0 = time.perf_counter() - t_start
-                r = core_solve(pb, method=warm_start, tol=stage_tol, max_iter=int(warm_iter), m_init=m_init,
-                               newton_tol=newton_tol, newton_maxit=newton_maxit, anderson_depth=anderson_depth,
-                               exploitability="none")
+                r = run_fixed_point(pb, warm_start, tol=stage_tol, max_iter=int(warm_iter), m_init=m_init,
+                                    newton_tol=newton_tol, newton_maxit=newton_maxit, anderson_depth=anderson_depth,
+                                    exploitability="none")
                 _merge_core_history(history, r.history, 0.0, cont, t0)
                 u, m = r.u.copy(), r.m.copy()
                 if "hjb_solution" in r.extras:
@@ -1137,8 +893,6 @@ def solve_newton(problem, tol: float = 1e-10, max_iter: int = 50, warm_start: st
         if not converged and not last:
             status = f"{status} (continuation stage {j + 1} of {len(stages)}, parameter {cont:g})"
             break
-    if _status_prefix:
-        status = f"{status}{_status_prefix}"
     hist = {key: np.asarray(v, dtype=float) for key, v in history.items()}
     n_rec = len(hist["residual"])
     if grid.ndim > 1 and u is not None:
@@ -1155,6 +909,5 @@ def solve_newton(problem, tol: float = 1e-10, max_iter: int = 50, warm_start: st
     result = MFGResult(grid=grid, t=problem.t, u=u, m=m, converged=converged, status=status, iterations=n_rec,
                        history=hist, params=problem.describe(), solver=options)
     result.extras["hjb_solution"] = sol
-    if progress:
-        print(result.summary(), file=sys.stderr, flush=True)
+    report.done(result)
     return result

@@ -57,6 +57,8 @@ from numba import njit
 
 from .. import couplings as cpl
 from . import kernels
+from .derivatives import ScaledCoupling, coupling_derivative
+from .krylov import gmres
 from .layout import kernel_data
 
 
@@ -251,14 +253,13 @@ _SUPPORTED = (cpl.LocalPower, cpl.LocalLog, cpl.FixedGuidance, cpl.QuadraticInte
 def check_split_coupling(coupling):
     """Newton in 2-D/3-D needs a cheap dF/dm: local couplings and the interaction through the mean (one
     rank-one term per axis), and sums / scalings of them; not a general kernel (dense N x N)."""
-    from .newton import _ScaledCoupling
     if coupling is None or type(coupling) in _SUPPORTED:
         return
     if isinstance(coupling, cpl.SumCoupling):
         for part in coupling.parts:
             check_split_coupling(part)
         return
-    if isinstance(coupling, _ScaledCoupling):
+    if isinstance(coupling, ScaledCoupling):
         check_split_coupling(coupling.base)
         return
     raise NotImplementedError(
@@ -353,7 +354,6 @@ class SplitSystem:
                 "finite": bool(np.isfinite(hjb) and np.isfinite(fp))}
 
     def derivative(self, Mu):
-        from .newton import coupling_derivative
         m = Mu[1:, 0].reshape(self.Nt, self.N)
         return coupling_derivative(self.problem.coupling, self.problem.grid, self.t, m), None
 
@@ -434,7 +434,6 @@ class SplitReduced:
         return self.T1[:, 0].reshape(self.lev_shape)
 
     def solve(self, rtol: float, maxiter: int = 1000):
-        from .newton import gmres
         sysm = self.sysm
         if self.use_cg:
             S = self.S

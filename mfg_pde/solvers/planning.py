@@ -18,14 +18,14 @@ E = int_0^T E|alpha|^2 dt (the paper's metric) and E/2 (the cost), recorded per 
 
 from __future__ import annotations
 
-import sys
 import time
 
 import numpy as np
 
+from ..iterate.anderson import Anderson
+from ..iterate.monitor import Progress
 from ..result import MFGResult, gradient
 from . import linear, semigroup
-from .coupling import _Anderson, _Progress
 from .layout import as3, kernel_data
 
 TIME_SCHEMES = ("euler", "strang")
@@ -284,12 +284,12 @@ def solve_planning(problem, tol: float = 1e-10, sinkhorn_tol: float = 1e-11, max
         if not np.all(np.isfinite(a0[fin])):
             raise ValueError("potential_init must be finite where m1 > 0")
         sk.a = np.where(fin, a0, -np.inf)
-    report = _Progress(progress)
+    report = Progress(progress)
     hist = {k: [] for k in ("residual", "mean_change", "change_m", "terminal_mismatch", "sinkhorn_iterations",
                             "mass_error", "damping", "wall_time")}
     status, converged = "not converged", False
     m_new = m
-    accel = _Anderson(int(anderson_depth), damping) if method == "anderson" else None
+    accel = Anderson(int(anderson_depth), damping) if method == "anderson" else None
     best = np.inf
     last_residual = np.inf
     tight = not coupled
@@ -307,9 +307,8 @@ def solve_planning(problem, tol: float = 1e-10, sinkhorn_tol: float = 1e-11, max
                "damping": damping, "wall_time": time.perf_counter() - t_start}
         for key, v in rec.items():
             hist[key].append(float(v))
-        if progress:
-            print(f"outer {k:4d}  residual {residual:.3e}  mismatch {mismatch:.2e}  sinkhorn {its:4d}  "
-                  f"{rec['wall_time']:.2f}s", file=sys.stderr, flush=True)
+        report.note(f"outer {k:4d}  residual {residual:.3e}  mismatch {mismatch:.2e}  sinkhorn {its:4d}  "
+                    f"{rec['wall_time']:.2f}s")
         if sk_status != "converged":
             status = f"sinkhorn {sk_status} (outer iteration {k})"
             break
@@ -339,7 +338,6 @@ def solve_planning(problem, tol: float = 1e-10, sinkhorn_tol: float = 1e-11, max
         hist["damping"][-1] = accel.theta if accel is not None else damping
     else:
         status = f"not converged: max_iter = {max_iter} reached with residual {hist['residual'][-1]:.3e} > tol {tol:.1e}"
-    del report
     history = {k: np.asarray(v, dtype=float) for k, v in hist.items()}
     history["iteration"] = np.arange(1, len(history["residual"]) + 1, dtype=float)
     u = -problem.sigma ** 2 * sk.log_phi()
@@ -356,6 +354,5 @@ def solve_planning(problem, tol: float = 1e-10, sinkhorn_tol: float = 1e-11, max
     result.extras["energy_E"] = E
     result.extras["cost_E_half"] = E / 2
     result.extras["sinkhorn_iterations_total"] = sk.iterations
-    if progress:
-        print(result.summary(), file=sys.stderr, flush=True)
+    report.done(result)
     return result

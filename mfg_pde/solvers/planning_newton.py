@@ -48,7 +48,7 @@ to the same gauge (``gauge_shift``).
 Exact Jacobian (assembled sparse, unknowns and equations interleaved per node for less fill in the LU):
 
     dR_H^n/du^n     = M^n                                    dR_H^n/du^{n+1} = -I
-    dR_H^n/dm^{n+1} = -dt diag(c w^2 cc) - dt dF^n/dm       (n < Nt-1; dF/dm from ``newton.coupling_derivative``)
+    dR_H^n/dm^{n+1} = -dt diag(c w^2 cc) - dt dF^n/dm       (n < Nt-1; dF/dm from ``derivatives.coupling_derivative``)
     dR_F^n/du^n     = Hessian of m^{n+1} . (M u - dt w cc(u)): the graph Laplacian of the edges (i, i+1)
                       with weights E_i = dt/h^2 [ m_i w_i 1{D+u_i < 0} + m_{i+1} w_{i+1} 1{D+u_i > 0} ]
                       (at D+u_i = 0 exactly the average of the two: an element of the generalised Jacobian)
@@ -109,6 +109,7 @@ import scipy.sparse.linalg as spla
 from ..densities import check_density
 from ..grid import BC_PERIODIC, BC_REFLECTING
 from ..result import MFGResult, gradient
+from .derivatives import coupling_derivative
 
 HISTORY_KEYS = ("residual", "hjb_residual", "fp_residual", "gauge", "line_search", "step_norm", "min_density",
                 "mass_error", "c", "stage", "wall_time")
@@ -251,7 +252,6 @@ class PlanningSystem:
         extra row has at most 3 entries, so the LU fills like the plain system (a dense bordering row per level
         would fill each level completely).  Returns (matrix of size (size + k)^2, k) then; the first ``size``
         components of its solution are the step."""
-        from .newton import coupling_derivative  # dF/dm of the built-in couplings (exact), FD for user ones
 
         Nt, N, dt, h, c = self.Nt, self.N, self.dt, self.h, self.c
         ev = ev if ev is not None else self.evaluate(u, m)

@@ -1,6 +1,6 @@
 """Coupling iterations: find m with  m = Phi(m) := FP(HJB(m)).
 
-Methods (``solve(problem, method=...)``):
+Methods (``mp.solve(problem, method=...)``, dispatched by ``iterate.solve``):
 
 * ``"picard"``          damped fixed point  m_{k+1} = (1 - theta) m_k + theta Phi(m_k)  (theta = damping).
 * ``"fictitious-play"`` theta_k = 1/(k+1): m_{k+1} is the running average of best responses.
@@ -49,109 +49,19 @@ tests pass.  A non-finite value or a blow-up of the residual stops the loop with
 
 from __future__ import annotations
 
-import sys
 import time
 
 import numpy as np
 
 from ..result import MFGResult
-from .fp import solve_fp
-from .hjb import solve_hjb
-from .exploitability import nash_gap
-from .discrete_residuals import relative_residuals
-from .kernels import coupling_stats, l1_diff, mix_inplace
-from .outflow import attach_outflow, outflow_history
-
-METHODS = ("picard", "fictitious-play", "anderson", "newton", "auto")
-_ALIASES = {"fp": "fictitious-play", "fictitious": "fictitious-play", "fictitious_play": "fictitious-play",
-            "damped": "picard", "fixed-point": "picard"}
-HISTORY_KEYS = ("residual", "hjb_residual", "fp_residual", "change_m", "mass_error", "newton_max",
-                "damping", "wall_time")
-
-
-class _Progress:
-    def __init__(self, enabled: bool, stream=None, every: float = 0.25):
-        self.enabled = enabled
-        self.stream = stream or sys.stderr
-        self.every = every
-        self.last = -np.inf
-        self.header = False
-
-    def __call__(self, k, rec, force=False, label=""):
-        if not self.enabled:
-            return
-        now = rec["wall_time"]
-        if not force and now - self.last < self.every and k > 3:
-            return
-        if not self.header:
-            print(f"{'iter':>5} {'residual':>10} {'hjb_res':>10} {'change_m':>10} {'mass_err':>9} "
-                  f"{'newton':>6} {'elapsed':>9}", file=self.stream)
-            self.header = True
-        newton = rec.get("newton_max", np.nan)
-        newton = f"{int(newton):6d}" if np.isfinite(newton) else f"{'-':>6}"
-        print(f"{k:5d} {rec['residual']:10.3e} {rec['hjb_residual']:10.3e} {rec['change_m']:10.3e} "
-              f"{rec['mass_error']:9.1e} {newton} {now:8.2f}s" + (f"  {label}" if label else ""),
-              file=self.stream, flush=True)
-        self.last = now
-
-    def note(self, message: str):
-        """A one-line event (e.g. auto starting another loop), shown when progress is on."""
-        if self.enabled:
-            print(message, file=self.stream, flush=True)
-
-
-class _Anderson:
-    """Type-II Anderson mixing on x -> x + theta g(x), g = Phi(x) - x, with a depth-M memory.
-
-    Differences dX, dG live in preallocated ring buffers and their Gram matrix is updated one row
-    per iteration, so a step costs a few BLAS matrix-vector products over the iterate."""
-
-    def __init__(self, depth: int, theta: float):
-        self.depth = depth
-        self.theta = theta
-        self.reset()
-
-    def reset(self):
-        self.count = 0
-        self.head = 0
-        self.have_prev = False
-
-    def _alloc(self, n):
-        if getattr(self, "DX", None) is None or self.DX.shape[1] != n:
-            self.DX = np.empty((self.depth, n))
-            self.DG = np.empty((self.depth, n))
-            self.gram = np.zeros((self.depth, self.depth))
-            self.x_prev = np.empty(n)
-            self.g_prev = np.empty(n)
-
-    def step(self, x, g):
-        self._alloc(x.size)
-        if self.have_prev:
-            j = self.head
-            np.subtract(x, self.x_prev, out=self.DX[j])
-            np.subtract(g, self.g_prev, out=self.DG[j])
-            self.count = min(self.count + 1, self.depth)
-            self.head = (self.head + 1) % self.depth
-            row = self.DG[: self.count] @ self.DG[j]
-            self.gram[j, : self.count] = row
-            self.gram[: self.count, j] = row
-        np.copyto(self.x_prev, x)
-        np.copyto(self.g_prev, g)
-        self.have_prev = True
-        x_new = x + self.theta * g
-        c = self.count
-        if c == 0:
-            return x_new
-        gram = self.gram[:c, :c]
-        rhs = self.DG[:c] @ g
-        reg = 1e-12 * np.trace(gram) / c
-        try:
-            gamma = np.linalg.solve(gram + reg * np.eye(c), rhs)
-        except np.linalg.LinAlgError:
-            return x_new
-        x_new -= self.DX[:c].T @ gamma
-        x_new -= self.theta * (self.DG[:c].T @ gamma)
-        return x_new
+from ..solvers.discrete_residuals import relative_residuals
+from ..solvers.exploitability import nash_gap
+from ..solvers.fp import solve_fp
+from ..solvers.hjb import solve_hjb
+from ..solvers.kernels import coupling_stats, mix_inplace
+from ..solvers.outflow import attach_outflow, outflow_history
+from .anderson import Anderson, anderson_update
+from .monitor import HISTORY_KEYS, Progress, record
 
 
 def best_response(problem, m, sol_prev, inner_tol, newton_maxit, cell_volume, mass0, buffers=None):
@@ -159,7 +69,7 @@ def best_response(problem, m, sol_prev, inner_tol, newton_maxit, cell_volume, ma
     feedback, and in one fused pass (kernels.coupling_stats) finiteness, ||m||_1, ||Phi(m) - m||_1
     and the mass error.  Returns (sol, m_hat, finite, norm_m, res_sum, mass_err, f, uT).
 
-    ``buffers`` (a ``_Buffers``) supplies u and m_hat storage reused across iterations."""
+    ``buffers`` (a ``Buffers``) supplies u and m_hat storage reused across iterations."""
     Nt = problem.Nt
     f = problem.running_cost(m)
     uT = problem.terminal_values(m[Nt])
@@ -178,7 +88,7 @@ def best_response(problem, m, sol_prev, inner_tol, newton_maxit, cell_volume, ma
     return sol, m_hat, finite, norm_m, res_sum, mass_err, f, uT
 
 
-class _Buffers:
+class Buffers:
     """Space-time storage reused by the coupling loop: two u arrays used alternately (the new HJB
     sweep reads the previous iterate as its Newton guess) and one m_hat array (each candidate density
     is consumed -- mixed into the iterate, measured -- before the next one is computed).  Reusing
@@ -206,27 +116,6 @@ def candidate_residuals(problem, sol, m_hat, f=None, uT=None):
     return relative_residuals(problem, sol, f, m_hat, uT)
 
 
-def anderson_update(accel, m, m_hat, residual, best):
-    """Safeguarded Anderson step on levels 1..Nt of m, written in place: a residual above 1.5 x best
-    restarts the memory and halves theta; a mixed density with negative values falls back to the plain
-    damped step.  Returns (change_sum = ||m_new - m_old||_1, theta, best)."""
-    Nt = m.shape[0] - 1
-    m1 = m[1:].reshape(Nt, -1)
-    if residual > best * 1.5:
-        accel.reset()
-        accel.theta = max(accel.theta * 0.5, 0.05)
-        best = residual  # measure growth from the restart
-    theta = accel.theta
-    g = (m_hat[1:] - m[1:]).reshape(-1)
-    m_next = accel.step(m1.reshape(-1), g)
-    if m_next.min() < -1e-12 * m_hat.max():
-        accel.reset()
-        m_next = m1.reshape(-1) + theta * g
-    change_sum = float(np.float64(l1_diff(m_next, m1.reshape(-1))))
-    m1.reshape(-1)[:] = m_next
-    return change_sum, theta, best
-
-
 def initial_density(problem, m_init=None) -> np.ndarray:
     """Starting density on all levels: m_init (shape-checked, level 0 reset to m0) or m0 frozen in time."""
     grid, Nt = problem.grid, problem.Nt
@@ -235,14 +124,6 @@ def initial_density(problem, m_init=None) -> np.ndarray:
     m = grid.check_field(m_init, "m_init", (Nt + 1,)).copy()
     m[0] = problem.m0
     return m
-
-
-def _method_name(method: str) -> str:
-    key = str(method).strip().lower()
-    key = _ALIASES.get(key, key)
-    if key not in METHODS:
-        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
-    return key
 
 
 class FixedPoint:
@@ -262,8 +143,8 @@ class FixedPoint:
         self.m = initial_density(problem, m_init)
         self.mass0 = float(problem.grid.integrate(problem.m0))
         self.cell_volume = float(problem.grid.cell_volume)
-        self.accel = _Anderson(int(anderson_depth), damping) if method == "anderson" else None
-        self.buffers = _Buffers(problem)
+        self.accel = Anderson(int(anderson_depth), damping) if method == "anderson" else None
+        self.buffers = Buffers(problem)
         self.one_shot = not problem.is_coupled
         self.sol_prev = self.sol = self.m_hat = None
         self.best = np.inf          # safeguard reference (reset on Anderson restarts)
@@ -346,59 +227,13 @@ def _newton_count(its) -> float:
     return float(np.abs(its).max()) if its.size else 0.0
 
 
-def solve(problem, method: str = "auto", tol: float = 1e-8, max_iter: int = 300, damping: float | None = None,
-          anderson_depth: int = 5, newton_tol: float = 1e-12, newton_maxit: int = 50, inner_factor: float = 1e-2,
-          m_init=None,
-          progress: bool = False, callback=None, divergence_factor: float = 1e4, exploitability: str = "final",
-          diagnostics: str = "every", **options) -> MFGResult:
-    """Solve the MFG ``problem`` by a coupling iteration; see the module docstring.
-
-    Parameters
-    ----------
-    method : "auto" (default: Anderson, racing Newton and damped Picard when it is slow), "picard",
-        "fictitious-play", "anderson" or "newton".
-    tol : relative tolerance on ||Phi(m) - m||_1 / ||m||_1.
-    max_iter : iteration cap.
-    damping : theta in (0, 1]; default 0.5 for picard, 1.0 for anderson (ignored by fictitious play).
-    anderson_depth : memory of Anderson mixing.
-    newton_tol, newton_maxit : relative tolerance and cap of the per-step Newton iterations.
-    inner_factor : inexact-Newton factor (inner tolerance = max(newton_tol, inner_factor * residual)).
-    m_init : initial guess for m on all levels, (Nt+1, *grid), or a previous result (its m; with
-        method="newton" also its u); default m0 frozen in time.
-    progress : print one line per iteration (throttled) to stderr.
-    callback : called as callback(k, record) after each iteration; return True to stop.
-    exploitability : "final" (record the Nash gap at the last iteration), "every" or "none".
-    diagnostics : "every" (default: exact HJB/FP residuals of every candidate in the history) or "lean"
-        (only where they decide convergence, and at max_iter; same iterates and result; see the module
-        docstring).  For the methods picard, fictitious-play and anderson.
-    options : method-specific options of "newton" / "auto" (see ``newton.solve_newton`` and
-        ``auto.solve_auto``); an option the method does not take is an error.
-    """
-    from .options import check_options, check_common
-    method = _method_name(method)
-    tol, max_iter = check_common(problem, tol, max_iter, exploitability, diagnostics, damping, anderson_depth,
-                                 newton_tol, newton_maxit, inner_factor, divergence_factor)
-    check_options(method, options)
-    m_init, u_init = _split_init(problem, m_init, options, method)
-    if method == "auto" and not problem.is_coupled and not options:
-        method = "anderson"  # nothing to iterate: the core loop's single sweep
-    if diagnostics == "lean" and method in ("newton", "auto"):
-        raise ValueError(f"diagnostics = 'lean' is for the methods picard, fictitious-play and anderson (pass "
-                         f"method='anderson'), not {method!r}, whose steps use the residuals")
-    if method == "newton":
-        from .newton import solve_newton
-        if u_init is not None:
-            options["u_init"] = u_init
-        return _tag(problem, solve_newton(problem, tol=tol, max_iter=max_iter, m_init=m_init, newton_tol=newton_tol,
-                                          newton_maxit=newton_maxit, anderson_depth=anderson_depth, progress=progress,
-                                          callback=callback, exploitability=exploitability, **options))
-    if method == "auto":
-        from .auto import solve_auto
-        return _tag(problem, solve_auto(problem, tol=tol, max_iter=max_iter, damping=damping,
-                                        anderson_depth=anderson_depth, newton_tol=newton_tol, newton_maxit=newton_maxit,
-                                        inner_factor=inner_factor, m_init=m_init, progress=progress, callback=callback,
-                                        exploitability=exploitability, divergence_factor=min(divergence_factor, 1e2),
-                                        **options))
+def run_fixed_point(problem, method: str, tol: float, max_iter: int, damping: float | None = None,
+                    anderson_depth: int = 5, newton_tol: float = 1e-12, newton_maxit: int = 50,
+                    inner_factor: float = 1e-2, m_init=None, progress: bool = False, callback=None,
+                    divergence_factor: float = 1e4, exploitability: str = "final",
+                    diagnostics: str = "every") -> MFGResult:
+    """Run the damped fixed point (``method`` "picard", "fictitious-play" or "anderson") to convergence, a
+    stop or ``max_iter``; see the module docstring.  Arguments as ``mp.solve`` (checked there)."""
     if damping is None:
         damping = 0.5 if method == "picard" else 1.0
 
@@ -409,7 +244,7 @@ def solve(problem, method: str = "auto", tol: float = 1e-8, max_iter: int = 300,
               "inner_factor": inner_factor, "diagnostics": diagnostics, "divergence_factor": divergence_factor,
               "exploitability": exploitability, "m_init": "given" if m_init is not None else "m0"}
     history = {k: [] for k in HISTORY_KEYS + ("exploitability",)}
-    report = _Progress(progress)
+    report = Progress(progress)
     loop = FixedPoint(problem, method, tol, damping, anderson_depth, newton_tol, newton_maxit, inner_factor,
                       m_init=m_init, diagnostics=diagnostics)
     status, converged = "not converged", False
@@ -458,44 +293,7 @@ def solve(problem, method: str = "auto", tol: float = 1e-8, max_iter: int = 300,
         result.extras["hjb_solution"] = sol
         if grid.has_exits:
             attach_outflow(result, problem, sol)
-    _tag(problem, result)
-    if progress:
-        print(result.summary(), file=sys.stderr, flush=True)
+    report.done(result)
     return result
 
 
-def _tag(problem, result):
-    """Record in the result whether the coupling is known to be monotone (one equilibrium) or not."""
-    from ..couplings import coupling_monotone
-    try:
-        verdict = coupling_monotone(problem)
-    except Exception:  # noqa: BLE001 -- a verdict never fails a finished solve
-        verdict = None
-    result.solver["coupling_monotone"] = {True: "yes", False: "no", None: "unknown"}[verdict]
-    return result
-
-
-def _split_init(problem, m_init, options, method):
-    """m_init may be a previous result: its density starts the loop (and, with method="newton", its u
-    starts Newton with it)."""
-    u_init = options.pop("u_init", None)  # a Newton option (check_options refused it elsewhere)
-    if isinstance(m_init, MFGResult):
-        res = m_init
-        if res.m.shape != (problem.Nt + 1,) + problem.grid.shape:
-            raise ValueError(f"m_init: the result's density has shape {res.m.shape}, the problem needs "
-                             f"{(problem.Nt + 1,) + problem.grid.shape} (same grid and Nt); interpolate it first")
-        m_init = res.m
-        if u_init is None and method == "newton":
-            u_init = res.u
-    return m_init, u_init
-
-
-def record(history, rec, t_start):
-    """Append one iteration's record to ``history`` (every key of history; nan where rec has none), with
-    the wall time since t_start; returns the completed record."""
-    rec = dict(rec)
-    rec.setdefault("wall_time", time.perf_counter() - t_start)
-    for key, values in history.items():
-        if key in rec or key != "exploitability":
-            values.append(float(rec.get(key, np.nan)))
-    return rec

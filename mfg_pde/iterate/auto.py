@@ -33,17 +33,17 @@ residual, with a status that says what each racer did.
 
 from __future__ import annotations
 
-import sys
 import time
 
 import numpy as np
 
 from ..result import MFGResult
-from .coupling import FixedPoint, HISTORY_KEYS, _Progress, record
-from .exploitability import nash_gap
-from .hjb import HJBSolution, empty_states
-from .newton import NEWTON_KEYS, NewtonRun, _check_options, _initial_pair, make_system
-from .outflow import attach_outflow
+from ..solvers.exploitability import nash_gap
+from ..solvers.hjb import HJBSolution, empty_states
+from ..solvers.newton import NEWTON_KEYS, NewtonRun, _check_options, _initial_pair, make_system
+from ..solvers.outflow import attach_outflow
+from .fixed_point import FixedPoint
+from .monitor import HISTORY_KEYS, Progress, record
 
 PHASES = {"anderson": 0.0, "newton": 1.0, "picard": 2.0}
 #: time share of Newton against each loop in the race (Newton wins most races it is in: the hard corner)
@@ -66,7 +66,7 @@ def newton_available(problem) -> str | None:
     if problem.grid.has_exits:
         return "newton does not support exit boundaries"
     if problem.grid.ndim != 1:
-        from .newton_split import check_split_coupling
+        from ..solvers.newton_split import check_split_coupling
         try:
             check_split_coupling(problem.coupling)
         except NotImplementedError:
@@ -236,7 +236,7 @@ def solve_auto(problem, tol: float = 1e-8, max_iter: int = 300, damping: float |
     grid, Nt = problem.grid, problem.Nt
     t_start = time.perf_counter()
     history = {k: [] for k in HISTORY_KEYS + NEWTON_KEYS}
-    report = _Progress(progress)
+    report = Progress(progress)
     solver = {"method": "auto", "tol": tol, "max_iter": int(max_iter), "damping": damping,
               "anderson_depth": int(anderson_depth), "newton_tol": newton_tol, "newton_maxit": newton_maxit,
               "inner_factor": inner_factor, "stall_window": W, "newton_max_iter": int(newton_max_iter),
@@ -395,6 +395,5 @@ def solve_auto(problem, tol: float = 1e-8, max_iter: int = 300, damping: float |
     result.extras["hjb_solution"] = sol
     if grid.has_exits and np.all(np.isfinite(u)):
         attach_outflow(result, problem, sol)
-    if progress:
-        print(result.summary(), file=sys.stderr, flush=True)
+    report.done(result)
     return result

@@ -1,0 +1,107 @@
+"""``mp.solve``: checks the arguments and hands the problem to a coupling loop.
+
+Methods: "picard", "fictitious-play", "anderson" (``iterate.fixed_point``), "newton" (``solvers.newton``,
+Newton on the whole discrete system) and "auto", the default (``iterate.auto``: Anderson, and a race of
+Anderson, Newton and damped Picard when Anderson is slow).  The result records every option used and whether
+the coupling is known to be monotone."""
+
+from __future__ import annotations
+
+from ..couplings import coupling_monotone
+from ..result import MFGResult
+from ..solvers.newton import solve_newton
+from .auto import solve_auto
+from .fixed_point import run_fixed_point
+from .options import check_common, check_options
+
+METHODS = ("picard", "fictitious-play", "anderson", "newton", "auto")
+_ALIASES = {"fp": "fictitious-play", "fictitious": "fictitious-play", "fictitious_play": "fictitious-play",
+            "damped": "picard", "fixed-point": "picard"}
+
+def _method_name(method: str) -> str:
+    key = str(method).strip().lower()
+    key = _ALIASES.get(key, key)
+    if key not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    return key
+
+
+def solve(problem, method: str = "auto", tol: float = 1e-8, max_iter: int = 300, damping: float | None = None,
+          anderson_depth: int = 5, newton_tol: float = 1e-12, newton_maxit: int = 50, inner_factor: float = 1e-2,
+          m_init=None,
+          progress: bool = False, callback=None, divergence_factor: float = 1e4, exploitability: str = "final",
+          diagnostics: str = "every", **options) -> MFGResult:
+    """Solve the MFG ``problem`` by a coupling iteration; see the module docstring.
+
+    Parameters
+    ----------
+    method : "auto" (default: Anderson, racing Newton and damped Picard when it is slow), "picard",
+        "fictitious-play", "anderson" or "newton".
+    tol : relative tolerance on ||Phi(m) - m||_1 / ||m||_1.
+    max_iter : iteration cap.
+    damping : theta in (0, 1]; default 0.5 for picard, 1.0 for anderson (ignored by fictitious play).
+    anderson_depth : memory of Anderson mixing.
+    newton_tol, newton_maxit : relative tolerance and cap of the per-step Newton iterations.
+    inner_factor : inexact-Newton factor (inner tolerance = max(newton_tol, inner_factor * residual)).
+    m_init : initial guess for m on all levels, (Nt+1, *grid), or a previous result (its m; with
+        method="newton" also its u); default m0 frozen in time.
+    progress : one line per iteration (throttled) on the ``mfg_pde`` logger, shown on stderr unless
+        logging is configured otherwise (``iterate.monitor.Progress``).
+    callback : called as callback(k, record) after each iteration; return True to stop.
+    exploitability : "final" (record the Nash gap at the last iteration), "every" or "none".
+    diagnostics : "every" (default: exact HJB/FP residuals of every candidate in the history) or "lean"
+        (only where they decide convergence, and at max_iter; same iterates and result; see the module
+        docstring).  For the methods picard, fictitious-play and anderson.
+    options : method-specific options of "newton" / "auto" (see ``newton.solve_newton`` and
+        ``auto.solve_auto``); an option the method does not take is an error.
+    """
+    method = _method_name(method)
+    tol, max_iter = check_common(problem, tol, max_iter, exploitability, diagnostics, damping, anderson_depth,
+                                 newton_tol, newton_maxit, inner_factor, divergence_factor)
+    check_options(method, options)
+    m_init, u_init = _split_init(problem, m_init, options, method)
+    if method == "auto" and not problem.is_coupled and not options:
+        method = "anderson"  # nothing to iterate: the core loop's single sweep
+    if diagnostics == "lean" and method in ("newton", "auto"):
+        raise ValueError(f"diagnostics = 'lean' is for the methods picard, fictitious-play and anderson (pass "
+                         f"method='anderson'), not {method!r}, whose steps use the residuals")
+    if method == "newton":
+        if u_init is not None:
+            options["u_init"] = u_init
+        return _tag(problem, solve_newton(problem, tol=tol, max_iter=max_iter, m_init=m_init, newton_tol=newton_tol,
+                                          newton_maxit=newton_maxit, anderson_depth=anderson_depth, progress=progress,
+                                          callback=callback, exploitability=exploitability, **options))
+    if method == "auto":
+        return _tag(problem, solve_auto(problem, tol=tol, max_iter=max_iter, damping=damping,
+                                        anderson_depth=anderson_depth, newton_tol=newton_tol, newton_maxit=newton_maxit,
+                                        inner_factor=inner_factor, m_init=m_init, progress=progress, callback=callback,
+                                        exploitability=exploitability, divergence_factor=min(divergence_factor, 1e2),
+                                        **options))
+    return _tag(problem, run_fixed_point(problem, method, tol, max_iter, damping, anderson_depth, newton_tol,
+                                         newton_maxit, inner_factor, m_init, progress, callback, divergence_factor,
+                                         exploitability, diagnostics))
+
+
+def _tag(problem, result):
+    """Record in the result whether the coupling is known to be monotone (one equilibrium) or not."""
+    try:
+        verdict = coupling_monotone(problem)
+    except Exception:  # noqa: BLE001 -- a verdict never fails a finished solve
+        verdict = None
+    result.solver["coupling_monotone"] = {True: "yes", False: "no", None: "unknown"}[verdict]
+    return result
+
+
+def _split_init(problem, m_init, options, method):
+    """m_init may be a previous result: its density starts the loop (and, with method="newton", its u
+    starts Newton with it)."""
+    u_init = options.pop("u_init", None)  # a Newton option (check_options refused it elsewhere)
+    if isinstance(m_init, MFGResult):
+        res = m_init
+        if res.m.shape != (problem.Nt + 1,) + problem.grid.shape:
+            raise ValueError(f"m_init: the result's density has shape {res.m.shape}, the problem needs "
+                             f"{(problem.Nt + 1,) + problem.grid.shape} (same grid and Nt); interpolate it first")
+        m_init = res.m
+        if u_init is None and method == "newton":
+            u_init = res.u
+    return m_init, u_init

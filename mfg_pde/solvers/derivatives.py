@@ -1,0 +1,164 @@
+"""Derivatives of the running coupling and the terminal cost with respect to the density, for the Newton
+systems: dF/dm exact for the built-in couplings (local: diagonal; KernelInteraction: the kernel matrix;
+QuadraticInteraction: rank one through the mean), central finite differences for user couplings and an
+m-dependent terminal cost; and ``ScaledCoupling`` (F scaled by a factor: continuation in the coupling)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import couplings as cpl
+
+
+class CouplingDerivative:
+    """dF^n/dm^{n+1} for n = 0..Nt-1 (1-D), as a sum of structured terms:
+
+    diag   (Nt, N)                     local part
+    shared [(coef (Nt,), W (N, N))]    coef_n W  (kernel interactions: one matrix for all levels)
+    lowrank [(coef (Nt,), V (Nt, N))]  coef_n v_n v_n^T  (interactions through the mean)
+    dense  (Nt, N, N) or None          anything else (finite differences of a user coupling)
+    """
+
+    def __init__(self, Nt, N):
+        self.Nt, self.N = Nt, N
+        self.diag = np.zeros((Nt, N))
+        self.shared = []
+        self.lowrank = []
+        self.dense = None
+
+    @property
+    def is_local(self) -> bool:
+        return not (self.shared or self.lowrank or self.dense is not None)
+
+    def add(self, other: "CouplingDerivative", scale: float = 1.0):
+        self.diag += scale * other.diag
+        self.shared += [(scale * c, W) for c, W in other.shared]
+        self.lowrank += [(scale * c, V) for c, V in other.lowrank]
+        if other.dense is not None:
+            self.dense = scale * other.dense if self.dense is None else self.dense + scale * other.dense
+
+    def matvec(self, x: np.ndarray) -> np.ndarray:
+        """(dF/dm) x for x shaped (Nt, N), level by level."""
+        out = self.diag * x
+        for c, W in self.shared:
+            out += c[:, None] * (x @ W.T)
+        for c, V in self.lowrank:
+            out += (c * np.einsum("ij,ij->i", V, x))[:, None] * V
+        if self.dense is not None:
+            out += np.einsum("nij,nj->ni", self.dense, x)
+        return out
+
+    def coo(self, row0: int, col0: int, scale: float):
+        """COO triplets of scale * dF/dm as a block-diagonal matrix (level n at row0 + n N, col0 + n N)."""
+        Nt, N = self.Nt, self.N
+        idx = np.arange(Nt * N)
+        rows, cols, vals = [row0 + idx], [col0 + idx], [scale * self.diag.ravel()]
+        base = (np.arange(Nt) * N)[:, None, None]
+        ii = np.arange(N)[:, None]
+        jj = np.arange(N)[None, :]
+        full = [c[:, None, None] * W[None] for c, W in self.shared]
+        full += [c[:, None, None] * V[:, :, None] * V[:, None, :] for c, V in self.lowrank]
+        if self.dense is not None:
+            full.append(self.dense)
+        for blk in full:
+            r = np.broadcast_to(base + ii, blk.shape)
+            c_ = np.broadcast_to(base + jj, blk.shape)
+            rows.append(row0 + r.ravel())
+            cols.append(col0 + c_.ravel())
+            vals.append(scale * blk.ravel())
+        return rows, cols, vals
+
+
+def coupling_derivative(coupling, grid, t: np.ndarray, m: np.ndarray, fd_max: int = 20_000_000) -> CouplingDerivative:
+    """Derivative of ``coupling.field(grid, t, m)`` (m shaped (Nt, N): levels x grid nodes, the grid
+    flattened) with respect to m, level-wise.
+
+    Exact for the built-in couplings; a user coupling gets a central finite-difference derivative
+    (N evaluations of its field on all levels at once; refused beyond ``fd_max`` dense entries)."""
+    Nt, N = m.shape
+    d = CouplingDerivative(Nt, N)
+    if coupling is None or isinstance(coupling, cpl.FixedGuidance):
+        return d
+    if isinstance(coupling, cpl.SumCoupling):
+        for part in coupling.parts:
+            d.add(coupling_derivative(part, grid, t, m, fd_max))
+        return d
+    if isinstance(coupling, ScaledCoupling):
+        d.add(coupling_derivative(coupling.base, grid, t, m, fd_max), coupling.scale)
+        return d
+    if type(coupling) is cpl.LocalPower:
+        if coupling.p == 1.0:
+            d.diag[:] = coupling.kappa
+        else:
+            mp_ = np.maximum(m, 0.0)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                d.diag[:] = np.where(m > 0.0, coupling.kappa * coupling.p * np.power(mp_, coupling.p - 1.0), 0.0)
+        return d
+    if type(coupling) is cpl.LocalLog:
+        with np.errstate(divide="ignore"):
+            d.diag[:] = np.where(m > 1e-300, coupling.kappa / np.where(m > 1e-300, m, 1.0), 0.0)
+        return d
+    if type(coupling) is cpl.QuadraticInteraction:
+        # F_i = beta/2 |x_i - mu|^2, mu = sum x m / sum m:  dF_i/dm_j = -beta (x_i - mu).(x_j - mu) / sum m,
+        # one rank-one term per axis (m flattened over the grid: (Nt, N))
+        S = m.sum(axis=1)
+        beta = np.asarray(coupling.beta(t), dtype=float).reshape(-1)
+        beta = np.broadcast_to(beta, (Nt,))
+        for xk in np.broadcast_arrays(*grid.mesh(sparse=True)):
+            x = np.ascontiguousarray(xk).reshape(-1)
+            mu = (m * x).sum(axis=1) / S
+            d.lowrank.append((-beta / S, x[None, :] - mu[:, None]))
+        return d
+    if type(coupling) is cpl.KernelInteraction:
+        # linear in m: the matrix is the field of the unit vectors (row j of the answer = F(e_j))
+        W = np.asarray(coupling.field(grid, np.zeros(N), np.eye(N)), dtype=float).T.copy()
+        d.shared.append((np.ones(Nt), W))
+        return d
+    # unknown coupling: finite differences, column j of every level at once
+    if Nt * N * N > fd_max:
+        raise NotImplementedError(f"Newton needs dF/dm of the coupling {type(coupling).__name__}; its finite-"
+                                  f"difference derivative would have {Nt * N * N} entries (> {fd_max})")
+    dense = np.empty((Nt, N, N))
+    scale = max(float(np.abs(m).max()), 1e-300)
+    for j in range(N):
+        eps = 1e-6 * max(abs(float(np.abs(m[:, j]).max())), 1e-3 * scale)
+        mp_ = m.copy()
+        mm_ = m.copy()
+        mp_[:, j] += eps
+        mm_[:, j] -= eps
+        dense[:, :, j] = (coupling.field(grid, t, mp_) - coupling.field(grid, t, mm_)) / (2 * eps)
+    d.dense = dense
+    return d
+
+
+def terminal_derivative(problem, mT: np.ndarray) -> np.ndarray | None:
+    """dG/dm_T (N, N) for a terminal cost G(x, m_T) (central finite differences of the user callable:
+    no closed form is available); None when G does not depend on m."""
+    if not getattr(problem.terminal_cost, "depends_on_m", False):
+        return None
+    N = mT.size
+    out = np.empty((N, N))
+    scale = max(float(np.abs(mT).max()), 1e-300)
+    for j in range(N):
+        eps = 1e-6 * max(abs(float(mT[j])), 1e-3 * scale)
+        a = mT.copy()
+        b = mT.copy()
+        a[j] += eps
+        b[j] -= eps
+        out[:, j] = (problem.terminal_values(a) - problem.terminal_values(b)) / (2 * eps)
+    return out
+
+
+class ScaledCoupling(cpl.Coupling):
+    """scale * F (continuation in the coupling strength)."""
+
+    def __init__(self, base, scale):
+        self.base = base
+        self.scale = float(scale)
+        self.mean_only = base.mean_only
+
+    def field(self, grid, t, m):
+        return self.scale * self.base.field(grid, t, m)
+
+    def describe(self):
+        return {"type": "scaled", "scale": self.scale, "coupling": self.base.describe()}
