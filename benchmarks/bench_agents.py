@@ -1,4 +1,4 @@
-"""Throughput of the finite-population agent simulator (mfg_pde.agents), in agent-steps per second.
+"""Throughput of the finite-population agent simulator (mfg_pde.particles.agents), in agent-steps per second.
 
 One agent-step = one Euler-Maruyama step of one agent (d coordinates: drift, d normals, statistics).
 The figure is the wall time of the whole ``simulate_*`` call (start sampling, seeding, tables,
@@ -76,7 +76,7 @@ def dr_scenario(d):
 
 def gm_proto(d, nt=2001):
     import mfg_pde as mp
-    from mfg_pde import analytic
+    from mfg_pde.oracles import analytic
 
     t = np.linspace(0.0, 1.0, nt)
     if hasattr(analytic, "gm_protocol"):
@@ -99,7 +99,7 @@ def main(argv=None):
     import numba
 
     import mfg_pde as mp
-    from mfg_pde import agents
+    from mfg_pde.particles import agents
     from mfg_pde.result import MFGResult
 
     print(f"numba {numba.__version__}, {numba.get_num_threads()} threads, {os.cpu_count()} CPUs", flush=True)

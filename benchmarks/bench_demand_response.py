@@ -32,7 +32,7 @@ def main(argv=None):
 
     import numba
 
-    from mfg_pde import demand_response as dr
+    from mfg_pde.studies import demand_response as dr
 
     print(f"numba {numba.__version__}, {numba.get_num_threads()} threads, {os.cpu_count()} CPUs", flush=True)
     t0 = time.perf_counter()

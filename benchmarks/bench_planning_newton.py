@@ -1,4 +1,4 @@
-"""Newton on the congestion planning problem H = |p|^2 / (2 (1 + c m)) (solvers.planning_newton).
+"""Newton on the congestion planning problem H = |p|^2 / (2 (1 + c m)) (planning.congestion).
 
 Prints one row per (grid, c): Newton iterations (all continuation stages), the c values solved, wall time
 (including the Sinkhorn start), final relative residual, mass error, and time per Newton step; then the
@@ -20,7 +20,7 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 import mfg_pde as mp  # noqa: E402
 from mfg_pde.cases.planning_congestion import floored_gaussian  # noqa: E402
-from mfg_pde.solvers.planning_newton import solve_planning_newton  # noqa: E402
+from mfg_pde.planning.congestion import solve_planning_newton  # noqa: E402
 
 
 def problem(N, coupling=None):

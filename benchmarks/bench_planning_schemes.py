@@ -17,7 +17,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 import mfg_pde as mp  # noqa: E402
-from mfg_pde import demand_response as dr  # noqa: E402
+from mfg_pde.studies import demand_response as dr  # noqa: E402
 from mfg_pde.cases import get  # noqa: E402
 
 

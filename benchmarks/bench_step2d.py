@@ -19,11 +19,11 @@ import scipy.sparse.linalg as spla
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 import mfg_pde as mp  # noqa: E402
-from mfg_pde.solvers import kernels  # noqa: E402
-from mfg_pde.solvers.fp import solve_fp  # noqa: E402
-from mfg_pde.solvers.hjb import solve_hjb  # noqa: E402
-from mfg_pde.solvers.layout import kernel_data  # noqa: E402
-from mfg_pde.solvers.matrices import step_factors  # noqa: E402
+from mfg_pde.fd import kernels  # noqa: E402
+from mfg_pde.fd.fp import solve_fp  # noqa: E402
+from mfg_pde.fd.hjb import solve_hjb  # noqa: E402
+from mfg_pde.fd.layout import kernel_data  # noqa: E402
+from mfg_pde.diagnostics.matrices import step_factors  # noqa: E402
 
 
 def problem(N, Nt):

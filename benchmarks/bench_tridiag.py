@@ -26,8 +26,8 @@ import numpy as np
 from numba import njit
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from mfg_pde.solvers import kernels as K  # noqa: E402
-from mfg_pde.solvers import tridiag as T  # noqa: E402
+from mfg_pde.fd import kernels as K  # noqa: E402
+from mfg_pde.fd import tridiag as T  # noqa: E402
 
 
 @njit(cache=True, error_model="numpy")
@@ -94,7 +94,7 @@ import sys, time
 sys.path.insert(0, {root!r})
 import numpy as np
 t0 = time.perf_counter()
-from mfg_pde.solvers import {mod} as M
+from mfg_pde.fd import {mod} as M
 a = [np.ones(8) for _ in range(6)]
 t1 = time.perf_counter()
 M.{fn}(*a)

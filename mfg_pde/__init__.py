@@ -11,13 +11,11 @@
 
 __version__ = "0.1.0"
 
-from .grid import Grid  # noqa: E402
-from .schedules import Constant, PiecewiseConstant, as_schedule  # noqa: E402
-from .densities import gaussian, gaussian_mixture, normalise, check_density  # noqa: E402
-from .couplings import (  # noqa: E402
-    Coupling, FixedGuidance, KernelInteraction, LocalLog, LocalPower, QuadraticInteraction,
-)
-from .problem import Drift, LinearDrift, MFGProblem, PlanningProblem, QuadraticTerminalCost, TerminalCost  # noqa: E402
+from .model.grid import Grid  # noqa: E402
+from .model.schedules import Constant, PiecewiseConstant, as_schedule  # noqa: E402
+from .model.densities import gaussian, gaussian_mixture, normalise, check_density  # noqa: E402
+from .model.couplings import Coupling, FixedGuidance, KernelInteraction, LocalLog, LocalPower, QuadraticInteraction  # noqa: E402
+from .model.problem import Drift, LinearDrift, MFGProblem, PlanningProblem, QuadraticTerminalCost, TerminalCost  # noqa: E402
 from .result import MFGResult  # noqa: E402
 
 __all__ = [
@@ -34,13 +32,13 @@ def __getattr__(name):
         from .iterate.solve import solve
         return solve
     if name == "solve_planning":
-        from .solvers.planning import solve_planning
+        from .planning.sinkhorn import solve_planning
         return solve_planning
     if name == "solve_planning_newton":
-        from .solvers.planning_newton import solve_planning_newton
+        from .planning.congestion import solve_planning_newton
         return solve_planning_newton
     if name == "exploitability":
-        from .solvers.exploitability import exploitability
+        from .diagnostics.exploitability import exploitability
         return exploitability
     if name == "load":
         from .io import load

@@ -250,7 +250,7 @@ _OUTFLOW_LONG = {
 
 
 def _write_outflow(f, out, ds_t, t) -> None:
-    """/outflow group of an OutflowHistory (solvers.outflow)."""
+    """/outflow group of an OutflowHistory (diagnostics.outflow)."""
     if np.shape(out.mass) != t.shape:
         raise ValueError(f"result.extras['outflow'] has {np.shape(out.mass)[0]} levels, the result {t.shape[0]}")
     g = f.create_group("outflow", track_order=True)
@@ -271,7 +271,7 @@ def _write_outflow(f, out, ds_t, t) -> None:
 
 
 def _read_outflow(g, t):
-    from .solvers.outflow import OutflowHistory
+    from .diagnostics.outflow import OutflowHistory
 
     try:
         sides = json.loads(_attr_str(g, "sides", "[]"))
@@ -608,7 +608,7 @@ def read_metadata(path) -> dict:
 
 def load(path):
     """Read a file written by :func:`save_result` back into an :class:`MFGResult`."""
-    from .grid import Grid
+    from .model.grid import Grid
     from .result import MFGResult
 
     path = os.fspath(path)

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .grid import BC_EXIT, BC_PERIODIC, Grid
+from .model.grid import BC_EXIT, BC_PERIODIC, Grid
 
 
 def gradient(grid: Grid, u: np.ndarray) -> np.ndarray:
@@ -54,7 +54,7 @@ class MFGResult:
     t : time levels, shape (Nt+1,).
     u : value function, shape (Nt+1, *grid.shape).
     m : density, shape (Nt+1, *grid.shape); each level integrates to the initial mass (minus the
-        mass that has left through exit sides: ``extras["outflow"]``, see ``solvers.outflow``).
+        mass that has left through exit sides: ``extras["outflow"]``, see ``diagnostics.outflow``).
     converged : whether the coupling loop met its tolerance.
     status : one line saying how the loop ended ("converged", "max_iter", "diverged: ...").
     iterations : number of coupled iterations performed.
@@ -110,7 +110,7 @@ class MFGResult:
 
     @property
     def outflow(self):
-        """The ``solvers.outflow.OutflowHistory`` of a result on a grid with exits (None if not attached)."""
+        """The ``diagnostics.outflow.OutflowHistory`` of a result on a grid with exits (None if not attached)."""
         return self.extras.get("outflow")
 
     def balance_error(self) -> float:

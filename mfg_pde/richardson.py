@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .grid import Grid
+from .model.grid import Grid
 from .result import MFGResult
 
 

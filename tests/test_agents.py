@@ -1,4 +1,4 @@
-"""Finite-population agent simulator (mfg_pde.agents): grid feedback and analytic GM drift."""
+"""Finite-population agent simulator (mfg_pde.particles.agents): grid feedback and analytic GM drift."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import pytest
 from scipy import stats
 
 import mfg_pde as mp
-from mfg_pde import agents, analytic
+from mfg_pde.particles import agents
+from mfg_pde.oracles import analytic
 from mfg_pde.result import MFGResult
 
 HAS_GM = hasattr(analytic, "gm_protocol") and hasattr(analytic, "gm_agent_drift")
@@ -19,7 +20,7 @@ HAS_GM = hasattr(analytic, "gm_protocol") and hasattr(analytic, "gm_agent_drift"
 # ----------------------------------------------------------------------------- helpers
 @dataclasses.dataclass
 class LocalProtocol:
-    """The GMProtocol interface (mfg_pde.analytic) for a CONSTANT beta and constant guidance nu."""
+    """The GMProtocol interface (mfg_pde.oracles.analytic) for a CONSTANT beta and constant guidance nu."""
 
     t: np.ndarray
     T: float
@@ -58,7 +59,7 @@ def local_protocol(nt=2001, T=1.0, beta=0.0, sigma=1.0, nu=0.0, d=1):
 
 
 def protocol(nt=2001, T=1.0, beta=0.0, sigma=1.0, nu=0.0, d=1):
-    """mfg_pde.analytic.gm_protocol when it exists (constant beta), else the local one."""
+    """mfg_pde.oracles.analytic.gm_protocol when it exists (constant beta), else the local one."""
     if HAS_GM:
         return analytic.gm_protocol(np.linspace(0.0, T, nt), T=T, beta=beta, sigma=sigma, nu=nu, d=d)
     return local_protocol(nt, T, beta, sigma, nu, d)
@@ -414,7 +415,7 @@ def test_energy_identity_ia_vs_mf():
     assert ia.cost - mf.cost == pytest.approx(gap / 2, rel=0.03)
 
 
-@pytest.mark.skipif(not HAS_GM, reason="mfg_pde.analytic.gm_protocol not available")
+@pytest.mark.skipif(not HAS_GM, reason="mfg_pde.oracles.analytic.gm_protocol not available")
 def test_gm_energy_matches_exact_sampling():
     """The Euler-Maruyama energy path agrees with int E|alpha(t, X_t; z)|^2 dt computed by sampling the
     exact product-coupling marginal X_t = a z + b y + c + sqrt(g) xi and the numpy reference drift."""

@@ -1,4 +1,4 @@
-"""Oracles in mfg_pde.analytic: closed forms vs ODE routes, ODE residuals, the mean theorem,
+"""Oracles in mfg_pde.oracles.analytic: closed forms vs ODE routes, ODE residuals, the mean theorem,
 the Foellmer check, the IA/MF energy identity (docs/method.md, sections 'LQG Riccati closed forms' to
 'Independent agents and the energy identity')."""
 
@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from mfg_pde import analytic as an
-from mfg_pde.schedules import PiecewiseConstant
+from mfg_pde.oracles import analytic as an
+from mfg_pde.model.schedules import PiecewiseConstant
 
 # (T, sigma, q, x_target, mean0, var0, beta)
 PARAMS = [
@@ -109,7 +109,7 @@ CASES_RES = [
 def test_ode_residuals_second_order(case):
     T, sigma, q, x_tar, m0, v0 = 1.3, 0.8, 2.5, 1.5, -0.5, 0.2
     kappa = case["kappa"]
-    from mfg_pde.schedules import as_schedule
+    from mfg_pde.model.schedules import as_schedule
     bs = as_schedule(case["beta"])
 
     def res_fn(tt):

@@ -1,5 +1,5 @@
 """Oracles of the Gaussian-mixture regime and of the d-dimensional LQG problem in
-mfg_pde.analytic (docs/method.md, sections 'LQG Riccati closed forms' to 'Demand-response energies'):
+mfg_pde.oracles.analytic (docs/method.md, sections 'LQG Riccati closed forms' to 'Demand-response energies'):
 protocol ODEs and boundary conditions, the guidance
 shift c, the agent drift (against the LQ bridge feedback, the Fokker-Planck equation of the exact
 marginal, and an Euler-Maruyama simulation, sigma != 1 included), exact product marginals,
@@ -12,8 +12,8 @@ import pytest
 from scipy.integrate import quad
 from scipy.linalg import expm
 
-from mfg_pde import analytic as an
-from mfg_pde.schedules import Constant, PiecewiseConstant
+from mfg_pde.oracles import analytic as an
+from mfg_pde.model.schedules import Constant, PiecewiseConstant
 
 T = 1.0
 BETA_PWC = PiecewiseConstant.uniform(T, 12.0 * 0.65 ** np.arange(8))      # the paper's protocol

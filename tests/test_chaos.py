@@ -3,7 +3,7 @@
 import numpy as np
 
 import mfg_pde as mp
-from mfg_pde import mckean_vlasov as MV
+from mfg_pde.particles import mckean_vlasov as MV
 from mfg_pde.cases import get
 
 
@@ -34,7 +34,7 @@ def test_particles_match_mean_field_moments():
     g = mp.Grid([(-5, 5)], 800)
     m0 = mp.gaussian_mixture(g, [0.5, 0.5], [-1.5, 1.0], [0.4, 0.5])
     m = MV.solve_mean_field(g, m0, 1.0, 400, a=0.5, c=0.0, A=2.0, ell=1.0, sigma=0.8)
-    from mfg_pde.agents import sample_density
+    from mfg_pde.particles.agents import sample_density
     xT = MV.simulate_particles(sample_density(g, m0, 2000, seed=3), 1.0, 200, a=0.5, c=0.0, A=2.0, ell=1.0,
                                sigma=0.8, seed=4)
     sd = np.sqrt(g.covariance(m[-1])[0, 0])

@@ -17,7 +17,7 @@ import pytest
 from mfg_pde import cli
 from mfg_pde import io as mio
 from mfg_pde.cases import base
-from mfg_pde.grid import Grid
+from mfg_pde.model.grid import Grid
 from mfg_pde.result import MFGResult
 
 SOLVE_CALLS: list = []

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import mfg_pde as mp
-from mfg_pde.couplings import Coupling
+from mfg_pde.model.couplings import Coupling
 
 
 def lq_problem(N=80, beta=2.0):
@@ -186,8 +186,8 @@ def test_callable_drift_and_guidance_paths():
 def test_sweeps_write_into_reused_buffers():
     """solve_hjb / solve_fp with ``out`` give the same fields as with fresh arrays; an ``out`` that
     aliases the Newton guess is refused (the predictor reads the old guess while writing u)."""
-    from mfg_pde.solvers.fp import solve_fp
-    from mfg_pde.solvers.hjb import solve_hjb
+    from mfg_pde.fd.fp import solve_fp
+    from mfg_pde.fd.hjb import solve_hjb
     p = congestion(40)
     m = np.repeat(p.m0[None], p.Nt + 1, axis=0)
     f, uT = p.running_cost(m), p.terminal_values(m[-1])
@@ -234,8 +234,8 @@ def _fused_case(kind):
 def _numpy_split_residuals(p, sol, f, m, uT):
     """Independent reference for the relative split residuals (numpy shifts over rows from
     kernels.axis_coefficients and costs from kernels.axis_source, one axis and level at a time)."""
-    from mfg_pde.solvers import kernels as K
-    from mfg_pde.solvers.layout import as3, kernel_data
+    from mfg_pde.fd import kernels as K
+    from mfg_pde.fd.layout import as3, kernel_data
     kd = kernel_data(p, exits_supported=True)
     sh, dt = kd.shape3, kd.dt
     u, f3, m3 = as3(sol.u, 1, sh), as3(f, 1, sh), as3(m, 1, sh)
@@ -276,9 +276,9 @@ def test_split_residuals_match_a_numpy_reference(kind):
     neither equation exactly: u from loose Newton solves (an error in every substep, exit rows with a
     non-zero exit cost), m perturbed.  candidate_residuals is that evaluation with f = F(m_hat)."""
     from mfg_pde.iterate.fixed_point import candidate_residuals
-    from mfg_pde.solvers.discrete_residuals import relative_residuals
-    from mfg_pde.solvers.fp import solve_fp
-    from mfg_pde.solvers.hjb import solve_hjb
+    from mfg_pde.fd.discrete_residuals import relative_residuals
+    from mfg_pde.fd.fp import solve_fp
+    from mfg_pde.fd.hjb import solve_hjb
     p = _fused_case(kind)
     m = np.repeat(p.m0[None], p.Nt + 1, axis=0)
     f, uT = p.running_cost(m), p.terminal_values(m[-1])

@@ -10,8 +10,8 @@ import math
 import numpy as np
 import pytest
 
-from mfg_pde import analytic
-from mfg_pde import demand_response as dr
+from mfg_pde.oracles import analytic
+from mfg_pde.studies import demand_response as dr
 
 NSIG = 4.0
 
@@ -238,7 +238,7 @@ def test_subpopulation_energies_sum_to_total(K):
     assert ag.label_sum_error < 1e-12
     zs = dr.zone_scenario(1)
     ag1 = dr.agent_energies(zs, N=600, batches=2, n_steps=40, seed=1, richardson=False)
-    from mfg_pde import agents
+    from mfg_pde.particles import agents
     run = agents.simulate_gm(zs.protocol(np.linspace(0, 1, 41), "IA0"), zs.target, start=zs.start, N=600,
                              n_steps=40, seed=[1, 0])
     frac = run.label_counts / run.label_counts.sum()

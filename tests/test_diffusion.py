@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 import mfg_pde as mp
-from mfg_pde import diffusion as D
+from mfg_pde.studies import diffusion_models as D
 from mfg_pde.cases import get
-from mfg_pde.solvers.transport import fp_transport
+from mfg_pde.fd.transport import fp_transport
 
 
 SGM_OU_ERRORS = ["forward FP vs closed form (L1, max over t)",

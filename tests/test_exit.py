@@ -13,12 +13,12 @@ import pytest
 import mfg_pde as mp
 from mfg_pde import cli
 from mfg_pde import io as mio
-from mfg_pde.solvers.exploitability import nash_gap
-from mfg_pde.solvers.fp import fp_residual, solve_fp
-from mfg_pde.solvers.hjb import hjb_residual, solve_hjb
-from mfg_pde.solvers.matrices import step_factors, step_operator
-from mfg_pde.solvers.outflow import attach_outflow, outflow_history
-from mfg_pde.solvers.residuals import pde_residuals
+from mfg_pde.diagnostics.exploitability import nash_gap
+from mfg_pde.fd.fp import fp_residual, solve_fp
+from mfg_pde.fd.hjb import hjb_residual, solve_hjb
+from mfg_pde.diagnostics.matrices import step_factors, step_operator
+from mfg_pde.diagnostics.outflow import attach_outflow, outflow_history
+from mfg_pde.diagnostics.residuals import pde_residuals
 
 
 # ---------------------------------------------------------------------------------- numpy reference
@@ -183,7 +183,7 @@ def test_outflow_balance_of_a_coupled_game(shape, bc):
     assert res.m.min() >= 0.0
     assert 0.0 < out.evacuated_fraction == pytest.approx(1.0 - mass[-1] / mass[0], abs=1e-13)
     # the coupling loop's fused reduction: with the cumulative outflow its "mass error" is the balance error
-    from mfg_pde.solvers.kernels import coupling_stats
+    from mfg_pde.fd.kernels import coupling_stats
 
     Nt = pb.Nt
     mm, uu = res.m.reshape(Nt + 1, -1), res.u.reshape(Nt + 1, -1)
@@ -263,16 +263,16 @@ def test_solvers_without_exit_support_raise_clearly():
     assert res.converged, res.status
     with pytest.raises(NotImplementedError, match="exit"):
         mp.PlanningProblem(grid, 0.5, 10, 0.4, m0, m0)
-    from mfg_pde.agents import simulate_feedback
+    from mfg_pde.particles.agents import simulate_feedback
     with pytest.raises(NotImplementedError, match="exit"):
         simulate_feedback(res, N=10)
-    from mfg_pde.solvers.layout import kernel_data
+    from mfg_pde.fd.layout import kernel_data
     with pytest.raises(NotImplementedError, match="exit"):
         kernel_data(pb)            # a caller that does not declare exit support
 
 
 def test_fp_transport_with_exits():
-    from mfg_pde.solvers.transport import fp_transport
+    from mfg_pde.fd.transport import fp_transport
 
     grid = mp.Grid([(0.0, 1.0), (0.0, 1.0)], 16, [("reflecting", "exit"), "reflecting"])
     m0 = mp.gaussian(grid, (0.5, 0.5), (0.12, 0.12))

@@ -19,9 +19,9 @@ import pytest
 import mfg_pde as mp
 from mfg_pde import cli
 from mfg_pde import io as mio
-from mfg_pde import problem as mproblem
+from mfg_pde.model import problem as mproblem
 from mfg_pde.cases import base
-from mfg_pde.grid import Grid
+from mfg_pde.model.grid import Grid
 from mfg_pde.result import MFGResult
 
 INCOMPLETE = "not a complete mfg_pde result file"

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from mfg_pde import io as mio
-from mfg_pde.grid import Grid
+from mfg_pde.model.grid import Grid
 from mfg_pde.result import MFGResult
 
 
@@ -137,7 +137,7 @@ def test_layout_dimension_scales_and_attributes(tmp_path):
 
 
 def test_params_are_made_json_safe(tmp_path):
-    from mfg_pde.schedules import Constant
+    from mfg_pde.model.schedules import Constant
 
     class Opaque:
         def __repr__(self):

@@ -6,13 +6,13 @@ import scipy.sparse.linalg as spla
 from scipy import sparse
 
 import mfg_pde as mp
-from mfg_pde.solvers.fp import fp_residual, solve_fp
-from mfg_pde.solvers.hjb import hjb_residual, solve_hjb
-from mfg_pde.solvers import kernels
-from mfg_pde.solvers.kernels import axis_source
-from mfg_pde.solvers.layout import as3, kernel_data
-from mfg_pde.solvers.matrices import step_factors, step_operator
-from mfg_pde.solvers.outflow import outflow_history
+from mfg_pde.fd.fp import fp_residual, solve_fp
+from mfg_pde.fd.hjb import hjb_residual, solve_hjb
+from mfg_pde.fd import kernels
+from mfg_pde.fd.kernels import axis_source
+from mfg_pde.fd.layout import as3, kernel_data
+from mfg_pde.diagnostics.matrices import step_factors, step_operator
+from mfg_pde.diagnostics.outflow import outflow_history
 
 
 def _problem(shape, bc, drift=True, Nt=6, T=0.3, sigma=0.6):
@@ -143,7 +143,7 @@ def test_axis_cost_matches_numpy_in_every_layout(shape):
 @pytest.mark.parametrize("n,B", [(1, 5), (2, 7), (9, 13), (50, 3)])
 def test_transposed_thomas_without_transposition_is_bitwise_the_transposed_solve(n, B):
     """_thomas_t(rows of M) = _thomas(rows of M^T from _transpose_lines), bit for bit, and solves M^T x = r."""
-    from mfg_pde.solvers import kernels as K
+    from mfg_pde.fd import kernels as K
     rng = np.random.default_rng(n * B)
     lo, up = -rng.random((n, B)), -rng.random((n, B))
     lo[0], up[-1] = 0.0, 0.0

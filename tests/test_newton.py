@@ -5,12 +5,12 @@ import pytest
 import scipy.sparse as sp
 
 import mfg_pde as mp
-from mfg_pde.couplings import Coupling
-from mfg_pde.solvers.exploitability import exploitability, nash_gap
-from mfg_pde.solvers.fp import fp_residual
-from mfg_pde.solvers.hjb import HJBSolution, empty_states, hjb_residual
-from mfg_pde.solvers.matrices import step_factors
-from mfg_pde.solvers.newton import DiscreteSystem
+from mfg_pde.model.couplings import Coupling
+from mfg_pde.diagnostics.exploitability import exploitability, nash_gap
+from mfg_pde.fd.fp import fp_residual
+from mfg_pde.fd.hjb import HJBSolution, empty_states, hjb_residual
+from mfg_pde.diagnostics.matrices import step_factors
+from mfg_pde.newton.driver import DiscreteSystem
 
 
 # ----------------------------------------------------------------------------- problems

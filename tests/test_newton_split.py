@@ -1,12 +1,12 @@
-"""Newton on the direction-split 2-D/3-D system (``solvers.newton_split``): exact Jacobian products,
+"""Newton on the direction-split 2-D/3-D system (``newton.system_split``): exact Jacobian products,
 agreement with the core loop's discrete solution, the hard regime, and clear refusals."""
 
 import numpy as np
 import pytest
 
 import mfg_pde as mp
-from mfg_pde.solvers.newton import _initial_pair
-from mfg_pde.solvers.newton_split import SplitSystem
+from mfg_pde.newton.driver import _initial_pair
+from mfg_pde.newton.system_split import SplitSystem
 
 
 def regime2(nu=0.1, k=1.0, N=16, Nt=12, bc="periodic", drift=None):
@@ -76,7 +76,7 @@ def test_newton_2d_is_the_core_discrete_solution(bc):
     r = rn.history["residual"]
     assert r[-2] < 1e-3 and r[-1] < 1e-2 * r[-2]  # fast local convergence at the end
     # states of the returned HJB solution make the FP reproduce m exactly (same split chain)
-    from mfg_pde.solvers.fp import solve_fp
+    from mfg_pde.fd.fp import solve_fp
     np.testing.assert_allclose(solve_fp(p, rn.extras["hjb_solution"]), rn.m, atol=1e-12)
 
 

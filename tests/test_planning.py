@@ -5,13 +5,13 @@ import numpy as np
 import pytest
 
 import mfg_pde as mp
-from mfg_pde import analytic
+from mfg_pde.oracles import analytic
 from mfg_pde.cases import get
 from mfg_pde.cases.planning import bimodal_ends, curved_guess
-from mfg_pde.grid import prolong
-from mfg_pde.problem import Drift
-from mfg_pde.solvers.planning import PlanningError
-from mfg_pde.solvers.residuals import pde_residuals
+from mfg_pde.model.grid import prolong
+from mfg_pde.model.problem import Drift
+from mfg_pde.planning.sinkhorn import PlanningError
+from mfg_pde.diagnostics.residuals import pde_residuals
 
 
 def orders(E):

@@ -1,4 +1,4 @@
-"""Planning with the congestion Hamiltonian H = |p|^2 / (2 (1 + c m)) by Newton (solvers.planning_newton):
+"""Planning with the congestion Hamiltonian H = |p|^2 / (2 (1 + c m)) by Newton (planning.congestion):
 exact Jacobian vs finite differences, c = 0 is the core scheme (to round-off) and agrees with the Sinkhorn
 solver to first order, the discrete equations hold (checked by an independent flux-form evaluation), the
 congestion acts in the expected direction, self-convergence at c > 0, result fields, failures, bad input."""
@@ -10,10 +10,10 @@ import scipy.sparse.linalg as spla
 import mfg_pde as mp
 from mfg_pde.cases import get
 from mfg_pde.cases.planning_congestion import floored_gaussian
-from mfg_pde.solvers.planning_newton import solve_planning_newton
-from mfg_pde.solvers.fp import solve_fp
-from mfg_pde.solvers.hjb import solve_hjb
-from mfg_pde.solvers.planning_newton import PlanningSystem, gauge_shift
+from mfg_pde.planning.congestion import solve_planning_newton
+from mfg_pde.fd.fp import solve_fp
+from mfg_pde.fd.hjb import solve_hjb
+from mfg_pde.planning.congestion import PlanningSystem, gauge_shift
 
 
 def orders(E):

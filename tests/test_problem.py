@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import mfg_pde as mp
-from mfg_pde.schedules import FromCallable, PiecewiseConstant, as_schedule
+from mfg_pde.model.schedules import FromCallable, PiecewiseConstant, as_schedule
 
 
 def grid1(N=50):
@@ -182,7 +182,7 @@ def test_local_couplings():
 
 
 def test_prolong_is_exact_for_linear_fields_and_checks_shapes():
-    from mfg_pde.grid import prolong
+    from mfg_pde.model.grid import prolong
 
     c, f = mp.Grid([(-1.0, 2.0), (0.0, 1.0)], [30, 20]), mp.Grid([(-1.0, 2.0), (0.0, 1.0)], [60, 40])
     xc, yc = c.mesh()

@@ -1,4 +1,4 @@
-"""Exact per-axis semigroups (solvers.semigroup): the generator is the core stencil, exp(tau Q) is
+"""Exact per-axis semigroups (planning.semigroup): the generator is the core stencil, exp(tau Q) is
 positive and accurate entrywise, and the Strang planning sweeps built on it are second order in dt."""
 
 import numpy as np
@@ -6,10 +6,10 @@ import pytest
 import scipy.linalg
 
 import mfg_pde as mp
-from mfg_pde.problem import Drift
-from mfg_pde.solvers import semigroup
-from mfg_pde.solvers.kernels import _workspace, solve_axis
-from mfg_pde.solvers.layout import kernel_data
+from mfg_pde.model.problem import Drift
+from mfg_pde.planning import semigroup
+from mfg_pde.fd.kernels import _workspace, solve_axis
+from mfg_pde.fd.layout import kernel_data
 
 
 def _kd(grid, drift=None, Nt=10):

@@ -8,8 +8,8 @@ blocks, odd and even), a few larger n and n = 500, 1000, 1001, 4000, 4001."""
 import numpy as np
 import pytest
 
-from mfg_pde.solvers import kernels as K
-from mfg_pde.solvers import tridiag as T
+from mfg_pde.fd import kernels as K
+from mfg_pde.fd import tridiag as T
 
 EPS = np.finfo(float).eps
 LD = np.longdouble

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import mfg_pde as mp
-from mfg_pde import analytic
+from mfg_pde.oracles import analytic
 from mfg_pde.cases import get
 
 

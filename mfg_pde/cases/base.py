@@ -135,7 +135,7 @@ class Case:
         shape, Nt = self.grid_shape(p), p.get("Nt")
         if shape is None or not isinstance(Nt, (int, np.integer)) or isinstance(Nt, bool):
             return
-        from ..problem import check_memory
+        from ..model.problem import check_memory
 
         method = method if method is not None else p.get("method")
         grid = f"N = {p['N']} cells" if len(shape) == 1 else \
@@ -204,7 +204,7 @@ class Case:
                                  if k in solve_overrides}}
         grid = getattr(problem, "grid", None)
         if grid is not None and grid.has_exits and result.extras.get("outflow") is None:
-            from ..solvers.outflow import attach_outflow  # exits: the outflow balance replaces mass conservation
+            from ..diagnostics.outflow import attach_outflow  # exits: the outflow balance replaces mass conservation
 
             attach_outflow(result, problem)
         self.decorate(result, problem, p)

@@ -10,10 +10,10 @@ import time
 
 import numpy as np
 
-from .. import mckean_vlasov as MV
-from ..agents import sample_density, w1_to_density
-from ..densities import gaussian_mixture
-from ..grid import Grid
+from ..particles import mckean_vlasov as MV
+from ..particles.agents import sample_density, w1_to_density
+from ..model.densities import gaussian_mixture
+from ..model.grid import Grid
 from ..result import MFGResult
 from .base import Check, Param, register
 from .diffusion import _DirectCase, _parse_floats

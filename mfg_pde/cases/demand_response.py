@@ -1,5 +1,5 @@
 """Demand-response cases: the paper's experiments (docs/method.md, sections 'Mean-interpolant theorem' to
-'Demand-response energies'; ``mfg_pde.demand_response``).
+'Demand-response energies'; ``mfg_pde.studies.demand_response``).
 
 * ``demand-response``         one scenario (d zones, or K sub-populations): per-zone MF / IA0 / IAm
                               energies and savings from the closed-form route (exact marginals at
@@ -26,8 +26,8 @@ import time
 
 import numpy as np
 
-from .. import demand_response as dr
-from ..grid import Grid
+from ..studies import demand_response as dr
+from ..model.grid import Grid
 from ..result import MFGResult
 from .base import Case, CaseError, CaseRun, Check, Param, register
 

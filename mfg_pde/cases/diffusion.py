@@ -16,14 +16,14 @@ import time
 
 import numpy as np
 
-from .. import diffusion as D
-from ..densities import gaussian, gaussian_mixture
-from ..grid import Grid
-from ..problem import LinearDrift, MFGProblem
+from ..studies import diffusion_models as D
+from ..model.densities import gaussian, gaussian_mixture
+from ..model.grid import Grid
+from ..model.problem import LinearDrift, MFGProblem
 from ..result import MFGResult
-from ..solvers.hjb import solve_hjb
-from ..solvers.residuals import pde_residuals
-from ..solvers.transport import fp_transport
+from ..fd.hjb import solve_hjb
+from ..diagnostics.residuals import pde_residuals
+from ..fd.transport import fp_transport
 from .base import Case, CaseRun, Param, register
 
 DATA_1D = ([0.6, 0.4], [[-1.5], [2.0]], [[0.4], [0.6]])

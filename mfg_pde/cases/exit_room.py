@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..couplings import LocalPower
-from ..densities import gaussian
-from ..grid import Grid
-from ..problem import MFGProblem
+from ..model.couplings import LocalPower
+from ..model.densities import gaussian
+from ..model.grid import Grid
+from ..model.problem import MFGProblem
 from .base import Case, CaseError, Check, Param, register
 from .common import grid_params, solver_params
 

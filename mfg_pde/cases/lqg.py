@@ -4,18 +4,18 @@ closed forms').
     dX = (-kappa X + alpha) dt + sigma dW,  F = beta/2 (x - mean_t)^2,  G = q/2 (x - x_target)^2,
     X_0 ~ N(mean0, std0^2) on a reflecting box wide enough that the walls are never felt.
 
-Oracle (``mfg_pde.analytic.lq_terminal``): mean_t, Sigma_t and the value's curvature S_t.
+Oracle (``mfg_pde.oracles.analytic.lq_terminal``): mean_t, Sigma_t and the value's curvature S_t.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .. import analytic
-from ..couplings import QuadraticInteraction
-from ..densities import gaussian
-from ..grid import Grid
-from ..problem import LinearDrift, MFGProblem, QuadraticTerminalCost
+from ..oracles import analytic
+from ..model.couplings import QuadraticInteraction
+from ..model.densities import gaussian
+from ..model.grid import Grid
+from ..model.problem import LinearDrift, MFGProblem, QuadraticTerminalCost
 from .base import Case, CaseError, Param, register
 from .common import grid_params, quadratic_coefficient, solver_params
 

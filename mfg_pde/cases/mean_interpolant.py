@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import analytic
-from ..couplings import QuadraticInteraction
-from ..densities import gaussian_mixture
-from ..grid import Grid
-from ..problem import MFGProblem, QuadraticTerminalCost
-from ..schedules import FromCallable, PiecewiseConstant
+from ..oracles import analytic
+from ..model.couplings import QuadraticInteraction
+from ..model.densities import gaussian_mixture
+from ..model.grid import Grid
+from ..model.problem import MFGProblem, QuadraticTerminalCost
+from ..model.schedules import FromCallable, PiecewiseConstant
 from .base import Case, Param, register
 from .common import grid_params, solver_params
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import analytic
-from ..couplings import FixedGuidance, QuadraticInteraction
-from ..densities import gaussian, gaussian_mixture
-from ..grid import Grid
-from ..problem import LinearDrift, PlanningProblem
+from ..oracles import analytic
+from ..model.couplings import FixedGuidance, QuadraticInteraction
+from ..model.densities import gaussian, gaussian_mixture
+from ..model.grid import Grid
+from ..model.problem import LinearDrift, PlanningProblem
 from .base import Case, Param, register
 from .mean_interpolant import beta_schedule  # the same beta_t protocols as the terminal-cost case
 
@@ -26,7 +26,7 @@ def planning_grid(N=200, Nt=200):
 
 class PlanningCase(Case):
     def solver(self):
-        from ..solvers.planning import solve_planning
+        from ..planning.sinkhorn import solve_planning
 
         return solve_planning
 

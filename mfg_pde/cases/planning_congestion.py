@@ -1,5 +1,5 @@
 """Planning case with a congestion Hamiltonian H = |p|^2 / (2 (1 + c m)), solved by Newton
-(``solvers.planning_newton``):
+(``planning.congestion``):
 
 * ``planning-congestion``  Gaussian ends with a small floor (so m1 > 0 everywhere: see the thin-tails note of
                            ``planning_newton``), no interaction; c = 0 is the quadratic planning problem.
@@ -11,9 +11,9 @@ self-convergence at c > 0 are in tests/test_planning_newton.py.
 
 from __future__ import annotations
 
-from ..densities import gaussian, normalise
-from ..grid import Grid
-from ..problem import PlanningProblem
+from ..model.densities import gaussian, normalise
+from ..model.grid import Grid
+from ..model.problem import PlanningProblem
 from .base import Case, CaseError, Check, Param, register
 
 
@@ -24,7 +24,7 @@ def floored_gaussian(grid, mean, std, floor):
 
 
 def _solve(problem, method=None, **options):
-    from ..solvers.planning_newton import solve_planning_newton
+    from ..planning.congestion import solve_planning_newton
 
     if method not in (None, "newton"):
         raise CaseError(f"method {method!r}: the congestion planning case is solved by Newton only")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..solvers.kernels import l1_diff
+from ..fd.kernels import l1_diff
 
 
 class Anderson:

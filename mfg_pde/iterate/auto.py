@@ -38,10 +38,10 @@ import time
 import numpy as np
 
 from ..result import MFGResult
-from ..solvers.exploitability import nash_gap
-from ..solvers.hjb import HJBSolution, empty_states
-from ..solvers.newton import NEWTON_KEYS, NewtonRun, _check_options, _initial_pair, make_system
-from ..solvers.outflow import attach_outflow
+from ..diagnostics.exploitability import nash_gap
+from ..fd.hjb import HJBSolution, empty_states
+from ..newton.driver import NEWTON_KEYS, NewtonRun, _check_options, _initial_pair, make_system
+from ..diagnostics.outflow import attach_outflow
 from .fixed_point import FixedPoint
 from .monitor import HISTORY_KEYS, Progress, record
 
@@ -66,7 +66,7 @@ def newton_available(problem) -> str | None:
     if problem.grid.has_exits:
         return "newton does not support exit boundaries"
     if problem.grid.ndim != 1:
-        from ..solvers.newton_split import check_split_coupling
+        from ..newton.system_split import check_split_coupling
         try:
             check_split_coupling(problem.coupling)
         except NotImplementedError:
@@ -195,7 +195,7 @@ class _Newton:
 def _newton_fits(problem) -> bool:
     """Whether Newton's arrays (``problem.solve_memory_estimate``) fit in the memory still available, the
     loops' arrays being held already."""
-    from ..problem import available_memory, solve_memory_estimate
+    from ..model.problem import available_memory, solve_memory_estimate
     avail = available_memory()
     return avail is None or solve_memory_estimate(problem.grid.shape, problem.Nt, "newton") <= avail
 

@@ -54,12 +54,12 @@ import time
 import numpy as np
 
 from ..result import MFGResult
-from ..solvers.discrete_residuals import relative_residuals
-from ..solvers.exploitability import nash_gap
-from ..solvers.fp import solve_fp
-from ..solvers.hjb import solve_hjb
-from ..solvers.kernels import coupling_stats, mix_inplace
-from ..solvers.outflow import attach_outflow, outflow_history
+from ..fd.discrete_residuals import relative_residuals
+from ..diagnostics.exploitability import nash_gap
+from ..fd.fp import solve_fp
+from ..fd.hjb import solve_hjb
+from ..fd.kernels import coupling_stats, mix_inplace
+from ..diagnostics.outflow import attach_outflow, outflow_history
 from .anderson import Anderson, anderson_update
 from .monitor import HISTORY_KEYS, Progress, record
 

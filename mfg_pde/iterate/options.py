@@ -51,7 +51,7 @@ def _number(name, value, *, integer=False, infinite=False):
 def check_common(problem, tol, max_iter, exploitability, diagnostics, damping, anderson_depth, newton_tol,
                  newton_maxit, inner_factor, divergence_factor):
     """Types and ranges of the arguments every method shares; returns (tol, max_iter) as float and int."""
-    from ..problem import MFGProblem
+    from ..model.problem import MFGProblem
 
     if not isinstance(problem, MFGProblem):
         what = "None" if problem is None else type(problem).__name__

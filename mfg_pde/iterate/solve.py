@@ -1,15 +1,15 @@
 """``mp.solve``: checks the arguments and hands the problem to a coupling loop.
 
-Methods: "picard", "fictitious-play", "anderson" (``iterate.fixed_point``), "newton" (``solvers.newton``,
+Methods: "picard", "fictitious-play", "anderson" (``iterate.fixed_point``), "newton" (``newton.driver``,
 Newton on the whole discrete system) and "auto", the default (``iterate.auto``: Anderson, and a race of
 Anderson, Newton and damped Picard when Anderson is slow).  The result records every option used and whether
 the coupling is known to be monotone."""
 
 from __future__ import annotations
 
-from ..couplings import coupling_monotone
+from ..model.couplings import coupling_monotone
 from ..result import MFGResult
-from ..solvers.newton import solve_newton
+from ..newton.driver import solve_newton
 from .auto import solve_auto
 from .fixed_point import run_fixed_point
 from .options import check_common, check_options

@@ -106,10 +106,10 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-from ..densities import check_density
-from ..grid import BC_PERIODIC, BC_REFLECTING
+from ..model.densities import check_density
+from ..model.grid import BC_PERIODIC, BC_REFLECTING
 from ..result import MFGResult, gradient
-from .derivatives import coupling_derivative
+from ..newton.derivatives import coupling_derivative
 
 HISTORY_KEYS = ("residual", "hjb_residual", "fp_residual", "gauge", "line_search", "step_norm", "min_density",
                 "mass_error", "c", "stage", "wall_time")
@@ -404,7 +404,7 @@ def _check_c(c) -> float:
 
 def check_planning_data(problem) -> None:
     """Refuse data the Newton planning solver cannot work with, naming the parameter and the fix."""
-    from ..problem import PlanningProblem
+    from ..model.problem import PlanningProblem
 
     if not isinstance(problem, PlanningProblem):
         raise ValueError(f"problem is a {type(problem).__name__}; solve_planning_newton needs a "
@@ -459,7 +459,7 @@ def _initial_pair(problem, initial, m_init, u_init):
     if initial not in ("sinkhorn", "interpolate"):
         raise ValueError(f"initial = {initial!r}: choose 'sinkhorn' (c = 0 Hopf-Cole solution) or 'interpolate'")
     if initial == "sinkhorn":
-        from .planning import PlanningError, solve_planning
+        from .sinkhorn import PlanningError, solve_planning
 
         try:
             r = solve_planning(problem, tol=1e-8, sinkhorn_tol=1e-10)

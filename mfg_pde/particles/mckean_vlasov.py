@@ -18,9 +18,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from .grid import Grid
-from .solvers import kernels
-from .solvers.layout import pad3
+from ..model.grid import Grid
+from ..fd import kernels
+from ..fd.layout import pad3
 
 
 def kernel_gradient(d, A, ell):

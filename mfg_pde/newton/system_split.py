@@ -55,11 +55,11 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .. import couplings as cpl
-from . import kernels
+from ..model import couplings as cpl
+from ..fd import kernels
 from .derivatives import ScaledCoupling, coupling_derivative
 from .krylov import gmres
-from .layout import kernel_data
+from ..fd.layout import kernel_data
 
 
 # ============================================================================ numba chains

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .kernels import _workspace, solve_axis
+from ..fd.kernels import _workspace, solve_axis
 
 
 @njit(cache=True)

@@ -13,8 +13,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from . import kernels
-from .layout import as3, kernel_data
+from ..fd import kernels
+from ..fd.layout import as3, kernel_data
 
 
 def step_factors(problem, u_n: np.ndarray, n: int, states_n=None) -> list:

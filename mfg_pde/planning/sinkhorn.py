@@ -25,8 +25,8 @@ import numpy as np
 from ..iterate.anderson import Anderson
 from ..iterate.monitor import Progress
 from ..result import MFGResult, gradient
-from . import linear, semigroup
-from .layout import as3, kernel_data
+from . import hopf_cole as linear, semigroup
+from ..fd.layout import as3, kernel_data
 
 TIME_SCHEMES = ("euler", "strang")
 
@@ -247,7 +247,7 @@ def solve_planning(problem, tol: float = 1e-10, sinkhorn_tol: float = 1e-11, max
              residual <= tol AND a final inner solve to sinkhorn_tol.
     m_init : initial guess of m on all levels (default: (1 - t/T) m0 + (t/T) m1).
     potential_init : initial Sinkhorn potential log phi(T) = -u(T) / sigma^2 on the grid (default 0), e.g.
-             a coarser solution's, interpolated (``mfg_pde.grid.prolong``); only the start changes.
+             a coarser solution's, interpolated (``mfg_pde.model.grid.prolong``); only the start changes.
     sinkhorn_anderson : depth of Anderson mixing on the Sinkhorn potential (0: plain Fortet-Sinkhorn).
     time_scheme : "euler" (default): the core implicit-Euler operators at zero policy, first order in dt
              (the result satisfies the core scheme's residuals at first order).  "strang": the exact

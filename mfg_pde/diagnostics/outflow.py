@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import kernels
-from .layout import as3, kernel_data
+from ..fd import kernels
+from ..fd.layout import as3, kernel_data
 
 __all__ = ["OutflowHistory", "outflow_history", "attach_outflow"]
 
@@ -120,7 +120,7 @@ def attach_outflow(result, problem, sol=None):
         if problem.grid.ndim > 1:
             raise ValueError("attach_outflow needs the HJB solution (its split states) in 2-D/3-D: pass sol= "
                              "or a result of mfg_pde.solve (extras['hjb_solution'])")
-        from .hjb import HJBSolution
+        from ..fd.hjb import HJBSolution
 
         sol = HJBSolution(result.u, np.empty((problem.Nt, 0) + kernel_data(problem, True).shape3),
                           np.zeros(problem.Nt, dtype=np.int64))

@@ -42,7 +42,7 @@ exit-row equation is  M_k(u) u = src + dt c_k(u)  with the cost extended by the 
 The Engquist-Osher identity d/du [M_k(u) u - dt c_k(u)] = M_k(u) still holds (the ghost is a fixed
 value), so Newton is still policy iteration.  The FP factor is still M_k^T: column sums of M_k^T are
 1 + dt r on exit cells, so a transposed solve loses exactly dt r_i m_i per exit cell and step -- the
-outflow (``exit_outflow``, ``solvers.outflow``); nothing else leaves.  Exits enter the kernels as the
+outflow (``exit_outflow``, ``diagnostics.outflow``); nothing else leaves.  Exits enter the kernels as the
 trailing ``exits`` argument of the sweeps/steps (a (3, 2) array: exit cost of side (axis, lo/hi), NaN
 where the side is not an exit; omitted or None: no exits) and as the trailing ``elo, ehi, glo, ghi``
 (exit flags and costs of the axis) of the per-axis functions; existing calls without them are unchanged.

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..grid import BC_PERIODIC, Grid
+from ..model.grid import BC_PERIODIC, Grid
 from . import kernels
 from .layout import exit_array, pad3
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..grid import BC_PERIODIC
+from ..model.grid import BC_PERIODIC
 
 
 @dataclass

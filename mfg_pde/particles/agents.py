@@ -20,7 +20,7 @@ so the last step is evaluated at t_{n_steps-1} = T - dt < T).  Two drift sources
       alpha(t, x; z) = [yhat + p_t' (x - c_t)] / p_t + c_t'
 
   in R^d (no box).  The protocol arrays (a, b, g, p, p', c, c') come from a ``GMProtocol`` (see
-  ``mfg_pde.analytic.gm_protocol``) and are interpolated linearly in t at the simulation times.
+  ``mfg_pde.oracles.analytic.gm_protocol``) and are interpolated linearly in t at the simulation times.
   Guidance: ``"ia"`` uses the protocol's c as is (a fixed centre nu); ``"mf"`` rebuilds c from
   nu_t = the linear interpolant of the end means (the mean-interpolant theorem, section 3), and
   ``self_consistent=True`` instead iterates nu_t <- (1 - theta) nu_t + theta * (empirical mean path)
@@ -52,7 +52,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numba import njit, prange
 
-from .grid import BC_PERIODIC, Grid
+from ..model.grid import BC_PERIODIC, Grid
 
 __all__ = [
     "AgentRun", "simulate_feedback", "simulate_gm", "sample_density", "sample_gaussian_mixture",
@@ -642,7 +642,7 @@ def _prepare_common(x0, labels, record, n_steps, full_cov):
 
 def _resolve_drift(result, drift):
     """-> (kappa (d,), centre (d,), has_lin, btab (ntab, size, d), has_btab, btab time step) for the kernel."""
-    from .problem import Drift, LinearDrift
+    from ..model.problem import Drift, LinearDrift
 
     grid = result.grid
     d = grid.ndim
@@ -710,7 +710,7 @@ def simulate_feedback(result, N: int | None = None, *, x0=None, n_steps: int | N
     """
     grid = result.grid
     if grid.has_exits:
-        from .solvers.layout import check_no_exits
+        from ..fd.layout import check_no_exits
 
         check_no_exits(grid, "simulate_feedback (agents are reflected at non-periodic walls; absorption at "
                              "exits is not implemented)")
@@ -868,7 +868,7 @@ def guidance_shift(proto, beta, nu) -> tuple[np.ndarray, np.ndarray]:
         c'(t) = [p'(t) int_0^t q beta nu ds + q'(t) int_t^T p beta nu ds] / W
 
     (trapezoid in q nu, p nu with beta at the interval midpoints: second order, and exact piece by piece
-    for a piecewise-constant beta whose breaks lie on proto.t).  ``mfg_pde.analytic.gm_protocol`` builds
+    for a piecewise-constant beta whose breaks lie on proto.t).  ``mfg_pde.oracles.analytic.gm_protocol`` builds
     the same c in closed form; this routine lets the simulator re-guide any protocol.
     beta: number, array on proto.t, or schedule/callable beta(t); nu: number, (d,), (nt, d) on proto.t,
     or callable nu(t)."""
@@ -903,7 +903,7 @@ def _gm_tables(proto, target: _Mixture, times, d):
     def at(arr):
         return np.interp(times, tp, np.asarray(arr, dtype=float))
 
-    # a, b, g from the interpolated fundamental solutions (as mfg_pde.analytic.gm_agent_drift does):
+    # a, b, g from the interpolated fundamental solutions (as mfg_pde.oracles.analytic.gm_agent_drift does):
     # p, q are smooth where g = sigma^2 p q / W is a product
     W = float(proto.W)
     P, DP, Q = at(proto.p), at(proto.dp), at(proto.q)
@@ -953,7 +953,7 @@ def simulate_gm(proto, target, x0=None, *, N: int | None = None, start=None, lab
 
     Parameters
     ----------
-    proto : GMProtocol (``mfg_pde.analytic.gm_protocol``): t, T, sigma, p, dp, q, dq, W, a, b, g, K, c, dc.
+    proto : GMProtocol (``mfg_pde.oracles.analytic.gm_protocol``): t, T, sigma, p, dp, q, dq, W, a, b, g, K, c, dc.
     target : diagonal Gaussian mixture m1: (weights (K,), means (K, d), variances (K, d)).
     x0 : start positions (N, d); or give ``start`` (a mixture) and N to sample them (labels = the
         start component of each agent).

@@ -14,9 +14,9 @@ Callables receive the coordinates as arrays of the grid's shape followed by the 
 Exit (absorbing) sides of the grid (``Grid(bc=[("reflecting", "exit"), ...])``) add the Dirichlet
 condition u = g on that wall (g = ``exit_cost``, a constant per exit side: the cost an agent pays on
 leaving there) and m = 0 outside (discretely: a ghost node one cell beyond the last cell centre carries
-u = g and m = 0, a first-order placement of the wall; see ``solvers.kernels``).  An agent stops paying
+u = g and m = 0, a first-order placement of the wall; see ``fd.kernels``).  An agent stops paying
 running cost when it exits, so with running cost 1 the value is the expected remaining time to the
-exit (or T) plus the exit (or terminal) cost.  Mass leaves through the exits: ``solvers.outflow``
+exit (or T) plus the exit (or terminal) cost.  Mass leaves through the exits: ``diagnostics.outflow``
 gives the outflow history and the balance  outflow(0, t_n) + mass(t_n) = mass(0).
 """
 
@@ -268,7 +268,7 @@ class MFGProblem:
         if not (np.isfinite(sigma) and sigma >= 0):
             raise ValueError(f"sigma = {sigma}: the noise intensity must be finite and >= 0")
         if coupling is not None and not isinstance(coupling, Coupling):
-            raise TypeError("coupling must be a mfg_pde.couplings.Coupling (or None)")
+            raise TypeError("coupling must be a mfg_pde.model.couplings.Coupling (or None)")
         # before m0 is checked (a copy) and before anything of the grid's size is built here
         check_memory(grid.shape, int(Nt))
         self.T = T

@@ -11,8 +11,8 @@ Boundary conditions, per axis and per side (the lower side ``lo`` and the upper 
 * ``"exit"``       -- absorbing / Dirichlet wall (aliases ``"absorbing"``, ``"dirichlet"``,
   ``"outflow"``): agents leave the domain there.  The value function takes a prescribed exit cost on
   the exit side (``MFGProblem(exit_cost=...)``) and the density vanishes outside: a ghost node at
-  distance h beyond the last cell centre carries u = exit cost and m = 0 (see ``solvers.kernels``).
-  Mass is then not conserved; ``solvers.outflow`` reports the outflow balance instead.
+  distance h beyond the last cell centre carries u = exit cost and m = 0 (see ``fd.kernels``).
+  Mass is then not conserved; ``diagnostics.outflow`` reports the outflow balance instead.
 
 ``bc`` accepts one name for every side of every axis, one entry per axis, where an entry is a name
 (both sides) or a ``(lo, hi)`` pair of names, e.g. ``bc=[("reflecting", "exit"), "reflecting"]``.

@@ -102,14 +102,14 @@ from numba import njit
 
 from ..iterate.fixed_point import run_fixed_point
 from ..iterate.monitor import HISTORY_KEYS, Progress
-from ..problem import MFGProblem
+from ..model.problem import MFGProblem
 from ..result import MFGResult
-from . import kernels
-from .exploitability import nash_gap
-from .hjb import HJBSolution, empty_states, solve_hjb
+from ..fd import kernels
+from ..diagnostics.exploitability import nash_gap
+from ..fd.hjb import HJBSolution, empty_states, solve_hjb
 from .derivatives import ScaledCoupling, coupling_derivative, terminal_derivative
 from .krylov import gmres
-from .layout import kernel_data
+from ..fd.layout import kernel_data
 
 NEWTON_KEYS = ("line_search", "step_norm", "linear_iterations", "phase", "continuation", "exploitability")
 WARM_METHODS = ("fictitious-play", "picard", "anderson")
@@ -600,15 +600,15 @@ def make_system(problem):
     (2-D/3-D, the direction-split chain)."""
     if problem.grid.ndim == 1:
         return DiscreteSystem(problem)
-    from .newton_split import SplitSystem
+    from .system_split import SplitSystem
     return SplitSystem(problem)
 
 
 def _check_options(problem, warm_start, warm_iter, continuation, linear_solver):
-    from .layout import check_no_exits
+    from ..fd.layout import check_no_exits
     check_no_exits(problem, "method='newton'")
     if problem.grid.ndim != 1:
-        from .newton_split import check_split_coupling
+        from .system_split import check_split_coupling
         check_split_coupling(problem.coupling)
         if linear_solver == "direct":
             raise ValueError("linear_solver = 'direct' is 1-D only (the 2-D/3-D space-time LU fills in like a "

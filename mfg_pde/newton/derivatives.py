@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import couplings as cpl
+from ..model import couplings as cpl
 
 
 class CouplingDerivative:

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .grid import Grid
-from .result import gradient
+from ..model.grid import Grid
+from ..result import gradient
 
 
 # ----------------------------------------------------------------------------- closed forms

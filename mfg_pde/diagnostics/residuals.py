@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import kernels
-from .layout import as3, kernel_data
+from ..fd import kernels
+from ..fd.layout import as3, kernel_data
 
 
 def pde_residuals(problem, u: np.ndarray, m: np.ndarray) -> dict:

@@ -29,7 +29,7 @@ import math
 import numpy as np
 from scipy.integrate import quad, solve_ivp
 
-from .schedules import Constant, PiecewiseConstant, as_schedule
+from ..model.schedules import Constant, PiecewiseConstant, as_schedule
 
 __all__ = [
     "lq_terminal", "mean_terminal_velocity", "terminal_cost_energy",

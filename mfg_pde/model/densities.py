@@ -73,5 +73,5 @@ def check_density(grid: Grid, m, name: str = "m0") -> np.ndarray:
         raise ValueError(f"{name} has zero mass on the grid; is it supported inside the bounds?")
     if abs(mass - 1.0) > MASS_TOL:
         raise ValueError(f"{name} integrates to {mass:.6g}, not 1; normalise it first "
-                         "(mfg_pde.densities.normalise(grid, m)) or build it with gaussian()/gaussian_mixture()")
+                         "(mfg_pde.model.densities.normalise(grid, m)) or build it with gaussian()/gaussian_mixture()")
     return m

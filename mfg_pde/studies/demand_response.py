@@ -78,9 +78,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from numba import njit, prange
 
-from . import analytic
-from .agents import gm_posterior_mean
-from .schedules import PiecewiseConstant
+from ..oracles import analytic
+from ..particles.agents import gm_posterior_mean
+from ..model.schedules import PiecewiseConstant
 
 __all__ = [
     "GUIDANCES", "PAPER_TABLE", "PAPER_SUBPOP_SAVING", "Scenario", "zone_types", "paper_beta", "zone_scenario",
@@ -609,7 +609,7 @@ class AgentEnergies:
 
 
 def _agent_batch(sc, g, N, n_steps, seed, protos):
-    from . import agents
+    from ..particles import agents
 
     t = np.linspace(0.0, sc.T, int(n_steps) + 1)
     key = (g if g != "MF" else "IA0", int(n_steps))
@@ -713,7 +713,7 @@ def observed_orders(errors, ratio=2.0):
 
 
 def _grid_ends(sc, grid):
-    from .densities import gaussian_mixture
+    from ..model.densities import gaussian_mixture
 
     def dens(mix):
         w, m, v = mix
@@ -725,10 +725,10 @@ GRID_SCHEMES = {"strang": 2, "euler": 1}  # planning time scheme -> order of the
 
 
 def _grid_level(sc, N, Nt, box, guidances, tol, time_scheme="strang", warm=None):
-    from .couplings import FixedGuidance, QuadraticInteraction
-    from .grid import Grid, prolong
-    from .problem import LinearDrift, PlanningProblem
-    from .solvers.planning import solve_planning
+    from ..model.couplings import FixedGuidance, QuadraticInteraction
+    from ..model.grid import Grid, prolong
+    from ..model.problem import LinearDrift, PlanningProblem
+    from ..planning.sinkhorn import solve_planning
 
     d = sc.d
     grid = Grid([tuple(box)] * d, int(N))

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .kernels import _workspace, apply_axis
+from ..fd.kernels import _workspace, apply_axis
 
 #: entries below this are set to 0 (fields are stored scaled to max 1, so such an entry changes a value
 #: only where the value itself is below ~1e-280; without it the series runs into subnormal numbers)

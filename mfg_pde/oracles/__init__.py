@@ -1,0 +1,1 @@
+"""Closed forms the package checks its solvers against (analytic)."""
