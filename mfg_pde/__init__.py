@@ -9,7 +9,7 @@
     >>> result.mean()[-1], result.converged
 """
 
-__version__ = "0.1.0"
+from ._version import __version__  # noqa: E402,F401
 
 from .model.grid import Grid  # noqa: E402
 from .model.schedules import Constant, PiecewiseConstant, as_schedule  # noqa: E402
@@ -41,7 +41,7 @@ def __getattr__(name):
         from .diagnostics.exploitability import exploitability
         return exploitability
     if name == "load":
-        from .io import load
+        from .result import load
         return load
     if name == "cases":
         import importlib

@@ -40,20 +40,9 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _version() -> str:
-    try:
-        import mfg_pde
+    from ._version import __version__
 
-        v = getattr(mfg_pde, "__version__", None)
-        if v:
-            return str(v)
-    except Exception:
-        pass
-    try:
-        from importlib.metadata import version
-
-        return version("mfg-pde")
-    except Exception:
-        return "0.1.0"
+    return __version__
 
 
 class _VersionAction(argparse.Action):
@@ -361,7 +350,7 @@ def _oracle_mean_for(result):
 
 
 def cmd_plot(args) -> int:
-    from .io import load
+    from .result import load
     from .plotting import plot_result
 
     result = load(args.file)

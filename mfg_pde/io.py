@@ -51,7 +51,7 @@ import threading
 
 import numpy as np
 
-__all__ = ["save_result", "load", "read_metadata", "ResultFileError", "OutputPathError", "check_output_path",
+__all__ = ["save_result", "read_record", "read_metadata", "ResultFileError", "OutputPathError", "check_output_path",
            "remove_stale_temps", "json_safe"]
 
 FORMAT_ATTR = "mfg_pde_version"
@@ -89,20 +89,9 @@ class _SaveInterrupted(BaseException):
 
 # ---------------------------------------------------------------------------------- helpers
 def _version() -> str:
-    try:  # the package __init__ may still be importing us (circular import): fall back quietly
-        import mfg_pde
+    from ._version import __version__
 
-        v = getattr(mfg_pde, "__version__", None)
-        if v:
-            return str(v)
-    except Exception:  # pragma: no cover - defensive
-        pass
-    try:
-        from importlib.metadata import version
-
-        return version("mfg-pde")
-    except Exception:
-        return "0.1.0"
+    return __version__
 
 
 def json_safe(obj, _depth: int = 0):
@@ -270,15 +259,14 @@ def _write_outflow(f, out, ds_t, t) -> None:
     ds.dims[2].label = "side"
 
 
-def _read_outflow(g, t):
-    from .diagnostics.outflow import OutflowHistory
-
+def _read_outflow(g):
+    """The /outflow group as the keyword arguments of ``result.OutflowHistory`` (t aside)."""
     try:
         sides = json.loads(_attr_str(g, "sides", "[]"))
     except json.JSONDecodeError:
         sides = []
-    return OutflowHistory(t=np.asarray(t, dtype=float), mass=g["mass"][()], per_side=g["per_side"][()],
-                          cumulative=g["cumulative"][()], sides=list(sides))
+    return {"mass": g["mass"][()], "per_side": g["per_side"][()], "cumulative": g["cumulative"][()],
+            "sides": list(sides)}
 
 
 def check_output_path(path, probe: bool = True) -> str:
@@ -606,21 +594,16 @@ def read_metadata(path) -> dict:
     return meta
 
 
-def load(path):
-    """Read a file written by :func:`save_result` back into an :class:`MFGResult`."""
-    from .model.grid import Grid
-    from .result import MFGResult
-
+def read_record(path) -> dict:
+    """Everything a file written by :func:`save_result` holds, as plain data: t, m, u, the grid
+    description, history, params, solver, case, converged, status, iterations, and extras (alpha as
+    "_alpha", the outflow group as a dict, an obstacle mask).  ``result.load`` builds the MFGResult."""
     path = os.fspath(path)
     with _open(path) as f, _reading(path):
-        g = _attr_json(f, path, "grid")
-        try:
-            grid = Grid(g["bounds"], g["shape"], g["bc"])
-        except (KeyError, TypeError, ValueError, NotImplementedError) as exc:
-            raise _incomplete(path, f"root attribute 'grid' does not describe a grid ({exc})") from None
+        grid = _attr_json(f, path, "grid")
+        if not isinstance(grid, dict):
+            raise _incomplete(path, "root attribute 'grid' does not describe a grid")
         t = f["t"][()]
-        m = f["m"][()]
-        u = f["u"][()]
         history = {}
         if "history" in f:
             for key, ds in f["history"].items():
@@ -633,21 +616,15 @@ def load(path):
         if "alpha" in f:
             extras["_alpha"] = f["alpha"][()]
         if "outflow" in f:
-            extras["outflow"] = _read_outflow(f["outflow"], t)
+            extras["outflow"] = _read_outflow(f["outflow"])
         if "obstacle" in f:
             extras["obstacle"] = f["obstacle"][()].astype(bool)
-        result = MFGResult(
-            grid=grid, t=t, u=u, m=m,
-            converged=bool(f.attrs.get("converged", False)),
-            status=_attr_str(f, "status", "unknown"),
-            iterations=int(f.attrs.get("iterations", 0)),
-            history=history,
-            params=_attr_json(f, path, "params"),
-            solver=_attr_json(f, path, "solver"),
-            case=_attr_str(f, "case") or None,
-            extras=extras,
-        )
-    want = (t.shape[0],) + grid.shape
-    if m.shape != want or u.shape != want:
-        raise _incomplete(path, f"m {m.shape} / u {u.shape} do not match (len(t), *grid) = {want}")
-    return result
+        return {"grid": grid, "t": t, "m": f["m"][()], "u": f["u"][()], "history": history, "extras": extras,
+                "converged": bool(f.attrs.get("converged", False)), "status": _attr_str(f, "status", "unknown"),
+                "iterations": int(f.attrs.get("iterations", 0)), "params": _attr_json(f, path, "params"),
+                "solver": _attr_json(f, path, "solver"), "case": _attr_str(f, "case") or None}
+
+
+def incomplete(path, why: str) -> "ResultFileError":
+    """The error for a file that is not a complete result file (``why`` says what is missing)."""
+    return _incomplete(path, why)

@@ -6,7 +6,60 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import io
 from .model.grid import BC_EXIT, BC_PERIODIC, Grid
+
+
+@dataclass
+class OutflowHistory:
+    """Outflow record of one solution (mass units: integrals over the grid, cell volume included).
+
+    t : (Nt+1,) time levels.
+    mass : (Nt+1,) mass(t_n) of the density.
+    per_side : (Nt, ndim, 2) outflow of step n (t_n -> t_{n+1}) through side (axis, lo/hi); 0 on sides
+        that are not exits.
+    cumulative : (Nt+1,) outflow(0, t_n) = sum_{j < n} per_side[j].sum() (0 at t_0).
+    sides : labels of the exit sides, e.g. ["x hi"].
+    """
+
+    t: np.ndarray
+    mass: np.ndarray
+    per_side: np.ndarray
+    cumulative: np.ndarray
+    sides: list = field(default_factory=list)
+
+    @property
+    def mass0(self) -> float:
+        return float(self.mass[0])
+
+    @property
+    def balance(self) -> np.ndarray:
+        """(Nt+1,) mass(t_n) + outflow(0, t_n) - mass(0): zero up to round-off."""
+        return self.mass + self.cumulative - self.mass[0]
+
+    @property
+    def balance_error(self) -> float:
+        """max_n |mass(t_n) + outflow(0, t_n) - mass(0)| / mass(0)."""
+        return float(np.max(np.abs(self.balance)) / self.mass[0])
+
+    @property
+    def evacuated(self) -> np.ndarray:
+        """(Nt+1,) fraction of the initial mass that has left by t_n: outflow(0, t_n) / mass(0)."""
+        return self.cumulative / self.mass[0]
+
+    @property
+    def evacuated_fraction(self) -> float:
+        """Fraction of the initial mass that has left by T."""
+        return float(self.evacuated[-1])
+
+    def time_to_evacuate(self, fraction: float) -> float:
+        """First time level t_n with evacuated(t_n) >= fraction (nan if never reached)."""
+        hit = np.nonzero(self.evacuated >= fraction)[0]
+        return float(self.t[hit[0]]) if hit.size else float("nan")
+
+    def summary(self) -> str:
+        return (f"evacuated {self.evacuated_fraction:.4f} of the mass by t = {self.t[-1]:.3g} through "
+                f"{', '.join(self.sides) or 'no exit'}; outflow balance error {self.balance_error:.2e}")
 
 
 def gradient(grid: Grid, u: np.ndarray) -> np.ndarray:
@@ -110,7 +163,7 @@ class MFGResult:
 
     @property
     def outflow(self):
-        """The ``diagnostics.outflow.OutflowHistory`` of a result on a grid with exits (None if not attached)."""
+        """The ``OutflowHistory`` of a result on a grid with exits (None if not attached)."""
         return self.extras.get("outflow")
 
     def balance_error(self) -> float:
@@ -156,6 +209,23 @@ class MFGResult:
 
     def save(self, path) -> None:
         """Write a self-describing HDF5 file (see ``mfg_pde.io``)."""
-        from .io import save_result
+        io.save_result(self, path)
 
-        save_result(self, path)
+
+def load(path) -> MFGResult:
+    """Read a file written by :meth:`MFGResult.save` back into an :class:`MFGResult` (``mp.load``)."""
+    rec = io.read_record(path)
+    try:
+        grid = Grid(rec["grid"]["bounds"], rec["grid"]["shape"], rec["grid"]["bc"])
+    except (KeyError, TypeError, ValueError, NotImplementedError) as exc:
+        raise io.incomplete(path, f"root attribute 'grid' does not describe a grid ({exc})") from None
+    t, m, u = rec["t"], rec["m"], rec["u"]
+    want = (t.shape[0],) + grid.shape
+    if m.shape != want or u.shape != want:
+        raise io.incomplete(path, f"m {m.shape} / u {u.shape} do not match (len(t), *grid) = {want}")
+    extras = dict(rec["extras"])
+    if "outflow" in extras:
+        extras["outflow"] = OutflowHistory(t=np.asarray(t, dtype=float), **extras["outflow"])
+    return MFGResult(grid=grid, t=t, u=u, m=m, converged=rec["converged"], status=rec["status"],
+                     iterations=rec["iterations"], history=rec["history"], params=rec["params"],
+                     solver=rec["solver"], case=rec["case"], extras=extras)

@@ -15,10 +15,9 @@ import numpy as np
 import pytest
 
 from mfg_pde import cli
-from mfg_pde import io as mio
 from mfg_pde.cases import base
 from mfg_pde.model.grid import Grid
-from mfg_pde.result import MFGResult
+from mfg_pde.result import MFGResult, load
 
 SOLVE_CALLS: list = []
 
@@ -180,7 +179,7 @@ def test_run_summary_checks_and_out(tmp_path, capsys):
     assert call["progress"] is True
     assert call["problem"]["sigma"] == 0.4 and call["problem"]["N"] == 32
     # the file round-trips
-    res = mio.load(out_file)
+    res = load(out_file)
     assert res.case == "fake-oracle"
     assert res.params["sigma"] == 0.4 and res.params["N"] == 32
     assert res.m.shape == (11, 32)

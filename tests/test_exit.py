@@ -289,7 +289,7 @@ def test_hdf5_round_trip_with_outflow_and_obstacle(tmp_path):
     res.extras["obstacle"] = grid.mesh()[0] > 0.8
     path = tmp_path / "exit.h5"
     res.save(path)
-    back = mio.load(path)
+    back = mp.load(path)
     assert back.grid == grid and back.grid.bc == (("reflecting", "exit"), "reflecting")
     for key in ("mass", "cumulative", "per_side"):
         np.testing.assert_array_equal(getattr(back.extras["outflow"], key), getattr(out, key))
@@ -329,7 +329,7 @@ def test_exit_room_case_cli_run_hdf5_and_figure(tmp_path, capsys):
     assert png.read_bytes()[:4] == b"\x89PNG"
     from mfg_pde.plotting import plot_result
 
-    fig = plot_result(mio.load(h5))
+    fig = plot_result(mp.load(h5))
     titles = [a.get_title() for a in fig.axes]
     assert sum("% out" in t for t in titles) == 4                      # density snapshots over the room
     assert any(t.startswith("evacuated fraction") for t in titles)

@@ -272,7 +272,7 @@ def _bad_files(tmp_path, killed_temp):
 
 def test_partial_and_garbage_files_give_one_line_errors(tmp_path, killed_temp, capsys):
     for kind, path in _bad_files(tmp_path, killed_temp).items():
-        for reader in (mio.load, mio.read_metadata, mp.load):
+        for reader in (mp.load, mio.read_metadata):
             with pytest.raises(mio.ResultFileError, match=INCOMPLETE) as info:
                 reader(path)
             assert "\n" not in str(info.value), (kind, str(info.value))
@@ -285,7 +285,7 @@ def test_partial_and_garbage_files_give_one_line_errors(tmp_path, killed_temp, c
 
 def test_killed_temp_file_is_named(killed_temp):
     with pytest.raises(mio.ResultFileError) as info:
-        mio.load(killed_temp)
+        mp.load(killed_temp)
     msg = str(info.value)
     assert "did not finish" in msg and "temporary file of an unfinished save" in msg
     assert "no longer running" in msg and msg.rstrip().endswith("delete the temporary file")
@@ -299,7 +299,7 @@ def test_complete_marker_written(tmp_path):
         assert bool(f.attrs["complete"]) is True
     with h5py.File(path, "a") as f:   # a file of an earlier version, without the marker, still loads
         del f.attrs["complete"]
-    assert mio.load(path).m.shape == (7, 16)
+    assert mp.load(path).m.shape == (7, 16)
 
 
 # ---------------------------------------------------------------------------------- 4. temporary files
@@ -343,6 +343,7 @@ def test_save_fsyncs_before_rename(tmp_path, monkeypatch):
 _SIGNAL_DURING_SAVE = """
 import os, signal, sys, time
 from test_faults import _result
+import mfg_pde as mp
 from mfg_pde import io as mio
 target, signame, mode = sys.argv[1], sys.argv[2], sys.argv[3]
 sig = getattr(signal, signame)
@@ -374,7 +375,7 @@ except InterruptedError as exc:
 after = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
 print("restored", after == before)
 print("files", sorted(os.listdir(os.path.dirname(os.path.abspath(target)))))
-print("case", mio.load(target).case)
+print("case", mp.load(target).case)
 """
 
 
@@ -384,7 +385,7 @@ def test_terminating_signal_during_save_leaves_no_temp_file(signame, tmp_path):
     proc = _run_script(_SIGNAL_DURING_SAVE, target, signame, "plain", cwd=tmp_path)
     assert proc.returncode == -getattr(signal, signame), (proc.stdout, proc.stderr)
     assert sorted(os.listdir(tmp_path)) == ["x.h5"]
-    assert mio.load(target).case == "old"
+    assert mp.load(target).case == "old"
 
 
 @pytest.mark.parametrize("mode", ["plain", "swallowed"])
@@ -443,7 +444,7 @@ def test_cli_ctrl_c_during_save_exits_130_and_keeps_old_file(mode, tmp_path):
     assert "mfg-pde: interrupted" in proc.stderr and "Traceback" not in proc.stderr
     assert "wrote" not in proc.stdout.split("status")[-1]
     assert sorted(os.listdir(tmp_path)) == ["r.h5"]
-    assert mio.load(target).m.shape == (7, 16)      # the first run's file (N=16), untouched
+    assert mp.load(target).m.shape == (7, 16)      # the first run's file (N=16), untouched
 
 
 # ---------------------------------------------------------------------------------- 7. parameter errors
@@ -512,7 +513,7 @@ def test_run_records_solver_choices_in_params(tmp_path, capsys, fault_case):
                      "--out", str(path)]) == 0
     capsys.readouterr()
     assert SOLVES[-1]["method"] == "picard"
-    res = mio.load(path)
+    res = mp.load(path)
     assert res.params["method"] == "picard" and res.params["tol"] == 1e-6 and res.params["max_iter"] == 7
     assert res.solver["method"] == "picard"
     assert cli.main(["info", str(path)]) == 0

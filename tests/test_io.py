@@ -13,7 +13,7 @@ import pytest
 
 from mfg_pde import io as mio
 from mfg_pde.model.grid import Grid
-from mfg_pde.result import MFGResult
+from mfg_pde.result import MFGResult, load
 
 
 def _synthetic(ndim: int, nt: int = 6, case="synthetic-case") -> MFGResult:
@@ -68,12 +68,12 @@ def test_round_trip(tmp_path, ndim):
     res = _synthetic(ndim)
     path = tmp_path / f"r{ndim}.h5"
     res.save(path)                       # MFGResult.save -> io.save_result
-    back = mio.load(path)
+    back = load(path)
     _assert_same(res, back)
     assert back.final_residual == res.final_residual
     assert back.mass_error() == pytest.approx(res.mass_error())
     # str paths work too
-    back2 = mio.load(str(path))
+    back2 = load(str(path))
     _assert_same(res, back2)
 
 
@@ -86,7 +86,7 @@ def test_round_trip_unconverged_no_case(tmp_path):
     with h5py.File(path, "r") as f:
         assert f.attrs["case"] == ""
         assert "history" in f and len(f["history"]) == 0
-    back = mio.load(path)
+    back = load(path)
     _assert_same(res, back)
     assert back.case is None and back.converged is False
 
@@ -150,7 +150,7 @@ def test_params_are_made_json_safe(tmp_path):
     res.solver = {"callback": Opaque(), "tol": np.float32(0.5)}
     path = tmp_path / "js.h5"
     mio.save_result(res, path)
-    back = mio.load(path)
+    back = load(path)
     assert back.params == {"a": 1.5, "b": 3, "c": [0, 1, 2], "d": [1, 2], "e": True,
                            "f": "<opaque thing>", "g": {"h": [[1.0, 2.0]]}, "beta": 2.0}
     assert back.solver == {"callback": "<opaque thing>", "tol": 0.5}
@@ -188,7 +188,7 @@ def test_crash_during_write_keeps_existing_file(tmp_path, monkeypatch):
         mio.save_result(other, path)
     assert sorted(os.listdir(tmp_path)) == ["keep.h5"]
     assert path.read_bytes() == before
-    _assert_same(good, mio.load(path))
+    _assert_same(good, load(path))
 
 
 def test_overwrite_replaces_file(tmp_path):
@@ -196,7 +196,7 @@ def test_overwrite_replaces_file(tmp_path):
     mio.save_result(_synthetic(1), path)
     new = _synthetic(2)
     mio.save_result(new, path)
-    _assert_same(new, mio.load(path))
+    _assert_same(new, load(path))
     assert sorted(os.listdir(tmp_path)) == ["over.h5"]
 
 
@@ -208,23 +208,23 @@ def test_save_into_missing_directory(tmp_path):
 def test_load_errors(tmp_path):
     missing = tmp_path / "missing.h5"
     with pytest.raises(ValueError, match="missing.h5.*no such file"):
-        mio.load(missing)
+        load(missing)
     with pytest.raises(FileNotFoundError):
-        mio.load(missing)
+        load(missing)
 
     text = tmp_path / "text.h5"
     text.write_text("not hdf5 at all\n")
     with pytest.raises(ValueError, match="text.h5.*not an HDF5 file"):
-        mio.load(text)
+        load(text)
 
     foreign = tmp_path / "foreign.h5"
     with h5py.File(foreign, "w") as f:
         f["t"] = np.arange(3.0)
     with pytest.raises(ValueError, match="foreign.h5.*mfg_pde_version"):
-        mio.load(foreign)
+        load(foreign)
 
     with pytest.raises(ValueError, match="directory"):
-        mio.load(tmp_path)
+        load(tmp_path)
 
 
 def test_read_metadata(tmp_path):
@@ -246,7 +246,7 @@ def test_load_exported_from_package():
 
     if not hasattr(mfg_pde, "load"):
         pytest.skip("mfg_pde/__init__.py does not export load yet")
-    assert mfg_pde.load is mio.load
+    assert mfg_pde.load is load
 
 
 # ---------------------------------------------------------------------------------- plotting

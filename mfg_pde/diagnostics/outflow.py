@@ -20,66 +20,13 @@ written to HDF5 as the ``/outflow`` group by ``mfg_pde.io``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 
 from ..fd import kernels
 from ..fd.layout import as3, kernel_data
+from ..result import OutflowHistory
 
 __all__ = ["OutflowHistory", "outflow_history", "attach_outflow"]
-
-
-@dataclass
-class OutflowHistory:
-    """Outflow record of one solution (mass units: integrals over the grid, cell volume included).
-
-    t : (Nt+1,) time levels.
-    mass : (Nt+1,) mass(t_n) of the density.
-    per_side : (Nt, ndim, 2) outflow of step n (t_n -> t_{n+1}) through side (axis, lo/hi); 0 on sides
-        that are not exits.
-    cumulative : (Nt+1,) outflow(0, t_n) = sum_{j < n} per_side[j].sum() (0 at t_0).
-    sides : labels of the exit sides, e.g. ["x hi"].
-    """
-
-    t: np.ndarray
-    mass: np.ndarray
-    per_side: np.ndarray
-    cumulative: np.ndarray
-    sides: list = field(default_factory=list)
-
-    @property
-    def mass0(self) -> float:
-        return float(self.mass[0])
-
-    @property
-    def balance(self) -> np.ndarray:
-        """(Nt+1,) mass(t_n) + outflow(0, t_n) - mass(0): zero up to round-off."""
-        return self.mass + self.cumulative - self.mass[0]
-
-    @property
-    def balance_error(self) -> float:
-        """max_n |mass(t_n) + outflow(0, t_n) - mass(0)| / mass(0)."""
-        return float(np.max(np.abs(self.balance)) / self.mass[0])
-
-    @property
-    def evacuated(self) -> np.ndarray:
-        """(Nt+1,) fraction of the initial mass that has left by t_n: outflow(0, t_n) / mass(0)."""
-        return self.cumulative / self.mass[0]
-
-    @property
-    def evacuated_fraction(self) -> float:
-        """Fraction of the initial mass that has left by T."""
-        return float(self.evacuated[-1])
-
-    def time_to_evacuate(self, fraction: float) -> float:
-        """First time level t_n with evacuated(t_n) >= fraction (nan if never reached)."""
-        hit = np.nonzero(self.evacuated >= fraction)[0]
-        return float(self.t[hit[0]]) if hit.size else float("nan")
-
-    def summary(self) -> str:
-        return (f"evacuated {self.evacuated_fraction:.4f} of the mass by t = {self.t[-1]:.3g} through "
-                f"{', '.join(self.sides) or 'no exit'}; outflow balance error {self.balance_error:.2e}")
 
 
 def _side_labels(grid) -> list:
