@@ -128,8 +128,7 @@ def _exit_rows(g3, drift_k, has_drift, a, nu, dt, h, elo, ehi, glo, ghi, di, rhs
     di += dt r on the exit rows, and with with_rhs also rhs += dt (c_ghost + r g)."""
     n = g3.shape[1]
     B = g3.shape[2]
-    inv_h = 1.0 / h
-    dif = nu * inv_h * inv_h
+    inv_h, dif = stencil_scales(nu, h)
     for side in range(2):
         if side == 0 and not elo:
             continue
@@ -149,8 +148,7 @@ def _exit_rows(g3, drift_k, has_drift, a, nu, dt, h, elo, ehi, glo, ghi, di, rhs
 def _exit_line(g, d, has_drift, nu, dt, h, elo, ehi, glo, ghi, D, rhs, with_rhs):
     """_exit_rows for one contiguous line (1-D arrays g, d, D, rhs)."""
     n = g.shape[0]
-    inv_h = 1.0 / h
-    dif = nu * inv_h * inv_h
+    inv_h, dif = stencil_scales(nu, h)
     if elo:
         bk = d[0] if has_drift else 0.0
         rate, cst = _exit_ghost(g[0], glo, bk, has_drift, False, inv_h, dif)
@@ -165,6 +163,52 @@ def _exit_line(g, d, has_drift, nu, dt, h, elo, ehi, glo, ghi, D, rhs, with_rhs)
             rhs[n - 1] += dt * (cst + rate * ghi)
 
 
+# ----------------------------------------------------------------------------- the stencil (one place)
+@njit(cache=True, error_model="numpy", inline="always")
+def stencil_scales(nu, h):
+    """(1 / h, nu / h^2): the advective and diffusive scales of the stencil on an axis of spacing h."""
+    inv_h = 1.0 / h
+    return inv_h, nu * inv_h * inv_h
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def eo_cost2(dplus, dminus):
+    """Twice the Engquist-Osher Hamiltonian of one node: min(D+g, 0)^2 + max(D-g, 0)^2."""
+    p = dplus if dplus < 0.0 else 0.0
+    m = dminus if dminus > 0.0 else 0.0
+    return p * p + m * m
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def eo_row(g_im, g_i, g_ip, bk, has_drift, has_lo, has_hi, dif, inv_h, dt):
+    """One node's row of M_k(g) = I + dt L_k(g), the Engquist-Osher upwinding of |D_k g|^2 / 2 and of the
+    drift b_k (dif = nu / h^2, D+g = (g_ip - g_i) / h, D-g = (g_i - g_im) / h):
+
+        lower = dt (-dif - (max(D-g, 0) + max(-b_k, 0)) / h)
+        upper = dt (-dif + (min(D+g, 0) - max(b_k, 0)) / h)          diag = 1 - lower - upper
+
+    and twice the node's Hamiltonian cost, min(D+g, 0)^2 + max(D-g, 0)^2 (``eo_cost2``).  has_lo / has_hi
+    False at a mirror wall: no flux through it, that neighbour's terms are 0 (g_im / g_ip are not read
+    then).  Returns (lower, upper, cost2).  Every builder of rows, costs and residuals calls this."""
+    upper = 0.0
+    dp = 0.0
+    if has_hi:
+        dp = (g_ip - g_i) * inv_h
+        ap = dp if dp < 0.0 else 0.0
+        if has_drift and bk > 0.0:
+            ap -= bk
+        upper = dt * (-dif + ap * inv_h)
+    lower = 0.0
+    dm = 0.0
+    if has_lo:
+        dm = (g_i - g_im) * inv_h
+        bm = dm if dm > 0.0 else 0.0
+        if has_drift and bk < 0.0:
+            bm -= bk
+        lower = dt * (-dif - bm * inv_h)
+    return lower, upper, eo_cost2(dp, dm)
+
+
 # ----------------------------------------------------------------------------- coefficients
 @njit(cache=True, error_model="numpy")
 def line_coefficients(g3, drift_k, has_drift, a, nu, dt, h, periodic, lo, di, up,
@@ -175,8 +219,7 @@ def line_coefficients(g3, drift_k, has_drift, a, nu, dt, h, periodic, lo, di, up
     sides (ghost values glo/ghi; see the module docstring), mirror walls otherwise."""
     n = g3.shape[1]
     B = g3.shape[2]
-    inv_h = 1.0 / h
-    dif = nu * inv_h * inv_h
+    inv_h, dif = stencil_scales(nu, h)
     for i in range(n):
         ip = i + 1
         im = i - 1
@@ -195,27 +238,9 @@ def line_coefficients(g3, drift_k, has_drift, a, nu, dt, h, periodic, lo, di, up
                 wall_lo = True
                 im = i
         for b in range(B):
-            gi = g3[a, i, b]
-            if wall_hi:
-                upper = 0.0
-            else:
-                dp = (g3[a, ip, b] - gi) * inv_h
-                ap = dp if dp < 0.0 else 0.0
-                if has_drift:
-                    bk = drift_k[a, i, b]
-                    if bk > 0.0:
-                        ap -= bk
-                upper = dt * (-dif + ap * inv_h)
-            if wall_lo:
-                lower = 0.0
-            else:
-                dm = (gi - g3[a, im, b]) * inv_h
-                bm = dm if dm > 0.0 else 0.0
-                if has_drift:
-                    bk = drift_k[a, i, b]
-                    if bk < 0.0:
-                        bm -= bk
-                lower = dt * (-dif - bm * inv_h)
+            bk = drift_k[a, i, b] if has_drift else 0.0
+            lower, upper, _c = eo_row(g3[a, im, b], g3[a, i, b], g3[a, ip, b], bk, has_drift, not wall_lo,
+                                      not wall_hi, dif, inv_h, dt)
             lo[i, b] = lower
             up[i, b] = upper
             di[i, b] = 1.0 - lower - upper
@@ -227,30 +252,11 @@ def line_coefficients(g3, drift_k, has_drift, a, nu, dt, h, periodic, lo, di, up
 def _line_rows(g, d, has_drift, nu, dt, h, transpose, L, U, D, elo=False, ehi=False, glo=0.0, ghi=0.0):
     """Rows (L, D, U) of M_k(g) -- or of M_k(g)^T -- for one contiguous non-periodic line."""
     n = g.shape[0]
-    inv_h = 1.0 / h
-    dif = nu * inv_h * inv_h
+    inv_h, dif = stencil_scales(nu, h)
     for i in range(n):
-        gi = g[i]
-        if i == n - 1:
-            upper = 0.0
-        else:
-            dp = (g[i + 1] - gi) * inv_h
-            ap = dp if dp < 0.0 else 0.0
-            if has_drift:
-                bk = d[i]
-                if bk > 0.0:
-                    ap -= bk
-            upper = dt * (-dif + ap * inv_h)
-        if i == 0:
-            lower = 0.0
-        else:
-            dm = (gi - g[i - 1]) * inv_h
-            bm = dm if dm > 0.0 else 0.0
-            if has_drift:
-                bk = d[i]
-                if bk < 0.0:
-                    bm -= bk
-            lower = dt * (-dif - bm * inv_h)
+        bk = d[i] if has_drift else 0.0
+        lower, upper, _c = eo_row(g[max(i - 1, 0)], g[i], g[min(i + 1, n - 1)], bk, has_drift, i > 0, i < n - 1,
+                                  dif, inv_h, dt)
         D[i] = 1.0 - lower - upper
         if transpose:
             # rows of M^T: lower^T_i = upper_{i-1}, upper^T_i = lower_{i+1}
@@ -272,41 +278,15 @@ def _line_rows(g, d, has_drift, nu, dt, h, transpose, L, U, D, elo=False, ehi=Fa
 def _line_rows_cost(g, d, has_drift, nu, dt, h, L, U, D, src, rhs, elo=False, ehi=False, glo=0.0, ghi=0.0):
     """Rows of M_k(g) on one contiguous non-periodic line AND rhs = src + dt c_k(g) in the same pass."""
     n = g.shape[0]
-    inv_h = 1.0 / h
-    dif = nu * inv_h * inv_h
+    inv_h, dif = stencil_scales(nu, h)
     for i in range(n):
-        gi = g[i]
-        cst = 0.0
-        if i == n - 1:
-            upper = 0.0
-        else:
-            dp = (g[i + 1] - gi) * inv_h
-            ap = 0.0
-            if dp < 0.0:
-                ap = dp
-                cst += dp * dp
-            if has_drift:
-                bk = d[i]
-                if bk > 0.0:
-                    ap -= bk
-            upper = dt * (-dif + ap * inv_h)
-        if i == 0:
-            lower = 0.0
-        else:
-            dm = (gi - g[i - 1]) * inv_h
-            bm = 0.0
-            if dm > 0.0:
-                bm = dm
-                cst += dm * dm
-            if has_drift:
-                bk = d[i]
-                if bk < 0.0:
-                    bm -= bk
-            lower = dt * (-dif - bm * inv_h)
+        bk = d[i] if has_drift else 0.0
+        lower, upper, cst = eo_row(g[max(i - 1, 0)], g[i], g[min(i + 1, n - 1)], bk, has_drift, i > 0, i < n - 1,
+                                   dif, inv_h, dt)
         L[i] = lower
         U[i] = upper
         D[i] = 1.0 - lower - upper
-        rhs[i] = src[i] + 0.5 * dt * cst
+        rhs[i] = src[i] + dt * (0.5 * cst)
     if elo or ehi:
         _exit_line(g, d, has_drift, nu, dt, h, elo, ehi, glo, ghi, D, rhs, True)
 
@@ -538,8 +518,7 @@ def _rows_cost(g3, drift_k, has_drift, a, nu, dt, h, periodic, src3, lo, di, up,
     """line_coefficients AND rhs = src + dt c_k(g) for outer index a, in one pass ((n, B) outputs)."""
     n = g3.shape[1]
     B = g3.shape[2]
-    inv_h = 1.0 / h
-    dif = nu * inv_h * inv_h
+    inv_h, dif = stencil_scales(nu, h)
     for i in range(n):
         ip = i + 1
         im = i - 1
@@ -558,34 +537,9 @@ def _rows_cost(g3, drift_k, has_drift, a, nu, dt, h, periodic, src3, lo, di, up,
                 wall_lo = True
                 im = i
         for b in range(B):
-            gi = g3[a, i, b]
-            cst = 0.0
-            if wall_hi:
-                upper = 0.0
-            else:
-                dp = (g3[a, ip, b] - gi) * inv_h
-                ap = 0.0
-                if dp < 0.0:
-                    ap = dp
-                    cst += dp * dp
-                if has_drift:
-                    bk = drift_k[a, i, b]
-                    if bk > 0.0:
-                        ap -= bk
-                upper = dt * (-dif + ap * inv_h)
-            if wall_lo:
-                lower = 0.0
-            else:
-                dm = (gi - g3[a, im, b]) * inv_h
-                bm = 0.0
-                if dm > 0.0:
-                    bm = dm
-                    cst += dm * dm
-                if has_drift:
-                    bk = drift_k[a, i, b]
-                    if bk < 0.0:
-                        bm -= bk
-                lower = dt * (-dif - bm * inv_h)
+            bk = drift_k[a, i, b] if has_drift else 0.0
+            lower, upper, cst = eo_row(g3[a, im, b], g3[a, i, b], g3[a, ip, b], bk, has_drift, not wall_lo,
+                                       not wall_hi, dif, inv_h, dt)
             lo[i, b] = lower
             up[i, b] = upper
             di[i, b] = 1.0 - lower - upper
@@ -800,15 +754,10 @@ def axis_cost(g, axis, h, periodic, out):
             ga = g2[a]
             oa = o2[a]
             for i in range(1, n - 1):
-                dp = min((ga[i + 1] - ga[i]) * inv_h, 0.0)
-                dm = max((ga[i] - ga[i - 1]) * inv_h, 0.0)
-                oa[i] = 0.5 * (dp * dp + dm * dm)
-            dp = min((ga[1] - ga[0]) * inv_h, 0.0)
-            dm = max((ga[0] - ga[n - 1]) * inv_h, 0.0) if periodic else 0.0
-            oa[0] = 0.5 * (dp * dp + dm * dm)
-            dp = min((ga[0] - ga[n - 1]) * inv_h, 0.0) if periodic else 0.0
-            dm = max((ga[n - 1] - ga[n - 2]) * inv_h, 0.0)
-            oa[n - 1] = 0.5 * (dp * dp + dm * dm)
+                oa[i] = 0.5 * eo_cost2((ga[i + 1] - ga[i]) * inv_h, (ga[i] - ga[i - 1]) * inv_h)
+            oa[0] = 0.5 * eo_cost2((ga[1] - ga[0]) * inv_h, (ga[0] - ga[n - 1]) * inv_h if periodic else 0.0)
+            oa[n - 1] = 0.5 * eo_cost2((ga[0] - ga[n - 1]) * inv_h if periodic else 0.0,
+                                       (ga[n - 1] - ga[n - 2]) * inv_h)
         return
     g3 = g.reshape((A, n, B))
     o3 = out.reshape((A, n, B))
@@ -830,16 +779,9 @@ def axis_cost(g, axis, h, periodic, out):
                     lo_ok = False
             for b in range(B):
                 gi = g3[a, i, b]
-                s = 0.0
-                if hi_ok:
-                    dp = (g3[a, ip, b] - gi) * inv_h
-                    if dp < 0.0:
-                        s += dp * dp
-                if lo_ok:
-                    dm = (gi - g3[a, im, b]) * inv_h
-                    if dm > 0.0:
-                        s += dm * dm
-                o3[a, i, b] = 0.5 * s
+                dp = (g3[a, ip, b] - gi) * inv_h if hi_ok else 0.0
+                dm = (gi - g3[a, im, b]) * inv_h if lo_ok else 0.0
+                o3[a, i, b] = 0.5 * eo_cost2(dp, dm)
 
 
 @njit(cache=True, error_model="numpy")
@@ -860,8 +802,7 @@ def add_exit_source(g, drift_k, has_drift, axis, nu, scale, h, out, elo, ehi, gl
     g3 = g.reshape((A, n, B))
     d3 = drift_k.reshape((A, n, B)) if has_drift else g3
     o3 = out.reshape((A, n, B))
-    inv_h = 1.0 / h
-    dif = nu * inv_h * inv_h
+    inv_h, dif = stencil_scales(nu, h)
     for side in range(2):
         if (side == 0 and not elo) or (side == 1 and not ehi):
             continue
@@ -1115,17 +1056,17 @@ def _pair_line_norms(g2, d2, has_drift, nu, dt, h, p2, q2, cq, has_q, x2, y2, la
         for i in range(n):
             v = D[i] * g[i]
             w = D[i] * xa[i]
-            c = 0.0
+            dm = 0.0
+            dp = 0.0
             if i > 0:
                 v += L[i] * g[i - 1]
                 w += U[i - 1] * xa[i - 1]
-                dm = max((g[i] - g[i - 1]) * inv_h, 0.0)
-                c += dm * dm
+                dm = (g[i] - g[i - 1]) * inv_h
             if i < n - 1:
                 v += U[i] * g[i + 1]
                 w += L[i + 1] * xa[i + 1]
-                dp = min((g[i + 1] - g[i]) * inv_h, 0.0)
-                c += dp * dp
+                dp = (g[i + 1] - g[i]) * inv_h
+            c = eo_cost2(dp, dm)
             rhs = pa[i]
             if has_q:
                 rhs += cq * qa[i]
@@ -1189,17 +1130,17 @@ def _pair_axis_norms(g, drift_k, has_drift, axis, nu, dt, h, periodic, p, q, cq,
                 gi = g3[a, i, b]
                 v = di[i, b] * gi
                 w = di[i, b] * x3[a, i, b]
-                c = 0.0
+                dm = 0.0
+                dp = 0.0
                 if has_lo:  # row i of M^T: up[i-1] at i-1, lo[i+1] at i+1 (wrapping if periodic)
                     v += lo[i, b] * g3[a, im, b]
                     w += up[im, b] * x3[a, im, b]
-                    dm = max((gi - g3[a, im, b]) * inv_h, 0.0)
-                    c += dm * dm
+                    dm = (gi - g3[a, im, b]) * inv_h
                 if has_up:
                     v += up[i, b] * g3[a, ip, b]
                     w += lo[ip, b] * x3[a, ip, b]
-                    dp = min((g3[a, ip, b] - gi) * inv_h, 0.0)
-                    c += dp * dp
+                    dp = (g3[a, ip, b] - gi) * inv_h
+                c = eo_cost2(dp, dm)
                 rhs = p3[a, i, b]
                 if has_q:
                     rhs += cq * q3[a, i, b]
@@ -1294,8 +1235,7 @@ def exit_outflow(m, u, states, drift, has_drift, ndim, nu, dt, h, periodic, exit
             s3 = s.reshape((A, nk, B))
             z3 = src.reshape((A, nk, B))
             d3 = dn[k].reshape((A, nk, B)) if has_drift else s3
-            inv_h = 1.0 / h[k]
-            dif = nu * inv_h * inv_h
+            inv_h, dif = stencil_scales(nu, h[k])
             for side in range(2):
                 tot = 0.0
                 if (side == 0 and elo) or (side == 1 and ehi):
@@ -1421,17 +1361,17 @@ def pair_residual_line(u, f, m, drift, has_drift, nu, dt, h, out_norms):
         for i in range(N):
             v = D[i] * g[i]
             w = D[i] * m1[i]
-            c = 0.0
+            dm = 0.0
+            dp = 0.0
             if i > 0:
                 v += L[i] * g[i - 1]
                 w += U[i - 1] * m1[i - 1]
-                dm = max((g[i] - g[i - 1]) * inv_h, 0.0)
-                c += dm * dm
+                dm = (g[i] - g[i - 1]) * inv_h
             if i < N - 1:
                 v += U[i] * g[i + 1]
                 w += L[i + 1] * m1[i + 1]
-                dp = min((g[i + 1] - g[i]) * inv_h, 0.0)
-                c += dp * dp
+                dp = (g[i + 1] - g[i]) * inv_h
+            c = eo_cost2(dp, dm)
             rhs = gn[i] + dt * (fn[i] + 0.5 * c)
             rh = max(rh, abs(v - rhs))
             sh = max(sh, abs(rhs))
