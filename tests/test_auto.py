@@ -131,7 +131,7 @@ def test_result_records_every_option_used():
     p = aggregation(N=10, Nt=4, sigma=0.5)
     r = mp.solve(p, method="picard", damping=0.4, max_iter=77, tol=1e-7)
     for key, value in dict(method="picard", damping=0.4, max_iter=77, tol=1e-7, anderson_depth=5,
-                           newton_tol=1e-12, newton_maxit=50, inner_factor=1e-2, diagnostics="every",
+                           newton_tol=1e-12, newton_maxit=50, inner_factor=1e-2, diagnostics="lean",
                            exploitability="final").items():
         assert r.solver[key] == value, key
     r = mp.solve(p, krylov_rtol=1e-4)
@@ -164,3 +164,18 @@ def test_u_init_is_a_newton_option_only():
 def test_divergence_factor_may_be_infinite():
     r = mp.solve(aggregation(N=10, Nt=4, sigma=0.5), method="picard", divergence_factor=np.inf)
     assert r.converged and r.solver["divergence_factor"] == np.inf
+
+
+def test_lean_default_records_the_residuals_that_decide():
+    """The default diagnostics="lean": the fixed-point residual at every iteration, the exact HJB residual
+    where convergence is decided; with "every" the same iterates and result and the HJB residual throughout."""
+    p = aggregation(N=30, Nt=10, sigma=0.4)
+    lean = mp.solve(p, method="anderson")
+    every = mp.solve(p, method="anderson", diagnostics="every")
+    assert lean.converged and lean.solver["diagnostics"] == "lean"
+    np.testing.assert_array_equal(lean.m, every.m)
+    np.testing.assert_array_equal(lean.history["residual"], every.history["residual"])
+    assert np.all(np.isfinite(every.history["hjb_residual"]))
+    assert np.isnan(lean.history["hjb_residual"][0]) and lean.history["hjb_residual"][-1] <= 1e-8
+    a_lean, a_every = mp.solve(p), mp.solve(p, diagnostics="every")   # auto, both modes
+    assert a_lean.converged and a_every.converged

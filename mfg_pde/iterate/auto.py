@@ -216,7 +216,8 @@ def solve_auto(problem, tol: float = 1e-8, max_iter: int = 300, damping: float |
                anderson_depth: int = 5, newton_tol: float = 1e-12, newton_maxit: int = 50,
                inner_factor: float = 1e-2, m_init=None, progress: bool = False, callback=None,
                divergence_factor: float = 1e2, stall_window: int = 6, exploitability: str = "final",
-               newton_max_iter: int = 50, racers=("newton", "picard"), **newton_options) -> MFGResult:
+               newton_max_iter: int = 50, racers=("newton", "picard"), diagnostics: str = "lean",
+               **newton_options) -> MFGResult:
     """Anderson, then (when it is slow) a race of Anderson, Newton and damped Picard; see the module
     docstring.  ``racers`` names the loops that join Anderson in the race; ``newton_options``
     (linear_solver, direct_max, krylov_rtol, max_backtracks, nonmonotone) go to Newton."""
@@ -241,13 +242,14 @@ def solve_auto(problem, tol: float = 1e-8, max_iter: int = 300, damping: float |
               "anderson_depth": int(anderson_depth), "newton_tol": newton_tol, "newton_maxit": newton_maxit,
               "inner_factor": inner_factor, "stall_window": W, "newton_max_iter": int(newton_max_iter),
               "racers": list(racers), "divergence_factor": divergence_factor, "exploitability": exploitability,
-              "m_init": "given" if m_init is not None else "m0", **newton_options}
+              "m_init": "given" if m_init is not None else "m0", "diagnostics": diagnostics, **newton_options}
 
     def gap_of(u, m, states):
         return nash_gap(problem, u, m, states, newton_tol, newton_maxit)
 
     anderson = _Loop("anderson", FixedPoint(problem, "anderson", tol, damping, anderson_depth, newton_tol, newton_maxit,
-                                            inner_factor, m_init=m_init, keep_best=True),
+                                            inner_factor, m_init=m_init, keep_best=True,
+                                            diagnostics=diagnostics),
                      W, int(max_iter), divergence_factor)
     loops = [anderson]
     newton = None
@@ -301,7 +303,8 @@ def solve_auto(problem, tol: float = 1e-8, max_iter: int = 300, damping: float |
                 start_newton(None, "the cold pair (m0, HJB(m0))")
         if "picard" in racers:  # from the same start as Anderson: damped Picard as a user would run it
             picard = _Loop("picard", FixedPoint(problem, "picard", tol, 0.5, anderson_depth, newton_tol, newton_maxit,
-                                                inner_factor, m_init=m_init, keep_best=True),
+                                                inner_factor, m_init=m_init, keep_best=True,
+                                                diagnostics=diagnostics),
                            W, int(max_iter), divergence_factor)
             loops.append(picard)
             notes.append("picard from the start")

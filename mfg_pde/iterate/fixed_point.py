@@ -31,11 +31,12 @@ Iterates are the density on time levels 1..Nt (m^0 = m0 is fixed).  Every iterat
                   u_k against Phi(m_k) minus the best response, from m0): at the final record by
                   default (nan before), at every iteration with ``exploitability="every"``
 
-``diagnostics="lean"`` computes hjb_residual and fp_residual (a third of an iteration's work in 2-D) only
-where they decide something -- iterations whose residual is <= tol -- and at max_iter, and records nan
-elsewhere (also at a stop by divergence or by the callback).  The iterates, the convergence decision and
-the result are identical to the default ``diagnostics="every"``: the HJB/FP residuals enter the loop only
-through the test ``residual <= tol and hjb_residual <= tol`` (unless a callback reads them: it sees nan).
+``diagnostics="lean"`` (the default) computes hjb_residual and fp_residual (a third of an iteration's work
+in 2-D) only where they decide something -- iterations whose residual is <= tol -- and at max_iter, and
+records nan elsewhere (also at a stop by divergence or by the callback).  The iterates, the convergence
+decision and the result are identical with ``diagnostics="every"``, which records them at every iteration:
+the HJB/FP residuals enter the loop only through the test ``residual <= tol and hjb_residual <= tol``
+(unless a callback reads them: it sees nan in lean mode).
 
 Inexact Newton: the per-step HJB Newton solves of iteration k stop at the relative tolerance
 max(newton_tol, inner_factor * residual_{k-1}) -- tight solves are wasted while m is still far from
@@ -57,7 +58,7 @@ from ..result import MFGResult
 from ..fd.discrete_residuals import relative_residuals
 from ..diagnostics.exploitability import nash_gap
 from ..fd.fp import solve_fp
-from ..fd.hjb import solve_hjb
+from ..fd.hjb import HJBSolution, solve_hjb
 from ..fd.kernels import coupling_stats, mix_inplace
 from ..diagnostics.outflow import attach_outflow, outflow_history
 from .anderson import Anderson, anderson_update
@@ -131,8 +132,10 @@ class FixedPoint:
     coupling iteration per ``step()``.  ``solve`` drives it to the end; ``auto`` interleaves it with Newton.
 
     State: the iterate ``m`` (levels 1..Nt are updated in place), the last candidate pair (``sol``,
-    ``m_hat``), the Anderson memory, and -- with ``keep_best`` -- copies of the best candidate pair by the
-    Newton residual max(hjb_residual, fp_residual) (``best_pair``: Newton's starting point in ``auto``)."""
+    ``m_hat``), the Anderson memory, and -- with ``keep_best`` -- copies of the best candidate pair
+    (``best_pair``: Newton's starting point in ``auto``): by the Newton residual max(hjb_residual,
+    fp_residual) with diagnostics="every"; with "lean" by the fixed-point residual, its Newton residual
+    evaluated when ``best_pair`` is read."""
 
     def __init__(self, problem, method, tol, damping, anderson_depth, newton_tol, newton_maxit, inner_factor,
                  m_init=None, diagnostics="every", keep_best=False):
@@ -156,18 +159,30 @@ class FixedPoint:
         self.tight = False
         self.k = 0
         self.keep_best = keep_best
-        self.best_pair = None       # (u, m_hat, states, newton residual, iteration)
-        self._keep = None
+        self._keep = None           # storage of the kept pair (u, m_hat, states), allocated once
+        self._kept = None           # [key it was kept by, Newton residual or None, iteration]
 
-    def _remember(self, hjb_res, fp_res):
-        value = max(hjb_res, fp_res)
-        if not np.isfinite(value) or (self.best_pair is not None and value >= self.best_pair[3]):
+    @property
+    def best_pair(self):
+        """(u, m_hat, states, Newton residual, iteration) of the kept pair, or None."""
+        if self._kept is None:
+            return None
+        if self._kept[1] is None:  # lean: the Newton residual of the kept pair, once
+            u, m_hat, states = self._keep
+            sol = HJBSolution(u, states, np.zeros(self.problem.Nt, dtype=np.int64))
+            self._kept[1] = max(candidate_residuals(self.problem, sol, m_hat))
+        return (*self._keep, self._kept[1], self._kept[2])
+
+    def _remember(self, residual, hjb_res, fp_res):
+        newton_metric = self.diagnostics == "every"
+        key = max(hjb_res, fp_res) if newton_metric else residual
+        if not np.isfinite(key) or (self._kept is not None and key >= self._kept[0]):
             return
         if self._keep is None:
             self._keep = (np.empty_like(self.sol.u), np.empty_like(self.m_hat), np.empty_like(self.sol.states))
         for dst, src in zip(self._keep, (self.sol.u, self.m_hat, self.sol.states)):
             np.copyto(dst, src)
-        self.best_pair = (*self._keep, value, self.k)
+        self._kept = [key, key if newton_metric else None, self.k]
 
     def step(self, final: bool = False):
         """One iteration: the best response Phi(m_k), its statistics, and (unless converged) the update of m.
@@ -190,12 +205,12 @@ class FixedPoint:
         if np.isnan(self.first_residual):
             self.first_residual = residual
         tol = self.tol
-        if self.diagnostics == "every" or residual <= tol or self.one_shot or self.keep_best or final:
+        if self.diagnostics == "every" or residual <= tol or self.one_shot or final:
             hjb_res, fp_res = candidate_residuals(self.problem, sol, m_hat, f, uT)
         else:
             hjb_res = fp_res = np.nan
         if self.keep_best:
-            self._remember(hjb_res, fp_res)
+            self._remember(residual, hjb_res, fp_res)
         rec = {"residual": residual, "hjb_residual": hjb_res, "fp_residual": fp_res, "mass_error": mass_err,
                "newton_max": newton}
         if residual <= tol and hjb_res > tol and not self.tight and not self.one_shot:
@@ -231,7 +246,7 @@ def run_fixed_point(problem, method: str, tol: float, max_iter: int, damping: fl
                     anderson_depth: int = 5, newton_tol: float = 1e-12, newton_maxit: int = 50,
                     inner_factor: float = 1e-2, m_init=None, progress: bool = False, callback=None,
                     divergence_factor: float = 1e4, exploitability: str = "final",
-                    diagnostics: str = "every") -> MFGResult:
+                    diagnostics: str = "lean") -> MFGResult:
     """Run the damped fixed point (``method`` "picard", "fictitious-play" or "anderson") to convergence, a
     stop or ``max_iter``; see the module docstring.  Arguments as ``mp.solve`` (checked there)."""
     if damping is None:
