@@ -16,6 +16,15 @@ from .model.grid import Grid
 from .result import MFGResult
 
 
+def observed_order(errors, ratio: float = 2.0) -> np.ndarray:
+    """Observed orders log(|e_k| / |e_{k+1}|) / log(ratio) of errors at successive refinements by ``ratio``
+    (nan where an error is 0)."""
+    e = np.abs(np.asarray(errors, dtype=float))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.log(e[:-1] / e[1:]) / np.log(ratio)
+    return np.where(e[1:] > 0, out, np.nan)
+
+
 def restrict(coarse: Grid, fine: Grid, field: np.ndarray) -> np.ndarray:
     """Average a fine field (..., *fine.shape) over the 2^d fine cells of each coarse cell."""
     if fine.bounds != coarse.bounds or any(nf != 2 * nc for nf, nc in zip(fine.shape, coarse.shape)):

@@ -179,3 +179,13 @@ def test_lean_default_records_the_residuals_that_decide():
     assert np.isnan(lean.history["hjb_residual"][0]) and lean.history["hjb_residual"][-1] <= 1e-8
     a_lean, a_every = mp.solve(p), mp.solve(p, diagnostics="every")   # auto, both modes
     assert a_lean.converged and a_every.converged
+
+
+def test_fixed_guidance_centre_keyword():
+    g = mp.Grid([(-2.0, 2.0)], 20)
+    c = mp.FixedGuidance(2.0, centre=0.5)
+    t = np.array([0.0, 0.5])
+    np.testing.assert_allclose(c.field(g, t, None)[0], (g.axes[0] - 0.5) ** 2)
+    assert c.describe()["centre"] == 0.5
+    with pytest.raises(TypeError, match="centre"):
+        mp.FixedGuidance(2.0, nu=0.5)

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..richardson import observed_order
+
 
 class CaseError(ValueError):
     """Bad case name, parameter name or parameter value (one line, meant for the user)."""
@@ -175,7 +177,7 @@ class Case:
         e_f = self.errors(fine.result, fine.params)
         checks = list(coarse.checks)
         for q in e_c:
-            order = float(np.log2(e_c[q] / e_f[q])) if e_f[q] > 0 else float("nan")
+            order = float(observed_order([e_c[q], e_f[q]])[0])
             checks.append(Check(f"{q}: observed order", order, self.min_order,
                                 f"errors {e_c[q]:.2e} -> {e_f[q]:.2e} (N, Nt doubled)", at_least=True))
         ok_fine = fine.result.converged

@@ -39,8 +39,3 @@ def quadratic_coefficient(grid, u_n, m_n, axis=0, mass_fraction=0.999):
     A = np.stack([0.5 * x[keep] ** 2, x[keep], np.ones(keep.sum())], axis=1)
     coef, *_ = np.linalg.lstsq(A * w[:, None], u_line[keep] * w, rcond=None)
     return coef[0]
-
-
-def observed_order(errors, ratio=2.0):
-    errors = np.asarray(errors, dtype=float)
-    return np.log(errors[:-1] / errors[1:]) / np.log(ratio)

@@ -6,7 +6,7 @@ shaped (K, *grid).  Couplings add with ``+``.
 
 * ``QuadraticInteraction(beta)``  F = beta_t/2 |x - mean_t|^2  (= beta_t/2 int |x-y|^2 m(y) dy minus
   the x-independent variance term; the MF-PID interaction).
-* ``FixedGuidance(beta, nu)``     F = beta_t/2 |x - nu_t|^2  (independent agents, prescribed centre).
+* ``FixedGuidance(beta, centre)`` F = beta_t/2 |x - c_t|^2  (independent agents, prescribed centre).
 * ``KernelInteraction(W)``        F = (W * m)(x) = int W(x - y) m(y) dy for an even kernel W.
 * ``LocalPower(kappa, p)``        F = kappa m^p   (congestion).
 * ``LocalLog(kappa)``             F = kappa log m.
@@ -113,40 +113,47 @@ class QuadraticInteraction(Coupling):
 
 
 class FixedGuidance(Coupling):
-    """F = beta_t/2 |x - nu_t|^2 with a prescribed centre nu_t (number, vector, or callable of t)."""
+    """F = beta_t/2 |x - c_t|^2 with a prescribed guidance centre c_t (``centre``: a number, a vector, or a
+    callable of t).  (The package keeps the name nu for sigma^2 / 2; the centre is ``centre``.)"""
 
     mean_only = True
     uses_m = False
 
-    def __init__(self, beta, nu=0.0):
+    def __init__(self, beta, centre=0.0, **kwargs):
+        if "nu" in kwargs:
+            raise TypeError("FixedGuidance(nu=...): the guidance centre is called centre now "
+                            "(FixedGuidance(beta, centre=...)); nu means sigma^2/2 in this package")
+        if kwargs:
+            raise TypeError(f"FixedGuidance got unexpected arguments {', '.join(sorted(kwargs))}; "
+                            f"it takes beta and centre")
         self.beta = as_schedule(beta, "beta")
-        self.nu = nu
+        self.centre = centre
 
     def centres(self, grid, t):
         t = np.asarray(t, dtype=float)
-        if callable(self.nu):
-            c = np.asarray(self.nu(t), dtype=float)
+        if callable(self.centre):
+            c = np.asarray(self.centre(t), dtype=float)
         else:
-            c = np.asarray(self.nu, dtype=float)
+            c = np.asarray(self.centre, dtype=float)
         if c.ndim == 0:
             return np.full((len(t), grid.ndim), float(c))
-        if c.ndim == 1 and c.shape[0] == grid.ndim and not callable(self.nu):
+        if c.ndim == 1 and c.shape[0] == grid.ndim and not callable(self.centre):
             return np.broadcast_to(c, (len(t), grid.ndim)).copy()
         if c.ndim == 1 and c.shape[0] == len(t) and grid.ndim == 1:
             return c[:, None].copy()
         if c.shape == (len(t), grid.ndim):
             return c
-        raise ValueError(f"guidance nu gave shape {c.shape}; expected a scalar, a {grid.ndim}-vector "
+        raise ValueError(f"guidance centre gave shape {c.shape}; expected a scalar, a {grid.ndim}-vector "
                          f"or ({len(t)}, {grid.ndim}) values")
 
     def field(self, grid, t, m):
         return 0.5 * self.beta(t).reshape((-1,) + (1,) * grid.ndim) * _sq_distance(grid, self.centres(grid, t))
 
     def describe(self):
-        nu = self.nu if not callable(self.nu) else getattr(self.nu, "__name__", "callable")
-        if isinstance(nu, np.ndarray):
-            nu = nu.tolist()
-        return {"type": "fixed-guidance", "beta": self.beta.describe(), "nu": nu}
+        c = self.centre if not callable(self.centre) else getattr(self.centre, "__name__", "callable")
+        if isinstance(c, np.ndarray):
+            c = c.tolist()
+        return {"type": "fixed-guidance", "beta": self.beta.describe(), "centre": c}
 
     def monotone(self, grid, t=None):
         return True  # F does not depend on m

@@ -79,13 +79,14 @@ import numpy as np
 from numba import njit, prange
 
 from ..oracles import analytic
+from ..richardson import observed_order
 from ..particles.agents import gm_posterior_mean
 from ..model.schedules import PiecewiseConstant
 
 __all__ = [
     "GUIDANCES", "PAPER_TABLE", "PAPER_SUBPOP_SAVING", "Scenario", "zone_types", "paper_beta", "zone_scenario",
     "subpop_scenario", "quadrature_nodes", "closed_form_energies", "ClosedFormEnergies", "agent_energies",
-    "AgentEnergies", "mean_channel_energy", "grid_crosscheck", "thermal_crosscheck", "observed_orders",
+    "AgentEnergies", "mean_channel_energy", "grid_crosscheck", "thermal_crosscheck", "observed_order",
 ]
 
 GUIDANCES = ("MF", "IA0", "IAm")
@@ -706,12 +707,6 @@ def agent_energies(sc: Scenario, *, N=4000, batches=8, n_steps=1000, seed=0, ric
 # grid cross-checks (SB coupling, solve_planning)
 # ============================================================================================
 
-def observed_orders(errors, ratio=2.0):
-    e = np.abs(np.asarray(errors, dtype=float))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.log(e[:-1] / e[1:]) / np.log(ratio)
-
-
 def _grid_ends(sc, grid):
     from ..model.densities import gaussian_mixture
 
@@ -830,8 +825,8 @@ def grid_crosscheck(sc: Scenario, *, N=200, Nt=48, levels=2, box=(-3.0, 10.0), g
             lev[-1].pop("result")
         lev.append(L)
     out = {"levels": lev, "box": tuple(box), "time_scheme": time_scheme, "order": p}
-    out["gap_order"] = {g: observed_orders([L["gap_error"][g] for L in lev]) for g in lev[0]["gap_error"]}
-    out["mean_order"] = {g: observed_orders([L["mean_error"][g] for L in lev]) for g in guidances}
+    out["gap_order"] = {g: observed_order([L["gap_error"][g] for L in lev]) for g in lev[0]["gap_error"]}
+    out["mean_order"] = {g: observed_order([L["mean_error"][g] for L in lev]) for g in guidances}
     if len(lev) >= 2:
         c, f = lev[-2], lev[-1]
         w = 2.0 ** p
