@@ -41,6 +41,13 @@ class Coupling:
         (uniqueness is then not guaranteed), None when unknown (a user-defined coupling)."""
         return None
 
+    def derivative(self, grid: Grid, t: np.ndarray, m: np.ndarray):
+        """dF/dm level by level, for Newton, with m shaped (K, N) (levels x grid nodes, flattened): a dict
+        with any of "diag" ((K, N): a local coupling), "lowrank" (list of (coef (K,), V (K, N)): the term
+        coef_k V_k V_k^T), "shared" (list of (coef (K,), W (N, N)): coef_k W); {} when F does not depend on
+        m; None when the coupling has no closed-form derivative (Newton then uses finite differences)."""
+        return None
+
     #: True for couplings whose verdict False means anti-monotone (int (F(m1) - F(m2)) (m1 - m2) <= 0 for
     #: all pairs): a sum of such parts is not monotone either
     anti_when_not_monotone = False
@@ -103,6 +110,19 @@ class QuadraticInteraction(Coupling):
 
     anti_when_not_monotone = True
 
+    def derivative(self, grid, t, m):
+        # F_i = beta/2 |x_i - mu|^2, mu = sum x m / sum m:  dF_i/dm_j = -beta (x_i - mu).(x_j - mu) / sum m,
+        # one rank-one term per axis
+        K = m.shape[0]
+        S = m.sum(axis=1)
+        beta = np.broadcast_to(np.asarray(self.beta(t), dtype=float).reshape(-1), (K,))
+        low = []
+        for xk in np.broadcast_arrays(*grid.mesh(sparse=True)):
+            x = np.ascontiguousarray(xk).reshape(-1)
+            mu = (m * x).sum(axis=1) / S
+            low.append((-beta / S, x[None, :] - mu[:, None]))
+        return {"lowrank": low}
+
     def monotone(self, grid, t=None):
         # int (F(m1) - F(m2)) (m1 - m2) = -beta_t |mean1 - mean2|^2 for equal masses: monotone where beta <= 0,
         # anti-monotone where beta > 0 (the LQ equilibrium is still unique, by its Riccati equation)
@@ -154,6 +174,9 @@ class FixedGuidance(Coupling):
         if isinstance(c, np.ndarray):
             c = c.tolist()
         return {"type": "fixed-guidance", "beta": self.beta.describe(), "centre": c}
+
+    def derivative(self, grid, t, m):
+        return {}  # F does not depend on m
 
     def monotone(self, grid, t=None):
         return True  # F does not depend on m
@@ -209,6 +232,13 @@ class KernelInteraction(Coupling):
     def describe(self):
         return {"type": "kernel-interaction", "kernel": getattr(self.kernel, "__name__", "callable"),
                 "strength": self.strength}
+
+    def derivative(self, grid, t, m):
+        # linear in m: the matrix is the field of the unit vectors (row j of the answer = F(e_j))
+        N = m.shape[1]
+        W = np.asarray(self.field(grid, np.zeros(N), np.eye(N).reshape((N,) + grid.shape)),
+                       dtype=float).reshape(N, N).T.copy()
+        return {"shared": [(np.ones(m.shape[0]), W)]}
 
     def monotone(self, grid, t=None):
         """strength x W positive semi-definite on mass-free perturbations (m1 - m2 has zero mass): on a fully
@@ -266,6 +296,12 @@ class LocalPower(Coupling):
 
     anti_when_not_monotone = True
 
+    def derivative(self, grid, t, m):
+        if self.p == 1.0:
+            return {"diag": np.full(m.shape, self.kappa)}
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return {"diag": np.where(m > 0.0, self.kappa * self.p * np.power(np.maximum(m, 0.0), self.p - 1.0), 0.0)}
+
     def monotone(self, grid, t=None):
         return self.kappa >= 0.0  # m -> kappa m^p is non-decreasing (non-increasing for kappa < 0)
 
@@ -283,6 +319,10 @@ class LocalLog(Coupling):
         return {"type": "local-log", "kappa": self.kappa}
 
     anti_when_not_monotone = True
+
+    def derivative(self, grid, t, m):
+        with np.errstate(divide="ignore"):
+            return {"diag": np.where(m > 1e-300, self.kappa / np.where(m > 1e-300, m, 1.0), 0.0)}
 
     def monotone(self, grid, t=None):
         return self.kappa >= 0.0

@@ -73,11 +73,12 @@ def coupling_derivative(coupling, grid, t: np.ndarray, m: np.ndarray, fd_max: in
     """Derivative of ``coupling.field(grid, t, m)`` (m shaped (Nt, N): levels x grid nodes, the grid
     flattened) with respect to m, level-wise.
 
-    Exact for the built-in couplings; a user coupling gets a central finite-difference derivative
-    (N evaluations of its field on all levels at once; refused beyond ``fd_max`` dense entries)."""
+    Exact where the coupling gives its derivative (``Coupling.derivative``: every built-in coupling); a user
+    coupling without one gets a central finite-difference derivative (N evaluations of its field on all
+    levels at once; refused beyond ``fd_max`` dense entries)."""
     Nt, N = m.shape
     d = CouplingDerivative(Nt, N)
-    if coupling is None or isinstance(coupling, cpl.FixedGuidance):
+    if coupling is None:
         return d
     if isinstance(coupling, cpl.SumCoupling):
         for part in coupling.parts:
@@ -86,33 +87,12 @@ def coupling_derivative(coupling, grid, t: np.ndarray, m: np.ndarray, fd_max: in
     if isinstance(coupling, ScaledCoupling):
         d.add(coupling_derivative(coupling.base, grid, t, m, fd_max), coupling.scale)
         return d
-    if type(coupling) is cpl.LocalPower:
-        if coupling.p == 1.0:
-            d.diag[:] = coupling.kappa
-        else:
-            mp_ = np.maximum(m, 0.0)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                d.diag[:] = np.where(m > 0.0, coupling.kappa * coupling.p * np.power(mp_, coupling.p - 1.0), 0.0)
-        return d
-    if type(coupling) is cpl.LocalLog:
-        with np.errstate(divide="ignore"):
-            d.diag[:] = np.where(m > 1e-300, coupling.kappa / np.where(m > 1e-300, m, 1.0), 0.0)
-        return d
-    if type(coupling) is cpl.QuadraticInteraction:
-        # F_i = beta/2 |x_i - mu|^2, mu = sum x m / sum m:  dF_i/dm_j = -beta (x_i - mu).(x_j - mu) / sum m,
-        # one rank-one term per axis (m flattened over the grid: (Nt, N))
-        S = m.sum(axis=1)
-        beta = np.asarray(coupling.beta(t), dtype=float).reshape(-1)
-        beta = np.broadcast_to(beta, (Nt,))
-        for xk in np.broadcast_arrays(*grid.mesh(sparse=True)):
-            x = np.ascontiguousarray(xk).reshape(-1)
-            mu = (m * x).sum(axis=1) / S
-            d.lowrank.append((-beta / S, x[None, :] - mu[:, None]))
-        return d
-    if type(coupling) is cpl.KernelInteraction:
-        # linear in m: the matrix is the field of the unit vectors (row j of the answer = F(e_j))
-        W = np.asarray(coupling.field(grid, np.zeros(N), np.eye(N)), dtype=float).T.copy()
-        d.shared.append((np.ones(Nt), W))
+    parts = coupling.derivative(grid, t, m)  # the coupling's own exact dF/dm, None when it has none
+    if parts is not None:
+        if "diag" in parts:
+            d.diag[:] = parts["diag"]
+        d.lowrank.extend(parts.get("lowrank", ()))
+        d.shared.extend(parts.get("shared", ()))
         return d
     # unknown coupling: finite differences, column j of every level at once
     if Nt * N * N > fd_max:
