@@ -180,6 +180,29 @@ def eo_cost2(dplus, dminus):
 
 
 @njit(cache=True, error_model="numpy", inline="always")
+def neighbours(i, n, periodic):
+    """(i - 1, i + 1, has_lo, has_hi) of node i on a line of n nodes: wrapped on a periodic axis; at a
+    wall the missing neighbour is i itself (a valid index) and its flag False."""
+    im = i - 1
+    ip = i + 1
+    has_lo = True
+    has_hi = True
+    if ip == n:
+        if periodic:
+            ip = 0
+        else:
+            has_hi = False
+            ip = i
+    if im < 0:
+        if periodic:
+            im = n - 1
+        else:
+            has_lo = False
+            im = i
+    return im, ip, has_lo, has_hi
+
+
+@njit(cache=True, error_model="numpy", inline="always")
 def eo_row(g_im, g_i, g_ip, bk, has_drift, has_lo, has_hi, dif, inv_h, dt):
     """One node's row of M_k(g) = I + dt L_k(g), the Engquist-Osher upwinding of |D_k g|^2 / 2 and of the
     drift b_k (dif = nu / h^2, D+g = (g_ip - g_i) / h, D-g = (g_i - g_im) / h):
@@ -221,26 +244,11 @@ def line_coefficients(g3, drift_k, has_drift, a, nu, dt, h, periodic, lo, di, up
     B = g3.shape[2]
     inv_h, dif = stencil_scales(nu, h)
     for i in range(n):
-        ip = i + 1
-        im = i - 1
-        wall_hi = False
-        wall_lo = False
-        if ip == n:
-            if periodic:
-                ip = 0
-            else:
-                wall_hi = True
-                ip = i
-        if im < 0:
-            if periodic:
-                im = n - 1
-            else:
-                wall_lo = True
-                im = i
+        im, ip, has_lo, has_hi = neighbours(i, n, periodic)
         for b in range(B):
             bk = drift_k[a, i, b] if has_drift else 0.0
-            lower, upper, _c = eo_row(g3[a, im, b], g3[a, i, b], g3[a, ip, b], bk, has_drift, not wall_lo,
-                                      not wall_hi, dif, inv_h, dt)
+            lower, upper, _c = eo_row(g3[a, im, b], g3[a, i, b], g3[a, ip, b], bk, has_drift, has_lo, has_hi,
+                                      dif, inv_h, dt)
             lo[i, b] = lower
             up[i, b] = upper
             di[i, b] = 1.0 - lower - upper
@@ -520,26 +528,11 @@ def _rows_cost(g3, drift_k, has_drift, a, nu, dt, h, periodic, src3, lo, di, up,
     B = g3.shape[2]
     inv_h, dif = stencil_scales(nu, h)
     for i in range(n):
-        ip = i + 1
-        im = i - 1
-        wall_hi = False
-        wall_lo = False
-        if ip == n:
-            if periodic:
-                ip = 0
-            else:
-                wall_hi = True
-                ip = i
-        if im < 0:
-            if periodic:
-                im = n - 1
-            else:
-                wall_lo = True
-                im = i
+        im, ip, has_lo, has_hi = neighbours(i, n, periodic)
         for b in range(B):
             bk = drift_k[a, i, b] if has_drift else 0.0
-            lower, upper, cst = eo_row(g3[a, im, b], g3[a, i, b], g3[a, ip, b], bk, has_drift, not wall_lo,
-                                       not wall_hi, dif, inv_h, dt)
+            lower, upper, cst = eo_row(g3[a, im, b], g3[a, i, b], g3[a, ip, b], bk, has_drift, has_lo, has_hi,
+                                       dif, inv_h, dt)
             lo[i, b] = lower
             up[i, b] = upper
             di[i, b] = 1.0 - lower - upper
