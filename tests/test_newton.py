@@ -10,7 +10,7 @@ from mfg_pde.diagnostics.exploitability import exploitability, nash_gap
 from mfg_pde.fd.fp import fp_residual
 from mfg_pde.fd.hjb import HJBSolution, empty_states, hjb_residual
 from mfg_pde.diagnostics.matrices import step_factors
-from mfg_pde.newton.driver import DiscreteSystem
+from mfg_pde.newton.system_1d import DiscreteSystem
 
 
 # ----------------------------------------------------------------------------- problems

@@ -5,7 +5,7 @@ Methods (``mp.solve(problem, method=...)``, dispatched by ``iterate.solve``):
 * ``"picard"``          damped fixed point  m_{k+1} = (1 - theta) m_k + theta Phi(m_k)  (theta = damping).
 * ``"fictitious-play"`` theta_k = 1/(k+1): m_{k+1} is the running average of best responses.
 * ``"newton"``          Newton with line search on the whole discrete space-time system (1-D: sparse
-                        direct or Krylov; 2-D/3-D: Krylov on the split chain, ``newton_split``; cold
+                        direct or Krylov; 2-D/3-D: Krylov on the split chain, ``newton.system_split``; cold
                         start or an optional cheap warm start; see ``newton``, whose keyword options
                         ``solve`` passes on).  ``tol`` applies to max(hjb_residual, fp_residual) and
                         ``max_iter`` caps the Newton steps.
