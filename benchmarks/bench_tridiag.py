@@ -62,7 +62,7 @@ def _newton_repeater(solve):
     @njit
     def rep(g, d, src, L, U, D, r, x, c, R):
         for _ in range(R):
-            K._line_rows_cost(g, d, True, 0.1, 1e-3, 1e-3, L, U, D, src, r)
+            K._line_rows_cost(g, d, K.Axis(0.1, 1e-3, 1e-3, False, True, False, False, 0.0, 0.0), L, U, D, src, r)
             solve(L, D, U, r, x, c)
     return rep
 

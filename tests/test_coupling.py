@@ -244,7 +244,6 @@ def _numpy_split_residuals(p, sol, f, m, uT):
         prev, x = u[n + 1] + dt * f3[n], m3[n + 1]
         for k in range(kd.ndim):
             s = u[n] if k == kd.ndim - 1 else sol.states[n, k]
-            ex = kd.axis_exit_args(k)
 
             def at(a, d):  # a[i + d] along axis k; zero beyond a wall
                 r = np.roll(a, -d, axis=k)
@@ -255,8 +254,8 @@ def _numpy_split_residuals(p, sol, f, m, uT):
                 return r
 
             lo, di, up, cost = (np.zeros(sh) for _ in range(4))
-            K.axis_coefficients(s, dn[k], kd.has_drift, k, kd.nu, dt, kd.h[k], kd.periodic[k], lo, di, up, *ex)
-            K.axis_source(s, dn[k], kd.has_drift, k, kd.nu, kd.h[k], kd.periodic[k], cost, *ex)
+            K.axis_coefficients(s, dn[k], k, kd.axis(k, dt), lo, di, up)
+            K.axis_source(s, dn[k], k, kd.axis(k, dt), cost)
             rhs = prev + dt * cost
             rh = max(rh, np.abs(di * s + lo * at(s, -1) + up * at(s, 1) - rhs).max())
             sc = max(sc, np.abs(rhs).max())

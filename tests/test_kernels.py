@@ -60,8 +60,7 @@ def test_fp_is_exact_transpose_of_hjb_operator(shape, bc):
             s_k = u[n] if k == pb.grid.ndim - 1 else sol.states[n, k].reshape(pb.grid.shape)
             c = np.empty(kd.shape3)
             dk = kd.drift[0 if kd.drift.shape[0] == 1 else n][k]
-            axis_source(as3(s_k, 0, kd.shape3), dk, kd.has_drift, k, kd.nu, kd.h[k], kd.periodic[k], c,
-                        *kd.axis_exit_args(k))
+            axis_source(as3(s_k, 0, kd.shape3), dk, k, kd.axis(k), c)
             rhs = prev + pb.dt * c.ravel()
             np.testing.assert_allclose(M @ s_k.ravel(), rhs, rtol=0, atol=1e-10 * np.abs(rhs).max())
             prev = s_k.ravel()

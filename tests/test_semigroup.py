@@ -29,8 +29,8 @@ def test_generator_is_the_core_operator(bc):
     assert np.allclose(Q.sum(axis=1), 0.0, atol=1e-9)  # zero row sums: a Markov generator
     rhs = np.random.default_rng(0).random(40)
     out = np.empty((40, 1, 1))
-    solve_axis(np.zeros((40, 1, 1)), kd.drift[0, 0], True, 0, kd.nu, kd.dt, kd.h[0], kd.periodic[0], False,
-               rhs.reshape(40, 1, 1).copy(), out, _workspace((40, 1, 1)))
+    solve_axis(np.zeros((40, 1, 1)), kd.drift[0, 0], 0, kd.axis(0), False, rhs.reshape(40, 1, 1).copy(), out,
+               _workspace((40, 1, 1)))
     assert np.allclose(np.linalg.solve(np.eye(40) - kd.dt * Q, rhs), out[:, 0, 0], rtol=1e-12, atol=1e-14)
 
 

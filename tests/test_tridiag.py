@@ -182,7 +182,7 @@ def test_application_rows():
         for transpose in (False, True):
             for dt, h in ((1e-3, 1e-3), (0.1, 1e-3), (1.0, 1e-4)):
                 L, U, D = np.empty(n), np.empty(n), np.empty(n)
-                K._line_rows(g, d, True, 0.2, dt, h, transpose, L, U, D)
+                K._line_rows(g, d, K.Axis(0.2, dt, h, False, True, False, False, 0.0, 0.0), transpose, L, U, D)
                 r = rng.random(n)
                 x_new = _solve_new(L, D, U, r)
                 x_old = _solve_old(L, D, U, r)

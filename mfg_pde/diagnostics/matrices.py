@@ -34,8 +34,7 @@ def step_factors(problem, u_n: np.ndarray, n: int, states_n=None) -> list:
         lo = np.empty(kd.shape3)
         di = np.empty(kd.shape3)
         up = np.empty(kd.shape3)
-        kernels.axis_coefficients(g, dn[k], kd.has_drift, k, kd.nu, kd.dt, kd.h[k], kd.periodic[k], lo, di, up,
-                                  *kd.axis_exit_args(k))
+        kernels.axis_coefficients(g, dn[k], k, kd.axis(k), lo, di, up)
         lo, di, up = (a.reshape(grid.shape) for a in (lo, di, up))
         below = np.roll(idx, 1, axis=k)   # neighbour i-1 (wrapped)
         above = np.roll(idx, -1, axis=k)  # neighbour i+1 (wrapped)

@@ -49,8 +49,7 @@ def outflow_history(problem, sol, m: np.ndarray) -> OutflowHistory:
         if states.shape != want:
             raise ValueError(f"sol.states has shape {states.shape}, expected {want}: pass the HJBSolution of "
                              "the solve (result.extras['hjb_solution']) that transported m")
-        kernels.exit_outflow(as3(m, 1, kd.shape3), as3(u, 1, kd.shape3), states, kd.drift, kd.has_drift, kd.ndim,
-                             kd.nu, kd.dt, kd.h, kd.periodic, kd.exits, per_side)
+        kernels.exit_outflow(as3(m, 1, kd.shape3), as3(u, 1, kd.shape3), states, kd.op, per_side)
     per_side = per_side[:, : grid.ndim] * grid.cell_volume
     cumulative = np.concatenate([[0.0], np.cumsum(per_side.reshape(Nt, -1).sum(axis=1))])
     return OutflowHistory(t=np.asarray(problem.t, dtype=float), mass=np.asarray(grid.integrate(m), dtype=float),

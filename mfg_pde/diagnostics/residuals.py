@@ -46,16 +46,11 @@ def pde_residuals(problem, u: np.ndarray, m: np.ndarray) -> dict:
         mn1 = as3(m[n + 1], 0, kd.shape3)
         r_f = (mn1 - as3(m[n], 0, kd.shape3)) / dt
         for k in range(kd.ndim):
-            ex = kd.axis_exit_args(k)
-            kernels.apply_axis(un, dn[k], kd.has_drift, k, kd.nu, dt, kd.h[k], kd.periodic[k], False, un, tmp, work,
-                               *ex)
-            if ex:
-                kernels.axis_source(un, dn[k], kd.has_drift, k, kd.nu, kd.h[k], kd.periodic[k], cost, *ex)
-            else:
-                kernels.axis_cost(un, k, kd.h[k], kd.periodic[k], cost)
+            ax = kd.axis(k, dt)
+            kernels.apply_axis(un, dn[k], k, ax, False, un, tmp, work)
+            kernels.axis_source(un, dn[k], k, ax, cost)
             r_h += (tmp - un) / dt - cost
-            kernels.apply_axis(un, dn[k], kd.has_drift, k, kd.nu, dt, kd.h[k], kd.periodic[k], True, mn1, tmp, work,
-                               *ex)
+            kernels.apply_axis(un, dn[k], k, ax, True, mn1, tmp, work)
             r_f += (tmp - mn1) / dt
         r_h = r_h.reshape(grid.shape)
         r_f = r_f.reshape(grid.shape)

@@ -28,14 +28,12 @@ def split_residual_norms(problem, sol, f: np.ndarray, m: np.ndarray) -> np.ndarr
     norms = np.empty((Nt, 4))
     if kd.ndim == 1 and not kd.periodic[0] and kd.exits is None:
         N = grid.size
-        drift = kd.drift.reshape(kd.drift.shape[0], N) if kd.has_drift else np.zeros((1, N))
         pair_residual_line(np.ascontiguousarray(sol.u, dtype=float).reshape(Nt + 1, N),
                            np.ascontiguousarray(f, dtype=float).reshape(Nt, N),
-                           np.ascontiguousarray(m, dtype=float).reshape(Nt + 1, N), drift, kd.has_drift, kd.nu,
-                           kd.dt, float(kd.h[0]), norms)
+                           np.ascontiguousarray(m, dtype=float).reshape(Nt + 1, N), kd.op, norms)
     else:
-        pair_residual(as3(sol.u, 1, kd.shape3), sol.states, as3(f, 1, kd.shape3), as3(m, 1, kd.shape3), kd.drift,
-                      kd.has_drift, kd.ndim, kd.nu, kd.dt, kd.h, kd.periodic, norms, *kd.exit_args)
+        pair_residual(as3(sol.u, 1, kd.shape3), sol.states, as3(f, 1, kd.shape3), as3(m, 1, kd.shape3), kd.op,
+                      norms)
     return norms
 
 

@@ -29,8 +29,7 @@ def solve_fp(problem, sol: HJBSolution, m0: np.ndarray | None = None, out: np.nd
         check_out(out, (Nt + 1,) + grid.shape)
         m = out
     m[0] = problem.m0 if m0 is None else grid.check_field(m0, "m0")
-    kernels.fp_sweep(m.reshape((Nt + 1,) + kd.shape3), as3(sol.u, 1, kd.shape3), sol.states, kd.drift,
-                     kd.has_drift, kd.ndim, kd.nu, kd.dt, kd.h, kd.periodic, *kd.exit_args)
+    kernels.fp_sweep(m.reshape((Nt + 1,) + kd.shape3), as3(sol.u, 1, kd.shape3), sol.states, kd.op)
     return m
 
 

@@ -60,8 +60,8 @@ def solve_hjb(problem, f: np.ndarray, u_terminal: np.ndarray, guess: HJBSolution
         states = empty_states(problem)
         g3 = u3
     its = np.zeros(Nt, dtype=np.int64)
-    kernels.hjb_sweep(u3, states, as3(f, 1, kd.shape3), kd.drift, kd.has_drift, kd.ndim, kd.nu, kd.dt, kd.h,
-                      kd.periodic, tol, maxit, g3, guess is not None, its, *kd.exit_args)
+    start = kernels.START_COLD if guess is None else kernels.START_PREDICTOR
+    kernels.hjb_sweep(u3, states, as3(f, 1, kd.shape3), kd.op, tol, maxit, g3, start, its)
     return HJBSolution(u, states, its)
 
 

@@ -42,10 +42,9 @@ exit-row equation is  M_k(u) u = src + dt c_k(u)  with the cost extended by the 
 The Engquist-Osher identity d/du [M_k(u) u - dt c_k(u)] = M_k(u) still holds (the ghost is a fixed
 value), so Newton is still policy iteration.  The FP factor is still M_k^T: column sums of M_k^T are
 1 + dt r on exit cells, so a transposed solve loses exactly dt r_i m_i per exit cell and step -- the
-outflow (``exit_outflow``, ``diagnostics.outflow``); nothing else leaves.  Exits enter the kernels as the
-trailing ``exits`` argument of the sweeps/steps (a (3, 2) array: exit cost of side (axis, lo/hi), NaN
-where the side is not an exit; omitted or None: no exits) and as the trailing ``elo, ehi, glo, ghi``
-(exit flags and costs of the axis) of the per-axis functions; existing calls without them are unchanged.
+outflow (``exit_outflow``, ``diagnostics.outflow``); nothing else leaves.  Exits enter the kernels through
+the records: ``Operator.exits`` (a (3, 2) array: exit cost of side (axis, lo/hi), NaN where the side is
+not an exit) and the ``Axis`` record's elo, ehi, glo, ghi (exit flags and ghost values of one axis).
 
 HJB step n (implicit Euler backward, direction splitting over axes k = 0..d-1):
 
@@ -66,9 +65,26 @@ s_0..s_{d-2} of every step are stored by the HJB sweep (``states``) for the FP s
 
 from __future__ import annotations
 
+from collections import namedtuple
+
 import numpy as np
 from numba import njit
 from .tridiag import two_ended_minors, two_ended_thomas_div as _two_ended_thomas  # noqa: F401  (reference sweep)
+
+
+# ----------------------------------------------------------------------------- the scalars, as two records
+#: The operator of one problem, what every sweep needs besides the fields: ndim, nu = sigma^2/2, the time step
+#: dt, the spacings h (3,), the periodic flags (3,), whether there is a base drift and the drift itself
+#: (Nt or 1, ndim, n0, n1, n2), and the (3, 2) exit costs of the sides (NaN where a side is not an exit).
+Operator = namedtuple("Operator", ("ndim", "nu", "dt", "h", "periodic", "has_drift", "drift", "exits"))
+
+#: The scalars of one axis's factor M_k = I + dt L_k: nu, dt, the spacing h, periodic wrap, base drift
+#: present, and the exit flags (elo, ehi) and ghost values (glo, ghi) of its lo/hi sides.
+Axis = namedtuple("Axis", ("nu", "dt", "h", "periodic", "has_drift", "elo", "ehi", "glo", "ghi"))
+
+# Records travel as numba named tuples (they survive the on-disk cache, closures would not).  Flags that
+# are constants at a call site are passed as bool(...) / int(...): numba would type a bare True / 0 as
+# a literal and compile a second copy of the callee for it.
 
 
 # ----------------------------------------------------------------------------- geometry
@@ -87,18 +103,27 @@ def _workspace(shape3):
     return np.empty((9, shape3[0] * shape3[1] * shape3[2]))
 
 
-# ----------------------------------------------------------------------------- exit sides
-@njit(cache=True, error_model="numpy")
-def _axis_exits(exits, k):
-    """(elo, ehi, glo, ghi) of axis k from a (3, 2) exits array (NaN: not an exit side)."""
-    xl = exits[k, 0]
-    xh = exits[k, 1]
+@njit(cache=True, error_model="numpy", inline="always")
+def axis_of(op, k, dt):
+    """The Axis record of axis k of the Operator op, for a factor I + dt L_k (dt: op.dt in a time step)."""
+    xl = op.exits[k, 0]
+    xh = op.exits[k, 1]
     elo = not np.isnan(xl)
     ehi = not np.isnan(xh)
-    return elo, ehi, (xl if elo else 0.0), (xh if ehi else 0.0)
+    return Axis(float(op.nu), float(dt), float(op.h[k]), bool(op.periodic[k]), bool(op.has_drift), elo, ehi,
+                xl if elo else 0.0, xh if ehi else 0.0)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
+def drift_at(op, n):
+    """The drift of time step n, (ndim, n0, n1, n2) (the one static level when the drift does not move)."""
+    return op.drift[0] if op.drift.shape[0] == 1 else op.drift[n]
+
+
+# ----------------------------------------------------------------------------- exit sides
+
+
+@njit(cache=True, error_model="numpy", inline="always")
 def _exit_ghost(gi, gex, bk, has_drift, hi_side, inv_h, dif):
     """Exit ghost of a wall-side node with value gi (ghost value gex, drift bk): returns (r, c), the exit
     rate r >= 0 (the ghost coefficient of the row of M_k is -dt r) and the one-sided Engquist-Osher term
@@ -122,45 +147,45 @@ def _exit_ghost(gi, gex, bk, has_drift, hi_side, inv_h, dif):
     return rate, 0.5 * cst
 
 
-@njit(cache=True, error_model="numpy")
-def _exit_rows(g3, drift_k, has_drift, a, nu, dt, h, elo, ehi, glo, ghi, di, rhs, with_rhs):
+@njit(cache=True, error_model="numpy", inline="always")
+def _exit_rows(g3, drift_k, a, ax, di, rhs, with_rhs):
     """Exit-side rows of M_k(g) for outer index a ((n, B) outputs, filled before as for a mirror wall):
     di += dt r on the exit rows, and with with_rhs also rhs += dt (c_ghost + r g)."""
     n = g3.shape[1]
     B = g3.shape[2]
-    inv_h, dif = stencil_scales(nu, h)
+    inv_h, dif = stencil_scales(ax.nu, ax.h)
     for side in range(2):
-        if side == 0 and not elo:
+        if side == 0 and not ax.elo:
             continue
-        if side == 1 and not ehi:
+        if side == 1 and not ax.ehi:
             continue
         i = 0 if side == 0 else n - 1
-        gex = glo if side == 0 else ghi
+        gex = ax.glo if side == 0 else ax.ghi
         for b in range(B):
-            bk = drift_k[a, i, b] if has_drift else 0.0
-            rate, cst = _exit_ghost(g3[a, i, b], gex, bk, has_drift, side == 1, inv_h, dif)
-            di[i, b] += dt * rate
+            bk = drift_k[a, i, b] if ax.has_drift else 0.0
+            rate, cst = _exit_ghost(g3[a, i, b], gex, bk, ax.has_drift, side == 1, inv_h, dif)
+            di[i, b] += ax.dt * rate
             if with_rhs:
-                rhs[i, b] += dt * (cst + rate * gex)
+                rhs[i, b] += ax.dt * (cst + rate * gex)
 
 
-@njit(cache=True, error_model="numpy")
-def _exit_line(g, d, has_drift, nu, dt, h, elo, ehi, glo, ghi, D, rhs, with_rhs):
+@njit(cache=True, error_model="numpy", inline="always")
+def _exit_line(g, d, ax, D, rhs, with_rhs):
     """_exit_rows for one contiguous line (1-D arrays g, d, D, rhs)."""
     n = g.shape[0]
-    inv_h, dif = stencil_scales(nu, h)
-    if elo:
-        bk = d[0] if has_drift else 0.0
-        rate, cst = _exit_ghost(g[0], glo, bk, has_drift, False, inv_h, dif)
-        D[0] += dt * rate
+    inv_h, dif = stencil_scales(ax.nu, ax.h)
+    for side in range(2):
+        if side == 0 and not ax.elo:
+            continue
+        if side == 1 and not ax.ehi:
+            continue
+        i = 0 if side == 0 else n - 1
+        gex = ax.glo if side == 0 else ax.ghi
+        bk = d[i] if ax.has_drift else 0.0
+        rate, cst = _exit_ghost(g[i], gex, bk, ax.has_drift, side == 1, inv_h, dif)
+        D[i] += ax.dt * rate
         if with_rhs:
-            rhs[0] += dt * (cst + rate * glo)
-    if ehi:
-        bk = d[n - 1] if has_drift else 0.0
-        rate, cst = _exit_ghost(g[n - 1], ghi, bk, has_drift, True, inv_h, dif)
-        D[n - 1] += dt * rate
-        if with_rhs:
-            rhs[n - 1] += dt * (cst + rate * ghi)
+            rhs[i] += ax.dt * (cst + rate * gex)
 
 
 # ----------------------------------------------------------------------------- the stencil (one place)
@@ -234,17 +259,18 @@ def eo_row(g_im, g_i, g_ip, bk, has_drift, has_lo, has_hi, dif, inv_h, dt):
 
 # ----------------------------------------------------------------------------- coefficients
 @njit(cache=True, error_model="numpy")
-def line_coefficients(g3, drift_k, has_drift, a, nu, dt, h, periodic, lo, di, up,
-                      elo=False, ehi=False, glo=0.0, ghi=0.0):
+def line_coefficients(g3, drift_k, a, ax, lo, di, up):
     """Fill lo, di, up (shape (n, B)) with the rows of M_k(g) for outer index a.
 
-    g3 and drift_k are (A, n, B) views of the state and of the drift component b_k; elo/ehi flag exit
+    g3 and drift_k are (A, n, B) views of the state and of the drift component b_k; ax.elo/ehi flag exit
     sides (ghost values glo/ghi; see the module docstring), mirror walls otherwise."""
     n = g3.shape[1]
     B = g3.shape[2]
-    inv_h, dif = stencil_scales(nu, h)
+    has_drift = ax.has_drift
+    dt = ax.dt
+    inv_h, dif = stencil_scales(ax.nu, ax.h)
     for i in range(n):
-        im, ip, has_lo, has_hi = neighbours(i, n, periodic)
+        im, ip, has_lo, has_hi = neighbours(i, n, ax.periodic)
         for b in range(B):
             bk = drift_k[a, i, b] if has_drift else 0.0
             lower, upper, _c = eo_row(g3[a, im, b], g3[a, i, b], g3[a, ip, b], bk, has_drift, has_lo, has_hi,
@@ -252,15 +278,17 @@ def line_coefficients(g3, drift_k, has_drift, a, nu, dt, h, periodic, lo, di, up
             lo[i, b] = lower
             up[i, b] = upper
             di[i, b] = 1.0 - lower - upper
-    if elo or ehi:
-        _exit_rows(g3, drift_k, has_drift, a, nu, dt, h, elo, ehi, glo, ghi, di, di, False)
+    if ax.elo or ax.ehi:
+        _exit_rows(g3, drift_k, a, ax, di, di, bool(False))
 
 
 @njit(cache=True, error_model="numpy")
-def _line_rows(g, d, has_drift, nu, dt, h, transpose, L, U, D, elo=False, ehi=False, glo=0.0, ghi=0.0):
+def _line_rows(g, d, ax, transpose, L, U, D):
     """Rows (L, D, U) of M_k(g) -- or of M_k(g)^T -- for one contiguous non-periodic line."""
     n = g.shape[0]
-    inv_h, dif = stencil_scales(nu, h)
+    has_drift = ax.has_drift
+    dt = ax.dt
+    inv_h, dif = stencil_scales(ax.nu, ax.h)
     for i in range(n):
         bk = d[i] if has_drift else 0.0
         lower, upper, _c = eo_row(g[max(i - 1, 0)], g[i], g[min(i + 1, n - 1)], bk, has_drift, i > 0, i < n - 1,
@@ -278,15 +306,17 @@ def _line_rows(g, d, has_drift, nu, dt, h, transpose, L, U, D, elo=False, ehi=Fa
     if transpose:
         L[0] = 0.0
         U[n - 1] = 0.0
-    if elo or ehi:
-        _exit_line(g, d, has_drift, nu, dt, h, elo, ehi, glo, ghi, D, D, False)
+    if ax.elo or ax.ehi:
+        _exit_line(g, d, ax, D, D, bool(False))
 
 
-@njit(cache=True, error_model="numpy")
-def _line_rows_cost(g, d, has_drift, nu, dt, h, L, U, D, src, rhs, elo=False, ehi=False, glo=0.0, ghi=0.0):
+@njit(cache=True, error_model="numpy", inline="always")
+def _line_rows_cost(g, d, ax, L, U, D, src, rhs):
     """Rows of M_k(g) on one contiguous non-periodic line AND rhs = src + dt c_k(g) in the same pass."""
     n = g.shape[0]
-    inv_h, dif = stencil_scales(nu, h)
+    has_drift = ax.has_drift
+    dt = ax.dt
+    inv_h, dif = stencil_scales(ax.nu, ax.h)
     for i in range(n):
         bk = d[i] if has_drift else 0.0
         lower, upper, cst = eo_row(g[max(i - 1, 0)], g[i], g[min(i + 1, n - 1)], bk, has_drift, i > 0, i < n - 1,
@@ -295,19 +325,28 @@ def _line_rows_cost(g, d, has_drift, nu, dt, h, L, U, D, src, rhs, elo=False, eh
         U[i] = upper
         D[i] = 1.0 - lower - upper
         rhs[i] = src[i] + dt * (0.5 * cst)
-    if elo or ehi:
-        _exit_line(g, d, has_drift, nu, dt, h, elo, ehi, glo, ghi, D, rhs, True)
+    if ax.elo or ax.ehi:
+        _exit_line(g, d, ax, D, rhs, bool(True))
 
 
-@njit(cache=True, error_model="numpy")
-def _newton_line(s, src, d, has_drift, nu, dt, h, tol, maxit, L, U, D, r, x, c,
-                 elo=False, ehi=False, glo=0.0, ghi=0.0):
+@njit(cache=True, error_model="numpy", inline="always")
+def newton_done(delta, scale, jump, quad, tol):
+    """The stopping rule of a Newton substep (``newton_axis``): after an update with max|change| = delta,
+    max|new state| = scale and largest squared change difference over an edge = jump, stop when
+    delta <= tol * scale, delta == 0, or the a-posteriori error bound quad * jump <= tol * scale
+    (quad = dt / h^2)."""
+    return delta <= tol * scale or delta == 0.0 or quad * jump <= tol * scale
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _newton_line(s, src, d, ax, tol, maxit, L, U, D, r, x, c):
     """Newton for one contiguous non-periodic line:  M_k(s) s = src + dt c_k(s)  (s: guess in, solution out).
     Stops on |change| <= tol max|s| or on the a-posteriori error bound of ``newton_axis``."""
     n = s.shape[0]
-    quad = dt / (h * h)
+    quad = ax.dt / (ax.h * ax.h)
+    elo = ax.elo
     for it in range(1, maxit + 1):
-        _line_rows_cost(s, d, has_drift, nu, dt, h, L, U, D, src, r, elo, ehi, glo, ghi)
+        _line_rows_cost(s, d, ax, L, U, D, src, r)
         two_ended_minors(L, D, U, r, x, c)
         delta = 0.0
         scale = 0.0
@@ -329,14 +368,14 @@ def _newton_line(s, src, d, has_drift, nu, dt, h, tol, maxit, L, U, D, r, x, c,
                 jump = ds * ds
             last = ds
             s[i] = v
-        if ehi and last * last > jump:
+        if ax.ehi and last * last > jump:
             jump = last * last
-        if delta <= tol * scale or delta == 0.0 or quad * jump <= tol * scale:
+        if newton_done(delta, scale, jump, quad, tol):
             return it
     return -maxit
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def _transpose_lines(lo, di, up, lo_t, up_t, periodic):
     """Rows of M^T: lower^T_i = upper_{i-1}, upper^T_i = lower_{i+1} (wrapping if periodic)."""
     n = lo.shape[0]
@@ -439,7 +478,7 @@ def _cyclic(lo, di, up, rhs, x, cp, di2, z, zr):
 # transposed (n, w) scratch, so the batched solvers above run across the w lines in SIMD lanes instead of
 # one latency-bound line at a time.  The scratch is carved out of the caller's 9-row workspace.
 LINE_BLOCK = 8
-_CHUNK_ARRAYS = 14
+_CHUNK_ARRAYS = 14   # the (n, w) arrays of ``_block_views``
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -458,7 +497,32 @@ def _chunk_view(flat, k, n, w):
     return flat[k * n * w:(k + 1) * n * w].reshape((n, w))
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
+def _block_views(flat, n, w):
+    """The scratch of one block of w lines, 14 (n, w) arrays carved from the flat workspace, in the order
+
+        state, drift, source, solution, lo, di, up  (the block, transposed)
+        cp, lo_t, up_t, di2, z, zr                  (the batched solvers' scratch, ``_batched_solve``)
+        rhs                                         (Newton's right-hand side)."""
+    return (_chunk_view(flat, 0, n, w), _chunk_view(flat, 1, n, w), _chunk_view(flat, 2, n, w),
+            _chunk_view(flat, 3, n, w), _chunk_view(flat, 4, n, w), _chunk_view(flat, 5, n, w),
+            _chunk_view(flat, 6, n, w),
+            (_chunk_view(flat, 7, n, w), _chunk_view(flat, 8, n, w), _chunk_view(flat, 9, n, w),
+             _chunk_view(flat, 10, n, w), _chunk_view(flat, 11, n, w), _chunk_view(flat, 12, n, w)),
+            _chunk_view(flat, 13, n, w))
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _line_scratch(work, n, B):
+    """The 9 rows of the workspace as (n, B) arrays: lo, di, up (the rows of M_k) and the batched solvers'
+    scratch (cp, lo_t, up_t, di2, z, zr) in the order ``_batched_solve`` takes it."""
+    nb = n * B
+    return (work[0, :nb].reshape((n, B)), work[1, :nb].reshape((n, B)), work[2, :nb].reshape((n, B)),
+            (work[3, :nb].reshape((n, B)), work[4, :nb].reshape((n, B)), work[5, :nb].reshape((n, B)),
+             work[6, :nb].reshape((n, B)), work[7, :nb].reshape((n, B)), work[8, :nb].reshape((n, B))))
+
+
+@njit(cache=True, error_model="numpy", inline="always")
 def _gather_lines(x2, a0, xT):
     """xT[i, j] = x2[a0 + j, i] for the w = xT.shape[1] lines starting at a0."""
     n, w = xT.shape
@@ -467,7 +531,7 @@ def _gather_lines(x2, a0, xT):
             xT[i, j] = x2[a0 + j, i]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def _scatter_lines(xT, a0, x2):
     """x2[a0 + j, i] = xT[i, j] (inverse of _gather_lines)."""
     n, w = xT.shape
@@ -476,9 +540,11 @@ def _scatter_lines(xT, a0, x2):
             x2[a0 + j, i] = xT[i, j]
 
 
-@njit(cache=True, error_model="numpy")
-def _batched_solve(lo, di, up, periodic, transpose, rhs, x, cp, lo_t, up_t, di2, z, zr):
-    """x = M^{-1} rhs (or M^{-T} rhs) for the batch of lines whose rows are lo, di, up (n, B)."""
+@njit(cache=True, error_model="numpy", inline="always")
+def _batched_solve(lo, di, up, periodic, transpose, rhs, x, scratch):
+    """x = M^{-1} rhs (or M^{-T} rhs) for the batch of lines whose rows are lo, di, up (n, B);
+    scratch = (cp, lo_t, up_t, di2, z, zr), (n, B) each."""
+    cp, lo_t, up_t, di2, z, zr = scratch
     if transpose:
         _transpose_lines(lo, di, up, lo_t, up_t, periodic)
         if periodic:
@@ -492,43 +558,34 @@ def _batched_solve(lo, di, up, periodic, transpose, rhs, x, cp, lo_t, up_t, di2,
 
 
 @njit(cache=True, error_model="numpy")
-def _solve_line_blocks(g2, d2, has_drift, nu, dt, h, periodic, transpose, r2, o2, w, work,
-                       elo=False, ehi=False, glo=0.0, ghi=0.0):
+def _solve_line_blocks(g2, d2, ax, transpose, r2, o2, w, work):
     """solve_axis for lines along the contiguous axis ((A, n) views), w lines per block."""
     A, n = g2.shape
     flat = work.reshape(work.size)
-    a0 = 0
+    a0 = int(0)
     while a0 < A:
         wb = min(w, A - a0)
-        gT = _chunk_view(flat, 0, n, wb)
-        dT = _chunk_view(flat, 1, n, wb)
-        rT = _chunk_view(flat, 2, n, wb)
-        xT = _chunk_view(flat, 3, n, wb)
-        lo = _chunk_view(flat, 4, n, wb)
-        di = _chunk_view(flat, 5, n, wb)
-        up = _chunk_view(flat, 6, n, wb)
+        gT, dT, rT, xT, lo, di, up, scratch, _rhs = _block_views(flat, n, wb)
         _gather_lines(g2, a0, gT)
-        if has_drift:
+        if ax.has_drift:
             _gather_lines(d2, a0, dT)
         _gather_lines(r2, a0, rT)
-        line_coefficients(gT.reshape((1, n, wb)), dT.reshape((1, n, wb)), has_drift, 0, nu, dt, h, periodic,
-                          lo, di, up, elo, ehi, glo, ghi)
-        _batched_solve(lo, di, up, periodic, transpose, rT, xT, _chunk_view(flat, 7, n, wb),
-                       _chunk_view(flat, 8, n, wb), _chunk_view(flat, 9, n, wb), _chunk_view(flat, 10, n, wb),
-                       _chunk_view(flat, 11, n, wb), _chunk_view(flat, 12, n, wb))
+        line_coefficients(gT.reshape((1, n, wb)), dT.reshape((1, n, wb)), int(0), ax, lo, di, up)
+        _batched_solve(lo, di, up, ax.periodic, transpose, rT, xT, scratch)
         _scatter_lines(xT, a0, o2)
         a0 += wb
 
 
 @njit(cache=True, error_model="numpy")
-def _rows_cost(g3, drift_k, has_drift, a, nu, dt, h, periodic, src3, lo, di, up, rhs,
-               elo=False, ehi=False, glo=0.0, ghi=0.0):
+def _rows_cost(g3, drift_k, a, ax, src3, lo, di, up, rhs):
     """line_coefficients AND rhs = src + dt c_k(g) for outer index a, in one pass ((n, B) outputs)."""
     n = g3.shape[1]
     B = g3.shape[2]
-    inv_h, dif = stencil_scales(nu, h)
+    has_drift = ax.has_drift
+    dt = ax.dt
+    inv_h, dif = stencil_scales(ax.nu, ax.h)
     for i in range(n):
-        im, ip, has_lo, has_hi = neighbours(i, n, periodic)
+        im, ip, has_lo, has_hi = neighbours(i, n, ax.periodic)
         for b in range(B):
             bk = drift_k[a, i, b] if has_drift else 0.0
             lower, upper, cst = eo_row(g3[a, im, b], g3[a, i, b], g3[a, ip, b], bk, has_drift, has_lo, has_hi,
@@ -537,13 +594,12 @@ def _rows_cost(g3, drift_k, has_drift, a, nu, dt, h, periodic, src3, lo, di, up,
             up[i, b] = upper
             di[i, b] = 1.0 - lower - upper
             rhs[i, b] = src3[a, i, b] + dt * (0.5 * cst)
-    if elo or ehi:
-        _exit_rows(g3, drift_k, has_drift, a, nu, dt, h, elo, ehi, glo, ghi, di, rhs, True)
+    if ax.elo or ax.ehi:
+        _exit_rows(g3, drift_k, a, ax, di, rhs, bool(True))
 
 
 @njit(cache=True, error_model="numpy")
-def _newton_line_blocks(s2, src2, d2, has_drift, nu, dt, h, periodic, tol, maxit, w, work,
-                        elo=False, ehi=False, glo=0.0, ghi=0.0):
+def _newton_line_blocks(s2, src2, d2, ax, tol, maxit, w, work):
     """newton_axis for lines along the contiguous axis ((A, n) views), w lines per block.  Each line
     keeps its own stopping test (|change| <= tol max|s| on that line, or the error bound of
     ``newton_axis``), exactly as one line at a time: a line that has converged is frozen while the
@@ -556,32 +612,26 @@ def _newton_line_blocks(s2, src2, d2, has_drift, nu, dt, h, periodic, tol, maxit
     jump = np.empty(w)
     prev = np.empty(w)
     first = np.empty(w)
-    quad = dt / (h * h)
+    quad = ax.dt / (ax.h * ax.h)
+    elo = ax.elo
+    ehi = ax.ehi
+    periodic = ax.periodic
     active = np.empty(w, dtype=np.bool_)
-    a0 = 0
+    a0 = int(0)
     while a0 < A:
         wb = min(w, A - a0)
-        sT = _chunk_view(flat, 0, n, wb)
-        dT = _chunk_view(flat, 1, n, wb)
-        srcT = _chunk_view(flat, 2, n, wb)
-        xT = _chunk_view(flat, 3, n, wb)
-        lo = _chunk_view(flat, 4, n, wb)
-        di = _chunk_view(flat, 5, n, wb)
-        up = _chunk_view(flat, 6, n, wb)
-        rT = _chunk_view(flat, 13, n, wb)
+        sT, dT, srcT, xT, lo, di, up, scratch, rT = _block_views(flat, n, wb)
         _gather_lines(s2, a0, sT)
-        if has_drift:
+        if ax.has_drift:
             _gather_lines(d2, a0, dT)
         _gather_lines(src2, a0, srcT)
         for j in range(wb):
             active[j] = True
         left = wb
         for it in range(1, maxit + 1):
-            _rows_cost(sT.reshape((1, n, wb)), dT.reshape((1, n, wb)), has_drift, 0, nu, dt, h, periodic,
-                       srcT.reshape((1, n, wb)), lo, di, up, rT, elo, ehi, glo, ghi)
-            _batched_solve(lo, di, up, periodic, False, rT, xT, _chunk_view(flat, 7, n, wb),
-                           _chunk_view(flat, 8, n, wb), _chunk_view(flat, 9, n, wb), _chunk_view(flat, 10, n, wb),
-                           _chunk_view(flat, 11, n, wb), _chunk_view(flat, 12, n, wb))
+            _rows_cost(sT.reshape((1, n, wb)), dT.reshape((1, n, wb)), int(0), ax, srcT.reshape((1, n, wb)),
+                       lo, di, up, rT)
+            _batched_solve(lo, di, up, periodic, bool(False), rT, xT, scratch)
             for j in range(wb):
                 delta[j] = 0.0
                 scale[j] = 0.0
@@ -612,7 +662,7 @@ def _newton_line_blocks(s2, src2, d2, has_drift, nu, dt, h, periodic, tol, maxit
                     if active[j]:
                         sT[i, j] = v
             for j in range(wb):
-                if active[j] and (delta[j] <= tol * scale[j] or delta[j] == 0.0 or quad * jump[j] <= tol * scale[j]):
+                if active[j] and newton_done(delta[j], scale[j], jump[j], quad, tol):
                     active[j] = False
                     left -= 1
                     if worst >= 0 and it > worst:
@@ -627,18 +677,18 @@ def _newton_line_blocks(s2, src2, d2, has_drift, nu, dt, h, periodic, tol, maxit
 
 
 @njit(cache=True, error_model="numpy")
-def solve_axis(g, drift_k, has_drift, axis, nu, dt, h, periodic, transpose, rhs, out, work,
-               elo=False, ehi=False, glo=0.0, ghi=0.0):
-    """out = M_k(g)^{-1} rhs (or M_k(g)^{-T} rhs if transpose); arrays 3-D (n0, n1, n2).
-    elo/ehi: exit sides of the axis (ghost values glo/ghi; the known ghost term dt r g belongs to rhs)."""
+def solve_axis(g, drift_k, axis, ax, transpose, rhs, out, work):
+    """out = M_k(g)^{-1} rhs (or M_k(g)^{-T} rhs if transpose); arrays 3-D (n0, n1, n2); ax: the Axis
+    record (exit sides: the known ghost term dt r g belongs to rhs)."""
     A, n, B = _split(g.shape, axis)
+    periodic = ax.periodic
+    has_drift = ax.has_drift
     if B == 1 and periodic:  # cyclic lines: blocks transposed into SIMD lanes (Sherman-Morrison per block)
         w = _chunk_width(A, n, work)
         if w >= 1:
             g2 = g.reshape((A, n))
             d2 = drift_k.reshape((A, n)) if has_drift else g2
-            _solve_line_blocks(g2, d2, has_drift, nu, dt, h, periodic, transpose, rhs.reshape((A, n)),
-                               out.reshape((A, n)), w, work, elo, ehi, glo, ghi)
+            _solve_line_blocks(g2, d2, ax, transpose, rhs.reshape((A, n)), out.reshape((A, n)), w, work)
             return
     if B == 1 and not periodic:
         g2 = g.reshape((A, n))
@@ -650,25 +700,17 @@ def solve_axis(g, drift_k, has_drift, axis, nu, dt, h, periodic, transpose, rhs,
         D = work[2, :n]
         c = work[3, :n]
         for a in range(A):
-            _line_rows(g2[a], d2[a], has_drift, nu, dt, h, transpose, L, U, D, elo, ehi, glo, ghi)
+            _line_rows(g2[a], d2[a], ax, transpose, L, U, D)
             two_ended_minors(L, D, U, r2[a], o2[a], c)
         return
     g3 = g.reshape((A, n, B))
     r3 = rhs.reshape((A, n, B))
     o3 = out.reshape((A, n, B))
     d3 = drift_k.reshape((A, n, B)) if has_drift else g3
-    nb = n * B
-    lo = work[0, :nb].reshape((n, B))
-    di = work[1, :nb].reshape((n, B))
-    up = work[2, :nb].reshape((n, B))
-    cp = work[3, :nb].reshape((n, B))
-    lo_t = work[4, :nb].reshape((n, B))
-    up_t = work[5, :nb].reshape((n, B))
-    di2 = work[6, :nb].reshape((n, B))
-    z = work[7, :nb].reshape((n, B))
-    zr = work[8, :nb].reshape((n, B))
+    lo, di, up, scratch = _line_scratch(work, n, B)
+    cp, lo_t, up_t, di2, z, zr = scratch
     for a in range(A):
-        line_coefficients(g3, d3, has_drift, a, nu, dt, h, periodic, lo, di, up, elo, ehi, glo, ghi)
+        line_coefficients(g3, d3, a, ax, lo, di, up)
         if transpose and periodic:
             _transpose_lines(lo, di, up, lo_t, up_t, periodic)
             _cyclic(lo_t, di, up_t, r3[a], o3[a], cp, di2, z, zr)
@@ -681,11 +723,12 @@ def solve_axis(g, drift_k, has_drift, axis, nu, dt, h, periodic, transpose, rhs,
 
 
 @njit(cache=True, error_model="numpy")
-def apply_axis(g, drift_k, has_drift, axis, nu, dt, h, periodic, transpose, x, out, work,
-               elo=False, ehi=False, glo=0.0, ghi=0.0):
+def apply_axis(g, drift_k, axis, ax, transpose, x, out, work):
     """out = M_k(g) x (or M_k(g)^T x): the matrix-vector product used by residuals.  With exit sides
-    (elo/ehi) M_k is the matrix without the ghost column (the ghost term is part of the cost c_k)."""
+    (ax.elo/ehi) M_k is the matrix without the ghost column (the ghost term is part of the cost c_k)."""
     A, n, B = _split(g.shape, axis)
+    periodic = ax.periodic
+    has_drift = ax.has_drift
     if B == 1 and not periodic:
         g2 = g.reshape((A, n))
         x2 = x.reshape((A, n))
@@ -695,7 +738,7 @@ def apply_axis(g, drift_k, has_drift, axis, nu, dt, h, periodic, transpose, x, o
         U = work[1, :n]
         D = work[2, :n]
         for a in range(A):
-            _line_rows(g2[a], d2[a], has_drift, nu, dt, h, transpose, L, U, D, elo, ehi, glo, ghi)
+            _line_rows(g2[a], d2[a], ax, transpose, L, U, D)
             xa = x2[a]
             oa = o2[a]
             oa[0] = D[0] * xa[0] + U[0] * xa[1]
@@ -707,14 +750,11 @@ def apply_axis(g, drift_k, has_drift, axis, nu, dt, h, periodic, transpose, x, o
     x3 = x.reshape((A, n, B))
     o3 = out.reshape((A, n, B))
     d3 = drift_k.reshape((A, n, B)) if has_drift else g3
-    nb = n * B
-    lo = work[0, :nb].reshape((n, B))
-    di = work[1, :nb].reshape((n, B))
-    up = work[2, :nb].reshape((n, B))
-    lo_t = work[4, :nb].reshape((n, B))
-    up_t = work[5, :nb].reshape((n, B))
+    lo, di, up, scratch = _line_scratch(work, n, B)
+    lo_t = scratch[1]
+    up_t = scratch[2]
     for a in range(A):
-        line_coefficients(g3, d3, has_drift, a, nu, dt, h, periodic, lo, di, up, elo, ehi, glo, ghi)
+        line_coefficients(g3, d3, a, ax, lo, di, up)
         if transpose:
             _transpose_lines(lo, di, up, lo_t, up_t, periodic)
         else:
@@ -778,29 +818,30 @@ def axis_cost(g, axis, h, periodic, out):
 
 
 @njit(cache=True, error_model="numpy")
-def axis_source(g, drift_k, has_drift, axis, nu, h, periodic, out, elo=False, ehi=False, glo=0.0, ghi=0.0):
-    """out = c_k(g) including exit sides: ``axis_cost`` plus, on the rows of the exit sides (elo/ehi,
+def axis_source(g, drift_k, axis, ax, out):
+    """out = c_k(g) including exit sides: ``axis_cost`` plus, on the rows of the exit sides (ax.elo/ehi,
     ghost values glo/ghi), the ghost's Engquist-Osher term and the exit payment rate r g (see the module
     docstring).  The right-hand side of an HJB substep / a policy evaluation is src + dt * out."""
-    axis_cost(g, axis, h, periodic, out)
-    if elo or ehi:
-        add_exit_source(g, drift_k, has_drift, axis, nu, 1.0, h, out, elo, ehi, glo, ghi)
+    axis_cost(g, axis, ax.h, ax.periodic, out)
+    if ax.elo or ax.ehi:
+        add_exit_source(g, drift_k, axis, ax, 1.0, out)
 
 
 @njit(cache=True, error_model="numpy")
-def add_exit_source(g, drift_k, has_drift, axis, nu, scale, h, out, elo, ehi, glo, ghi):
+def add_exit_source(g, drift_k, axis, ax, scale, out):
     """out += scale * (c_ghost + r g) on the wall cells of the exit sides of axis k (the exit part of c_k:
     ``axis_source`` = ``axis_cost`` + this with scale 1)."""
     A, n, B = _split(g.shape, axis)
+    has_drift = ax.has_drift
     g3 = g.reshape((A, n, B))
     d3 = drift_k.reshape((A, n, B)) if has_drift else g3
     o3 = out.reshape((A, n, B))
-    inv_h, dif = stencil_scales(nu, h)
+    inv_h, dif = stencil_scales(ax.nu, ax.h)
     for side in range(2):
-        if (side == 0 and not elo) or (side == 1 and not ehi):
+        if (side == 0 and not ax.elo) or (side == 1 and not ax.ehi):
             continue
         i = 0 if side == 0 else n - 1
-        gex = glo if side == 0 else ghi
+        gex = ax.glo if side == 0 else ax.ghi
         for a in range(A):
             for b in range(B):
                 bk = d3[a, i, b] if has_drift else 0.0
@@ -818,12 +859,15 @@ def hamiltonian_cost(g, ndim, h, periodic, out, tmp):
 
 
 # ----------------------------------------------------------------------------- steps and sweeps
+START_COLD = 0
+START_PREDICTOR = 1
+START_GUESS = 2
+
 @njit(cache=True, error_model="numpy")
-def newton_axis(s, src, drift_k, has_drift, axis, nu, dt, h, periodic, tol, maxit, new, work,
-                elo=False, ehi=False, glo=0.0, ghi=0.0):
+def newton_axis(s, src, drift_k, axis, ax, tol, maxit, new, work):
     """Solve the 1-D implicit substep  M_k(s) s = src + dt c_k(s)  along one axis by Newton's method
-    (policy iteration), s holding the initial guess on entry and the solution on exit (elo/ehi: exit
-    sides with ghost values glo/ghi).
+    (policy iteration), s holding the initial guess on entry and the solution on exit (ax: the Axis
+    record, exit sides included).
     Returns the iteration count, negated if maxit was hit before |change| <= tol * max|s|.
 
     Stopping: after an update delta = s_new - s, the residual of s_new is the Taylor remainder of the
@@ -833,15 +877,19 @@ def newton_axis(s, src, drift_k, has_drift, axis, nu, dt, h, periodic, tol, maxi
     (an exit ghost is fixed: its edge counts the wall node's change).  M_k is an M-matrix with row sums
     >= 1 at every state, so ||M^{-1}||_inf <= 1: the error of s_new to the exact substep solution is at
     most that bound.  Newton stops when the bound, or |delta|, is <= tol * max|s| (a smooth change has
-    small edge differences, so the confirming extra iteration of a plain |delta| test is saved)."""
+    small edge differences, so the confirming extra iteration of a plain |delta| test is saved):
+    ``newton_done``."""
     A, n, B = _split(s.shape, axis)
+    periodic = ax.periodic
+    has_drift = ax.has_drift
+    elo = ax.elo
+    ehi = ax.ehi
     if B == 1 and periodic:  # cyclic lines: blocks transposed into SIMD lanes
         w = _chunk_width(A, n, work)
         if w >= 1:
             s2 = s.reshape((A, n))
             d2 = drift_k.reshape((A, n)) if has_drift else s2
-            return _newton_line_blocks(s2, src.reshape((A, n)), d2, has_drift, nu, dt, h, periodic, tol, maxit,
-                                       w, work, elo, ehi, glo, ghi)
+            return _newton_line_blocks(s2, src.reshape((A, n)), d2, ax, tol, maxit, w, work)
     if B == 1 and not periodic:
         s2 = s.reshape((A, n))
         src2 = src.reshape((A, n))
@@ -854,8 +902,7 @@ def newton_axis(s, src, drift_k, has_drift, axis, nu, dt, h, periodic, tol, maxi
         x = work[5, :n]
         worst = 0
         for a in range(A):
-            it = _newton_line(s2[a], src2[a], d2[a], has_drift, nu, dt, h, tol, maxit, L, U, D, r, x, c,
-                              elo, ehi, glo, ghi)
+            it = _newton_line(s2[a], src2[a], d2[a], ax, tol, maxit, L, U, D, r, x, c)
             if it < 0:
                 worst = it if worst >= 0 or it < worst else worst
             elif worst >= 0 and it > worst:
@@ -868,22 +915,15 @@ def newton_axis(s, src, drift_k, has_drift, axis, nu, dt, h, periodic, tol, maxi
     src3 = src.reshape((A, n, B))
     d3 = drift_k.reshape((A, n, B)) if has_drift else s3
     n3 = new.reshape((A, n, B))
-    nb = n * B
-    lo = work[0, :nb].reshape((n, B))
-    di = work[1, :nb].reshape((n, B))
-    up = work[2, :nb].reshape((n, B))
-    rr = work[3, :nb].reshape((n, B))
-    cp = work[4, :nb].reshape((n, B))
-    di2 = work[6, :nb].reshape((n, B))
-    z = work[7, :nb].reshape((n, B))
-    zr = work[8, :nb].reshape((n, B))
-    quad = dt / (h * h)
+    lo, di, up, scratch = _line_scratch(work, n, B)
+    cp, rr, _unused, di2, z, zr = scratch
+    quad = ax.dt / (ax.h * ax.h)
     for it in range(1, maxit + 1):
         delta = 0.0
         scale = 0.0
         jump = 0.0
         for a in range(A):
-            _rows_cost(s3, d3, has_drift, a, nu, dt, h, periodic, src3, lo, di, up, rr, elo, ehi, glo, ghi)
+            _rows_cost(s3, d3, a, ax, src3, lo, di, up, rr)
             if periodic:
                 _cyclic(lo, di, up, rr, n3[a], cp, di2, z, zr)
             else:
@@ -910,30 +950,26 @@ def newton_axis(s, src, drift_k, has_drift, axis, nu, dt, h, periodic, tol, maxi
                         e = (ds - n3[a, 0, b]) ** 2
                         if e > jump:
                             jump = e
-        if delta <= tol * scale or delta == 0.0 or quad * jump <= tol * scale:
+        if newton_done(delta, scale, jump, quad, tol):
             return it
     return -maxit
 
 
-@njit(cache=True, error_model="numpy")
-def hjb_step(w, drift_n, has_drift, ndim, nu, dt, h, periodic, g, states_n, tol, maxit, new, work, exits=None):
+@njit(cache=True, error_model="numpy", inline="always")
+def hjb_step(w, drift_n, op, g, states_n, tol, maxit, new, work):
     """One backward step from s_{-1} = w = u^{n+1} + dt f^n: for k = 0..ndim-1 Newton-solve
-    M_k(s_k) s_k = s_{k-1} + dt c_k(s_k); the last state is u^n (written to g).
-    exits: None (no exit sides) or the (3, 2) exit costs (NaN where a side is not an exit).
+    M_k(s_k) s_k = s_{k-1} + dt c_k(s_k); the last state is u^n (written to g).  op: the Operator
+    record; drift_n the step's drift (``drift_at``).
 
     g holds the initial guess of the last state on entry; states_n[k] (k < ndim-1) hold the
     guesses of the intermediate states on entry and the solved states on exit.
     Returns the largest Newton count over the substeps (negative if a cap was hit)."""
     worst = 0
     src = w
+    ndim = op.ndim
     for k in range(ndim):
         s = g if k == ndim - 1 else states_n[k]
-        if exits is None:
-            elo, ehi, glo, ghi = False, False, 0.0, 0.0
-        else:
-            elo, ehi, glo, ghi = _axis_exits(exits, k)
-        it = newton_axis(s, src, drift_n[k], has_drift, k, nu, dt, h[k], periodic[k], tol, maxit, new, work,
-                         elo, ehi, glo, ghi)
+        it = newton_axis(s, src, drift_n[k], k, axis_of(op, k, op.dt), tol, maxit, new, work)
         if it < 0:
             worst = it if worst >= 0 or it < worst else worst
         elif worst >= 0 and it > worst:
@@ -943,21 +979,26 @@ def hjb_step(w, drift_n, has_drift, ndim, nu, dt, h, periodic, g, states_n, tol,
 
 
 @njit(cache=True, error_model="numpy")
-def hjb_sweep(u, states, f, drift, has_drift, ndim, nu, dt, h, periodic, tol, maxit, guess, use_guess, its,
-              exits=None):
+def hjb_sweep(u, states, f, op, tol, maxit, guess, start, its):
     """Backward sweep: given u[Nt], fill u[Nt-1..0] and the intermediate states[n, k] (k < ndim-1).
 
-    f[n] is the running cost of step n (t_n -> t_{n+1}); drift[n] (or drift[0] if static) its drift.
-    With use_guess, Newton starts from the predictor guess[n] + (u[n+1] - guess[n+1]) (the previous
-    iterate shifted by the change already seen one level later; the incoming states[n] likewise);
-    otherwise from u[n+1].  its[n] receives the Newton count of step n.  exits: see ``hjb_step``.
-    The predictor and the step's source u^{n+1} + dt f^n are formed in one pass over the level."""
+    f[n] is the running cost of step n (t_n -> t_{n+1}); op the Operator record (its drift[n], or
+    drift[0] if static, the step's drift).  Where Newton starts (``start``):
+      START_COLD       from u[n+1] (and the intermediate states likewise);
+      START_PREDICTOR  from the predictor guess[n] + (u[n+1] - guess[n+1]) (the previous iterate shifted by
+                       the change already seen one level later; the incoming states[n] likewise);
+      START_GUESS      from guess[n] and the incoming states[n] themselves: with maxit = 1 each substep is
+                       then the LINEAR step of the policy of the guess, M_k(p_k) s_k = s_{k-1} + dt c_k(p_k)
+                       (policy evaluation, ``diagnostics.exploitability``).
+    its[n] receives the Newton count of step n.  The start and the step's source u^{n+1} + dt f^n are
+    formed in one pass over the level."""
     Nt = u.shape[0] - 1
     shape = u.shape[1:]
     w = np.empty(shape)
     new = np.empty(shape)
     work = _workspace(shape)
-    static = drift.shape[0] == 1
+    ndim = op.ndim
+    dt = op.dt
     size = w.size
     wf = w.reshape(size)
     for n in range(Nt - 1, -1, -1):
@@ -965,7 +1006,12 @@ def hjb_sweep(u, states, f, drift, has_drift, ndim, nu, dt, h, periodic, tol, ma
         gf = g.reshape(size)
         un1 = u[n + 1].reshape(size)
         fn = f[n].reshape(size)
-        if use_guess:  # the shift u[n+1] - guess[n+1] applied to the last and intermediate states
+        if start == START_GUESS:
+            g0 = guess[n].reshape(size)
+            for j in range(size):
+                gf[j] = g0[j]
+                wf[j] = un1[j] + dt * fn[j]
+        elif start == START_PREDICTOR:  # the shift u[n+1] - guess[n+1] applied to the last and intermediate states
             g0 = guess[n].reshape(size)
             g1 = guess[n + 1].reshape(size)
             if ndim == 1:
@@ -990,52 +1036,47 @@ def hjb_sweep(u, states, f, drift, has_drift, ndim, nu, dt, h, periodic, tol, ma
                 v = un1[j]
                 gf[j] = v
                 wf[j] = v + dt * fn[j]
-            for k in range(ndim - 1):
-                states[n, k] = u[n + 1]
-        dn = drift[0] if static else drift[n]
-        its[n] = hjb_step(w, dn, has_drift, ndim, nu, dt, h, periodic, g, states[n], tol, maxit, new, work, exits)
+            for k in range(ndim - 1):  # element loop: an array slice assignment would compile numba's
+                sk = states[n, k].reshape(size)  # shape-mismatch message formatting (seconds of cold start)
+                for j in range(size):
+                    sk[j] = un1[j]
+        its[n] = hjb_step(w, drift_at(op, n), op, g, states[n], tol, maxit, new, work)
 
 
-@njit(cache=True, error_model="numpy")
-def fp_step(m_prev, u_n, states_n, drift_n, has_drift, ndim, nu, dt, h, periodic, out, tmp, work, exits=None):
-    """One forward step: m^{n+1} = M_0(s_0)^{-T} ... M_{d-1}(s_{d-1})^{-T} m^n  (s_{d-1} = u^n).
-    exits: see ``hjb_step`` (the factors must be those of the HJB step, exit rows included)."""
+@njit(cache=True, error_model="numpy", inline="always")
+def fp_step(m_prev, u_n, states_n, drift_n, op, out, tmp, work):
+    """One forward step: m^{n+1} = M_0(s_0)^{-T} ... M_{d-1}(s_{d-1})^{-T} m^n  (s_{d-1} = u^n), the factors
+    those of the HJB step (exit rows included)."""
     src = m_prev
+    ndim = op.ndim
     bufs = (out, tmp) if ndim % 2 == 1 else (tmp, out)
     for j in range(ndim):
         k = ndim - 1 - j
         s = u_n if k == ndim - 1 else states_n[k]
         dst = bufs[j % 2]
-        if exits is None:
-            elo, ehi, glo, ghi = False, False, 0.0, 0.0
-        else:
-            elo, ehi, glo, ghi = _axis_exits(exits, k)
-        solve_axis(s, drift_n[k], has_drift, k, nu, dt, h[k], periodic[k], True, src, dst, work,
-                   elo, ehi, glo, ghi)
+        solve_axis(s, drift_n[k], k, axis_of(op, k, op.dt), bool(True), src, dst, work)
         src = dst
 
 
 @njit(cache=True, error_model="numpy")
-def fp_sweep(m, u, states, drift, has_drift, ndim, nu, dt, h, periodic, exits=None):
-    """Forward sweep: given m[0], fill m[1..Nt] with the transposed HJB steps (exits: see ``hjb_step``)."""
+def fp_sweep(m, u, states, op):
+    """Forward sweep: given m[0], fill m[1..Nt] with the transposed HJB steps (op: the Operator record)."""
     Nt = m.shape[0] - 1
     tmp = np.empty(m.shape[1:])
     work = _workspace(m.shape[1:])
-    static = drift.shape[0] == 1
     for n in range(Nt):
-        dn = drift[0] if static else drift[n]
-        fp_step(m[n], u[n], states[n], dn, has_drift, ndim, nu, dt, h, periodic, m[n + 1], tmp, work, exits)
+        fp_step(m[n], u[n], states[n], drift_at(op, n), op, m[n + 1], tmp, work)
 
 
 @njit(cache=True, error_model="numpy")
-def _pair_line_norms(g2, d2, has_drift, nu, dt, h, p2, q2, cq, has_q, x2, y2, last, z2, work,
-                     elo=False, ehi=False, glo=0.0, ghi=0.0):
+def _pair_line_norms(g2, d2, ax, p2, q2, cq, has_q, x2, y2, last, z2, work):
     """_pair_axis_norms for non-periodic lines along the contiguous axis ((A, n) views), one at a time."""
     A, n = g2.shape
     L = work[0, :n]
     U = work[1, :n]
     D = work[2, :n]
-    inv_h = 1.0 / h
+    dt = ax.dt
+    inv_h = 1.0 / ax.h
     rh = 0.0
     sh = 0.0
     rf = 0.0
@@ -1045,7 +1086,7 @@ def _pair_line_norms(g2, d2, has_drift, nu, dt, h, p2, q2, cq, has_q, x2, y2, la
         pa = p2[a]
         qa = q2[a]
         xa = x2[a]
-        _line_rows(g, d2[a], has_drift, nu, dt, h, False, L, U, D, elo, ehi, glo, ghi)
+        _line_rows(g, d2[a], ax, bool(False), L, U, D)
         for i in range(n):
             v = D[i] * g[i]
             w = D[i] * xa[i]
@@ -1081,8 +1122,7 @@ def _pair_line_norms(g2, d2, has_drift, nu, dt, h, p2, q2, cq, has_q, x2, y2, la
 
 
 @njit(cache=True, error_model="numpy")
-def _pair_axis_norms(g, drift_k, has_drift, axis, nu, dt, h, periodic, p, q, cq, has_q, x, y, last, z, work,
-                     elo=False, ehi=False, glo=0.0, ghi=0.0):
+def _pair_axis_norms(g, drift_k, axis, ax, p, q, cq, has_q, x, y, last, z, work):
     """Both discrete equations along axis k with the rows of M_k(g) built once:
 
         HJB:  r = M_k(g) g - (p [+ cq q if has_q] + dt c_k(g))      -> (max |r|, max |p [+ cq q] + dt c_k|)
@@ -1091,29 +1131,27 @@ def _pair_axis_norms(g, drift_k, has_drift, axis, nu, dt, h, periodic, p, q, cq,
     as (rh, sh, rf, sf), the rows built once for both.  Exit sides change the rows only; the exit terms of
     c_k (ghost term and exit payment, ``add_exit_source``) must be in p."""
     A, n, B = _split(g.shape, axis)
+    periodic = ax.periodic
+    dt = ax.dt
     if B == 1 and not periodic:
-        d2 = drift_k.reshape((A, n)) if has_drift else g.reshape((A, n))
-        return _pair_line_norms(g.reshape((A, n)), d2, has_drift, nu, dt, h, p.reshape((A, n)), q.reshape((A, n)),
-                                cq, has_q, x.reshape((A, n)), y.reshape((A, n)), last, z.reshape((A, n)), work,
-                                elo, ehi, glo, ghi)
+        d2 = drift_k.reshape((A, n)) if ax.has_drift else g.reshape((A, n))
+        return _pair_line_norms(g.reshape((A, n)), d2, ax, p.reshape((A, n)), q.reshape((A, n)),
+                                cq, has_q, x.reshape((A, n)), y.reshape((A, n)), last, z.reshape((A, n)), work)
     g3 = g.reshape((A, n, B))
     p3 = p.reshape((A, n, B))
     q3 = q.reshape((A, n, B))
     x3 = x.reshape((A, n, B))
     y3 = y.reshape((A, n, B))
     z3 = z.reshape((A, n, B))
-    d3 = drift_k.reshape((A, n, B)) if has_drift else g3
-    nb = n * B
-    lo = work[0, :nb].reshape((n, B))
-    di = work[1, :nb].reshape((n, B))
-    up = work[2, :nb].reshape((n, B))
-    inv_h = 1.0 / h
+    d3 = drift_k.reshape((A, n, B)) if ax.has_drift else g3
+    lo, di, up, _scratch = _line_scratch(work, n, B)
+    inv_h = 1.0 / ax.h
     rh = 0.0
     sh = 0.0
     rf = 0.0
     sf = 0.0
     for a in range(A):
-        line_coefficients(g3, d3, has_drift, a, nu, dt, h, periodic, lo, di, up, elo, ehi, glo, ghi)
+        line_coefficients(g3, d3, a, ax, lo, di, up)
         for i in range(n):
             im = i - 1 if i > 0 else n - 1
             ip = i + 1 if i < n - 1 else 0
@@ -1156,7 +1194,7 @@ def _pair_axis_norms(g, drift_k, has_drift, axis, nu, dt, h, periodic, p, q, cq,
 
 
 @njit(cache=True, error_model="numpy")
-def pair_residual(u, states, f, m, drift, has_drift, ndim, nu, dt, h, periodic, out_norms, exits=None):
+def pair_residual(u, states, f, m, op, out_norms):
     """Residuals of the discrete (split) HJB and FP equations for the pair (u with its intermediate
     states, m) and the running cost f, in one pass: at every step and axis the rows of M_k(s_k) are built
     once and used for
@@ -1164,17 +1202,18 @@ def pair_residual(u, states, f, m, drift, has_drift, ndim, nu, dt, h, periodic, 
         HJB substep k:  r_k = M_k(s_k) s_k - s_{k-1} - dt c_k(s_k)    (s_{-1} = u^{n+1} + dt f^n, s_{d-1} = u^n)
         FP step n:      r^n = M_{d-1}^T ... M_0^T m^{n+1} - m^n
 
-    out_norms[n] = (max_k max|r_k|, max_k max|s_{k-1} + dt c_k|, max|r^n|, max|m^n|).  exits: see
-    ``hjb_step`` (on exit rows the ghost term and exit payment are part of c_k)."""
+    out_norms[n] = (max_k max|r_k|, max_k max|s_{k-1} + dt c_k|, max|r^n|, max|m^n|).  On exit rows the
+    ghost term and exit payment are part of c_k."""
     Nt = u.shape[0] - 1
     shape = u.shape[1:]
     work = _workspace(shape)
     ya = np.empty(shape)
     yb = np.empty(shape)
-    static = drift.shape[0] == 1
-    pex = np.empty(shape) if exits is not None else u[0]
+    pex = np.empty(shape)
+    ndim = op.ndim
+    dt = op.dt
     for n in range(Nt):
-        dn = drift[0] if static else drift[n]
+        dn = drift_at(op, n)
         rh = 0.0
         sh = 0.0
         prev = u[n + 1]
@@ -1183,15 +1222,13 @@ def pair_residual(u, states, f, m, drift, has_drift, ndim, nu, dt, h, periodic, 
             s = u[n] if k == ndim - 1 else states[n, k]
             y = ya if k % 2 == 0 else yb
             last = k == ndim - 1
-            if exits is None:
-                r, sc, rf, sf = _pair_axis_norms(s, dn[k], has_drift, k, nu, dt, h[k], periodic[k], prev, f[n], dt,
-                                                 k == 0, x, y, last, m[n], work)
-            else:
-                elo, ehi, glo, ghi = _axis_exits(exits, k)
+            ax = axis_of(op, k, dt)
+            p = prev
+            if ax.elo or ax.ehi:
                 pex[:, :, :] = prev
-                add_exit_source(s, dn[k], has_drift, k, nu, dt, h[k], pex, elo, ehi, glo, ghi)
-                r, sc, rf, sf = _pair_axis_norms(s, dn[k], has_drift, k, nu, dt, h[k], periodic[k], pex, f[n], dt,
-                                                 k == 0, x, y, last, m[n], work, elo, ehi, glo, ghi)
+                add_exit_source(s, dn[k], k, ax, dt, pex)
+                p = pex
+            r, sc, rf, sf = _pair_axis_norms(s, dn[k], k, ax, p, f[n], dt, k == 0, x, y, last, m[n], work)
             rh = max(rh, r)
             sh = max(sh, sc)
             prev = s
@@ -1203,7 +1240,7 @@ def pair_residual(u, states, f, m, drift, has_drift, ndim, nu, dt, h, periodic, 
 
 
 @njit(cache=True, error_model="numpy")
-def exit_outflow(m, u, states, drift, has_drift, ndim, nu, dt, h, periodic, exits, out):
+def exit_outflow(m, u, states, op, out):
     """Outflow of every step through every exit side, without the cell volume:
 
         out[n, k, j] = sum over the wall cells i of side j (0 lo, 1 hi) of axis k of  dt r_i(s_k) z_k,i,
@@ -1217,23 +1254,25 @@ def exit_outflow(m, u, states, drift, has_drift, ndim, nu, dt, h, periodic, exit
     za = np.empty(shape)
     zb = np.empty(shape)
     work = _workspace(shape)
-    static = drift.shape[0] == 1
+    ndim = op.ndim
+    dt = op.dt
+    has_drift = op.has_drift
     for n in range(Nt):
-        dn = drift[0] if static else drift[n]
+        dn = drift_at(op, n)
         src = m[n + 1]
         for k in range(ndim):
             s = u[n] if k == ndim - 1 else states[n, k]
-            elo, ehi, glo, ghi = _axis_exits(exits, k)
+            ax = axis_of(op, k, dt)
             A, nk, B = _split(shape, k)
             s3 = s.reshape((A, nk, B))
             z3 = src.reshape((A, nk, B))
             d3 = dn[k].reshape((A, nk, B)) if has_drift else s3
-            inv_h, dif = stencil_scales(nu, h[k])
+            inv_h, dif = stencil_scales(ax.nu, ax.h)
             for side in range(2):
                 tot = 0.0
-                if (side == 0 and elo) or (side == 1 and ehi):
+                if (side == 0 and ax.elo) or (side == 1 and ax.ehi):
                     i = 0 if side == 0 else nk - 1
-                    gex = glo if side == 0 else ghi
+                    gex = ax.glo if side == 0 else ax.ghi
                     for a in range(A):
                         for b in range(B):
                             bk = d3[a, i, b] if has_drift else 0.0
@@ -1242,24 +1281,22 @@ def exit_outflow(m, u, states, drift, has_drift, ndim, nu, dt, h, periodic, exit
                 out[n, k, side] = tot
             if k < ndim - 1:
                 dst = za if k % 2 == 0 else zb
-                apply_axis(s, dn[k], has_drift, k, nu, dt, h[k], periodic[k], True, src, dst, work,
-                           elo, ehi, glo, ghi)
+                apply_axis(s, dn[k], k, ax, bool(True), src, dst, work)
                 src = dst
 
 
 @njit(cache=True, error_model="numpy")
-def axis_coefficients(g, drift_k, has_drift, axis, nu, dt, h, periodic, lo, di, up,
-                      elo=False, ehi=False, glo=0.0, ghi=0.0):
+def axis_coefficients(g, drift_k, axis, ax, lo, di, up):
     """Rows of M_k(g) at every node: lo, di, up shaped like g (for assembly and tests).  Exit sides
-    (elo/ehi): lo/up of the wall row stay 0 (no ghost column); its diagonal carries dt r."""
+    (ax.elo/ehi): lo/up of the wall row stay 0 (no ghost column); its diagonal carries dt r."""
     A, n, B = _split(g.shape, axis)
     g3 = g.reshape((A, n, B))
-    d3 = drift_k.reshape((A, n, B)) if has_drift else g3
+    d3 = drift_k.reshape((A, n, B)) if ax.has_drift else g3
     lo3 = lo.reshape((A, n, B))
     di3 = di.reshape((A, n, B))
     up3 = up.reshape((A, n, B))
     for a in range(A):
-        line_coefficients(g3, d3, has_drift, a, nu, dt, h, periodic, lo3[a], di3[a], up3[a], elo, ehi, glo, ghi)
+        line_coefficients(g3, d3, a, ax, lo3[a], di3[a], up3[a])
 
 
 # ----------------------------------------------------------------------------- coupling-loop reductions
@@ -1325,24 +1362,27 @@ def l1_diff(a, b):
 
 
 @njit(cache=True, error_model="numpy")
-def pair_residual_line(u, f, m, drift, has_drift, nu, dt, h, out_norms):
+def pair_residual_line(u, f, m, op, out_norms):
     """Both discrete equations of a 1-D candidate pair (u, m) on a reflecting line, in one pass per level
     (the rows of M(u^n) built once and used for M and M^T):
 
         r_H^n = M(u^n) u^n - u^{n+1} - dt (f^n + c(u^n)),      r_F^n = M(u^n)^T m^{n+1} - m^n
 
-    u, m: (Nt+1, N); f: (Nt, N); drift: (Nt or 1, N).  out_norms[n] = (max|r_H^n|, max|u^{n+1} +
-    dt (f^n + c(u^n))|, max|r_F^n|, max|m^n|): the numbers ``hjb_residual`` and ``fp_residual`` give."""
+    u, m: (Nt+1, N); f: (Nt, N); op: the Operator record of the line (one axis, no exits).
+    out_norms[n] = (max|r_H^n|, max|u^{n+1} + dt (f^n + c(u^n))|, max|r_F^n|, max|m^n|): the numbers
+    ``hjb_residual`` and ``fp_residual`` give."""
     Nt = u.shape[0] - 1
     N = u.shape[1]
     L = np.empty(N)
     U = np.empty(N)
     D = np.empty(N)
-    static = drift.shape[0] == 1
-    inv_h = 1.0 / h
+    dt = op.dt
+    ax = axis_of(op, 0, dt)
+    inv_h = 1.0 / ax.h
     for n in range(Nt):
         g = u[n]
-        _line_rows(g, drift[0] if static else drift[n], has_drift, nu, dt, h, False, L, U, D)
+        d = drift_at(op, n)[0].reshape(N) if op.has_drift else g
+        _line_rows(g, d, ax, bool(False), L, U, D)
         gn = u[n + 1]
         fn = f[n]
         m1 = m[n + 1]

@@ -7,11 +7,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..model.grid import BC_PERIODIC
+from .kernels import Axis, Operator
 
 
 @dataclass
 class KernelData:
-    """Arrays shared by every sweep of one problem."""
+    """Arrays shared by every sweep of one problem; ``op`` is the same as the kernels' Operator record."""
 
     shape3: tuple          # grid shape padded to 3 axes
     ndim: int
@@ -23,18 +24,29 @@ class KernelData:
     has_drift: bool
     exits: np.ndarray | None = None   # (3, 2) exit cost of side (axis, lo/hi), NaN if not an exit; None: no exits
 
-    @property
-    def exit_args(self) -> tuple:
-        """Trailing arguments of the kernel sweeps/steps: () without exits (the kernels' default), else (exits,)."""
-        return () if self.exits is None else (self.exits,)
+    def __post_init__(self):
+        self.op = make_operator(self.ndim, self.nu, self.dt, self.h, self.periodic, self.drift, self.has_drift,
+                                self.exits)
 
-    def axis_exit_args(self, k: int) -> tuple:
-        """Trailing (elo, ehi, glo, ghi) arguments of the per-axis kernels for axis k (() without exits)."""
-        if self.exits is None:
-            return ()
-        lo, hi = self.exits[k]
+    def axis(self, k: int, dt: float | None = None) -> Axis:
+        """The kernels' Axis record of axis k for the factor I + dt L_k (dt: the problem's time step by default)."""
+        lo, hi = self.op.exits[k]
         elo, ehi = bool(not np.isnan(lo)), bool(not np.isnan(hi))
-        return (elo, ehi, float(lo) if elo else 0.0, float(hi) if ehi else 0.0)
+        return Axis(float(self.nu), float(self.dt if dt is None else dt), float(self.h[k]), bool(self.periodic[k]),
+                    bool(self.has_drift), elo, ehi, float(lo) if elo else 0.0, float(hi) if ehi else 0.0)
+
+    def step_drift(self, n: int) -> np.ndarray:
+        """The drift of time step n, (ndim, n0, n1, n2)."""
+        return self.drift[0] if self.drift.shape[0] == 1 else self.drift[n]
+
+
+def make_operator(ndim, nu, dt, h, periodic, drift, has_drift=True, exits=None) -> Operator:
+    """The kernels' Operator record with the types the compiled kernels expect (one signature for all callers):
+    h (3,) spacings, periodic (3,) flags, drift (Nt or 1, ndim, n0, n1, n2), exits (3, 2) or None (no exits)."""
+    exits = np.full((3, 2), np.nan) if exits is None else np.ascontiguousarray(exits, dtype=float)
+    return Operator(int(ndim), float(nu), float(dt), np.ascontiguousarray(h, dtype=float),
+                    np.ascontiguousarray(periodic, dtype=np.bool_), bool(has_drift),
+                    np.ascontiguousarray(drift, dtype=float), exits)
 
 
 def pad3(shape) -> tuple:
@@ -74,7 +86,7 @@ def kernel_data(problem, exits_supported: bool = False) -> KernelData:
     """The kernel layout of ``problem`` (cached on it).
 
     A problem whose grid has exit sides is only handed to callers that pass ``exits_supported=True``
-    (and forward ``KernelData.exit_args`` / ``axis_exit_args`` to the kernels): any other caller gets a
+    (the kernels then see the exits in ``KernelData.op`` / ``axis(k)``): any other caller gets a
     NotImplementedError naming the boundary condition instead of silently treating exits as walls."""
     if problem.grid.has_exits and not exits_supported:
         check_no_exits(problem, "this solver (e.g. method='newton', planning, or another solver built on "

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..model.grid import BC_PERIODIC, Grid
 from . import kernels
-from .layout import exit_array, pad3
+from .layout import exit_array, make_operator, pad3
 
 
 def velocity_steps(grid: Grid, velocity, t_steps: np.ndarray) -> np.ndarray:
@@ -53,7 +53,6 @@ def fp_transport(grid: Grid, m0: np.ndarray, T: float, Nt: int, nu: float, veloc
     zeros_u = np.zeros((Nt + 1,) + shape3)
     states = np.zeros((Nt, max(grid.ndim - 1, 0)) + shape3)
     exits = exit_array(grid)  # exit sides: m = 0 outside (zero control: the ghost value of u is 0 too)
-    kernels.fp_sweep(m.reshape((Nt + 1,) + shape3), zeros_u, states,
-                     np.ascontiguousarray(v.reshape(v.shape[:2] + shape3)), True, grid.ndim, nu, dt, h, periodic,
-                     *(() if exits is None else (exits,)))
+    op = make_operator(grid.ndim, nu, dt, h, periodic, v.reshape(v.shape[:2] + shape3), True, exits)
+    kernels.fp_sweep(m.reshape((Nt + 1,) + shape3), zeros_u, states, op)
     return m

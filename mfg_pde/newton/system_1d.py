@@ -312,7 +312,7 @@ class DiscreteSystem:
         di = np.empty((Nt, N, 1))
         up = np.empty((Nt, N, 1))
         drift = self.drift_all if self.has_drift else g
-        kernels.axis_coefficients(g, drift, self.has_drift, 1, self.nu, self.dt, self.h, self.periodic, lo, di, up)
+        kernels.axis_coefficients(g, drift, 1, self.kd.axis(0), lo, di, up)
         return lo.reshape(Nt, N), di.reshape(Nt, N), up.reshape(Nt, N)
 
     def cost(self, uu: np.ndarray) -> np.ndarray:

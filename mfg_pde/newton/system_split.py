@@ -64,7 +64,7 @@ from ..fd.layout import kernel_data
 
 # ============================================================================ numba chains
 @njit(cache=True, error_model="numpy")
-def split_residuals(U, Mu, f, drift, has_drift, ndim, nu, dt, h, periodic, RH, RF):
+def split_residuals(U, Mu, f, op, RH, RF):
     """R_H, R_F of every level (module docstring) into RH, RF (Nt, d, *shape3); returns
     (max|R_H|, max|s_{k-1} + dt c_k(s_k)|, max|R_F|, max_n |m^n|)."""
     Nt = RH.shape[0]
@@ -72,19 +72,21 @@ def split_residuals(U, Mu, f, drift, has_drift, ndim, nu, dt, h, periodic, RH, R
     prev = np.empty(shape)
     cost = np.empty(shape)
     work = kernels._workspace(shape)
-    static = drift.shape[0] == 1
+    ndim = op.ndim
+    dt = op.dt
     rh = 0.0
     sh = 0.0
     rf = 0.0
     sf = 0.0
     for n in range(Nt):
-        dn = drift[0] if static else drift[n]
+        dn = kernels.drift_at(op, n)
         prev[:, :, :] = U[n + 1, ndim - 1] + dt * f[n]
         for k in range(ndim):
             s = U[n, k]
             r = RH[n, k]
-            kernels.apply_axis(s, dn[k], has_drift, k, nu, dt, h[k], periodic[k], False, s, r, work)
-            kernels.axis_cost(s, k, h[k], periodic[k], cost)
+            ax = kernels.axis_of(op, k, dt)
+            kernels.apply_axis(s, dn[k], k, ax, bool(False), s, r, work)
+            kernels.axis_cost(s, k, ax.h, ax.periodic, cost)
             rf3 = r.reshape(r.size)
             pf = prev.reshape(prev.size)
             cf = cost.reshape(cost.size)
@@ -97,8 +99,7 @@ def split_residuals(U, Mu, f, drift, has_drift, ndim, nu, dt, h, periodic, RH, R
             prev[:, :, :] = s
         for k in range(ndim):
             q = RF[n, k]
-            kernels.apply_axis(U[n, k], dn[k], has_drift, k, nu, dt, h[k], periodic[k], True, Mu[n + 1, k], q,
-                               work)
+            kernels.apply_axis(U[n, k], dn[k], k, kernels.axis_of(op, k, dt), bool(True), Mu[n + 1, k], q, work)
             nxt = Mu[n + 1, k + 1] if k < ndim - 1 else Mu[n, 0]
             qf = q.reshape(q.size)
             nf = nxt.reshape(nxt.size)
@@ -135,7 +136,7 @@ def _link(n, k, Nt, ndim, transpose):
 
 
 @njit(cache=True, error_model="numpy")
-def chain_solve(U, drift, has_drift, ndim, nu, dt, h, periodic, transpose, Y, X):
+def chain_solve(U, op, transpose, Y, X):
     """X = P^{-1} Y (backward chain: M_k X[n,k] - X[prev] = Y[n,k], prev of (n,0) = (n+1, d-1), of
     (n,k) = (n,k-1)) or, with ``transpose``, X = P^{-T} Y (forward chain: M_k^T X[n,k] - X[next] = Y[n,k],
     next of (n,k) = (n,k+1), of (n,d-1) = (n-1,0)).  Y, X: (Nt, d, *shape3)."""
@@ -143,7 +144,7 @@ def chain_solve(U, drift, has_drift, ndim, nu, dt, h, periodic, transpose, Y, X)
     shape = Y.shape[2:]
     rhs = np.empty(shape)
     work = kernels._workspace(shape)
-    static = drift.shape[0] == 1
+    ndim = op.ndim
     size = rhs.size
     rf = rhs.reshape(size)
     for idx in range(Nt * ndim):
@@ -157,22 +158,21 @@ def chain_solve(U, drift, has_drift, ndim, nu, dt, h, periodic, transpose, Y, X)
         else:
             for j in range(size):
                 rf[j] = yf[j]
-        dn = drift[0] if static else drift[n]
-        kernels.solve_axis(U[n, k], dn[k], has_drift, k, nu, dt, h[k], periodic[k], transpose, rhs, X[n, k], work)
+        dn = kernels.drift_at(op, n)
+        kernels.solve_axis(U[n, k], dn[k], k, kernels.axis_of(op, k, op.dt), transpose, rhs, X[n, k], work)
 
 
 @njit(cache=True, error_model="numpy")
-def chain_apply(U, drift, has_drift, ndim, nu, dt, h, periodic, transpose, X, Y):
+def chain_apply(U, op, transpose, X, Y):
     """Y = P X (or P^T X): the forward products of ``chain_solve``'s operators."""
     Nt = X.shape[0]
     work = kernels._workspace(X.shape[2:])
-    static = drift.shape[0] == 1
+    ndim = op.ndim
     size = Y[0, 0].size
     for n in range(Nt):
-        dn = drift[0] if static else drift[n]
+        dn = kernels.drift_at(op, n)
         for k in range(ndim):
-            kernels.apply_axis(U[n, k], dn[k], has_drift, k, nu, dt, h[k], periodic[k], transpose, X[n, k],
-                               Y[n, k], work)
+            kernels.apply_axis(U[n, k], dn[k], k, kernels.axis_of(op, k, op.dt), transpose, X[n, k], Y[n, k], work)
             linked, n2, k2 = _link(n, k, Nt, ndim, transpose)
             if linked:
                 yf = Y[n, k].reshape(size)
@@ -212,7 +212,7 @@ def hessian_apply(U, Mu, ndim, dt, h, periodic, X, Y):
 
 
 @njit(cache=True, error_model="numpy")
-def lift_states(U, f, drift, has_drift, ndim, nu, dt, h, periodic, tol, maxit):
+def lift_states(U, f, op, tol, maxit):
     """Given u^n = U[n, d-1] (all n) and the running cost f, solve the first d-1 substeps of every step
     exactly (Newton): U[n, k] for k < d-1, leaving only the last substep's residual."""
     Nt = f.shape[0]
@@ -220,29 +220,29 @@ def lift_states(U, f, drift, has_drift, ndim, nu, dt, h, periodic, tol, maxit):
     src = np.empty(shape)
     new = np.empty(shape)
     work = kernels._workspace(shape)
-    static = drift.shape[0] == 1
+    ndim = op.ndim
+    dt = op.dt
     for n in range(Nt):
-        dn = drift[0] if static else drift[n]
+        dn = kernels.drift_at(op, n)
         src[:, :, :] = U[n + 1, ndim - 1] + dt * f[n]
         for k in range(ndim - 1):
             U[n, k] = src  # guess: the incoming state
-            kernels.newton_axis(U[n, k], src, dn[k], has_drift, k, nu, dt, h[k], periodic[k], tol, maxit, new,
-                                work)
+            kernels.newton_axis(U[n, k], src, dn[k], k, kernels.axis_of(op, k, dt), tol, maxit, new, work)
             src[:, :, :] = U[n, k]
 
 
 @njit(cache=True, error_model="numpy")
-def lift_densities(U, Mu, drift, has_drift, ndim, nu, dt, h, periodic):
+def lift_densities(U, Mu, op):
     """Given m^n = Mu[n, 0] (all n), fill the FP intermediates Mu[n+1, k] (k >= 1) by the exact
     substeps mu_k = M_k^{-T} mu_{k+1} from mu_d = m^n, leaving only the last substep's residual."""
     Nt = Mu.shape[0] - 1
     work = kernels._workspace(Mu.shape[2:])
-    static = drift.shape[0] == 1
+    ndim = op.ndim
     for n in range(Nt):
-        dn = drift[0] if static else drift[n]
+        dn = kernels.drift_at(op, n)
         for k in range(ndim - 1, 0, -1):
             src = Mu[n, 0] if k == ndim - 1 else Mu[n + 1, k + 1]
-            kernels.solve_axis(U[n, k], dn[k], has_drift, k, nu, dt, h[k], periodic[k], True, src, Mu[n + 1, k],
+            kernels.solve_axis(U[n, k], dn[k], k, kernels.axis_of(op, k, op.dt), bool(True), src, Mu[n + 1, k],
                                work)
 
 
@@ -292,8 +292,7 @@ class SplitSystem:
 
     # ------------------------------------------------------------------ layout
     def _k(self):
-        kd = self.kd
-        return kd.drift, kd.has_drift, kd.ndim, kd.nu, kd.dt, kd.h, kd.periodic
+        return (self.kd.op,)
 
     def fields(self, U, Mu):
         """Plain fields (u, m) shaped (Nt+1, *grid) (copies)."""

@@ -20,6 +20,7 @@ from numba import njit, prange
 
 from ..model.grid import Grid
 from ..fd import kernels
+from ..fd.layout import make_operator
 from ..fd.layout import pad3
 
 
@@ -53,13 +54,14 @@ def solve_mean_field(grid: Grid, m0, T, Nt, *, a, c, A, ell, sigma):
     tmp = np.empty(shape3)
     out = np.empty(shape3)
     nu = 0.5 * sigma ** 2
+    op = make_operator(1, nu, dt, hh, periodic, np.zeros((1, 1, 1, 1, 1)))  # the drift goes in per step
     for k in range(Nt):
         mean = float(np.sum(x * m[k]) / np.sum(m[k]))
         v = -a * x - c * (x - mean)
         if A != 0.0:
             v = v - np.convolve(m[k], gW, mode="valid") * h
         drift = np.ascontiguousarray(v.reshape((1,) + shape3))
-        kernels.fp_step(m[k].reshape(shape3), zero_u, states, drift, True, 1, nu, dt, hh, periodic, out, tmp, work)
+        kernels.fp_step(m[k].reshape(shape3), zero_u, states, drift, op, out, tmp, work)
         m[k + 1] = out.reshape(n)
     return m
 

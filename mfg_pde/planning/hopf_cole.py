@@ -22,11 +22,11 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ..fd.kernels import _workspace, solve_axis
+from ..fd.kernels import _workspace, axis_of, drift_at, solve_axis
 
 
 @njit(cache=True)
-def backward_sweep(phi, logscale, vpot, drift, has_drift, ndim, nu, dt, h, periodic, inv_sigma2):
+def backward_sweep(phi, logscale, vpot, op, inv_sigma2):
     """Fill phi[Nt-1..0] from phi[Nt] (given, with logscale[Nt]); vpot (Nt or 1, *shape3)."""
     Nt = phi.shape[0] - 1
     shape = phi.shape[1:]
@@ -34,11 +34,12 @@ def backward_sweep(phi, logscale, vpot, drift, has_drift, ndim, nu, dt, h, perio
     a = np.empty(shape)
     b = np.empty(shape)
     work = _workspace(shape)
-    static_d = drift.shape[0] == 1
+    ndim = op.ndim
+    dt = op.dt
     static_v = vpot.shape[0] == 1
     for n in range(Nt - 1, -1, -1):
         vn = vpot[0] if static_v else vpot[n]
-        dn = drift[0] if static_d else drift[n]
+        dn = drift_at(op, n)
         af = a.reshape(a.size)
         pf = phi[n + 1].reshape(a.size)
         vf = vn.reshape(a.size)
@@ -47,13 +48,13 @@ def backward_sweep(phi, logscale, vpot, drift, has_drift, ndim, nu, dt, h, perio
         src = a
         dst = b
         for k in range(ndim):
-            solve_axis(zero, dn[k], has_drift, k, nu, dt, h[k], periodic[k], False, src, dst, work)
+            solve_axis(zero, dn[k], k, axis_of(op, k, dt), bool(False), src, dst, work)
             src, dst = dst, src
         _store_scaled(src, phi[n], logscale, n, logscale[n + 1])
 
 
 @njit(cache=True)
-def forward_sweep(psi, logscale, vpot, drift, has_drift, ndim, nu, dt, h, periodic, inv_sigma2):
+def forward_sweep(psi, logscale, vpot, op, inv_sigma2):
     """Fill psi[1..Nt] from psi[0] (given, with logscale[0])."""
     Nt = psi.shape[0] - 1
     shape = psi.shape[1:]
@@ -61,17 +62,18 @@ def forward_sweep(psi, logscale, vpot, drift, has_drift, ndim, nu, dt, h, period
     a = np.empty(shape)
     b = np.empty(shape)
     work = _workspace(shape)
-    static_d = drift.shape[0] == 1
+    ndim = op.ndim
+    dt = op.dt
     static_v = vpot.shape[0] == 1
     for n in range(Nt):
         vn = vpot[0] if static_v else vpot[n]
-        dn = drift[0] if static_d else drift[n]
+        dn = drift_at(op, n)
         src = psi[n]
         dst = a
         other = b
         for j in range(ndim):
             k = ndim - 1 - j
-            solve_axis(zero, dn[k], has_drift, k, nu, dt, h[k], periodic[k], True, src, dst, work)
+            solve_axis(zero, dn[k], k, axis_of(op, k, dt), bool(True), src, dst, work)
             src = dst
             dst = other
             other = src

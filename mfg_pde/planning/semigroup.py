@@ -57,8 +57,7 @@ def axis_generators(kd) -> list:
         drift_k = np.ascontiguousarray(np.broadcast_to(line[:, None, None], shape))
         eye = np.ascontiguousarray(np.eye(n).reshape(shape))
         out = np.empty(shape)
-        apply_axis(g, drift_k, bool(kd.has_drift), 0, float(kd.nu), 1.0, float(kd.h[k]), bool(kd.periodic[k]),
-                   False, eye, out, _workspace(shape))
+        apply_axis(g, drift_k, 0, kd.axis(k, 1.0), False, eye, out, _workspace(shape))
         mats.append(np.eye(n) - out.reshape(n, n))
     return mats
 

@@ -143,8 +143,7 @@ class _Sinkhorn:
             if self.scheme == "strang":
                 self._strang(self.phi, self.lphi, vpot, backward=True)
             else:
-                linear.backward_sweep(self.phi, self.lphi, vpot, kd.drift, kd.has_drift, kd.ndim, kd.nu, kd.dt, kd.h,
-                                      kd.periodic, inv_s2)
+                linear.backward_sweep(self.phi, self.lphi, vpot, kd.op, inv_s2)
             log_phi0 = _log(self.phi[0]) + self.lphi[0]
             bad = np.isfinite(self.log_m0) & ~np.isfinite(log_phi0)
             if np.any(bad):
@@ -155,8 +154,7 @@ class _Sinkhorn:
             if self.scheme == "strang":
                 self._strang(self.psi, self.lpsi, vpot, backward=False)
             else:
-                linear.forward_sweep(self.psi, self.lpsi, vpot, kd.drift, kd.has_drift, kd.ndim, kd.nu, kd.dt, kd.h,
-                                     kd.periodic, inv_s2)
+                linear.forward_sweep(self.psi, self.lpsi, vpot, kd.op, inv_s2)
             log_psiT = _log(self.psi[pb.Nt]) + self.lpsi[pb.Nt]
             mT = np.exp(self.a + log_psiT)
             mT = np.where(np.isfinite(mT), mT, 0.0)
