@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .grid import Grid
+from .mixtures import normalised_weights
 
 MASS_TOL = 1e-6
 
@@ -39,13 +40,14 @@ def gaussian(grid: Grid, mean, std) -> np.ndarray:
 
 
 def gaussian_mixture(grid: Grid, weights, means, stds) -> np.ndarray:
-    """Mixture sum_j w_j N(mean_j, diag(std_j^2)); weights are normalised to sum to 1."""
-    weights = np.asarray(weights, dtype=float)
-    if weights.ndim != 1 or np.any(weights < 0) or not weights.sum() > 0:
-        raise ValueError(f"mixture weights {weights.tolist()}: need non-negative numbers with a positive sum")
+    """Mixture sum_j w_j N(mean_j, diag(std_j^2)) sampled on the grid, each component discretely
+    normalised (``gaussian``); weights are validated and normalised to sum to 1 as for every mixture of the
+    package (``model.mixtures.normalised_weights``).  means[j], stds[j]: a number or one value per axis."""
+    if np.ndim(weights) != 1:
+        raise ValueError(f"mixture weights have shape {np.shape(weights)}; give one weight per component")
+    weights = normalised_weights(weights)
     if len(means) != len(weights) or len(stds) != len(weights):
         raise ValueError("gaussian_mixture: weights, means and stds need the same length")
-    weights = weights / weights.sum()
     out = np.zeros(grid.shape)
     for w, mu, s in zip(weights, means, stds):
         out += w * gaussian(grid, mu, s)

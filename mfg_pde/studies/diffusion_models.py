@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..model.grid import Grid
+from ..model.mixtures import normalised_weights
 from ..result import gradient
 
 
@@ -30,7 +31,7 @@ from ..result import gradient
 def ou_mixture(grid: Grid, t: float, weights, means, stds) -> np.ndarray:
     """Exact law at time t of the OU noising (f = -x, sigma = sqrt 2) of a diagonal Gaussian mixture
     (means (K, d), stds (K, d) or scalars): components N(mu e^{-t}, s^2 e^{-2t} + 1 - e^{-2t})."""
-    weights = np.asarray(weights, float) / np.sum(weights)
+    weights = normalised_weights(weights)
     means = np.asarray(means, float).reshape(len(weights), -1)
     stds = np.asarray(stds, float).reshape(len(weights), -1)
     xs = grid.mesh(sparse=True)
