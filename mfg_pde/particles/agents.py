@@ -19,7 +19,8 @@ so the last step is evaluated at t_{n_steps-1} = T - dt < T).  Two drift sources
       yhat = posterior mean of y under m1(y) N(e; b_t y, g_t I)   [= m1(y) N(y; mu, 1/K_t), mu = e/b_t]
       alpha(t, x; z) = [yhat + p_t' (x - c_t)] / p_t + c_t'
 
-  in R^d (no box).  The protocol arrays (a, b, g, p, p', c, c') come from a ``GMProtocol`` (see
+  in R^d (no box); the formula is evaluated by ``mfg_pde.particles.gm_drift`` (its one implementation).
+  The protocol arrays (a, b, g, p, p', c, c') come from a ``GMProtocol`` (see
   ``mfg_pde.oracles.analytic.gm_protocol``) and are interpolated linearly in t at the simulation times.
   Guidance: ``"ia"`` uses the protocol's c as is (a fixed centre nu); ``"mf"`` rebuilds c from
   nu_t = the linear interpolant of the end means (the mean-interpolant theorem, section 3), and
@@ -53,6 +54,8 @@ import numpy as np
 from numba import njit, prange
 
 from ..model.grid import BC_PERIODIC, Grid
+from ..model.mixtures import as_mixture as mixture
+from .gm_drift import gm_agent_alpha, gm_drift, gm_posterior_mean, protocol_tables  # noqa: F401  (re-exported)
 
 __all__ = [
     "AgentRun", "simulate_feedback", "simulate_gm", "sample_density", "sample_gaussian_mixture",
@@ -339,68 +342,8 @@ def _feedback_kernel(x, labels, st, atab, tab_dt, btab, has_btab, btab_dt, kappa
 
 
 # ============================================================================================
-# kernel 2: analytic Gaussian-mixture drift (product coupling)
+# kernel 2: analytic Gaussian-mixture drift (product coupling; the drift itself: gm_drift.gm_agent_alpha)
 # ============================================================================================
-
-@njit(cache=True, inline="always")
-def gm_posterior_mean(e, n, logc, bm, ivar, gain, means, lw, out):
-    """out_k += sum_j w_j (means_jk + gain_njk (e_k - bm_njk)) with the mixture responsibilities
-    w_j = exp(lw_j) / sum exp(lw), lw_j = logc_nj - 1/2 sum_k (e_k - bm_njk)^2 ivar_njk (log-sum-exp;
-    terms below exp(-700) of the largest dropped): the posterior mean of a Gaussian-mixture endpoint
-    given the observation e at step n (diagonal covariances).  lw: scratch of length K.  Shared by the
-    agent simulator's analytic drift and the demand-response exact-marginal energies."""
-    d = e.shape[0]
-    K = logc.shape[1]
-    best = -np.inf
-    for j in range(K):
-        acc = logc[n, j]
-        for k in range(d):
-            r = e[k] - bm[n, j, k]
-            acc -= 0.5 * r * r * ivar[n, j, k]
-        lw[j] = acc
-        if acc > best:
-            best = acc
-    tot = 0.0
-    for j in range(K):
-        u = lw[j] - best
-        wj = math.exp(u) if u > -700.0 else 0.0
-        lw[j] = wj
-        tot += wj
-    inv = 1.0 / tot
-    for j in range(K):
-        wj = lw[j] * inv
-        if wj == 0.0:
-            continue
-        for k in range(d):
-            out[k] += wj * (means[j, k] + gain[n, j, k] * (e[k] - bm[n, j, k]))
-
-
-@njit(cache=True, inline="always")
-def _gm_alpha(xi, zi, n, A, P, DP, C, DC, prior, logc, ivar, gain, bm, wmean, pmean, e, lw, al):
-    """alpha(t_n, x; z) for one agent (the per-step tables are precomputed in Python)::
-
-        e = x - a z - c;  w_j ~ pi_j N(e; b m_j, b^2 S_j + g);  yhat = sum_j w_j (m_j + gain_j (e - b m_j))
-        alpha = (yhat + p' (x - c)) / p + c'
-    """
-    d = xi.shape[0]
-    K = logc.shape[1]
-    An = A[n]
-    for k in range(d):
-        e[k] = xi[k] - An * zi[k] - C[n, k]
-        al[k] = 0.0
-    if prior[n]:
-        for k in range(d):
-            al[k] = pmean[k]
-    elif K == 1:
-        for k in range(d):
-            al[k] = wmean[0, k] + gain[n, 0, k] * (e[k] - bm[n, 0, k])
-    else:
-        gm_posterior_mean(e, n, logc, bm, ivar, gain, wmean, lw, al)
-    ip = 1.0 / P[n]
-    dpn = DP[n]
-    for k in range(d):
-        al[k] = (al[k] + dpn * (xi[k] - C[n, k])) * ip + DC[n, k]
-
 
 @njit(cache=True, parallel=True, error_model="numpy")
 def _gm_kernel(x, z, labels, st, A, P, DP, C, DC, prior, logc, ivar, gain, bm, wmean, pmean,
@@ -429,7 +372,7 @@ def _gm_kernel(x, z, labels, st, A, P, DP, C, DC, prior, logc, ivar, gain, bm, w
         for n in range(n_steps):
             en = 0.0
             for i in range(i_lo, i_hi):
-                _gm_alpha(x[i], z[i], n, A, P, DP, C, DC, prior, logc, ivar, gain, bm, wmean, pmean, e, lw, al)
+                gm_agent_alpha(x[i], z[i], n, A, P, DP, C, DC, prior, logc, ivar, gain, bm, wmean, pmean, e, lw, al)
                 e2 = 0.0
                 for k in range(d):
                     e2 += al[k] * al[k]
@@ -445,19 +388,6 @@ def _gm_kernel(x, z, labels, st, A, P, DP, C, DC, prior, logc, ivar, gain, bm, w
             for lab in range(n_labels):
                 ENL[blk, lab, n] = enl[lab]
                 enl[lab] = 0.0
-
-
-@njit(cache=True, error_model="numpy")
-def _gm_eval_kernel(x, z, n_idx, A, P, DP, C, DC, prior, logc, ivar, gain, bm, wmean, pmean, out):
-    N, d = x.shape
-    K = logc.shape[1]
-    lw = np.empty(K)
-    e = np.empty(d)
-    al = np.empty(d)
-    for i in range(N):
-        _gm_alpha(x[i], z[i], n_idx, A, P, DP, C, DC, prior, logc, ivar, gain, bm, wmean, pmean, e, lw, al)
-        for k in range(d):
-            out[i, k] = al[k]
 
 
 # ============================================================================================
@@ -767,61 +697,8 @@ def simulate_feedback(result, N: int | None = None, *, x0=None, n_steps: int | N
 # Gaussian mixtures, guidance shift
 # ============================================================================================
 
-@dataclass
-class _Mixture:
-    weights: np.ndarray   # (K,)
-    means: np.ndarray     # (K, d)
-    variances: np.ndarray  # (K, d)
-
-    @property
-    def d(self):
-        return self.means.shape[1]
-
-    def mean(self):
-        return self.weights @ self.means
-
-    def cov_diag(self):
-        m = self.mean()
-        return self.weights @ (self.variances + self.means ** 2) - m ** 2
-
-
-def mixture(target, d: int | None = None) -> _Mixture:
-    """Normalise a diagonal Gaussian mixture: (weights, means, variances) tuple, dict with those keys,
-    or an object with those attributes.  means / variances (K, d); (K,) means d = 1 (or are broadcast
-    to d when d is given); weights are normalised to sum to 1."""
-    if isinstance(target, _Mixture):
-        return target
-    if isinstance(target, dict):
-        w, m, v = target["weights"], target["means"], target["variances"]
-    elif isinstance(target, (tuple, list)) and len(target) == 3:
-        w, m, v = target
-    elif all(hasattr(target, a) for a in ("weights", "means", "variances")):
-        w, m, v = target.weights, target.means, target.variances
-    else:
-        raise ValueError("a Gaussian mixture is (weights (K,), means (K, d), variances (K, d))")
-    w = np.asarray(w, dtype=float).ravel()
-    K = len(w)
-    if K < 1 or np.any(w < 0) or not w.sum() > 0:
-        raise ValueError(f"mixture weights {w.tolist()}: need non-negative numbers with a positive sum")
-    m = np.asarray(m, dtype=float)
-    v = np.asarray(v, dtype=float)
-    if m.ndim == 1:
-        m = m[:, None] if m.shape[0] == K else m[None, :]
-    if d is not None and m.shape[1] == 1 and d > 1:
-        m = np.repeat(m, d, axis=1)
-    dd = m.shape[1]
-    if v.ndim == 0:
-        v = np.full((K, dd), float(v))
-    elif v.ndim == 1:
-        v = np.repeat(v[:, None], dd, axis=1) if v.shape[0] == K else np.broadcast_to(v, (K, dd)).copy()
-    if m.shape != (K, dd) or v.shape != (K, dd):
-        raise ValueError(f"mixture means {m.shape} / variances {v.shape} do not match K = {K} components")
-    if np.any(v < 0) or not np.all(np.isfinite(m)) or not np.all(np.isfinite(v)):
-        raise ValueError("mixture variances must be finite and >= 0, means finite")
-    return _Mixture(w / w.sum(), np.ascontiguousarray(m), np.ascontiguousarray(v))
-
-
 def mixture_mean(target) -> np.ndarray:
+    """The mean sum_k pi_k mu_k of a diagonal Gaussian mixture in any form ``mixture`` accepts."""
     return mixture(target).mean()
 
 
@@ -896,55 +773,6 @@ def with_guidance(proto, beta, nu):
     return dataclasses.replace(proto, c=c, dc=dc)
 
 
-def _gm_tables(proto, target: _Mixture, times, d):
-    """Protocol values at the simulation step times and the per-step posterior tables."""
-    tp = np.asarray(proto.t, dtype=float)
-
-    def at(arr):
-        return np.interp(times, tp, np.asarray(arr, dtype=float))
-
-    # a, b, g from the interpolated fundamental solutions (as mfg_pde.oracles.analytic.gm_agent_drift does):
-    # p, q are smooth where g = sigma^2 p q / W is a product
-    W = float(proto.W)
-    P, DP, Q = at(proto.p), at(proto.dp), at(proto.q)
-    A, B, G = P / W, Q / W, float(proto.sigma) ** 2 * P * Q / W
-    c = np.asarray(proto.c, dtype=float).reshape(len(tp), -1)
-    dc = np.asarray(proto.dc, dtype=float).reshape(len(tp), -1)
-    if c.shape[1] == 1 and d > 1:
-        c = np.repeat(c, d, axis=1)
-        dc = np.repeat(dc, d, axis=1)
-    if c.shape[1] != d:
-        raise ValueError(f"protocol c has {c.shape[1]} components; the agents live in d = {d}")
-    C = np.stack([np.interp(times, tp, c[:, k]) for k in range(d)], axis=1)
-    DC = np.stack([np.interp(times, tp, dc[:, k]) for k in range(d)], axis=1)
-    if np.any(P <= 0):
-        raise ValueError("the protocol's p vanishes at a simulation time (the drift is singular at t = T); "
-                         "the left-endpoint rule needs times < T")
-    G = np.maximum(G, 0.0)
-    # component k's likelihood of the residual e = x - a z - c: N(e; b m_k, b^2 Sigma_k + g)
-    var = B[:, None, None] ** 2 * target.variances[None] + G[:, None, None]      # (n, K, d)
-    prior = ~(np.all(var > 0, axis=(1, 2)) & (B > 0))
-    safe = np.where(var > 0, var, 1.0)
-    ivar = np.where(prior[:, None, None], 0.0, 1.0 / safe)
-    logc = np.log(np.maximum(target.weights, 1e-300))[None, :] - 0.5 * np.log(safe).sum(axis=2)
-    gain = target.variances[None] * B[:, None, None] * ivar
-    bm = B[:, None, None] * target.means[None]
-    ctg = np.ascontiguousarray
-    return (ctg(A), ctg(P), ctg(DP), ctg(C), ctg(DC), ctg(prior), ctg(logc), ctg(ivar), ctg(gain),
-            ctg(bm), ctg(target.means), ctg(target.mean()))
-
-
-def gm_drift(t: float, x, z, proto, target) -> np.ndarray:
-    """The numba Gaussian-mixture drift alpha(t, x; z) at one time t < T for agents x, starts z (N, d)."""
-    x = np.ascontiguousarray(np.atleast_2d(np.asarray(x, dtype=float)))
-    z = np.ascontiguousarray(np.broadcast_to(np.atleast_2d(np.asarray(z, dtype=float)), x.shape))
-    tgt = mixture(target, x.shape[1])
-    tabs = _gm_tables(proto, tgt, np.array([float(t)]), x.shape[1])
-    out = np.empty_like(x)
-    _gm_eval_kernel(x, z, 0, *tabs, out)
-    return out
-
-
 def simulate_gm(proto, target, x0=None, *, N: int | None = None, start=None, labels=None,
                 n_steps: int | None = None, seed=0, guidance: str = "ia", beta=None, nu=None,
                 mean0=None, self_consistent: bool = False, iterations: int = 10, damping: float = 0.5,
@@ -979,9 +807,7 @@ def simulate_gm(proto, target, x0=None, *, N: int | None = None, start=None, lab
     if x0.ndim == 1:
         x0 = x0[:, None]
     d = x0.shape[1]
-    tgt = mixture(target, d)
-    if tgt.d != d:
-        raise ValueError(f"target mixture has d = {tgt.d}; x0 has d = {d}")
+    tgt = mixture(target, d, name="target")           # raises unless target has d (or 1) columns
     if n_steps is None:
         n_steps = len(proto.t) - 1
     T = float(proto.T)
@@ -993,7 +819,7 @@ def simulate_gm(proto, target, x0=None, *, N: int | None = None, start=None, lab
     def run_once(pr):
         xx, lab, n_labels, ns, fc, S1, S2, EN, ENL, paths, shift = _prepare_common(
             x0, labels, record, n_steps, full_cov)
-        tabs = _gm_tables(pr, tgt, times, d)
+        tabs = protocol_tables(pr, tgt, times, d)
         x = xx.copy()
         _gm_kernel(x, xx, lab, st0.copy(), *tabs, float(pr.sigma), T / ns, ns,
                    shift, fc, S1, S2, EN, ENL, paths)
@@ -1011,7 +837,7 @@ def simulate_gm(proto, target, x0=None, *, N: int | None = None, start=None, lab
     if guidance != "mf":
         raise ValueError(f"guidance {guidance!r}: choose 'ia', 'nu' or 'mf'")
     if mean0 is None:
-        mean0 = mixture(start, d).mean() if start is not None else x0.mean(axis=0)
+        mean0 = mixture(start, d, name="start").mean() if start is not None else x0.mean(axis=0)
     mean0 = np.broadcast_to(np.asarray(mean0, dtype=float), (d,))
     line = (1.0 - tp / T)[:, None] * mean0[None] + (tp / T)[:, None] * tgt.mean()[None]
     if not self_consistent:
@@ -1066,12 +892,9 @@ def sample_density(grid: Grid, m, N: int, seed=0) -> np.ndarray:
 
 
 def sample_gaussian_mixture(target, N: int, seed=0, d: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """N samples of a diagonal Gaussian mixture: (x (N, d), labels (N,) = the component drawn)."""
-    rng = _as_rng(seed)
-    mix = mixture(target, d)
-    lab = rng.choice(len(mix.weights), size=int(N), p=mix.weights)
-    x = mix.means[lab] + np.sqrt(mix.variances[lab]) * rng.standard_normal((int(N), mix.d))
-    return x, lab.astype(np.int64)
+    """N samples of a diagonal Gaussian mixture (any form ``mixture`` accepts): (x (N, d), labels (N,) = the
+    component drawn); ``DiagonalMixture.sample``."""
+    return mixture(target, d).sample(int(N), _as_rng(seed))
 
 
 def w1_to_density(samples, grid: Grid, density) -> float:
