@@ -29,6 +29,7 @@ import math
 import numpy as np
 from scipy.integrate import quad, solve_ivp
 
+from ..model.mixtures import as_mixture
 from ..model.schedules import Constant, PiecewiseConstant, as_schedule
 
 __all__ = [
@@ -849,29 +850,13 @@ def gm_protocol(t, *, T, beta, sigma=1.0, nu=None, d=1) -> GMProtocol:
                       K=K, c=c, dc=dc)
 
 
-def _mixture(mix, d=None):
-    """(weights (K,), means (K, d), variances (K, d)) with weights normalised to sum 1."""
-    w, m, v = mix
-    w = np.atleast_1d(np.asarray(w, dtype=float))
-    m = np.asarray(m, dtype=float)
-    v = np.asarray(v, dtype=float)
-    if m.ndim < 2:
-        m = m.reshape(len(w), -1)
-    if d is None:
-        d = m.shape[1]
-    m = np.broadcast_to(m, (len(w), d))
-    v = np.broadcast_to(v.reshape(len(w), -1) if v.ndim < 2 else v, (len(w), d))
-    if np.any(w < 0) or w.sum() <= 0:
-        raise ValueError("mixture weights must be >= 0 with a positive sum")
-    if np.any(v < 0):
-        raise ValueError("mixture variances must be >= 0")
-    return w / w.sum(), m, v
-
-
 def gm_agent_drift(t, x, z, proto, target) -> np.ndarray:
-    """Optimal control of agents started at z (product coupling) towards a diagonal GM target,
-    numpy reference.  t scalar strictly inside (0, T); x, z (N, d) (z may be (d,)); target =
-    (weights (K,), means (K, d), variances (K, d)).  Returns alpha (N, d).
+    """Optimal control of agents started at z (product coupling) towards a diagonal GM target.
+    t scalar strictly inside (0, T); x, z (N, d) (z may be (d,)); target = a diagonal Gaussian mixture
+    (weights (K,), means (K, d), variances (K, d), or any form ``model.mixtures.as_mixture`` accepts).
+    Returns alpha (N, d).  Evaluated by ``mfg_pde.particles.gm_drift.gm_drift``, the package's one
+    implementation of the formula below (numba; the agent simulator and the demand-response energies
+    use the same kernel); this function adds the checks of the open interval and of x's dimension.
 
     Derivation (any sigma).  alpha = sigma^2 grad log phi with phi(t, x) = int k(t,x; T,y) h(y) dy
     and k ~ exp(-S_cl(t, x; T, y) / sigma^2) (quadratic action, prefactor independent of x, y).
@@ -888,43 +873,24 @@ def gm_agent_drift(t, x, z, proto, target) -> np.ndarray:
     per axis and component k (prior N(m_k, S_k)):
 
         responsibility  ~ pi_k N(r; b m_k, b^2 S_k + g)              (log domain)
-        y_k = m_k + S_k (r - b m_k) / (b S_k + sigma^2 p)             (= precision-weighted mean of
-              m1_k(y) N(y; mu, 1/K), mu = r / b, K = b^2 / g, written without dividing by b)
+        y_k = m_k + S_k b (r - b m_k) / (b^2 S_k + g)                 (= m_k + S_k (r - b m_k) / (b S_k +
+              sigma^2 p), the precision-weighted mean of m1_k(y) N(y; mu, 1/K), mu = r / b, K = b^2 / g,
+              written without dividing by b)
 
     The protocol arrays are linearly interpolated at t (np.interp; exact at grid nodes).  The drift
     is singular at t = T (p = 0: agents are pinned onto X_T) and its formula degenerates at t = 0
     (b = g = 0), hence the open interval; an Euler-Maruyama scheme evaluates it at t_0 = 0+.
     """
+    from ..particles.gm_drift import gm_drift
+
     t = float(t)
     if not (0.0 < t < proto.T):
         raise ValueError(f"gm_agent_drift needs 0 < t < T = {proto.T}, got {t}")
-    tg = proto.t
-    p = np.interp(t, tg, proto.p)
-    dp = np.interp(t, tg, proto.dp)
-    q = np.interp(t, tg, proto.q)
     d = proto.c.shape[1]
-    c = np.array([np.interp(t, tg, proto.c[:, i]) for i in range(d)])
-    dc = np.array([np.interp(t, tg, proto.dc[:, i]) for i in range(d)])
-    W, s2 = proto.W, proto.sigma ** 2
-    a, b = p / W, q / W
     x = np.atleast_2d(np.asarray(x, dtype=float))
-    z = np.broadcast_to(np.asarray(z, dtype=float), x.shape)
     if x.shape[1] != d:
         raise ValueError(f"x has {x.shape[1]} components, protocol d = {d}")
-    w, m, S = _mixture(target, d)
-    r = x - a * z - c                                       # (N, d)
-    D = b * S + s2 * p                                      # (K, d);  b^2 S + g = b D
-    V = b * D
-    dev = r[:, None, :] - b * m[None, :, :]                 # (N, K, d)
-    with np.errstate(divide="ignore"):
-        logw = np.log(w)
-    ll = logw[None, :] - 0.5 * np.sum(dev * dev / V[None] + np.log(V)[None], axis=2)
-    ll -= ll.max(axis=1, keepdims=True)
-    resp = np.exp(ll)
-    resp /= resp.sum(axis=1, keepdims=True)
-    yk = m[None] + S[None] * dev / D[None]                  # (N, K, d)
-    yhat = np.einsum("nk,nkd->nd", resp, yk)
-    return (yhat + dp * (x - c)) / p + dc
+    return gm_drift(t, x, z, proto, as_mixture(target, d, name="target"))
 
 
 def gm_product_marginal(t_index, x_grid_points, start_mixture, target_mixture, proto) -> np.ndarray:
@@ -940,8 +906,8 @@ def gm_product_marginal(t_index, x_grid_points, start_mixture, target_mixture, p
     a, b, g, c = proto.a[i], proto.b[i], proto.g[i], proto.c[i]
     d = len(c)
     X = np.asarray(x_grid_points, dtype=float).reshape(-1, d)
-    w0, m0, S0 = _mixture(start_mixture, d)
-    w1, m1, S1 = _mixture(target_mixture, d)
+    w0, m0, S0 = as_mixture(start_mixture, d, name="start_mixture")
+    w1, m1, S1 = as_mixture(target_mixture, d, name="target_mixture")
     mu = a * m0[:, None, :] + b * m1[None, :, :] + c          # (J, K, d)
     var = a * a * S0[:, None, :] + b * b * S1[None, :, :] + g  # (J, K, d)
     with np.errstate(divide="ignore"):
@@ -953,12 +919,6 @@ def gm_product_marginal(t_index, x_grid_points, start_mixture, target_mixture, p
     return np.exp(mx[:, 0]) * np.sum(np.exp(ll - mx), axis=1)
 
 
-def _mixture_moments(w, m, S):
-    mean = w @ m
-    cov = np.einsum("k,ki,kj->ij", w, m, m) + np.diag(w @ S) - np.outer(mean, mean)
-    return mean, cov
-
-
 def gm_product_moments(t_index, start_mixture, target_mixture, proto):
     """Mean (d,) and covariance (d, d) of the product-coupling marginal at proto.t[t_index]::
 
@@ -968,8 +928,9 @@ def gm_product_moments(t_index, start_mixture, target_mixture, proto):
     i = int(t_index)
     a, b, g, c = proto.a[i], proto.b[i], proto.g[i], proto.c[i]
     d = len(c)
-    M0, C0 = _mixture_moments(*_mixture(start_mixture, d))
-    M1, C1 = _mixture_moments(*_mixture(target_mixture, d))
+    start = as_mixture(start_mixture, d, name="start_mixture")
+    target = as_mixture(target_mixture, d, name="target_mixture")
+    M0, C0, M1, C1 = start.mean(), start.covariance(), target.mean(), target.covariance()
     return a * M0 + b * M1 + c, a * a * C0 + b * b * C1 + g * np.eye(d)
 
 
