@@ -39,8 +39,8 @@ Two routes to the energies
     the mean channel exact (``mean_channel_energy``).  The bridge X_t = a_t Z + b_t Y + c_t +
     sqrt(g_t) xi (Z ~ start, Y ~ target independent: the product coupling; a, b, g, c exact,
     ``analytic.gm_protocol``) is sampled exactly at Gauss-Legendre nodes inside every piece of the
-    protocol and E|alpha(t, X_t; Z)|^2 is averaged there (``analytic.gm_agent_drift``'s formula, in a
-    numba kernel): no time stepping, the only error is Monte Carlo (standard errors reported; the
+    protocol and E|alpha(t, X_t; Z)|^2 is averaged there (the drift of ``particles.gm_drift``, the kernel
+    behind ``analytic.gm_agent_drift`` and the agents): no time stepping, the only error is Monte Carlo (standard errors reported; the
     quadrature error is below 1e-6 relative at the default 2 x 6 nodes per piece, measured against 4 x 16 on
     the same samples).  Sampling is
     stratified over the (start, target) component pairs.
@@ -80,7 +80,8 @@ from numba import njit, prange
 
 from ..oracles import analytic
 from ..richardson import observed_order
-from ..particles.agents import gm_posterior_mean
+from ..particles.gm_drift import gm_alpha, posterior_tables
+from ..model.mixtures import DiagonalMixture, as_mixture
 from ..model.schedules import PiecewiseConstant
 
 __all__ = [
@@ -129,9 +130,10 @@ def paper_beta(T=1.0, beta0=12.0, ratio=0.65, pieces=8) -> PiecewiseConstant:
 class Scenario:
     """A demand-response ensemble: diagonal Gaussian mixtures start -> target in R^d, PWC beta.
 
-    start, target: (weights (K,), means (K, d), variances (K, d)).  The start components are the
-    sub-populations (``labels``).  kappa: base drift -kappa x (the thermal variant, deviation
-    coordinates)."""
+    start, target: diagonal Gaussian mixtures in any form ``model.mixtures.as_mixture`` accepts, stored as
+    the normalised tuples (weights (K,), means (K, d), variances (K, d) > 0); ``start_mixture`` and
+    ``target_mixture`` hold them as ``DiagonalMixture``.  The start components are the sub-populations
+    (``labels``).  kappa: base drift -kappa x (the thermal variant, deviation coordinates)."""
 
     name: str
     d: int
@@ -142,10 +144,13 @@ class Scenario:
     sigma: float = 1.0
     kappa: float = 0.0
     labels: tuple = ()
+    start_mixture: DiagonalMixture = field(init=False, repr=False, compare=False)
+    target_mixture: DiagonalMixture = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
-        self.start = _norm_mix(self.start, self.d)
-        self.target = _norm_mix(self.target, self.d)
+        self.start_mixture = as_mixture(self.start, self.d, allow_point_masses=False, name="start")
+        self.target_mixture = as_mixture(self.target, self.d, allow_point_masses=False, name="target")
+        self.start, self.target = tuple(self.start_mixture), tuple(self.target_mixture)
         if not self.labels:
             self.labels = tuple(f"component {j}" for j in range(len(self.start[0])))
         if self.kappa < 0:
@@ -153,11 +158,11 @@ class Scenario:
 
     @property
     def mean0(self) -> np.ndarray:
-        return self.start[0] @ self.start[1]
+        return self.start_mixture.mean()
 
     @property
     def mean1(self) -> np.ndarray:
-        return self.target[0] @ self.target[1]
+        return self.target_mixture.mean()
 
     def with_kappa(self, kappa: float) -> "Scenario":
         return dataclasses.replace(self, kappa=float(kappa), name=f"{self.name}, kappa={kappa:g}")
@@ -233,17 +238,6 @@ class Scenario:
         return {"name": self.name, "d": self.d, "T": self.T, "sigma": self.sigma, "kappa": self.kappa,
                 "beta": self.beta.describe(), "start": [np.asarray(a).tolist() for a in self.start],
                 "target": [np.asarray(a).tolist() for a in self.target], "labels": list(self.labels)}
-
-
-def _norm_mix(mix, d):
-    w, m, v = (np.asarray(a, dtype=float) for a in mix)
-    w = np.atleast_1d(w)
-    K = len(w)
-    m = np.broadcast_to(m.reshape(K, -1), (K, d)).astype(float).copy()
-    v = np.broadcast_to(v.reshape(K, -1), (K, d)).astype(float).copy()
-    if np.any(w < 0) or not w.sum() > 0 or np.any(v <= 0):
-        raise ValueError("a mixture needs weights >= 0 with a positive sum and variances > 0")
-    return (w / w.sum(), m, v)
 
 
 def zone_scenario(d: int, *, T=1.0, sigma=1.0, kappa=0.0, beta=None) -> Scenario:
@@ -333,11 +327,16 @@ def _energy_kernel(Z, Y, XI, A, B, SG, P, DP, kappa, LOGC, BM, IVAR, GAIN, M1, S
     """out[i, s, g] += sum over the nodes n of sub-interval s of WQ[n] |alpha_g(t_n, X_i(t_n); Z_i)|^2,
     g < G: the guidances (alpha_g = alpha_0 + SHIFT[g, n]); g = G: the fluctuation |alpha_0 - V0[n]|^2.
 
-    X_i(t_n) = A z + B y + SG xi (the guidance-free bridge), alpha_0 = [yhat + P'(x)] / P + kappa x with
-    yhat the posterior mean of X_T given (X_0 = z, X_t = x) under the target mixture (component k:
-    responsibility ~ exp(LOGC - |r - BM|^2 IVAR / 2), mean M1 + GAIN (r - BM), r = x - A z)."""
+    X_i(t_n) = A z + B y + SG xi (the guidance-free bridge), alpha_0 = [yhat + P' x] / P + kappa x with
+    yhat the posterior mean of X_T given (X_0 = z, X_t = x) under the target mixture, observed through
+    r = x - A z = B y + SG xi (``particles.gm_drift.gm_alpha`` with c = c' = 0; tables of
+    ``_posterior_tables``: responsibility ~ exp(LOGC - |r - BM|^2 IVAR / 2), mean M1 + GAIN (r - BM))."""
     M, d = Z.shape
     K = LOGC.shape[1]
+    nn = A.shape[0]
+    zero = np.zeros((nn, d))                 # the guidance-free bridge: c = c' = 0
+    prior = np.zeros(nn, dtype=np.bool_)     # interior nodes: b > 0, g > 0, never the prior
+    pmean = np.zeros(d)                      # (unused: no prior rows)
     nblk = (M + 255) // 256
     for blk in prange(nblk):
         r = np.empty(d)
@@ -346,11 +345,12 @@ def _energy_kernel(Z, Y, XI, A, B, SG, P, DP, kappa, LOGC, BM, IVAR, GAIN, M1, S
         lw = np.empty(K)
         for i in range(blk * 256, min(M, blk * 256 + 256)):
             _energy_sample(i, Z, Y, XI, A, B, SG, P, DP, kappa, LOGC, BM, IVAR, GAIN, M1, SHIFT, V0, SUB, WQ, out,
-                           r, x, al, lw)
+                           r, x, al, lw, zero, prior, pmean)
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _energy_sample(i, Z, Y, XI, A, B, SG, P, DP, kappa, LOGC, BM, IVAR, GAIN, M1, SHIFT, V0, SUB, WQ, out, r, x, al, lw):
+def _energy_sample(i, Z, Y, XI, A, B, SG, P, DP, kappa, LOGC, BM, IVAR, GAIN, M1, SHIFT, V0, SUB, WQ, out, r, x, al, lw,
+                   zero, prior, pmean):
     d = Z.shape[1]
     nn = A.shape[0]
     G = SHIFT.shape[0]
@@ -359,11 +359,9 @@ def _energy_sample(i, Z, Y, XI, A, B, SG, P, DP, kappa, LOGC, BM, IVAR, GAIN, M1
         for k in range(d):
             r[k] = B[n] * Y[i, k] + SG[n] * XI[i, k]
             x[k] = A[n] * Z[i, k] + r[k]
-            al[k] = 0.0
-        gm_posterior_mean(r, n, LOGC, BM, IVAR, GAIN, M1, lw, al)
-        ip = 1.0 / P[n]
+        gm_alpha(r, x, n, P, DP, zero, zero, prior, LOGC, IVAR, GAIN, BM, M1, pmean, lw, al)
         for k in range(d):
-            al[k] = (al[k] + DP[n] * x[k]) * ip + kappa * x[k]
+            al[k] += kappa * x[k]
         wq = WQ[n]
         for g in range(G):
             e2 = 0.0
@@ -379,14 +377,13 @@ def _energy_sample(i, Z, Y, XI, A, B, SG, P, DP, kappa, LOGC, BM, IVAR, GAIN, M1
 
 
 def _posterior_tables(pr, target, idx):
-    """Per-node posterior tables (as in agents._gm_tables), on the protocol's own nodes idx."""
+    """The protocol's a, b, sqrt(g) on its own nodes idx and the posterior tables there
+    (``particles.gm_drift.posterior_tables``; target: the (weights, means, variances) tuple, used as is)."""
     w, m, S = target
     a, b, g = pr.a[idx], pr.b[idx], pr.g[idx]
-    var = b[:, None, None] ** 2 * S[None] + g[:, None, None]          # (n, K, d) = b^2 S_k + g
-    ivar = 1.0 / var
-    logc = np.log(np.maximum(w, 1e-300))[None, :] - 0.5 * np.log(var).sum(axis=2)
-    gain = S[None] * b[:, None, None] * ivar
-    bm = b[:, None, None] * m[None]
+    prior, logc, ivar, gain, bm = posterior_tables(b, g, w, m, S)
+    if np.any(prior):
+        raise ValueError("_posterior_tables needs interior protocol nodes (0 < t < T: b > 0, g > 0)")
     return a, b, np.sqrt(g), logc, bm, ivar, gain
 
 
@@ -480,7 +477,7 @@ def closed_form_energies(sc: Scenario, *, samples=40000, seed=0, n_gl=6, n_sub=2
     # strata
     pw, n = _strata(sc, samples)
     rng = np.random.default_rng(seed)
-    (_, mu0, S0), (_, mu1, S1) = sc.start, sc.target
+    start, target = sc.start_mixture, sc.target_mixture
     J, Kt = pw.shape
     G = len(guidances)
     nsub = len(edges) - 1
@@ -488,11 +485,11 @@ def closed_form_energies(sc: Scenario, *, samples=40000, seed=0, n_gl=6, n_sub=2
     for j in range(J):
         for k in range(Kt):
             njk = int(n[j, k])
-            Z = mu0[j] + np.sqrt(S0[j]) * rng.standard_normal((njk, sc.d))
-            Y = mu1[k] + np.sqrt(S1[k]) * rng.standard_normal((njk, sc.d))
+            Z = start.sample_component(j, njk, rng)
+            Y = target.sample_component(k, njk, rng)
             XI = rng.standard_normal((njk, sc.d))
             out = np.zeros((njk, nsub, G + 1))
-            _energy_kernel(Z, Y, XI, a, b, sg, P, DP, kap, logc, bm, ivar, gain, mu1, SHIFT, V0,
+            _energy_kernel(Z, Y, XI, a, b, sg, P, DP, kap, logc, bm, ivar, gain, target.means, SHIFT, V0,
                            sub.astype(np.int64), wq, out)
             stats[j, k] = out
     d = sc.d
