@@ -269,7 +269,7 @@ def _numpy_split_residuals(p, sol, f, m, uT):
 
 @pytest.mark.parametrize("kind", ["1d", "1d-drift", "1d-periodic", "1d-exit", "2d", "2d-periodic", "2d-exit", "3d"])
 def test_split_residuals_match_a_numpy_reference(kind):
-    """discrete_residuals (one fused pass: pair_residual_line on a reflecting 1-D line, pair_residual on any
+    """discrete_residuals (one fused pass: pair_residual on any
     grid) gives the split HJB/FP residuals of an independent numpy evaluation, for a pair that solves
     neither equation exactly: u from loose Newton solves (an error in every substep, exit rows with a
     non-zero exit cost), m perturbed.  candidate_residuals is that evaluation with f = F(m_hat)."""

@@ -7,15 +7,14 @@ For a pair (u with its intermediate split states, m) and a running cost f, step 
 
 (``kernels``: M_k, c_k, exit rows).  Relative values: max |r_k| / max |s_{k-1} + dt c_k| (with u_T given,
 also max |u^Nt - u_T| / max |u_T|) and max |r^n| / max |m^n|.  One pass per step (and axis) builds the
-rows of M_k(s_k) once for both equations (``kernels.pair_residual``; ``kernels.pair_residual_line`` on a
-reflecting 1-D line).  ``residuals`` has the UNSPLIT residuals of any pair, for comparisons across solvers.
+rows of M_k(s_k) once for both equations (``kernels.pair_residual``).  ``residuals`` has the UNSPLIT residuals of any pair, for comparisons across solvers.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .kernels import pair_residual, pair_residual_line
+from .kernels import pair_residual
 from .layout import as3, kernel_data
 
 
@@ -26,15 +25,21 @@ def split_residual_norms(problem, sol, f: np.ndarray, m: np.ndarray) -> np.ndarr
     f = grid.check_field(f, "running cost f", (Nt,))
     m = grid.check_field(m, "m", (Nt + 1,))
     norms = np.empty((Nt, 4))
-    if kd.ndim == 1 and not kd.periodic[0] and kd.exits is None:
-        N = grid.size
-        pair_residual_line(np.ascontiguousarray(sol.u, dtype=float).reshape(Nt + 1, N),
-                           np.ascontiguousarray(f, dtype=float).reshape(Nt, N),
-                           np.ascontiguousarray(m, dtype=float).reshape(Nt + 1, N), kd.op, norms)
-    else:
-        pair_residual(as3(sol.u, 1, kd.shape3), sol.states, as3(f, 1, kd.shape3), as3(m, 1, kd.shape3), kd.op,
-                      norms)
+    pair_residual(as3(sol.u, 1, kd.shape3), sol.states, as3(f, 1, kd.shape3), as3(m, 1, kd.shape3), kd.op, norms)
     return norms
+
+
+def line_pair_residuals(lo, di, up, u_now, src, m_next, m_now):
+    """The residual VECTORS of a 1-D discrete pair, given the rows (lo, di, up) of M(u^n) at every level (Nt, N)
+    and the HJB right-hand side src^n (Newton's residual; ``pair_residual`` gives only norms):
+
+        R_H^n = M(u^n) u^n - src^n,      R_F^n = M(u^n)^T m^{n+1} - m^n
+
+    (row i of M: lo_i at i-1, di_i, up_i at i+1, wrapping on a periodic line; lo_0 = up_{N-1} = 0 at walls).
+    u_now = u^0..u^{Nt-1}, m_next = m^1..m^Nt, m_now = m^0..m^{Nt-1}."""
+    RH = di * u_now + lo * np.roll(u_now, 1, axis=1) + up * np.roll(u_now, -1, axis=1) - src
+    RF = di * m_next + np.roll(up * m_next, 1, axis=1) + np.roll(lo * m_next, -1, axis=1) - m_now
+    return RH, RF
 
 
 def _ratio(num, den) -> float:

@@ -11,6 +11,7 @@ import scipy.sparse.linalg as spla
 from numba import njit
 
 from ..fd import kernels
+from ..fd.discrete_residuals import line_pair_residuals
 from ..fd.layout import kernel_data
 from .derivatives import coupling_derivative, terminal_derivative
 from .krylov import gmres
@@ -345,9 +346,7 @@ class DiscreteSystem:
         f = self.problem.running_cost(m)
         c = self.cost(uu)
         src = u[1:] + self.dt * (f + c)
-        RH = di * uu + lo * np.roll(uu, 1, axis=1) + up * np.roll(uu, -1, axis=1) - src
-        m1 = m[1:]
-        RF = di * m1 + np.roll(up * m1, 1, axis=1) + np.roll(lo * m1, -1, axis=1) - m[:-1]
+        RH, RF = line_pair_residuals(lo, di, up, uu, src, m[1:], m[:-1])
         sH = float(np.abs(src).max())
         sF = float(np.abs(m[:-1]).max())
         sH = sH if sH > 0 else 1.0

@@ -109,6 +109,7 @@ import scipy.sparse.linalg as spla
 from ..model.densities import check_density
 from ..model.grid import BC_PERIODIC, BC_REFLECTING
 from ..result import MFGResult, gradient
+from ..fd.discrete_residuals import line_pair_residuals
 from ..newton.derivatives import coupling_derivative
 
 HISTORY_KEYS = ("residual", "hjb_residual", "fp_residual", "gauge", "line_search", "step_norm", "min_density",
@@ -216,8 +217,7 @@ class PlanningSystem:
         lo, di, up = pc["lo"], pc["di"], pc["up"]
         f = self.problem.running_cost(m)
         src = u[1:] + self.dt * (f + pc["w"] * pc["cc"])
-        RH = di * uu + lo * np.roll(uu, 1, axis=1) + up * np.roll(uu, -1, axis=1) - src
-        RF = di * mm + np.roll(up * mm, 1, axis=1) + np.roll(lo * mm, -1, axis=1) - m[:-1]
+        RH, RF = line_pair_residuals(lo, di, up, uu, src, mm, m[:-1])
         g = self.gauge(u)
         sH = float(np.abs(src).max())
         sF = float(np.abs(m[:-1]).max())
