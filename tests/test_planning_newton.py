@@ -249,6 +249,21 @@ def test_result_fields_and_history():
     assert r.extras["cost_kinetic"] > 0 and r.extras["energy_E"] > 0
 
 
+def test_progress_lines_are_numbered_like_the_result(capsys):
+    """progress=True writes one line per Newton step on the mfg_pde logger (stderr), numbered by the steps
+    taken (the result's ``iterations``), then the summary; quiet by default."""
+    pb = bridge(50)
+    r = solve_planning_newton(pb, c=1.0)
+    assert capsys.readouterr().err == ""
+    r = solve_planning_newton(pb, c=1.0, progress=True)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == r.summary()
+    steps = [int(line.split()[0]) for line in err[:-1] if line.split()[0].isdigit()]
+    assert steps[-1] == r.iterations
+    assert steps == sorted(steps) and len(steps) == len(r.history["residual"])
+    assert all("c = " in line for line in err[1:-1])
+
+
 @pytest.mark.parametrize("kw", [dict(initial="interpolate"), dict(density_update="linear"),
                                 dict(density_update="log"), dict(continuation=False),
                                 dict(c_steps=[0.5, 1.0])])

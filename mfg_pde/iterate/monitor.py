@@ -49,8 +49,10 @@ class Progress:
             self.header = True
         newton = rec.get("newton_max", np.nan)
         newton = f"{int(newton):6d}" if np.isfinite(newton) else f"{'-':>6}"
-        self._emit(f"{k:5d} {rec['residual']:10.3e} {rec['hjb_residual']:10.3e} {rec['change_m']:10.3e} "
-                   f"{rec['mass_error']:9.1e} {newton} {now:8.2f}s" + (f"  {label}" if label else ""))
+        nan = np.nan
+        self._emit(f"{k:5d} {rec.get('residual', nan):10.3e} {rec.get('hjb_residual', nan):10.3e} "
+                   f"{rec.get('change_m', nan):10.3e} {rec.get('mass_error', nan):9.1e} {newton} {now:8.2f}s"
+                   + (f"  {label}" if label else ""))
         self.last = now
 
     def note(self, message: str):

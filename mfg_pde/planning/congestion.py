@@ -99,7 +99,6 @@ floor (e.g. 1e-6 of its peak); densities bounded away from zero converge in 4-15
 
 from __future__ import annotations
 
-import sys
 import time
 
 import numpy as np
@@ -110,6 +109,7 @@ from ..model.densities import check_density
 from ..model.grid import BC_PERIODIC, BC_REFLECTING
 from ..result import MFGResult, gradient
 from ..fd.discrete_residuals import line_pair_residuals
+from ..iterate.monitor import Progress
 from ..newton.derivatives import coupling_derivative
 
 HISTORY_KEYS = ("residual", "hjb_residual", "fp_residual", "gauge", "line_search", "step_norm", "min_density",
@@ -519,7 +519,8 @@ def _line_search(sysm, u, m, du, drel, sH, sF, phi0, max_backtracks, negative_to
 def newton_planning_iterations(sysm: PlanningSystem, u, m, tol=1e-10, max_iter=30, max_backtracks=30,
                                negative_tol=1e-12, update="safe", history=None, t_start=None, stage=0,
                                progress=False):
-    """Newton with backtracking from (u, m) (full arrays, modified in place).  Returns (converged, status)."""
+    """Newton with backtracking from (u, m) (full arrays, modified in place).  Returns (converged, status).
+    progress: bool or an ``iterate.monitor.Progress`` (one line per Newton step on the ``mfg_pde`` logger)."""
     t_start = time.perf_counter() if t_start is None else t_start
     history = {k: [] for k in HISTORY_KEYS} if history is None else history
     sysm.complete(u, m)
@@ -527,13 +528,15 @@ def newton_planning_iterations(sysm: PlanningSystem, u, m, tol=1e-10, max_iter=3
     with np.errstate(all="ignore"):
         ev = sysm.evaluate(u, m)
 
+    report = progress if isinstance(progress, Progress) else Progress(progress)
+
     def push(rec):
         rec["wall_time"] = time.perf_counter() - t_start
         for key in history:
             history[key].append(float(rec.get(key, np.nan)))
-        if progress:
-            print(f"planning-newton c={sysm.c:g} it {len(history['residual']):3d}  residual {rec['residual']:.3e}  "
-                  f"step {rec['line_search']:.3g}  {rec['wall_time']:.2f}s", file=sys.stderr, flush=True)
+        # numbered by the Newton steps taken so far (the result's ``iterations``), not by records
+        steps = int(np.sum(np.asarray(history["line_search"]) > 0))
+        report(steps, rec, force=True, label=f"c = {sysm.c:g}, step {rec['line_search']:.3g}")
 
     for k in range(int(max_iter) + 1):
         res = ev["residual"]
@@ -643,6 +646,7 @@ def solve_planning_newton(problem, c: float = 0.0, tol: float = 1e-10, max_iter:
     u = gauge_shift(grid, problem.m1, u)
     m = _positive_start(m)
     history = {k: [] for k in HISTORY_KEYS}
+    report = Progress(progress)
 
     pending = [c]
     if continuation and c > 0:
@@ -659,7 +663,7 @@ def solve_planning_newton(problem, c: float = 0.0, tol: float = 1e-10, max_iter:
         converged, status = newton_planning_iterations(
             sysm, uu, mm, tol=tol if last else max(tol, continuation_tol), max_iter=max_iter,
             max_backtracks=max_backtracks, negative_tol=negative_tol, update=density_update, history=history,
-            t_start=t_start, stage=n_stages - 1, progress=progress)
+            t_start=t_start, stage=n_stages - 1, progress=report)
         if converged:
             solved.append(cs)
             u, m = uu, mm
@@ -697,6 +701,5 @@ def solve_planning_newton(problem, c: float = 0.0, tol: float = 1e-10, max_iter:
     })
     if finite:
         result.extras["_alpha"] = sysm.control(u, m)
-    if progress:
-        print(result.summary(), file=sys.stderr, flush=True)
+    report.done(result)
     return result
