@@ -7,14 +7,15 @@ For a pair (u with its intermediate split states, m) and a running cost f, step 
 
 (``kernels``: M_k, c_k, exit rows).  Relative values: max |r_k| / max |s_{k-1} + dt c_k| (with u_T given,
 also max |u^Nt - u_T| / max |u_T|) and max |r^n| / max |m^n|.  One pass per step (and axis) builds the
-rows of M_k(s_k) once for both equations (``kernels.pair_residual``).  ``residuals`` has the UNSPLIT residuals of any pair, for comparisons across solvers.
+rows of M_k(s_k) once for both equations (``kernels.pair_residual``; on a reflecting 1-D line
+``kernels.pair_residual_line``, the same per-line arithmetic compiled without the other paths).  ``residuals`` has the UNSPLIT residuals of any pair, for comparisons across solvers.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .kernels import pair_residual
+from .kernels import pair_residual, pair_residual_line
 from .layout import as3, kernel_data
 
 
@@ -25,7 +26,14 @@ def split_residual_norms(problem, sol, f: np.ndarray, m: np.ndarray) -> np.ndarr
     f = grid.check_field(f, "running cost f", (Nt,))
     m = grid.check_field(m, "m", (Nt + 1,))
     norms = np.empty((Nt, 4))
-    pair_residual(as3(sol.u, 1, kd.shape3), sol.states, as3(f, 1, kd.shape3), as3(m, 1, kd.shape3), kd.op, norms)
+    if kd.ndim == 1 and not kd.periodic[0] and kd.exits is None:
+        N = grid.size
+        pair_residual_line(np.ascontiguousarray(sol.u, dtype=float).reshape(Nt + 1, N),
+                           np.ascontiguousarray(f, dtype=float).reshape(Nt, N),
+                           np.ascontiguousarray(m, dtype=float).reshape(Nt + 1, N), kd.op, norms)
+    else:
+        pair_residual(as3(sol.u, 1, kd.shape3), sol.states, as3(f, 1, kd.shape3), as3(m, 1, kd.shape3), kd.op,
+                      norms)
     return norms
 
 

@@ -1240,6 +1240,27 @@ def pair_residual(u, states, f, m, op, out_norms):
 
 
 @njit(cache=True, error_model="numpy")
+def pair_residual_line(u, f, m, op, out_norms):
+    """``pair_residual`` on one reflecting line without exits (1-D), the same arithmetic (``_pair_line_norms``
+    per level) without compiling the strided, periodic and exit paths (seconds of a cold start).
+    u, m: (Nt+1, N); f: (Nt, N)."""
+    Nt = u.shape[0] - 1
+    N = u.shape[1]
+    work = _workspace((1, N, 1))
+    ax = axis_of(op, 0, op.dt)
+    y = np.empty((1, N))
+    for n in range(Nt):
+        d = drift_at(op, n)[0].reshape((1, N)) if op.has_drift else u[n].reshape((1, N))
+        rh, sh, rf, sf = _pair_line_norms(u[n].reshape((1, N)), d, ax, u[n + 1].reshape((1, N)),
+                                          f[n].reshape((1, N)), op.dt, bool(True), m[n + 1].reshape((1, N)), y,
+                                          bool(True), m[n].reshape((1, N)), work)
+        out_norms[n, 0] = rh
+        out_norms[n, 1] = sh
+        out_norms[n, 2] = rf
+        out_norms[n, 3] = sf
+
+
+@njit(cache=True, error_model="numpy")
 def exit_outflow(m, u, states, op, out):
     """Outflow of every step through every exit side, without the cell volume:
 
