@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import kernels
+from . import kernels, warm
 from .hjb import HJBSolution
 from .discrete_residuals import relative_residuals
 from .layout import as3, check_out, kernel_data
@@ -29,6 +29,7 @@ def solve_fp(problem, sol: HJBSolution, m0: np.ndarray | None = None, out: np.nd
         check_out(out, (Nt + 1,) + grid.shape)
         m = out
     m[0] = problem.m0 if m0 is None else grid.check_field(m0, "m0")
+    warm.wait()  # a first run compiling the forward kernels in a helper process: load them from the cache
     kernels.fp_sweep(m.reshape((Nt + 1,) + kd.shape3), as3(sol.u, 1, kd.shape3), sol.states, kd.op)
     return m
 

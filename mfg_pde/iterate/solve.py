@@ -7,6 +7,7 @@ the coupling is known to be monotone."""
 
 from __future__ import annotations
 
+from ..fd import warm
 from ..model.couplings import coupling_monotone
 from ..result import MFGResult
 from ..newton.driver import solve_newton
@@ -63,6 +64,7 @@ def solve(problem, method: str = "auto", tol: float = 1e-8, max_iter: int = 300,
                                  newton_tol, newton_maxit, inner_factor, divergence_factor)
     check_options(method, options)
     m_init, u_init = _split_init(problem, m_init, options, method)
+    warm.start()  # first run after an installation: the forward kernels compile in a second process
     if method == "auto" and not problem.is_coupled and not options:
         method = "anderson"  # nothing to iterate: the core loop's single sweep
     if method == "newton":

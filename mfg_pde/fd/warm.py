@@ -1,0 +1,103 @@
+"""First-run compilation on two cores: the forward kernels are compiled in a helper process while this one
+compiles the backward (HJB) kernels.
+
+numba compiles a kernel on its first call and keeps the machine code in its on-disk cache, so only the very
+first solve after an installation (or an edit of the kernels) pays for compilation: about 14 s for the HJB
+sweep and 15 s for the FP sweep, residuals and loop reductions on one core of the reference machine.  Both
+halves are independent, and numba's compiler is one lock per process, so ``start`` launches one helper
+process that compiles the forward half into the same cache while the caller goes on with its HJB sweep;
+``wait`` (called before the first FP sweep) joins it, and the caller then loads the forward kernels from
+the cache instead of compiling them.  Every kernel takes the same argument types for every problem (the
+``kernels.Operator`` / ``Axis`` records, 4-D/5-D float arrays), so one tiny problem compiles what any
+problem needs.
+
+Nothing happens when the cache already holds the kernels, on a single core, when numba caching is disabled,
+or with ``MFG_PDE_PARALLEL_COMPILE=0``; any failure of the helper only means the caller compiles those
+kernels itself, as it would without it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+
+_LOG = logging.getLogger("mfg_pde")
+_HELPER = None          # the running helper process, if any
+_STARTED = False        # one attempt per process
+
+#: the kernels the helper compiles (all of them, and the HJB sweep, decide whether the cache is cold)
+FORWARD = ("fp_sweep", "pair_residual_line", "pair_residual", "coupling_stats", "mix_inplace", "l1_diff")
+
+
+def _index_exists(dispatcher) -> bool | None:
+    """Whether numba's cache index of ``dispatcher`` exists (None where this numba version hides it)."""
+    try:
+        return bool(os.path.exists(dispatcher._cache._cache_file._index_path))
+    except AttributeError:
+        return None
+
+
+def cold() -> bool:
+    """True when the on-disk cache lacks the HJB sweep or one of the forward kernels."""
+    from . import kernels
+
+    found = [_index_exists(getattr(kernels, name)) for name in ("hjb_sweep",) + FORWARD]
+    return any(f is False for f in found) and None not in found
+
+
+def start() -> None:
+    """Launch the helper process if the cache is cold (once per process; no-op otherwise)."""
+    global _HELPER, _STARTED
+    if _STARTED:
+        return
+    _STARTED = True
+    if os.environ.get("MFG_PDE_PARALLEL_COMPILE", "1") == "0" or (os.cpu_count() or 1) < 2:
+        return
+    try:
+        if not cold():
+            return
+        _HELPER = subprocess.Popen([sys.executable, "-c", "from mfg_pde.fd.warm import compile_forward; "
+                                    "compile_forward()"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL, env=dict(os.environ, MFG_PDE_PARALLEL_COMPILE="0"))
+        _LOG.debug("compiling the forward kernels in process %d (first run)", _HELPER.pid)
+    except Exception:  # noqa: BLE001 -- the helper is an optimisation only
+        _HELPER = None
+
+
+def wait(timeout: float = 300.0) -> None:
+    """Join the helper (if one runs): its kernels are then in the cache for this process to load."""
+    global _HELPER
+    helper, _HELPER = _HELPER, None
+    if helper is None:
+        return
+    try:
+        helper.wait(timeout=timeout)
+    except Exception:  # noqa: BLE001 -- too slow or gone: compile here instead
+        helper.kill()
+
+
+def compile_forward() -> None:
+    """Compile (or load) the forward kernels by calling each once on a tiny problem: the FP sweep, the
+    residual passes (1-D line and general) and the coupling-loop reductions."""
+    import numpy as np
+
+    from . import kernels
+    from .layout import make_operator
+
+    Nt, n = 2, 4
+    shape3 = (n, 1, 1)
+    op = make_operator(1, 0.1, 0.1, [0.25, 1.0, 1.0], [False, False, False], np.zeros((1, 1, 1, 1, 1)), False)
+    u = np.zeros((Nt + 1,) + shape3)
+    m = np.full((Nt + 1,) + shape3, 1.0)
+    f = np.zeros((Nt,) + shape3)
+    states = np.zeros((Nt, 0) + shape3)
+    kernels.fp_sweep(m, u, states, op)
+    norms = np.empty((Nt, 4))
+    kernels.pair_residual_line(u.reshape(Nt + 1, n), f.reshape(Nt, n), m.reshape(Nt + 1, n), op, norms)
+    kernels.pair_residual(u, states, f, m, op, norms)
+    flat = m.reshape(Nt + 1, n)
+    kernels.coupling_stats(flat, flat, u.reshape(Nt + 1, n), 0.25, 1.0)
+    kernels.mix_inplace(flat.copy(), flat, 0.5)
+    kernels.l1_diff(flat[0], flat[1])
