@@ -165,7 +165,7 @@ def _conservation_lines(result) -> list:
     grid = getattr(result, "grid", None)
     if grid is None or not grid.has_exits:
         return [("mass error", _fmt_num(result.mass_error()))]
-    out = result.extras.get("outflow")
+    out = result.outflow
     if out is None:
         return [("evacuated", _fmt_num(result.evacuated_fraction()) + " (outflow not attached)")]
     half, most = out.time_to_evacuate(0.5), out.time_to_evacuate(0.9)
@@ -299,6 +299,10 @@ def cmd_info(args) -> int:
         o = meta["outflow"]
         print(f"outflow: evacuated {_fmt_num(o['evacuated_fraction'])} of the mass through "
               f"{', '.join(o['sides']) or '-'}; balance error {_fmt_num(o['balance_error'])}")
+    if meta.get("planning"):
+        pl = meta["planning"]
+        print(f"planning: energy E {_fmt_num(pl['energy_E'])} (no 1/2), kinetic cost {_fmt_num(pl['kinetic_cost'])}, "
+              f"terminal mismatch {_fmt_num(pl['terminal_mismatch'])}")
     if meta["history"]:
         print("history (final values):")
         hw = max(len(n) for n in meta["history"])

@@ -17,6 +17,19 @@ Layout (one file per result)::
         per_side            (Nt, d, 2)         outflow of step n through side (axis, lo/hi)
         attributes: balance_error, evacuated_fraction, sides (JSON list of exit-side labels)
     /obstacle               (*grid)            optional uint8 mask of a case's obstacle region (plots)
+    /planning                                  only for planning solves (``result.PlanningRecord``): attributes
+        energy_E, kinetic_cost, terminal_mismatch (floats) and, where set, sinkhorn_iterations_total
+        (int), congestion_c, min_density (floats), positive (bool), initial (str), stages (JSON list)
+    /case_report                               only for results of cases that keep a report
+                                               (``result.CaseReport``): attribute errors (JSON object
+                                               quantity -> error), optional dataset table (rows, columns)
+                                               with attribute columns (JSON list)
+
+These are the typed fields of ``MFGResult`` (``outflow``, ``obstacle``, ``planning``, ``case_report``;
+``alpha``); ``hjb_solution`` (a solver internal) is not written.  Files written before the typed fields
+existed have the same ``/alpha``, ``/outflow`` and ``/obstacle`` and no ``/planning``: for a Sinkhorn
+planning solve the record is rebuilt from its history (energy_E, cost_E_half, terminal_mismatch,
+sinkhorn_iterations), which held the same numbers.
 
 Every dataset carries ``long_name`` and ``units`` attributes (the problems are non-dimensional,
 so ``units`` is ``"1"``), and the coordinates are HDF5 dimension scales, so generic HDF5 / netCDF
@@ -214,21 +227,25 @@ def _write(f, result) -> None:
         ds.attrs["long_name"] = str(key)
         ds.attrs["units"] = "s" if str(key).endswith("time") else "1"
 
-    extras = getattr(result, "extras", None) or {}
-    out = extras.get("outflow")
+    out = getattr(result, "outflow", None)
     if out is not None:
         _write_outflow(f, out, ds_t, t)
-    obstacle = extras.get("obstacle")
+    obstacle = getattr(result, "obstacle", None)
     if obstacle is not None:
         obs = np.asarray(obstacle)
         if obs.shape != tuple(grid.shape):
-            raise ValueError(f"result.extras['obstacle'] has shape {obs.shape}, expected the grid's {grid.shape}")
+            raise ValueError(f"result.obstacle has shape {obs.shape}, expected the grid's {grid.shape}")
         ds_o = f.create_dataset("obstacle", data=obs.astype(np.uint8))
         _set_desc(ds_o, "obstacle region of the case (1 inside), for plots")
         for k, (name, sc) in enumerate(zip(names, coords)):
             ds_o.dims[k].label = name
             ds_o.dims[k].attach_scale(sc)
-
+    planning = getattr(result, "planning", None)
+    if planning is not None:
+        _write_planning(f, planning)
+    report = getattr(result, "case_report", None)
+    if report is not None:
+        _write_case_report(f, report)
 
 _OUTFLOW_LONG = {
     "mass": "mass(t_n) of the density (integral over the grid)",
@@ -241,7 +258,7 @@ _OUTFLOW_LONG = {
 def _write_outflow(f, out, ds_t, t) -> None:
     """/outflow group of an OutflowHistory (diagnostics.outflow)."""
     if np.shape(out.mass) != t.shape:
-        raise ValueError(f"result.extras['outflow'] has {np.shape(out.mass)[0]} levels, the result {t.shape[0]}")
+        raise ValueError(f"result.outflow has {np.shape(out.mass)[0]} levels, the result {t.shape[0]}")
     g = f.create_group("outflow", track_order=True)
     g.attrs["long_name"] = "outflow through the exit (absorbing) sides and the outflow balance"
     g.attrs["balance_error"] = float(out.balance_error)
@@ -267,6 +284,100 @@ def _read_outflow(g):
         sides = []
     return {"mass": g["mass"][()], "per_side": g["per_side"][()], "cumulative": g["cumulative"][()],
             "sides": list(sides)}
+
+
+_PLANNING_LONG = {
+    "energy_E": "control energy E = int_0^T E|alpha|^2 dt (no factor 1/2)",
+    "kinetic_cost": "kinetic part of the agents' cost, int int m L(alpha) dx dt (E/2 without congestion)",
+    "terminal_mismatch": "h sum |m(T) - m1|",
+}
+_PLANNING_OPTIONAL = ("sinkhorn_iterations_total", "congestion_c", "min_density", "positive", "initial")
+
+
+def _write_planning(f, rec) -> None:
+    """/planning group of a PlanningRecord (attributes only: a handful of numbers)."""
+    g = f.create_group("planning", track_order=True)
+    g.attrs["long_name"] = "; ".join(f"{k}: {v}" for k, v in _PLANNING_LONG.items())
+    for key in _PLANNING_LONG:
+        g.attrs[key] = float(getattr(rec, key))
+    for key in _PLANNING_OPTIONAL:
+        value = getattr(rec, key)
+        if value is None:
+            continue
+        if key == "initial":
+            g.attrs[key] = str(value)
+        elif key == "positive":
+            g.attrs[key] = bool(value)
+        elif key == "sinkhorn_iterations_total":
+            g.attrs[key] = int(value)
+        else:
+            g.attrs[key] = float(value)
+    g.attrs["stages"] = json.dumps([float(c) for c in rec.stages])
+
+
+def _read_planning(g) -> dict:
+    """The /planning group as the keyword arguments of ``result.PlanningRecord``."""
+    rec = {key: float(g.attrs[key]) for key in _PLANNING_LONG}
+    for key in _PLANNING_OPTIONAL:
+        if key not in g.attrs:
+            continue
+        if key == "initial":
+            rec[key] = _attr_str(g, key)
+        elif key == "positive":
+            rec[key] = bool(g.attrs[key])
+        elif key == "sinkhorn_iterations_total":
+            rec[key] = int(g.attrs[key])
+        else:
+            rec[key] = float(g.attrs[key])
+    try:
+        rec["stages"] = [float(c) for c in json.loads(_attr_str(g, "stages", "[]"))]
+    except (json.JSONDecodeError, TypeError, ValueError):
+        rec["stages"] = []
+    return rec
+
+
+def _legacy_planning(history: dict, solver: dict):
+    """The PlanningRecord keywords of a Sinkhorn planning file written before /planning existed (its
+    history holds the same numbers: energy_E and cost_E_half (one entry each), terminal_mismatch and
+    sinkhorn_iterations per outer iteration); None for other files."""
+    method = str(solver.get("method", "")) if isinstance(solver, dict) else ""
+    keys = ("energy_E", "cost_E_half", "terminal_mismatch", "sinkhorn_iterations")
+    if not method.startswith("planning-sinkhorn") or not all(k in history and len(history[k]) for k in keys):
+        return None
+    return {"energy_E": float(history["energy_E"][-1]), "kinetic_cost": float(history["cost_E_half"][-1]),
+            "terminal_mismatch": float(history["terminal_mismatch"][-1]),
+            "sinkhorn_iterations_total": int(np.sum(history["sinkhorn_iterations"]))}
+
+
+def _write_case_report(f, report) -> None:
+    """/case_report group: the closed-form errors (JSON attribute) and a study's table."""
+    errors = dict(getattr(report, "errors", None) or {})
+    table = getattr(report, "table", None)
+    if not errors and table is None:
+        return
+    g = f.create_group("case_report", track_order=True)
+    g.attrs["long_name"] = "what the case computed besides the solve: errors against its closed form, a table"
+    g.attrs["errors"] = _dumps(errors)
+    if table is not None:
+        ds = g.create_dataset("table", data=np.asarray(table, dtype=float))
+        _set_desc(ds, "the case's table, one row per configuration")
+        ds.attrs["columns"] = json.dumps([str(c) for c in (getattr(report, "columns", None) or ())])
+
+
+def _read_case_report(g) -> dict:
+    """The /case_report group as the keyword arguments of ``result.CaseReport``."""
+    try:
+        errors = json.loads(_attr_str(g, "errors", "{}"))
+    except json.JSONDecodeError:
+        errors = {}
+    rec = {"errors": errors if isinstance(errors, dict) else {}}
+    if "table" in g:
+        rec["table"] = g["table"][()]
+        try:
+            rec["columns"] = tuple(json.loads(_attr_str(g["table"], "columns", "[]")))
+        except json.JSONDecodeError:
+            rec["columns"] = ()
+    return rec
 
 
 def check_output_path(path, probe: bool = True) -> str:
@@ -591,13 +702,19 @@ def read_metadata(path) -> dict:
             meta["outflow"] = {"balance_error": float(g.attrs.get("balance_error", np.nan)),
                                "evacuated_fraction": float(g.attrs.get("evacuated_fraction", np.nan)),
                                "sides": sides}
+        if "planning" in f:
+            meta["planning"] = _read_planning(f["planning"])
     return meta
 
 
 def read_record(path) -> dict:
     """Everything a file written by :func:`save_result` holds, as plain data: t, m, u, the grid
-    description, history, params, solver, case, converged, status, iterations, and extras (alpha as
-    "_alpha", the outflow group as a dict, an obstacle mask).  ``result.load`` builds the MFGResult."""
+    description, history, params, solver, case, converged, status, iterations, and the typed fields'
+    data: alpha (array or None), outflow (the keyword arguments of ``OutflowHistory`` less t, or None),
+    obstacle (bool mask or None), planning (those of ``PlanningRecord``, or None; rebuilt from the
+    history for Sinkhorn files of the older layout), case_report (those of ``CaseReport``, or None).
+    "extras" (deprecated) repeats alpha, outflow and obstacle under the old keys "_alpha", "outflow",
+    "obstacle".  ``result.load`` builds the MFGResult."""
     path = os.fspath(path)
     with _open(path) as f, _reading(path):
         grid = _attr_json(f, path, "grid")
@@ -612,18 +729,19 @@ def read_record(path) -> dict:
                     arr = np.array([v.decode("utf-8") if isinstance(v, bytes) else str(v)
                                     for v in arr], dtype=object)
                 history[key] = arr
-        extras = {}
-        if "alpha" in f:
-            extras["_alpha"] = f["alpha"][()]
-        if "outflow" in f:
-            extras["outflow"] = _read_outflow(f["outflow"])
-        if "obstacle" in f:
-            extras["obstacle"] = f["obstacle"][()].astype(bool)
-        return {"grid": grid, "t": t, "m": f["m"][()], "u": f["u"][()], "history": history, "extras": extras,
-                "converged": bool(f.attrs.get("converged", False)), "status": _attr_str(f, "status", "unknown"),
-                "iterations": int(f.attrs.get("iterations", 0)), "params": _attr_json(f, path, "params"),
-                "solver": _attr_json(f, path, "solver"), "case": _attr_str(f, "case") or None}
-
+        solver = _attr_json(f, path, "solver")
+        rec = {"grid": grid, "t": t, "m": f["m"][()], "u": f["u"][()], "history": history,
+               "converged": bool(f.attrs.get("converged", False)), "status": _attr_str(f, "status", "unknown"),
+               "iterations": int(f.attrs.get("iterations", 0)), "params": _attr_json(f, path, "params"),
+               "solver": solver, "case": _attr_str(f, "case") or None,
+               "alpha": f["alpha"][()] if "alpha" in f else None,
+               "outflow": _read_outflow(f["outflow"]) if "outflow" in f else None,
+               "obstacle": f["obstacle"][()].astype(bool) if "obstacle" in f else None,
+               "planning": _read_planning(f["planning"]) if "planning" in f else _legacy_planning(history, solver),
+               "case_report": _read_case_report(f["case_report"]) if "case_report" in f else None}
+        rec["extras"] = {key: value for key, value in (("_alpha", rec["alpha"]), ("outflow", rec["outflow"]),
+                                                       ("obstacle", rec["obstacle"])) if value is not None}
+        return rec
 
 def incomplete(path, why: str) -> "ResultFileError":
     """The error for a file that is not a complete result file (``why`` says what is missing)."""

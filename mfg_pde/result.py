@@ -1,8 +1,26 @@
-"""The result of a mean-field-game solve: fields on the space-time grid plus convergence record."""
+"""The result of a mean-field-game solve: fields on the space-time grid plus convergence record.
+
+``MFGResult`` holds the fields (u, m, and alpha = -grad u, computed on demand), the convergence record,
+and typed optional fields for what some solves also produce:
+
+* ``outflow`` (``OutflowHistory``): grids with exit sides -- the outflow and the outflow balance;
+* ``planning`` (``PlanningRecord``): planning solves -- the energy E, the kinetic cost, the terminal
+  mismatch, the Sinkhorn sweeps, the congestion continuation;
+* ``obstacle``: a case's obstacle mask on the grid, for plots;
+* ``hjb_solution``: the HJB solution that transported m (its operator-split states in 2-D/3-D), a solver
+  internal used for warm starts, the exploitability and the outflow;
+* ``case_report`` (``CaseReport``): what a registered case computed besides the solve (its closed-form
+  errors, a study's table, ...).
+
+``extras`` is the dict of the older layout, kept as a deprecated read-only view of these fields.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import types
+import warnings
+from dataclasses import dataclass, field, fields
+from typing import ClassVar
 
 import numpy as np
 
@@ -62,6 +80,94 @@ class OutflowHistory:
                 f"{', '.join(self.sides) or 'no exit'}; outflow balance error {self.balance_error:.2e}")
 
 
+@dataclass
+class PlanningRecord:
+    """What a planning solve reports besides u and m (``MFGResult.planning``; ``mfg_pde.planning``).
+
+    energy_E : control energy E = int_0^T E|alpha_t|^2 dt = int int m |alpha|^2 dx dt of the returned
+        pair, *without* the factor 1/2 (docs/method.md, 'Energy convention').  Sinkhorn solver: centred
+        alpha = -grad u, left Riemann sum (trapezoid with time_scheme="strang"); Newton (congestion)
+        solver: the scheme's upwind sums with the congested control -u_x / (1 + c m).
+    kinetic_cost : the kinetic part of the agents' cost, int int m L(alpha) dx dt with the Lagrangian of
+        the Hamiltonian: E / 2 for the quadratic Hamiltonian (Sinkhorn solver, exactly ``energy_E / 2``),
+        int int m (1 + c m) |alpha|^2 / 2 with congestion c (Newton solver; E / 2 at c = 0).  Not the total
+        cost: the interaction, potential and terminal terms are not in it.
+    terminal_mismatch : h sum |m(T) - m1|, the L1 distance of the returned terminal density to the target
+        (Sinkhorn: that of the last Sinkhorn sweep; Newton: 0 by construction).
+    sinkhorn_iterations_total : Sinkhorn sweeps over all outer iterations (Sinkhorn solver; None otherwise;
+        the per-outer-iteration counts are ``history["sinkhorn_iterations"]``).
+    congestion_c : the congestion parameter c of H = |p|^2 / (2 (1 + c m)) (Newton solver; None otherwise).
+    stages : the c values the continuation solved, in order (Newton solver; empty otherwise).
+    min_density : min m over the space-time grid (Newton solver; None otherwise).
+    positive : whether min m >= -negative_tol max |m| (Newton solver; None otherwise).
+    initial : how the Newton solver's start pair was made (None otherwise).
+    """
+
+    energy_E: float
+    kinetic_cost: float
+    terminal_mismatch: float
+    sinkhorn_iterations_total: int | None = None
+    congestion_c: float | None = None
+    stages: list = field(default_factory=list)
+    min_density: float | None = None
+    positive: bool | None = None
+    initial: str | None = None
+
+    def legacy_items(self) -> dict:
+        """The record under the key names of the old ``MFGResult.extras`` dict (``cost_E_half`` = E/2;
+        the Newton solver's ``c``, ``cost_kinetic``, ``stages``, ``min_density``, ``positive``, ``initial``)."""
+        out = {"terminal_mismatch": self.terminal_mismatch, "energy_E": self.energy_E,
+               "cost_E_half": self.energy_E / 2}
+        if self.sinkhorn_iterations_total is not None:
+            out["sinkhorn_iterations_total"] = self.sinkhorn_iterations_total
+        if self.congestion_c is not None:
+            out.update({"min_density": self.min_density, "positive": self.positive, "c": self.congestion_c,
+                        "stages": self.stages, "initial": self.initial, "cost_kinetic": self.kinetic_cost})
+        return out
+
+
+@dataclass
+class CaseReport:
+    """What a registered case computed besides its solve (``MFGResult.case_report``; ``mfg_pde.cases``).
+
+    Cases that need more subclass it (``chaos.ChaosReport``, ``diffusion.SGMReport``,
+    ``planning.IAvsMFReport``, ``demand_response.DemandResponseReport``).  ``errors``, ``table`` and
+    ``columns`` are written to HDF5 (``/case_report``) and read back into a plain ``CaseReport``; the
+    subclasses' other fields (study objects: scenarios, closed-form routes, ...) are not.
+
+    errors : quantity -> error against the case's closed form, for cases whose run computes them along
+        with the fields (sgm-ou, path-integral-h, chaos); the other cases compute them from the result
+        (``Case.errors``).
+    table : a study's numeric table, one row per configuration (path-integral-h, demand-response-sweep).
+    columns : the names of the table's columns.
+    """
+
+    errors: dict = field(default_factory=dict)
+    table: np.ndarray | None = field(default=None, repr=False)
+    columns: tuple = ()
+
+    #: field name -> its key in the old ``MFGResult.extras`` dict, where they differ
+    legacy_keys: ClassVar[dict] = {}
+
+    def legacy_items(self) -> dict:
+        """The report under the key names of the old ``MFGResult.extras`` dict (fields that are set)."""
+        out = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is None or (isinstance(value, (dict, list, tuple)) and not value):
+                continue
+            out[self.legacy_keys.get(f.name, f.name)] = value
+        return out
+
+
+def legacy_view(items: dict, owner: str):
+    """A read-only mapping of the old ``extras`` keys (the deprecated ``extras`` properties): warns once
+    per access that the typed fields replace it."""
+    warnings.warn(f"{owner}.extras is deprecated: use the typed fields (see the {owner} docstring)",
+                  DeprecationWarning, stacklevel=3)
+    return types.MappingProxyType(dict(items))
+
+
 def gradient(grid: Grid, u: np.ndarray) -> np.ndarray:
     """Centred-difference gradient of u shaped (..., *grid); returns (..., *grid, ndim).
 
@@ -97,7 +203,7 @@ def gradient(grid: Grid, u: np.ndarray) -> np.ndarray:
     return out
 
 
-@dataclass
+@dataclass(repr=False)
 class MFGResult:
     """Solution of an MFG on a grid.
 
@@ -107,7 +213,7 @@ class MFGResult:
     t : time levels, shape (Nt+1,).
     u : value function, shape (Nt+1, *grid.shape).
     m : density, shape (Nt+1, *grid.shape); each level integrates to the initial mass (minus the
-        mass that has left through exit sides: ``extras["outflow"]``, see ``diagnostics.outflow``).
+        mass that has left through exit sides: ``outflow``, see ``diagnostics.outflow``).
     converged : whether the coupling loop met its tolerance.
     status : one line saying how the loop ended ("converged", "max_iter", "diverged: ...").
     iterations : number of coupled iterations performed.
@@ -115,6 +221,27 @@ class MFGResult:
     params : problem / case parameters (JSON-able).
     solver : solver options (JSON-able).
     case : name of the registered case that produced it, if any.
+    outflow : ``OutflowHistory`` of a result on a grid with exit sides (outflow per step and side, the
+        balance mass(t_n) + outflow(0, t_n) = mass(0)); None without exits or when not computed
+        (``diagnostics.outflow.attach_outflow``).  Saved to HDF5.
+    planning : ``PlanningRecord`` of a planning solve (energy E, kinetic cost, terminal mismatch, Sinkhorn
+        sweeps, congestion continuation); None for other solves.  Saved to HDF5.
+    obstacle : boolean mask on the grid of a case's obstacle region (exit-room), drawn by the plots; None
+        when there is none.  Saved to HDF5.
+    hjb_solution : the ``fd.hjb.HJBSolution`` that transported m -- u, the operator-split intermediate
+        states of each step (2-D/3-D; what the FP, the outflow and the exploitability of m need) and the
+        per-step Newton counts.  A solver internal (warm starts, ``diagnostics.exploitability``,
+        ``diagnostics.outflow``); set by ``mfg_pde.solve``; not saved to HDF5.  ``split_states`` is its
+        ``states``.
+    case_report : ``CaseReport`` of a registered case whose run computed more than the solve (closed-form
+        errors of direct cases, a study's table, the mean-field reference of ia-vs-mf, ...); None
+        otherwise.  Its errors and table are saved to HDF5.
+    alpha : (property) the feedback, -grad u by default (computed once and cached); solvers whose control
+        is not -grad u (congestion: -u_x / (1 + c m)) set it.
+
+    ``extras`` (deprecated) is a read-only dict view of these fields under the key names of the former
+    free-form dict (``outflow``, ``energy_E``, ``cost_E_half``, ``terminal_mismatch``, ``hjb_solution``,
+    ``errors``, ...); use the fields.
     """
 
     grid: Grid
@@ -128,17 +255,64 @@ class MFGResult:
     params: dict = field(default_factory=dict)
     solver: dict = field(default_factory=dict)
     case: str | None = None
-    extras: dict = field(default_factory=dict)
+    outflow: OutflowHistory | None = None
+    planning: PlanningRecord | None = None
+    obstacle: np.ndarray | None = field(default=None, repr=False)
+    hjb_solution: object | None = field(default=None, repr=False, compare=False)   # fd.hjb.HJBSolution (a layer up)
+    case_report: CaseReport | None = field(default=None, repr=False, compare=False)
+    _alpha: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __repr__(self) -> str:
+        name = self.case if self.case is not None else (self.params or {}).get("name")
+        method = (self.solver or {}).get("method") if isinstance(self.solver, dict) else None
+        status = str(self.status)
+        if len(status) > 120:
+            status = status[:117] + "..."
+        Nt = int(np.shape(self.t)[0]) - 1 if np.ndim(self.t) else "?"
+        return (f"MFGResult(case={_short(name)!r}, grid={tuple(self.grid.shape)}, Nt={Nt}, "
+                f"method={_short(method)!r}, status={status!r}, iterations={self.iterations}, "
+                f"residual={self.final_residual:.3e})")
 
     # ------------------------------------------------------------------ derived fields
     @property
     def alpha(self) -> np.ndarray:
-        """Optimal feedback alpha = -grad u, shape (Nt+1, *grid, ndim)."""
-        cached = self.extras.get("_alpha")
-        if cached is None:
-            cached = -gradient(self.grid, self.u)
-            self.extras["_alpha"] = cached
-        return cached
+        """Optimal feedback, shape (Nt+1, *grid, ndim): -grad u (centred differences, ``gradient``)
+        unless a solver set another control (congestion planning: -u_x / (1 + c m))."""
+        if self._alpha is None:
+            self._alpha = -gradient(self.grid, self.u)
+        return self._alpha
+
+    @alpha.setter
+    def alpha(self, value) -> None:
+        value = np.asarray(value, dtype=float)
+        want = np.shape(self.u) + (self.grid.ndim,)
+        if value.shape != want:
+            raise ValueError(f"alpha has shape {value.shape}, expected {want} (len(t), *grid.shape, ndim)")
+        self._alpha = value
+
+    @property
+    def split_states(self) -> np.ndarray | None:
+        """(Nt, ndim-1, ...) operator-split states of ``hjb_solution`` (None when it is not attached)."""
+        return None if self.hjb_solution is None else self.hjb_solution.states
+
+    @property
+    def extras(self):
+        """Deprecated: a read-only dict view of the typed fields under the old key names (``outflow``,
+        ``obstacle``, ``hjb_solution``; planning: ``terminal_mismatch``, ``energy_E``, ``cost_E_half`` (E/2),
+        ``sinkhorn_iterations_total``, Newton: ``c``, ``stages``, ``cost_kinetic``, ...; the case report's
+        ``errors``, ``table``, ...).  Built on each access; use the fields instead."""
+        items = {}
+        if self.outflow is not None:
+            items["outflow"] = self.outflow
+        if self.obstacle is not None:
+            items["obstacle"] = self.obstacle
+        if self.hjb_solution is not None:
+            items["hjb_solution"] = self.hjb_solution
+        if self.planning is not None:
+            items.update(self.planning.legacy_items())
+        if self.case_report is not None:
+            items.update(self.case_report.legacy_items())
+        return legacy_view(items, "MFGResult")
 
     @property
     def dt(self) -> float:
@@ -160,11 +334,6 @@ class MFGResult:
         """max_n |mass(t_n) - mass(0)| / mass(0)  (with exit sides: the mass that left, see ``balance_error``)."""
         mass = self.mass()
         return float(np.max(np.abs(mass - mass[0])) / mass[0])
-
-    @property
-    def outflow(self):
-        """The ``OutflowHistory`` of a result on a grid with exits (None if not attached)."""
-        return self.extras.get("outflow")
 
     def balance_error(self) -> float:
         """Conservation error: max_n |mass(t_n) + outflow(0, t_n) - mass(0)| / mass(0) when the outflow
@@ -212,8 +381,17 @@ class MFGResult:
         io.save_result(self, path)
 
 
+def _short(value, width: int = 60):
+    """value (a name) for the repr: None as is, anything else as a string of at most width characters."""
+    if value is None:
+        return None
+    text = str(value)
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
 def load(path) -> MFGResult:
-    """Read a file written by :meth:`MFGResult.save` back into an :class:`MFGResult` (``mp.load``)."""
+    """Read a file written by :meth:`MFGResult.save` back into an :class:`MFGResult` (``mp.load``); files
+    of the older layout (before the typed fields) load too (``io.read_record``)."""
     rec = io.read_record(path)
     try:
         grid = Grid(rec["grid"]["bounds"], rec["grid"]["shape"], rec["grid"]["bc"])
@@ -223,9 +401,18 @@ def load(path) -> MFGResult:
     want = (t.shape[0],) + grid.shape
     if m.shape != want or u.shape != want:
         raise io.incomplete(path, f"m {m.shape} / u {u.shape} do not match (len(t), *grid) = {want}")
-    extras = dict(rec["extras"])
-    if "outflow" in extras:
-        extras["outflow"] = OutflowHistory(t=np.asarray(t, dtype=float), **extras["outflow"])
-    return MFGResult(grid=grid, t=t, u=u, m=m, converged=rec["converged"], status=rec["status"],
-                     iterations=rec["iterations"], history=rec["history"], params=rec["params"],
-                     solver=rec["solver"], case=rec["case"], extras=extras)
+    outflow = rec["outflow"]
+    if outflow is not None:
+        outflow = OutflowHistory(t=np.asarray(t, dtype=float), **outflow)
+    planning = None if rec["planning"] is None else PlanningRecord(**rec["planning"])
+    report = None if rec["case_report"] is None else CaseReport(**rec["case_report"])
+    result = MFGResult(grid=grid, t=t, u=u, m=m, converged=rec["converged"], status=rec["status"],
+                       iterations=rec["iterations"], history=rec["history"], params=rec["params"],
+                       solver=rec["solver"], case=rec["case"], outflow=outflow, planning=planning,
+                       obstacle=rec["obstacle"], case_report=report)
+    if rec["alpha"] is not None:
+        try:
+            result.alpha = rec["alpha"]
+        except ValueError as exc:
+            raise io.incomplete(path, f"dataset 'alpha': {exc}") from None
+    return result
