@@ -48,7 +48,7 @@ def main(argv=None):
         r = solve_planning_newton(pb, c=c)
         wall = time.perf_counter() - t0
         steps = max(r.iterations, 1)
-        stages = ",".join(f"{x:g}" for x in r.extras["stages"])
+        stages = ",".join(f"{x:g}" for x in r.planning.stages)
         print(f"{f'{N}x{N}':>10} {coup or '-':>9} {c:5g} {r.iterations:6d} {stages:>22} {wall:7.2f} "
               f"{wall / steps:7.3f} {r.final_residual:9.1e} {r.mass_error():9.1e} "
               f"{'ok' if r.converged else 'FAILED':>9}", flush=True)

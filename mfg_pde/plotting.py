@@ -48,7 +48,7 @@ def _heat(fig, ax, t, x, field, title, label, cmap):
 
 def _evacuated(result):
     """(evacuated fraction per level, per-side cumulative fractions or None, balance error or None)."""
-    out = (result.extras or {}).get("outflow")
+    out = getattr(result, "outflow", None)
     if out is not None:
         per_side = None
         if len(out.sides) > 1:
@@ -112,7 +112,7 @@ def _snapshots(fig, axes, result, evac):
     levels = _snapshot_levels(t, evac, len(axes))
     planes = [_plane(grid, result.m[n]) for n in levels]
     vmax = max(float(np.max(pl)) for pl in planes) or 1.0
-    obstacle = (result.extras or {}).get("obstacle")
+    obstacle = getattr(result, "obstacle", None)
     mesh = None
     for ax, n, pl in zip(axes, levels, planes):
         mesh = ax.pcolormesh(_edges(grid.axes[0]), _edges(grid.axes[1]), np.maximum(pl, 0.0).T, shading="flat",
@@ -158,7 +158,7 @@ def plot_result(result, path=None, oracle_mean=None):
     result : MFGResult (1-D, 2-D or 3-D).  For 2-D/3-D the density panel shows the marginal on x
         (integral over the other axes) and the value panel the mid-slice u(t, x, y_mid[, z_mid]); the
         snapshot row shows m (its integral over z in 3-D) at four time levels -- with exits, when 0, 25,
-        50 and 75 % of the crowd has left -- with the obstacle of ``result.extras["obstacle"]`` (a
+        50 and 75 % of the crowd has left -- with the obstacle of ``result.obstacle`` (a
         boolean mask, e.g. from the exit-room case) outlined in white and the exit sides in red.
     path : optional file name; the figure is saved there (PNG, dpi 120, tight bounding box).
     oracle_mean : optional closed-form mean path, an array shaped (Nt+1,) or (Nt+1, d), or a

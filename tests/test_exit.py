@@ -169,7 +169,7 @@ def test_outflow_balance_of_a_coupled_game(shape, bc):
     res = mp.solve(pb, method="anderson", tol=1e-9)
     assert res.converged, res.status
     out = attach_outflow(res, pb)
-    assert res.extras["outflow"] is out
+    assert res.outflow is out
     assert out.balance_error < 1e-13
     assert res.balance_error() == out.balance_error and "outflow balance error" in res.summary()
     mass = res.mass()
@@ -190,7 +190,7 @@ def test_outflow_balance_of_a_coupled_game(shape, bc):
     assert coupling_stats(mm, mm, uu, grid.cell_volume, 1.0)[3] > 0.1             # mass leaves
     assert coupling_stats(mm, mm, uu, grid.cell_volume, 1.0, out.cumulative)[3] < 1e-13
     # the exit terms are consistent in the other solvers built on the kernels
-    gap = nash_gap(pb, res.u, res.m, res.extras["hjb_solution"].states, details=True)
+    gap = nash_gap(pb, res.u, res.m, res.hjb_solution.states, details=True)
     assert gap["exploitability"] >= -1e-9
     assert gap["policy_cost"] == pytest.approx(gap["policy_cost_forward"], rel=1e-11)   # exit payments counted
     r = pde_residuals(pb, res.u, res.m)
@@ -286,16 +286,16 @@ def test_hdf5_round_trip_with_outflow_and_obstacle(tmp_path):
     pb = mp.MFGProblem(grid, 0.5, 8, 0.4, mp.gaussian(grid, (0.5, 0.5), (0.12, 0.12)), potential=np.ones(grid.shape))
     res = mp.solve(pb, tol=1e-8)
     out = attach_outflow(res, pb)
-    res.extras["obstacle"] = grid.mesh()[0] > 0.8
+    res.obstacle = grid.mesh()[0] > 0.8
     path = tmp_path / "exit.h5"
     res.save(path)
     back = mp.load(path)
     assert back.grid == grid and back.grid.bc == (("reflecting", "exit"), "reflecting")
     for key in ("mass", "cumulative", "per_side"):
-        np.testing.assert_array_equal(getattr(back.extras["outflow"], key), getattr(out, key))
-    assert back.extras["outflow"].sides == ["x hi"]
+        np.testing.assert_array_equal(getattr(back.outflow, key), getattr(out, key))
+    assert back.outflow.sides == ["x hi"]
     assert back.balance_error() == out.balance_error
-    np.testing.assert_array_equal(back.extras["obstacle"], res.extras["obstacle"])
+    np.testing.assert_array_equal(back.obstacle, res.obstacle)
     meta = mio.read_metadata(path)
     assert meta["outflow"]["sides"] == ["x hi"] and meta["grid"]["bc"] == [["reflecting", "exit"], "reflecting"]
     with h5py.File(path) as f:

@@ -77,7 +77,7 @@ def test_newton_2d_is_the_core_discrete_solution(bc):
     assert r[-2] < 1e-3 and r[-1] < 1e-2 * r[-2]  # fast local convergence at the end
     # states of the returned HJB solution make the FP reproduce m exactly (same split chain)
     from mfg_pde.fd.fp import solve_fp
-    np.testing.assert_allclose(solve_fp(p, rn.extras["hjb_solution"]), rn.m, atol=1e-12)
+    np.testing.assert_allclose(solve_fp(p, rn.hjb_solution), rn.m, atol=1e-12)
 
 
 def test_newton_3d_smoke():

@@ -177,13 +177,13 @@ def test_discrete_equations_hold_for_c_positive(bc):
     c = 2.5
     r = solve_planning_newton(pb, c=c)
     assert r.converged, r.status
-    assert r.final_residual <= 1e-10 and r.extras["stages"] == [0.0, c]
+    assert r.final_residual <= 1e-10 and r.planning.stages == [0.0, c]
     rH, rF = independent_residuals(pb, c, r.u, r.m)
     assert np.abs(rH).max() * pb.dt <= 1e-9 * np.abs(r.u).max()
     assert np.abs(rF).max() * pb.dt <= 1e-9 * r.m.max()
-    assert r.extras["terminal_mismatch"] == 0.0 and np.array_equal(r.m[-1], pb.m1)
+    assert r.planning.terminal_mismatch == 0.0 and np.array_equal(r.m[-1], pb.m1)
     assert r.mass_error() < 1e-12
-    assert r.extras["positive"] and r.m.min() > 0
+    assert r.planning.positive and r.m.min() > 0
 
 
 def test_congestion_slows_the_dense_crowd_and_spreads_it():
@@ -196,7 +196,7 @@ def test_congestion_slows_the_dense_crowd_and_spreads_it():
         r = solve_planning_newton(pb, c=c)
         assert r.converged and r.final_residual <= 1e-10
         m, speed = r.m[1:-1], np.abs(r.alpha[1:-1, :, 0])
-        E.append(r.extras["energy_E"])
+        E.append(r.planning.energy_E)
         var.append(r.covariance()[pb.Nt // 2, 0, 0])
         dense_speed.append(float((m ** 2 * speed).sum() / (m ** 2).sum()))
     assert np.all(np.diff(E) > 0), E
@@ -211,7 +211,7 @@ def _self_convergence(levels, c=2.0):
     for N in levels:
         r = solve_planning_newton(bridge(N), c=c)
         assert r.converged, r.status
-        out.append((r.covariance()[N // 2, 0, 0], r.extras["energy_E"]))
+        out.append((r.covariance()[N // 2, 0, 0], r.planning.energy_E))
     out = np.array(out)
     d = np.abs(np.diff(out, axis=0))
     return d[:-1] / d[1:]
@@ -244,9 +244,9 @@ def test_result_fields_and_history():
     assert set(h["c"]) == {0.0, 1.0}
     assert r.iterations == int(np.sum(h["line_search"] > 0))
     assert abs(pb.grid.integrate(pb.m1 * r.u[-1])) < 1e-12 * np.abs(r.u).max()  # the gauge
-    assert r.extras["terminal_mismatch"] == 0.0
+    assert r.planning.terminal_mismatch == 0.0
     assert r.params["congestion_c"] == 1.0 and r.solver["method"] == "planning-newton"
-    assert r.extras["cost_kinetic"] > 0 and r.extras["energy_E"] > 0
+    assert r.planning.kinetic_cost > 0 and r.planning.energy_E > 0
 
 
 def test_progress_lines_are_numbered_like_the_result(capsys):
@@ -275,7 +275,7 @@ def test_options_reach_the_same_solution(kw):
     assert np.abs(r.m - ref.m).max() < 1e-8 * ref.m.max()
     assert np.abs(r.u - ref.u).max() < 1e-8 * np.abs(ref.u).max()
     if "c_steps" in kw:
-        assert r.extras["stages"] == [0.0, 0.5, 1.0, 2.0]
+        assert r.planning.stages == [0.0, 0.5, 1.0, 2.0]
 
 
 def test_mean_interaction_is_bordered_and_matches_the_dense_solve():
@@ -290,7 +290,7 @@ def test_mean_interaction_is_bordered_and_matches_the_dense_solve():
 def test_failed_continuation_stage_is_bisected():
     r = solve_planning_newton(bridge(50), c=30.0, max_iter=5)
     assert r.converged, r.status
-    st = r.extras["stages"]
+    st = r.planning.stages
     assert st[0] == 0.0 and st[-1] == 30.0 and len(st) > 2 and np.all(np.diff(st) > 0)
 
 

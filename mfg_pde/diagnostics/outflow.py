@@ -14,7 +14,7 @@ and the discrete balance
 
 holds to round-off.  ``outflow_history`` computes the per-step, per-side outflow from the HJB
 solution's exit rates (``kernels.exit_outflow``, independent of the FP solve itself) and checks the
-balance against the density; ``attach_outflow`` stores it on an ``MFGResult`` (``extras["outflow"]``,
+balance against the density; ``attach_outflow`` stores it on an ``MFGResult`` (``result.outflow``,
 written to HDF5 as the ``/outflow`` group by ``mfg_pde.io``).
 """
 
@@ -48,7 +48,7 @@ def outflow_history(problem, sol, m: np.ndarray) -> OutflowHistory:
         want = (Nt, max(kd.ndim - 1, 0)) + kd.shape3
         if states.shape != want:
             raise ValueError(f"sol.states has shape {states.shape}, expected {want}: pass the HJBSolution of "
-                             "the solve (result.extras['hjb_solution']) that transported m")
+                             "the solve (result.hjb_solution) that transported m")
         kernels.exit_outflow(as3(m, 1, kd.shape3), as3(u, 1, kd.shape3), states, kd.op, per_side)
     per_side = per_side[:, : grid.ndim] * grid.cell_volume
     cumulative = np.concatenate([[0.0], np.cumsum(per_side.reshape(Nt, -1).sum(axis=1))])
@@ -58,18 +58,18 @@ def outflow_history(problem, sol, m: np.ndarray) -> OutflowHistory:
 
 def attach_outflow(result, problem, sol=None):
     """Compute the outflow of ``result`` (an MFGResult of ``problem``) and store it as
-    ``result.extras["outflow"]`` (an ``OutflowHistory``); returns it.  ``sol`` defaults to
-    ``result.extras["hjb_solution"]`` (set by ``mfg_pde.solve``); in 1-D u alone suffices."""
+    ``result.outflow`` (an ``OutflowHistory``); returns it.  ``sol`` defaults to ``result.hjb_solution``
+    (set by ``mfg_pde.solve``); in 1-D u alone suffices."""
     if sol is None:
-        sol = result.extras.get("hjb_solution")
+        sol = result.hjb_solution
     if sol is None:
         if problem.grid.ndim > 1:
             raise ValueError("attach_outflow needs the HJB solution (its split states) in 2-D/3-D: pass sol= "
-                             "or a result of mfg_pde.solve (extras['hjb_solution'])")
+                             "or a result of mfg_pde.solve (result.hjb_solution)")
         from ..fd.hjb import HJBSolution
 
         sol = HJBSolution(result.u, np.empty((problem.Nt, 0) + kernel_data(problem, True).shape3),
                           np.zeros(problem.Nt, dtype=np.int64))
     hist = outflow_history(problem, sol, result.m)
-    result.extras["outflow"] = hist
+    result.outflow = hist
     return hist

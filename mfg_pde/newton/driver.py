@@ -428,8 +428,7 @@ def solve_newton(problem, tol: float = 1e-10, max_iter: int = 50, warm_start: st
                                     exploitability="none")
                 _merge_core_history(history, r.history, 0.0, cont, t0)
                 u, m = r.u.copy(), r.m.copy()
-                if "hjb_solution" in r.extras:
-                    states0 = r.extras["hjb_solution"].states
+                states0 = r.split_states
             else:
                 u, m = _initial_pair(pb, m_init, newton_tol, newton_maxit)
             if grid.ndim > 1:  # the split chain's iterate carries the intermediate states
@@ -456,7 +455,6 @@ def solve_newton(problem, tol: float = 1e-10, max_iter: int = 50, warm_start: st
         hist["exploitability"][-1] = gap
     hist["iteration"] = np.arange(1, n_rec + 1, dtype=float)
     result = MFGResult(grid=grid, t=problem.t, u=u, m=m, converged=converged, status=status, iterations=n_rec,
-                       history=hist, params=problem.describe(), solver=options)
-    result.extras["hjb_solution"] = sol
+                       history=hist, params=problem.describe(), solver=options, hjb_solution=sol)
     report.done(result)
     return result

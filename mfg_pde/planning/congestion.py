@@ -107,7 +107,7 @@ import scipy.sparse.linalg as spla
 
 from ..model.densities import check_density
 from ..model.grid import BC_PERIODIC, BC_REFLECTING
-from ..result import MFGResult, gradient
+from ..result import MFGResult, PlanningRecord, gradient
 from ..fd.discrete_residuals import line_pair_residuals
 from ..iterate.monitor import Progress
 from ..newton.derivatives import coupling_derivative
@@ -617,15 +617,16 @@ def solve_planning_newton(problem, c: float = 0.0, tol: float = 1e-10, max_iter:
             first order (so the Armijo search works);
         "linear" m + alpha dm (pure Newton; trial steps with min m < -negative_tol max m are rejected);
         "log" m exp(alpha dm / m) (Newton in log m).
-    negative_tol : tolerance of the positivity check (line search and ``extras['positive']``).
+    negative_tol : tolerance of the positivity check (line search and ``planning.positive``).
 
     Returns an MFGResult: u (gauge h sum m1 u(T) = 0), m (m[0] = m0, m[Nt] = m1 exactly), converged, status,
     iterations (Newton steps taken, all stages), history (one record per Newton iterate: residual,
     hjb_residual, fp_residual, gauge, line_search (the step length taken; nan on a stage's last record),
-    step_norm, min_density (min m / max m), mass_error, c, stage, wall_time), extras: terminal_mismatch
-    (h sum |m^Nt - m1|: 0 by construction), min_density, positive, energy_E and cost_kinetic
-    (``PlanningSystem.energies``), c, stages (the c values solved, in order), initial (how the start was
-    made).  ``result.alpha`` is the congested control -u_x / (1 + c m) (centred u_x).
+    step_norm, min_density (min m / max m), mass_error, c, stage, wall_time), planning (a
+    ``result.PlanningRecord``): terminal_mismatch (h sum |m^Nt - m1|: 0 by construction), min_density,
+    positive, energy_E and kinetic_cost (``PlanningSystem.energies``: E and int int m (1 + c m) |alpha|^2 / 2),
+    congestion_c, stages (the c values solved, in order), initial (how the start was made).
+    ``result.alpha`` is the congested control -u_x / (1 + c m) (centred u_x).
     """
     c = _check_c(c)
     check_planning_data(problem)
@@ -691,15 +692,14 @@ def solve_planning_newton(problem, c: float = 0.0, tol: float = 1e-10, max_iter:
     params = problem.describe()
     params["congestion_c"] = c
     n_steps = int(np.sum(hist["line_search"] > 0))
+    planning = PlanningRecord(energy_E=en["energy_E"], kinetic_cost=en["cost_kinetic"],
+                              terminal_mismatch=float(grid.integrate(np.abs(m[-1] - problem.m1))),
+                              congestion_c=c, stages=solved, min_density=min_density,
+                              positive=bool(min_density >= -negative_tol * float(np.abs(m).max())),
+                              initial=init_note)
     result = MFGResult(grid=grid, t=problem.t, u=u, m=m, converged=converged, status=status, iterations=n_steps,
-                       history=hist, params=params, solver=options)
-    result.extras.update({
-        "terminal_mismatch": float(grid.integrate(np.abs(m[-1] - problem.m1))),
-        "min_density": min_density,
-        "positive": bool(min_density >= -negative_tol * float(np.abs(m).max())),
-        "c": c, "stages": solved, "initial": init_note, **en,
-    })
+                       history=hist, params=params, solver=options, planning=planning)
     if finite:
-        result.extras["_alpha"] = sysm.control(u, m)
+        result.alpha = sysm.control(u, m)
     report.done(result)
     return result

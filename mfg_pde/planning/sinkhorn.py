@@ -24,7 +24,7 @@ import numpy as np
 
 from ..iterate.anderson import Anderson
 from ..iterate.monitor import Progress
-from ..result import MFGResult, gradient
+from ..result import MFGResult, PlanningRecord, gradient
 from . import hopf_cole as linear, semigroup
 from ..fd.layout import as3, kernel_data
 
@@ -253,6 +253,10 @@ def solve_planning(problem, tol: float = 1e-10, sinkhorn_tol: float = 1e-11, max
              symmetrically at the step midpoint (``semigroup``), second order in dt and positive; the
              energy is then integrated by the trapezoid rule.  Needs a base drift that is
              time-independent with b_k depending on x_k only (none, or LinearDrift).
+
+    The result's ``planning`` record (``result.PlanningRecord``) holds the energy E of the returned pair
+    (``energy_E``, no factor 1/2), the kinetic cost ``kinetic_cost`` = E / 2, the terminal mismatch of the
+    last Sinkhorn sweep and the Sinkhorn sweeps of all outer iterations (``sinkhorn_iterations_total``).
     """
     if not (0 < damping <= 1):
         raise ValueError(f"damping = {damping}: must be in (0, 1]")
@@ -347,10 +351,9 @@ def solve_planning(problem, tol: float = 1e-10, sinkhorn_tol: float = 1e-11, max
                "max_sinkhorn": max_sinkhorn, "damping": damping}
     result = MFGResult(grid=grid, t=problem.t, u=u, m=m_new, converged=converged, status=status,
                        iterations=len(history["residual"]), history=history, params=problem.describe(),
-                       solver=options)
-    result.extras["terminal_mismatch"] = history["terminal_mismatch"][-1]
-    result.extras["energy_E"] = E
-    result.extras["cost_E_half"] = E / 2
-    result.extras["sinkhorn_iterations_total"] = sk.iterations
+                       solver=options,
+                       planning=PlanningRecord(energy_E=E, kinetic_cost=E / 2,
+                                               terminal_mismatch=float(history["terminal_mismatch"][-1]),
+                                               sinkhorn_iterations_total=int(sk.iterations)))
     report.done(result)
     return result

@@ -754,9 +754,9 @@ def _grid_level(sc, N, Nt, box, guidances, tol, time_scheme="strang", warm=None)
                            sinkhorn_anderson=5, **warm_kw)
         out["wall"][g] = time.perf_counter() - t0
         out["converged"][g] = bool(r.converged)
-        out["sinkhorn_iterations"][g] = int(r.extras["sinkhorn_iterations_total"])
+        out["sinkhorn_iterations"][g] = int(r.planning.sinkhorn_iterations_total)
         out["outer_iterations"][g] = int(r.iterations)
-        out["E"][g] = r.extras["energy_E"] / d
+        out["E"][g] = r.planning.energy_E / d
         ref = scg.mf_mean(r.t)[0] if g == "MF" else scg.mean_path(r.t, g)[0]
         out["mean_error"][g] = float(np.max(np.abs(r.mean() - ref)))
         out.setdefault("mean", {})[g] = r.mean()
