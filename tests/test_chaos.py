@@ -46,5 +46,5 @@ def test_case_slopes_and_orders(tmp_path):
     run = get("propagation-of-chaos").validate({"figure": str(tmp_path / "c.png")})
     assert all(c.passed for c in run.checks), [(c.quantity, c.error, c.tol) for c in run.checks if not c.passed]
     assert (tmp_path / "c.png").stat().st_size > 10000
-    s = run.result.extras["slopes"]
+    s = run.result.case_report.slopes
     assert -0.75 < s["ou"] < -0.35 and -0.75 < s["kernel"] < -0.35

@@ -375,7 +375,7 @@ def test_cases_and_files(tmp_path):
 
     run = cases.get("demand-response").run({"d": 2, "route": "closed-form", "samples": 5000, "grid": "off"})
     assert run.passed and run.result.converged
-    assert "closed_form" in run.result.extras
+    assert run.result.case_report.closed_form is not None
     sweep = cases.get("demand-response-sweep")
     csv, h5, png = tmp_path / "t.csv", tmp_path / "t.h5", tmp_path / "t.png"
     r = sweep.run({"ds": "1,2", "Ks": "2", "samples": 3000, "agents": 0, "csv": str(csv), "h5": str(h5),

@@ -26,7 +26,7 @@ def case_study(name, levels, over=None):
         run = case.run({**(over or {}), "N": N, "Nt": N})
         r = run.result
         assert r.converged, r.status
-        assert r.extras["terminal_mismatch"] < 1e-10
+        assert r.planning.terminal_mismatch < 1e-10
         assert r.mass_error() < 1e-12
         errs.append(case.errors(r, run.params))
     keys = list(errs[0])
@@ -73,8 +73,8 @@ def test_ia_mean_and_energy_identity_non_gaussian_ends():
 
 def test_energy_gap_is_positive_and_mf_minimises():
     run = get("ia-vs-mf").run({"N": 150, "Nt": 150, "nu": 1.5})
-    assert run.result.extras["mf_converged"]
-    assert run.result.extras["energy_E"] > run.result.extras["mf_energy_E"]
+    assert run.result.case_report.mf_converged
+    assert run.result.planning.energy_E > run.result.case_report.mf_energy_E
 
 
 def test_base_drift_gives_sinh_mean_not_linear():
@@ -113,7 +113,7 @@ def test_2d_mean_theorem_per_axis_non_separable():
         pb = mp.PlanningProblem(grid, 1.0, N, 1.0, m0, m1, coupling=mp.QuadraticInteraction(
             mp.PiecewiseConstant.uniform(1.0, 8.0 * 0.65 ** np.arange(8))))
         r = mp.solve_planning(pb)
-        assert r.converged and r.extras["terminal_mismatch"] < 1e-10
+        assert r.converged and r.planning.terminal_mismatch < 1e-10
         mu0, mu1 = grid.mean(m0), grid.mean(m1)
         line = mu0[None] + (mu1 - mu0)[None] * (pb.t / pb.T)[:, None]
         errs.append(np.max(np.abs(r.mean() - line), axis=0))
@@ -127,7 +127,7 @@ def test_3d_smoke():
     pb = mp.PlanningProblem(grid, 1.0, 16, 1.0, mp.gaussian(grid, (-0.5, 0.0, 0.3), 0.7),
                             mp.gaussian(grid, (0.5, 0.2, -0.3), 0.6), coupling=mp.QuadraticInteraction(2.0))
     r = mp.solve_planning(pb)
-    assert r.converged and r.extras["terminal_mismatch"] < 1e-10 and r.mass_error() < 1e-12
+    assert r.converged and r.planning.terminal_mismatch < 1e-10 and r.mass_error() < 1e-12
     assert r.alpha.shape == (17, 16, 16, 16, 3)
 
 
@@ -190,7 +190,7 @@ def test_planning_result_round_trips_hdf5(tmp_path):
     back = mp.load(path)
     np.testing.assert_array_equal(back.m, run.result.m)
     np.testing.assert_array_equal(back.u, run.result.u)
-    assert back.history["energy_E"][0] == pytest.approx(run.result.extras["energy_E"])
+    assert back.history["energy_E"][0] == pytest.approx(run.result.planning.energy_E)
     assert back.history["terminal_mismatch"][-1] < 1e-10
     assert back.case == "lqg-bridge"
 
@@ -239,7 +239,7 @@ def test_strang_bridge_closed_form_second_order(over):
         run = case.run({**over, "N": N, "Nt": N // 5}, time_scheme="strang", sinkhorn_anderson=5)
         r = run.result
         assert r.converged, r.status
-        assert r.extras["terminal_mismatch"] < 1e-10 and r.mass_error() < 1e-12
+        assert r.planning.terminal_mismatch < 1e-10 and r.mass_error() < 1e-12
         e = case.errors(r, run.params)
         errs.append([e["mean"], e["variance"], e["energy E"]])
     E = np.array(errs)
@@ -255,7 +255,7 @@ def test_strang_is_second_order_in_dt_at_fixed_grid():
     for Nt in (10, 20, 40, 80):
         pb = mp.PlanningProblem(grid, 1.5, Nt, 0.7, mp.gaussian(grid, -1.0, 0.5), mp.gaussian(grid, 1.5, 0.4),
                                 coupling=mp.QuadraticInteraction(2.0))
-        E.append(mp.solve_planning(pb, time_scheme="strang").extras["energy_E"])
+        E.append(mp.solve_planning(pb, time_scheme="strang").planning.energy_E)
     diffs = np.abs(np.diff(E))
     assert np.all((orders(diffs) > 1.8) & (orders(diffs) < 2.3)), orders(diffs)
 
@@ -268,7 +268,7 @@ def test_strang_2d_mean_theorem_non_separable_second_order():
         pb = mp.PlanningProblem(grid, 1.0, Nt, 1.0, m0, m1, coupling=mp.QuadraticInteraction(
             mp.PiecewiseConstant.uniform(1.0, 8.0 * 0.65 ** np.arange(8))))
         r = mp.solve_planning(pb, time_scheme="strang", method="anderson", sinkhorn_anderson=5)
-        assert r.converged and r.extras["terminal_mismatch"] < 1e-10 and r.mass_error() < 1e-12
+        assert r.converged and r.planning.terminal_mismatch < 1e-10 and r.mass_error() < 1e-12
         mu0, mu1 = grid.mean(m0), grid.mean(m1)
         line = mu0[None] + (mu1 - mu0)[None] * (pb.t / pb.T)[:, None]
         errs.append(np.max(np.abs(r.mean() - line), axis=0))
@@ -289,16 +289,16 @@ def test_accelerations_and_warm_start_reach_the_same_solution():
     plain = mp.solve_planning(pb, time_scheme="strang", tol=1e-10)
     fast = mp.solve_planning(pb, time_scheme="strang", tol=1e-10, method="anderson", damping=1.0, sinkhorn_anderson=5)
     assert plain.converged and fast.converged
-    assert fast.extras["sinkhorn_iterations_total"] < 0.75 * plain.extras["sinkhorn_iterations_total"]
+    assert fast.planning.sinkhorn_iterations_total < 0.75 * plain.planning.sinkhorn_iterations_total
     assert np.max(np.abs(fast.m - plain.m)) < 1e-7 * plain.m.max()
-    assert fast.extras["energy_E"] == pytest.approx(plain.extras["energy_E"], rel=1e-8)
+    assert fast.planning.energy_E == pytest.approx(plain.planning.energy_E, rel=1e-8)
     coarse = mp.solve_planning(problem(100), time_scheme="strang", method="anderson", sinkhorn_anderson=5)
     g = pb.grid
     warm = mp.solve_planning(pb, time_scheme="strang", tol=1e-10, method="anderson", damping=1.0,
                              sinkhorn_anderson=5, m_init=prolong(coarse.grid, g, coarse.m),
                              potential_init=prolong(coarse.grid, g, -coarse.u[-1] / pb.sigma ** 2))
     assert warm.converged
-    assert warm.extras["energy_E"] == pytest.approx(plain.extras["energy_E"], rel=1e-8)
+    assert warm.planning.energy_E == pytest.approx(plain.planning.energy_E, rel=1e-8)
     with pytest.raises(ValueError, match="potential_init has shape"):
         mp.solve_planning(pb, time_scheme="strang", potential_init=np.zeros(7))
 
@@ -307,7 +307,7 @@ def test_fixed_guidance_planning_needs_no_outer_iteration():
     grid = mp.Grid([(-6, 6)], 150)
     m0, m1 = bimodal_ends(grid)
     r = mp.solve_planning(mp.PlanningProblem(grid, 1.0, 40, 1.0, m0, m1, coupling=mp.FixedGuidance(4.0, 0.5)))
-    assert r.converged and r.iterations == 1 and r.extras["terminal_mismatch"] < 1e-10
+    assert r.converged and r.iterations == 1 and r.planning.terminal_mismatch < 1e-10
 
 
 def test_unknown_time_scheme_and_unsupported_drift_are_refused():
@@ -326,4 +326,4 @@ def test_strang_3d_smoke():
     pb = mp.PlanningProblem(grid, 1.0, 8, 1.0, mp.gaussian(grid, (-0.5, 0.0, 0.3), 0.7),
                             mp.gaussian(grid, (0.5, 0.2, -0.3), 0.6), coupling=mp.QuadraticInteraction(2.0))
     r = mp.solve_planning(pb, time_scheme="strang")
-    assert r.converged and r.extras["terminal_mismatch"] < 1e-10 and r.mass_error() < 1e-12
+    assert r.converged and r.planning.terminal_mismatch < 1e-10 and r.mass_error() < 1e-12

@@ -12,7 +12,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..result import CaseReport
 from ..richardson import observed_order
+
+__all__ = ["Case", "CaseError", "CaseReport", "CaseRun", "Check", "Param", "all_cases", "get", "names", "register"]
 
 
 class CaseError(ValueError):
@@ -155,7 +158,8 @@ class Case:
         return {}
 
     def decorate(self, result, problem, p: dict) -> None:
-        """Attach case-specific extras to a fresh result (e.g. ``extras["obstacle"]`` for plots)."""
+        """Attach case-specific data to a fresh result (e.g. ``result.obstacle`` for plots; what is not a
+        result field goes into ``result.case_report``, a ``CaseReport``)."""
 
     def checks(self, result, p: dict) -> list:
         return [Check(k, v, self.tolerances[k], "max over t") for k, v in self.errors(result, p).items()]
@@ -205,7 +209,7 @@ class Case:
         result.params = {**p, **{k: solve_overrides[k] for k in ("method", "tol", "max_iter")
                                  if k in solve_overrides}}
         grid = getattr(problem, "grid", None)
-        if grid is not None and grid.has_exits and result.extras.get("outflow") is None:
+        if grid is not None and grid.has_exits and result.outflow is None:
             from ..diagnostics.outflow import attach_outflow  # exits: the outflow balance replaces mass conservation
 
             attach_outflow(result, problem)

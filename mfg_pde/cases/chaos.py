@@ -7,6 +7,7 @@ is fitted (propagation of chaos plus sampling: about N^-1/2)."""
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -14,9 +15,24 @@ from ..particles import mckean_vlasov as MV
 from ..particles.agents import sample_density, w1_to_density
 from ..model.densities import gaussian_mixture
 from ..model.grid import Grid
-from ..result import MFGResult
+from ..result import CaseReport, MFGResult
 from .base import Check, Param, register
 from .diffusion import _DirectCase, _parse_floats
+
+
+@dataclass
+class ChaosReport(CaseReport):
+    """``errors`` (the OU law's mean and variance against the closed form) and, when agents ran:
+
+    slopes : system -> fitted slope of log W1 against log N (propagation of chaos: about -1/2).
+    w1 : system -> (len(agents), 2) array: mean W1 distance to the mean-field law over the seeds, its
+        standard error.
+    agents : system -> the agent counts N that ran.
+    """
+
+    slopes: dict = field(default_factory=dict)
+    w1: dict = field(default_factory=dict, repr=False)
+    agents: dict = field(default_factory=dict)
 
 SYSTEMS = {"ou": dict(a=0.5, c=1.0, A=0.0, ell=1.0), "kernel": dict(a=0.5, c=0.0, A=2.0, ell=1.0)}
 
@@ -91,22 +107,22 @@ class PropagationOfChaos(_DirectCase):
             history[f"W1_{name}"] = w1[name][:, 0]
             history[f"W1_{name}_stderr"] = w1[name][:, 1]
             history[f"slope_{name}"] = np.array([slopes[name]])
+        report = ChaosReport(errors={"OU: PDE mean vs closed form": e_mean, "OU: PDE variance vs closed form": e_var},
+                             slopes=slopes, w1=w1, agents=agents_used)
         r = MFGResult(grid=grid, t=t, u=np.zeros_like(laws["kernel"]), m=laws["kernel"], converged=True,
                       status="converged", iterations=1, history=history,
-                      solver={"method": "mean-field FP + N-particle Euler-Maruyama"})
-        r.extras.update({"errors": {"OU: PDE mean vs closed form": e_mean, "OU: PDE variance vs closed form": e_var},
-                         "slopes": slopes, "w1": w1, "agents": agents_used})
+                      solver={"method": "mean-field FP + N-particle Euler-Maruyama"}, case_report=report)
         if p["figure"] and Ns:
             self.figure(agents_used, w1, slopes, p["figure"])
         return r
 
     def errors(self, result, p):
-        return dict(result.extras["errors"])
+        return dict(result.case_report.errors)
 
     def checks(self, result, p):
         rows = [Check(k, v, self.tolerances[k], "max over t") for k, v in self.errors(result, p).items()]
         lo, hi = self.slope_range
-        for name, s in result.extras["slopes"].items():
+        for name, s in result.case_report.slopes.items():
             rows.append(Check(f"{name}: fitted slope of W1 vs N (in [{lo}, {hi}])", abs(s - 0.5 * (lo + hi)),
                               0.5 * (hi - lo), f"slope {s:.3f}"))
         return rows

@@ -23,18 +23,42 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 
 from ..studies import demand_response as dr
 from ..model.grid import Grid
-from ..result import MFGResult
+from ..result import CaseReport, MFGResult
 from .base import Case, CaseError, CaseRun, Check, Param, register
 
 NSIG = 4.0          # Monte-Carlo band, in standard errors
 # Richardson-extrapolated grid gap / mean path vs the exact mean channel, relative, per planning time scheme
 # (strang: O(h^2 + dt^2), measured 0.15 % at (200, 48) -> (400, 96); euler: O(h^2 + dt), ~2 %)
 GRID_BUDGET = {"strang": 0.01, "euler": 0.05}
+
+
+@dataclass
+class DemandResponseReport(CaseReport):
+    """What a demand-response case computed (``MFGResult.case_report``; None where a route did not run):
+
+    scenario : the ``studies.demand_response.Scenario`` (demand-response, demand-response-thermal).
+    closed_form : its ``ClosedFormEnergies`` (closed-form route).
+    agents : its ``AgentEnergies`` (agent route; demand-response only).
+    grid_check : the grid cross-check (``studies.demand_response.grid_crosscheck``: levels, energies, gaps,
+        observed orders, the planning results), for d <= 2.
+    runs : demand-response-sweep: one (K, scenario, closed form, agents) tuple per row group; the sweep's
+        numbers are in ``table`` (columns ``columns``).
+    """
+
+    scenario: object = None
+    closed_form: object = field(default=None, repr=False)
+    agents: object = field(default=None, repr=False)
+    grid_check: dict | None = field(default=None, repr=False)
+    runs: list = field(default_factory=list, repr=False)
+
+    legacy_keys: ClassVar[dict] = {"grid_check": "grid"}
 
 
 def _ints(text, name):
@@ -312,7 +336,7 @@ class DemandResponse(_DRCase):
         worst = max((c.error / c.tol for c in checks if not c.at_least and c.tol > 0), default=0.0)
         result.history = {**(result.history or {}), **hist, "residual": np.array([worst]),
                           "wall_time": np.array([(cf.wall_time if cf else 0.0) + (ag.wall_time if ag else 0.0)])}
-        result.extras.update({"scenario": sc, "closed_form": cf, "agents": ag, "grid": gr})
+        result.case_report = DemandResponseReport(scenario=sc, closed_form=cf, agents=ag, grid_check=gr)
         lines = dr.report_lines(sc, cf, ag, gr if (gr is not None and grid_sc is sc) else None)
         if p["figure"] and (cf is not None or ag is not None):
             _figure_single(sc, cf, ag, p["figure"])
@@ -416,7 +440,7 @@ class DemandResponseSweep(_DRCase):
         hist["cf_t_edges"] = first[2].t_edges
         worst = max((c.error / c.tol for c in checks if c.tol > 0), default=0.0)
         result.history = {"residual": np.array([worst]), "wall_time": np.array([float(table[:, -1].sum())]), **hist}
-        result.extras.update({"runs": runs, "table": table, "columns": _COLUMNS})
+        result.case_report = DemandResponseReport(runs=runs, table=table, columns=_COLUMNS)
         if p["csv"]:
             with open(p["csv"], "w") as f:
                 f.write(",".join(_COLUMNS) + "\n")
@@ -573,7 +597,7 @@ class DemandResponseThermal(_DRCase):
         worst = max((c.error / c.tol for c in checks if not c.at_least and c.tol > 0), default=0.0)
         result.history = {**(result.history or {}), **hist, "residual": np.array([worst]),
                           "wall_time": np.array([cf.wall_time])}
-        result.extras.update({"scenario": sc, "closed_form": cf, "grid": gr})
+        result.case_report = DemandResponseReport(scenario=sc, closed_form=cf, grid_check=gr)
         lines = dr.report_lines(sc, cf, None, gr)
         lines.insert(1, f"kappa = {sc.kappa:g}: exact minimal (MF) mean-channel energy per zone {cf.mean_channel['MF']:.4f} "
                         f"(kappa = 0: {np.mean((sc.mean1 - sc.mean0) ** 2):.4f})")

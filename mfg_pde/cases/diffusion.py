@@ -13,6 +13,7 @@ interacting particles').
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -20,7 +21,7 @@ from ..studies import diffusion_models as D
 from ..model.densities import gaussian, gaussian_mixture
 from ..model.grid import Grid
 from ..model.problem import LinearDrift, MFGProblem
-from ..result import MFGResult
+from ..result import CaseReport, MFGResult
 from ..fd.hjb import solve_hjb
 from ..diagnostics.residuals import pde_residuals
 from ..fd.transport import fp_transport
@@ -28,6 +29,21 @@ from .base import Case, CaseRun, Param, register
 
 DATA_1D = ([0.6, 0.4], [[-1.5], [2.0]], [[0.4], [0.6]])
 DATA_2D = ([0.6, 0.4], [[-1.5, -1.0], [1.5, 1.2]], [[0.5, 0.4], [0.45, 0.55]])
+PATH_INTEGRAL_COLUMNS = ("lambda", "h", "M_grid", "V_grid", "M_ode", "V_ode", "W2_grid", "W2_ode", "NLL_grid",
+                         "NLL_ode")
+
+
+@dataclass
+class SGMReport(CaseReport):
+    """``errors`` of sgm-ou (forward FP, log-density HJB, reverse FP against the closed form and the data) and
+    the two densities the reverse-FP errors compare:
+
+    reverse_density : the reverse generative FP's density at the end, on the grid.
+    data_density : the data density p0 it should return, on the grid.
+    """
+
+    reverse_density: np.ndarray | None = field(default=None, repr=False)
+    data_density: np.ndarray | None = field(default=None, repr=False)
 
 
 def _parse_floats(text, name):
@@ -120,18 +136,17 @@ class SGMOU(_DirectCase):
         wall = time.perf_counter() - t0
         history = {"residual": np.array([res["hjb"]]), "fp_residual": np.array([res["fp"]]),
                    "wall_time": np.array([wall]), "reverse_l1": np.array([l1]), "reverse_w2": np.array([w2])}
-        r = MFGResult(grid=grid, t=t, u=u_fwd_time, m=fwd, converged=True, status="converged", iterations=1,
-                      history=history, solver={"method": "fp-transport + core HJB"})
-        r.extras.update({"errors": {"forward FP vs closed form (L1, max over t)": e_fwd,
-                                    "log-density HJB density vs closed form (L1)": e_hjb,
-                                    "HJB residual of log p_FP (weighted L1)": res["hjb"],
-                                    "reverse FP vs data (L1)": l1,
-                                    "reverse FP vs data (W2)": w2},
-                         "reverse_density": rev[-1], "data_density": p0})
-        return r
+        report = SGMReport(errors={"forward FP vs closed form (L1, max over t)": e_fwd,
+                                   "log-density HJB density vs closed form (L1)": e_hjb,
+                                   "HJB residual of log p_FP (weighted L1)": res["hjb"],
+                                   "reverse FP vs data (L1)": l1,
+                                   "reverse FP vs data (W2)": w2},
+                           reverse_density=rev[-1], data_density=p0)
+        return MFGResult(grid=grid, t=t, u=u_fwd_time, m=fwd, converged=True, status="converged", iterations=1,
+                         history=history, solver={"method": "fp-transport + core HJB"}, case_report=report)
 
     def errors(self, result, p):
-        return dict(result.extras["errors"])
+        return dict(result.case_report.errors)
 
 
 @register
@@ -206,25 +221,25 @@ class PathIntegralH(_DirectCase):
                    "lambda": table[:, 0], "h": table[:, 1], "M_grid": table[:, 2], "V_grid": table[:, 3],
                    "M_ode": table[:, 4], "V_ode": table[:, 5], "W2_grid": table[:, 6], "W2_ode": table[:, 7],
                    "NLL_grid": table[:, 8], "NLL_ode": table[:, 9], "control_W2": np.array(control)}
+        report = CaseReport(errors={"moments vs ODE (max |dM|, |dV| over h, lambda)": dmax,
+                                    "negative control: W2 spread over h": spread},
+                            table=table, columns=PATH_INTEGRAL_COLUMNS)
         r = MFGResult(grid=grid, t=tau, u=np.zeros_like(keep), m=keep, converged=True, status="converged",
-                      iterations=1, history=history, solver={"method": "fp-transport"})
-        r.extras["errors"] = {"moments vs ODE (max |dM|, |dV| over h, lambda)": dmax,
-                              "negative control: W2 spread over h": spread}
-        r.extras["table"] = table
+                      iterations=1, history=history, solver={"method": "fp-transport"}, case_report=report)
         if p["table"]:
-            header = "lambda,h,M_grid,V_grid,M_ode,V_ode,W2_grid,W2_ode,NLL_grid,NLL_ode"
+            header = ",".join(PATH_INTEGRAL_COLUMNS)
             np.savetxt(p["table"], table, delimiter=",", header=header, comments="", fmt="%.6g")
         if p["figure"]:
             self.figure(table, hs, lams, control, p["figure"])
         return r
 
     def errors(self, result, p):
-        return dict(result.extras["errors"])
+        return dict(result.case_report.errors)
 
     def checks(self, result, p):
         from .base import Check
         rows = [Check(k, v, self.tolerances[k], "grid FP vs ODE") for k, v in self.errors(result, p).items()]
-        table = result.extras["table"]
+        table = result.case_report.table
         for lam in sorted(set(table[:, 0])):
             if lam == 1.0:
                 continue
@@ -234,7 +249,7 @@ class PathIntegralH(_DirectCase):
             rows.append(Check(f"lambda={lam:g}: W2(h=1) - W2(h=0) < 0 (noise helps)", float(w2_h1 - w2_h0), 0.0))
             spread = float(sel[:, 6].max() - sel[:, 6].min())
             rows.append(Check(f"lambda={lam:g}: W2 spread over h / control spread", spread / max(
-                result.extras["errors"]["negative control: W2 spread over h"], 1e-300), 3.0, at_least=True))
+                result.case_report.errors["negative control: W2 spread over h"], 1e-300), 3.0, at_least=True))
         return rows
 
     @staticmethod

@@ -15,7 +15,7 @@ and split around the pillar; congestion spreads them.
 No closed form: the checks are the outflow balance  mass(t_n) + outflow(0, t_n) = mass(0)  to
 round-off and the convergence of the coupling loop; the evacuated fraction (and the times by which
 half and 90 % of the crowd have left) are reported.  The obstacle and barrier mask is attached to
-the result (``extras["obstacle"]``, saved to HDF5) for the quick-look plot.
+the result (``result.obstacle``, saved to HDF5) for the quick-look plot.
 """
 
 from __future__ import annotations
@@ -100,10 +100,10 @@ class ExitRoom(Case):
 
     def decorate(self, result, problem, p):
         block, barrier = room_regions(p, problem.grid)
-        result.extras["obstacle"] = block | barrier
+        result.obstacle = block | barrier
 
     def checks(self, result, p):
-        out = result.extras.get("outflow")
+        out = result.outflow
         if out is None:
             return [Check("outflow balance", float("nan"), self.balance_tol, "no outflow attached")]
         note = (f"evacuated {out.evacuated_fraction:.4f} by T = {p['T']:g}; half by t = "

@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from ..oracles import analytic
@@ -17,6 +19,7 @@ from ..model.couplings import FixedGuidance, QuadraticInteraction
 from ..model.densities import gaussian, gaussian_mixture
 from ..model.grid import Grid
 from ..model.problem import LinearDrift, PlanningProblem
+from ..result import CaseReport
 from .base import Case, Param, register
 from .mean_interpolant import beta_schedule  # the same beta_t protocols as the terminal-cost case
 
@@ -73,7 +76,7 @@ class LQGBridge(PlanningCase):
         ref = self.oracle(p, result.t, result.grid)
         return {"mean": float(np.max(np.abs(result.mean()[:, 0] - ref["mean"]))),
                 "variance": float(np.max(np.abs(result.covariance()[:, 0, 0] - ref["var"]))),
-                "energy E": abs(result.extras["energy_E"] - float(ref["energy"]))}
+                "energy E": abs(result.planning.energy_E - float(ref["energy"]))}
 
 
 def bimodal_ends(grid):
@@ -131,6 +134,18 @@ class MeanInterpolant(PlanningCase):
         return {"mean path": float(np.max(np.abs(result.mean()[:, 0] - self.oracle_mean(p, result.t))))}
 
 
+@dataclass
+class IAvsMFReport(CaseReport):
+    """The mean-field solve ia-vs-mf compares the independent agents with (same ends, sigma and beta):
+
+    mf_energy_E : its energy E (``planning.energy_E``; no factor 1/2).
+    mf_converged : whether it converged.
+    """
+
+    mf_energy_E: float = float("nan")
+    mf_converged: bool = False
+
+
 @register
 class IAvsMF(PlanningCase):
     name = "ia-vs-mf"
@@ -160,8 +175,7 @@ class IAvsMF(PlanningCase):
         pb, _ = self.build(p)
         pb.coupling = QuadraticInteraction(p["beta"])
         mf = self.solver()(pb, progress=progress)
-        run.result.extras["mf_energy_E"] = mf.extras["energy_E"]
-        run.result.extras["mf_converged"] = mf.converged
+        run.result.case_report = IAvsMFReport(mf_energy_E=mf.planning.energy_E, mf_converged=bool(mf.converged))
         run.checks = self.checks(run.result, p)
         return run
 
@@ -175,7 +189,8 @@ class IAvsMF(PlanningCase):
 
     def errors(self, result, p):
         mu0, mu1 = self.ends(result.grid)
-        gap = result.extras["energy_E"] - result.extras.get("mf_energy_E", np.nan)
+        report = result.case_report
+        gap = result.planning.energy_E - (report.mf_energy_E if isinstance(report, IAvsMFReport) else np.nan)
         ref_gap = analytic.energy_identity_gap(T=p["T"], beta=p["beta"], mean0=mu0, mean1=mu1, nu=p["nu"])
         return {"IA mean path": float(np.max(np.abs(result.mean()[:, 0] - self.oracle_mean(p, result.t)))),
                 "energy gap E_IA - E_MF": abs(gap - ref_gap)}

@@ -62,7 +62,7 @@ class PlanningCongestion(Case):
     def checks(self, result, p):
         peak = float(abs(result.m).max())
         tol = self.tolerances
-        return [Check("terminal mismatch", float(result.extras["terminal_mismatch"]), tol["terminal mismatch"],
+        return [Check("terminal mismatch", float(result.planning.terminal_mismatch), tol["terminal mismatch"],
                       "h sum |m(T) - m1|"),
                 Check("mass error", result.mass_error(), tol["mass error"], "max over t"),
                 Check("negative density", max(0.0, -float(result.m.min()) / peak), tol["negative density"],
