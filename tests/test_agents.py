@@ -281,7 +281,7 @@ def test_feedback_walls_and_periodic():
     assert run.mean[-1, 0] > 0.8
     gp = mp.Grid([(0, 2)], 20, bc="periodic")
     resp = synthetic_result(gp, 4, lambda x, t: 0.0 * x, sigma=0.0)
-    resp.extras["_alpha"] = np.full((5, 20, 1), 0.75)                             # constant velocity 0.75
+    resp.alpha = np.full((5, 20, 1), 0.75)                             # constant velocity 0.75
     x0 = np.linspace(0.05, 1.95, 64)[:, None]
     run = agents.simulate_feedback(resp, x0=x0, n_steps=10, seed=0)
     assert np.allclose(run.x[:, 0], np.mod(x0[:, 0] + 0.75, 2.0))
@@ -390,7 +390,7 @@ def test_mf_guidance_line_and_self_consistent_iteration():
     assert np.max(np.abs(mf.mean - line)) < 4.5 * se + 0.01
     sc = agents.simulate_gm(pr, TARGET, start=START, N=20000, n_steps=250, seed=8, guidance="mf", beta=beta,
                             self_consistent=True, iterations=8, damping=0.8, nu0=0.0)
-    err = sc.extras["guidance_error"]
+    err = sc.guidance_error
     assert err[0] > 1.0                                   # from nu = 0, far from the line
     assert np.all(np.diff(err[:5]) < 0)                    # contracts while above the MC floor
     assert err[-1] < 0.03 and err[-1] < 0.02 * err[0]

@@ -427,7 +427,22 @@ class AgentRun:
     sigma: float = float("nan")
     seed: object = None
     kind: str = ""
-    extras: dict = field(default_factory=dict)
+    #: feedback runs: the base drift the kernel applied ("linear", "tabulated" or "none"; "" for other runs)
+    drift: str = ""
+    #: guided Gaussian-mixture runs (guidance="mf"): the guidance nu_t used, on proto.t, shape (nt, d)
+    nu: np.ndarray | None = field(default=None, repr=False)
+    #: self-consistent runs: the closed-form MF guidance line (1 - t/T) mean0 + (t/T) mean(m1), shape (nt, d)
+    line: np.ndarray | None = field(default=None, repr=False)
+    #: self-consistent runs: max_t |nu_t - line| before each iteration and after the last
+    guidance_error: np.ndarray | None = None
+
+    @property
+    def extras(self):
+        """Deprecated: read-only dict view of ``drift``, ``nu``, ``line``, ``guidance_error`` (those set)."""
+        from ..result import legacy_view
+
+        items = {"drift": self.drift or None, "nu": self.nu, "line": self.line, "guidance_error": self.guidance_error}
+        return legacy_view({k: v for k, v in items.items() if v is not None}, "AgentRun")
 
     @property
     def N(self) -> int:
@@ -689,7 +704,7 @@ def simulate_feedback(result, N: int | None = None, *, x0=None, n_steps: int | N
     run = _finish("feedback", t, x0, x, S1, S2, EN, ENL, lab, n_labels, shift, full_cov,
                   paths if record else None, sigma, seed if not isinstance(seed, np.random.Generator) else None)
     run.labels = None if labels is None else lab
-    run.extras["drift"] = ("linear" if has_lin else "tabulated" if has_btab else "none")
+    run.drift = ("linear" if has_lin else "tabulated" if has_btab else "none")
     return run
 
 
@@ -793,8 +808,8 @@ def simulate_gm(proto, target, x0=None, *, N: int | None = None, start=None, lab
         mixture's exact mean when ``start`` is given, else the sample mean of x0).
     self_consistent : with guidance="mf", do not use the closed-form line: start from nu_t = ``nu0``
         and iterate ``iterations`` times nu_t <- (1 - damping) nu_t + damping * empirical mean path
-        (same seed each time); ``extras['guidance_error']`` records max_t |nu_t - line| per iteration
-        and ``extras['nu']`` the final guidance on proto.t.
+        (same seed each time); ``guidance_error`` records max_t |nu_t - line| per iteration
+        and ``nu`` the final guidance on proto.t.
     """
     rng = _as_rng(seed)
     if x0 is None:
@@ -842,7 +857,7 @@ def simulate_gm(proto, target, x0=None, *, N: int | None = None, start=None, lab
     line = (1.0 - tp / T)[:, None] * mean0[None] + (tp / T)[:, None] * tgt.mean()[None]
     if not self_consistent:
         run = run_once(with_guidance(proto, beta, line))
-        run.extras["nu"] = line
+        run.nu = line
         return run
     nu_k = _nu_on(nu0, tp, d)
     errs = [float(np.max(np.abs(nu_k - line)))]
@@ -852,9 +867,9 @@ def simulate_gm(proto, target, x0=None, *, N: int | None = None, start=None, lab
         emp = np.stack([np.interp(tp, run.t, run.mean[:, k]) for k in range(d)], axis=1)
         nu_k = (1.0 - damping) * nu_k + damping * emp
         errs.append(float(np.max(np.abs(nu_k - line))))
-    run.extras["nu"] = nu_k
-    run.extras["line"] = line
-    run.extras["guidance_error"] = np.array(errs)
+    run.nu = nu_k
+    run.line = line
+    run.guidance_error = np.array(errs)
     return run
 
 
