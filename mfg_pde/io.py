@@ -64,8 +64,8 @@ import threading
 
 import numpy as np
 
-__all__ = ["save_result", "read_record", "read_metadata", "ResultFileError", "OutputPathError", "check_output_path",
-           "remove_stale_temps", "json_safe"]
+__all__ = ["OutputPathError", "ResultFileError", "check_output_path", "json_safe", "read_metadata", "read_record",
+           "remove_stale_temps", "save_result"]
 
 FORMAT_ATTR = "mfg_pde_version"
 COMPLETE_ATTR = "complete"
@@ -130,7 +130,7 @@ def json_safe(obj, _depth: int = 0):
     if callable(describe) and not isinstance(obj, type):
         try:
             return json_safe(describe(), _depth + 1)
-        except Exception:
+        except Exception:  # noqa: BLE001, S110 -- a user object's describe() may raise anything: use its repr
             pass
     return repr(obj)
 
@@ -208,7 +208,7 @@ def _write(f, result) -> None:
             ds.dims[grid.ndim + 1].label = "component"
             ds.dims[grid.ndim + 1].attach_scale(ds_c)
 
-    comp = dict(compression="gzip", compression_opts=4, shuffle=True) if m.size >= 4096 else {}
+    comp = {"compression": "gzip", "compression_opts": 4, "shuffle": True} if m.size >= 4096 else {}
     ds_m = f.create_dataset("m", data=m, **comp)
     _set_desc(ds_m, "population density m(t, x)")
     attach(ds_m)
@@ -743,6 +743,6 @@ def read_record(path) -> dict:
                                                        ("obstacle", rec["obstacle"])) if value is not None}
         return rec
 
-def incomplete(path, why: str) -> "ResultFileError":
+def incomplete(path, why: str) -> ResultFileError:
     """The error for a file that is not a complete result file (``why`` says what is missing)."""
     return _incomplete(path, why)
