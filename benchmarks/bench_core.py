@@ -122,14 +122,15 @@ def compile_time():
     return cold, warm
 
 
-def cold_cli_run():
+def cold_cli_run(parallel=True):
     """`mfg-pde run lqg` (default grid, default method) in a fresh process with an empty numba cache: what a
-    newcomer's first run after installing costs, compilation included; then the same with the warm cache."""
+    newcomer's first run after installing costs, compilation included; then the same with the warm cache.
+    parallel=False: without the second compiling process (``fd.warm``; MFG_PDE_PARALLEL_COMPILE=0)."""
     code = ("import sys, time; t = time.perf_counter(); from mfg_pde.cli import main; "
             "rc = main(['run', 'lqg', '--quiet']); print(time.perf_counter() - t); sys.exit(0)")
     out = []
     with tempfile.TemporaryDirectory() as d:
-        env = dict(os.environ, NUMBA_CACHE_DIR=d)
+        env = dict(os.environ, NUMBA_CACHE_DIR=d, MFG_PDE_PARALLEL_COMPILE="1" if parallel else "0")
         for _ in range(2):
             res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
             out.append(float(res.stdout.strip().splitlines()[-1]))
@@ -195,8 +196,10 @@ def main(argv=None):
     row("first solve, empty numba cache (compile)", f"{cold:.1f} s", "reported apart", True,
         f"same solve with cached kernels: {warm:.2f} s (cache works: {warm < cold / 3})")
     cli_cold, cli_warm = cold_cli_run()
+    serial_cold, _ = cold_cli_run(parallel=False)
     row("first `mfg-pde run lqg`, empty numba cache", f"{cli_cold:.1f} s", "< 20 s", cli_cold < 20,
-        f"compilation included; the same run with cached kernels: {cli_warm:.1f} s")
+        f"compilation included (forward kernels in a 2nd process); one process: {serial_cold:.1f} s; "
+        f"the same run with cached kernels: {cli_warm:.1f} s")
     row("process peak RSS", f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB", "-", True)
 
     print()

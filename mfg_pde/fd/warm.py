@@ -3,7 +3,7 @@ compiles the backward (HJB) kernels.
 
 numba compiles a kernel on its first call and keeps the machine code in its on-disk cache, so only the very
 first solve after an installation (or an edit of the kernels) pays for compilation: about 14 s for the HJB
-sweep and 15 s for the FP sweep, residuals and loop reductions on one core of the reference machine.  Both
+sweep and 13 s for the FP sweep, 1-D residuals and loop reductions on one core of the reference machine.  Both
 halves are independent, and numba's compiler is one lock per process, so ``start`` launches one helper
 process that compiles the forward half into the same cache while the caller goes on with its HJB sweep;
 ``wait`` (called before the first FP sweep) joins it, and the caller then loads the forward kernels from
@@ -28,7 +28,7 @@ _HELPER = None          # the running helper process, if any
 _STARTED = False        # one attempt per process
 
 #: the kernels the helper compiles (all of them, and the HJB sweep, decide whether the cache is cold)
-FORWARD = ("fp_sweep", "pair_residual_line", "pair_residual", "coupling_stats", "mix_inplace", "l1_diff")
+FORWARD = ("fp_sweep", "pair_residual_line", "coupling_stats", "mix_inplace", "l1_diff")
 
 
 def _index_exists(dispatcher) -> bool | None:
@@ -79,8 +79,10 @@ def wait(timeout: float = 300.0) -> None:
 
 
 def compile_forward() -> None:
-    """Compile (or load) the forward kernels by calling each once on a tiny problem: the FP sweep, the
-    residual passes (1-D line and general) and the coupling-loop reductions."""
+    """Compile (or load) the forward kernels by calling each once on a tiny problem: the FP sweep, the 1-D
+    residual pass and the coupling-loop reductions (the general residual pass, 2-D/3-D or periodic or exits,
+    compiles in the solving process at its first use, after the FP sweep: here it would make the helper
+    outlast the HJB compilation)."""
     import numpy as np
 
     from . import kernels
@@ -96,7 +98,6 @@ def compile_forward() -> None:
     kernels.fp_sweep(m, u, states, op)
     norms = np.empty((Nt, 4))
     kernels.pair_residual_line(u.reshape(Nt + 1, n), f.reshape(Nt, n), m.reshape(Nt + 1, n), op, norms)
-    kernels.pair_residual(u, states, f, m, op, norms)
     flat = m.reshape(Nt + 1, n)
     kernels.coupling_stats(flat, flat, u.reshape(Nt + 1, n), 0.25, 1.0)
     kernels.mix_inplace(flat.copy(), flat, 0.5)
