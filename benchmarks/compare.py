@@ -125,12 +125,17 @@ QUICK = ["core 1-D 200x200 picard x20, lean", "core 2-D 101^2x100 picard x5, lea
 
 HARNESS = """
 import json, sys, time, warnings
+# an editable install's import hook would resolve modules missing from an old tree to the installed one
+sys.meta_path = [f for f in sys.meta_path if "__editable__" not in str(getattr(f, "__module__", ""))]
 sys.path.insert(0, {tree!r})
 warnings.simplefilter("ignore")
 import mfg_pde as mp
-assert mp.__file__.startswith({tree!r}), mp.__file__
 {code}
 run()
+strays = [m.__file__ for m in list(sys.modules.values())
+          if m.__name__.startswith("mfg_pde") and getattr(m, "__file__", None)
+          and not m.__file__.startswith({tree!r})]
+assert not strays, strays
 best = float("inf")
 for _ in range({repeats}):
     t0 = time.perf_counter(); run(); best = min(best, time.perf_counter() - t0)
