@@ -14,14 +14,15 @@ from ._version import __version__  # noqa: E402,F401
 from .model.grid import Grid  # noqa: E402
 from .model.schedules import Constant, PiecewiseConstant, as_schedule  # noqa: E402
 from .model.densities import gaussian, gaussian_mixture, normalise, check_density  # noqa: E402
-from .model.couplings import Coupling, FixedGuidance, KernelInteraction, LocalLog, LocalPower, QuadraticInteraction  # noqa: E402
+from .model.couplings import (Coupling, FixedGuidance, KernelInteraction, LocalLog, LocalPower,  # noqa: E402
+                               QuadraticInteraction, ScaledCoupling, SumCoupling)
 from .model.problem import Drift, LinearDrift, MFGProblem, PlanningProblem, QuadraticTerminalCost, TerminalCost  # noqa: E402
 from .result import MFGResult  # noqa: E402
 
 __all__ = [
     "Grid", "Constant", "PiecewiseConstant", "as_schedule", "gaussian", "gaussian_mixture", "normalise",
     "check_density", "Coupling", "FixedGuidance", "KernelInteraction", "LocalLog", "LocalPower",
-    "QuadraticInteraction", "Drift", "LinearDrift", "MFGProblem", "QuadraticTerminalCost", "TerminalCost",
+    "QuadraticInteraction", "ScaledCoupling", "SumCoupling", "Drift", "LinearDrift", "MFGProblem", "QuadraticTerminalCost", "TerminalCost",
     "MFGResult", "PlanningProblem", "solve", "solve_planning", "solve_planning_newton", "exploitability", "load", "cases",
 ]
 

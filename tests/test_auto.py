@@ -55,6 +55,34 @@ def test_monotonicity_of_the_couplings():
     assert r.solver["coupling_monotone"] == "yes" and "equilibri" not in r.summary()
 
 
+def test_scaled_coupling_field_verdict_and_solve():
+    """c * F is ScaledCoupling(F, c): c times the field, the verdict of F for c > 0, flipped for c < 0 where
+    F's "not monotone" means anti-monotone; Newton sees its exact derivative (c dF/dm)."""
+    g1 = mp.Grid([(0.0, 1.0)], 40)
+    m = np.exp(-((g1.axes[0] - 0.4) ** 2) / 0.02)[None, :].repeat(3, axis=0)
+    t = np.linspace(0.0, 1.0, 3)
+    F = mp.LocalPower(1.0, 2.0)
+    S = 2.5 * F
+    assert isinstance(S, mp.ScaledCoupling) and S.base is F and S.scale == 2.5
+    np.testing.assert_array_equal(S.field(g1, t, m), 2.5 * F.field(g1, t, m))
+    assert S.describe() == {"type": "scaled", "scale": 2.5, "coupling": F.describe()}
+    assert S.monotone(g1) is True
+    assert (-1.0 * F).monotone(g1) is False                         # -m^2: anti-monotone
+    assert (-2.0 * mp.LocalPower(-0.1)).monotone(g1) is True        # -(-0.1 m) = 0.1 m
+    assert (0.0 * mp.LocalPower(-0.1)).monotone(g1) is True         # no dependence on m
+    with pytest.raises(ValueError, match="scale"):
+        mp.ScaledCoupling(F, np.inf)
+    with pytest.raises(TypeError, match="Coupling"):
+        mp.ScaledCoupling(lambda m: m, 2.0)
+    p1 = mp.MFGProblem(g1, 1.0, 20, 0.5, mp.gaussian(g1, 0.5, 0.1), coupling=mp.LocalPower(0.5))
+    p2 = mp.MFGProblem(g1, 1.0, 20, 0.5, mp.gaussian(g1, 0.5, 0.1), coupling=0.25 * mp.LocalPower(2.0))
+    for method in ("anderson", "newton"):
+        r1, r2 = mp.solve(p1, method=method), mp.solve(p2, method=method)
+        assert r1.converged and r2.converged
+        np.testing.assert_allclose(r2.m, r1.m, rtol=0, atol=1e-12 * r1.m.max())
+        assert r2.iterations == r1.iterations
+
+
 def test_monotonicity_is_saved(tmp_path):
     r = mp.solve(aggregation(N=20, Nt=6, sigma=0.5))
     r.save(tmp_path / "a.h5")

@@ -55,6 +55,45 @@ class Coupling:
     def __add__(self, other):
         return SumCoupling([self, other])
 
+    def __rmul__(self, scale):
+        """c * F: the coupling scaled by the number c (``ScaledCoupling``)."""
+        if isinstance(scale, (int, float, np.integer, np.floating)):
+            return ScaledCoupling(self, scale)
+        return NotImplemented
+
+
+class ScaledCoupling(Coupling):
+    """scale * F: another coupling scaled by a number (e.g. continuation in the coupling strength); also
+    written ``c * F``.  Monotone when F is and scale >= 0; with scale < 0 a monotone F becomes
+    anti-monotone (not monotone), and an F whose "not monotone" means anti-monotone becomes monotone."""
+
+    def __init__(self, base: Coupling, scale: float):
+        if not isinstance(base, Coupling):
+            raise TypeError(f"ScaledCoupling: base must be a Coupling, got {type(base).__name__}")
+        scale = float(scale)
+        if not np.isfinite(scale):
+            raise ValueError(f"ScaledCoupling: scale = {scale} must be finite")
+        self.base = base
+        self.scale = scale
+        self.mean_only = base.mean_only
+        self.uses_m = base.uses_m
+
+    def field(self, grid, t, m):
+        return self.scale * self.base.field(grid, t, m)
+
+    def describe(self):
+        return {"type": "scaled", "scale": self.scale, "coupling": self.base.describe()}
+
+    def monotone(self, grid, t=None):
+        if self.scale == 0.0 or not self.uses_m:
+            return True
+        verdict = self.base.monotone(grid, t)
+        if self.scale > 0.0 or verdict is None:
+            return verdict
+        if verdict is True:
+            return False
+        return True if self.base.anti_when_not_monotone else None
+
 
 class SumCoupling(Coupling):
     def __init__(self, parts):

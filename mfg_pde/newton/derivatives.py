@@ -1,7 +1,7 @@
 """Derivatives of the running coupling and the terminal cost with respect to the density, for the Newton
 systems: dF/dm exact for the built-in couplings (local: diagonal; KernelInteraction: the kernel matrix;
 QuadraticInteraction: rank one through the mean), central finite differences for user couplings and an
-m-dependent terminal cost; and ``ScaledCoupling`` (F scaled by a factor: continuation in the coupling)."""
+m-dependent terminal cost; sums and scalings (``SumCoupling``, ``ScaledCoupling``) by their parts."""
 
 from __future__ import annotations
 
@@ -84,7 +84,7 @@ def coupling_derivative(coupling, grid, t: np.ndarray, m: np.ndarray, fd_max: in
         for part in coupling.parts:
             d.add(coupling_derivative(part, grid, t, m, fd_max))
         return d
-    if isinstance(coupling, ScaledCoupling):
+    if isinstance(coupling, cpl.ScaledCoupling):
         d.add(coupling_derivative(coupling.base, grid, t, m, fd_max), coupling.scale)
         return d
     parts = coupling.derivative(grid, t, m)  # the coupling's own exact dF/dm, None when it has none
@@ -127,18 +127,3 @@ def terminal_derivative(problem, mT: np.ndarray) -> np.ndarray | None:
         b[j] -= eps
         out[:, j] = (problem.terminal_values(a) - problem.terminal_values(b)) / (2 * eps)
     return out
-
-
-class ScaledCoupling(cpl.Coupling):
-    """scale * F (continuation in the coupling strength)."""
-
-    def __init__(self, base, scale):
-        self.base = base
-        self.scale = float(scale)
-        self.mean_only = base.mean_only
-
-    def field(self, grid, t, m):
-        return self.scale * self.base.field(grid, t, m)
-
-    def describe(self):
-        return {"type": "scaled", "scale": self.scale, "coupling": self.base.describe()}

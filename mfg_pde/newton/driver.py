@@ -103,7 +103,7 @@ from ..model.problem import MFGProblem
 from ..result import MFGResult
 from ..diagnostics.exploitability import nash_gap
 from ..fd.hjb import HJBSolution, empty_states, solve_hjb
-from .derivatives import ScaledCoupling
+from ..model.couplings import ScaledCoupling
 from .system_1d import DiscreteSystem
 
 NEWTON_KEYS = ("line_search", "step_norm", "linear_iterations", "phase", "continuation", "exploitability")
@@ -154,7 +154,7 @@ def make_system(problem):
 
 
 def _check_options(problem, warm_start, warm_iter, continuation, linear_solver):
-    from ..fd.layout import check_no_exits
+    from ..fd.operator import check_no_exits
     check_no_exits(problem, "method='newton'")
     if problem.grid.ndim != 1:
         from .system_split import check_split_coupling

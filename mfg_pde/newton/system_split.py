@@ -57,9 +57,9 @@ from numba import njit
 
 from ..model import couplings as cpl
 from ..fd import kernels
-from .derivatives import ScaledCoupling, coupling_derivative
+from .derivatives import coupling_derivative
 from .krylov import gmres
-from ..fd.layout import kernel_data
+from ..fd.operator import kernel_data
 
 
 # ============================================================================ numba chains
@@ -259,7 +259,7 @@ def check_split_coupling(coupling):
         for part in coupling.parts:
             check_split_coupling(part)
         return
-    if isinstance(coupling, ScaledCoupling):
+    if isinstance(coupling, cpl.ScaledCoupling):
         check_split_coupling(coupling.base)
         return
     raise NotImplementedError(
