@@ -22,7 +22,7 @@ import mfg_pde as mp  # noqa: E402
 from mfg_pde.fd import kernels  # noqa: E402
 from mfg_pde.fd.fp import solve_fp  # noqa: E402
 from mfg_pde.fd.hjb import solve_hjb  # noqa: E402
-from mfg_pde.fd.layout import kernel_data  # noqa: E402
+from mfg_pde.fd.operator import kernel_data  # noqa: E402
 from mfg_pde.diagnostics.matrices import step_factors  # noqa: E402
 
 

@@ -234,7 +234,7 @@ def _numpy_split_residuals(p, sol, f, m, uT):
     """Independent reference for the relative split residuals (numpy shifts over rows from
     kernels.axis_coefficients and costs from kernels.axis_source, one axis and level at a time)."""
     from mfg_pde.fd import kernels as K
-    from mfg_pde.fd.layout import as3, kernel_data
+    from mfg_pde.fd.operator import as3, kernel_data
     kd = kernel_data(p, exits_supported=True)
     sh, dt = kd.shape3, kd.dt
     u, f3, m3 = as3(sol.u, 1, sh), as3(f, 1, sh), as3(m, 1, sh)
@@ -269,12 +269,12 @@ def _numpy_split_residuals(p, sol, f, m, uT):
 
 @pytest.mark.parametrize("kind", ["1d", "1d-drift", "1d-periodic", "1d-exit", "2d", "2d-periodic", "2d-exit", "3d"])
 def test_split_residuals_match_a_numpy_reference(kind):
-    """discrete_residuals (one fused pass: pair_residual on any
+    """split_residuals (one fused pass: pair_residual on any
     grid) gives the split HJB/FP residuals of an independent numpy evaluation, for a pair that solves
     neither equation exactly: u from loose Newton solves (an error in every substep, exit rows with a
     non-zero exit cost), m perturbed.  candidate_residuals is that evaluation with f = F(m_hat)."""
     from mfg_pde.iterate.fixed_point import candidate_residuals
-    from mfg_pde.fd.discrete_residuals import relative_residuals
+    from mfg_pde.fd.split_residuals import relative_residuals
     from mfg_pde.fd.fp import solve_fp
     from mfg_pde.fd.hjb import solve_hjb
     p = _fused_case(kind)

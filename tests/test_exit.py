@@ -18,7 +18,7 @@ from mfg_pde.fd.fp import fp_residual, solve_fp
 from mfg_pde.fd.hjb import hjb_residual, solve_hjb
 from mfg_pde.diagnostics.matrices import step_factors, step_operator
 from mfg_pde.diagnostics.outflow import attach_outflow, outflow_history
-from mfg_pde.diagnostics.residuals import pde_residuals
+from mfg_pde.diagnostics.unsplit_residuals import pde_residuals
 
 
 # ---------------------------------------------------------------------------------- numpy reference
@@ -266,7 +266,7 @@ def test_solvers_without_exit_support_raise_clearly():
     from mfg_pde.particles.agents import simulate_feedback
     with pytest.raises(NotImplementedError, match="exit"):
         simulate_feedback(res, N=10)
-    from mfg_pde.fd.layout import kernel_data
+    from mfg_pde.fd.operator import kernel_data
     with pytest.raises(NotImplementedError, match="exit"):
         kernel_data(pb)            # a caller that does not declare exit support
 

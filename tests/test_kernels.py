@@ -10,7 +10,7 @@ from mfg_pde.fd.fp import fp_residual, solve_fp
 from mfg_pde.fd.hjb import hjb_residual, solve_hjb
 from mfg_pde.fd import kernels
 from mfg_pde.fd.kernels import axis_source
-from mfg_pde.fd.layout import as3, kernel_data
+from mfg_pde.fd.operator import as3, kernel_data
 from mfg_pde.diagnostics.matrices import step_factors, step_operator
 from mfg_pde.diagnostics.outflow import outflow_history
 

@@ -11,7 +11,7 @@ from mfg_pde.cases.planning import bimodal_ends, curved_guess
 from mfg_pde.model.grid import prolong
 from mfg_pde.model.problem import Drift
 from mfg_pde.planning.sinkhorn import PlanningError
-from mfg_pde.diagnostics.residuals import pde_residuals
+from mfg_pde.diagnostics.unsplit_residuals import pde_residuals
 
 
 def orders(E):

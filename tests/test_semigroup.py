@@ -9,7 +9,7 @@ import mfg_pde as mp
 from mfg_pde.model.problem import Drift
 from mfg_pde.planning import semigroup
 from mfg_pde.fd.kernels import _workspace, solve_axis
-from mfg_pde.fd.layout import kernel_data
+from mfg_pde.fd.operator import kernel_data
 
 
 def _kd(grid, drift=None, Nt=10):

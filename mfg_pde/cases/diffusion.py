@@ -23,7 +23,7 @@ from ..model.grid import Grid
 from ..model.problem import LinearDrift, MFGProblem
 from ..result import CaseReport, MFGResult
 from ..fd.hjb import solve_hjb
-from ..diagnostics.residuals import pde_residuals
+from ..diagnostics.unsplit_residuals import pde_residuals
 from ..fd.transport import fp_transport
 from .base import Case, CaseRun, Param, register
 

@@ -27,7 +27,7 @@ from ..model.densities import gaussian
 from ..model.grid import Grid
 from ..model.problem import MFGProblem
 from .base import Case, CaseError, Check, Param, register
-from .common import grid_params, solver_params
+from .params import grid_params, solver_params
 
 
 def room_regions(p, grid):

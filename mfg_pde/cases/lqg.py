@@ -17,7 +17,28 @@ from ..model.densities import gaussian
 from ..model.grid import Grid
 from ..model.problem import LinearDrift, MFGProblem, QuadraticTerminalCost
 from .base import Case, CaseError, Param, register
-from .common import grid_params, quadratic_coefficient, solver_params
+from .params import grid_params, solver_params
+
+
+def quadratic_coefficient(grid, u_n, m_n, axis=0, mass_fraction=0.999):
+    """Curvature S of u along one axis in the bulk: least-squares fit of u ~ S x^2/2 + s x + c on
+    the cells carrying the central ``mass_fraction`` of the (marginal) density, weighted by m."""
+    other = tuple(k for k in range(grid.ndim) if k != axis)
+    if other:
+        # restrict to the line through the density's peak along the other axes
+        idx = list(np.unravel_index(np.argmax(m_n), m_n.shape))
+        sl = tuple(slice(None) if k == axis else idx[k] for k in range(grid.ndim))
+        u_line, m_line = u_n[sl], m_n[sl]
+    else:
+        u_line, m_line = u_n, m_n
+    x = grid.axes[axis]
+    cdf = np.cumsum(m_line) / m_line.sum()
+    lo_tail = (1 - mass_fraction) / 2
+    keep = (cdf >= lo_tail) & (cdf <= 1 - lo_tail)
+    w = np.sqrt(m_line[keep])
+    A = np.stack([0.5 * x[keep] ** 2, x[keep], np.ones(keep.sum())], axis=1)
+    coef, *_ = np.linalg.lstsq(A * w[:, None], u_line[keep] * w, rcond=None)
+    return coef[0]
 
 
 def lq_oracle(p, t):

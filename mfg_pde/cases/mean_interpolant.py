@@ -17,7 +17,7 @@ from ..model.grid import Grid
 from ..model.problem import MFGProblem, QuadraticTerminalCost
 from ..model.schedules import FromCallable, PiecewiseConstant
 from .base import Case, Param, register
-from .common import grid_params, solver_params
+from .params import grid_params, solver_params
 
 
 def beta_schedule(p):

@@ -14,7 +14,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..fd import kernels
-from ..fd.layout import as3, kernel_data
+from ..fd.operator import as3, kernel_data
 
 
 def step_factors(problem, u_n: np.ndarray, n: int, states_n=None) -> list:

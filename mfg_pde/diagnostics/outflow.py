@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..fd import kernels
-from ..fd.layout import as3, kernel_data
+from ..fd.operator import as3, kernel_data
 from ..result import OutflowHistory
 
 __all__ = ["OutflowHistory", "outflow_history", "attach_outflow"]

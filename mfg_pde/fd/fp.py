@@ -13,8 +13,8 @@ import numpy as np
 
 from . import kernels, warm
 from .hjb import HJBSolution
-from .discrete_residuals import relative_residuals
-from .layout import as3, check_out, kernel_data
+from .split_residuals import relative_residuals
+from .operator import as3, check_out, kernel_data
 
 
 def solve_fp(problem, sol: HJBSolution, m0: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
@@ -36,6 +36,6 @@ def solve_fp(problem, sol: HJBSolution, m0: np.ndarray | None = None, out: np.nd
 
 def fp_residual(problem, sol: HJBSolution, m: np.ndarray) -> float:
     """Relative residual max_n |P_n^T m^{n+1} - m^n| / max_n |m^n| of the discrete FP
-    (``discrete_residuals``; the HJB half of that pass runs with a zero running cost)."""
+    (``split_residuals``; the HJB half of that pass runs with a zero running cost)."""
     f = np.zeros((problem.Nt,) + problem.grid.shape)
     return relative_residuals(problem, sol, f, m)[1]

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import kernels
-from .discrete_residuals import relative_residuals
-from .layout import as3, check_out, kernel_data
+from .split_residuals import relative_residuals
+from .operator import as3, check_out, kernel_data
 
 
 @dataclass
@@ -69,6 +69,6 @@ def hjb_residual(problem, sol: HJBSolution, f: np.ndarray, u_terminal: np.ndarra
     """Relative residual of the discrete HJB for the running cost f:
     max over steps and substeps of |M_k(s_k) s_k - s_{k-1} - dt c_k(s_k)| divided by
     max |s_{k-1} + dt c_k(s_k)|; with u_terminal, also |u[Nt] - u_T| / max|u_T|
-    (``discrete_residuals``; the FP half of that pass runs on a zero density)."""
+    (``split_residuals``; the FP half of that pass runs on a zero density)."""
     m = np.zeros((problem.Nt + 1,) + problem.grid.shape)
     return relative_residuals(problem, sol, f, m, u_terminal)[0]

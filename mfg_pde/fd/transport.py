@@ -13,7 +13,7 @@ import numpy as np
 
 from ..model.grid import BC_PERIODIC, Grid
 from . import kernels
-from .layout import exit_array, make_operator, pad3
+from .operator import exit_array, make_operator, pad3
 
 
 def velocity_steps(grid: Grid, velocity, t_steps: np.ndarray) -> np.ndarray:

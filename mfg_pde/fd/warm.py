@@ -86,7 +86,7 @@ def compile_forward() -> None:
     import numpy as np
 
     from . import kernels
-    from .layout import make_operator
+    from .operator import make_operator
 
     Nt, n = 2, 4
     shape3 = (n, 1, 1)

@@ -55,7 +55,7 @@ import time
 import numpy as np
 
 from ..result import MFGResult
-from ..fd.discrete_residuals import relative_residuals
+from ..fd.split_residuals import relative_residuals
 from ..diagnostics.exploitability import nash_gap
 from ..fd.fp import solve_fp
 from ..fd.hjb import HJBSolution, solve_hjb
@@ -108,7 +108,7 @@ class Buffers:
 
 
 def candidate_residuals(problem, sol, m_hat, f=None, uT=None):
-    """Relative HJB and FP residuals of the candidate pair (u_k, Phi(m_k)) (``discrete_residuals``: one
+    """Relative HJB and FP residuals of the candidate pair (u_k, Phi(m_k)) (``split_residuals``: one
     pass, rows of M_k built once for both); for an uncoupled problem the running cost f and terminal
     values uT of the sweep are reused."""
     if problem.is_coupled or f is None:

@@ -11,8 +11,8 @@ import scipy.sparse.linalg as spla
 from numba import njit
 
 from ..fd import kernels
-from ..fd.discrete_residuals import line_pair_residuals
-from ..fd.layout import kernel_data
+from ..fd.split_residuals import line_pair_residuals
+from ..fd.operator import kernel_data
 from .derivatives import coupling_derivative, terminal_derivative
 from .krylov import gmres
 

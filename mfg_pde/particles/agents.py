@@ -655,7 +655,7 @@ def simulate_feedback(result, N: int | None = None, *, x0=None, n_steps: int | N
     """
     grid = result.grid
     if grid.has_exits:
-        from ..fd.layout import check_no_exits
+        from ..fd.operator import check_no_exits
 
         check_no_exits(grid, "simulate_feedback (agents are reflected at non-periodic walls; absorption at "
                              "exits is not implemented)")

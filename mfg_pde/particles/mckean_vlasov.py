@@ -20,8 +20,8 @@ from numba import njit, prange
 
 from ..model.grid import Grid
 from ..fd import kernels
-from ..fd.layout import make_operator
-from ..fd.layout import pad3
+from ..fd.operator import make_operator
+from ..fd.operator import pad3
 
 
 def kernel_gradient(d, A, ell):

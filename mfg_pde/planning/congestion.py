@@ -108,7 +108,7 @@ import scipy.sparse.linalg as spla
 from ..model.densities import check_density
 from ..model.grid import BC_PERIODIC, BC_REFLECTING
 from ..result import MFGResult, PlanningRecord, gradient
-from ..fd.discrete_residuals import line_pair_residuals
+from ..fd.split_residuals import line_pair_residuals
 from ..iterate.monitor import Progress
 from ..newton.derivatives import coupling_derivative
 

@@ -26,7 +26,7 @@ from ..iterate.anderson import Anderson
 from ..iterate.monitor import Progress
 from ..result import MFGResult, PlanningRecord, gradient
 from . import hopf_cole as linear, semigroup
-from ..fd.layout import as3, kernel_data
+from ..fd.operator import as3, kernel_data
 
 TIME_SCHEMES = ("euler", "strang")
 

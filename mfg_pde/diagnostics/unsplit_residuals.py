@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..fd import kernels
-from ..fd.layout import as3, kernel_data
+from ..fd.operator import as3, kernel_data
 
 
 def pde_residuals(problem, u: np.ndarray, m: np.ndarray) -> dict:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from .kernels import pair_residual, pair_residual_line
-from .layout import as3, kernel_data
+from .operator import as3, kernel_data
 
 
 def split_residual_norms(problem, sol, f: np.ndarray, m: np.ndarray) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""Packing problem data into the padded 3-D layout the numba kernels expect."""
+"""A problem's operator as the numba kernels take it: ``kernel_data`` packs the grid, nu, dt, drift and exit
+sides into the padded 3-D layout and the kernels' ``Operator`` / ``Axis`` records."""
 
 from __future__ import annotations
 
