@@ -23,11 +23,13 @@ from __future__ import annotations
 
 import math
 import time
+import dataclasses
 from dataclasses import dataclass, field
 from typing import ClassVar
 
 import numpy as np
 
+from ..oracles import analytic
 from ..studies import demand_response as dr
 from ..model.grid import Grid
 from ..result import CaseReport, MFGResult
@@ -85,14 +87,9 @@ def _marginal_result(sc, t, cf=None, box=(-3.0, 10.0), N=520):
     tt = np.asarray(t, dtype=float)
     pr = sc.protocol(tt, "MF")
     (w0, m0, S0), (w1, m1, S1) = sc.start, sc.target
-    m = np.zeros((len(tt), N))
-    for n in range(len(tt)):
-        a, b, g, c = pr.a[n], pr.b[n], pr.g[n], pr.c[n, 0]
-        for j in range(len(w0)):
-            for k in range(len(w1)):
-                mu = a * m0[j, 0] + b * m1[k, 0] + c
-                var = a * a * S0[j, 0] + b * b * S1[k, 0] + g
-                m[n] += w0[j] * w1[k] * np.exp(-0.5 * (x - mu) ** 2 / var) / math.sqrt(2 * math.pi * var)
+    zone1 = dataclasses.replace(pr, c=pr.c[:, :1])  # the marginal of zone 1: its coordinate of the shift
+    start, target = (w0, m0[:, :1], S0[:, :1]), (w1, m1[:, :1], S1[:, :1])
+    m = np.stack([analytic.gm_product_marginal(n, x[:, None], start, target, zone1) for n in range(len(tt))])
     return MFGResult(grid=grid, t=tt, u=np.zeros_like(m), m=m, converged=True, status="converged", iterations=1,
                      solver={"method": "closed-form GM route (product coupling) + agents",
                              "fields": "m = exact MF marginal of zone 1 (product coupling); u undefined "
