@@ -23,7 +23,7 @@ __all__ = [
     "Grid", "Constant", "PiecewiseConstant", "as_schedule", "gaussian", "gaussian_mixture", "normalise",
     "check_density", "Coupling", "FixedGuidance", "KernelInteraction", "LocalLog", "LocalPower",
     "QuadraticInteraction", "ScaledCoupling", "SumCoupling", "Drift", "LinearDrift", "MFGProblem", "QuadraticTerminalCost", "TerminalCost",
-    "MFGResult", "PlanningProblem", "solve", "solve_planning", "solve_planning_newton", "exploitability", "load", "cases",
+    "MFGResult", "PlanningProblem", "solve", "solve_planning", "solve_planning_newton", "exploitability", "load", "load_problem", "cases",
 ]
 
 
@@ -44,6 +44,9 @@ def __getattr__(name):
     if name == "load":
         from .result import load
         return load
+    if name == "load_problem":
+        from .result import load_problem
+        return load_problem
     if name == "cases":
         import importlib
         return importlib.import_module(".cases", __name__)

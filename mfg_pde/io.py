@@ -64,8 +64,8 @@ import threading
 
 import numpy as np
 
-__all__ = ["OutputPathError", "ResultFileError", "check_output_path", "json_safe", "read_metadata", "read_record",
-           "remove_stale_temps", "save_result"]
+__all__ = ["OutputPathError", "ResultFileError", "check_output_path", "json_safe", "read_metadata",
+           "read_problem_record", "read_provenance", "read_record", "remove_stale_temps", "save_result"]
 
 FORMAT_ATTR = "mfg_pde_version"
 COMPLETE_ATTR = "complete"
@@ -179,7 +179,7 @@ def _write(f, result) -> None:
     f.attrs["params"] = _dumps(result.params or {})
     f.attrs["solver"] = _dumps(result.solver or {})
     f.attrs["grid"] = json.dumps(grid.describe())
-    f.attrs["converged"] = bool(result.converged)
+    f.attrs["converged"] = np.int8(bool(result.converged))   # int8, not bool: netCDF has no bool type
     f.attrs["iterations"] = int(result.iterations)
     f.attrs["status"] = str(result.status)
 
@@ -221,11 +221,7 @@ def _write(f, result) -> None:
 
     hist = f.create_group("history", track_order=True)
     hist.attrs["long_name"] = "per-iteration convergence record of the coupling loop"
-    for key, value in (result.history or {}).items():
-        arr = _history_array(value)
-        ds = hist.create_dataset(str(key), data=arr)
-        ds.attrs["long_name"] = str(key)
-        ds.attrs["units"] = "s" if str(key).endswith("time") else "1"
+    _write_history(hist, result.history or {})
 
     out = getattr(result, "outflow", None)
     if out is not None:
@@ -246,6 +242,60 @@ def _write(f, result) -> None:
     report = getattr(result, "case_report", None)
     if report is not None:
         _write_case_report(f, report)
+
+def _write_history(hist, history: dict) -> None:
+    """The history datasets, with dimension scales so that netCDF readers name their axis: "iteration"
+    for the records of the loop's length (the length of "residual", else the commonest), "<key>_entry"
+    for a record of another length.  A history key "iteration" of that length is itself the scale (a
+    netCDF coordinate variable); scales the writer adds carry the attribute ``mfg_pde_scale`` and are not
+    history records (``read_record`` skips them)."""
+    arrays = {str(k): _history_array(v) for k, v in history.items()}
+    lengths = [a.shape[0] for a in arrays.values() if a.ndim == 1]
+    main = None
+    if "residual" in arrays and arrays["residual"].ndim == 1:
+        main = arrays["residual"].shape[0]
+    elif lengths:
+        main = max(set(lengths), key=lengths.count)
+    datasets = {}
+    for key, arr in arrays.items():
+        ds = hist.create_dataset(key, data=arr)
+        ds.attrs["long_name"] = key
+        ds.attrs["units"] = "s" if key.endswith("time") else "1"
+        datasets[key] = ds
+    scales = {}
+
+    def scale(name, n):
+        if name in scales:
+            return scales[name]
+        base, k = name, 0
+        while name in hist:
+            k += 1
+            name = f"{base}_{k}"
+        sc = hist.create_dataset(name, data=np.arange(1, n + 1, dtype=np.int64))
+        sc.attrs["long_name"] = f"index of the entry (1-based), dimension of {base.removesuffix('_entry')}"
+        sc.attrs["units"] = "1"
+        sc.attrs["mfg_pde_scale"] = np.int8(1)
+        sc.make_scale(base)
+        scales[base] = sc
+        return sc
+
+    own = datasets.get("iteration")
+    if own is not None and own.ndim == 1 and main is not None and own.shape[0] == main \
+            and own.dtype.kind in "biuf":
+        own.make_scale("iteration")
+        scales["iteration"] = own
+    for key, ds in datasets.items():
+        if ds.ndim != 1 or ds is scales.get("iteration"):
+            continue
+        n = ds.shape[0]
+        sc = scale("iteration", n) if n == main else scale(f"{key}_entry", n)
+        ds.dims[0].attach_scale(sc)
+        ds.dims[0].label = sc.name.rsplit("/", 1)[-1]
+
+
+def _is_added_scale(ds) -> bool:
+    return bool(ds.attrs.get("mfg_pde_scale", 0))
+
 
 _OUTFLOW_LONG = {
     "mass": "mass(t_n) of the density (integral over the grid)",
@@ -269,11 +319,26 @@ def _write_outflow(f, out, ds_t, t) -> None:
         _set_desc(ds, _OUTFLOW_LONG[key])
         ds.dims[0].label = "t"
         ds.dims[0].attach_scale(ds_t)
-    ds = g.create_dataset("per_side", data=np.asarray(out.per_side, dtype=float))
+    per_side = np.asarray(out.per_side, dtype=float)
+    ds = g.create_dataset("per_side", data=per_side)
     _set_desc(ds, "outflow of step n (t_n -> t_{n+1}) through side (axis, lo/hi); 0 on non-exit sides")
-    ds.dims[0].label = "step"
-    ds.dims[1].label = "axis"
-    ds.dims[2].label = "side"
+    import h5py
+
+    names = ["x", "y", "z"][:per_side.shape[1]] if per_side.ndim == 3 else []
+    scale_data = {"step": (np.arange(per_side.shape[0], dtype=np.int64), "step n: t_n -> t_{n+1}"),
+                  "axis": (np.array(names, dtype=object), "axis of the side"),
+                  "side": (np.array(["lo", "hi"], dtype=object), "side of the axis")}
+    for k, name in enumerate(("step", "axis", "side")):
+        data, long_name = scale_data[name]
+        if per_side.ndim != 3 or data.shape[0] != per_side.shape[k]:
+            ds.dims[k].label = name
+            continue
+        sc = g.create_dataset(name, data=data, **({"dtype": h5py.string_dtype("utf-8")} if data.dtype == object
+                                                   else {}))
+        sc.attrs["long_name"] = long_name
+        sc.make_scale(name)
+        ds.dims[k].attach_scale(sc)
+        ds.dims[k].label = name
 
 
 def _read_outflow(g):
@@ -307,7 +372,7 @@ def _write_planning(f, rec) -> None:
         if key == "initial":
             g.attrs[key] = str(value)
         elif key == "positive":
-            g.attrs[key] = bool(value)
+            g.attrs[key] = np.int8(bool(value))
         elif key == "sinkhorn_iterations_total":
             g.attrs[key] = int(value)
         else:
@@ -378,6 +443,246 @@ def _read_case_report(g) -> dict:
         except json.JSONDecodeError:
             rec["columns"] = ()
     return rec
+
+
+#: arrays of /problem larger than this are not written (the attribute ``skipped`` names them)
+PROBLEM_ARRAY_LIMIT = 64 * 2 ** 20
+
+
+def _coupling_spec(c, kernels: list, grid) -> dict:
+    """A JSON description of coupling c that ``result.load_problem`` can rebuild: the built-in couplings'
+    ``describe()`` (kernels as the names of datasets in ``kernels``), or {"type", "class", "rebuildable":
+    false, "why"} for what cannot be rebuilt (a user-defined coupling, a callable schedule or centre)."""
+    from .model import couplings as C
+    from .model.schedules import FromCallable
+
+    def not_rebuildable(why):
+        return {"type": "user-defined", "class": f"{type(c).__module__}.{type(c).__qualname__}",
+                "rebuildable": False, "why": why}
+
+    kind = type(c)
+    if kind is C.SumCoupling:
+        return {"type": "sum", "parts": [_coupling_spec(p, kernels, grid) for p in c.parts]}
+    if kind is C.ScaledCoupling:
+        return {"type": "scaled", "scale": float(c.scale), "coupling": _coupling_spec(c.base, kernels, grid)}
+    if kind in (C.LocalPower, C.LocalLog):
+        return json_safe(c.describe())
+    if kind in (C.QuadraticInteraction, C.FixedGuidance):
+        if isinstance(c.beta, FromCallable):
+            return not_rebuildable(f"its beta is a callable ({c.beta.describe()}); give a number or a "
+                                   "PiecewiseConstant schedule")
+        if kind is C.FixedGuidance and callable(c.centre):
+            return not_rebuildable("its guidance centre is a callable; give a number or a vector")
+        return json_safe(c.describe())
+    if kind is C.KernelInteraction:
+        try:
+            values = c.kernel_values(grid)
+        except Exception as exc:  # noqa: BLE001 -- a user kernel may raise anything
+            return not_rebuildable(f"its kernel could not be evaluated ({exc.__class__.__name__}: {exc})")
+        name = f"kernel_{len(kernels)}"
+        kernels.append((name, values))
+        d = json_safe(c.describe())
+        d["kernel_values"] = name
+        d["spacing"] = [float(h) for h in grid.spacing]
+        return d
+    return not_rebuildable(f"{kind.__name__} is not one of the built-in couplings")
+
+
+def _put(g, name, arr, long_name, skipped, dims=()):
+    """Dataset name of group g (gzip when large), or an entry of ``skipped`` when over the limit."""
+    arr = np.asarray(arr, dtype=float)
+    if arr.nbytes > PROBLEM_ARRAY_LIMIT:
+        skipped.append(name)
+        g.attrs[f"{name}_skipped"] = (f"not written: {arr.nbytes} bytes, shape {list(arr.shape)} "
+                                      f"(limit {PROBLEM_ARRAY_LIMIT} bytes)")
+        return None
+    comp = {"compression": "gzip", "compression_opts": 4, "shuffle": True} if arr.size >= 4096 else {}
+    ds = g.create_dataset(name, data=arr, **comp)
+    _set_desc(ds, long_name)
+    for k, sc in dims:
+        if sc is None:
+            continue
+        if isinstance(sc, str):
+            ds.dims[k].label = sc
+        else:
+            ds.dims[k].attach_scale(sc)
+            ds.dims[k].label = sc.name.rsplit("/", 1)[-1]
+    return ds
+
+
+def _write_problem(f, problem, result=None) -> None:
+    """/problem group: the problem's data evaluated on the grid (what the solve used), enough to rebuild
+    it (``result.load_problem``)."""
+    grid = problem.grid
+    names = list(grid.axis_names)
+    coords = [f[n] if n in f else None for n in names]
+    gdims = [(k, sc) for k, sc in enumerate(coords)]
+    g = f.create_group("problem", track_order=True)
+    g.attrs["long_name"] = "the problem's data on the grid, as the solver used them (mfg_pde.load_problem)"
+    planning = hasattr(problem, "m1")
+    g.attrs["kind"] = "PlanningProblem" if planning else "MFGProblem"
+    g.attrs["T"] = float(problem.T)
+    g.attrs["Nt"] = int(problem.Nt)
+    g.attrs["sigma"] = float(problem.sigma)
+    g.attrs["name"] = "" if problem.name is None else str(problem.name)
+    g.attrs["grid"] = json.dumps(grid.describe())
+    g.attrs["description"] = _dumps(problem.describe())
+    skipped = []
+    _put(g, "m0", problem.m0, "initial density m0", skipped, gdims)
+    if planning:
+        _put(g, "m1", problem.m1, "target terminal density m1 (planning)", skipped, gdims)
+    # coupling
+    if problem.coupling is not None:
+        kernels = []
+        g.attrs["coupling"] = _dumps(_coupling_spec(problem.coupling, kernels, grid))
+        for name, values in kernels:
+            ds = _put(g, name, values, "interaction kernel W on the displacement lattice (FFT layout: index j "
+                                       "of an axis is the displacement j h, wrapped)", skipped)
+            if ds is not None:
+                ds.attrs["spacing"] = np.asarray(grid.spacing, dtype=float)
+    # potential: an array as given; a callable at the times the solvers evaluate it
+    V = problem.potential
+    if V is not None:
+        if callable(V):
+            times = [np.asarray(problem.t[1:], dtype=float)]
+            values = [np.asarray(problem.potential_steps(), dtype=float)]
+            if planning:
+                times.append(0.5 * (problem.t[:-1] + problem.t[1:]))
+                values.append(np.asarray(problem.potential_midpoints(), dtype=float))
+            tv = np.concatenate(times)
+            order = np.argsort(tv, kind="stable")
+            values = np.concatenate(values)[order]
+            tv = tv[order]
+            form = "sampled"
+        else:
+            values = np.asarray(V, dtype=float)
+            form = "static" if values.shape == tuple(grid.shape) else "levels"
+            tv = np.asarray(problem.t, dtype=float) if form == "levels" else None
+        sc = None
+        if tv is not None and values.nbytes <= PROBLEM_ARRAY_LIMIT:
+            sc = g.create_dataset("potential_t", data=tv)
+            _set_desc(sc, "times at which the potential V is given")
+            sc.make_scale("potential_t")
+        lead = [(0, sc)] if tv is not None else []
+        off = len(lead)
+        ds = _put(g, "potential", values, "potential V(x, t) on the grid", skipped,
+                  lead + [(off + k, c) for k, c in enumerate(coords)])
+        if ds is not None:
+            ds.attrs["form"] = form
+            ds.attrs["callable"] = getattr(V, "__name__", "callable") if callable(V) else ""
+    # drift per step (at t_{n+1}; once when static)
+    if problem.drift is not None:
+        b = np.asarray(problem.drift_steps(), dtype=float)
+        tb = problem.t[1:] if problem.drift.time_dependent else problem.t[1:2]
+        sc = None
+        if b.nbytes <= PROBLEM_ARRAY_LIMIT:
+            sc = g.create_dataset("drift_t", data=np.asarray(tb, dtype=float))
+            _set_desc(sc, "times at which the drift b is given (t_{n+1} of step n; one level when static)")
+            sc.make_scale("drift_t")
+        comp = f["component"] if "component" in f else "component"
+        ds = _put(g, "drift", b, "drift b(x, t) on the grid, one component per axis", skipped,
+                  [(0, sc), (1, comp)] + [(2 + k, c) for k, c in enumerate(coords)])
+        if ds is not None:
+            ds.attrs["time_dependent"] = np.int8(bool(problem.drift.time_dependent))
+    # terminal cost
+    G = problem.terminal_cost
+    if G is not None:
+        depends = bool(getattr(G, "depends_on_m", False))
+        mT = None
+        if depends and result is not None and np.shape(result.m) == (problem.Nt + 1,) + tuple(grid.shape):
+            mT = np.asarray(result.m[-1], dtype=float)
+        if not depends or mT is not None:
+            ds = _put(g, "terminal_cost", problem.terminal_values(mT), "terminal cost G(x) = u(T)" if not depends
+                      else "terminal cost G(x, m_T) at the final density of the result", skipped, gdims)
+            if ds is not None:
+                ds.attrs["depends_on_m"] = np.int8(depends)
+        g.attrs["terminal_depends_on_m"] = np.int8(depends)
+    if grid.has_exits:
+        ds = g.create_dataset("exit_costs", data=np.asarray(problem.exit_costs, dtype=float))
+        _set_desc(ds, "Dirichlet value of u on the exit sides (axis, lo/hi); NaN on the other sides")
+        ds.dims[0].label = "axis"
+        ds.dims[1].label = "side"
+    g.attrs["skipped"] = json.dumps(skipped)
+
+
+def _write_provenance(f) -> None:
+    """/provenance group: versions, platform, command line, creation time (attributes)."""
+    import platform
+    import sys
+
+    g = f.create_group("provenance", track_order=True)
+    g.attrs["long_name"] = "what wrote this file: package versions, platform, command line, time"
+    g.attrs["mfg_pde_version"] = _version()
+    for mod in ("numpy", "scipy", "numba", "h5py"):
+        try:
+            g.attrs[f"{mod}_version"] = str(__import__(mod).__version__)
+        except Exception:  # noqa: BLE001 -- an optional module missing or broken
+            g.attrs[f"{mod}_version"] = ""
+    g.attrs["python_version"] = platform.python_version()
+    g.attrs["python_implementation"] = platform.python_implementation()
+    g.attrs["platform"] = platform.platform()
+    g.attrs["machine"] = platform.machine()
+    g.attrs["command_line"] = json.dumps([str(a) for a in sys.argv])
+    g.attrs["created_utc"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def read_provenance(path) -> dict:
+    """The /provenance attributes of a result file ({} for files written before it existed)."""
+    path = os.fspath(path)
+    with _open(path) as f, _reading(path):
+        if "provenance" not in f:
+            return {}
+        g = f["provenance"]
+        out = {key: _attr_str(g, key) for key in g.attrs if key != "long_name"}
+        try:
+            out["command_line"] = json.loads(out.get("command_line", "[]"))
+        except json.JSONDecodeError:
+            pass
+        return out
+
+
+def read_problem_record(path) -> dict | None:
+    """The /problem group as plain data (None for files without it): kind, T, Nt, sigma, name, grid,
+    description, coupling (the rebuild spec or None), kernels (dataset name -> (values, spacing)), m0, m1,
+    potential (values, form, times), drift (values, times, time_dependent), terminal_cost (values,
+    depends_on_m), exit_costs, skipped (names of arrays not written)."""
+    path = os.fspath(path)
+    with _open(path) as f, _reading(path):
+        if "problem" not in f:
+            return None
+        g = f["problem"]
+
+        def js(name, default):
+            try:
+                return json.loads(_attr_str(g, name, default))
+            except json.JSONDecodeError:
+                raise _incomplete(path, f"attribute {name!r} of /problem is not valid JSON") from None
+
+        rec = {"kind": _attr_str(g, "kind", "MFGProblem"), "T": float(g.attrs["T"]), "Nt": int(g.attrs["Nt"]),
+               "sigma": float(g.attrs["sigma"]), "name": _attr_str(g, "name") or None,
+               "grid": js("grid", "{}"), "description": js("description", "{}"),
+               "coupling": js("coupling", "null"), "skipped": js("skipped", "[]"),
+               "terminal_depends_on_m": bool(g.attrs.get("terminal_depends_on_m", 0))}
+        rec["m0"] = g["m0"][()] if "m0" in g else None
+        rec["m1"] = g["m1"][()] if "m1" in g else None
+        rec["kernels"] = {k: (g[k][()], tuple(float(h) for h in g[k].attrs["spacing"]))
+                          for k in g if k.startswith("kernel_")}
+        rec["potential"] = None
+        if "potential" in g:
+            ds = g["potential"]
+            rec["potential"] = {"values": ds[()], "form": _attr_str(ds, "form", "static"),
+                                "times": g["potential_t"][()] if "potential_t" in g else None,
+                                "callable": _attr_str(ds, "callable")}
+        rec["drift"] = None
+        if "drift" in g:
+            rec["drift"] = {"values": g["drift"][()], "times": g["drift_t"][()] if "drift_t" in g else None,
+                            "time_dependent": bool(g["drift"].attrs.get("time_dependent", 1))}
+        rec["terminal_cost"] = None
+        if "terminal_cost" in g:
+            rec["terminal_cost"] = {"values": g["terminal_cost"][()],
+                                    "depends_on_m": bool(g["terminal_cost"].attrs.get("depends_on_m", 0))}
+        rec["exit_costs"] = g["exit_costs"][()] if "exit_costs" in g else None
+        return rec
 
 
 def check_output_path(path, probe: bool = True) -> str:
@@ -546,9 +851,10 @@ def _fsync_dir(directory) -> None:
         os.close(fd)
 
 
-def save_result(result, path) -> None:
+def save_result(result, path, problem=None) -> None:
     """Write result to path (HDF5, layout in the module docstring), atomically: through a temporary
-    file that is fsynced, renamed onto path, and removed if the write fails or is interrupted."""
+    file that is fsynced, renamed onto path, and removed if the write fails or is interrupted.  ``problem``
+    (default: ``result.problem``, which the solvers set) adds the ``/problem`` group."""
     import h5py
 
     path = check_output_path(path, probe=False)
@@ -558,9 +864,14 @@ def save_result(result, path) -> None:
     with _SignalGuard(path) as guard:
         try:
             with h5py.File(tmp, "w", track_order=True) as f:
-                f.attrs[COMPLETE_ATTR] = False
+                f.attrs[COMPLETE_ATTR] = np.int8(0)
                 _write(f, result)
-                f.attrs[COMPLETE_ATTR] = True
+                if problem is None:
+                    problem = getattr(result, "problem", None)
+                if problem is not None:
+                    _write_problem(f, problem, result)
+                _write_provenance(f)
+                f.attrs[COMPLETE_ATTR] = np.int8(1)
                 f.flush()
             guard.check()
             _fsync_file(tmp)
@@ -686,6 +997,8 @@ def read_metadata(path) -> dict:
                 meta["datasets"][name] = tuple(obj.shape)
         if "history" in f:
             for key, ds in f["history"].items():
+                if _is_added_scale(ds):
+                    continue
                 n = ds.shape[0] if ds.shape else 0
                 last = ds[n - 1] if n else None
                 if isinstance(last, bytes):
@@ -724,6 +1037,8 @@ def read_record(path) -> dict:
         history = {}
         if "history" in f:
             for key, ds in f["history"].items():
+                if _is_added_scale(ds):
+                    continue
                 arr = ds[()]
                 if arr.dtype.kind in "OS":
                     arr = np.array([v.decode("utf-8") if isinstance(v, bytes) else str(v)

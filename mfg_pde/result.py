@@ -236,6 +236,8 @@ class MFGResult:
     case_report : ``CaseReport`` of a registered case whose run computed more than the solve (closed-form
         errors of direct cases, a study's table, the mean-field reference of ia-vs-mf, ...); None
         otherwise.  Its errors and table are saved to HDF5.
+    problem : the ``MFGProblem`` / ``PlanningProblem`` that was solved (set by the solvers; None for a result
+        read from a file: ``load_problem`` rebuilds it).  ``save`` writes its data on the grid (``/problem``).
     alpha : (property) the feedback, -grad u by default (computed once and cached); solvers whose control
         is not -grad u (congestion: -u_x / (1 + c m)) set it.
 
@@ -260,6 +262,7 @@ class MFGResult:
     obstacle: np.ndarray | None = field(default=None, repr=False)
     hjb_solution: object | None = field(default=None, repr=False, compare=False)   # fd.hjb.HJBSolution (a layer up)
     case_report: CaseReport | None = field(default=None, repr=False, compare=False)
+    problem: object | None = field(default=None, repr=False, compare=False)   # the MFGProblem solved
     _alpha: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
 
     def __repr__(self) -> str:
@@ -376,9 +379,10 @@ class MFGResult:
             line += "; coupling monotonicity unknown: the equilibrium may not be unique"
         return line
 
-    def save(self, path) -> None:
-        """Write a self-describing HDF5 file (see ``mfg_pde.io``)."""
-        io.save_result(self, path)
+    def save(self, path, problem=None) -> None:
+        """Write a self-describing HDF5 file (see ``mfg_pde.io``); with the problem (``problem``, default
+        ``self.problem``) its data on the grid, from which ``mfg_pde.load_problem`` rebuilds it."""
+        io.save_result(self, path, problem=problem)
 
 
 def _short(value, width: int = 60):
@@ -416,3 +420,103 @@ def load(path) -> MFGResult:
         except ValueError as exc:
             raise io.incomplete(path, f"dataset 'alpha': {exc}") from None
     return result
+
+
+class ProblemRebuildError(ValueError):
+    """A result file's problem cannot be rebuilt (the message names what: a user-defined coupling, a terminal
+    cost that depends on m, an array that was too large to store, a file without /problem)."""
+
+
+def _rebuild_coupling(spec, kernels, path):
+    from .model import couplings as C
+    from .model.schedules import PiecewiseConstant
+
+    def schedule(beta):
+        if isinstance(beta, dict) and "breaks" in beta and "values" in beta:
+            return PiecewiseConstant(beta["breaks"], beta["values"])
+        if isinstance(beta, (int, float)):
+            return float(beta)
+        raise ProblemRebuildError(f"{path}: the coupling's schedule {beta!r} cannot be rebuilt")
+
+    kind = spec.get("type") if isinstance(spec, dict) else None
+    if isinstance(spec, dict) and spec.get("rebuildable") is False:
+        raise ProblemRebuildError(f"{path}: the coupling {spec.get('class', kind)} cannot be rebuilt from the file: "
+                                  f"{spec.get('why', 'not a built-in coupling')}; build the problem in code "
+                                  "(the file holds its arrays under /problem)")
+    if kind == "sum":
+        parts = [_rebuild_coupling(p, kernels, path) for p in spec["parts"]]
+        return parts[0] if len(parts) == 1 else C.SumCoupling(parts)
+    if kind == "scaled":
+        return C.ScaledCoupling(_rebuild_coupling(spec["coupling"], kernels, path), spec["scale"])
+    if kind == "local-power":
+        return C.LocalPower(spec["kappa"], spec["p"])
+    if kind == "local-log":
+        return C.LocalLog(spec["kappa"])
+    if kind == "quadratic-interaction":
+        return C.QuadraticInteraction(schedule(spec["beta"]))
+    if kind == "fixed-guidance":
+        centre = spec["centre"]
+        return C.FixedGuidance(schedule(spec["beta"]), centre=np.asarray(centre, dtype=float)
+                               if isinstance(centre, list) else centre)
+    if kind == "kernel-interaction":
+        name = spec.get("kernel_values")
+        if name not in kernels:
+            raise ProblemRebuildError(f"{path}: the kernel of the KernelInteraction ({spec.get('kernel')}) was not "
+                                      "stored (too large, or a file written before /problem existed)")
+        values, spacing = kernels[name]
+        return C.KernelInteraction(C.SampledKernel(values, spacing, name=f"sampled {spec.get('kernel')}"),
+                                   strength=spec["strength"])
+    raise ProblemRebuildError(f"{path}: the coupling {kind!r} is not one of the built-in couplings; it cannot be "
+                              "rebuilt from the file")
+
+
+def load_problem(path):
+    """Rebuild the problem a result file was solved for (``mp.load_problem``): an ``MFGProblem`` or
+    ``PlanningProblem`` with the stored T, Nt, sigma, grid, exit costs, m0 (and m1), array-valued terminal
+    cost, the potential and drift as stored (arrays, or ``SampledInTime`` at the times the solvers use them),
+    and the coupling when it is a built-in one (LocalPower, LocalLog, QuadraticInteraction and FixedGuidance
+    with a constant or piecewise-constant beta and a fixed centre, KernelInteraction through its stored kernel
+    values, sums and ScaledCoupling).  Solving it again gives the stored result to round-off.  Raises
+    ProblemRebuildError (a ValueError) naming what cannot be rebuilt: a user-defined coupling, a terminal cost
+    that depends on m, an array that was not stored (over ``io.PROBLEM_ARRAY_LIMIT``), a file without
+    /problem (written before it existed, or saved without its problem)."""
+    from .model.problem import Drift, MFGProblem, PlanningProblem, SampledInTime
+
+    rec = io.read_problem_record(path)
+    if rec is None:
+        raise ProblemRebuildError(f"{path}: the file has no /problem group (written by an earlier version, or "
+                                  "saved without the problem); the description in its 'params' attribute is "
+                                  "all there is")
+    skipped = set(rec["skipped"])
+    for name in ("m0", "m1", "potential", "drift", "terminal_cost"):
+        if name in skipped:
+            raise ProblemRebuildError(f"{path}: /problem/{name} was not stored (larger than the limit "
+                                      f"{io.PROBLEM_ARRAY_LIMIT} bytes); the problem cannot be rebuilt")
+    if rec["terminal_depends_on_m"]:
+        raise ProblemRebuildError(f"{path}: the terminal cost depends on m (a user callable G(x, m)); the file "
+                                  "holds only its values at the final density (/problem/terminal_cost)")
+    try:
+        g = rec["grid"]
+        grid = Grid(g["bounds"], g["shape"], g["bc"])
+    except (KeyError, TypeError, ValueError, NotImplementedError) as exc:
+        raise io.incomplete(path, f"attribute 'grid' of /problem does not describe a grid ({exc})") from None
+    coupling = None if rec["coupling"] is None else _rebuild_coupling(rec["coupling"], rec["kernels"], path)
+    potential = None
+    if rec["potential"] is not None:
+        pv = rec["potential"]
+        if pv["form"] == "sampled":
+            potential = SampledInTime(pv["times"], pv["values"], name=f"sampled {pv['callable'] or 'V'}")
+        else:
+            potential = pv["values"]
+    drift = None
+    if rec["drift"] is not None:
+        dv = rec["drift"]
+        drift = Drift(SampledInTime(dv["times"], dv["values"], name="sampled drift", components=True),
+                      time_dependent=dv["time_dependent"])
+    common = {"coupling": coupling, "potential": potential, "drift": drift, "name": rec["name"]}
+    if rec["kind"] == "PlanningProblem":
+        return PlanningProblem(grid, rec["T"], rec["Nt"], rec["sigma"], rec["m0"], rec["m1"], **common)
+    terminal = None if rec["terminal_cost"] is None else rec["terminal_cost"]["values"]
+    exit_cost = rec["exit_costs"] if rec["exit_costs"] is not None else 0.0
+    return MFGProblem(grid, rec["T"], rec["Nt"], rec["sigma"], rec["m0"], terminal_cost=terminal,
+                      exit_cost=exit_cost, **common)

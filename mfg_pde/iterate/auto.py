@@ -394,7 +394,8 @@ def solve_auto(problem, tol: float = 1e-8, max_iter: int = 300, damping: float |
     solver["auto"] = story or "anderson alone"
     solver["winner"] = how or "none"
     result = MFGResult(grid=grid, t=problem.t, u=u, m=m, converged=converged, status=status, iterations=n,
-                       history=hist, params=problem.describe(), solver=solver, hjb_solution=sol)
+                       history=hist, params=problem.describe(), solver=solver, hjb_solution=sol,
+                       problem=problem)
     if grid.has_exits and np.all(np.isfinite(u)):
         attach_outflow(result, problem, sol)
     report.done(result)

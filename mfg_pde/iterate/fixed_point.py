@@ -303,7 +303,7 @@ def run_fixed_point(problem, method: str, tol: float, max_iter: int, damping: fl
     m_out = m_hat if m_hat is not None else loop.m
     result = MFGResult(grid=grid, t=problem.t, u=u_out, m=m_out, converged=converged, status=status,
                        iterations=len(hist["residual"]), history=hist, params=problem.describe(),
-                       solver=solver, hjb_solution=sol)
+                       solver=solver, hjb_solution=sol, problem=problem)
     if sol is not None and grid.has_exits:
         attach_outflow(result, problem, sol)
     report.done(result)

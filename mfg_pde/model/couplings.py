@@ -256,9 +256,20 @@ class KernelInteraction(Coupling):
         W = np.asarray(self.kernel(*mesh), dtype=float)
         if W.shape != tuple(fshape):
             W = np.broadcast_to(W, tuple(fshape))
+        self._values = (key, W)
         what = np.fft.rfftn(W)
         self._cache = (key, what, tuple(fshape))
         return what, tuple(fshape)
+
+    def kernel_values(self, grid) -> np.ndarray:
+        """W on the displacement lattice the convolution uses on this grid (FFT layout: index j of an axis is
+        the displacement j h, wrapped; length 2 n on reflecting / exit axes, n on periodic ones); what a
+        result file stores so that ``SampledKernel`` rebuilds the coupling."""
+        key = (grid.bounds, grid.shape, grid.bc)
+        if getattr(self, "_values", None) is None or self._values[0] != key:
+            self._cache = None
+            self._kernel_hat(grid)
+        return np.array(self._values[1], dtype=float)
 
     def field(self, grid, t, m):
         what, fshape = self._kernel_hat(grid)
@@ -314,6 +325,31 @@ class KernelInteraction(Coupling):
             lam = np.linalg.eigvalsh(P @ (0.5 * (Wm + Wm.T)) @ P)
             return bool(lam.min() >= -1e-12 * max(float(np.abs(Wm).max()), 1e-300))
         return None
+
+
+class SampledKernel:
+    """A kernel W known only on a lattice of displacements (``KernelInteraction.kernel_values``: what a result
+    file stores): W(*displacements) looks the values up at the nearest lattice point (index round(d / h),
+    wrapped), and raises ValueError for a displacement that is not on the lattice."""
+
+    def __init__(self, values, spacing, name: str = "sampled kernel"):
+        self.values = np.asarray(values, dtype=float)
+        self.spacing = tuple(float(h) for h in spacing)
+        if self.values.ndim != len(self.spacing):
+            raise ValueError(f"SampledKernel: {self.values.ndim}-D values, {len(self.spacing)} spacings")
+        self.__name__ = name
+
+    def __call__(self, *disps):
+        if len(disps) != self.values.ndim:
+            raise ValueError(f"{self.__name__}: {len(disps)} displacements, the kernel is {self.values.ndim}-D")
+        disps = np.broadcast_arrays(*[np.asarray(d, dtype=float) for d in disps])
+        idx = []
+        for d, h, n in zip(disps, self.spacing, self.values.shape):
+            j = np.rint(d / h)
+            if np.any(np.abs(d / h - j) > 1e-6):
+                raise ValueError(f"{self.__name__}: a displacement is not on the stored lattice (spacing {h:g})")
+            idx.append(np.mod(j.astype(np.int64), n))
+        return self.values[tuple(idx)]
 
 
 class LocalPower(Coupling):

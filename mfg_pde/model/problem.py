@@ -188,6 +188,33 @@ class Drift:
                 "time_dependent": self.time_dependent}
 
 
+class SampledInTime:
+    """A function of (*coords, t) known only at some times: ``values[k]`` on the grid at ``times[k]`` (what a
+    result file stores of a callable potential or drift; ``mfg_pde.load_problem``).  Called with the
+    coordinates and a time, it returns the stored values at that time (the coordinates are not looked at:
+    they are the grid's), and raises ValueError at a time it does not hold.  ``components`` returns a list
+    (a drift's components) instead of the array."""
+
+    def __init__(self, times, values, name: str = "sampled", components: bool = False):
+        self.times = np.asarray(times, dtype=float).reshape(-1)
+        self.values = np.asarray(values, dtype=float)
+        if self.values.shape[:1] != self.times.shape:
+            raise ValueError(f"{name}: {self.times.shape[0]} times but {self.values.shape[0]} stored levels")
+        self.components = bool(components)
+        self.__name__ = name
+        span = float(np.max(np.abs(self.times))) if self.times.size else 1.0
+        self._tol = 1e-9 * max(span, 1.0)
+
+    def __call__(self, *args):
+        t = float(args[-1])
+        k = int(np.argmin(np.abs(self.times - t))) if self.times.size else -1
+        if k < 0 or abs(self.times[k] - t) > self._tol:
+            raise ValueError(f"{self.__name__}: no stored values at t = {t:.9g} (the file holds "
+                             f"{self.times.size} times in [{self.times.min():.6g}, {self.times.max():.6g}])")
+        v = self.values[k]
+        return list(v) if self.components else v
+
+
 class QuadraticTerminalCost:
     """G(x) = q/2 |x - target|^2 (q and target may be per axis)."""
 

@@ -455,6 +455,7 @@ def solve_newton(problem, tol: float = 1e-10, max_iter: int = 50, warm_start: st
         hist["exploitability"][-1] = gap
     hist["iteration"] = np.arange(1, n_rec + 1, dtype=float)
     result = MFGResult(grid=grid, t=problem.t, u=u, m=m, converged=converged, status=status, iterations=n_rec,
-                       history=hist, params=problem.describe(), solver=options, hjb_solution=sol)
+                       history=hist, params=problem.describe(), solver=options, hjb_solution=sol,
+                       problem=problem)
     report.done(result)
     return result

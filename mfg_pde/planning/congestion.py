@@ -698,7 +698,8 @@ def solve_planning_newton(problem, c: float = 0.0, tol: float = 1e-10, max_iter:
                               positive=bool(min_density >= -negative_tol * float(np.abs(m).max())),
                               initial=init_note)
     result = MFGResult(grid=grid, t=problem.t, u=u, m=m, converged=converged, status=status, iterations=n_steps,
-                       history=hist, params=params, solver=options, planning=planning)
+                       history=hist, params=params, solver=options, planning=planning,
+                       problem=problem)
     if finite:
         result.alpha = sysm.control(u, m)
     report.done(result)

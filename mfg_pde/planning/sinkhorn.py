@@ -354,6 +354,7 @@ def solve_planning(problem, tol: float = 1e-10, sinkhorn_tol: float = 1e-11, max
                        solver=options,
                        planning=PlanningRecord(energy_E=E, kinetic_cost=E / 2,
                                                terminal_mismatch=float(history["terminal_mismatch"][-1]),
-                                               sinkhorn_iterations_total=int(sk.iterations)))
+                                               sinkhorn_iterations_total=int(sk.iterations)),
+                       problem=problem)
     report.done(result)
     return result
