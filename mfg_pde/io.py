@@ -247,8 +247,9 @@ def _write_history(hist, history: dict) -> None:
     """The history datasets, with dimension scales so that netCDF readers name their axis: "iteration"
     for the records of the loop's length (the length of "residual", else the commonest), "<key>_entry"
     for a record of another length.  A history key "iteration" of that length is itself the scale (a
-    netCDF coordinate variable); scales the writer adds carry the attribute ``mfg_pde_scale`` and are not
-    history records (``read_record`` skips them)."""
+    netCDF coordinate variable); scales the writer adds go to the root group (the history group holds the
+    records only; netCDF readers see a parent's dimensions) and carry the attribute ``mfg_pde_scale``."""
+    root = hist.parent
     arrays = {str(k): _history_array(v) for k, v in history.items()}
     lengths = [a.shape[0] for a in arrays.values() if a.ndim == 1]
     main = None
@@ -264,18 +265,19 @@ def _write_history(hist, history: dict) -> None:
         datasets[key] = ds
     scales = {}
 
-    def scale(name, n):
-        if name in scales:
-            return scales[name]
-        base, k = name, 0
-        while name in hist:
+    def scale(base, n):
+        if base in scales:
+            return scales[base]
+        name, k = base, 0
+        while name in root:
             k += 1
             name = f"{base}_{k}"
-        sc = hist.create_dataset(name, data=np.arange(1, n + 1, dtype=np.int64))
-        sc.attrs["long_name"] = f"index of the entry (1-based), dimension of {base.removesuffix('_entry')}"
+        sc = root.create_dataset(name, data=np.arange(1, n + 1, dtype=np.int64))
+        what = "iterations of the coupling loop" if base == "iteration" else f"history/{base[:-len('_entry')]}"
+        sc.attrs["long_name"] = f"index (1-based) of the entries of {what}"
         sc.attrs["units"] = "1"
         sc.attrs["mfg_pde_scale"] = np.int8(1)
-        sc.make_scale(base)
+        sc.make_scale(name)
         scales[base] = sc
         return sc
 
