@@ -25,6 +25,37 @@ Layout (one file per result)::
                                                quantity -> error), optional dataset table (rows, columns)
                                                with attribute columns (JSON list)
 
+    /iteration              (iterations,)      dimension scale of the history records (1-based index), unless
+                                               the history has its own "iteration" record (then that is the
+                                               scale); /<key>_entry for a record of another length.  These
+                                               carry the attribute mfg_pde_scale = 1 and are not records.
+    /outflow/step, /outflow/axis, /outflow/side  dimension scales of /outflow/per_side
+    /problem                                   only when the problem is known (``result.problem``, set by the
+                                               solvers, or ``save(path, problem=...)``): its data on the grid
+                                               as the solvers used them, from which ``mfg_pde.load_problem``
+                                               rebuilds it.  Attributes kind ("MFGProblem" / "PlanningProblem"),
+                                               T, Nt, sigma, name, grid (JSON), description (JSON, the problem's
+                                               describe()), coupling (JSON rebuild spec: the built-in couplings'
+                                               describe(), kernels as dataset names, {"rebuildable": false, "why"}
+                                               otherwise), terminal_depends_on_m (int8), skipped (JSON list of
+                                               arrays over PROBLEM_ARRAY_LIMIT (64 MiB), each with an attribute
+                                               <name>_skipped saying its size).  Datasets:
+        m0, m1              (*grid)            initial / target density (m1: planning only)
+        potential           (K, *grid)         V: an array as given (attribute form "static" (*grid) or
+                                               "levels" (Nt+1, *grid)), or a callable sampled (form "sampled")
+                                               at t_{n+1} of each step (and the midpoints for planning)
+        potential_t         (K,)               its times (dimension scale)
+        drift, drift_t      (K, d, *grid), (K,)  b at t_{n+1} (one level when not time dependent)
+        terminal_cost       (*grid)            G(x) (attribute depends_on_m 0), or G(x, m_T) at the result's
+                                               final density (depends_on_m 1: not rebuildable)
+        exit_costs          (d, 2)             Dirichlet value on the exit sides, NaN elsewhere (exit grids)
+        kernel_<i>          (L_1, ...)         a KernelInteraction's W on its displacement lattice (attribute
+                                               spacing)
+    /provenance                                attributes mfg_pde_version, numpy_version, scipy_version,
+                                               numba_version, h5py_version, python_version,
+                                               python_implementation, platform, machine, command_line (JSON
+                                               list: sys.argv), created_utc (ISO 8601)
+
 These are the typed fields of ``MFGResult`` (``outflow``, ``obstacle``, ``planning``, ``case_report``;
 ``alpha``); ``hjb_solution`` (a solver internal) is not written.  Files written before the typed fields
 existed have the same ``/alpha``, ``/outflow`` and ``/obstacle`` and no ``/planning``: for a Sinkhorn
@@ -37,7 +68,9 @@ readers (h5netcdf, xarray, HDFView) see labelled axes.
 
 Root attributes: ``mfg_pde_version``, ``created`` (ISO 8601 UTC), ``case`` (``""`` when none),
 ``params``, ``solver`` and ``grid`` (JSON strings; the grid's ``bc`` holds one entry per axis, a
-name or a ``[lo, hi]`` pair), ``converged`` (bool), ``iterations`` (int), ``status`` (str).
+name or a ``[lo, hi]`` pair), ``converged`` (int8 0/1: netCDF has no boolean type, so a bool attribute
+would break ``to_netcdf``; files of earlier versions hold a bool, and both read as bool), ``iterations``
+(int), ``status`` (str).  ``complete`` and ``/planning``'s ``positive`` are int8 0/1 as well.
 
 Writes are atomic: the file is written to ``<path>.tmp-<pid>`` next to the target, flushed and
 fsynced, and moved onto it with :func:`os.replace` only after it has been closed (the directory is
