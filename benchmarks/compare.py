@@ -28,37 +28,24 @@ import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+def _picard(d: int, n: int, Nt: int, iters: int, diagnostics: str) -> str:
+    """A fixed number of Picard iterations of the bench_core congestion problem (F = m) on [0, 1]^d."""
+    centre, std = ("0.5", "0.1") if d == 1 else ("(0.5, 0.5)", "(0.12, 0.12)")
+    return f"""
+g = mp.Grid([(0.0, 1.0)] * {d}, {n})
+p = mp.MFGProblem(g, 1.0, {Nt}, 0.3, mp.gaussian(g, {centre}, {std}), coupling=mp.LocalPower(1.0))
+kw = dict(method="picard", tol=1e-300, max_iter={iters}, diagnostics="{diagnostics}")
+def run(): mp.solve(p, **kw)
+nodes = {n} ** {d} * {Nt + 1} * {iters}
+"""
+
+
 # Each workload: (name, unit divisor description, code).  The code defines `run()` (one timed call) and
 # `nodes` (space-time nodes x iterations, or unknowns, for the per-node figure; None: wall time only).
 WORKLOADS = {
-    "core 1-D 200x200 picard x20, lean": """
-g = mp.Grid([(0.0, 1.0)], 200)
-p = mp.MFGProblem(g, 1.0, 200, 0.3, mp.gaussian(g, 0.5, 0.1), coupling=mp.LocalPower(1.0))
-kw = dict(method="picard", tol=1e-300, max_iter=20, diagnostics="lean")
-def run(): mp.solve(p, **kw)
-nodes = 200 * 201 * 20
-""",
-    "core 1-D 200x200 picard x20, every": """
-g = mp.Grid([(0.0, 1.0)], 200)
-p = mp.MFGProblem(g, 1.0, 200, 0.3, mp.gaussian(g, 0.5, 0.1), coupling=mp.LocalPower(1.0))
-kw = dict(method="picard", tol=1e-300, max_iter=20, diagnostics="every")
-def run(): mp.solve(p, **kw)
-nodes = 200 * 201 * 20
-""",
-    "core 2-D 101^2x100 picard x5, lean": """
-g = mp.Grid([(0.0, 1.0), (0.0, 1.0)], 101)
-p = mp.MFGProblem(g, 1.0, 100, 0.3, mp.gaussian(g, (0.5, 0.5), (0.12, 0.12)), coupling=mp.LocalPower(1.0))
-kw = dict(method="picard", tol=1e-300, max_iter=5, diagnostics="lean")
-def run(): mp.solve(p, **kw)
-nodes = 101 * 101 * 101 * 5
-""",
-    "core 2-D 101^2x100 picard x5, every": """
-g = mp.Grid([(0.0, 1.0), (0.0, 1.0)], 101)
-p = mp.MFGProblem(g, 1.0, 100, 0.3, mp.gaussian(g, (0.5, 0.5), (0.12, 0.12)), coupling=mp.LocalPower(1.0))
-kw = dict(method="picard", tol=1e-300, max_iter=5, diagnostics="every")
-def run(): mp.solve(p, **kw)
-nodes = 101 * 101 * 101 * 5
-""",
+    **{f"core {d}-D {size} picard x{iters}, {diag}": _picard(d, n, Nt, iters, diag)
+       for d, n, Nt, iters, size in ((1, 200, 200, 20, "200x200"), (2, 101, 100, 5, "101^2x100"))
+       for diag in ("lean", "every")},
     "core 2-D periodic 64^2x64 anderson": """
 g = mp.Grid([(0.0, 1.0), (0.0, 1.0)], 64, bc="periodic")
 p = mp.MFGProblem(g, 1.0, 64, 0.4, mp.gaussian(g, (0.5, 0.5), (0.12, 0.12)), coupling=mp.LocalPower(1.0))

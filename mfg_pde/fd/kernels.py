@@ -171,21 +171,10 @@ def _exit_rows(g3, drift_k, a, ax, di, rhs, with_rhs):
 
 @njit(cache=True, error_model="numpy", inline="always")
 def _exit_line(g, d, ax, D, rhs, with_rhs):
-    """_exit_rows for one contiguous line (1-D arrays g, d, D, rhs)."""
+    """_exit_rows for one contiguous line (1-D arrays g, d, D, rhs), through (1, n, 1) views of them."""
     n = g.shape[0]
-    inv_h, dif = stencil_scales(ax.nu, ax.h)
-    for side in range(2):
-        if side == 0 and not ax.elo:
-            continue
-        if side == 1 and not ax.ehi:
-            continue
-        i = 0 if side == 0 else n - 1
-        gex = ax.glo if side == 0 else ax.ghi
-        bk = d[i] if ax.has_drift else 0.0
-        rate, cst = _exit_ghost(g[i], gex, bk, ax.has_drift, side == 1, inv_h, dif)
-        D[i] += ax.dt * rate
-        if with_rhs:
-            rhs[i] += ax.dt * (cst + rate * gex)
+    _exit_rows(g.reshape((1, n, 1)), d.reshape((1, n, 1)), int(0), ax, D.reshape((n, 1)), rhs.reshape((n, 1)),
+               with_rhs)
 
 
 # ----------------------------------------------------------------------------- the stencil (one place)
