@@ -166,12 +166,11 @@ def test_kernel_matches_gm_agent_drift():
     Z = sc.start[1][rng.integers(0, 2, n)] + 0.5 * rng.standard_normal((n, 3))
     Y = sc.target[1][rng.integers(0, 2, n)] + 0.2 * rng.standard_normal((n, 3))
     XI = rng.standard_normal((n, 3))
-    a, b, sg, logc, bm, ivar, gain = dr._posterior_tables(pr0, sc.target, idx)
     SHIFT = np.stack([prm.dc[idx]])
     m0, dm0 = sc.mean_path(tt, proto=pr0)
+    tab, nodes = dr._energy_records(pr0, sc.target, idx, 0.0, SHIFT, dm0[idx], sub.astype(np.int64), wq)
     out = np.zeros((n, len(edges) - 1, 2))
-    dr._energy_kernel(Z, Y, XI, a, b, sg, pr0.p[idx], pr0.dp[idx], 0.0, logc, bm, ivar, gain, sc.target[1], SHIFT,
-                      dm0[idx], sub.astype(np.int64), wq, out)
+    dr._energy_kernel(Z, Y, XI, tab, nodes, out)
     ref = np.zeros(n)
     for i, (t, w) in zip(idx, zip(tq, wq)):
         X = prm.a[i] * Z + prm.b[i] * Y + prm.c[i] + np.sqrt(prm.g[i]) * XI        # the MF-guided bridge

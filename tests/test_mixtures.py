@@ -203,10 +203,10 @@ def test_energy_kernel_uses_the_same_drift():
     Z = sc.start_mixture.sample(n, rng)[0]
     Y = sc.target_mixture.sample(n, rng)[0]
     XI = rng.standard_normal((n, 2))
-    a, b, sg, logc, bm, ivar, gain = dr._posterior_tables(pr0, sc.target, idx)
+    tab, nodes = dr._energy_records(pr0, sc.target, idx, 0.0, np.zeros((1, len(idx), 2)), np.zeros((len(idx), 2)),
+                                    sub.astype(np.int64), wq)
     out = np.zeros((n, len(edges) - 1, 2))
-    dr._energy_kernel(Z, Y, XI, a, b, sg, pr0.p[idx], pr0.dp[idx], 0.0, logc, bm, ivar, gain, sc.target[1],
-                      np.zeros((1, len(idx), 2)), np.zeros((len(idx), 2)), sub.astype(np.int64), wq, out)
+    dr._energy_kernel(Z, Y, XI, tab, nodes, out)
     ref = np.zeros(n)
     for i, (t, w) in zip(idx, zip(tq, wq)):
         X = pr0.a[i] * Z + pr0.b[i] * Y + np.sqrt(pr0.g[i]) * XI

@@ -346,10 +346,9 @@ def _feedback_kernel(x, labels, st, atab, tab_dt, btab, has_btab, btab_dt, kappa
 # ============================================================================================
 
 @njit(cache=True, parallel=True, error_model="numpy")
-def _gm_kernel(x, z, labels, st, A, P, DP, C, DC, prior, logc, ivar, gain, bm, wmean, pmean,
-               sigma, dt, n_steps, shift, full_cov, S1, S2, EN, ENL, paths):
+def _gm_kernel(x, z, labels, st, tab, sigma, dt, n_steps, shift, full_cov, S1, S2, EN, ENL, paths):
     N, d = x.shape
-    K = logc.shape[1]
+    K = tab.logc.shape[1]
     nblk = S1.shape[0]
     n_labels = ENL.shape[1]
     sq = sigma * math.sqrt(dt)
@@ -372,7 +371,7 @@ def _gm_kernel(x, z, labels, st, A, P, DP, C, DC, prior, logc, ivar, gain, bm, w
         for n in range(n_steps):
             en = 0.0
             for i in range(i_lo, i_hi):
-                gm_agent_alpha(x[i], z[i], n, A, P, DP, C, DC, prior, logc, ivar, gain, bm, wmean, pmean, e, lw, al)
+                gm_agent_alpha(x[i], z[i], n, tab, e, lw, al)
                 e2 = 0.0
                 for k in range(d):
                     e2 += al[k] * al[k]
@@ -834,9 +833,9 @@ def simulate_gm(proto, target, x0=None, *, N: int | None = None, start=None, lab
     def run_once(pr):
         xx, lab, n_labels, ns, fc, S1, S2, EN, ENL, paths, shift = _prepare_common(
             x0, labels, record, n_steps, full_cov)
-        tabs = protocol_tables(pr, tgt, times, d)
+        tab = protocol_tables(pr, tgt, times, d)
         x = xx.copy()
-        _gm_kernel(x, xx, lab, st0.copy(), *tabs, float(pr.sigma), T / ns, ns,
+        _gm_kernel(x, xx, lab, st0.copy(), tab, float(pr.sigma), T / ns, ns,
                    shift, fc, S1, S2, EN, ENL, paths)
         run = _finish("gm-" + guidance, np.linspace(0.0, T, ns + 1), xx, x, S1, S2, EN, ENL, lab, n_labels,
                       shift, fc, paths if record else None, pr.sigma, seed_rec)

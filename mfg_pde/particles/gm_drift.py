@@ -27,6 +27,11 @@ largest dropped (a zero weight has log 0 = -inf and never contributes).  Where n
 (``posterior_tables``) are built in numpy; ``gm_posterior_mean`` and ``gm_alpha`` evaluate the formula
 per agent in numba.
 
+The kernels take the tables as one record, ``GMTables`` (a module-level named tuple: numba compiles it as
+an argument and its cache keeps it, a closure over the tables would be neither), built once per run by
+``protocol_tables`` (or ``gm_tables``, which fixes the dtypes so that every caller compiles the same
+signature).
+
 Numba caches a kernel by its own file only: ``agents._gm_kernel`` and ``demand_response._energy_kernel``
 inline the kernels of this module, so after editing it delete their cached ``*.nbi``/``*.nbc`` files
 (``__pycache__``) or touch those two modules.
@@ -35,13 +40,28 @@ inline the kernels of this module, so after editing it delete their cached ``*.n
 from __future__ import annotations
 
 import math
+from collections import namedtuple
 
 import numpy as np
 from numba import njit
 
 from ..model.mixtures import DiagonalMixture, as_mixture
 
-__all__ = ["gm_agent_alpha", "gm_alpha", "gm_drift", "gm_posterior_mean", "posterior_tables", "protocol_tables"]
+__all__ = ["GMTables", "gm_agent_alpha", "gm_alpha", "gm_drift", "gm_posterior_mean", "gm_tables", "posterior_tables",
+           "protocol_tables"]
+
+#: The protocol and posterior tables of the drift at n simulation times t_0..t_{n-1} (K mixture components, d axes),
+#: what ``gm_alpha`` / ``gm_agent_alpha`` read at row n:
+#:
+#: * A (n,): a_t, the weight of the start z in the residual e = x - a z - c;
+#: * P, DP (n,): the fundamental solution p_t and its derivative p_t' (alpha = [yhat + p' (x - c)] / p + c');
+#: * C, DC (n, d): the guidance shift c_t and c_t';
+#: * prior (n,) bool: nothing observed at t (b = 0 or some V = 0): yhat = pmean;
+#: * logc (n, K): log pi_j - 1/2 sum_k log V_jk (-inf for a zero weight);
+#: * ivar, gain, bm (n, K, d): 1/V, the Kalman gain S b / V and b m (``posterior_tables``);
+#: * means (K, d): the target's component means m_j;  pmean (d,): the target mean sum_j pi_j m_j.
+GMTables = namedtuple("GMTables", ("A", "P", "DP", "C", "DC", "prior", "logc", "ivar", "gain", "bm", "means",
+                                   "pmean"))
 
 
 def posterior_tables(b, g, weights, means, variances):
@@ -68,9 +88,18 @@ def posterior_tables(b, g, weights, means, variances):
     return prior, logc, ivar, gain, bm
 
 
-def protocol_tables(proto, target: DiagonalMixture, times, d):
-    """The protocol interpolated linearly at ``times`` and the posterior tables there, in the argument order
-    of ``gm_agent_alpha``: (A, P, DP, C, DC, prior, logc, ivar, gain, bm, means, pmean).
+def gm_tables(A, P, DP, C, DC, prior, logc, ivar, gain, bm, means, pmean) -> GMTables:
+    """The ``GMTables`` record with the types the kernels are compiled for (C-contiguous float64 arrays, prior
+    a bool array): every caller then shares one numba signature."""
+    def f64(a):
+        return np.ascontiguousarray(a, dtype=float)
+    return GMTables(f64(A), f64(P), f64(DP), f64(C), f64(DC), np.ascontiguousarray(prior, dtype=np.bool_),
+                    f64(logc), f64(ivar), f64(gain), f64(bm), f64(means), f64(pmean))
+
+
+def protocol_tables(proto, target: DiagonalMixture, times, d) -> GMTables:
+    """The protocol interpolated linearly at ``times`` and the posterior tables there: the ``GMTables`` record
+    (A, P, DP, C, DC, prior, logc, ivar, gain, bm, means, pmean) that ``gm_agent_alpha`` reads.
 
     a = p/W, b = q/W, g = sigma^2 p q / W from the interpolated fundamental solutions p, q (smooth, where g
     is a product).  A protocol c with one column is broadcast to d (a shared guidance)."""
@@ -95,9 +124,7 @@ def protocol_tables(proto, target: DiagonalMixture, times, d):
         raise ValueError("the protocol's p vanishes at a simulation time (the drift is singular at t = T); "
                          "the left-endpoint rule needs times < T")
     prior, logc, ivar, gain, bm = posterior_tables(B, G, target.weights, target.means, target.variances)
-    ctg = np.ascontiguousarray
-    return (ctg(A), ctg(P), ctg(DP), ctg(C), ctg(DC), ctg(prior), ctg(logc), ctg(ivar), ctg(gain),
-            ctg(bm), ctg(target.means), ctg(target.mean()))
+    return gm_tables(A, P, DP, C, DC, prior, logc, ivar, gain, bm, target.means, target.mean())
 
 
 @njit(cache=True, inline="always")
@@ -133,48 +160,49 @@ def gm_posterior_mean(e, n, logc, bm, ivar, gain, means, lw, out):
 
 
 @njit(cache=True, inline="always")
-def gm_alpha(e, x, n, P, DP, C, DC, prior, logc, ivar, gain, bm, means, pmean, lw, al):
+def gm_alpha(e, x, n, tab, lw, al):
     """al = alpha = [yhat(e) + p_n' (x - c_n)] / p_n + c_n' for one agent at x with residual
     e = x - a_n z - c_n (passed in: a caller that knows e = b y + sqrt(g) xi directly avoids the
-    cancellation).  yhat = pmean on prior rows, the single component's Kalman mean when K = 1, else
-    ``gm_posterior_mean``."""
+    cancellation), from row n of the ``GMTables`` record tab.  yhat = tab.pmean on prior rows, the single
+    component's Kalman mean when K = 1, else ``gm_posterior_mean``.  lw, al: scratch of lengths K, d."""
     d = x.shape[0]
-    K = logc.shape[1]
+    K = tab.logc.shape[1]
     for k in range(d):
         al[k] = 0.0
-    if prior[n]:
+    if tab.prior[n]:
         for k in range(d):
-            al[k] = pmean[k]
+            al[k] = tab.pmean[k]
     elif K == 1:
         for k in range(d):
-            al[k] = means[0, k] + gain[n, 0, k] * (e[k] - bm[n, 0, k])
+            al[k] = tab.means[0, k] + tab.gain[n, 0, k] * (e[k] - tab.bm[n, 0, k])
     else:
-        gm_posterior_mean(e, n, logc, bm, ivar, gain, means, lw, al)
-    ip = 1.0 / P[n]
-    dpn = DP[n]
+        gm_posterior_mean(e, n, tab.logc, tab.bm, tab.ivar, tab.gain, tab.means, lw, al)
+    ip = 1.0 / tab.P[n]
+    dpn = tab.DP[n]
     for k in range(d):
-        al[k] = (al[k] + dpn * (x[k] - C[n, k])) * ip + DC[n, k]
+        al[k] = (al[k] + dpn * (x[k] - tab.C[n, k])) * ip + tab.DC[n, k]
 
 
 @njit(cache=True, inline="always")
-def gm_agent_alpha(xi, zi, n, A, P, DP, C, DC, prior, logc, ivar, gain, bm, means, pmean, e, lw, al):
+def gm_agent_alpha(xi, zi, n, tab, e, lw, al):
     """al = alpha(t_n, x; z) for the agent at xi started at zi: e = x - a_n z - c_n, then ``gm_alpha``
-    (the tables of ``protocol_tables``; e, lw, al: scratch of lengths d, K, d)."""
-    An = A[n]
+    (tab: the ``GMTables`` record of ``protocol_tables``; e, lw, al: scratch of lengths d, K, d)."""
+    An = tab.A[n]
     for k in range(xi.shape[0]):
-        e[k] = xi[k] - An * zi[k] - C[n, k]
-    gm_alpha(e, xi, n, P, DP, C, DC, prior, logc, ivar, gain, bm, means, pmean, lw, al)
+        e[k] = xi[k] - An * zi[k] - tab.C[n, k]
+    gm_alpha(e, xi, n, tab, lw, al)
 
 
 @njit(cache=True, error_model="numpy")
-def _gm_eval_kernel(x, z, n_idx, A, P, DP, C, DC, prior, logc, ivar, gain, bm, means, pmean, out):
+def _gm_eval_kernel(x, z, n_idx, tab, out):
+    """out[i] = alpha(t_n, x_i; z_i) at table row n_idx of the ``GMTables`` record tab."""
     N, d = x.shape
-    K = logc.shape[1]
+    K = tab.logc.shape[1]
     lw = np.empty(K)
     e = np.empty(d)
     al = np.empty(d)
     for i in range(N):
-        gm_agent_alpha(x[i], z[i], n_idx, A, P, DP, C, DC, prior, logc, ivar, gain, bm, means, pmean, e, lw, al)
+        gm_agent_alpha(x[i], z[i], n_idx, tab, e, lw, al)
         for k in range(d):
             out[i, k] = al[k]
 
@@ -187,7 +215,7 @@ def gm_drift(t: float, x, z, proto, target) -> np.ndarray:
     x = np.ascontiguousarray(np.atleast_2d(np.asarray(x, dtype=float)))
     z = np.ascontiguousarray(np.broadcast_to(np.atleast_2d(np.asarray(z, dtype=float)), x.shape))
     tgt = as_mixture(target, x.shape[1], name="target")
-    tabs = protocol_tables(proto, tgt, np.array([float(t)]), x.shape[1])
+    tab = protocol_tables(proto, tgt, np.array([float(t)]), x.shape[1])
     out = np.empty_like(x)
-    _gm_eval_kernel(x, z, 0, *tabs, out)
+    _gm_eval_kernel(x, z, int(0), tab, out)
     return out

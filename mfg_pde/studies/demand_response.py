@@ -73,6 +73,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+from collections import namedtuple
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -80,7 +81,7 @@ from numba import njit, prange
 
 from ..oracles import analytic
 from ..richardson import observed_order
-from ..particles.gm_drift import gm_alpha, posterior_tables
+from ..particles.gm_drift import gm_alpha, gm_tables, posterior_tables
 from ..model.mixtures import DiagonalMixture, as_mixture
 from ..model.schedules import PiecewiseConstant
 
@@ -322,21 +323,27 @@ def quadrature_nodes(sc: Scenario, n_gl=6, n_sub=2):
     return t, w, sub, edges
 
 
+#: The quadrature nodes of ``_energy_kernel`` (nn nodes, G guidances, d zones), besides the drift's ``GMTables``:
+#: B, SG (nn,) the bridge's b_t and sqrt(g_t) (X_t = A z + B y + SG xi, A in the tables), kappa the base drift
+#: rate (alpha_0 gets + kappa x), SHIFT (G, nn, d) each guidance's shift c' + kappa c, V0 (nn, d) the mean
+#: velocity mean' + kappa mean of the guidance-free bridge, SUB (nn,) int64 the sub-interval of each node and
+#: WQ (nn,) its quadrature weight.  A module-level named tuple (numba compiles and caches it); built by
+#: ``_energy_records`` with explicit types.
+EnergyNodes = namedtuple("EnergyNodes", ("B", "SG", "kappa", "SHIFT", "V0", "SUB", "WQ"))
+
+
 @njit(cache=True, parallel=True, error_model="numpy")
-def _energy_kernel(Z, Y, XI, A, B, SG, P, DP, kappa, LOGC, BM, IVAR, GAIN, M1, SHIFT, V0, SUB, WQ, out):
+def _energy_kernel(Z, Y, XI, tab, nodes, out):
     """out[i, s, g] += sum over the nodes n of sub-interval s of WQ[n] |alpha_g(t_n, X_i(t_n); Z_i)|^2,
-    g < G: the guidances (alpha_g = alpha_0 + SHIFT[g, n]); g = G: the fluctuation |alpha_0 - V0[n]|^2.
+    g < G: the guidances (alpha_g = alpha_0 + SHIFT[g, n]); g = G: the fluctuation |alpha_0 - V0[n]|^2
+    (nodes: the ``EnergyNodes`` record).
 
     X_i(t_n) = A z + B y + SG xi (the guidance-free bridge), alpha_0 = [yhat + P' x] / P + kappa x with
     yhat the posterior mean of X_T given (X_0 = z, X_t = x) under the target mixture, observed through
-    r = x - A z = B y + SG xi (``particles.gm_drift.gm_alpha`` with c = c' = 0; tables of
-    ``_posterior_tables``: responsibility ~ exp(LOGC - |r - BM|^2 IVAR / 2), mean M1 + GAIN (r - BM))."""
+    r = x - A z = B y + SG xi (``particles.gm_drift.gm_alpha`` on the ``GMTables`` record tab of
+    ``_energy_records``, c = c' = 0: responsibility ~ exp(logc - |r - bm|^2 ivar / 2), mean means + gain (r - bm))."""
     M, d = Z.shape
-    K = LOGC.shape[1]
-    nn = A.shape[0]
-    zero = np.zeros((nn, d))                 # the guidance-free bridge: c = c' = 0
-    prior = np.zeros(nn, dtype=np.bool_)     # interior nodes: b > 0, g > 0, never the prior
-    pmean = np.zeros(d)                      # (unused: no prior rows)
+    K = tab.logc.shape[1]
     nblk = (M + 255) // 256
     for blk in prange(nblk):
         r = np.empty(d)
@@ -344,13 +351,14 @@ def _energy_kernel(Z, Y, XI, A, B, SG, P, DP, kappa, LOGC, BM, IVAR, GAIN, M1, S
         al = np.empty(d)
         lw = np.empty(K)
         for i in range(blk * 256, min(M, blk * 256 + 256)):
-            _energy_sample(i, Z, Y, XI, A, B, SG, P, DP, kappa, LOGC, BM, IVAR, GAIN, M1, SHIFT, V0, SUB, WQ, out,
-                           r, x, al, lw, zero, prior, pmean)
+            _energy_sample(i, Z, Y, XI, tab, nodes, out, r, x, al, lw)
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _energy_sample(i, Z, Y, XI, A, B, SG, P, DP, kappa, LOGC, BM, IVAR, GAIN, M1, SHIFT, V0, SUB, WQ, out, r, x, al, lw,
-                   zero, prior, pmean):
+def _energy_sample(i, Z, Y, XI, tab, nodes, out, r, x, al, lw):
+    """Sample i of ``_energy_kernel`` (r, x, al, lw: scratch of lengths d, d, d, K)."""
+    A = tab.A
+    B, SG, kappa, SHIFT, V0, SUB, WQ = nodes
     d = Z.shape[1]
     nn = A.shape[0]
     G = SHIFT.shape[0]
@@ -359,7 +367,7 @@ def _energy_sample(i, Z, Y, XI, A, B, SG, P, DP, kappa, LOGC, BM, IVAR, GAIN, M1
         for k in range(d):
             r[k] = B[n] * Y[i, k] + SG[n] * XI[i, k]
             x[k] = A[n] * Z[i, k] + r[k]
-        gm_alpha(r, x, n, P, DP, zero, zero, prior, LOGC, IVAR, GAIN, BM, M1, pmean, lw, al)
+        gm_alpha(r, x, n, tab, lw, al)
         for k in range(d):
             al[k] += kappa * x[k]
         wq = WQ[n]
@@ -376,15 +384,23 @@ def _energy_sample(i, Z, Y, XI, A, B, SG, P, DP, kappa, LOGC, BM, IVAR, GAIN, M1
         out[i, s, G] += wq * e2
 
 
-def _posterior_tables(pr, target, idx):
-    """The protocol's a, b, sqrt(g) on its own nodes idx and the posterior tables there
-    (``particles.gm_drift.posterior_tables``; target: the (weights, means, variances) tuple, used as is)."""
+def _energy_records(pr, target, idx, kappa, shift, v0, sub, wq):
+    """The records of ``_energy_kernel`` on the protocol's own nodes idx (interior: 0 < t < T): the ``GMTables``
+    of the guidance-free bridge pr (its a, p, p' there, c = c' = 0, no prior rows, and the posterior tables
+    of ``particles.gm_drift.posterior_tables``; target: the (weights, means, variances) tuple, used as is)
+    and the ``EnergyNodes`` (b, sqrt(g) there; kappa, shift (G, nn, d), v0 (nn, d), sub (nn,), wq (nn,))."""
     w, m, S = target
     a, b, g = pr.a[idx], pr.b[idx], pr.g[idx]
     prior, logc, ivar, gain, bm = posterior_tables(b, g, w, m, S)
     if np.any(prior):
-        raise ValueError("_posterior_tables needs interior protocol nodes (0 < t < T: b > 0, g > 0)")
-    return a, b, np.sqrt(g), logc, bm, ivar, gain
+        raise ValueError("_energy_records needs interior protocol nodes (0 < t < T: b > 0, g > 0)")
+    nn, d = len(idx), np.shape(m)[1]
+    zero = np.zeros((nn, d))                 # the guidance-free bridge: c = c' = 0
+    tab = gm_tables(a, pr.p[idx], pr.dp[idx], zero, zero, prior, logc, ivar, gain, bm, m, np.zeros(d))
+    f64 = np.ascontiguousarray
+    nodes = EnergyNodes(f64(b, dtype=float), f64(np.sqrt(g), dtype=float), float(kappa), f64(shift, dtype=float),
+                        f64(v0, dtype=float), f64(sub, dtype=np.int64), f64(wq, dtype=float))
+    return tab, nodes
 
 
 @dataclass
@@ -463,12 +479,11 @@ def closed_form_energies(sc: Scenario, *, samples=40000, seed=0, n_gl=6, n_sub=2
     guidances = tuple(guidances)
     protos = {g: sc.protocol(tt, g) for g in guidances}
     pr0 = sc.protocol(tt, np.zeros(sc.d))          # the guidance-free bridge (c = 0)
-    a, b, sg, logc, bm, ivar, gain = _posterior_tables(pr0, sc.target, idx)
-    P, DP = pr0.p[idx], pr0.dp[idx]
     kap = float(sc.kappa)
     m_0, dm_0 = sc.mean_path(tt, proto=pr0)
     V0 = (dm_0 + kap * m_0)[idx]
     SHIFT = np.stack([(protos[g].dc + kap * protos[g].c)[idx] for g in guidances])
+    tab, nodes = _energy_records(pr0, sc.target, idx, kap, SHIFT, V0, sub, wq)
     # the MF mean of the closed form vs the theorem
     mean_err = 0.0
     if "MF" in protos:
@@ -489,8 +504,7 @@ def closed_form_energies(sc: Scenario, *, samples=40000, seed=0, n_gl=6, n_sub=2
             Y = target.sample_component(k, njk, rng)
             XI = rng.standard_normal((njk, sc.d))
             out = np.zeros((njk, nsub, G + 1))
-            _energy_kernel(Z, Y, XI, a, b, sg, P, DP, kap, logc, bm, ivar, gain, target.means, SHIFT, V0,
-                           sub.astype(np.int64), wq, out)
+            _energy_kernel(Z, Y, XI, tab, nodes, out)
             stats[j, k] = out
     d = sc.d
 
