@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections import namedtuple
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -65,6 +66,43 @@ __all__ = [
 
 BLOCK = 512          # agents per statistics block (fixed: results do not depend on the thread count)
 _FULL_COV_MAX_D = 8  # above this dimension the covariance path keeps only the diagonal
+
+
+# ============================================================================================
+# the kernels' arguments, as records
+# ============================================================================================
+# Module-level named tuples: numba compiles them as arguments and keeps them in its on-disk cache (closures
+# would be neither).  They are built by the helpers below with explicit types (float(...), bool(...),
+# contiguous float64 / int64 / bool arrays) so that every caller compiles the same signature.
+
+#: The Euler-Maruyama scalars of one run: noise intensity sigma, time step dt, number of steps n_steps, the
+#: shift (d,) subtracted from positions before the moments are summed (the start mean: no cancellation in the
+#: covariance), and full_cov (sum the full second-moment matrix, else only its diagonal).
+Stepping = namedtuple("Stepping", ("sigma", "dt", "n_steps", "shift", "full_cov"))
+
+#: What a kernel writes, per block of BLOCK agents (nblk blocks): S1 (nblk, n_steps+1, d) the sums of the
+#: shifted positions, S2 (nblk, n_steps+1, d, d or 1) of their products (lower triangle, or the squares only),
+#: EN (nblk, n_steps) of |alpha|^2 at each step, ENL (nblk, n_labels, n_steps) the same per label, and paths
+#: (n_steps+1, record, d) the positions of the first ``record`` agents.
+Tallies = namedtuple("Tallies", ("S1", "S2", "EN", "ENL", "paths"))
+
+#: The drift of a feedback run: atab (ntab, size, d) the feedback alpha = -grad u at the result's times
+#: (time step tab_dt), the tabulated base drift btab (ntb, size, d) with has_btab and its time step btab_dt
+#: (a (1, 1, d) dummy when absent), and the linear base drift -kappa (x - centre) (kappa, centre (d,)) with
+#: has_lin.
+Feedback = namedtuple("Feedback", ("atab", "tab_dt", "btab", "has_btab", "btab_dt", "kappa", "centre", "has_lin"))
+
+#: The box of a feedback run: lo, hi (d,) its bounds, h (d,) the cell widths, ncell (d,) int64 the cells per
+#: axis, strides (d,) int64 of the flattened (C-order) cell index, periodic (d,) bool (else reflecting walls).
+Box = namedtuple("Box", ("lo", "hi", "h", "ncell", "strides", "periodic"))
+
+
+def _f64(a):
+    return np.ascontiguousarray(a, dtype=float)
+
+
+def _stepping(sigma, dt, n_steps, shift, full_cov) -> Stepping:
+    return Stepping(float(sigma), float(dt), int(n_steps), _f64(shift), bool(full_cov))
 
 
 # ============================================================================================
@@ -238,9 +276,14 @@ def _interp_table(tab, j, wt, i0, i1, w, strides, out, add):
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
-def _feedback_kernel(x, labels, st, atab, tab_dt, btab, has_btab, btab_dt, kappa, centre, has_lin,
-                     lo, hi, h, ncell, strides, periodic, sigma, dt, n_steps, shift, full_cov,
-                     S1, S2, EN, ENL, paths):
+def _feedback_kernel(x, labels, st, fb, box, sim, out):
+    """Advance the agents x (N, d) in place by sim.n_steps Euler-Maruyama steps of the drift fb (``Feedback``)
+    in the box (``Box``: reflecting walls, periodic axes wrap), summing the statistics into out (``Tallies``).
+    labels (N,) int64; st (N, 2) uint64: the agents' generator states."""
+    atab, tab_dt, btab, has_btab, btab_dt, kappa, centre, has_lin = fb
+    lo, hi, h, ncell, strides, periodic = box
+    sigma, dt, n_steps, shift, full_cov = sim
+    S1, S2, EN, ENL, paths = out
     N, d = x.shape
     nblk = S1.shape[0]
     n_labels = ENL.shape[1]
@@ -346,7 +389,12 @@ def _feedback_kernel(x, labels, st, atab, tab_dt, btab, has_btab, btab_dt, kappa
 # ============================================================================================
 
 @njit(cache=True, parallel=True, error_model="numpy")
-def _gm_kernel(x, z, labels, st, tab, sigma, dt, n_steps, shift, full_cov, S1, S2, EN, ENL, paths):
+def _gm_kernel(x, z, labels, st, tab, sim, out):
+    """Advance the agents x (N, d), started at z, in place by sim.n_steps Euler-Maruyama steps of the drift
+    ``gm_agent_alpha`` (tab: the ``GMTables`` record at the step times), summing the statistics into out
+    (``Tallies``).  labels (N,) int64; st (N, 2) uint64: the agents' generator states."""
+    sigma, dt, n_steps, shift, full_cov = sim
+    S1, S2, EN, ENL, paths = out
     N, d = x.shape
     K = tab.logc.shape[1]
     nblk = S1.shape[0]
@@ -523,7 +571,10 @@ class AgentRun:
                 f"terminal mean {m}, E = {self.energy:.5g} (cost E/2 = {self.cost:.5g})")
 
 
-def _finish(kind, t, x0, x, S1, S2, EN, ENL, labels, n_labels, shift, full_cov, paths, sigma, seed):
+def _finish(kind, t, x0, x, out, labels, n_labels, shift, full_cov, record, sigma, seed):
+    """The ``AgentRun`` from a kernel's ``Tallies`` out (paths kept when record)."""
+    S1, S2, EN, ENL = out.S1, out.S2, out.EN, out.ENL
+    paths = out.paths if record else None
     N, d = x.shape
     s1 = S1.sum(axis=0) / N                       # (n+1, d), shifted mean
     mean = s1 + shift
@@ -571,13 +622,10 @@ def _prepare_common(x0, labels, record, n_steps, full_cov):
     if full_cov is None:
         full_cov = d <= _FULL_COV_MAX_D
     nblk = (N + BLOCK - 1) // BLOCK
-    S1 = np.zeros((nblk, n_steps + 1, d))
-    S2 = np.zeros((nblk, n_steps + 1, d, d if full_cov else 1))
-    EN = np.zeros((nblk, n_steps))
-    ENL = np.zeros((nblk, n_labels, n_steps))
-    paths = np.zeros((n_steps + 1, record, d))
+    out = Tallies(np.zeros((nblk, n_steps + 1, d)), np.zeros((nblk, n_steps + 1, d, d if full_cov else 1)),
+                  np.zeros((nblk, n_steps)), np.zeros((nblk, n_labels, n_steps)), np.zeros((n_steps + 1, record, d)))
     shift = x0.mean(axis=0)
-    return x0, lab, n_labels, n_steps, bool(full_cov), S1, S2, EN, ENL, paths, shift
+    return x0, lab, n_labels, n_steps, bool(full_cov), out, shift
 
 
 # ============================================================================================
@@ -673,8 +721,7 @@ def simulate_feedback(result, N: int | None = None, *, x0=None, n_steps: int | N
         if N is None:
             raise ValueError("give N (agents sampled from result.m[0]) or x0")
         x0 = sample_density(grid, result.m[0], int(N), rng)
-    x0, lab, n_labels, n_steps, full_cov, S1, S2, EN, ENL, paths, shift = _prepare_common(
-        x0, labels, record, n_steps, full_cov)
+    x0, lab, n_labels, n_steps, full_cov, out, shift = _prepare_common(x0, labels, record, n_steps, full_cov)
     if x0.shape[1] != d:
         raise ValueError(f"x0 has {x0.shape[1]} coordinates but the grid has {d} axes")
     Nag = x0.shape[0]
@@ -696,12 +743,12 @@ def simulate_feedback(result, N: int | None = None, *, x0=None, n_steps: int | N
     st = _rng_states(rng, Nag)
     dt = T / n_steps
     tab_dt = float(t_res[1] - t_res[0]) if len(t_res) > 1 else 1.0
-    _feedback_kernel(x, lab, st, atab, tab_dt, btab, has_btab, bdt, kap, cen, has_lin,
-                     lo, hi, h, ncell, strides, periodic, sigma, dt, n_steps, shift, full_cov,
-                     S1, S2, EN, ENL, paths)
+    fb = Feedback(atab, float(tab_dt), _f64(btab), bool(has_btab), float(bdt), _f64(kap), _f64(cen), bool(has_lin))
+    box = Box(_f64(lo), _f64(hi), _f64(h), ncell, strides, periodic)
+    _feedback_kernel(x, lab, st, fb, box, _stepping(sigma, dt, n_steps, shift, full_cov), out)
     t = np.linspace(0.0, T, n_steps + 1)
-    run = _finish("feedback", t, x0, x, S1, S2, EN, ENL, lab, n_labels, shift, full_cov,
-                  paths if record else None, sigma, seed if not isinstance(seed, np.random.Generator) else None)
+    run = _finish("feedback", t, x0, x, out, lab, n_labels, shift, full_cov, record, sigma,
+                  seed if not isinstance(seed, np.random.Generator) else None)
     run.labels = None if labels is None else lab
     run.drift = ("linear" if has_lin else "tabulated" if has_btab else "none")
     return run
@@ -831,14 +878,12 @@ def simulate_gm(proto, target, x0=None, *, N: int | None = None, start=None, lab
     tp = np.asarray(proto.t, dtype=float)
 
     def run_once(pr):
-        xx, lab, n_labels, ns, fc, S1, S2, EN, ENL, paths, shift = _prepare_common(
-            x0, labels, record, n_steps, full_cov)
+        xx, lab, n_labels, ns, fc, out, shift = _prepare_common(x0, labels, record, n_steps, full_cov)
         tab = protocol_tables(pr, tgt, times, d)
         x = xx.copy()
-        _gm_kernel(x, xx, lab, st0.copy(), tab, float(pr.sigma), T / ns, ns,
-                   shift, fc, S1, S2, EN, ENL, paths)
-        run = _finish("gm-" + guidance, np.linspace(0.0, T, ns + 1), xx, x, S1, S2, EN, ENL, lab, n_labels,
-                      shift, fc, paths if record else None, pr.sigma, seed_rec)
+        _gm_kernel(x, xx, lab, st0.copy(), tab, _stepping(pr.sigma, T / ns, ns, shift, fc), out)
+        run = _finish("gm-" + guidance, np.linspace(0.0, T, ns + 1), xx, x, out, lab, n_labels,
+                      shift, fc, record, pr.sigma, seed_rec)
         run.labels = None if labels is None else lab
         return run
 
