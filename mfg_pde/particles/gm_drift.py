@@ -213,7 +213,8 @@ def gm_drift(t: float, x, z, proto, target) -> np.ndarray:
     t; target: the endpoint mixture in any form ``model.mixtures.as_mixture`` accepts.  Returns (N, d).
     At t = 0 nothing is observed: yhat = the target mean."""
     x = np.ascontiguousarray(np.atleast_2d(np.asarray(x, dtype=float)))
-    z = np.ascontiguousarray(np.broadcast_to(np.atleast_2d(np.asarray(z, dtype=float)), x.shape))
+    # a copy, always writable: a read-only view (the broadcast of an (N, d) z) would compile a second kernel
+    z = np.array(np.broadcast_to(np.atleast_2d(np.asarray(z, dtype=float)), x.shape), dtype=float, order="C")
     tgt = as_mixture(target, x.shape[1], name="target")
     tab = protocol_tables(proto, tgt, np.array([float(t)]), x.shape[1])
     out = np.empty_like(x)
