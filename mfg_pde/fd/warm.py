@@ -22,10 +22,12 @@ import logging
 import os
 import subprocess
 import sys
+import time
 
 _LOG = logging.getLogger("mfg_pde")
 _HELPER = None          # the running helper process, if any
 _STARTED = False        # one attempt per process
+_WAITED = [0.0]         # seconds spent in ``wait`` (progress reports them as compile time)
 
 #: the kernels the helper compiles (all of them, and the HJB sweep, decide whether the cache is cold)
 FORWARD = ("fp_sweep", "pair_residual_line", "coupling_stats", "mix_inplace", "l1_diff")
@@ -72,10 +74,17 @@ def wait(timeout: float = 300.0) -> None:
     helper, _HELPER = _HELPER, None
     if helper is None:
         return
+    t0 = time.perf_counter()
     try:
         helper.wait(timeout=timeout)
     except Exception:  # noqa: BLE001 -- too slow or gone: compile here instead
         helper.kill()
+    _WAITED[0] += time.perf_counter() - t0
+
+
+def waited() -> float:
+    """Seconds this process has spent waiting for the helper (the forward kernels compiling there)."""
+    return _WAITED[0]
 
 
 def compile_forward() -> None:

@@ -237,7 +237,7 @@ def solve_auto(problem, tol: float = 1e-8, max_iter: int = 300, damping: float |
     grid, Nt = problem.grid, problem.Nt
     t_start = time.perf_counter()
     history = {k: [] for k in HISTORY_KEYS + NEWTON_KEYS}
-    report = Progress(progress)
+    report = Progress(progress, tol=tol)
     solver = {"method": "auto", "tol": tol, "max_iter": int(max_iter), "damping": damping,
               "anderson_depth": int(anderson_depth), "newton_tol": newton_tol, "newton_maxit": newton_maxit,
               "inner_factor": inner_factor, "stall_window": W, "newton_max_iter": int(newton_max_iter),
@@ -262,7 +262,7 @@ def solve_auto(problem, tol: float = 1e-8, max_iter: int = 300, damping: float |
     winner = None
     stop = None
 
-    def start_newton(pair, origin):
+    def start_newton(pair, origin, why=""):
         nonlocal newton, newton_starts, cold_tried, newton_best
         cold_tried = cold_tried or pair is None
         if newton is not None:  # keep the pair of the Newton run that stopped, if it is the best one so far
@@ -278,7 +278,7 @@ def solve_auto(problem, tol: float = 1e-8, max_iter: int = 300, damping: float |
                          newton_tol, newton_maxit, exploitability == "every", newton_options)
         newton_starts += 1
         notes.append(f"newton from {origin}")
-        report.note(f"auto: newton from {origin}")
+        report.note(f"auto: switching to newton (joins the race) from {origin}" + (f": {why}" if why else ""))
 
     def best_loop_pair():
         pairs = [(lp.pair(), lp) for lp in loops if lp.pair() is not None]
@@ -294,13 +294,16 @@ def solve_auto(problem, tol: float = 1e-8, max_iter: int = 300, damping: float |
         progressed = anderson.loop.best_residual < 0.1 * anderson.loop.first_residual
         if "newton" in racers and no_newton is not None:
             notes.append(f"newton left out: {no_newton}")
+            report.note(f"auto: newton left out: {no_newton}")
         elif "newton" in racers and not newton_fits:
             notes.append("newton left out: its arrays would not fit in the available memory")
+            report.note("auto: newton left out: its arrays would not fit in the available memory")
         elif newton_fits:
             if progressed and pair is not None:
-                start_newton(pair, f"anderson's iteration {pair[4]}")
+                start_newton(pair, f"anderson's iteration {pair[4]}", f"anderson {why}")
             else:
-                start_newton(None, "the cold pair (m0, HJB(m0))")
+                start_newton(None, "the cold pair (m0, HJB(m0))",
+                             f"anderson {why}, and it did not cut its residual tenfold")
         if "picard" in racers:  # from the same start as Anderson: damped Picard as a user would run it
             picard = _Loop("picard", FixedPoint(problem, "picard", tol, 0.5, anderson_depth, newton_tol, newton_maxit,
                                                 inner_factor, m_init=m_init, keep_best=True,
@@ -308,6 +311,7 @@ def solve_auto(problem, tol: float = 1e-8, max_iter: int = 300, damping: float |
                            W, int(max_iter), divergence_factor)
             loops.append(picard)
             notes.append("picard from the start")
+            report.note("auto: damped picard (theta = 0.5) joins the race from anderson's start")
 
     while True:
         contenders = [lp for lp in loops if lp.alive] + ([newton] if newton is not None and newton.alive else [])
@@ -340,15 +344,18 @@ def solve_auto(problem, tol: float = 1e-8, max_iter: int = 300, damping: float |
             racer.alive, racer.why = False, f"no new best residual over {2 * W} iterations"
         if not racer.alive:
             notes.append(f"{name} stopped: {racer.why}")
-            report.note(f"auto: {name} stopped: {racer.why}")
+            left = [r.name for r in loops if r.alive] + (["newton"] if newton is not None and newton.alive else [])
+            report.note(f"auto: {name} drops out of the race: {racer.why}; "
+                        f"{'still racing: ' + ', '.join(left) if left else 'no racer left'}")
         # Newton re-enters: from the cold pair if it has not started there yet, or from a loop's pair ten
         # times better than the one it last started from
         if newton is not None and not newton.alive and newton_starts < 4 and newton_fits:
             pair, _ = best_loop_pair()
             if pair is not None and pair[3] < 0.1 * min(newton.start_value, newton.run.residual):
-                start_newton(pair, f"a loop pair at Newton residual {pair[3]:.2e}")
+                start_newton(pair, f"a loop pair at Newton residual {pair[3]:.2e}",
+                             "re-entering: that pair is ten times better than its last start")
             elif not cold_tried:
-                start_newton(None, "the cold pair (m0, HJB(m0))")
+                start_newton(None, "the cold pair (m0, HJB(m0))", "re-entering from the cold pair, not tried yet")
 
     # ---- the result: the winner's pair, or the best pair seen
     hist = {key: np.asarray(v, dtype=float) for key, v in history.items()}

@@ -259,7 +259,7 @@ def run_fixed_point(problem, method: str, tol: float, max_iter: int, damping: fl
               "inner_factor": inner_factor, "diagnostics": diagnostics, "divergence_factor": divergence_factor,
               "exploitability": exploitability, "m_init": "given" if m_init is not None else "m0"}
     history = {k: [] for k in HISTORY_KEYS + ("exploitability",)}
-    report = Progress(progress)
+    report = Progress(progress, tol=tol)
     loop = FixedPoint(problem, method, tol, damping, anderson_depth, newton_tol, newton_maxit, inner_factor,
                       m_init=m_init, diagnostics=diagnostics)
     status, converged = "not converged", False

@@ -16,20 +16,138 @@ HISTORY_KEYS = ("residual", "hjb_residual", "fp_residual", "change_m", "mass_err
                 "damping", "wall_time")
 
 
+#: iterations the ETA's linear rate is fitted on
+ETA_WINDOW = 6
+#: compile time (s) below which the summary line does not mention it
+COMPILE_SHOWN = 0.5
+
+
+def eta_seconds(residuals, times, tol, window: int = ETA_WINDOW) -> float:
+    """Estimated seconds until the residual reaches ``tol``: the linear rate of the residual (least-squares
+    slope of log residual against iteration over the last ``window`` + 1 iterations) gives the iterations
+    still needed, times the mean wall time per iteration over those iterations.  0 when the last residual is
+    at most tol; nan when it cannot be estimated (fewer than 3 finite positive residuals, or the residual is
+    not decreasing).  ``times``: wall time at each iteration (same length as ``residuals``)."""
+    r = np.asarray(residuals, dtype=float)[-(window + 1):]
+    t = np.asarray(times, dtype=float)[-(window + 1):]
+    if r.size and np.isfinite(r[-1]) and r[-1] <= tol:
+        return 0.0
+    ok = np.isfinite(r) & (r > 0)
+    if ok.sum() < 3 or not ok[-1] or not tol > 0:
+        return np.nan
+    k = np.arange(r.size, dtype=float)[ok]
+    slope = np.polyfit(k, np.log(r[ok]), 1)[0]
+    if not slope < 0:
+        return np.nan
+    per_iter = (t[-1] - t[0]) / (r.size - 1)
+    need = (np.log(tol) - np.log(r[-1])) / slope
+    return float(need * max(per_iter, 0.0))
+
+
+def format_eta(seconds: float) -> str:
+    """'eta ~12s', 'eta ~3m05s', 'eta ~2h10m'; 'eta ?' where unknown (nan or infinite)."""
+    if not np.isfinite(seconds):
+        return "eta ?"
+    s = int(round(max(seconds, 0.0)))
+    if s < 60:
+        return f"eta ~{s}s"
+    if s < 3600:
+        return f"eta ~{s // 60}m{s % 60:02d}s"
+    return f"eta ~{s // 3600}h{(s % 3600) // 60:02d}m"
+
+
+class _CompileTimer:
+    """Total seconds this process spent compiling numba functions (``numba:compile`` events, which fire on
+    a compilation, not on a load from the on-disk cache); registered once, on the first ``Progress``."""
+
+    def __init__(self):
+        self.total = 0.0
+        self._depth = 0
+        self._t0 = 0.0
+        self.installed = False
+
+    def install(self):
+        if self.installed:
+            return
+        self.installed = True
+        try:
+            from numba.core import event
+
+            timer = self
+
+            class _Listener(event.Listener):
+                def on_start(self, ev):
+                    if timer._depth == 0:
+                        timer._t0 = time.perf_counter()
+                    timer._depth += 1
+
+                def on_end(self, ev):
+                    timer._depth -= 1
+                    if timer._depth == 0:
+                        timer.total += time.perf_counter() - timer._t0
+
+            event.register("numba:compile", _Listener())
+        except Exception:  # noqa: BLE001 -- a numba without the event API: compile time is not reported
+            pass
+
+
+_COMPILE = _CompileTimer()
+_COLD_SAID = [False]  # the "compiling the numba kernels" note: once per process
+
+
+def compile_seconds() -> float:
+    """Seconds spent compiling numba kernels so far in this process (since the first enabled ``Progress``),
+    plus the time spent waiting for the helper process compiling the forward kernels (``fd.warm``)."""
+    from ..fd import warm
+    return _COMPILE.total + warm.waited()
+
+
 class Progress:
     """Progress of a loop on the ``mfg_pde`` logger (INFO): a header, then one throttled line per iteration
-    (iteration, residual, HJB residual, step, mass error, inner Newton iterations, elapsed time, the loop
-    that ran it), events (``note``) and the summary (``done``).  Shown when ``enabled`` (``progress=True``):
-    unless the ``mfg_pde`` logger has handlers of its own, one writing to stderr is attached (and the lines
-    do not propagate further); give that logger your own handler to send them elsewhere.  Quiet otherwise."""
+    (iteration, residual, HJB residual, step, mass error, inner Newton iterations, elapsed time, the ETA
+    where ``tol`` is given, the loop that ran it), events (``note``) and the summary (``done``).  Shown when
+    ``enabled`` (``progress=True``): unless the ``mfg_pde`` logger has handlers of its own, one writing to
+    stderr is attached (and the lines do not propagate further); give that logger your own handler to send
+    them elsewhere.  Quiet otherwise.
 
-    def __init__(self, enabled: bool, every: float = 0.25):
+    ETA (``eta_seconds``): from the linear rate of the residual towards ``tol`` over the last iterations of
+    the same loop (label) times their mean wall time per iteration; "eta ?" while the residual is not
+    decreasing.  First run after an installation: when the numba kernels are not in the on-disk cache yet
+    (``fd.warm.cold``) a note says so once per process, and the summary line ends with the seconds spent
+    compiling (``compile_seconds``)."""
+
+    def __init__(self, enabled: bool, every: float = 0.25, tol: float | None = None):
         self.enabled = bool(enabled)
         self.every = every
+        self.tol = tol
         self.last = -np.inf
         self.header = False
+        self.series = {}  # label -> ([residual], [wall_time]) of every record seen (for the ETA)
+        self.compile0 = 0.0
         if self.enabled:
             _ensure_handler()
+            _COMPILE.install()
+            self.compile0 = compile_seconds()
+            self._say_cold()
+
+    def _say_cold(self):
+        if _COLD_SAID[0]:
+            return
+        try:
+            from ..fd import warm
+            is_cold = warm.cold()
+        except Exception:  # noqa: BLE001 -- the note is informative only
+            is_cold = False
+        if is_cold:
+            _COLD_SAID[0] = True
+            self._emit("compiling the numba kernels (first run after installing; cached afterwards) ...")
+
+    def eta(self, label="") -> float:
+        """Estimated seconds to tol of the loop ``label`` from the records seen (nan: unknown)."""
+        if self.tol is None or label not in self.series:
+            return np.nan
+        res, times = self.series[label]
+        return eta_seconds(res, times, self.tol)
 
     def _emit(self, text):
         if LOGGER.isEnabledFor(logging.INFO):
@@ -41,6 +159,9 @@ class Progress:
         if not self.enabled:
             return
         now = rec["wall_time"]
+        res, times = self.series.setdefault(label, ([], []))
+        res.append(float(rec.get("residual", np.nan)))
+        times.append(float(now))
         if not force and now - self.last < self.every and k > 3:
             return
         if not self.header:
@@ -52,6 +173,7 @@ class Progress:
         nan = np.nan
         self._emit(f"{k:5d} {rec.get('residual', nan):10.3e} {rec.get('hjb_residual', nan):10.3e} "
                    f"{rec.get('change_m', nan):10.3e} {rec.get('mass_error', nan):9.1e} {newton} {now:8.2f}s"
+                   + (f"  {format_eta(self.eta(label))}" if self.tol is not None else "")
                    + (f"  {label}" if label else ""))
         self.last = now
 
@@ -61,9 +183,14 @@ class Progress:
             self._emit(message)
 
     def done(self, result):
-        """The result's one-line summary."""
+        """The result's summary line, with the seconds spent compiling numba kernels during the solve where
+        there were some (the first run after an installation)."""
         if self.enabled:
-            self._emit(result.summary())
+            line = result.summary()
+            compiled = compile_seconds() - self.compile0
+            if compiled >= COMPILE_SHOWN:
+                line += f" (of which {compiled:.1f} s compiling the numba kernels, cached for the next runs)"
+            self._emit(line)
 
 
 class _StderrHandler(logging.StreamHandler):

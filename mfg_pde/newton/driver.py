@@ -388,7 +388,7 @@ def solve_newton(problem, tol: float = 1e-10, max_iter: int = 50, warm_start: st
         raise ValueError(f"exploitability = {exploitability!r}: choose 'final', 'every' or 'none'")
     t_start = time.perf_counter()
     history = _new_history()
-    report = Progress(progress)
+    report = Progress(progress, tol=tol)
     grid, Nt = problem.grid, problem.Nt
     options = {}
     options.update({"method": options.get("method", "newton"), "tol": tol, "max_iter": int(max_iter),

@@ -528,7 +528,7 @@ def newton_planning_iterations(sysm: PlanningSystem, u, m, tol=1e-10, max_iter=3
     with np.errstate(all="ignore"):
         ev = sysm.evaluate(u, m)
 
-    report = progress if isinstance(progress, Progress) else Progress(progress)
+    report = progress if isinstance(progress, Progress) else Progress(progress, tol=tol)
 
     def push(rec):
         rec["wall_time"] = time.perf_counter() - t_start
@@ -647,7 +647,7 @@ def solve_planning_newton(problem, c: float = 0.0, tol: float = 1e-10, max_iter:
     u = gauge_shift(grid, problem.m1, u)
     m = _positive_start(m)
     history = {k: [] for k in HISTORY_KEYS}
-    report = Progress(progress)
+    report = Progress(progress, tol=tol)
 
     pending = [c]
     if continuation and c > 0:

@@ -23,7 +23,7 @@ import time
 import numpy as np
 
 from ..iterate.anderson import Anderson
-from ..iterate.monitor import Progress
+from ..iterate.monitor import Progress, eta_seconds, format_eta
 from ..result import MFGResult, PlanningRecord, gradient
 from . import hopf_cole as linear, semigroup
 from ..fd.operator import as3, kernel_data
@@ -310,7 +310,7 @@ def solve_planning(problem, tol: float = 1e-10, sinkhorn_tol: float = 1e-11, max
         for key, v in rec.items():
             hist[key].append(float(v))
         report.note(f"outer {k:4d}  residual {residual:.3e}  mismatch {mismatch:.2e}  sinkhorn {its:4d}  "
-                    f"{rec['wall_time']:.2f}s")
+                    f"{rec['wall_time']:.2f}s  {format_eta(eta_seconds(hist['residual'], hist['wall_time'], tol))}")
         if sk_status != "converged":
             status = f"sinkhorn {sk_status} (outer iteration {k})"
             break
