@@ -22,6 +22,7 @@ gives the outflow history and the balance  outflow(0, t_n) + mass(t_n) = mass(0)
 
 from __future__ import annotations
 
+import inspect
 import os
 
 import numpy as np
@@ -151,6 +152,75 @@ def _on_grid(value, grid: Grid, name: str, where: str) -> np.ndarray:
         raise ValueError(f"{name}{where} returned an array of shape {arr.shape}; expected the grid shape "
                          f"{grid.shape} (or a shape that broadcasts to it, e.g. a number); evaluate it on "
                          "the coordinate arrays it is given (grid.mesh())") from None
+
+
+class SignatureError(TypeError, ValueError):
+    """A callable of the problem (potential, drift, terminal_cost) does not take the arguments it is given;
+    the message names the parameter and the expected signature (both a TypeError and a ValueError)."""
+
+
+_COORDS = ("x", "y", "z")
+
+
+def _expected(letter: str, ndim: int, *extra: str) -> str:
+    """The expected signature on an ndim-D grid, e.g. V(x, y, t)."""
+    return f"{letter}({', '.join(_COORDS[:ndim] + extra)})"
+
+
+def _binds(fn, n_args: int) -> bool | None:
+    """Whether fn accepts n_args positional arguments (None: its signature cannot be read)."""
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return None
+    try:
+        sig.bind(*range(n_args))
+    except TypeError:
+        return False
+    return True
+
+
+def _signature_error(fn, param: str, expected: str, ndim: int, hint: str, exc=None) -> SignatureError:
+    name = getattr(fn, "__name__", type(fn).__name__)
+    try:
+        got = f"{name}{inspect.signature(fn)}"
+    except (TypeError, ValueError):
+        got = name
+    why = f" ({exc})" if exc is not None else ""
+    return SignatureError(f"{param}: expected a callable {expected} on this {ndim}-D grid{hint}; "
+                          f"{got} cannot be called that way{why}")
+
+
+def _check_callable(fn, n_args: int, param: str, expected: str, ndim: int, hint: str = "") -> None:
+    """At construction: a SignatureError when fn's signature cannot take n_args positional arguments."""
+    if _binds(fn, n_args) is False:
+        try:
+            inspect.signature(fn).bind(*range(n_args))
+        except TypeError as exc:
+            raise _signature_error(fn, param, expected, ndim, hint, exc) from exc
+
+
+def _call(fn, args, param: str, expected: str, ndim: int, hint: str = ""):
+    """fn(*args); a TypeError raised because fn does not take these arguments (or by a callable whose
+    signature cannot be read) becomes a SignatureError naming ``param`` and the expected signature."""
+    try:
+        return fn(*args)
+    except TypeError as exc:
+        if isinstance(exc, SignatureError) or _binds(fn, len(args)) is True:
+            raise
+        raise _signature_error(fn, param, expected, ndim, hint, exc) from exc
+
+
+_POTENTIAL_HINT = " (the coordinate arrays of grid.mesh(), then the time t; a static V takes t too and may ignore it)"
+_DRIFT_HINT = (" returning one array per axis (the coordinate arrays of grid.mesh(), then the time t; a static "
+               "drift takes t too: Drift(fn, time_dependent=False))")
+_TERMINAL_HINT = (" (the coordinate arrays of grid.mesh(), no t: it is evaluated at t = T; a cost that depends "
+                  "on the terminal density: TerminalCost(fn, depends_on_m=True) with {sig})")
+
+
+def _terminal_expected(grid_ndim: int, depends_on_m: bool) -> tuple[str, str]:
+    plain, with_m = _expected("G", grid_ndim), _expected("G", grid_ndim, "m_T")
+    return (with_m if depends_on_m else plain), _TERMINAL_HINT.format(sig=with_m)
 
 
 class LinearDrift:
@@ -309,13 +379,22 @@ class MFGProblem:
             if not callable(drift):
                 raise ValueError("drift must be LinearDrift(kappa), Drift(fn) or a callable b(*coords, t)")
             drift = Drift(drift)
+        if isinstance(drift, Drift):
+            _check_callable(drift.fn, grid.ndim + 1, "drift", _expected("b", grid.ndim, "t"), grid.ndim, _DRIFT_HINT)
         self.drift = drift
+        if callable(potential):
+            _check_callable(potential, grid.ndim + 1, "potential", _expected("V", grid.ndim, "t"), grid.ndim,
+                            _POTENTIAL_HINT)
         if terminal_cost is not None and not isinstance(terminal_cost, (QuadraticTerminalCost, TerminalCost)):
             if callable(terminal_cost):
                 terminal_cost = TerminalCost(terminal_cost)
             else:
                 arr = grid.check_field(terminal_cost, "terminal_cost")
                 terminal_cost = TerminalCost(lambda *xs, _a=arr: _a)
+        if isinstance(terminal_cost, TerminalCost):
+            expected, hint = _terminal_expected(grid.ndim, terminal_cost.depends_on_m)
+            _check_callable(terminal_cost.fn, grid.ndim + terminal_cost.depends_on_m, "terminal_cost", expected,
+                            grid.ndim, hint)
         self.terminal_cost = terminal_cost
         self.exit_costs = _exit_costs(grid, exit_cost)
         self._static_cache = {}
@@ -349,7 +428,8 @@ class MFGProblem:
         times = self.t[1:] if self.drift.time_dependent else self.t[1:2]
         out = np.empty((len(times), self.grid.ndim) + self.grid.shape)
         for j, tj in enumerate(times):
-            b = self.drift(*xs, float(tj))
+            b = _call(getattr(self.drift, "fn", self.drift), (*xs, float(tj)), "drift",
+                      _expected("b", self.grid.ndim, "t"), self.grid.ndim, _DRIFT_HINT)
             if self.grid.ndim == 1 and isinstance(b, np.ndarray) and b.shape == self.grid.shape:
                 b = [b]
             if len(b) != self.grid.ndim:
@@ -381,7 +461,10 @@ class MFGProblem:
         V = self.potential
         if callable(V):
             xs = self.grid.mesh()
-            out = np.stack([_on_grid(V(*xs, float(tj)), self.grid, "potential", f" V(x, t = {float(tj):.6g})")
+            expected = _expected("V", self.grid.ndim, "t")
+            out = np.stack([_on_grid(_call(V, (*xs, float(tj)), "potential", expected, self.grid.ndim,
+                                           _POTENTIAL_HINT),
+                                     self.grid, "potential", f" V(x, t = {float(tj):.6g})")
                             for tj in times])
         else:
             V = np.asarray(V, dtype=float)
@@ -419,7 +502,10 @@ class MFGProblem:
         if G is None:
             return np.zeros(self.grid.shape)
         xs = self.grid.mesh()
-        out = G(*xs, mT) if getattr(G, "depends_on_m", False) else G(*xs)
+        with_m = bool(getattr(G, "depends_on_m", False))
+        expected, hint = _terminal_expected(self.grid.ndim, with_m)
+        out = _call(getattr(G, "fn", G), (*xs, mT) if with_m else tuple(xs), "terminal_cost", expected,
+                    self.grid.ndim, hint)
         out = _on_grid(out, self.grid, "terminal_cost", " G(x)").copy()
         if not np.all(np.isfinite(out)):
             raise ValueError("terminal cost G has non-finite values on the grid")
