@@ -359,7 +359,29 @@ class MFGResult:
         res = self.history.get("residual")
         return float(res[-1]) if res is not None and len(res) else float("nan")
 
+    def _equilibrium_terms(self) -> str:
+        """'HJB residual X, Nash gap Y, ' from the last record (each where finite)."""
+        terms = []
+        for key, label in (("hjb_residual", "HJB residual"), ("exploitability", "Nash gap")):
+            values = self.history.get(key)
+            if values is not None and len(values) and np.isfinite(values[-1]):
+                terms.append(f"{label} {float(values[-1]):.3e}, ")
+        return "".join(terms)
+
+    def _setup_terms(self) -> str:
+        """'grid 200 x 100, Nt 50, method auto (newton won)'."""
+        shape = " x ".join(str(n) for n in self.grid.shape)
+        solver = self.solver if isinstance(self.solver, dict) else {}
+        method = solver.get("method", "?")
+        winner = solver.get("winner")
+        if winner not in (None, "none", method):
+            method = f"{method} ({winner} won)"
+        return f"grid {shape}, Nt {len(self.t) - 1}, method {method}"
+
     def summary(self) -> str:
+        """One line: status, iterations, final residual, HJB residual and Nash gap (last record, where
+        finite), mass error (or outflow balance), wall time; the grid, Nt and the method; a note on
+        uniqueness where the coupling is not known to be monotone."""
         h = self.history
         wall = float(h["wall_time"][-1]) if "wall_time" in h and len(h["wall_time"]) else float("nan")
         if self.grid.has_exits and self.outflow is not None:
@@ -370,7 +392,7 @@ class MFGResult:
         else:
             cons = f"mass error {self.mass_error():.2e}"
         line = (f"{self.status}: {self.iterations} iterations, residual {self.final_residual:.3e}, "
-                f"{cons}, wall time {wall:.3f} s")
+                f"{self._equilibrium_terms()}{cons}, wall time {wall:.3f} s; {self._setup_terms()}")
         monotone = self.solver.get("coupling_monotone") if isinstance(self.solver, dict) else None
         if monotone == "no":
             line += ("; coupling not monotone: uniqueness is not guaranteed (where there are several "

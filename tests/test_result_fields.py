@@ -191,3 +191,18 @@ def test_deprecated_extras_view_matches_the_fields():
 
         feed = agents.simulate_feedback(plan, x0=np.zeros((20, 1)), n_steps=4, seed=0)
         assert dict(feed.extras) == {"drift": feed.drift} and feed.drift == "none"
+
+
+def test_summary_shows_nash_gap_hjb_residual_grid_and_method():
+    grid = mp.Grid([(-4, 4)], 60)
+    pb = mp.MFGProblem(grid, 1.0, 40, 0.8, mp.gaussian(grid, -0.5, 0.5), coupling=mp.QuadraticInteraction(2.0),
+                       terminal_cost=mp.QuadraticTerminalCost(1.0, 1.0))
+    r = mp.solve(pb, method="anderson")
+    s = r.summary()
+    assert "\n" not in s
+    gap, hjb = r.history["exploitability"][-1], r.history["hjb_residual"][-1]
+    assert f"Nash gap {gap:.3e}" in s and f"HJB residual {hjb:.3e}" in s
+    assert "grid 60, Nt 40, method anderson" in s
+    r = mp.solve(pb, method="picard", exploitability="none", max_iter=2)
+    s = r.summary()
+    assert "Nash gap" not in s and "grid 60, Nt 40, method picard" in s
