@@ -231,10 +231,13 @@ def cmd_validate(args) -> int:
     if not selected:
         raise UsageError("no cases with a closed-form oracle are registered")
     rows, n_pass, n_fail = [], 0, 0
-    for case in selected:
-        if not args.quiet:
-            print(f"{PROG}: validating {case.name} ...", file=sys.stderr, flush=True)
-        t0 = time.perf_counter()
+    # per-case lines on the mfg_pde logger (stderr); its first use says when the kernels compile first
+    from .iterate.monitor import Progress
+    report = Progress(not args.quiet)
+    t_all = time.perf_counter()
+    for i, case in enumerate(selected, 1):
+        report.note(f"{PROG}: validating {case.name} (case {i} of {len(selected)}) ...")
+        t0, failed0 = time.perf_counter(), n_fail
         # Case.validate (when the case has one) adds a refinement study: the observed order of
         # each error on a twice finer grid is checked too.
         runner = getattr(case, "validate", None) or case.run
@@ -247,6 +250,8 @@ def cmd_validate(args) -> int:
             msg = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
             rows.append((case.name, "run", "-", "-", f"FAIL ({exc.__class__.__name__}: {msg})"))
             n_fail += 1
+            report.note(f"{PROG}:   {case.name} failed after {time.perf_counter() - t0:.2f} s "
+                        f"({exc.__class__.__name__})")
             continue
         if not run.result.converged:
             rows.append((case.name, "converged", _fmt_num(run.result.final_residual), "-",
@@ -261,9 +266,10 @@ def cmd_validate(args) -> int:
         if run.result.converged and not run.checks:
             rows.append((case.name, "converged", _fmt_num(run.result.final_residual), "-", "pass"))
             n_pass += 1
-        if not args.quiet:
-            print(f"{PROG}:   {case.name} done in {time.perf_counter() - t0:.2f} s",
-                  file=sys.stderr, flush=True)
+        report.note(f"{PROG}:   {case.name} done in {time.perf_counter() - t0:.2f} s "
+                    f"({'pass' if n_fail == failed0 else 'FAIL'})")
+    report.note(f"{PROG}: {len(selected)} case{'s' if len(selected) != 1 else ''} validated in "
+                f"{time.perf_counter() - t_all:.1f} s")
     for line in _table(rows, ("case", "quantity", "error", "tol", "result")):
         print(line)
     print(f"{n_pass} passed, {n_fail} failed")

@@ -8,6 +8,7 @@ checks) and the real import graph without solving anything.
 
 from __future__ import annotations
 
+import re
 import sys
 
 import h5py
@@ -264,6 +265,20 @@ def test_validate_named_cases_and_failures(capsys):
     assert "fake-plain" in cap.out and "fake-crash" in cap.out and "kaboom" in cap.out
     assert cap.out.strip().splitlines()[-1] == "1 passed, 1 failed"
     assert "Traceback" not in cap.err
+
+
+def test_validate_progress_names_each_case_and_its_time(capsys, monkeypatch):
+    from mfg_pde.fd import warm
+
+    monkeypatch.setattr(warm, "cold", lambda: False)
+    base.register(CrashCase)
+    assert cli.main(["validate", "--case", "fake-plain", "--case", "fake-crash"]) == 1
+    err = capsys.readouterr().err
+    assert "validating fake-plain (case 1 of 2) ..." in err and "validating fake-crash (case 2 of 2) ..." in err
+    assert re.search(r"fake-plain done in \d+\.\d\d s \(pass\)", err)
+    assert re.search(r"fake-crash failed after \d+\.\d\d s", err)
+    assert re.search(r"2 cases validated in \d+\.\d s", err)
+    assert "compiling the numba kernels" not in err
 
 
 def test_validate_unknown_case(capsys):
