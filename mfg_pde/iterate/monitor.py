@@ -45,10 +45,12 @@ def eta_seconds(residuals, times, tol, window: int = ETA_WINDOW) -> float:
 
 
 def format_eta(seconds: float) -> str:
-    """'eta ~12s', 'eta ~3m05s', 'eta ~2h10m'; 'eta ?' where unknown (nan or infinite)."""
+    """'eta ~12s', 'eta ~3m05s', 'eta ~2h10m', 'eta <1s'; 'eta ?' where unknown (nan or infinite)."""
     if not np.isfinite(seconds):
         return "eta ?"
     s = int(round(max(seconds, 0.0)))
+    if s < 1:
+        return "eta <1s"
     if s < 60:
         return f"eta ~{s}s"
     if s < 3600:
