@@ -347,7 +347,8 @@ import mfg_pde as mp
 from mfg_pde import io as mio
 target, signame, mode = sys.argv[1], sys.argv[2], sys.argv[3]
 sig = getattr(signal, signame)
-signal.signal(sig, signal.SIG_DFL)  # the default disposition (a parent such as nohup may have ignored SIGHUP)
+if signal.getsignal(sig) == signal.SIG_IGN:  # inherited as ignored (nohup, a background job): Python's default
+    signal.signal(sig, signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL)
 mio.save_result(_result(case="old"), target)            # the existing good file
 before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
 if mode == "own-handler":
