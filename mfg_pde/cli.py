@@ -212,6 +212,8 @@ def cmd_run(args) -> int:
                 for c in run.checks]
         for line in _table(rows, ("quantity", "error", "tol", "result")):
             print(line)
+    for name, path in case.written(run.params):  # every file the case wrote, with the parameter that asked
+        print(f"wrote {path} (--set {name}=...)")
     if args.out is not None:
         result.save(args.out)
         print(f"\nwrote {args.out}")

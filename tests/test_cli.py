@@ -215,6 +215,31 @@ def test_run_case_without_checks(capsys):
     assert "fake-plain" in out and "PASS" not in out
 
 
+class FakeFigureCase(FakePlainCase):
+    name = "fake-figure"
+    params = (base.Param("N", 12, "cells"), base.Param("figure", "", "write a figure here", output=True))
+
+    def decorate(self, result, problem, p):
+        if p["figure"]:
+            with open(p["figure"], "w") as f:
+                f.write("png")
+
+
+def test_run_announces_every_file_the_case_wrote(tmp_path, capsys, monkeypatch):
+    """A case's output parameter (figure, table, csv, h5) names a file it writes: the run says so, with the
+    parameter; nothing is announced when the parameter is empty."""
+    base.register(FakeFigureCase)
+    monkeypatch.setattr(base.get("fake-figure"), "solver", lambda: _fake_solve)
+    fig = tmp_path / "f.png"
+    assert cli.main(["run", "fake-figure", "-q", "--set", f"figure={fig}"]) == 0
+    out = capsys.readouterr().out
+    assert fig.is_file() and f"wrote {fig} (--set figure=...)" in out
+    assert base.get("fake-figure").written({"N": 12, "figure": str(fig)}) == [("figure", str(fig))]
+    assert base.get("fake-figure").written({"N": 12, "figure": str(tmp_path / "missing.png")}) == []
+    assert cli.main(["run", "fake-figure", "-q"]) == 0
+    assert "wrote" not in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("argv, needle", [
     (["run", "nope"], "unknown case 'nope'"),
     (["run", "fake-oracle", "--set", "bogus=1"], "no parameter 'bogus'"),

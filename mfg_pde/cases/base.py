@@ -7,6 +7,7 @@ from a parameter dict, and -- when a closed form exists -- compares a result wit
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 
@@ -30,6 +31,8 @@ class Param:
     choices: tuple | None = None
     positive: bool = False
     nonnegative: bool = False
+    #: a path the case writes a file to (figure, table, HDF5) when it is not empty: announced by the CLI
+    output: bool = False
 
     def parse(self, raw):
         """Convert a user value (string from the command line, or a Python value) to the type of the default."""
@@ -163,6 +166,11 @@ class Case:
 
     def checks(self, result, p: dict) -> list:
         return [Check(k, v, self.tolerances[k], "max over t") for k, v in self.errors(result, p).items()]
+
+    def written(self, p: dict) -> list:
+        """(parameter, path) of the files this run wrote: the output parameters set in p whose file exists."""
+        return [(q.name, str(p[q.name])) for q in self.params
+                if q.output and p.get(q.name) and os.path.isfile(str(p[q.name]))]
 
     def refined(self, p: dict) -> dict:
         """Parameters of the next finer grid (h and dt halved)."""

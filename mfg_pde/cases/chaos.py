@@ -51,7 +51,7 @@ class PropagationOfChaos(_DirectCase):
         Param("kernel_max", 1000, "largest N for the O(N^2) kernel system", positive=True),
         Param("seeds", 16, "independent runs per particle number", positive=True),
         Param("steps", 200, "Euler-Maruyama steps of the particle systems", positive=True),
-        Param("figure", "", "write the W1-vs-N figure to this PNG path"),
+        Param("figure", "", "write the W1-vs-N figure to this PNG path", output=True),
     )
     tolerances = {"OU: PDE mean vs closed form": 5e-4, "OU: PDE variance vs closed form": 5e-3}
     slope_range = (-0.75, -0.35)

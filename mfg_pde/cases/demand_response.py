@@ -270,7 +270,7 @@ class DemandResponse(_DRCase):
         Param("grid_scheme", "strang", "planning time scheme of the grid check: strang (exact per-axis semigroup, "
               "potential split at midpoints: O(h^2 + dt^2)) or euler (core implicit Euler: O(h^2 + dt))",
               choices=("strang", "euler")),
-        Param("figure", "", "write E(t) curves and per-sub-population effort to this PNG"),
+        Param("figure", "", "write E(t) curves and per-sub-population effort to this PNG", output=True),
     )
     # validate (`mfg-pde validate`): d = 8 with 20000 closed-form samples, 8 x 1000 agents at 400/200 steps,
     # plus the d = 1 and d = 2 grid cross-checks at (200, 48) -> (400, 96), Strang
@@ -379,9 +379,9 @@ class DemandResponseSweep(_DRCase):
         Param("batches", 8, "agent route: batches", positive=True),
         Param("n_steps", 1000, "agent route: Euler-Maruyama steps (Richardson with n_steps/2)", positive=True),
         Param("seed", 0, "seed", nonnegative=True),
-        Param("csv", "", "write the table to this CSV path"),
-        Param("h5", "", "write the result (table in /history) to this HDF5 path"),
-        Param("figure", "", "write the figure to this PNG path"),
+        Param("csv", "", "write the table to this CSV path", output=True),
+        Param("h5", "", "write the result (table in /history) to this HDF5 path", output=True),
+        Param("figure", "", "write the figure to this PNG path", output=True),
     )
     # validate: 20000 closed-form samples per scenario, 8 x 500 agents at 200/100 steps
     validate_overrides = {"samples": 20000, "agents": 500, "batches": 8, "n_steps": 200}

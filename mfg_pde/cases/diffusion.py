@@ -162,8 +162,8 @@ class PathIntegralH(_DirectCase):
         Param("T", 2.0, "horizon", positive=True),
         Param("L", 6.0, "half-width of the box", positive=True),
         Param("N", 300, "cells", positive=True), Param("Nt", 300, "time steps", positive=True),
-        Param("figure", "", "write the W2/NLL-vs-h figure to this PNG path"),
-        Param("table", "", "write the table to this CSV path"),
+        Param("figure", "", "write the W2/NLL-vs-h figure to this PNG path", output=True),
+        Param("table", "", "write the table to this CSV path", output=True),
     )
     # first-order discretisation budgets at the default grid; the control's spread is held to the same
     # budget as the moment errors (h-independent to discretisation accuracy) and must shrink with h, dt
