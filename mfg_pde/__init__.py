@@ -17,12 +17,14 @@ from .model.densities import gaussian, gaussian_mixture, normalise, check_densit
 from .model.couplings import (Coupling, FixedGuidance, KernelInteraction, LocalLog, LocalPower,  # noqa: E402
                                QuadraticInteraction, ScaledCoupling, SumCoupling)
 from .model.problem import Drift, LinearDrift, MFGProblem, PlanningProblem, QuadraticTerminalCost, TerminalCost  # noqa: E402
+from .model.geometry import Disc, Door, Interval, Polygon, Rectangle, Union, obstacle_mask  # noqa: E402
 from .result import MFGResult  # noqa: E402
 
 __all__ = [
     "Grid", "Constant", "PiecewiseConstant", "as_schedule", "gaussian", "gaussian_mixture", "normalise",
     "check_density", "Coupling", "FixedGuidance", "KernelInteraction", "LocalLog", "LocalPower",
     "QuadraticInteraction", "ScaledCoupling", "SumCoupling", "Drift", "LinearDrift", "MFGProblem", "QuadraticTerminalCost", "TerminalCost",
+    "Rectangle", "Interval", "Disc", "Polygon", "Union", "Door", "obstacle_mask",
     "MFGResult", "PlanningProblem", "solve", "solve_planning", "solve_planning_newton", "exploitability", "load", "load_problem", "cases",
 ]
 

@@ -15,7 +15,9 @@ Layout (one file per result)::
         evacuated           (Nt+1,)            cumulative / mass(0)
         balance             (Nt+1,)            mass + cumulative - mass(0)  (round-off)
         per_side            (Nt, d, 2)         outflow of step n through side (axis, lo/hi)
-        attributes: balance_error, evacuated_fraction, sides (JSON list of exit-side labels)
+        per_door            (Nt, doors)        outflow of step n through each door (problems with doors)
+        attributes: balance_error, evacuated_fraction, sides (JSON list of exit-side labels), doors (JSON
+        list of the door names, with per_door)
     /obstacle               (*grid)            optional uint8 mask of a case's obstacle region (plots)
     /planning                                  only for planning solves (``result.PlanningRecord``): attributes
         energy_E, kinetic_cost, terminal_mismatch (floats) and, where set, sinkhorn_iterations_total
@@ -49,6 +51,9 @@ Layout (one file per result)::
         terminal_cost       (*grid)            G(x) (attribute depends_on_m 0), or G(x, m_T) at the result's
                                                final density (depends_on_m 1: not rebuildable)
         exit_costs          (d, 2)             Dirichlet value on the exit sides, NaN elsewhere (exit grids)
+        obstacles           (*grid)            uint8 solid-cell mask (problems with obstacles)
+        doors               attribute          JSON list of the doors: axis, side, cost, name and the indices
+                                               (C order on the side) of their faces (problems with doors)
         kernel_<i>          (L_1, ...)         a KernelInteraction's W on its displacement lattice (attribute
                                                spacing)
     /provenance                                attributes mfg_pde_version, numpy_version, scipy_version,
@@ -349,6 +354,12 @@ def _write_outflow(f, out, ds_t, t) -> None:
     g.attrs["balance_error"] = float(out.balance_error)
     g.attrs["evacuated_fraction"] = float(out.evacuated_fraction)
     g.attrs["sides"] = json.dumps(list(out.sides))
+    if getattr(out, "per_door", None) is not None:
+        g.attrs["doors"] = json.dumps(list(out.doors))
+        ds = g.create_dataset("per_door", data=np.asarray(out.per_door, dtype=float))
+        _set_desc(ds, "outflow of step n (t_n -> t_{n+1}) through each door (attribute doors of the group)")
+        ds.dims[0].label = "step"
+        ds.dims[1].label = "door"
     for key in ("mass", "cumulative", "evacuated", "balance"):
         ds = g.create_dataset(key, data=np.asarray(getattr(out, key), dtype=float))
         _set_desc(ds, _OUTFLOW_LONG[key])
@@ -382,8 +393,12 @@ def _read_outflow(g):
         sides = json.loads(_attr_str(g, "sides", "[]"))
     except json.JSONDecodeError:
         sides = []
-    return {"mass": g["mass"][()], "per_side": g["per_side"][()], "cumulative": g["cumulative"][()],
-            "sides": list(sides)}
+    out = {"mass": g["mass"][()], "per_side": g["per_side"][()], "cumulative": g["cumulative"][()],
+           "sides": list(sides)}
+    if "per_door" in g:
+        out["per_door"] = g["per_door"][()]
+        out["doors"] = list(json.loads(_attr_str(g, "doors", "[]")))
+    return out
 
 
 _PLANNING_LONG = {
@@ -637,6 +652,15 @@ def _write_problem(f, problem, result=None) -> None:
         _set_desc(ds, "Dirichlet value of u on the exit sides (axis, lo/hi); NaN on the other sides")
         ds.dims[0].label = "axis"
         ds.dims[1].label = "side"
+    geometry = getattr(problem, "geometry", None)
+    if geometry is not None and geometry.solid is not None:
+        _put(g, "obstacles", geometry.solid.astype(np.uint8), "solid (obstacle) cells, 1 outside the domain",
+             skipped, gdims)
+    if geometry is not None and geometry.doors:
+        g.attrs["doors"] = json.dumps([{"axis": int(k), "side": int(j), "cost": float(door.cost), "name": name,
+                                        "faces": np.flatnonzero(faces.reshape(-1)).tolist()}
+                                       for (k, j, faces), door, name in zip(geometry.door_faces, geometry.doors,
+                                                                            geometry.door_names)])
     g.attrs["skipped"] = json.dumps(skipped)
 
 
@@ -717,6 +741,8 @@ def read_problem_record(path) -> dict | None:
             rec["terminal_cost"] = {"values": g["terminal_cost"][()],
                                     "depends_on_m": bool(g["terminal_cost"].attrs.get("depends_on_m", 0))}
         rec["exit_costs"] = g["exit_costs"][()] if "exit_costs" in g else None
+        rec["obstacles"] = g["obstacles"][()].astype(bool) if "obstacles" in g else None
+        rec["doors"] = js("doors", "[]")
         return rec
 
 

@@ -37,7 +37,10 @@ class OutflowHistory:
     per_side : (Nt, ndim, 2) outflow of step n (t_n -> t_{n+1}) through side (axis, lo/hi); 0 on sides
         that are not exits.
     cumulative : (Nt+1,) outflow(0, t_n) = sum_{j < n} per_side[j].sum() (0 at t_0).
-    sides : labels of the exit sides, e.g. ["x hi"].
+    sides : labels of the exit sides, e.g. ["x hi"] (a side with doors is listed too).
+    per_door : (Nt, number of doors) outflow of step n through each door (``MFGProblem(doors=...)``), or None
+        without doors; its columns add up to the outflow of the doors' sides in per_side.
+    doors : the doors' names, one per column of per_door.
     """
 
     t: np.ndarray
@@ -45,6 +48,17 @@ class OutflowHistory:
     per_side: np.ndarray
     cumulative: np.ndarray
     sides: list = field(default_factory=list)
+    per_door: np.ndarray | None = None
+    doors: list = field(default_factory=list)
+
+    def door_cumulative(self, door) -> np.ndarray:
+        """(Nt+1,) outflow(0, t_n) through one door (its name or its index in ``doors``)."""
+        if self.per_door is None or not self.doors:
+            raise ValueError("this outflow record has no doors")
+        j = door if isinstance(door, (int, np.integer)) else (self.doors.index(door) if door in self.doors else -1)
+        if not 0 <= j < len(self.doors):
+            raise ValueError(f"no door {door!r}; the doors are {self.doors}")
+        return np.concatenate([[0.0], np.cumsum(np.asarray(self.per_door)[:, j])])
 
     @property
     def mass0(self) -> float:
@@ -384,7 +398,8 @@ class MFGResult:
         uniqueness where the coupling is not known to be monotone."""
         h = self.history
         wall = float(h["wall_time"][-1]) if "wall_time" in h and len(h["wall_time"]) else float("nan")
-        if self.grid.has_exits and self.outflow is not None:
+        exits = self.grid.has_exits or (self.outflow is not None and len(self.outflow.sides) > 0)
+        if exits and self.outflow is not None:
             cons = (f"outflow balance error {self.balance_error():.2e}, evacuated "
                     f"{self.evacuated_fraction():.4f}")
         elif self.grid.has_exits:
@@ -510,7 +525,7 @@ def load_problem(path):
                                   "saved without the problem); the description in its 'params' attribute is "
                                   "all there is")
     skipped = set(rec["skipped"])
-    for name in ("m0", "m1", "potential", "drift", "terminal_cost"):
+    for name in ("m0", "m1", "potential", "drift", "terminal_cost", "obstacles"):
         if name in skipped:
             raise ProblemRebuildError(f"{path}: /problem/{name} was not stored (larger than the limit "
                                       f"{io.PROBLEM_ARRAY_LIMIT} bytes); the problem cannot be rebuilt")
@@ -540,5 +555,17 @@ def load_problem(path):
         return PlanningProblem(grid, rec["T"], rec["Nt"], rec["sigma"], rec["m0"], rec["m1"], **common)
     terminal = None if rec["terminal_cost"] is None else rec["terminal_cost"]["values"]
     exit_cost = rec["exit_costs"] if rec["exit_costs"] is not None else 0.0
+    doors = []
+    for d in rec.get("doors") or []:   # each door's faces as a mask of its side (C order of the side's cells)
+        try:
+            from .model.geometry import Door
+
+            side_shape = tuple(n for a, n in enumerate(grid.shape) if a != d["axis"])
+            faces = np.zeros(int(np.prod(side_shape)), dtype=bool)
+            faces[np.asarray(d["faces"], dtype=np.int64)] = True
+            doors.append(Door((int(d["axis"]), int(d["side"])), faces.reshape(side_shape) if grid.ndim > 1 else None,
+                              cost=d["cost"], name=d["name"]))
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            raise io.incomplete(path, f"attribute 'doors' of /problem does not describe doors ({exc})") from None
     return MFGProblem(grid, rec["T"], rec["Nt"], rec["sigma"], rec["m0"], terminal_cost=terminal,
-                      exit_cost=exit_cost, **common)
+                      exit_cost=exit_cost, obstacles=rec.get("obstacles"), doors=doors or None, **common)

@@ -217,7 +217,7 @@ class Case:
         result.params = {**p, **{k: solve_overrides[k] for k in ("method", "tol", "max_iter")
                                  if k in solve_overrides}}
         grid = getattr(problem, "grid", None)
-        if grid is not None and grid.has_exits and result.outflow is None:
+        if grid is not None and getattr(problem, "has_exits", grid.has_exits) and result.outflow is None:
             from ..diagnostics.outflow import attach_outflow  # exits: the outflow balance replaces mass conservation
 
             attach_outflow(result, problem)

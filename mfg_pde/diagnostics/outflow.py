@@ -12,7 +12,9 @@ and the discrete balance
 
     mass(t_n) + outflow(0, t_n) = mass(0),      outflow(0, t_n) = sum_{j < n} outflow^j,
 
-holds to round-off.  ``outflow_history`` computes the per-step, per-side outflow from the HJB
+holds to round-off.  Doors (``MFGProblem(doors=...)``) are exits on parts of a side: their outflow is
+computed face by face and reported per door (``OutflowHistory.per_door``) and summed into their side.
+``outflow_history`` computes the per-step, per-side outflow from the HJB
 solution's exit rates (``kernels.exit_outflow``, independent of the FP solve itself) and checks the
 balance against the density; ``attach_outflow`` stores it on an ``MFGResult`` (``result.outflow``,
 written to HDF5 as the ``/outflow`` group by ``mfg_pde.io``).
@@ -29,8 +31,11 @@ from ..result import OutflowHistory
 __all__ = ["OutflowHistory", "outflow_history", "attach_outflow"]
 
 
-def _side_labels(grid) -> list:
-    return [f"{grid.axis_names[k]} {('lo', 'hi')[j]}" for k, j in grid.exit_sides]
+def _side_labels(grid, kd) -> list:
+    if kd.exits is None:
+        return []
+    return [f"{grid.axis_names[k]} {('lo', 'hi')[j]}" for k in range(grid.ndim) for j in range(2)
+            if not np.isnan(kd.exits[k, j])]
 
 
 def outflow_history(problem, sol, m: np.ndarray) -> OutflowHistory:
@@ -42,18 +47,30 @@ def outflow_history(problem, sol, m: np.ndarray) -> OutflowHistory:
     grid, Nt = problem.grid, problem.Nt
     m = grid.check_field(m, "m", (Nt + 1,))
     u = grid.check_field(sol.u, "sol.u", (Nt + 1,))
-    per_side = np.zeros((Nt, 3, 2))
+    per_side = np.zeros((Nt, grid.ndim, 2))
+    per_door = None
     if kd.exits is not None:
         states = np.ascontiguousarray(sol.states, dtype=float)
         want = (Nt, max(kd.ndim - 1, 0)) + kd.shape3
         if states.shape != want:
             raise ValueError(f"sol.states has shape {states.shape}, expected {want}: pass the HJBSolution of "
                              "the solve (result.hjb_solution) that transported m")
-        kernels.exit_outflow(as3(m, 1, kd.shape3), as3(u, 1, kd.shape3), states, kd.op, per_side)
-    per_side = per_side[:, : grid.ndim] * grid.cell_volume
-    cumulative = np.concatenate([[0.0], np.cumsum(per_side.reshape(Nt, -1).sum(axis=1))])
+        per_exit = np.zeros((Nt, len(kd.exit_names)))
+        kernels.exit_outflow(as3(m, 1, kd.shape3), as3(u, 1, kd.shape3), states, kd.op, kd.labels, per_exit)
+        per_exit *= grid.cell_volume
+        for e in range(per_exit.shape[1]):   # each exit lies on one side: sum the exits of every side
+            k, j, _ = np.argwhere(kd.labels == e)[0]
+            per_side[:, k, j] += per_exit[:, e]
+        if kd.n_doors:
+            per_door = per_exit[:, : kd.n_doors].copy()
+        total = per_exit.sum(axis=1)
+    else:
+        total = np.zeros(Nt)
+    cumulative = np.concatenate([[0.0], np.cumsum(total)])
+    doors = list(kd.exit_names[: kd.n_doors])
     return OutflowHistory(t=np.asarray(problem.t, dtype=float), mass=np.asarray(grid.integrate(m), dtype=float),
-                          per_side=per_side, cumulative=cumulative, sides=_side_labels(grid))
+                          per_side=per_side, cumulative=cumulative, sides=_side_labels(grid, kd),
+                          per_door=per_door, doors=doors)
 
 
 def attach_outflow(result, problem, sol=None):

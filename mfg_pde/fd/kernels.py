@@ -43,8 +43,22 @@ The Engquist-Osher identity d/du [M_k(u) u - dt c_k(u)] = M_k(u) still holds (th
 value), so Newton is still policy iteration.  The FP factor is still M_k^T: column sums of M_k^T are
 1 + dt r on exit cells, so a transposed solve loses exactly dt r_i m_i per exit cell and step -- the
 outflow (``exit_outflow``, ``diagnostics.outflow``); nothing else leaves.  Exits enter the kernels through
-the records: ``Operator.exits`` (a (3, 2) array: exit cost of side (axis, lo/hi), NaN where the side is
-not an exit) and the ``Axis`` record's elo, ehi, glo, ghi (exit flags and ghost values of one axis).
+the records: ``Operator.exits`` (a (3, 2) array: 0 where side (axis, lo/hi) has an exit face, NaN where it
+has none), ``Operator.ghost`` (3, 2, S: the ghost value of every face of every side, in the a*B + b order
+of the (A, n, B) view of the axis, NaN on faces that are walls -- a door is an exit on some faces of a
+side, the rest of the side a mirror wall) and the ``Axis`` record's elo, ehi (the side has exit faces) and
+glo, ghi (its ghost values per face).
+
+Obstacle walls (``model.geometry``): the face between a domain cell and a solid cell is a mirror wall,
+exactly as at a reflecting side of the box: the row of the cell next to it drops that neighbour
+(has_lo / has_hi False in ``eo_row``: no diffusive, advective or Hamiltonian term through the face), so
+M_k keeps unit row sums and non-positive off-diagonals, and M_k^T is still the FP factor (mass exact,
+m >= 0).  A solid cell has both faces closed along every axis: an identity row, decoupled.  The walls
+travel as ``Operator.walls`` (3, n0, n1, n2) int8 face codes per axis -- bit 0: the cell's lower face is a
+wall, bit 1: its upper face -- and ``Operator.has_walls``; the ``Axis`` record carries has_walls and the
+codes of its axis.  The row builders compute the rows of the plain box first and then, only when
+has_walls, rebuild the rows of the cells with a wall code (``_wall_rows``, ``_wall_line``): the maskless
+loops are unchanged.
 
 HJB step n (implicit Euler backward, direction splitting over axes k = 0..d-1):
 
@@ -76,11 +90,17 @@ from .tridiag import two_ended_minors, two_ended_thomas_div as _two_ended_thomas
 #: The operator of one problem, what every sweep needs besides the fields: ndim, nu = sigma^2/2, the time step
 #: dt, the spacings h (3,), the periodic flags (3,), whether there is a base drift and the drift itself
 #: (Nt or 1, ndim, n0, n1, n2), and the (3, 2) exit costs of the sides (NaN where a side is not an exit).
-Operator = namedtuple("Operator", ("ndim", "nu", "dt", "h", "periodic", "has_drift", "drift", "exits"))
+#: ghost (3, 2, S) the per-face exit costs (NaN on wall faces), has_walls and the obstacle face codes walls
+#: (3, n0, n1, n2) int8 (a (3, 1, 1, 1) dummy without obstacles).
+Operator = namedtuple("Operator", ("ndim", "nu", "dt", "h", "periodic", "has_drift", "drift", "exits", "ghost",
+                                   "has_walls", "walls"))
 
 #: The scalars of one axis's factor M_k = I + dt L_k: nu, dt, the spacing h, periodic wrap, base drift
-#: present, and the exit flags (elo, ehi) and ghost values (glo, ghi) of its lo/hi sides.
-Axis = namedtuple("Axis", ("nu", "dt", "h", "periodic", "has_drift", "elo", "ehi", "glo", "ghi"))
+#: present, the exit flags (elo, ehi) of its lo/hi sides and their per-face ghost values (glo, ghi: 1-D
+#: arrays, NaN on wall faces), and the obstacle walls (has_walls; walls: the face codes of this axis,
+#: (n0, n1, n2) int8).
+Axis = namedtuple("Axis", ("nu", "dt", "h", "periodic", "has_drift", "elo", "ehi", "glo", "ghi", "has_walls",
+                           "walls"))
 
 # Records travel as numba named tuples (they survive the on-disk cache, closures would not).  Flags that
 # are constants at a call site are passed as bool(...) / int(...): numba would type a bare True / 0 as
@@ -106,12 +126,10 @@ def _workspace(shape3):
 @njit(cache=True, error_model="numpy", inline="always")
 def axis_of(op, k, dt):
     """The Axis record of axis k of the Operator op, for a factor I + dt L_k (dt: op.dt in a time step)."""
-    xl = op.exits[k, 0]
-    xh = op.exits[k, 1]
-    elo = not np.isnan(xl)
-    ehi = not np.isnan(xh)
+    elo = not np.isnan(op.exits[k, 0])
+    ehi = not np.isnan(op.exits[k, 1])
     return Axis(float(op.nu), float(dt), float(op.h[k]), bool(op.periodic[k]), bool(op.has_drift), elo, ehi,
-                xl if elo else 0.0, xh if ehi else 0.0)
+                op.ghost[k, 0], op.ghost[k, 1], bool(op.has_walls), op.walls[k])
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -148,9 +166,10 @@ def _exit_ghost(gi, gex, bk, has_drift, hi_side, inv_h, dif):
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _exit_rows(g3, drift_k, a, ax, di, rhs, with_rhs):
+def _exit_rows(g3, drift_k, a, face0, ax, di, rhs, with_rhs):
     """Exit-side rows of M_k(g) for outer index a ((n, B) outputs, filled before as for a mirror wall):
-    di += dt r on the exit rows, and with with_rhs also rhs += dt (c_ghost + r g)."""
+    di += dt r on the exit rows, and with with_rhs also rhs += dt (c_ghost + r g).  The face of column b
+    is face0 + b in the per-face ghost arrays (face0 = a B for the (A, n, B) view); NaN faces are walls."""
     n = g3.shape[1]
     B = g3.shape[2]
     inv_h, dif = stencil_scales(ax.nu, ax.h)
@@ -160,8 +179,11 @@ def _exit_rows(g3, drift_k, a, ax, di, rhs, with_rhs):
         if side == 1 and not ax.ehi:
             continue
         i = 0 if side == 0 else n - 1
-        gex = ax.glo if side == 0 else ax.ghi
+        G = ax.glo if side == 0 else ax.ghi
         for b in range(B):
+            gex = G[face0 + b]
+            if gex != gex:  # NaN: a wall face of a side with doors
+                continue
             bk = drift_k[a, i, b] if ax.has_drift else 0.0
             rate, cst = _exit_ghost(g3[a, i, b], gex, bk, ax.has_drift, side == 1, inv_h, dif)
             di[i, b] += ax.dt * rate
@@ -170,11 +192,11 @@ def _exit_rows(g3, drift_k, a, ax, di, rhs, with_rhs):
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _exit_line(g, d, ax, D, rhs, with_rhs):
-    """_exit_rows for one contiguous line (1-D arrays g, d, D, rhs), through (1, n, 1) views of them."""
+def _exit_line(g, d, line, ax, D, rhs, with_rhs):
+    """_exit_rows for contiguous line number ``line`` (1-D arrays g, d, D, rhs), through (1, n, 1) views."""
     n = g.shape[0]
-    _exit_rows(g.reshape((1, n, 1)), d.reshape((1, n, 1)), int(0), ax, D.reshape((n, 1)), rhs.reshape((n, 1)),
-               with_rhs)
+    _exit_rows(g.reshape((1, n, 1)), d.reshape((1, n, 1)), int(0), line, ax, D.reshape((n, 1)),
+               rhs.reshape((n, 1)), with_rhs)
 
 
 # ----------------------------------------------------------------------------- the stencil (one place)
@@ -246,6 +268,99 @@ def eo_row(g_im, g_i, g_ip, bk, has_drift, has_lo, has_hi, dif, inv_h, dt):
     return lower, upper, eo_cost2(dp, dm)
 
 
+# ----------------------------------------------------------------------------- obstacle walls
+@njit(cache=True, error_model="numpy", inline="always")
+def _walls2(ax, A, n):
+    """The wall codes of the axis as an (A, n) view for contiguous lines (a (1, 1) dummy without walls)."""
+    if ax.has_walls:
+        return ax.walls.reshape((A, n))
+    return ax.walls.reshape((1, 1))
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _walls3(ax, A, n, B):
+    """The wall codes of the axis as an (A, n, B) view (a (1, 1, 1) dummy without walls)."""
+    if ax.has_walls:
+        return ax.walls.reshape((A, n, B))
+    return ax.walls.reshape((1, 1, 1))
+
+
+@njit(cache=True, error_model="numpy")
+def _wall_rows(g3, drift_k, a, ax, lo, di, up, src3, rhs, with_rhs):
+    """Rebuild, for outer index a, the rows ((n, B) outputs) of the cells with a wall code: the neighbour
+    across a wall face is dropped (``eo_row`` with has_lo / has_hi False, as at a mirror wall); with
+    with_rhs also rhs = src + dt c_k(g) there (the Engquist-Osher cost without that face's term)."""
+    n = g3.shape[1]
+    B = g3.shape[2]
+    W = ax.walls.reshape((g3.shape[0], n, B))
+    has_drift = ax.has_drift
+    dt = ax.dt
+    inv_h, dif = stencil_scales(ax.nu, ax.h)
+    for i in range(n):
+        im, ip, has_lo, has_hi = neighbours(i, n, ax.periodic)
+        for b in range(B):
+            code = W[a, i, b]
+            if code == 0:
+                continue
+            bk = drift_k[a, i, b] if has_drift else 0.0
+            lower, upper, cst = eo_row(g3[a, im, b], g3[a, i, b], g3[a, ip, b], bk, has_drift,
+                                       has_lo and (code & 1) == 0, has_hi and (code & 2) == 0, dif, inv_h, dt)
+            lo[i, b] = lower
+            up[i, b] = upper
+            di[i, b] = 1.0 - lower - upper
+            if with_rhs:
+                rhs[i, b] = src3[a, i, b] + dt * (0.5 * cst)
+
+
+@njit(cache=True, error_model="numpy")
+def _wall_line(g, d, wl, ax, transpose, L, U, D, src, rhs, with_rhs):
+    """``_wall_rows`` for one contiguous non-periodic line with wall codes wl, in the layout of ``_line_rows``
+    (rows of M_k, or of M_k^T with transpose: lower^T_i = upper_{i-1}, upper^T_i = lower_{i+1})."""
+    n = g.shape[0]
+    has_drift = ax.has_drift
+    dt = ax.dt
+    inv_h, dif = stencil_scales(ax.nu, ax.h)
+    for i in range(n):
+        code = wl[i]
+        if code == 0:
+            continue
+        lower, upper, cst = eo_row(g[max(i - 1, 0)], g[i], g[min(i + 1, n - 1)], d[i] if has_drift else 0.0,
+                                   has_drift, i > 0 and (code & 1) == 0, i < n - 1 and (code & 2) == 0, dif, inv_h,
+                                   dt)
+        D[i] = 1.0 - lower - upper
+        if transpose:
+            if i < n - 1:
+                L[i + 1] = upper
+            if i > 0:
+                U[i - 1] = lower
+        else:
+            L[i] = lower
+            U[i] = upper
+        if with_rhs:
+            rhs[i] = src[i] + dt * (0.5 * cst)
+
+
+@njit(cache=True, error_model="numpy")
+def _wall_cost(g, axis, ax, out):
+    """out = c_k(g) on the cells with a wall code of axis k (the wall face's one-sided term dropped)."""
+    A, n, B = _split(g.shape, axis)
+    g3 = g.reshape((A, n, B))
+    o3 = out.reshape((A, n, B))
+    W = ax.walls.reshape((A, n, B))
+    inv_h = 1.0 / ax.h
+    for a in range(A):
+        for i in range(n):
+            im, ip, has_lo, has_hi = neighbours(i, n, ax.periodic)
+            for b in range(B):
+                code = W[a, i, b]
+                if code == 0:
+                    continue
+                gi = g3[a, i, b]
+                dp = (g3[a, ip, b] - gi) * inv_h if has_hi and (code & 2) == 0 else 0.0
+                dm = (gi - g3[a, im, b]) * inv_h if has_lo and (code & 1) == 0 else 0.0
+                o3[a, i, b] = 0.5 * eo_cost2(dp, dm)
+
+
 # ----------------------------------------------------------------------------- coefficients
 @njit(cache=True, error_model="numpy")
 def line_coefficients(g3, drift_k, a, ax, lo, di, up):
@@ -267,13 +382,16 @@ def line_coefficients(g3, drift_k, a, ax, lo, di, up):
             lo[i, b] = lower
             up[i, b] = upper
             di[i, b] = 1.0 - lower - upper
+    if ax.has_walls:
+        _wall_rows(g3, drift_k, a, ax, lo, di, up, g3, di, bool(False))
     if ax.elo or ax.ehi:
-        _exit_rows(g3, drift_k, a, ax, di, di, bool(False))
+        _exit_rows(g3, drift_k, a, a * B, ax, di, di, bool(False))
 
 
 @njit(cache=True, error_model="numpy")
-def _line_rows(g, d, ax, transpose, L, U, D):
-    """Rows (L, D, U) of M_k(g) -- or of M_k(g)^T -- for one contiguous non-periodic line."""
+def _line_rows(g, d, ax, transpose, L, U, D, line, walls2):
+    """Rows (L, D, U) of M_k(g) -- or of M_k(g)^T -- for the contiguous non-periodic line number ``line``
+    (walls2: the (A, n) wall codes of the axis, ``_walls2``)."""
     n = g.shape[0]
     has_drift = ax.has_drift
     dt = ax.dt
@@ -314,13 +432,16 @@ def _line_rows(g, d, ax, transpose, L, U, D):
             U[i] = upper
     if transpose:
         U[n - 1] = 0.0
+    if ax.has_walls:
+        _wall_line(g, d, walls2[line], ax, transpose, L, U, D, g, D, bool(False))
     if ax.elo or ax.ehi:
-        _exit_line(g, d, ax, D, D, bool(False))
+        _exit_line(g, d, line, ax, D, D, bool(False))
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _line_rows_cost(g, d, ax, L, U, D, src, rhs):
-    """Rows of M_k(g) on one contiguous non-periodic line AND rhs = src + dt c_k(g) in the same pass."""
+def _line_rows_cost(g, d, ax, L, U, D, src, rhs, line, walls2):
+    """Rows of M_k(g) on contiguous non-periodic line number ``line`` AND rhs = src + dt c_k(g) in the same
+    pass (walls2: the (A, n) wall codes, ``_walls2``)."""
     n = g.shape[0]
     has_drift = ax.has_drift
     dt = ax.dt
@@ -333,8 +454,10 @@ def _line_rows_cost(g, d, ax, L, U, D, src, rhs):
         U[i] = upper
         D[i] = 1.0 - lower - upper
         rhs[i] = src[i] + dt * (0.5 * cst)
+    if ax.has_walls:
+        _wall_line(g, d, walls2[line], ax, bool(False), L, U, D, src, rhs, bool(True))
     if ax.elo or ax.ehi:
-        _exit_line(g, d, ax, D, rhs, bool(True))
+        _exit_line(g, d, line, ax, D, rhs, bool(True))
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -347,14 +470,14 @@ def newton_done(delta, scale, jump, quad, tol):
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _newton_line(s, src, d, ax, tol, maxit, L, U, D, r, x, c):
+def _newton_line(s, src, d, ax, tol, maxit, L, U, D, r, x, c, line, walls2):
     """Newton for one contiguous non-periodic line:  M_k(s) s = src + dt c_k(s)  (s: guess in, solution out).
     Stops on |change| <= tol max|s| or on the a-posteriori error bound of ``newton_axis``."""
     n = s.shape[0]
     quad = ax.dt / (ax.h * ax.h)
     elo = ax.elo
     for it in range(1, maxit + 1):
-        _line_rows_cost(s, d, ax, L, U, D, src, r)
+        _line_rows_cost(s, d, ax, L, U, D, src, r, line, walls2)
         two_ended_minors(L, D, U, r, x, c)
         delta = 0.0
         scale = 0.0
@@ -602,8 +725,10 @@ def _rows_cost(g3, drift_k, a, ax, src3, lo, di, up, rhs):
             up[i, b] = upper
             di[i, b] = 1.0 - lower - upper
             rhs[i, b] = src3[a, i, b] + dt * (0.5 * cst)
+    if ax.has_walls:
+        _wall_rows(g3, drift_k, a, ax, lo, di, up, src3, rhs, bool(True))
     if ax.elo or ax.ehi:
-        _exit_rows(g3, drift_k, a, ax, di, rhs, bool(True))
+        _exit_rows(g3, drift_k, a, a * B, ax, di, rhs, bool(True))
 
 
 @njit(cache=True, error_model="numpy")
@@ -691,7 +816,7 @@ def solve_axis(g, drift_k, axis, ax, transpose, rhs, out, work):
     A, n, B = _split(g.shape, axis)
     periodic = ax.periodic
     has_drift = ax.has_drift
-    if B == 1 and periodic:  # cyclic lines: blocks transposed into SIMD lanes (Sherman-Morrison per block)
+    if B == 1 and periodic and not ax.has_walls:  # cyclic lines: blocks transposed into SIMD lanes
         w = _chunk_width(A, n, work)
         if w >= 1:
             g2 = g.reshape((A, n))
@@ -707,8 +832,9 @@ def solve_axis(g, drift_k, axis, ax, transpose, rhs, out, work):
         U = work[1, :n]
         D = work[2, :n]
         c = work[3, :n]
+        walls2 = _walls2(ax, A, n)
         for a in range(A):
-            _line_rows(g2[a], d2[a], ax, transpose, L, U, D)
+            _line_rows(g2[a], d2[a], ax, transpose, L, U, D, a, walls2)
             two_ended_minors(L, D, U, r2[a], o2[a], c)
         return
     g3 = g.reshape((A, n, B))
@@ -745,8 +871,9 @@ def apply_axis(g, drift_k, axis, ax, transpose, x, out, work):
         L = work[0, :n]
         U = work[1, :n]
         D = work[2, :n]
+        walls2 = _walls2(ax, A, n)
         for a in range(A):
-            _line_rows(g2[a], d2[a], ax, transpose, L, U, D)
+            _line_rows(g2[a], d2[a], ax, transpose, L, U, D, a, walls2)
             xa = x2[a]
             oa = o2[a]
             oa[0] = D[0] * xa[0] + U[0] * xa[1]
@@ -831,14 +958,16 @@ def axis_source(g, drift_k, axis, ax, out):
     ghost values glo/ghi), the ghost's Engquist-Osher term and the exit payment rate r g (see the module
     docstring).  The right-hand side of an HJB substep / a policy evaluation is src + dt * out."""
     axis_cost(g, axis, ax.h, ax.periodic, out)
+    if ax.has_walls:
+        _wall_cost(g, axis, ax, out)
     if ax.elo or ax.ehi:
         add_exit_source(g, drift_k, axis, ax, 1.0, out)
 
 
 @njit(cache=True, error_model="numpy")
 def add_exit_source(g, drift_k, axis, ax, scale, out):
-    """out += scale * (c_ghost + r g) on the wall cells of the exit sides of axis k (the exit part of c_k:
-    ``axis_source`` = ``axis_cost`` + this with scale 1)."""
+    """out += scale * (c_ghost + r g) on the wall cells of the exit faces of axis k (the exit part of c_k:
+    ``axis_source`` = ``axis_cost`` + this with scale 1; faces with a NaN ghost value are walls)."""
     A, n, B = _split(g.shape, axis)
     has_drift = ax.has_drift
     g3 = g.reshape((A, n, B))
@@ -849,9 +978,12 @@ def add_exit_source(g, drift_k, axis, ax, scale, out):
         if (side == 0 and not ax.elo) or (side == 1 and not ax.ehi):
             continue
         i = 0 if side == 0 else n - 1
-        gex = ax.glo if side == 0 else ax.ghi
+        G = ax.glo if side == 0 else ax.ghi
         for a in range(A):
             for b in range(B):
+                gex = G[a * B + b]
+                if gex != gex:
+                    continue
                 bk = d3[a, i, b] if has_drift else 0.0
                 rate, cst = _exit_ghost(g3[a, i, b], gex, bk, has_drift, side == 1, inv_h, dif)
                 o3[a, i, b] += scale * (cst + rate * gex)
@@ -892,7 +1024,7 @@ def newton_axis(s, src, drift_k, axis, ax, tol, maxit, new, work):
     has_drift = ax.has_drift
     elo = ax.elo
     ehi = ax.ehi
-    if B == 1 and periodic:  # cyclic lines: blocks transposed into SIMD lanes
+    if B == 1 and periodic and not ax.has_walls:  # cyclic lines: blocks transposed into SIMD lanes
         w = _chunk_width(A, n, work)
         if w >= 1:
             s2 = s.reshape((A, n))
@@ -909,8 +1041,9 @@ def newton_axis(s, src, drift_k, axis, ax, tol, maxit, new, work):
         r = work[4, :n]
         x = work[5, :n]
         worst = 0
+        walls2 = _walls2(ax, A, n)
         for a in range(A):
-            it = _newton_line(s2[a], src2[a], d2[a], ax, tol, maxit, L, U, D, r, x, c)
+            it = _newton_line(s2[a], src2[a], d2[a], ax, tol, maxit, L, U, D, r, x, c, a, walls2)
             if it < 0:
                 worst = it if worst >= 0 or it < worst else worst
             elif worst >= 0 and it > worst:
@@ -1089,12 +1222,14 @@ def _pair_line_norms(g2, d2, ax, p2, q2, cq, has_q, x2, y2, last, z2, work):
     sh = 0.0
     rf = 0.0
     sf = 0.0
+    has_walls = ax.has_walls
+    walls2 = _walls2(ax, A, n)
     for a in range(A):
         g = g2[a]
         pa = p2[a]
         qa = q2[a]
         xa = x2[a]
-        _line_rows(g, d2[a], ax, bool(False), L, U, D)
+        _line_rows(g, d2[a], ax, bool(False), L, U, D, a, walls2)
         for i in range(n):
             v = D[i] * g[i]
             w = D[i] * xa[i]
@@ -1108,6 +1243,12 @@ def _pair_line_norms(g2, d2, ax, p2, q2, cq, has_q, x2, y2, last, z2, work):
                 v += U[i] * g[i + 1]
                 w += L[i + 1] * xa[i + 1]
                 dp = (g[i + 1] - g[i]) * inv_h
+            if has_walls:  # no Hamiltonian term through a wall face
+                code = walls2[a, i]
+                if code & 1:
+                    dm = 0.0
+                if code & 2:
+                    dp = 0.0
             c = eo_cost2(dp, dm)
             rhs = pa[i]
             if has_q:
@@ -1154,6 +1295,8 @@ def _pair_axis_norms(g, drift_k, axis, ax, p, q, cq, has_q, x, y, last, z, work)
     d3 = drift_k.reshape((A, n, B)) if ax.has_drift else g3
     lo, di, up, _scratch = _line_scratch(work, n, B)
     inv_h = 1.0 / ax.h
+    has_walls = ax.has_walls
+    W = _walls3(ax, A, n, B)
     rh = 0.0
     sh = 0.0
     rf = 0.0
@@ -1179,6 +1322,12 @@ def _pair_axis_norms(g, drift_k, axis, ax, p, q, cq, has_q, x, y, last, z, work)
                     v += up[i, b] * g3[a, ip, b]
                     w += lo[ip, b] * x3[a, ip, b]
                     dp = (g3[a, ip, b] - gi) * inv_h
+                if has_walls:  # no Hamiltonian term through a wall face
+                    code = W[a, i, b]
+                    if code & 1:
+                        dm = 0.0
+                    if code & 2:
+                        dp = 0.0
                 c = eo_cost2(dp, dm)
                 rhs = p3[a, i, b]
                 if has_q:
@@ -1269,15 +1418,16 @@ def pair_residual_line(u, f, m, op, out_norms):
 
 
 @njit(cache=True, error_model="numpy")
-def exit_outflow(m, u, states, op, out):
-    """Outflow of every step through every exit side, without the cell volume:
+def exit_outflow(m, u, states, op, labels, out):
+    """Outflow of every step through every exit (door or whole exit side), without the cell volume:
 
-        out[n, k, j] = sum over the wall cells i of side j (0 lo, 1 hi) of axis k of  dt r_i(s_k) z_k,i,
+        out[n, e] = sum over the exit faces f labelled e (labels[k, j, f] = e) of  dt r_i(s_k) z_k,i,
 
-    with z_0 = m^{n+1} and z_{k+1} = M_k(s_k)^T z_k (the FP step undone factor by factor, so z_d = m^n up
-    to the round-off of the FP solve).  The column sums of M_k^T are 1 + dt r on exit cells and 1
-    elsewhere, so sum z_{k+1} = sum z_k + out[n, k, 0] + out[n, k, 1]: the mass lost in step n is exactly
-    the sum of out[n] (the outflow balance).  out: (Nt, ndim, 2), zero on sides that are not exits."""
+    i the wall cell of face f, with z_0 = m^{n+1} and z_{k+1} = M_k(s_k)^T z_k (the FP step undone factor by
+    factor, so z_d = m^n up to the round-off of the FP solve).  The column sums of M_k^T are 1 + dt r on
+    exit cells and 1 elsewhere, so sum z_{k+1} = sum z_k + the outflow of axis k: the mass lost in step n is
+    exactly the sum of out[n] (the outflow balance).  labels: (3, 2, S) int64 exit number per face (-1 on
+    walls, ``operator.exit_faces``); out: (Nt, number of exits), overwritten."""
     Nt = m.shape[0] - 1
     shape = m.shape[1:]
     za = np.empty(shape)
@@ -1287,6 +1437,8 @@ def exit_outflow(m, u, states, op, out):
     dt = op.dt
     has_drift = op.has_drift
     for n in range(Nt):
+        for e in range(out.shape[1]):
+            out[n, e] = 0.0
         dn = drift_at(op, n)
         src = m[n + 1]
         for k in range(ndim):
@@ -1298,16 +1450,17 @@ def exit_outflow(m, u, states, op, out):
             d3 = dn[k].reshape((A, nk, B)) if has_drift else s3
             inv_h, dif = stencil_scales(ax.nu, ax.h)
             for side in range(2):
-                tot = 0.0
                 if (side == 0 and ax.elo) or (side == 1 and ax.ehi):
                     i = 0 if side == 0 else nk - 1
-                    gex = ax.glo if side == 0 else ax.ghi
+                    G = ax.glo if side == 0 else ax.ghi
                     for a in range(A):
                         for b in range(B):
+                            gex = G[a * B + b]
+                            if gex != gex:
+                                continue
                             bk = d3[a, i, b] if has_drift else 0.0
                             rate, cst = _exit_ghost(s3[a, i, b], gex, bk, has_drift, side == 1, inv_h, dif)
-                            tot += dt * rate * z3[a, i, b]
-                out[n, k, side] = tot
+                            out[n, labels[k, side, a * B + b]] += dt * rate * z3[a, i, b]
             if k < ndim - 1:
                 dst = za if k % 2 == 0 else zb
                 apply_axis(s, dn[k], k, ax, bool(True), src, dst, work)

@@ -1,5 +1,11 @@
-"""A problem's operator as the numba kernels take it: ``kernel_data`` packs the grid, nu, dt, drift and exit
-sides into the padded 3-D layout and the kernels' ``Operator`` / ``Axis`` records."""
+"""A problem's operator as the numba kernels take it: ``kernel_data`` packs the grid, nu, dt, drift, exit
+sides, doors and obstacle walls into the padded 3-D layout and the kernels' ``Operator`` / ``Axis`` records.
+
+Exit faces (whole exit sides and doors) travel as per-face ghost values ``ghost`` (3, 2, S): entry
+[k, j, a*B + b] is the exit cost of the face of side (k, j) at the side cell (a, b) of the (A, n, B) view of
+axis k, NaN where that face is a wall; ``labels`` (same layout, int64) numbers the exit each face belongs
+to (doors first, then whole exit sides; -1 on walls) for the per-door outflow.  Obstacle walls travel as
+``walls`` (3, n0, n1, n2) int8 face codes (``model.geometry.Geometry.face_codes``)."""
 
 from __future__ import annotations
 
@@ -23,31 +29,51 @@ class KernelData:
     periodic: np.ndarray   # (3,) bool
     drift: np.ndarray      # (Nt or 1, ndim, n0, n1, n2) or a (1, ndim, 1, 1, 1) dummy
     has_drift: bool
-    exits: np.ndarray | None = None   # (3, 2) exit cost of side (axis, lo/hi), NaN if not an exit; None: no exits
+    exits: np.ndarray | None = None   # (3, 2): 0 on sides with an exit face, NaN elsewhere; None: no exits
+    ghost: np.ndarray | None = None   # (3, 2, S) per-face exit costs, NaN on walls (module docstring)
+    labels: np.ndarray | None = None  # (3, 2, S) int64 exit number of each face, -1 on walls
+    walls: np.ndarray | None = None   # (3, n0, n1, n2) int8 obstacle face codes; None: no obstacles
+    exit_names: tuple = ()            # one label per exit number (doors, then whole exit sides)
+    n_doors: int = 0
 
     def __post_init__(self):
         self.op = make_operator(self.ndim, self.nu, self.dt, self.h, self.periodic, self.drift, self.has_drift,
-                                self.exits)
+                                self.exits, self.ghost, self.walls)
+
+    @property
+    def has_walls(self) -> bool:
+        return self.walls is not None
 
     def axis(self, k: int, dt: float | None = None) -> Axis:
         """The kernels' Axis record of axis k for the factor I + dt L_k (dt: the problem's time step by default)."""
-        lo, hi = self.op.exits[k]
+        op = self.op
+        lo, hi = op.exits[k]
         elo, ehi = bool(not np.isnan(lo)), bool(not np.isnan(hi))
         return Axis(float(self.nu), float(self.dt if dt is None else dt), float(self.h[k]), bool(self.periodic[k]),
-                    bool(self.has_drift), elo, ehi, float(lo) if elo else 0.0, float(hi) if ehi else 0.0)
+                    bool(self.has_drift), elo, ehi, op.ghost[k, 0], op.ghost[k, 1], bool(op.has_walls), op.walls[k])
 
     def step_drift(self, n: int) -> np.ndarray:
         """The drift of time step n, (ndim, n0, n1, n2)."""
         return self.drift[0] if self.drift.shape[0] == 1 else self.drift[n]
 
 
-def make_operator(ndim, nu, dt, h, periodic, drift, has_drift=True, exits=None) -> Operator:
+def make_operator(ndim, nu, dt, h, periodic, drift, has_drift=True, exits=None, ghost=None, walls=None) -> Operator:
     """The kernels' Operator record with the types the compiled kernels expect (one signature for all callers):
-    h (3,) spacings, periodic (3,) flags, drift (Nt or 1, ndim, n0, n1, n2), exits (3, 2) or None (no exits)."""
-    exits = np.full((3, 2), np.nan) if exits is None else np.ascontiguousarray(exits, dtype=float)
+    h (3,) spacings, periodic (3,) flags, drift (Nt or 1, ndim, n0, n1, n2), exits (3, 2) or None (no exits)
+    with ghost (3, 2, S) its per-face exit costs (module docstring), walls (3, n0, n1, n2) int8 or None."""
+    if exits is None:
+        exits = np.full((3, 2), np.nan)
+        ghost = np.zeros((3, 2, 1))
+    else:
+        exits = np.ascontiguousarray(exits, dtype=float)
+        if ghost is None:
+            raise ValueError("make_operator: exits need their per-face ghost values (operator.exit_faces)")
+        ghost = np.ascontiguousarray(ghost, dtype=float)
+    has_walls = walls is not None
+    walls = np.zeros((3, 1, 1, 1), dtype=np.int8) if walls is None else np.ascontiguousarray(walls, dtype=np.int8)
     return Operator(int(ndim), float(nu), float(dt), np.ascontiguousarray(h, dtype=float),
                     np.ascontiguousarray(periodic, dtype=np.bool_), bool(has_drift),
-                    np.ascontiguousarray(drift, dtype=float), exits)
+                    np.ascontiguousarray(drift, dtype=float), exits, ghost, bool(has_walls), walls)
 
 
 def pad3(shape) -> tuple:
@@ -68,14 +94,62 @@ def exit_array(grid, exit_costs=None) -> np.ndarray | None:
     return out
 
 
+def _side_view(arr3: np.ndarray, k: int, j: int) -> np.ndarray:
+    """The side cells of side (k, j) of a padded 3-D array, flattened in the kernels' a*B + b order."""
+    return np.take(arr3, 0 if j == 0 else arr3.shape[k] - 1, axis=k).reshape(-1)
+
+
+def exit_faces(grid, exit_costs=None, geometry=None):
+    """Exit faces in the kernel layout: (exits (3, 2), ghost (3, 2, S), labels (3, 2, S), names, n_doors), or
+    None when nothing can leave.  exits[k, j] is 0 on a side with at least one exit face, NaN elsewhere;
+    ghost the exit cost of each face (NaN on walls), labels its exit number: the doors of ``geometry`` first
+    (in order), then the whole exit sides of the grid (``exit_costs``, default 0).  A face of a whole exit
+    side on a solid cell is a wall."""
+    doors = [] if geometry is None else geometry.door_faces
+    costs = exit_array(grid, exit_costs)
+    if costs is None and not doors:
+        return None
+    shape3 = pad3(grid.shape)
+    S = max(int(np.prod(shape3)) // shape3[k] for k in range(3))
+    exits = np.full((3, 2), np.nan)
+    ghost = np.full((3, 2, S), np.nan)
+    labels = np.full((3, 2, S), -1, dtype=np.int64)
+    names = []
+    for i, (k, j, faces) in enumerate(doors):
+        flat = np.flatnonzero(faces.reshape(-1))   # faces: grid shape without axis k, same C order as the view
+        ghost[k, j, flat] = geometry.doors[i].cost
+        labels[k, j, flat] = i
+        exits[k, j] = 0.0
+        names.append(geometry.door_names[i])
+    if costs is not None:
+        solid = None if geometry is None or geometry.solid is None else geometry.solid.reshape(shape3)
+        for k, j in grid.exit_sides:
+            n_side = int(np.prod(shape3)) // shape3[k]
+            open_ = np.ones(n_side, dtype=bool) if solid is None else ~_side_view(solid, k, j)
+            ghost[k, j, :n_side][open_] = costs[k, j]
+            labels[k, j, :n_side][open_] = len(names)
+            exits[k, j] = 0.0
+            names.append(f"{grid.axis_names[k]} {('lo', 'hi')[j]}")
+    return exits, ghost, labels, tuple(names), len(doors)
+
+
 def exit_sides_text(grid) -> str:
     return ", ".join(f"axis {k} ({grid.axis_names[k]}) {('lo', 'hi')[j]}" for k, j in grid.exit_sides)
 
 
 def check_no_exits(problem_or_grid, what: str) -> None:
-    """Raise NotImplementedError naming the boundary condition if the grid has exit (absorbing) sides:
-    for solvers that do not implement them (call at their entry point)."""
+    """Raise NotImplementedError naming the boundary condition if the grid has exit (absorbing) sides, or
+    naming the geometry if the problem has obstacles or doors: for solvers that do not implement them
+    (call at their entry point)."""
     grid = getattr(problem_or_grid, "grid", problem_or_grid)
+    geometry = getattr(problem_or_grid, "geometry", None)
+    if geometry is not None and geometry.active:
+        parts = (["obstacles (solid cells)"] if geometry.solid is not None else []) + \
+            ([f"doors {geometry.door_names}"] if geometry.doors else [])
+        raise NotImplementedError(
+            f"{what} does not support walls and doors; this problem has {' and '.join(parts)}. Solve it with "
+            "mfg_pde.solve(problem, method='auto' | 'anderson' | 'picard' | 'fictitious-play') (their sweeps "
+            "implement the walls and doors)")
     if grid.has_exits:
         raise NotImplementedError(
             f"{what} does not support exit (absorbing) boundaries; this grid has exit sides "
@@ -86,10 +160,12 @@ def check_no_exits(problem_or_grid, what: str) -> None:
 def kernel_data(problem, exits_supported: bool = False) -> KernelData:
     """The kernel layout of ``problem`` (cached on it).
 
-    A problem whose grid has exit sides is only handed to callers that pass ``exits_supported=True``
-    (the kernels then see the exits in ``KernelData.op`` / ``axis(k)``): any other caller gets a
-    NotImplementedError naming the boundary condition instead of silently treating exits as walls."""
-    if problem.grid.has_exits and not exits_supported:
+    A problem whose grid has exit sides, or that has obstacles or doors (``MFGProblem.geometry``), is only
+    handed to callers that pass ``exits_supported=True`` (the kernels then see the exits and walls in
+    ``KernelData.op`` / ``axis(k)``): any other caller gets a NotImplementedError naming the boundary
+    condition or the geometry instead of silently ignoring them."""
+    geometry = getattr(problem, "geometry", None)
+    if (problem.grid.has_exits or (geometry is not None and geometry.active)) and not exits_supported:
         check_no_exits(problem, "this solver (e.g. method='newton', planning, or another solver built on "
                                 "kernel_data without exit support)")
     cache = problem._static_cache
@@ -108,8 +184,18 @@ def kernel_data(problem, exits_supported: bool = False) -> KernelData:
     else:
         drift = np.ascontiguousarray(b.reshape(b.shape[:2] + shape3))
         has = True
-    exits = exit_array(grid, getattr(problem, "exit_costs", None))
-    kd = KernelData(shape3, grid.ndim, problem.nu, problem.dt, h, periodic, drift, has, exits)
+    faces = exit_faces(grid, getattr(problem, "exit_costs", None), geometry)
+    walls = None
+    if geometry is not None and geometry.solid is not None:
+        walls = np.zeros((3,) + shape3, dtype=np.int8)
+        for k in range(grid.ndim):
+            walls[k] = geometry.face_codes(k).reshape(shape3)
+    if faces is None:
+        kd = KernelData(shape3, grid.ndim, problem.nu, problem.dt, h, periodic, drift, has, walls=walls)
+    else:
+        exits, ghost, labels, names, n_doors = faces
+        kd = KernelData(shape3, grid.ndim, problem.nu, problem.dt, h, periodic, drift, has, exits, ghost, labels,
+                        walls, names, n_doors)
     cache["kernel"] = kd
     return kd
 

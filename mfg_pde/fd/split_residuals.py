@@ -26,7 +26,7 @@ def split_residual_norms(problem, sol, f: np.ndarray, m: np.ndarray) -> np.ndarr
     f = grid.check_field(f, "running cost f", (Nt,))
     m = grid.check_field(m, "m", (Nt + 1,))
     norms = np.empty((Nt, 4))
-    if kd.ndim == 1 and not kd.periodic[0] and kd.exits is None:
+    if kd.ndim == 1 and not kd.periodic[0] and kd.exits is None and not kd.has_walls:
         N = grid.size
         pair_residual_line(np.ascontiguousarray(sol.u, dtype=float).reshape(Nt + 1, N),
                            np.ascontiguousarray(f, dtype=float).reshape(Nt, N),

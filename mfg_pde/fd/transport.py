@@ -13,7 +13,7 @@ import numpy as np
 
 from ..model.grid import BC_PERIODIC, Grid
 from . import kernels
-from .operator import exit_array, make_operator, pad3
+from .operator import exit_faces, make_operator, pad3
 
 
 def velocity_steps(grid: Grid, velocity, t_steps: np.ndarray) -> np.ndarray:
@@ -52,7 +52,8 @@ def fp_transport(grid: Grid, m0: np.ndarray, T: float, Nt: int, nu: float, veloc
     m[0] = m0
     zeros_u = np.zeros((Nt + 1,) + shape3)
     states = np.zeros((Nt, max(grid.ndim - 1, 0)) + shape3)
-    exits = exit_array(grid)  # exit sides: m = 0 outside (zero control: the ghost value of u is 0 too)
-    op = make_operator(grid.ndim, nu, dt, h, periodic, v.reshape(v.shape[:2] + shape3), True, exits)
+    faces = exit_faces(grid)  # exit sides: m = 0 outside (zero control: the ghost value of u is 0 too)
+    exits, ghost = (None, None) if faces is None else faces[:2]
+    op = make_operator(grid.ndim, nu, dt, h, periodic, v.reshape(v.shape[:2] + shape3), True, exits, ghost)
     kernels.fp_sweep(m.reshape((Nt + 1,) + shape3), zeros_u, states, op)
     return m

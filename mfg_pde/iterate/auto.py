@@ -65,6 +65,8 @@ def newton_available(problem) -> str | None:
     """None when Newton can run on this problem, else the reason it cannot."""
     if problem.grid.has_exits:
         return "newton does not support exit boundaries"
+    if problem.geometry.active:
+        return "newton does not support walls and doors (obstacles, doors)"
     if problem.grid.ndim != 1:
         from ..newton.system_split import check_split_coupling
         try:
@@ -402,8 +404,8 @@ def solve_auto(problem, tol: float = 1e-8, max_iter: int = 300, damping: float |
     solver["winner"] = how or "none"
     result = MFGResult(grid=grid, t=problem.t, u=u, m=m, converged=converged, status=status, iterations=n,
                        history=hist, params=problem.describe(), solver=solver, hjb_solution=sol,
-                       problem=problem)
-    if grid.has_exits and np.all(np.isfinite(u)):
+                       problem=problem, obstacle=problem.solid)
+    if problem.has_exits and np.all(np.isfinite(u)):
         attach_outflow(result, problem, sol)
     report.done(result)
     return result

@@ -79,7 +79,7 @@ def best_response(problem, m, sol_prev, inner_tol, newton_maxit, cell_volume, ma
         u_out, m_out = buffers.next(sol_prev)
     sol = solve_hjb(problem, f, uT, guess=sol_prev, tol=inner_tol, maxit=newton_maxit, out=u_out)
     m_hat = solve_fp(problem, sol, out=m_out)
-    if problem.grid.has_exits:  # mass leaves through the exits: the error is that of the outflow balance
+    if problem.has_exits:  # mass leaves through the exits/doors: the error is that of the outflow balance
         outflow = outflow_history(problem, sol, m_hat).cumulative
         finite, norm_m, res_sum, mass_err = coupling_stats(m.reshape(Nt + 1, -1), m_hat.reshape(Nt + 1, -1),
                                                            sol.u.reshape(Nt + 1, -1), cell_volume, mass0, outflow)
@@ -303,8 +303,8 @@ def run_fixed_point(problem, method: str, tol: float, max_iter: int, damping: fl
     m_out = m_hat if m_hat is not None else loop.m
     result = MFGResult(grid=grid, t=problem.t, u=u_out, m=m_out, converged=converged, status=status,
                        iterations=len(hist["residual"]), history=hist, params=problem.describe(),
-                       solver=solver, hjb_solution=sol, problem=problem)
-    if sol is not None and grid.has_exits:
+                       solver=solver, hjb_solution=sol, problem=problem, obstacle=problem.solid)
+    if sol is not None and problem.has_exits:
         attach_outflow(result, problem, sol)
     report.done(result)
     return result

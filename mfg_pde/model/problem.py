@@ -18,6 +18,11 @@ u = g and m = 0, a first-order placement of the wall; see ``fd.kernels``).  An a
 running cost when it exits, so with running cost 1 the value is the expected remaining time to the
 exit (or T) plus the exit (or terminal) cost.  Mass leaves through the exits: ``diagnostics.outflow``
 gives the outflow history and the balance  outflow(0, t_n) + mass(t_n) = mass(0).
+
+Walls and doors (``model.geometry``): ``obstacles`` marks solid cells (outside the domain; the faces
+between domain and solid cells are zero-flux walls) and ``doors`` opens exits on parts of reflecting sides,
+each with its own exit cost.  Solid cells carry m = 0 and u = 0: their running and terminal costs are set
+to 0 (``running_cost``, ``terminal_values``) and their rows are identity rows, decoupled from the domain.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import numpy as np
 
 from .couplings import Coupling
 from .densities import check_density
+from .geometry import Geometry
 from .grid import Grid
 
 
@@ -337,13 +343,19 @@ class MFGProblem:
         pair (entries of non-exit sides must be None, NaN or 0).  Constant in space and time per side.
         Stored as ``exit_costs``, an (ndim, 2) array with NaN on the non-exit sides, which is itself
         accepted here (``MFGProblem(..., exit_cost=other.exit_costs)`` copies the exit costs).
+    obstacles : solid cells (outside the domain): a boolean mask of the grid's shape (True = solid), a Shape
+        (``Rectangle``, ``Disc``, ``Polygon``, unions ``a | b``) tested at the cell centres, or a list of
+        these; the faces between domain and solid cells are zero-flux walls (``model.geometry``).
+    doors : a ``Door`` or a list of them: exits on parts of reflecting sides, each with its own exit cost
+        and its own outflow history (``result.outflow.per_door``).
 
     Raises InsufficientMemoryError (a MemoryError and a ValueError) when even the lightest solve's
     space-time arrays (``MIN_SPACE_TIME_ARRAYS`` of shape (Nt+1, *grid)) exceed the available memory.
     """
 
     def __init__(self, grid: Grid, T: float, Nt: int, sigma: float, m0, coupling: Coupling | None = None,
-                 potential=None, drift=None, terminal_cost=None, name: str | None = None, exit_cost=0.0):
+                 potential=None, drift=None, terminal_cost=None, name: str | None = None, exit_cost=0.0,
+                 obstacles=None, doors=None):
         if not isinstance(grid, Grid):
             raise TypeError(f"grid must be a mfg_pde.Grid, got {type(grid).__name__}")
         self.grid = grid
@@ -372,6 +384,8 @@ class MFGProblem:
         self.Nt = int(Nt)
         self.sigma = float(sigma)
         self.m0 = check_density(grid, m0, "m0")
+        self.geometry = Geometry(grid, obstacles, doors)
+        self.geometry.check_density(self.m0, "m0")
         self.coupling = coupling
         self.potential = potential
         self.name = name
@@ -411,6 +425,26 @@ class MFGProblem:
     @property
     def t(self) -> np.ndarray:
         return np.linspace(0.0, self.T, self.Nt + 1)
+
+    @property
+    def has_exits(self) -> bool:
+        """Whether mass can leave: exit sides of the grid or doors."""
+        return self.grid.has_exits or bool(self.geometry.doors)
+
+    @property
+    def solid(self) -> np.ndarray | None:
+        """The solid-cell mask (True outside the domain), None without obstacles."""
+        return self.geometry.solid
+
+    def _zero_solid(self, arr: np.ndarray, lead: int) -> np.ndarray:
+        """arr (lead axes, *grid) with its solid cells set to 0 (in place; arr must be owned)."""
+        solid = self.geometry.solid
+        if solid is not None:
+            idx = self._static_cache.get("solid_idx")
+            if idx is None:
+                idx = self._static_cache["solid_idx"] = np.flatnonzero(solid)
+            arr.reshape(arr.shape[:lead] + (-1,))[..., idx] = 0.0
+        return arr
 
     @property
     def is_coupled(self) -> bool:
@@ -481,20 +515,22 @@ class MFGProblem:
         return out
 
     def running_cost(self, m: np.ndarray) -> np.ndarray:
-        """f^n = V(t_{n+1}) + F(x, m^{n+1}; t_{n+1}) for n = 0..Nt-1, shape (Nt, *grid)."""
+        """f^n = V(t_{n+1}) + F(x, m^{n+1}; t_{n+1}) for n = 0..Nt-1, shape (Nt, *grid); 0 on solid cells."""
         V = self.potential_steps()
         shape = (self.Nt,) + self.grid.shape
         if self.coupling is None:
-            return np.broadcast_to(V, shape).copy() if not np.isscalar(V) else np.zeros(shape)
+            f = np.broadcast_to(V, shape).copy() if not np.isscalar(V) else np.zeros(shape)
+            return self._zero_solid(f, 1)
         f = self.coupling.field(self.grid, self.t[1:], m[1:])
         owned = isinstance(f, np.ndarray) and f.base is None and f.flags.writeable and f.shape == shape \
             and f.dtype == np.float64
         if np.isscalar(V):
-            return f if owned else np.array(np.broadcast_to(f, shape), dtype=float)
-        if owned:
+            f = f if owned else np.array(np.broadcast_to(f, shape), dtype=float)
+        elif owned:
             f += V  # the coupling returned a fresh array: add the potential in place (one pass less)
-            return f
-        return np.ascontiguousarray(np.broadcast_to(f + V, shape))
+        else:
+            f = np.ascontiguousarray(np.broadcast_to(f + V, shape))
+        return self._zero_solid(f, 1)
 
     def terminal_values(self, mT: np.ndarray) -> np.ndarray:
         """u(T) = G(x) or G(x, m_T)."""
@@ -507,6 +543,7 @@ class MFGProblem:
         out = _call(getattr(G, "fn", G), (*xs, mT) if with_m else tuple(xs), "terminal_cost", expected,
                     self.grid.ndim, hint)
         out = _on_grid(out, self.grid, "terminal_cost", " G(x)").copy()
+        self._zero_solid(out, 0)
         if not np.all(np.isfinite(out)):
             raise ValueError("terminal cost G has non-finite values on the grid")
         return out
@@ -523,6 +560,7 @@ class MFGProblem:
             d["potential"] = getattr(self.potential, "__name__", "array") if callable(self.potential) else "array"
         if self.grid.has_exits:
             d["exit_cost"] = [[None if np.isnan(v) else float(v) for v in pair] for pair in self.exit_costs]
+        d.update(self.geometry.describe())
         if self.name:
             d["name"] = self.name
         return d
