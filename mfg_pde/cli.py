@@ -163,15 +163,16 @@ def _solve_kwargs(args) -> dict:
 def _conservation_lines(result) -> list:
     """'mass error', or on a grid with exit sides the outflow balance and the evacuated fraction."""
     grid = getattr(result, "grid", None)
-    if grid is None or not grid.has_exits:
+    out = getattr(result, "outflow", None)
+    doors = out is not None and bool(getattr(out, "doors", None))   # doors: exits on part of a reflecting side
+    if grid is None or not (grid.has_exits or doors):
         return [("mass error", _fmt_num(result.mass_error()))]
-    out = result.outflow
     if out is None:
         return [("evacuated", _fmt_num(result.evacuated_fraction()) + " (outflow not attached)")]
     half, most = out.time_to_evacuate(0.5), out.time_to_evacuate(0.9)
     return [("outflow balance", _fmt_num(out.balance_error) + "  (max |mass + outflow - mass0| / mass0)"),
             ("evacuated", f"{out.evacuated_fraction:.4f} of the mass by t = {_fmt_num(out.t[-1])} "
-                          f"through {', '.join(out.sides)} (half by t = {_fmt_num(half)}, 90% by t = "
+                          f"through {getattr(out, 'through', ', '.join(out.sides))} (half by t = {_fmt_num(half)}, 90% by t = "
                           f"{_fmt_num(most)})")]
 
 

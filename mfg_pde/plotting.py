@@ -177,7 +177,7 @@ def plot_result(result, path=None, oracle_mean=None):
     x = np.asarray(grid.axes[0], dtype=float)
     names = grid.axis_names
     d = grid.ndim
-    exits = grid.has_exits
+    exits = grid.has_exits or bool(getattr(getattr(result, "outflow", None), "doors", None))  # or doors
     evac, per_side, balance = _evacuated(result) if exits else (None, None, None)
 
     fig = Figure(figsize=(13.0, 12.0) if d >= 2 else (13.0 if exits else 11.0, 8.0), layout="constrained")

@@ -89,9 +89,18 @@ class OutflowHistory:
         hit = np.nonzero(self.evacuated >= fraction)[0]
         return float(self.t[hit[0]]) if hit.size else float("nan")
 
+    @property
+    def through(self) -> str:
+        """The exits as text: 'x hi', or with doors "doors 'main', 'door 1' (sides x hi, y lo)"."""
+        sides = ", ".join(self.sides) or "no exit"
+        if self.doors:
+            names = ", ".join(repr(str(d)) for d in self.doors)
+            return f"door{'s' if len(self.doors) > 1 else ''} {names} (side{'s' if len(self.sides) > 1 else ''} {sides})"
+        return sides
+
     def summary(self) -> str:
         return (f"evacuated {self.evacuated_fraction:.4f} of the mass by t = {self.t[-1]:.3g} through "
-                f"{', '.join(self.sides) or 'no exit'}; outflow balance error {self.balance_error:.2e}")
+                f"{self.through}; outflow balance error {self.balance_error:.2e}")
 
 
 @dataclass

@@ -315,10 +315,15 @@ def test_exit_room_case_cli_run_hdf5_and_figure(tmp_path, capsys):
     assert "outflow balance" in out and "evacuated" in out and "PASS" in out and "mass error" not in out
     with h5py.File(h5) as f:
         assert json.loads(f.attrs["params"])["kappa"] == 2.0
-        assert json.loads(f.attrs["grid"])["bc"] == [["reflecting", "exit"], "reflecting"]
+        # a reflecting box with a door in the right wall (x hi) and a solid pillar
+        assert json.loads(f.attrs["grid"])["bc"] == ["reflecting", "reflecting"]
+        doors = json.loads(f["problem"].attrs["doors"])
+        assert [(d["axis"], d["side"], d["name"]) for d in doors] == [(0, 1, "door")]
         assert f["m"].shape == (21, 24, 24) and f["obstacle"].shape == (24, 24)
+        np.testing.assert_array_equal(f["problem/obstacles"][()].astype(bool), f["obstacle"][()].astype(bool))
         g = f["outflow"]
         assert g.attrs["balance_error"] < 1e-12 and json.loads(g.attrs["sides"]) == ["x hi"]
+        assert json.loads(g.attrs["doors"]) == ["door"] and g["per_door"].shape == (20, 1)
         assert 0.5 < g.attrs["evacuated_fraction"] <= 1.0
         ev = g["evacuated"][()]
         assert ev[0] == 0.0 and np.all(np.diff(ev) >= 0)
@@ -347,4 +352,5 @@ def test_exit_room_case_in_validate_and_parameters(capsys):
         case.resolve({"door": "1.5"})
     assert cli.main(["validate", "--case", "exit-room", "-q"]) == 0
     out = capsys.readouterr().out
-    assert "exit-room" in out and "outflow balance" in out and "1 passed, 0 failed" in out
+    assert "exit-room" in out and "outflow balance" in out and "3 passed, 0 failed" in out
+    assert "door carries the outflow" in out and "no mass in the walls" in out
