@@ -701,6 +701,11 @@ def simulate_feedback(result, N: int | None = None, *, x0=None, n_steps: int | N
     record : keep the full paths of the first ``record`` agents.
     """
     grid = result.grid
+    problem = getattr(result, "problem", None)
+    if problem is not None and getattr(problem, "geometry", None) is not None and problem.geometry.active:
+        from ..fd.operator import check_no_exits
+
+        check_no_exits(problem, "simulate_feedback (agents are reflected at the box's walls only)")
     if grid.has_exits:
         from ..fd.operator import check_no_exits
 
