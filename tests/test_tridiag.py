@@ -182,9 +182,9 @@ def test_application_rows():
         for transpose in (False, True):
             for dt, h in ((1e-3, 1e-3), (0.1, 1e-3), (1.0, 1e-4)):
                 L, U, D = np.empty(n), np.empty(n), np.empty(n)
-                ax = K.Axis(0.2, dt, h, False, True, False, False, np.zeros(1), np.zeros(1), False,
-                            np.zeros((1, 1, 1), dtype=np.int8))
-                K._line_rows(g, d, ax, transpose, L, U, D, 0, np.zeros((1, 1), dtype=np.int8))
+                ax = K.Axis(0.2, dt, h, False, True, False, False, 0, np.zeros((3, 2, 1)), False,
+                            np.zeros((3, 1, 1, 1), dtype=np.int8))
+                K._line_rows(g, d, ax, transpose, L, U, D, 0)
                 r = rng.random(n)
                 x_new = _solve_new(L, D, U, r)
                 x_old = _solve_old(L, D, U, r)

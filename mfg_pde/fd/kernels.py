@@ -47,7 +47,7 @@ the records: ``Operator.exits`` (a (3, 2) array: 0 where side (axis, lo/hi) has 
 has none), ``Operator.ghost`` (3, 2, S: the ghost value of every face of every side, in the a*B + b order
 of the (A, n, B) view of the axis, NaN on faces that are walls -- a door is an exit on some faces of a
 side, the rest of the side a mirror wall) and the ``Axis`` record's elo, ehi (the side has exit faces) and
-glo, ghi (its ghost values per face).
+k, ghost (the Operator's ghost array; its sides are ghost[k, 0] and ghost[k, 1]).
 
 Obstacle walls (``model.geometry``): the face between a domain cell and a solid cell is a mirror wall,
 exactly as at a reflecting side of the box: the row of the cell next to it drops that neighbour
@@ -96,10 +96,11 @@ Operator = namedtuple("Operator", ("ndim", "nu", "dt", "h", "periodic", "has_dri
                                    "has_walls", "walls"))
 
 #: The scalars of one axis's factor M_k = I + dt L_k: nu, dt, the spacing h, periodic wrap, base drift
-#: present, the exit flags (elo, ehi) of its lo/hi sides and their per-face ghost values (glo, ghi: 1-D
-#: arrays, NaN on wall faces), and the obstacle walls (has_walls; walls: the face codes of this axis,
-#: (n0, n1, n2) int8).
-Axis = namedtuple("Axis", ("nu", "dt", "h", "periodic", "has_drift", "elo", "ehi", "glo", "ghi", "has_walls",
+#: present, the exit flags (elo, ehi) of its lo/hi sides, the axis k, the Operator's per-face ghost values
+#: (ghost; those of this axis's sides are ghost[k, 0] and ghost[k, 1], NaN on wall faces), and the obstacle
+#: walls (has_walls; walls: the Operator's face codes, those of this axis walls[k]).  The arrays are the
+#: Operator's own, not views: a record is built per step and axis, and views would cost reference counting.
+Axis = namedtuple("Axis", ("nu", "dt", "h", "periodic", "has_drift", "elo", "ehi", "k", "ghost", "has_walls",
                            "walls"))
 
 # Records travel as numba named tuples (they survive the on-disk cache, closures would not).  Flags that
@@ -129,7 +130,7 @@ def axis_of(op, k, dt):
     elo = not np.isnan(op.exits[k, 0])
     ehi = not np.isnan(op.exits[k, 1])
     return Axis(float(op.nu), float(dt), float(op.h[k]), bool(op.periodic[k]), bool(op.has_drift), elo, ehi,
-                op.ghost[k, 0], op.ghost[k, 1], bool(op.has_walls), op.walls[k])
+                int(k), op.ghost, bool(op.has_walls), op.walls)
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -179,7 +180,7 @@ def _exit_rows(g3, drift_k, a, face0, ax, di, rhs, with_rhs):
         if side == 1 and not ax.ehi:
             continue
         i = 0 if side == 0 else n - 1
-        G = ax.glo if side == 0 else ax.ghi
+        G = ax.ghost[ax.k, side]
         for b in range(B):
             gex = G[face0 + b]
             if gex != gex:  # NaN: a wall face of a side with doors
@@ -273,16 +274,16 @@ def eo_row(g_im, g_i, g_ip, bk, has_drift, has_lo, has_hi, dif, inv_h, dt):
 def _walls2(ax, A, n):
     """The wall codes of the axis as an (A, n) view for contiguous lines (a (1, 1) dummy without walls)."""
     if ax.has_walls:
-        return ax.walls.reshape((A, n))
-    return ax.walls.reshape((1, 1))
+        return ax.walls[ax.k].reshape((A, n))
+    return ax.walls[0].reshape((1, 1))
 
 
 @njit(cache=True, error_model="numpy", inline="always")
 def _walls3(ax, A, n, B):
     """The wall codes of the axis as an (A, n, B) view (a (1, 1, 1) dummy without walls)."""
     if ax.has_walls:
-        return ax.walls.reshape((A, n, B))
-    return ax.walls.reshape((1, 1, 1))
+        return ax.walls[ax.k].reshape((A, n, B))
+    return ax.walls[0].reshape((1, 1, 1))
 
 
 @njit(cache=True, error_model="numpy")
@@ -292,7 +293,7 @@ def _wall_rows(g3, drift_k, a, ax, lo, di, up, src3, rhs, with_rhs):
     with_rhs also rhs = src + dt c_k(g) there (the Engquist-Osher cost without that face's term)."""
     n = g3.shape[1]
     B = g3.shape[2]
-    W = ax.walls.reshape((g3.shape[0], n, B))
+    W = ax.walls[ax.k].reshape((g3.shape[0], n, B))
     has_drift = ax.has_drift
     dt = ax.dt
     inv_h, dif = stencil_scales(ax.nu, ax.h)
@@ -346,7 +347,7 @@ def _wall_cost(g, axis, ax, out):
     A, n, B = _split(g.shape, axis)
     g3 = g.reshape((A, n, B))
     o3 = out.reshape((A, n, B))
-    W = ax.walls.reshape((A, n, B))
+    W = ax.walls[ax.k].reshape((A, n, B))
     inv_h = 1.0 / ax.h
     for a in range(A):
         for i in range(n):
@@ -367,7 +368,7 @@ def line_coefficients(g3, drift_k, a, ax, lo, di, up):
     """Fill lo, di, up (shape (n, B)) with the rows of M_k(g) for outer index a.
 
     g3 and drift_k are (A, n, B) views of the state and of the drift component b_k; ax.elo/ehi flag exit
-    sides (ghost values glo/ghi; see the module docstring), mirror walls otherwise."""
+    sides (ghost values ax.ghost[ax.k, 0 or 1]; see the module docstring), mirror walls otherwise."""
     n = g3.shape[1]
     B = g3.shape[2]
     has_drift = ax.has_drift
@@ -389,9 +390,8 @@ def line_coefficients(g3, drift_k, a, ax, lo, di, up):
 
 
 @njit(cache=True, error_model="numpy")
-def _line_rows(g, d, ax, transpose, L, U, D, line, walls2):
-    """Rows (L, D, U) of M_k(g) -- or of M_k(g)^T -- for the contiguous non-periodic line number ``line``
-    (walls2: the (A, n) wall codes of the axis, ``_walls2``)."""
+def _line_rows(g, d, ax, transpose, L, U, D, line):
+    """Rows (L, D, U) of M_k(g) -- or of M_k(g)^T -- for the contiguous non-periodic line number ``line``."""
     n = g.shape[0]
     has_drift = ax.has_drift
     dt = ax.dt
@@ -433,15 +433,15 @@ def _line_rows(g, d, ax, transpose, L, U, D, line, walls2):
     if transpose:
         U[n - 1] = 0.0
     if ax.has_walls:
-        _wall_line(g, d, walls2[line], ax, transpose, L, U, D, g, D, bool(False))
+        _wall_line(g, d, _walls2(ax, ax.walls[0].size // n, n)[line], ax, transpose, L, U, D, g, D, bool(False))
     if ax.elo or ax.ehi:
         _exit_line(g, d, line, ax, D, D, bool(False))
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _line_rows_cost(g, d, ax, L, U, D, src, rhs, line, walls2):
+def _line_rows_cost(g, d, ax, L, U, D, src, rhs, line):
     """Rows of M_k(g) on contiguous non-periodic line number ``line`` AND rhs = src + dt c_k(g) in the same
-    pass (walls2: the (A, n) wall codes, ``_walls2``)."""
+    pass."""
     n = g.shape[0]
     has_drift = ax.has_drift
     dt = ax.dt
@@ -455,7 +455,7 @@ def _line_rows_cost(g, d, ax, L, U, D, src, rhs, line, walls2):
         D[i] = 1.0 - lower - upper
         rhs[i] = src[i] + dt * (0.5 * cst)
     if ax.has_walls:
-        _wall_line(g, d, walls2[line], ax, bool(False), L, U, D, src, rhs, bool(True))
+        _wall_line(g, d, _walls2(ax, ax.walls[0].size // n, n)[line], ax, bool(False), L, U, D, src, rhs, bool(True))
     if ax.elo or ax.ehi:
         _exit_line(g, d, line, ax, D, rhs, bool(True))
 
@@ -470,14 +470,14 @@ def newton_done(delta, scale, jump, quad, tol):
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _newton_line(s, src, d, ax, tol, maxit, L, U, D, r, x, c, line, walls2):
+def _newton_line(s, src, d, ax, tol, maxit, L, U, D, r, x, c, line):
     """Newton for one contiguous non-periodic line:  M_k(s) s = src + dt c_k(s)  (s: guess in, solution out).
     Stops on |change| <= tol max|s| or on the a-posteriori error bound of ``newton_axis``."""
     n = s.shape[0]
     quad = ax.dt / (ax.h * ax.h)
     elo = ax.elo
     for it in range(1, maxit + 1):
-        _line_rows_cost(s, d, ax, L, U, D, src, r, line, walls2)
+        _line_rows_cost(s, d, ax, L, U, D, src, r, line)
         two_ended_minors(L, D, U, r, x, c)
         delta = 0.0
         scale = 0.0
@@ -832,9 +832,8 @@ def solve_axis(g, drift_k, axis, ax, transpose, rhs, out, work):
         U = work[1, :n]
         D = work[2, :n]
         c = work[3, :n]
-        walls2 = _walls2(ax, A, n)
         for a in range(A):
-            _line_rows(g2[a], d2[a], ax, transpose, L, U, D, a, walls2)
+            _line_rows(g2[a], d2[a], ax, transpose, L, U, D, a)
             two_ended_minors(L, D, U, r2[a], o2[a], c)
         return
     g3 = g.reshape((A, n, B))
@@ -871,9 +870,8 @@ def apply_axis(g, drift_k, axis, ax, transpose, x, out, work):
         L = work[0, :n]
         U = work[1, :n]
         D = work[2, :n]
-        walls2 = _walls2(ax, A, n)
         for a in range(A):
-            _line_rows(g2[a], d2[a], ax, transpose, L, U, D, a, walls2)
+            _line_rows(g2[a], d2[a], ax, transpose, L, U, D, a)
             xa = x2[a]
             oa = o2[a]
             oa[0] = D[0] * xa[0] + U[0] * xa[1]
@@ -978,7 +976,7 @@ def add_exit_source(g, drift_k, axis, ax, scale, out):
         if (side == 0 and not ax.elo) or (side == 1 and not ax.ehi):
             continue
         i = 0 if side == 0 else n - 1
-        G = ax.glo if side == 0 else ax.ghi
+        G = ax.ghost[ax.k, side]
         for a in range(A):
             for b in range(B):
                 gex = G[a * B + b]
@@ -1041,9 +1039,8 @@ def newton_axis(s, src, drift_k, axis, ax, tol, maxit, new, work):
         r = work[4, :n]
         x = work[5, :n]
         worst = 0
-        walls2 = _walls2(ax, A, n)
         for a in range(A):
-            it = _newton_line(s2[a], src2[a], d2[a], ax, tol, maxit, L, U, D, r, x, c, a, walls2)
+            it = _newton_line(s2[a], src2[a], d2[a], ax, tol, maxit, L, U, D, r, x, c, a)
             if it < 0:
                 worst = it if worst >= 0 or it < worst else worst
             elif worst >= 0 and it > worst:
@@ -1187,7 +1184,7 @@ def hjb_sweep(u, states, f, op, tol, maxit, guess, start, its):
 @njit(cache=True, error_model="numpy", inline="always")
 def fp_step(m_prev, u_n, states_n, drift_n, op, out, tmp, work):
     """One forward step: m^{n+1} = M_0(s_0)^{-T} ... M_{d-1}(s_{d-1})^{-T} m^n  (s_{d-1} = u^n), the factors
-    those of the HJB step (exit rows included)."""
+    those of the HJB step (exit rows and walls included)."""
     src = m_prev
     ndim = op.ndim
     bufs = (out, tmp) if ndim % 2 == 1 else (tmp, out)
@@ -1229,7 +1226,7 @@ def _pair_line_norms(g2, d2, ax, p2, q2, cq, has_q, x2, y2, last, z2, work):
         pa = p2[a]
         qa = q2[a]
         xa = x2[a]
-        _line_rows(g, d2[a], ax, bool(False), L, U, D, a, walls2)
+        _line_rows(g, d2[a], ax, bool(False), L, U, D, a)
         for i in range(n):
             v = D[i] * g[i]
             w = D[i] * xa[i]
@@ -1452,7 +1449,7 @@ def exit_outflow(m, u, states, op, labels, out):
             for side in range(2):
                 if (side == 0 and ax.elo) or (side == 1 and ax.ehi):
                     i = 0 if side == 0 else nk - 1
-                    G = ax.glo if side == 0 else ax.ghi
+                    G = ax.ghost[ax.k, side]
                     for a in range(A):
                         for b in range(B):
                             gex = G[a * B + b]

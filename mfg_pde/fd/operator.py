@@ -50,7 +50,7 @@ class KernelData:
         lo, hi = op.exits[k]
         elo, ehi = bool(not np.isnan(lo)), bool(not np.isnan(hi))
         return Axis(float(self.nu), float(self.dt if dt is None else dt), float(self.h[k]), bool(self.periodic[k]),
-                    bool(self.has_drift), elo, ehi, op.ghost[k, 0], op.ghost[k, 1], bool(op.has_walls), op.walls[k])
+                    bool(self.has_drift), elo, ehi, int(k), op.ghost, bool(op.has_walls), op.walls)
 
     def step_drift(self, n: int) -> np.ndarray:
         """The drift of time step n, (ndim, n0, n1, n2)."""
