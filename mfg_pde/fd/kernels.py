@@ -183,7 +183,7 @@ def _exit_rows(g3, drift_k, a, face0, ax, di, rhs, with_rhs):
         G = ax.ghost[ax.k, side]
         for b in range(B):
             gex = G[face0 + b]
-            if gex != gex:  # NaN: a wall face of a side with doors
+            if np.isnan(gex):  # a wall face of a side with doors
                 continue
             bk = drift_k[a, i, b] if ax.has_drift else 0.0
             rate, cst = _exit_ghost(g3[a, i, b], gex, bk, ax.has_drift, side == 1, inv_h, dif)
@@ -980,7 +980,7 @@ def add_exit_source(g, drift_k, axis, ax, scale, out):
         for a in range(A):
             for b in range(B):
                 gex = G[a * B + b]
-                if gex != gex:
+                if np.isnan(gex):
                     continue
                 bk = d3[a, i, b] if has_drift else 0.0
                 rate, cst = _exit_ghost(g3[a, i, b], gex, bk, has_drift, side == 1, inv_h, dif)
@@ -1453,7 +1453,7 @@ def exit_outflow(m, u, states, op, labels, out):
                     for a in range(A):
                         for b in range(B):
                             gex = G[a * B + b]
-                            if gex != gex:
+                            if np.isnan(gex):
                                 continue
                             bk = d3[a, i, b] if has_drift else 0.0
                             rate, cst = _exit_ghost(s3[a, i, b], gex, bk, has_drift, side == 1, inv_h, dif)

@@ -147,7 +147,9 @@ def check_no_exits(problem_or_grid, what: str) -> None:
         parts = (["obstacles (solid cells)"] if geometry.solid is not None else []) + \
             ([f"doors {geometry.door_names}"] if geometry.doors else [])
         raise NotImplementedError(
-            f"{what} does not support walls and doors; this problem has {' and '.join(parts)}. Solve it with "
+            f"{what} does not support walls and doors (its systems are assembled for the plain box: the "
+            f"wall faces and door rows are not implemented there); this problem has {' and '.join(parts)}. "
+            "Solve it with "
             "mfg_pde.solve(problem, method='auto' | 'anderson' | 'picard' | 'fictitious-play') (their sweeps "
             "implement the walls and doors)")
     if grid.has_exits:

@@ -32,8 +32,7 @@ import numpy as np
 
 from .grid import AXIS_NAMES, SIDE_NAMES, Grid
 
-__all__ = ["Shape", "Rectangle", "Interval", "Disc", "Polygon", "Union", "Door", "Geometry",
-           "obstacle_mask"]
+__all__ = ["Disc", "Door", "Geometry", "Interval", "Polygon", "Rectangle", "Shape", "Union", "obstacle_mask"]
 
 
 class Shape:
