@@ -518,7 +518,8 @@ def _rebuild_coupling(spec, kernels, path):
 
 def load_problem(path):
     """Rebuild the problem a result file was solved for (``mp.load_problem``): an ``MFGProblem`` or
-    ``PlanningProblem`` with the stored T, Nt, sigma, grid, exit costs, m0 (and m1), array-valued terminal
+    ``PlanningProblem`` with the stored T, Nt, sigma, grid, exit costs, obstacle mask and doors, m0 (and m1),
+    array-valued terminal
     cost, the potential and drift as stored (arrays, or ``SampledInTime`` at the times the solvers use them),
     and the coupling when it is a built-in one (LocalPower, LocalLog, QuadraticInteraction and FixedGuidance
     with a constant or piecewise-constant beta and a fixed centre, KernelInteraction through its stored kernel
