@@ -2,11 +2,16 @@
 
     mfg-pde cases                                   list the registered cases
     mfg-pde run CASE [--set name=value ...] [--out FILE.h5] [--quiet]
-                     [--method NAME] [--tol X] [--max-iter N]
+                     [--method NAME] [--tol X] [--max-iter N] [--plot FIG.png [style options]]
     mfg-pde validate [--quiet] [--case NAME ...]     run the cases with closed forms, table of checks
     mfg-pde info FILE.h5                            describe a saved result
-    mfg-pde plot FILE.h5 [--out FIG.png]            quick-look figure of a saved result
+    mfg-pde plot FILE.h5 [--out FIG.png] [style options]   quick-look figure of a saved result
+    mfg-pde movie FILE.h5 [--out M.gif] [--fps N] [--frames N] [--field m|u] [style options]
+                                                    animated GIF of the density over time
     mfg-pde --version
+
+Style options (figures): --figsize W,H (inches), --dpi N, --font-size PT, --cmap NAME (a matplotlib colour
+map), --scale linear|log|sqrt (colour scale of the density).
 
 Exit status: 0 success; 1 a run did not converge or a check failed; 2 a usage error (unknown
 case / parameter, bad value, missing, foreign or incomplete file, an --out that cannot be written,
@@ -109,14 +114,71 @@ def _parse_sets(items) -> dict:
     return out
 
 
-def _check_out(path) -> None:
-    """--out must name a file that can be written (checked before any solve)."""
+def _check_out(path, option: str = "--out") -> None:
+    """--out (or another output option) must name a file that can be written (checked before any solve)."""
     from .io import OutputPathError, check_output_path
 
     try:
         check_output_path(path)
     except OutputPathError as exc:
-        raise UsageError(f"--out {path if path else repr(path)}: {exc.reason}") from None
+        raise UsageError(f"{option} {path if path else repr(path)}: {exc.reason}") from None
+
+
+# style options of the figure commands: (option, Style field)
+_STYLE_OPTIONS = (("--figsize", "figsize"), ("--dpi", "dpi"), ("--font-size", "font_size"), ("--cmap", "cmap"),
+                  ("--scale", "scale"))
+
+
+def _add_style_options(s) -> None:
+    g = s.add_argument_group("style options")
+    g.add_argument("--figsize", metavar="W,H", help="figure size in inches, e.g. 8,4 (default: fitted to the "
+                   "domain's aspect ratio)")
+    g.add_argument("--dpi", metavar="N", help="resolution of the saved figure (default 120)")
+    g.add_argument("--font-size", metavar="PT", dest="font_size", help="base font size in points (default 10)")
+    g.add_argument("--cmap", metavar="NAME", help="colour map of the density (a matplotlib name; default viridis)")
+    g.add_argument("--scale", metavar="linear|log|sqrt", help="colour scale of the density (default linear)")
+
+
+def _style_given(args) -> list:
+    return [opt for opt, field in _STYLE_OPTIONS if getattr(args, field, None) is not None]
+
+
+def _style_from(args):
+    """The plotting Style of the style options given (None when none was); a bad value is a UsageError naming
+    the option, the value and what it takes."""
+    given = {field: getattr(args, field) for _opt, field in _STYLE_OPTIONS if getattr(args, field, None) is not None}
+    if not given:
+        return None
+    from .plotting import Style, StyleError
+
+    for field in ("dpi", "font_size"):
+        if field in given:
+            try:
+                given[field] = float(given[field])
+            except ValueError:
+                option = dict((f, o) for o, f in _STYLE_OPTIONS)[field]
+                raise UsageError(f"{option} {given[field]}: expected a positive number") from None
+    try:
+        return Style(**given)
+    except StyleError as exc:
+        option = dict((f, o) for o, f in _STYLE_OPTIONS).get(exc.param, exc.param)
+        raise UsageError(f"{option} {exc.value}: {exc.reason}") from None
+
+
+def _plot(result, out, style) -> None:
+    """The dashboard of a result to out, with its case's closed-form mean where there is one."""
+    from .plotting import plot_result
+
+    oracle = _oracle_mean_for(result)
+    extra = {} if style is None else {"style": style}
+    try:
+        plot_result(result, path=out, oracle_mean=oracle, **extra)
+    except Exception as exc:
+        if oracle is None:
+            raise
+        _note(f"no closed-form mean drawn ({exc.__class__.__name__}: {_one_line(exc)})")
+        plot_result(result, path=out, oracle_mean=None, **extra)
+    print(f"wrote {out}")
 
 
 def _note(message: str) -> None:
@@ -183,6 +245,12 @@ def cmd_run(args) -> int:
     kw = _solve_kwargs(args)
     if args.out is not None:
         _check_out(args.out)             # before the solve, whose result would otherwise be lost
+    style = _style_from(args)            # bad style options fail before the solve too
+    if args.plot is not None:
+        _check_out(args.plot, "--plot")
+    elif style is not None:
+        raise UsageError(f"{', '.join(_style_given(args))}: style the figure of --plot FIG.png; add --plot "
+                         "(or draw a saved result with `mfg-pde plot FILE.h5` and the same options)")
     case.check_memory(params, kw.get("method"))   # a grid too large: refused before anything is built
     if not args.quiet:
         print(f"{PROG}: running {case.name} ...", file=sys.stderr)
@@ -217,6 +285,8 @@ def cmd_run(args) -> int:
     if args.out is not None:
         result.save(args.out)
         print(f"\nwrote {args.out}")
+    if args.plot is not None:
+        _plot(result, args.plot, style)
     ok = _checks_ok(run)
     if not ok:
         why = "did not converge" if not result.converged else "oracle check failed"
@@ -363,23 +433,37 @@ def _oracle_mean_for(result):
 
 def cmd_plot(args) -> int:
     from .result import load
-    from .plotting import plot_result
 
+    style = _style_from(args)
     result = load(args.file)
     out = args.out
     if out is None:
         root, _ = os.path.splitext(args.file)
         out = root + ".png"
     _check_out(out)
-    oracle = _oracle_mean_for(result)
-    try:
-        plot_result(result, path=out, oracle_mean=oracle)
-    except Exception as exc:
-        if oracle is None:
-            raise
-        _note(f"no closed-form mean drawn ({exc.__class__.__name__}: {_one_line(exc)})")
-        plot_result(result, path=out, oracle_mean=None)
-    print(f"wrote {out}")
+    _plot(result, out, style)
+    return 0
+
+
+def cmd_movie(args) -> int:
+    from .plotting import movie
+    from .result import load
+
+    style = _style_from(args)
+    if args.frames is not None and args.frames < 2:
+        raise UsageError(f"--frames {args.frames}: must be at least 2")
+    if args.fps is not None and not (0 < args.fps <= 100 and math.isfinite(args.fps)):
+        raise UsageError(f"--fps {args.fps}: must be a number of frames per second in (0, 100]")
+    out = args.out
+    if out is None:
+        out = os.path.splitext(args.file)[0] + ".gif"
+    if not out.lower().endswith(".gif"):
+        raise UsageError(f"--out {out}: a movie is a GIF file; name it ....gif")
+    _check_out(out)
+    result = load(args.file)
+    n = movie(result, out, fps=10 if args.fps is None else args.fps, frames=60 if args.frames is None else args.frames,
+              field=args.field, style=style)
+    print(f"wrote {out} ({n} frames)")
     return 0
 
 
@@ -404,6 +488,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--tol", type=float, metavar="X", help="solver tolerance")
     s.add_argument("--max-iter", type=int, metavar="N", dest="max_iter",
                    help="maximum coupling iterations")
+    s.add_argument("--plot", metavar="FIG.png", help="also draw the result's quick-look figure to this file")
+    _add_style_options(s)
     s.set_defaults(func=cmd_run)
 
     s = sub.add_parser("validate", help="run the cases with closed forms and tabulate the checks")
@@ -418,8 +504,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("plot", help="quick-look figure of a saved result file")
     s.add_argument("file", metavar="FILE.h5")
-    s.add_argument("--out", metavar="FIG.png", help="figure file (default: FILE with .png suffix)")
+    s.add_argument("--out", metavar="FIG.png", help="figure file (default: FILE with .png suffix; .pdf, .svg "
+                   "by suffix)")
+    _add_style_options(s)
     s.set_defaults(func=cmd_plot)
+
+    s = sub.add_parser("movie", help="animated GIF of a saved result's density over time")
+    s.add_argument("file", metavar="FILE.h5")
+    s.add_argument("--out", metavar="M.gif", help="GIF file (default: FILE with .gif suffix)")
+    s.add_argument("--fps", type=float, metavar="N", help="frames per second (default 10)")
+    s.add_argument("--frames", type=int, metavar="N", help="at most this many frames, evenly spaced time levels "
+                   "(default 60)")
+    s.add_argument("--field", choices=("m", "u"), default="m", help="density m (default) or value u")
+    _add_style_options(s)
+    s.set_defaults(func=cmd_movie)
     return p
 
 
@@ -451,7 +549,7 @@ def main(argv=None) -> int:
             rc = exc.code if isinstance(exc.code, int) else 0
         else:
             if getattr(args, "func", None) is None:
-                raise UsageError("a command is required: cases, run, validate, info or plot "
+                raise UsageError("a command is required: cases, run, validate, info, plot or movie "
                                  f"(see `{PROG} --help`)")
             rc = int(args.func(args))
         sys.stdout.flush()  # here, not at exit: a closed pipe is then handled below
