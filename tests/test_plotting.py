@@ -497,10 +497,14 @@ def test_readme_paper_figure_example(tmp_path, monkeypatch):
     code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
     monkeypatch.chdir(tmp_path)
     _result(1, nt=10).save("lqg.h5")
-    exec(compile(code, "README.md", "exec"), {})
-    pdfs = [p for p in os.listdir(tmp_path) if p.endswith((".pdf", ".png"))]
-    assert pdfs, "the example saved no figure"
-    for p in pdfs:
-        if p.endswith(".png"):
-            w, h = Image.open(p).size
-            assert w > 100 and h > 50
+    scope = {}
+    exec(compile(code, "README.md", "exec"), scope)
+    assert open("lqg-paper.pdf", "rb").read(5) == b"%PDF-"
+    style, fig = scope["style"], scope["fig"]
+    w, h = Image.open("lqg-paper.png").size
+    assert (w, h) == (2160, 720) == (round(style.figsize[0] * style.dpi), round(style.figsize[1] * style.dpi))
+    _check_figure(fig, "lqg-paper.png", style.figsize, style.dpi)
+    a, b, c = scope["a"], scope["b"], scope["c"]
+    assert len(_meshes(a)) == 1 and len(b.get_lines()) == 3
+    assert [ln.get_linestyle() for ln in c.get_lines()] == ["-", "--"]
+    assert a.xaxis.get_ticklabels()[0].get_fontsize() == 8

@@ -5,8 +5,8 @@
 
 Panels (each takes a result and ``ax=None``, draws on ax -- or on a new figure -- and returns it):
 :func:`density`, :func:`snapshots`, :func:`spacetime`, :func:`control`, :func:`mean_path`,
-:func:`variance_path`, :func:`outflow`, :func:`residuals`.  :func:`plot_result` is the dashboard built from
-them; :func:`movie` writes an animated GIF of the density over time.  All take ``style=`` (a :class:`Style`:
+:func:`variance_path`, :func:`outflow`, :func:`residuals`; :func:`subplots` makes a figure to compose them on.
+:func:`plot_result` is the dashboard built from them; :func:`movie` writes an animated GIF of the density over time.  All take ``style=`` (a :class:`Style`:
 figure size, dpi, font size, colour map, colour scale, units) or its fields as keywords.
 
 matplotlib is imported only when a figure is made, so ``import mfg_pde`` stays fast and never selects a
@@ -19,11 +19,12 @@ from __future__ import annotations
 from .dashboard import describe, natural_figsize, plot_result
 from .movie import movie
 from .panels import (HISTORY_KEYS, closed_form_array, control, density, mean_path, outflow, residuals, snapshots,
-                     spacetime, variance_path)
+                     spacetime, subplots, variance_path)
 from .style import SCALES, Style, StyleError, parse_figsize
 
 __all__ = ["SCALES", "Style", "StyleError", "control", "density", "describe", "mean_path", "movie", "natural_figsize",
-           "outflow", "parse_figsize", "plot_result", "residuals", "snapshots", "spacetime", "variance_path"]
+           "outflow", "parse_figsize", "plot_result", "residuals", "snapshots", "spacetime", "subplots",
+           "variance_path"]
 
 _HISTORY_KEYS = HISTORY_KEYS
 

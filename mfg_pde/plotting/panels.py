@@ -30,7 +30,8 @@ import numpy as np
 
 from .style import Style
 
-__all__ = ["control", "density", "mean_path", "outflow", "residuals", "snapshots", "spacetime", "variance_path"]
+__all__ = ["control", "density", "mean_path", "outflow", "residuals", "snapshots", "spacetime", "subplots",
+           "variance_path"]
 
 _LOG = logging.getLogger("mfg_pde")
 
@@ -50,6 +51,19 @@ def new_figure(style: Style, figsize):
     fig = Figure(figsize=style.figsize or figsize, dpi=style.dpi, layout="constrained")
     FigureCanvasAgg(fig)
     return fig
+
+
+def subplots(nrows: int = 1, ncols: int = 1, *, style=None, **kw):
+    """``(figure, axes)`` for composing panels: a Figure of ``style.figsize`` (default 4 x 3 inches per panel)
+    at ``style.dpi`` with constrained layout and an Agg canvas; ``kw`` are the style's fields (``figsize=``,
+    ``dpi=``, ...) and ``Figure.subplots`` options (``sharex=``, ``width_ratios=``, ...).  Save with
+    ``fig.savefig(path)``: the file is ``figsize * dpi`` pixels (PNG) or vector (PDF, SVG)."""
+    from dataclasses import fields
+
+    names = {f.name for f in fields(Style)}
+    style = Style.coerce(style, **{k: v for k, v in kw.items() if k in names})
+    fig = new_figure(style, (4.0 * ncols, 3.0 * nrows))
+    return fig, fig.subplots(nrows, ncols, **{k: v for k, v in kw.items() if k not in names})
 
 
 def _axes(ax, style: Style, figsize):
@@ -260,7 +274,7 @@ def _density_lines(ax, result, levels, style: Style) -> None:
     ax.set_xlim(*result.grid.bounds[0])
     _density_yscale(ax, style, vmax)
     ax.set_xlabel(style.label("x"))
-    ax.set_ylabel(style.label("m", "density m"))
+    ax.set_ylabel(style.scale_label(style.label("m", "density m")))
     ax.set_title("density m(t, x)" if len(levels) > 1 else f"density m(t={result.t[levels[0]]:.3g}, x)")
     if len(levels) > 1:
         ax.legend(fontsize="small")
