@@ -136,7 +136,8 @@ def _add_style_options(s) -> None:
     g.add_argument("--dpi", metavar="N", help="resolution of the saved figure (default 120)")
     g.add_argument("--font-size", metavar="PT", dest="font_size", help="base font size in points (default 10)")
     g.add_argument("--cmap", metavar="NAME", help="colour map of the density (a matplotlib name; default viridis)")
-    g.add_argument("--scale", metavar="linear|log|sqrt", help="colour scale of the density (default linear)")
+    g.add_argument("--scale", metavar="linear|log|sqrt", help="colour scale of the density (default: sqrt for images over "
+                   "(x, y), linear for lines and (t, x) images)")
 
 
 def _style_given(args) -> list:

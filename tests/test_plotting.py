@@ -508,3 +508,48 @@ def test_readme_paper_figure_example(tmp_path, monkeypatch):
     assert len(_meshes(a)) == 1 and len(b.get_lines()) == 3
     assert [ln.get_linestyle() for ln in c.get_lines()] == ["-", "--"]
     assert a.xaxis.get_ticklabels()[0].get_fontsize() == 8
+
+
+# ---------------------------------------------------------------------------------- defaults, titles, units
+def test_default_scale_sqrt_for_plane_images_linear_elsewhere():
+    res2 = _result(2)
+    (mesh,) = _meshes(mpl_plot.density(res2))
+    assert type(mesh.norm).__name__ == "PowerNorm" and mesh.norm.gamma == 0.5
+    assert "sqrt scale" in mesh.colorbar.ax.get_ylabel()
+    (mesh,) = _meshes(mpl_plot.density(res2, scale="linear"))
+    assert type(mesh.norm).__name__ == "Normalize" and "scale" not in mesh.colorbar.ax.get_ylabel()
+    (mesh,) = _meshes(mpl_plot.spacetime(_result(1)))
+    assert type(mesh.norm).__name__ == "Normalize"
+    (mesh,) = _meshes(mpl_plot.spacetime(_result(1), scale="log"))
+    assert type(mesh.norm).__name__ == "LogNorm" and mesh.norm.vmin == pytest.approx(1e-6 * _result(1).m.max())
+
+
+def test_title_of_a_plain_solve_and_units_from_the_result():
+    res = _result(1, case=None)
+    res.params = {"T": 1.0, "Nt": 6, "sigma": 0.8, "grid": res.grid.describe(), "name": "crowd",
+                  "coupling": {"type": "quadratic-interaction", "beta": 2.0}, "units": {"x": "km", "t": "h"}}
+    res.status = "converged (auto: anderson won; a long story of the race that does not belong in a title)"
+    fig = mpl_plot.plot_result(res, dpi=30)
+    head, second = fig.get_suptitle().split("\n")
+    assert head == "crowd: T=1, sigma=0.8, quadratic-interaction(beta=2)"
+    assert second == "converged, 4 iterations; grid 16, Nt 6"
+    m_ax = _titled(fig, "density m(t, x)")
+    assert m_ax.get_xlabel() == "t [h]" and m_ax.get_ylabel() == "x [km]"
+    assert _titled(fig, "mean path").get_ylabel() == "E[X_t] [km]"
+    assert _titled(fig, "variance").get_ylabel() == "Var[X_t] [km^2]"
+
+
+def test_the_checks_catch_empty_axes_wrong_sizes_and_data_outside_the_limits(tmp_path):
+    """The figure checks above fail where they should (so that their passing means something)."""
+    fig, (a, b) = mpl_plot.subplots(1, 2, figsize=(4, 2), dpi=20)
+    a.plot([0, 1], [0, 1])
+    fig.savefig(tmp_path / "f.png")
+    with pytest.raises(AssertionError, match="empty axes"):
+        _check_figure(fig, tmp_path / "f.png", (4, 2), 20)
+    b.plot([0, 1], [0, 1])
+    _check_figure(fig, tmp_path / "f.png", (4, 2), 20)
+    with pytest.raises(AssertionError):
+        _check_figure(fig, tmp_path / "f.png", (4, 2), 30)
+    a.set_ylim(0, 0.5)
+    with pytest.raises(AssertionError):
+        _check_within_limits(a)

@@ -103,8 +103,8 @@ def movie(result_or_path, path, fps: float = 10, frames: int = 60, *, field: str
             ax = fig.subplots()
             planes = [P.plane(grid, data[n]) for n in levels]
             if field == "m":
-                norm = style.norm(max(float(np.max(pl)) for pl in planes))
-                cmap, label = style.colormap("density"), style.scale_label(style.label("m"))
+                norm = style.norm(max(float(np.max(pl)) for pl in planes), plane=True)
+                cmap, label = style.colormap("density"), style.scale_label(style.label("m"), plane=True)
                 planes = [np.maximum(pl, 0.0) for pl in planes]
             else:
                 norm = Normalize(min(float(np.min(pl)) for pl in planes), max(float(np.max(pl)) for pl in planes))

@@ -175,11 +175,11 @@ def _line_colours(style: Style, count: int):
 def _density_yscale(ax, style: Style, vmax: float) -> None:
     """The density axis of 1-D lines: from 0 (linear, sqrt) or log_floor * max (log) to just above the max."""
     vmax = vmax if vmax > 0 and math.isfinite(vmax) else 1.0
-    if style.scale == "log":
+    if style.scale_for() == "log":
         ax.set_yscale("log")
         ax.set_ylim(vmax * style.log_floor, vmax * 1.5)
     else:
-        if style.scale == "sqrt":
+        if style.scale_for() == "sqrt":
             ax.set_yscale("function", functions=(lambda y: np.sqrt(np.maximum(y, 0.0)), np.square))
         ax.set_ylim(0.0, vmax * 1.05)
 
@@ -187,7 +187,7 @@ def _density_yscale(ax, style: Style, vmax: float) -> None:
 def _shown_density(values, style: Style, vmax: float) -> np.ndarray:
     """1-D density values as drawn: with the log scale, values below the floor are not drawn (NaN)."""
     values = np.asarray(values, dtype=float)
-    if style.scale == "log":
+    if style.scale_for() == "log":
         return np.where(values >= vmax * style.log_floor, values, np.nan)
     return values
 
@@ -257,10 +257,10 @@ def density(result, ax=None, *, t=None, colorbar: bool = True, style=None, **sty
         n = level_of(result, t)
         ax = _axes(ax, style, (5.5, 0.8 + 4.5 * min(max(aspect(grid), 0.25), 2.0)))
         pl = plane(grid, result.m[n])
-        mesh = density_image(ax, result, n, style, style.norm(float(np.max(pl))))
+        mesh = density_image(ax, result, n, style, style.norm(float(np.max(pl)), plane=True))
         ax.set_title(f"{_density_symbol(grid)}(t={result.t[n]:.3g})")
         if colorbar:
-            style.apply(ax.figure.colorbar(mesh, ax=ax, label=style.scale_label(style.label("m"))).ax)
+            style.apply(ax.figure.colorbar(mesh, ax=ax, label=style.scale_label(style.label("m"), plane=True)).ax)
         style.apply(ax)
         return ax
 
@@ -317,7 +317,7 @@ def draw_snapshot_row(axes, result, levels, style: Style, colorbar: bool = True,
     ``extra_levels``: levels another panel draws on the same scale); returns the norm."""
     grid = result.grid
     vmax = max(float(np.max(plane(grid, result.m[n]))) for n in list(levels) + list(extra_levels))
-    norm = style.norm(vmax)
+    norm = style.norm(vmax, plane=True)
     evac = evacuated(result)[0] if grid.has_exits else None
     mesh = None
     for i, (ax, n) in enumerate(zip(axes, levels)):
@@ -333,7 +333,7 @@ def draw_snapshot_row(axes, result, levels, style: Style, colorbar: bool = True,
         ax.set_axis_off()
     if colorbar and mesh is not None:
         style.apply(axes[0].figure.colorbar(mesh, ax=list(axes[: len(levels)]), shrink=0.9,
-                                            label=style.scale_label(style.label("m", "density"))).ax)
+                                            label=style.scale_label(style.label("m", "density"), plane=True)).ax)
     style.apply(*axes)
     return norm
 
@@ -434,7 +434,7 @@ def control(result, ax=None, *, t=None, kind: str = "quiver", underlay: bool = T
         ax = _axes(ax, style, (5.8, 0.9 + 4.5 * min(max(aspect(grid), 0.25), 2.0)))
         mesh = None
         if underlay:
-            mesh = density_image(ax, result, n, style, norm if norm is not None else style.norm(float(np.max(dens))))
+            mesh = density_image(ax, result, n, style, norm if norm is not None else style.norm(float(np.max(dens)), plane=True))
         else:
             draw_room(ax, grid, obstacle)
             ax.set_xlabel(style.label("x"))
@@ -464,7 +464,7 @@ def control(result, ax=None, *, t=None, kind: str = "quiver", underlay: bool = T
         where = ", z mid-slice" if grid.ndim == 3 else ""
         ax.set_title(f"control alpha\nt={result.t[n]:.3g}{where}", fontsize="medium")
         if colorbar and mesh is not None:
-            style.apply(ax.figure.colorbar(mesh, ax=ax, label=style.scale_label(style.label("m"))).ax)
+            style.apply(ax.figure.colorbar(mesh, ax=ax, label=style.scale_label(style.label("m"), plane=True)).ax)
         style.apply(ax)
         return ax
 

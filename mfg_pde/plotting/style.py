@@ -101,7 +101,8 @@ class Style:
     value_cmap : colour map of value-function (u) images.
     scale : colour scale of density images, "linear", "log" (from ``log_floor`` times the maximum) or "sqrt"
         (a power norm with exponent 1/2: thin crowds stay visible next to a peak); 1-D density lines use the
-        same scale on their y axis.
+        same scale on their y axis.  None (the default): "sqrt" for images of the density over (x, y), "linear"
+        for 1-D lines and (t, x) images.  Colour bars name a scale that is not linear.
     log_floor : with ``scale="log"``, the lowest density shown, as a fraction of the maximum.
     units : symbol -> unit, e.g. ``{"x": "m", "y": "m", "t": "s"}``; axis labels then read ``x [m]``.  Symbols
         without a unit get a bare label (never ``[1]``).  A result whose ``params`` hold a ``units`` dict
@@ -113,7 +114,7 @@ class Style:
     font_size: float | None = None
     cmap: object = "viridis"
     value_cmap: object = "magma"
-    scale: str = "linear"
+    scale: str | None = None
     log_floor: float = 1e-6
     units: dict | None = None
 
@@ -125,7 +126,7 @@ class Style:
         object.__setattr__(self, "font_size", _positive("font_size", self.font_size, allow_none=True))
         _check_cmap("cmap", self.cmap)
         _check_cmap("value_cmap", self.value_cmap)
-        if self.scale not in SCALES:
+        if self.scale is not None and self.scale not in SCALES:
             raise StyleError("scale", self.scale, f"unknown colour scale; choose one of {', '.join(SCALES)}")
         floor = _positive("log_floor", self.log_floor)
         if floor >= 1:
@@ -199,18 +200,25 @@ class Style:
         cmap = matplotlib.colormaps[cmap] if isinstance(cmap, str) else cmap
         return cmap.with_extremes(under=cmap(0.0), bad=cmap(0.0))
 
-    def norm(self, vmax: float, vmin: float = 0.0):
-        """The colour norm of density images with this scale, from ``vmin`` (linear) or 0 (sqrt) or
-        ``log_floor * vmax`` (log) to ``vmax``."""
+    def scale_for(self, plane: bool = False) -> str:
+        """The density scale in use: ``scale``, or without one "sqrt" for (x, y) images (``plane``), else
+        "linear"."""
+        return self.scale or ("sqrt" if plane else "linear")
+
+    def norm(self, vmax: float, vmin: float = 0.0, plane: bool = False):
+        """The colour norm of density images on this scale (``scale_for(plane)``), from ``vmin`` (linear) or 0
+        (sqrt) or ``log_floor * vmax`` (log) to ``vmax``."""
         from matplotlib.colors import LogNorm, Normalize, PowerNorm
 
         vmax = float(vmax) if vmax and math.isfinite(vmax) and vmax > 0 else 1.0
-        if self.scale == "log":
+        scale = self.scale_for(plane)
+        if scale == "log":
             return LogNorm(vmin=vmax * self.log_floor, vmax=vmax, clip=True)
-        if self.scale == "sqrt":
+        if scale == "sqrt":
             return PowerNorm(0.5, vmin=0.0, vmax=vmax)
         return Normalize(vmin=min(vmin, 0.0), vmax=vmax)
 
-    def scale_label(self, text: str) -> str:
+    def scale_label(self, text: str, plane: bool = False) -> str:
         """``text`` with the colour scale named when it is not linear, e.g. ``m (sqrt scale)``."""
-        return text if self.scale == "linear" else f"{text} ({self.scale} scale)"
+        scale = self.scale_for(plane)
+        return text if scale == "linear" else f"{text} ({scale} scale)"
