@@ -135,9 +135,10 @@ def _add_style_options(s) -> None:
                    "domain's aspect ratio)")
     g.add_argument("--dpi", metavar="N", help="resolution of the saved figure (default 120)")
     g.add_argument("--font-size", metavar="PT", dest="font_size", help="base font size in points (default 10)")
-    g.add_argument("--cmap", metavar="NAME", help="colour map of the density (a matplotlib name; default viridis)")
-    g.add_argument("--scale", metavar="linear|log|sqrt", help="colour scale of the density (default: sqrt for images over "
-                   "(x, y), linear for lines and (t, x) images)")
+    g.add_argument("--cmap", metavar="NAME", help="colour map of the density (a matplotlib name; default "
+                   "viridis)")
+    g.add_argument("--scale", metavar="linear|log|sqrt", help="colour scale of the density (default: sqrt for "
+                   "images over (x, y), linear for lines and (t, x) images)")
 
 
 def _style_given(args) -> list:
@@ -157,12 +158,12 @@ def _style_from(args):
             try:
                 given[field] = float(given[field])
             except ValueError:
-                option = dict((f, o) for o, f in _STYLE_OPTIONS)[field]
+                option = {f: o for o, f in _STYLE_OPTIONS}[field]
                 raise UsageError(f"{option} {given[field]}: expected a positive number") from None
     try:
         return Style(**given)
     except StyleError as exc:
-        option = dict((f, o) for o, f in _STYLE_OPTIONS).get(exc.param, exc.param)
+        option = {f: o for o, f in _STYLE_OPTIONS}.get(exc.param, exc.param)
         raise UsageError(f"{option} {exc.value}: {exc.reason}") from None
 
 

@@ -11,18 +11,17 @@ import os
 import re
 
 import matplotlib
+import numpy as np
+import pytest
+from PIL import Image  # Pillow: a dependency of matplotlib
 
-matplotlib.use("Agg")
+from mfg_pde import cli
+from mfg_pde import plotting as mpl_plot
+from mfg_pde.model.grid import Grid
+from mfg_pde.plotting import Style, StyleError
+from mfg_pde.result import MFGResult, OutflowHistory
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from mfg_pde import cli  # noqa: E402
-from mfg_pde import plotting as mpl_plot  # noqa: E402
-from mfg_pde.model.grid import Grid  # noqa: E402
-from mfg_pde.plotting import Style, StyleError  # noqa: E402
-from mfg_pde.result import MFGResult, OutflowHistory  # noqa: E402
+matplotlib.use("Agg")   # the figures use the Agg canvas anyway; nothing here may open a window
 
 README = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "README.md")
 
@@ -185,7 +184,7 @@ def test_dashboard_natural_size_follows_the_aspect_ratio(tmp_path):
     flat = _result(2, bounds=[(0.0, 4.0), (0.0, 1.0)], shape=(24, 8))
     square = _result(2, bounds=[(0.0, 2.0), (0.0, 2.0)], shape=(12, 12))
     tall = _result(2, bounds=[(0.0, 1.0), (0.0, 3.0)], shape=(8, 24))
-    wf, hf = mpl_plot.natural_figsize(flat)
+    _, hf = mpl_plot.natural_figsize(flat)
     ws, hs = mpl_plot.natural_figsize(square)
     wt, ht = mpl_plot.natural_figsize(tall)
     assert hf < hs < ht and wt < ws
@@ -422,6 +421,7 @@ def test_movie_from_a_file_and_bad_options(tmp_path):
     assert mp.plotting.movie(str(h5), gif, frames=4, dpi=20, scale="sqrt") == 4
     with Image.open(gif) as im:
         assert im.n_frames == 4
+    assert mpl_plot.movie(res, tmp_path / "u.gif", frames=3, field="u", dpi=20) == 3     # the value, 2-D
     with pytest.raises(ValueError, match="GIF"):
         mpl_plot.movie(res, tmp_path / "m.mp4")
     with pytest.raises(ValueError, match="frames"):
@@ -492,14 +492,16 @@ def test_cli_run_plot_with_style(tmp_path, capsys):
 # ---------------------------------------------------------------------------------- README
 def test_readme_paper_figure_example(tmp_path, monkeypatch):
     """The README's "Figures for papers" block runs as written (on a saved result named as in the README)."""
-    text = open(README).read()
+    with open(README) as f:
+        text = f.read()
     section = text.split("## Figures for papers", 1)[1]
     code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
     monkeypatch.chdir(tmp_path)
     _result(1, nt=10).save("lqg.h5")
     scope = {}
     exec(compile(code, "README.md", "exec"), scope)
-    assert open("lqg-paper.pdf", "rb").read(5) == b"%PDF-"
+    with open("lqg-paper.pdf", "rb") as f:
+        assert f.read(5) == b"%PDF-"
     style, fig = scope["style"], scope["fig"]
     w, h = Image.open("lqg-paper.png").size
     assert (w, h) == (2160, 720) == (round(style.figsize[0] * style.dpi), round(style.figsize[1] * style.dpi))

@@ -6,8 +6,9 @@
 Panels (each takes a result and ``ax=None``, draws on ax -- or on a new figure -- and returns it):
 :func:`density`, :func:`snapshots`, :func:`spacetime`, :func:`control`, :func:`mean_path`,
 :func:`variance_path`, :func:`outflow`, :func:`residuals`; :func:`subplots` makes a figure to compose them on.
-:func:`plot_result` is the dashboard built from them; :func:`movie` writes an animated GIF of the density over time.  All take ``style=`` (a :class:`Style`:
-figure size, dpi, font size, colour map, colour scale, units) or its fields as keywords.
+:func:`plot_result` is the dashboard built from them; :func:`movie` writes an animated GIF of the density over
+time.  All take ``style=`` (a :class:`Style`: figure size, dpi, font size, colour map, colour scale, units) or
+its fields as keywords.
 
 matplotlib is imported only when a figure is made, so ``import mfg_pde`` stays fast and never selects a
 backend.  Figures are built with the object-oriented API (``matplotlib.figure.Figure`` + the Agg canvas): they

@@ -140,7 +140,7 @@ def movie(result_or_path, path, fps: float = 10, frames: int = 60, *, field: str
                 os.remove(tmp)
             raise
     _LOG.info("movie: wrote %s (%d frames of %d time levels, %g fps)", path, len(levels), len(t), fps)
-    return int(len(levels))
+    return len(levels)
 
 
 def _title_prefix(result) -> str:

@@ -403,9 +403,10 @@ def control(result, ax=None, *, t=None, kind: str = "quiver", underlay: bool = T
     agents are: arrows (``kind="quiver"``, at most ``max_arrows`` per axis) or streamlines (``kind="stream"``)
     over the density (``underlay``), masked where the density is below ``mass_floor`` times its maximum and
     inside the obstacle; arrows are spaced evenly in both directions (the longer side of the domain gets
-    ``max_arrows``), their length proportional to the speed, the 90th percentile one spacing long.  ``norm``: the underlay's colour norm (default: the style's scale up to the density's
-    maximum at t).  3-D: the (x, y) components on the mid-z slice over the z-integrated density.  1-D results
-    raise ValueError (draw ``spacetime(result, field="alpha")``).  Returns the axes.
+    ``max_arrows``), their length proportional to the speed, the 90th percentile one spacing long.  ``norm``:
+    the underlay's colour norm (default: the style's scale up to the density's maximum at t).  3-D: the (x, y)
+    components on the mid-z slice over the z-integrated density.  1-D results raise ValueError (draw
+    ``spacetime(result, field="alpha")``).  Returns the axes.
     """
     style = _style(result, style, style_kw)
     grid = result.grid
@@ -434,7 +435,9 @@ def control(result, ax=None, *, t=None, kind: str = "quiver", underlay: bool = T
         ax = _axes(ax, style, (5.8, 0.9 + 4.5 * min(max(aspect(grid), 0.25), 2.0)))
         mesh = None
         if underlay:
-            mesh = density_image(ax, result, n, style, norm if norm is not None else style.norm(float(np.max(dens)), plane=True))
+            if norm is None:
+                norm = style.norm(float(np.max(dens)), plane=True)
+            mesh = density_image(ax, result, n, style, norm)
         else:
             draw_room(ax, grid, obstacle)
             ax.set_xlabel(style.label("x"))
