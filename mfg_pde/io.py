@@ -23,7 +23,8 @@ Layout (one file per result)::
     /case_report                               only for results of cases that keep a report
                                                (``result.CaseReport``): attribute errors (JSON object
                                                quantity -> error), optional dataset table (rows, columns)
-                                               with attribute columns (JSON list)
+                                               with attribute columns (JSON list), optional group arrays
+                                               (one dataset per named study output)
 
     /iteration              (iterations,)      dimension scale of the history records (1-based index), unless
                                                the history has its own "iteration" record (then that is the
@@ -453,7 +454,8 @@ def _write_case_report(f, report) -> None:
     """/case_report group: the closed-form errors (JSON attribute) and a study's table."""
     errors = dict(getattr(report, "errors", None) or {})
     table = getattr(report, "table", None)
-    if not errors and table is None:
+    arrays = dict(getattr(report, "arrays", None) or {})
+    if not errors and table is None and not arrays:
         return
     g = f.create_group("case_report", track_order=True)
     g.attrs["long_name"] = "what the case computed besides the solve: errors against its closed form, a table"
@@ -462,6 +464,11 @@ def _write_case_report(f, report) -> None:
         ds = g.create_dataset("table", data=np.asarray(table, dtype=float))
         _set_desc(ds, "the case's table, one row per configuration")
         ds.attrs["columns"] = json.dumps([str(c) for c in (getattr(report, "columns", None) or ())])
+    if arrays:
+        ga = g.create_group("arrays", track_order=True)
+        ga.attrs["long_name"] = "the case's further numeric outputs, one dataset per name"
+        for name, value in arrays.items():
+            ga.create_dataset(str(name), data=np.asarray(value, dtype=float))
 
 
 def _read_case_report(g) -> dict:
@@ -477,6 +484,8 @@ def _read_case_report(g) -> dict:
             rec["columns"] = tuple(json.loads(_attr_str(g["table"], "columns", "[]")))
         except json.JSONDecodeError:
             rec["columns"] = ()
+    if "arrays" in g:
+        rec["arrays"] = {name: ds[()] for name, ds in g["arrays"].items()}
     return rec
 
 

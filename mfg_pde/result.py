@@ -131,8 +131,8 @@ class CaseReport:
     """What a registered case computed besides its solve (``MFGResult.case_report``; ``mfg_pde.cases``).
 
     Cases that need more subclass it (``chaos.ChaosReport``, ``diffusion.SGMReport``,
-    ``planning.IAvsMFReport``, ``demand_response.DemandResponseReport``).  ``errors``, ``table`` and
-    ``columns`` are written to HDF5 (``/case_report``) and read back into a plain ``CaseReport``; the
+    ``planning.IAvsMFReport``, ``demand_response.DemandResponseReport``).  ``errors``, ``table``,
+    ``columns`` and ``arrays`` are written to HDF5 (``/case_report``) and read back into a plain ``CaseReport``; the
     subclasses' other fields (study objects: scenarios, closed-form routes, ...) are not.
 
     errors : quantity -> error against the case's closed form, for cases whose run computes them along
@@ -140,11 +140,14 @@ class CaseReport:
         (``Case.errors``).
     table : a study's numeric table, one row per configuration (path-integral-h, demand-response-sweep).
     columns : the names of the table's columns.
+    arrays : name -> numeric array of a study's further outputs (path-integral-h: ``x`` and ``densities``,
+        the final grid density of every table row); written to HDF5 (``/case_report/arrays``).
     """
 
     errors: dict = field(default_factory=dict)
     table: np.ndarray | None = field(default=None, repr=False)
     columns: tuple = ()
+    arrays: dict = field(default_factory=dict, repr=False)
 
     #: field name -> its key in the old ``MFGResult.extras`` dict, where they differ
     legacy_keys: ClassVar[dict] = {}
