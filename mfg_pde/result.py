@@ -25,7 +25,7 @@ from typing import ClassVar
 import numpy as np
 
 from . import io
-from .model.grid import BC_EXIT, BC_PERIODIC, Grid
+from .model.grid import BC_EXIT, BC_PERIODIC, Grid, prolong
 
 
 @dataclass
@@ -604,6 +604,84 @@ def load(path) -> MFGResult:
         except ValueError as exc:
             raise io.incomplete(path, f"dataset 'alpha': {exc}") from None
     return result
+
+
+@dataclass
+class WarmStart:
+    """The fields of a previous result on a problem's grid and time levels (``initial_fields``).
+
+    m, u : (Nt+1, *grid) density (its level 0 scaled to the problem's initial mass) and value function.
+    interpolated : whether they were interpolated (another grid, Nt or T) or taken as they are.
+    note : one line saying where they came from (recorded as ``result.solver["init"]``).
+    """
+
+    m: np.ndarray
+    u: np.ndarray
+    interpolated: bool
+    note: str
+
+
+def _is_path(obj) -> bool:
+    import os
+
+    return isinstance(obj, (str, bytes, os.PathLike))
+
+
+def initial_fields(init, problem, name: str = "init") -> WarmStart:
+    """A warm start for ``problem`` from ``init``: an ``MFGResult`` or the path of a result file (``save``).
+
+    On the same grid (bounds and cells) with the same Nt and T the result's m and u are used as they are;
+    otherwise they are interpolated linearly (``model.grid.prolong``) onto the problem's cell centres and
+    time levels -- in time on the normalised times t / T, so a result for another horizon gives the same
+    profile in relative time -- and the density is scaled so that its first level carries the problem's
+    initial mass (interpolation does not conserve it).  Initial guesses only: the solve decides the answer.
+
+    Raises TypeError for an ``init`` that is neither, ValueError (naming ``name``) when the grids have
+    different numbers of axes or bounds, and ``io.ResultFileError`` for a path that is not a result file.
+    """
+    source = ""
+    if _is_path(init):
+        import os
+
+        path = os.fsdecode(init) if isinstance(init, bytes) else os.fspath(init)
+        try:
+            init = load(path)
+        except io.ResultFileError as exc:
+            raise exc.__class__(f"{name}={path!r}: {exc}") from None
+        source = f"{path}: "
+    if not isinstance(init, MFGResult):
+        raise TypeError(f"{name}: expected an MFGResult or the path of a saved result file (result.save / "
+                        f"mfg-pde run --out), got {type(init).__name__}" +
+                        ("; an initial density array goes to m_init=" if name == "init" else ""))
+    res, grid = init, problem.grid
+    Nt, T = problem.Nt, float(problem.T)
+    if res.grid.ndim != grid.ndim:
+        raise ValueError(f"{name}: the result is on a {res.grid.ndim}-D grid, the problem's grid is {grid.ndim}-D; "
+                         "a warm start needs a result of the same dimension")
+    if not np.allclose(res.grid.bounds, grid.bounds, rtol=1e-12, atol=0.0):
+        raise ValueError(f"{name}: the result's grid has bounds {res.grid.bounds}, the problem's {grid.bounds}; "
+                         "a warm start interpolates between grids on the same domain")
+    t_old = np.asarray(res.t, dtype=float)
+    m_old, u_old = np.asarray(res.m, dtype=float), np.asarray(res.u, dtype=float)
+    shape = (t_old.shape[0],) + res.grid.shape
+    if m_old.shape != shape or u_old.shape != shape:
+        raise ValueError(f"{name}: the result's m {m_old.shape} / u {u_old.shape} do not match its grid and "
+                         f"time levels {shape}")
+    T_old = float(t_old[-1] - t_old[0])
+    same = res.grid.shape == grid.shape and t_old.shape[0] == Nt + 1 and abs(T_old - T) <= 1e-12 * T
+    if same:
+        return WarmStart(m_old, u_old, False, f"{source}a result on the same grid {grid.shape} and Nt {Nt}")
+    s_old = (t_old - t_old[0]) / T_old
+    s_new = np.asarray(problem.t, dtype=float) / T
+    m = np.maximum(prolong(res.grid, grid, m_old, t_old=s_old, t_new=s_new), 0.0)
+    u = prolong(res.grid, grid, u_old, t_old=s_old, t_new=s_new)
+    mass = float(grid.integrate(m[0]))
+    if mass > 0:
+        m *= float(grid.integrate(problem.m0)) / mass
+    what = f"grid {res.grid.shape} -> {grid.shape}, Nt {t_old.shape[0] - 1} -> {Nt}"
+    if abs(T_old - T) > 1e-12 * T:
+        what += f", T {T_old:g} -> {T:g} (relative time)"
+    return WarmStart(m, u, True, f"{source}a result interpolated ({what})")
 
 
 class ProblemRebuildError(ValueError):
