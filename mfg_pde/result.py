@@ -414,8 +414,8 @@ class MFGResult:
         ``column``.  Variables: ``m``, ``u`` (t, *axes), ``alpha`` (t, *axes, component: -grad u, or the
         solver's control), one variable per history record (named by its key; ``history_<key>`` where the key
         is already taken), the outflow (``outflow_mass``, ``outflow_cumulative``, ``outflow_evacuated``,
-        ``outflow_balance`` on t; ``outflow_per_side`` on (step, axis, side)), ``obstacle`` (uint8 mask) and
-        ``case_table``.  Every variable and coordinate has ``long_name`` and ``units`` attributes.
+        ``outflow_balance`` on t; ``outflow_per_side`` on (step, axis, side)), ``obstacle`` (uint8 mask),
+        ``case_table`` and the case report's arrays as ``case_<name>`` (on ``case_<name>_dim_<k>``).  Every variable and coordinate has ``long_name`` and ``units`` attributes.
 
         Attributes are netCDF-safe (``to_netcdf`` writes them as they are): ``mfg_pde_version``, ``case``
         ("" when none), ``params``, ``solver``, ``grid`` (JSON strings), ``converged`` (int8 0/1),
@@ -563,6 +563,10 @@ def _to_xarray(result):
             else:
                 data["case_table"] = ([f"case_table_dim_{k}" for k in range(table.ndim)], table,
                                       {"long_name": "the case's table", "units": "1"})
+        for key, value in (getattr(report, "arrays", None) or {}).items():
+            arr = np.asarray(value, dtype=float)
+            data[f"case_{key}"] = ([f"case_{key}_dim_{k}" for k in range(arr.ndim)], arr,
+                                   {"long_name": f"the case's output {key}", "units": "1"})
     ds = xr.Dataset(data_vars={k: xr.Variable(*v) for k, v in data.items()},
                     coords={k: xr.Variable(*v) for k, v in coords.items()})
     ds.attrs.update(attrs)

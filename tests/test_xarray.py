@@ -29,7 +29,8 @@ def exit_result():
     assert r.converged and r.outflow is not None
     r.obstacle = np.zeros(grid.shape, bool)
     r.obstacle[4:6, 5:7] = True
-    r.case_report = CaseReport(errors={"mean": 1e-3}, table=np.arange(6.0).reshape(3, 2), columns=("N", "error"))
+    r.case_report = CaseReport(errors={"mean": 1e-3}, table=np.arange(6.0).reshape(3, 2), columns=("N", "error"),
+                               arrays={"x": np.linspace(0, 1, 5), "densities": np.ones((3, 5))})
     r.history["odd"] = np.array([1.0, 2.0, 3.0])   # a record of another length than the loop's
     return r
 
@@ -81,6 +82,8 @@ def test_to_xarray_dimensions_coordinates_and_variables(exit_result):
     assert float(ds["outflow_per_side"].sel(axis="x", side="hi").sum()) == pytest.approx(r.outflow.cumulative[-1])
     assert ds["obstacle"].dims == ("x", "y") and int(ds["obstacle"].sum()) == 4
     assert list(ds["column"].values) == ["N", "error"] and ds["case_table"].dims == ("row", "column")
+    assert ds["case_densities"].dims == ("case_densities_dim_0", "case_densities_dim_1")
+    np.testing.assert_array_equal(ds["case_x"].values, np.linspace(0, 1, 5))
     # selection by coordinate works as xarray users expect
     np.testing.assert_allclose(ds["m"].sel(t=r.t[-1]).values, r.m[-1])
     _assert_described(ds)
@@ -124,7 +127,8 @@ def _open_all_groups(path):
     out = {}
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        for group in (None, "history", "outflow", "problem", "planning", "case_report", "provenance"):
+        for group in (None, "history", "outflow", "problem", "planning", "case_report", "case_report/arrays",
+                  "provenance"):
             try:
                 with xr.open_dataset(path, engine="h5netcdf", group=group) as ds:
                     out[group] = ds.load()
@@ -139,14 +143,15 @@ def test_saved_files_open_in_xarray_with_named_dimensions(exit_result, plan_resu
     path = tmp_path / "r.h5"
     r.save(path)
     groups = _open_all_groups(path)
-    want = {None, "history", "problem", "provenance"} | ({"outflow", "case_report"} if which == "exit"
+    want = {None, "history", "problem", "provenance"} | ({"outflow", "case_report", "case_report/arrays"}
+                                                         if which == "exit"
                                                          else {"planning"})
     assert set(groups) == want
     for group, ds in groups.items():
         assert not [d for d in ds.dims if str(d).startswith("phony_dim")], (group, dict(ds.sizes))
         _assert_netcdf_safe(ds.attrs)
         # what xarray read writes back as netCDF and reads back the same
-        out = tmp_path / f"{group}.nc"
+        out = tmp_path / f"{str(group).replace('/', '_')}.nc"
         ds.to_netcdf(out, engine="h5netcdf")
         with xr.open_dataset(out, engine="h5netcdf") as back:
             xr.testing.assert_identical(ds, back.load())
@@ -165,6 +170,10 @@ def test_saved_files_open_in_xarray_with_named_dimensions(exit_result, plan_resu
         assert float(prob["kernel_0"].sel(dx_kernel_0=0.0, dy_kernel_0=0.0)) == pytest.approx(kernel(0.0))
         assert groups["case_report"]["table"].dims == ("row", "column")
         assert list(groups["case_report"]["column"].values) == ["N", "error"]
+        assert groups["case_report/arrays"]["densities"].dims == ("arrays_densities_dim_0", "arrays_densities_dim_1")
+        back = mp.load(path).case_report
+        assert set(back.arrays) == {"x", "densities"}                 # the scales are not read as arrays
+        np.testing.assert_array_equal(back.arrays["densities"], np.ones((3, 5)))
         # the added scales do not disturb mfg_pde's own reader
         pb = mp.load_problem(path)
         again = mp.solve(pb, method="anderson", tol=1e-9)
