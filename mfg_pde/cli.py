@@ -3,6 +3,9 @@
     mfg-pde cases                                   list the registered cases
     mfg-pde run CASE [--set name=value ...] [--out FILE.h5] [--quiet]
                      [--method NAME] [--tol X] [--max-iter N] [--plot FIG.png [style options]]
+    mfg-pde solve FILE.py [--out FILE.h5] [--figure FIG.png [style options]] [--quiet] [--init FILE.h5]
+                     [--method NAME] [--tol X] [--max-iter N]
+                                                    solve the `problem` a Python file defines
     mfg-pde validate [--quiet] [--case NAME ...]     run the cases with closed forms, table of checks
     mfg-pde info FILE.h5                            describe a saved result
     mfg-pde plot FILE.h5 [--out FIG.png] [style options]   quick-look figure of a saved result
@@ -296,6 +299,157 @@ def cmd_run(args) -> int:
     return 0 if ok else 1
 
 
+# ---------------------------------------------------------------------------------- solve FILE.py
+_SOLVE_FILE_HELP = ("define it at module level, e.g. problem = mp.MFGProblem(grid, T=1.0, Nt=100, sigma=0.5, m0=m0) "
+                    "(or an mp.PlanningProblem); optionally options = dict(tol=1e-8) and name = \"my-run\"")
+
+
+def _user_frame_line(exc, path) -> str:
+    """'line N: <source>' of the deepest traceback frame in the user's file (for an error raised while it
+    ran), or '' when none is in it."""
+    import traceback
+
+    if isinstance(exc, SyntaxError) and exc.filename and os.path.abspath(exc.filename) == path:
+        text = (exc.text or "").strip()
+        return f"line {exc.lineno}" + (f": {text}" if text else "")
+    found = ""
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if frame.filename and os.path.abspath(frame.filename) == path:
+            found = f"line {frame.lineno}" + (f": {frame.line.strip()}" if frame.line else "")
+    return found
+
+
+def _run_problem_file(path) -> dict:
+    """Run the user's Python file (as ``python FILE`` would, but with ``__name__`` = "__mfg_pde_solve__",
+    so an ``if __name__ == "__main__":`` block is skipped) and return its globals.  Errors become
+    UsageErrors naming the file, with the line of the user's file where it failed."""
+    import runpy
+
+    if not os.path.exists(path):
+        raise UsageError(f"{path}: no such file (give the Python file that defines `problem`)")
+    if os.path.isdir(path):
+        raise UsageError(f"{path}: is a directory; give the Python file that defines `problem`")
+    if path.endswith((".h5", ".hdf5", ".nc")):
+        raise UsageError(f"{path}: is a result file; `{PROG} solve` runs a Python file that defines `problem` "
+                         f"(`{PROG} info` and `{PROG} plot` read result files; --init FILE.h5 warm-starts a solve)")
+    where = os.path.abspath(path)
+    added = os.path.dirname(where)
+    sys.path.insert(0, added)   # its own imports resolve next to it, as with `python FILE`
+    try:
+        with contextlib.redirect_stdout(sys.stderr):   # its prints do not mix with the summary on stdout
+            return runpy.run_path(where, run_name="__mfg_pde_solve__")
+    except (KeyboardInterrupt, UsageError):
+        raise
+    except SystemExit as exc:
+        raise UsageError(f"{path} called sys.exit({exc.code!r}) while it was run; a problem file only defines "
+                         "`problem` (put other code under `if __name__ == \"__main__\":`)") from None
+    except BaseException as exc:  # noqa: BLE001 -- anything the user's code raises is reported as theirs
+        if os.environ.get("MFG_PDE_TRACEBACK"):
+            raise
+        line = _user_frame_line(exc, where)
+        msg = _one_line(exc) if not isinstance(exc, SyntaxError) else exc.msg
+        raise UsageError(f"{path}{', ' + line if line else ''}: {exc.__class__.__name__}: {msg}") from None
+    finally:
+        with contextlib.suppress(ValueError):
+            sys.path.remove(added)
+
+
+def _problem_from_file(path):
+    """(problem, options, name) that the user's file defines; clear errors for what is missing or wrong."""
+    from .model.problem import MFGProblem
+
+    ns = _run_problem_file(path)
+    if "problem" not in ns:
+        raise UsageError(f"{path} defines no `problem`: {_SOLVE_FILE_HELP}")
+    problem = ns["problem"]
+    if not isinstance(problem, MFGProblem):
+        what = type(problem).__name__
+        hint = "; call it: problem = make_problem(...)" if callable(problem) else ""
+        raise UsageError(f"{path}: `problem` is a {what}, not an mp.MFGProblem or mp.PlanningProblem{hint}")
+    options = ns.get("options", {})
+    if options is None:
+        options = {}
+    if not isinstance(options, dict) or not all(isinstance(k, str) for k in options):
+        raise UsageError(f"{path}: `options` is a {type(options).__name__}; give a dict of solver keyword "
+                         "arguments, e.g. options = dict(method=\"anderson\", tol=1e-8)")
+    name = ns.get("name")
+    if name is not None and not isinstance(name, str):
+        raise UsageError(f"{path}: `name` is a {type(name).__name__}; give a string (it names the output files)")
+    if not name:
+        name = problem.name or os.path.splitext(os.path.basename(path))[0]
+    return problem, dict(options), name
+
+
+def cmd_solve(args) -> int:
+    import re
+
+    from .model.problem import PlanningProblem
+
+    problem, options, name = _problem_from_file(args.file)
+    for key, value in _solve_kwargs(args).items():   # command-line flags win over the file's options
+        options[key] = value
+    if args.init is not None:
+        if "init" in options or "m_init" in options:
+            raise UsageError(f"--init {args.init}: {args.file} already gives a start in its options "
+                             f"({'init' if 'init' in options else 'm_init'}); give one")
+        if not os.path.isfile(args.init):
+            raise UsageError(f"--init {args.init}: no such file (give a result file written by `{PROG} solve`, "
+                             f"`{PROG} run --out` or result.save)")
+        options["init"] = args.init
+    out = args.out if args.out is not None else re.sub(r"[^\w.+-]+", "_", name) + ".h5"
+    _check_out(out)                       # before the solve, whose result would otherwise be lost
+    style = _style_from(args)             # bad style options fail before the solve too
+    if args.figure is not None:
+        _check_out(args.figure, "--figure")
+    elif style is not None:
+        raise UsageError(f"{', '.join(_style_given(args))}: style the figure of --figure FIG.png; add --figure")
+    if problem.name is None:
+        problem.name = name               # recorded in the result file (params, /problem)
+    planning = isinstance(problem, PlanningProblem)
+    options.setdefault("progress", not args.quiet)
+    if not args.quiet:
+        print(f"{PROG}: solving {name} from {args.file} ...", file=sys.stderr)
+    if planning:
+        from .planning.sinkhorn import solve_planning as solver
+    else:
+        from .iterate.solve import solve as solver
+    t0 = time.perf_counter()
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            result = solver(problem, **options)
+    except (TypeError, ValueError) as exc:   # options the solver refuses, a bad warm start, ...
+        if os.environ.get("MFG_PDE_TRACEBACK"):
+            raise
+        raise UsageError(f"{args.file}: solving `problem` failed: {_one_line(exc)}") from None
+    wall = time.perf_counter() - t0
+    shown = {k: v for k, v in options.items() if k not in ("progress", "callback")}
+    lines = [
+        ("file", args.file),
+        ("problem", f"{name}: {type(problem).__name__}, grid {' x '.join(map(str, problem.grid.shape))}, "
+                    f"Nt {problem.Nt}, T {_fmt_num(problem.T)}, sigma {_fmt_num(problem.sigma)}"),
+        ("solver", ", ".join(f"{k}={v}" for k, v in shown.items()) or "defaults"),
+        *([("start", result.solver["init"])] if "init" in (result.solver or {}) else []),
+        ("status", result.status),
+        ("converged", "yes" if result.converged else "no"),
+        ("iterations", str(result.iterations)),
+        ("residual", _fmt_num(result.final_residual)),
+        *_conservation_lines(result),
+        *([("planning", f"energy E {_fmt_num(result.planning.energy_E)} (no 1/2), terminal mismatch "
+                        f"{_fmt_num(result.planning.terminal_mismatch)}")] if result.planning is not None else []),
+        ("wall time", f"{wall:.3f} s"),
+    ]
+    w = max(len(k) for k, _ in lines)
+    for k, v in lines:
+        print(f"{k.ljust(w)}  {v}")
+    result.save(out)
+    print(f"wrote {out}")
+    if args.figure is not None:
+        _plot(result, args.figure, style)
+    if not result.converged:
+        print(f"{PROG}: {name}: did not converge ({result.status})", file=sys.stderr)
+    return 0 if result.converged else 1
+
+
 def cmd_validate(args) -> int:
     cases = _cases()
     if args.case:
@@ -494,6 +648,21 @@ def build_parser() -> argparse.ArgumentParser:
     _add_style_options(s)
     s.set_defaults(func=cmd_run)
 
+    s = sub.add_parser("solve", help="solve the `problem` a Python file defines, write the result")
+    s.add_argument("file", metavar="FILE.py", help="a Python file that defines `problem` (an mp.MFGProblem or "
+                   "mp.PlanningProblem), optionally `options` (a dict of solver keyword arguments) and `name`")
+    s.add_argument("--out", metavar="FILE.h5", help="result file (default: NAME.h5 in the current directory)")
+    s.add_argument("--figure", metavar="FIG.png", help="also write the quick-look figure")
+    _add_style_options(s)
+    s.add_argument("--quiet", "-q", action="store_true", help="no progress output")
+    s.add_argument("--init", metavar="FILE.h5", help="warm start from a saved result (interpolated when its grid "
+                   "or Nt differ)")
+    s.add_argument("--method", metavar="NAME", help="solver coupling method (overrides the file's options)")
+    s.add_argument("--tol", type=float, metavar="X", help="solver tolerance (overrides the file's options)")
+    s.add_argument("--max-iter", type=int, metavar="N", dest="max_iter",
+                   help="maximum coupling iterations (overrides the file's options)")
+    s.set_defaults(func=cmd_solve)
+
     s = sub.add_parser("validate", help="run the cases with closed forms and tabulate the checks")
     s.add_argument("--case", action="extend", nargs="+", default=[], metavar="NAME",
                    help="only these cases (default: every case with an oracle)")
@@ -551,7 +720,7 @@ def main(argv=None) -> int:
             rc = exc.code if isinstance(exc.code, int) else 0
         else:
             if getattr(args, "func", None) is None:
-                raise UsageError("a command is required: cases, run, validate, info, plot or movie "
+                raise UsageError("a command is required: cases, run, solve, validate, info, plot or movie "
                                  f"(see `{PROG} --help`)")
             rc = int(args.func(args))
         sys.stdout.flush()  # here, not at exit: a closed pipe is then handled below

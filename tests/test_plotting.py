@@ -489,6 +489,20 @@ def test_cli_run_plot_with_style(tmp_path, capsys):
     assert Image.open(png).size == (400, 200)
 
 
+def test_cli_solve_figure_with_style(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "tiny.py").write_text(
+        "import mfg_pde as mp\n"
+        "grid = mp.Grid([(-2, 2)], 24)\n"
+        "problem = mp.MFGProblem(grid, T=0.5, Nt=10, sigma=0.8, m0=mp.gaussian(grid, mean=0.0, std=0.5),\n"
+        "                        coupling=mp.QuadraticInteraction(beta=1.0))\n")
+    assert cli.main(["solve", "tiny.py", "-q", "--cmap", "magma"]) == 2           # style without --figure
+    assert "--figure" in capsys.readouterr().err
+    assert cli.main(["solve", "tiny.py", "-q", "--figure", "t.png", "--dpi", "25", "--figsize", "12,8"]) == 0
+    assert "wrote t.png" in capsys.readouterr().out
+    assert Image.open("t.png").size == (300, 200)
+
+
 # ---------------------------------------------------------------------------------- README
 def test_readme_paper_figure_example(tmp_path, monkeypatch):
     """The README's "Figures for papers" block runs as written (on a saved result named as in the README)."""
