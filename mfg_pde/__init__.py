@@ -49,7 +49,7 @@ def __getattr__(name):
     if name == "load_problem":
         from .result import load_problem
         return load_problem
-    if name == "cases":
+    if name in ("cases", "plotting"):
         import importlib
-        return importlib.import_module(".cases", __name__)
+        return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'mfg_pde' has no attribute {name!r}")

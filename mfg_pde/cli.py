@@ -2,11 +2,19 @@
 
     mfg-pde cases                                   list the registered cases
     mfg-pde run CASE [--set name=value ...] [--out FILE.h5] [--quiet]
+                     [--method NAME] [--tol X] [--max-iter N] [--plot FIG.png [style options]]
+    mfg-pde solve FILE.py [--out FILE.h5] [--figure FIG.png [style options]] [--quiet] [--init FILE.h5]
                      [--method NAME] [--tol X] [--max-iter N]
+                                                    solve the `problem` a Python file defines
     mfg-pde validate [--quiet] [--case NAME ...]     run the cases with closed forms, table of checks
     mfg-pde info FILE.h5                            describe a saved result
-    mfg-pde plot FILE.h5 [--out FIG.png]            quick-look figure of a saved result
+    mfg-pde plot FILE.h5 [--out FIG.png] [style options]   quick-look figure of a saved result
+    mfg-pde movie FILE.h5 [--out M.gif] [--fps N] [--frames N] [--field m|u] [style options]
+                                                    animated GIF of the density over time
     mfg-pde --version
+
+Style options (figures): --figsize W,H (inches), --dpi N, --font-size PT, --cmap NAME (a matplotlib colour
+map), --scale linear|log|sqrt (colour scale of the density).
 
 Exit status: 0 success; 1 a run did not converge or a check failed; 2 a usage error (unknown
 case / parameter, bad value, missing, foreign or incomplete file, an --out that cannot be written,
@@ -109,14 +117,73 @@ def _parse_sets(items) -> dict:
     return out
 
 
-def _check_out(path) -> None:
-    """--out must name a file that can be written (checked before any solve)."""
+def _check_out(path, option: str = "--out") -> None:
+    """--out (or another output option) must name a file that can be written (checked before any solve)."""
     from .io import OutputPathError, check_output_path
 
     try:
         check_output_path(path)
     except OutputPathError as exc:
-        raise UsageError(f"--out {path if path else repr(path)}: {exc.reason}") from None
+        raise UsageError(f"{option} {path if path else repr(path)}: {exc.reason}") from None
+
+
+# style options of the figure commands: (option, Style field)
+_STYLE_OPTIONS = (("--figsize", "figsize"), ("--dpi", "dpi"), ("--font-size", "font_size"), ("--cmap", "cmap"),
+                  ("--scale", "scale"))
+
+
+def _add_style_options(s) -> None:
+    g = s.add_argument_group("style options")
+    g.add_argument("--figsize", metavar="W,H", help="figure size in inches, e.g. 8,4 (default: fitted to the "
+                   "domain's aspect ratio)")
+    g.add_argument("--dpi", metavar="N", help="resolution of the saved figure (default 120)")
+    g.add_argument("--font-size", metavar="PT", dest="font_size", help="base font size in points (default 10)")
+    g.add_argument("--cmap", metavar="NAME", help="colour map of the density (a matplotlib name; default "
+                   "viridis)")
+    g.add_argument("--scale", metavar="linear|log|sqrt", help="colour scale of the density (default: sqrt for "
+                   "images over (x, y), linear for lines and (t, x) images)")
+
+
+def _style_given(args) -> list:
+    return [opt for opt, field in _STYLE_OPTIONS if getattr(args, field, None) is not None]
+
+
+def _style_from(args):
+    """The plotting Style of the style options given (None when none was); a bad value is a UsageError naming
+    the option, the value and what it takes."""
+    given = {field: getattr(args, field) for _opt, field in _STYLE_OPTIONS if getattr(args, field, None) is not None}
+    if not given:
+        return None
+    from .plotting import Style, StyleError
+
+    for field in ("dpi", "font_size"):
+        if field in given:
+            try:
+                given[field] = float(given[field])
+            except ValueError:
+                option = {f: o for o, f in _STYLE_OPTIONS}[field]
+                raise UsageError(f"{option} {given[field]}: expected a positive number") from None
+    try:
+        return Style(**given)
+    except StyleError as exc:
+        option = {f: o for o, f in _STYLE_OPTIONS}.get(exc.param, exc.param)
+        raise UsageError(f"{option} {exc.value}: {exc.reason}") from None
+
+
+def _plot(result, out, style) -> None:
+    """The dashboard of a result to out, with its case's closed-form mean where there is one."""
+    from .plotting import plot_result
+
+    oracle = _oracle_mean_for(result)
+    extra = {} if style is None else {"style": style}
+    try:
+        plot_result(result, path=out, oracle_mean=oracle, **extra)
+    except Exception as exc:
+        if oracle is None:
+            raise
+        _note(f"no closed-form mean drawn ({exc.__class__.__name__}: {_one_line(exc)})")
+        plot_result(result, path=out, oracle_mean=None, **extra)
+    print(f"wrote {out}")
 
 
 def _note(message: str) -> None:
@@ -184,6 +251,12 @@ def cmd_run(args) -> int:
     kw = _solve_kwargs(args)
     if args.out is not None:
         _check_out(args.out)             # before the solve, whose result would otherwise be lost
+    style = _style_from(args)            # bad style options fail before the solve too
+    if args.plot is not None:
+        _check_out(args.plot, "--plot")
+    elif style is not None:
+        raise UsageError(f"{', '.join(_style_given(args))}: style the figure of --plot FIG.png; add --plot "
+                         "(or draw a saved result with `mfg-pde plot FILE.h5` and the same options)")
     case.check_memory(params, kw.get("method"))   # a grid too large: refused before anything is built
     if not args.quiet:
         print(f"{PROG}: running {case.name} ...", file=sys.stderr)
@@ -218,11 +291,164 @@ def cmd_run(args) -> int:
     if args.out is not None:
         result.save(args.out)
         print(f"\nwrote {args.out}")
+    if args.plot is not None:
+        _plot(result, args.plot, style)
     ok = _checks_ok(run)
     if not ok:
         why = "did not converge" if not result.converged else "oracle check failed"
         print(f"{PROG}: {case.name}: {why}", file=sys.stderr)
     return 0 if ok else 1
+
+
+# ---------------------------------------------------------------------------------- solve FILE.py
+_SOLVE_FILE_HELP = ("define it at module level, e.g. problem = mp.MFGProblem(grid, T=1.0, Nt=100, sigma=0.5, m0=m0) "
+                    "(or an mp.PlanningProblem); optionally options = dict(tol=1e-8) and name = \"my-run\"")
+
+
+def _user_frame_line(exc, path) -> str:
+    """'line N: <source>' of the deepest traceback frame in the user's file (for an error raised while it
+    ran), or '' when none is in it."""
+    import traceback
+
+    if isinstance(exc, SyntaxError) and exc.filename and os.path.abspath(exc.filename) == path:
+        text = (exc.text or "").strip()
+        return f"line {exc.lineno}" + (f": {text}" if text else "")
+    found = ""
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if frame.filename and os.path.abspath(frame.filename) == path:
+            found = f"line {frame.lineno}" + (f": {frame.line.strip()}" if frame.line else "")
+    return found
+
+
+def _run_problem_file(path) -> dict:
+    """Run the user's Python file (as ``python FILE`` would, but with ``__name__`` = "__mfg_pde_solve__",
+    so an ``if __name__ == "__main__":`` block is skipped) and return its globals.  Errors become
+    UsageErrors naming the file, with the line of the user's file where it failed."""
+    import runpy
+
+    if not os.path.exists(path):
+        raise UsageError(f"{path}: no such file (give the Python file that defines `problem`)")
+    if os.path.isdir(path):
+        raise UsageError(f"{path}: is a directory; give the Python file that defines `problem`")
+    if path.endswith((".h5", ".hdf5", ".nc")):
+        raise UsageError(f"{path}: is a result file; `{PROG} solve` runs a Python file that defines `problem` "
+                         f"(`{PROG} info` and `{PROG} plot` read result files; --init FILE.h5 warm-starts a solve)")
+    where = os.path.abspath(path)
+    added = os.path.dirname(where)
+    sys.path.insert(0, added)   # its own imports resolve next to it, as with `python FILE`
+    try:
+        with contextlib.redirect_stdout(sys.stderr):   # its prints do not mix with the summary on stdout
+            return runpy.run_path(where, run_name="__mfg_pde_solve__")
+    except (KeyboardInterrupt, UsageError):
+        raise
+    except SystemExit as exc:
+        raise UsageError(f"{path} called sys.exit({exc.code!r}) while it was run; a problem file only defines "
+                         "`problem` (put other code under `if __name__ == \"__main__\":`)") from None
+    except BaseException as exc:  # noqa: BLE001 -- anything the user's code raises is reported as theirs
+        if os.environ.get("MFG_PDE_TRACEBACK"):
+            raise
+        line = _user_frame_line(exc, where)
+        msg = _one_line(exc) if not isinstance(exc, SyntaxError) else exc.msg
+        raise UsageError(f"{path}{', ' + line if line else ''}: {exc.__class__.__name__}: {msg}") from None
+    finally:
+        with contextlib.suppress(ValueError):
+            sys.path.remove(added)
+
+
+def _problem_from_file(path):
+    """(problem, options, name) that the user's file defines; clear errors for what is missing or wrong."""
+    from .model.problem import MFGProblem
+
+    ns = _run_problem_file(path)
+    if "problem" not in ns:
+        raise UsageError(f"{path} defines no `problem`: {_SOLVE_FILE_HELP}")
+    problem = ns["problem"]
+    if not isinstance(problem, MFGProblem):
+        what = type(problem).__name__
+        hint = "; call it: problem = make_problem(...)" if callable(problem) else ""
+        raise UsageError(f"{path}: `problem` is a {what}, not an mp.MFGProblem or mp.PlanningProblem{hint}")
+    options = ns.get("options", {})
+    if options is None:
+        options = {}
+    if not isinstance(options, dict) or not all(isinstance(k, str) for k in options):
+        raise UsageError(f"{path}: `options` is a {type(options).__name__}; give a dict of solver keyword "
+                         "arguments, e.g. options = dict(method=\"anderson\", tol=1e-8)")
+    name = ns.get("name")
+    if name is not None and not isinstance(name, str):
+        raise UsageError(f"{path}: `name` is a {type(name).__name__}; give a string (it names the output files)")
+    if not name:
+        name = problem.name or os.path.splitext(os.path.basename(path))[0]
+    return problem, dict(options), name
+
+
+def cmd_solve(args) -> int:
+    import re
+
+    from .model.problem import PlanningProblem
+
+    problem, options, name = _problem_from_file(args.file)
+    for key, value in _solve_kwargs(args).items():   # command-line flags win over the file's options
+        options[key] = value
+    if args.init is not None:
+        if "init" in options or "m_init" in options:
+            raise UsageError(f"--init {args.init}: {args.file} already gives a start in its options "
+                             f"({'init' if 'init' in options else 'm_init'}); give one")
+        if not os.path.isfile(args.init):
+            raise UsageError(f"--init {args.init}: no such file (give a result file written by `{PROG} solve`, "
+                             f"`{PROG} run --out` or result.save)")
+        options["init"] = args.init
+    out = args.out if args.out is not None else re.sub(r"[^\w.+-]+", "_", name) + ".h5"
+    _check_out(out)                       # before the solve, whose result would otherwise be lost
+    style = _style_from(args)             # bad style options fail before the solve too
+    if args.figure is not None:
+        _check_out(args.figure, "--figure")
+    elif style is not None:
+        raise UsageError(f"{', '.join(_style_given(args))}: style the figure of --figure FIG.png; add --figure")
+    if problem.name is None:
+        problem.name = name               # recorded in the result file (params, /problem)
+    planning = isinstance(problem, PlanningProblem)
+    options.setdefault("progress", not args.quiet)
+    if not args.quiet:
+        print(f"{PROG}: solving {name} from {args.file} ...", file=sys.stderr)
+    if planning:
+        from .planning.sinkhorn import solve_planning as solver
+    else:
+        from .iterate.solve import solve as solver
+    t0 = time.perf_counter()
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            result = solver(problem, **options)
+    except (TypeError, ValueError) as exc:   # options the solver refuses, a bad warm start, ...
+        if os.environ.get("MFG_PDE_TRACEBACK"):
+            raise
+        raise UsageError(f"{args.file}: solving `problem` failed: {_one_line(exc)}") from None
+    wall = time.perf_counter() - t0
+    shown = {k: v for k, v in options.items() if k not in ("progress", "callback")}
+    lines = [
+        ("file", args.file),
+        ("problem", f"{name}: {type(problem).__name__}, grid {' x '.join(map(str, problem.grid.shape))}, "
+                    f"Nt {problem.Nt}, T {_fmt_num(problem.T)}, sigma {_fmt_num(problem.sigma)}"),
+        ("solver", ", ".join(f"{k}={v}" for k, v in shown.items()) or "defaults"),
+        *([("start", result.solver["init"])] if "init" in (result.solver or {}) else []),
+        ("status", result.status),
+        ("converged", "yes" if result.converged else "no"),
+        ("iterations", str(result.iterations)),
+        ("residual", _fmt_num(result.final_residual)),
+        *_conservation_lines(result),
+        *([("planning", f"energy E {_fmt_num(result.planning.energy_E)} (no 1/2), terminal mismatch "
+                        f"{_fmt_num(result.planning.terminal_mismatch)}")] if result.planning is not None else []),
+        ("wall time", f"{wall:.3f} s"),
+    ]
+    w = max(len(k) for k, _ in lines)
+    for k, v in lines:
+        print(f"{k.ljust(w)}  {v}")
+    result.save(out)
+    print(f"wrote {out}")
+    if args.figure is not None:
+        _plot(result, args.figure, style)
+    if not result.converged:
+        print(f"{PROG}: {name}: did not converge ({result.status})", file=sys.stderr)
+    return 0 if result.converged else 1
 
 
 def cmd_validate(args) -> int:
@@ -364,23 +590,37 @@ def _oracle_mean_for(result):
 
 def cmd_plot(args) -> int:
     from .result import load
-    from .plotting import plot_result
 
+    style = _style_from(args)
     result = load(args.file)
     out = args.out
     if out is None:
         root, _ = os.path.splitext(args.file)
         out = root + ".png"
     _check_out(out)
-    oracle = _oracle_mean_for(result)
-    try:
-        plot_result(result, path=out, oracle_mean=oracle)
-    except Exception as exc:
-        if oracle is None:
-            raise
-        _note(f"no closed-form mean drawn ({exc.__class__.__name__}: {_one_line(exc)})")
-        plot_result(result, path=out, oracle_mean=None)
-    print(f"wrote {out}")
+    _plot(result, out, style)
+    return 0
+
+
+def cmd_movie(args) -> int:
+    from .plotting import movie
+    from .result import load
+
+    style = _style_from(args)
+    if args.frames is not None and args.frames < 2:
+        raise UsageError(f"--frames {args.frames}: must be at least 2")
+    if args.fps is not None and not (0 < args.fps <= 100 and math.isfinite(args.fps)):
+        raise UsageError(f"--fps {args.fps}: must be a number of frames per second in (0, 100]")
+    out = args.out
+    if out is None:
+        out = os.path.splitext(args.file)[0] + ".gif"
+    if not out.lower().endswith(".gif"):
+        raise UsageError(f"--out {out}: a movie is a GIF file; name it ....gif")
+    _check_out(out)
+    result = load(args.file)
+    n = movie(result, out, fps=10 if args.fps is None else args.fps, frames=60 if args.frames is None else args.frames,
+              field=args.field, style=style)
+    print(f"wrote {out} ({n} frames)")
     return 0
 
 
@@ -405,7 +645,24 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--tol", type=float, metavar="X", help="solver tolerance")
     s.add_argument("--max-iter", type=int, metavar="N", dest="max_iter",
                    help="maximum coupling iterations")
+    s.add_argument("--plot", metavar="FIG.png", help="also draw the result's quick-look figure to this file")
+    _add_style_options(s)
     s.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("solve", help="solve the `problem` a Python file defines, write the result")
+    s.add_argument("file", metavar="FILE.py", help="a Python file that defines `problem` (an mp.MFGProblem or "
+                   "mp.PlanningProblem), optionally `options` (a dict of solver keyword arguments) and `name`")
+    s.add_argument("--out", metavar="FILE.h5", help="result file (default: NAME.h5 in the current directory)")
+    s.add_argument("--figure", metavar="FIG.png", help="also write the quick-look figure")
+    _add_style_options(s)
+    s.add_argument("--quiet", "-q", action="store_true", help="no progress output")
+    s.add_argument("--init", metavar="FILE.h5", help="warm start from a saved result (interpolated when its grid "
+                   "or Nt differ)")
+    s.add_argument("--method", metavar="NAME", help="solver coupling method (overrides the file's options)")
+    s.add_argument("--tol", type=float, metavar="X", help="solver tolerance (overrides the file's options)")
+    s.add_argument("--max-iter", type=int, metavar="N", dest="max_iter",
+                   help="maximum coupling iterations (overrides the file's options)")
+    s.set_defaults(func=cmd_solve)
 
     s = sub.add_parser("validate", help="run the cases with closed forms and tabulate the checks")
     s.add_argument("--case", action="extend", nargs="+", default=[], metavar="NAME",
@@ -419,8 +676,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("plot", help="quick-look figure of a saved result file")
     s.add_argument("file", metavar="FILE.h5")
-    s.add_argument("--out", metavar="FIG.png", help="figure file (default: FILE with .png suffix)")
+    s.add_argument("--out", metavar="FIG.png", help="figure file (default: FILE with .png suffix; .pdf, .svg "
+                   "by suffix)")
+    _add_style_options(s)
     s.set_defaults(func=cmd_plot)
+
+    s = sub.add_parser("movie", help="animated GIF of a saved result's density over time")
+    s.add_argument("file", metavar="FILE.h5")
+    s.add_argument("--out", metavar="M.gif", help="GIF file (default: FILE with .gif suffix)")
+    s.add_argument("--fps", type=float, metavar="N", help="frames per second (default 10)")
+    s.add_argument("--frames", type=int, metavar="N", help="at most this many frames, evenly spaced time levels "
+                   "(default 60)")
+    s.add_argument("--field", choices=("m", "u"), default="m", help="density m (default) or value u")
+    _add_style_options(s)
+    s.set_defaults(func=cmd_movie)
     return p
 
 
@@ -452,7 +721,7 @@ def main(argv=None) -> int:
             rc = exc.code if isinstance(exc.code, int) else 0
         else:
             if getattr(args, "func", None) is None:
-                raise UsageError("a command is required: cases, run, validate, info or plot "
+                raise UsageError("a command is required: cases, run, solve, validate, info, plot or movie "
                                  f"(see `{PROG} --help`)")
             rc = int(args.func(args))
         sys.stdout.flush()  # here, not at exit: a closed pipe is then handled below

@@ -25,7 +25,10 @@ Layout (one file per result)::
     /case_report                               only for results of cases that keep a report
                                                (``result.CaseReport``): attribute errors (JSON object
                                                quantity -> error), optional dataset table (rows, columns)
-                                               with attribute columns (JSON list)
+                                               with attribute columns (JSON list), optional group arrays
+                                               (one dataset per named study output); dimension scales row
+                                               (index) and column (the column names) of the table, and
+                                               arrays_<name>_dim_<k> (index) of each array
 
     /iteration              (iterations,)      dimension scale of the history records (1-based index), unless
                                                the history has its own "iteration" record (then that is the
@@ -50,12 +53,13 @@ Layout (one file per result)::
         drift, drift_t      (K, d, *grid), (K,)  b at t_{n+1} (one level when not time dependent)
         terminal_cost       (*grid)            G(x) (attribute depends_on_m 0), or G(x, m_T) at the result's
                                                final density (depends_on_m 1: not rebuildable)
-        exit_costs          (d, 2)             Dirichlet value on the exit sides, NaN elsewhere (exit grids)
-        obstacles           (*grid)            uint8 solid-cell mask (problems with obstacles)
+        exit_costs          (d, 2)             Dirichlet value on the exit sides, NaN elsewhere (exit grids);
+                                               dimension scales axis, side
+        obstacles           (*grid)            solid-cell mask, 1 outside the domain (problems with obstacles)
         doors               attribute          JSON list of the doors: axis, side, cost, name and the indices
                                                (C order on the side) of their faces (problems with doors)
         kernel_<i>          (L_1, ...)         a KernelInteraction's W on its displacement lattice (attribute
-                                               spacing)
+                                               spacing); dimension scales d<axis>_kernel_<i> (displacements)
     /provenance                                attributes mfg_pde_version, numpy_version, scipy_version,
                                                numba_version, h5py_version, python_version,
                                                python_implementation, platform, machine, command_line (JSON
@@ -333,6 +337,41 @@ def _write_history(hist, history: dict) -> None:
         ds.dims[0].label = sc.name.rsplit("/", 1)[-1]
 
 
+def _scale(g, name, data, long_name):
+    """A dimension scale (a netCDF coordinate variable) ``name`` in group g holding data (strings as UTF-8);
+    the existing one when g already has it."""
+    if name in g:
+        return g[name]
+    import h5py
+
+    data = np.asarray(data)
+    sc = g.create_dataset(name, data=data, **({"dtype": h5py.string_dtype("utf-8")} if data.dtype == object
+                                              else {}))
+    sc.attrs["long_name"] = long_name
+    if data.dtype != object:
+        sc.attrs["units"] = "1"
+    sc.make_scale(name)
+    return sc
+
+
+def _attach(ds, k, sc) -> None:
+    """Dimension k of ds is the scale sc (named after it)."""
+    ds.dims[k].attach_scale(sc)
+    ds.dims[k].label = sc.name.rsplit("/", 1)[-1]
+
+
+def _kernel_scales(g, ds, name, grid) -> None:
+    """Dimension scales of a kernel's values (/problem/kernel_<i>): the displacement per axis in the FFT
+    layout (``d<axis>_<name>``, wrapped: 0, h, 2h, ..., then the negative ones), so netCDF readers name its
+    dimensions."""
+    for k, (axis, n, h) in enumerate(zip(grid.axis_names, grid.shape, grid.spacing)):
+        L = ds.shape[k]
+        j = np.arange(L)
+        j = np.where(j <= n // 2, j, j - n) if L == n else np.where(j < L // 2, j, j - L)  # periodic / padded
+        sc = _scale(g, f"d{axis}_{name}", j * float(h), f"displacement along {axis} of {name} (FFT layout)")
+        _attach(ds, k, sc)
+
+
 def _is_added_scale(ds) -> bool:
     return bool(ds.attrs.get("mfg_pde_scale", 0))
 
@@ -468,7 +507,8 @@ def _write_case_report(f, report) -> None:
     """/case_report group: the closed-form errors (JSON attribute) and a study's table."""
     errors = dict(getattr(report, "errors", None) or {})
     table = getattr(report, "table", None)
-    if not errors and table is None:
+    arrays = dict(getattr(report, "arrays", None) or {})
+    if not errors and table is None and not arrays:
         return
     g = f.create_group("case_report", track_order=True)
     g.attrs["long_name"] = "what the case computed besides the solve: errors against its closed form, a table"
@@ -476,7 +516,24 @@ def _write_case_report(f, report) -> None:
     if table is not None:
         ds = g.create_dataset("table", data=np.asarray(table, dtype=float))
         _set_desc(ds, "the case's table, one row per configuration")
-        ds.attrs["columns"] = json.dumps([str(c) for c in (getattr(report, "columns", None) or ())])
+        columns = [str(c) for c in (getattr(report, "columns", None) or ())]
+        ds.attrs["columns"] = json.dumps(columns)
+        for k, n in enumerate(ds.shape):   # named dimensions (netCDF readers: no phony_dim_N)
+            if ds.ndim == 2 and k == 1 and len(columns) == n:
+                sc = _scale(g, "column", np.array(columns, dtype=object), "name of the table's column")
+            else:
+                dim = ("row", "column")[k] if ds.ndim == 2 else f"table_dim_{k}"
+                sc = _scale(g, dim, np.arange(n, dtype=np.int64), f"index (0-based) of the table's {dim}")
+            _attach(ds, k, sc)
+    if arrays:
+        ga = g.create_group("arrays", track_order=True)
+        ga.attrs["long_name"] = "the case's further numeric outputs, one dataset per name"
+        for name, value in arrays.items():
+            ds = ga.create_dataset(str(name), data=np.asarray(value, dtype=float))
+            _set_desc(ds, f"the case's output {name}")
+            for k, n in enumerate(ds.shape):   # index scales in /case_report: /case_report/arrays holds outputs only
+                _attach(ds, k, _scale(g, f"arrays_{name}_dim_{k}", np.arange(n, dtype=np.int64),
+                                      f"index (0-based) of axis {k} of arrays/{name}"))
 
 
 def _read_case_report(g) -> dict:
@@ -492,6 +549,8 @@ def _read_case_report(g) -> dict:
             rec["columns"] = tuple(json.loads(_attr_str(g["table"], "columns", "[]")))
         except json.JSONDecodeError:
             rec["columns"] = ()
+    if "arrays" in g:
+        rec["arrays"] = {name: ds[()] for name, ds in g["arrays"].items()}
     return rec
 
 
@@ -590,6 +649,7 @@ def _write_problem(f, problem, result=None) -> None:
                                        "of an axis is the displacement j h, wrapped)", skipped)
             if ds is not None:
                 ds.attrs["spacing"] = np.asarray(grid.spacing, dtype=float)
+                _kernel_scales(g, ds, name, grid)
     # potential: an array as given; a callable at the times the solvers evaluate it
     V = problem.potential
     if V is not None:
@@ -650,8 +710,8 @@ def _write_problem(f, problem, result=None) -> None:
     if grid.has_exits:
         ds = g.create_dataset("exit_costs", data=np.asarray(problem.exit_costs, dtype=float))
         _set_desc(ds, "Dirichlet value of u on the exit sides (axis, lo/hi); NaN on the other sides")
-        ds.dims[0].label = "axis"
-        ds.dims[1].label = "side"
+        _attach(ds, 0, _scale(g, "axis", np.array(names, dtype=object), "axis of the side"))
+        _attach(ds, 1, _scale(g, "side", np.array(["lo", "hi"], dtype=object), "side of the axis"))
     geometry = getattr(problem, "geometry", None)
     if geometry is not None and geometry.solid is not None:
         _put(g, "obstacles", geometry.solid.astype(np.uint8), "solid (obstacle) cells, 1 outside the domain",

@@ -25,7 +25,7 @@ from typing import ClassVar
 import numpy as np
 
 from . import io
-from .model.grid import BC_EXIT, BC_PERIODIC, Grid
+from .model.grid import BC_EXIT, BC_PERIODIC, Grid, prolong
 
 
 @dataclass
@@ -154,8 +154,8 @@ class CaseReport:
     """What a registered case computed besides its solve (``MFGResult.case_report``; ``mfg_pde.cases``).
 
     Cases that need more subclass it (``chaos.ChaosReport``, ``diffusion.SGMReport``,
-    ``planning.IAvsMFReport``, ``demand_response.DemandResponseReport``).  ``errors``, ``table`` and
-    ``columns`` are written to HDF5 (``/case_report``) and read back into a plain ``CaseReport``; the
+    ``planning.IAvsMFReport``, ``demand_response.DemandResponseReport``).  ``errors``, ``table``,
+    ``columns`` and ``arrays`` are written to HDF5 (``/case_report``) and read back into a plain ``CaseReport``; the
     subclasses' other fields (study objects: scenarios, closed-form routes, ...) are not.
 
     errors : quantity -> error against the case's closed form, for cases whose run computes them along
@@ -163,11 +163,14 @@ class CaseReport:
         (``Case.errors``).
     table : a study's numeric table, one row per configuration (path-integral-h, demand-response-sweep).
     columns : the names of the table's columns.
+    arrays : name -> numeric array of a study's further outputs (path-integral-h: ``x`` and ``densities``,
+        the final grid density of every table row); written to HDF5 (``/case_report/arrays``).
     """
 
     errors: dict = field(default_factory=dict)
     table: np.ndarray | None = field(default=None, repr=False)
     columns: tuple = ()
+    arrays: dict = field(default_factory=dict, repr=False)
 
     #: field name -> its key in the old ``MFGResult.extras`` dict, where they differ
     legacy_keys: ClassVar[dict] = {}
@@ -425,10 +428,173 @@ class MFGResult:
             line += "; coupling monotonicity unknown: the equilibrium may not be unique"
         return line
 
+    def to_xarray(self):
+        """The result as an ``xarray.Dataset`` (xarray is optional: ``pip install mfg_pde[xarray]``).
+
+        Dimensions and coordinates: ``t`` (time levels), the grid's axes ``x`` (``y``, ``z``: cell centres),
+        ``component`` (the axes again: alpha's components), ``iteration`` (1-based index of the history's
+        records; the history's own "iteration" record when it has one) and ``<key>_entry`` for a history
+        record of another length; with an outflow ``step``, ``axis``, ``side``; with a case table ``row`` and
+        ``column``.  Variables: ``m``, ``u`` (t, *axes), ``alpha`` (t, *axes, component: -grad u, or the
+        solver's control), one variable per history record (named by its key; ``history_<key>`` where the key
+        is already taken), the outflow (``outflow_mass``, ``outflow_cumulative``, ``outflow_evacuated``,
+        ``outflow_balance`` on t; ``outflow_per_side`` on (step, axis, side)), ``obstacle`` (uint8 mask),
+        ``case_table`` and the case report's arrays as ``case_<name>`` (on ``case_<name>_dim_<k>``).  Every variable and coordinate has ``long_name`` and ``units`` attributes.
+
+        Attributes are netCDF-safe (``to_netcdf`` writes them as they are): ``mfg_pde_version``, ``case``
+        ("" when none), ``params``, ``solver``, ``grid`` (JSON strings), ``converged`` (int8 0/1),
+        ``iterations``, ``status``, ``final_residual``; the planning record as ``planning_<field>`` (numbers,
+        ``planning_positive`` int8, ``planning_stages`` JSON), the case's errors as ``case_errors`` (JSON),
+        the outflow's ``outflow_sides`` (JSON), ``outflow_balance_error`` and ``outflow_evacuated_fraction``.
+
+        ``ds.to_netcdf(path, engine="h5netcdf")`` writes it; ``mp.load`` reads the files of ``save``, which
+        xarray opens too: ``xr.open_dataset(path, engine="h5netcdf")`` (the fields), ``group="history"``,
+        ``group="outflow"``, ``group="problem"``, ...
+        """
+        return _to_xarray(self)
+
     def save(self, path, problem=None) -> None:
         """Write a self-describing HDF5 file (see ``mfg_pde.io``); with the problem (``problem``, default
         ``self.problem``) its data on the grid, from which ``mfg_pde.load_problem`` rebuilds it."""
         io.save_result(self, path, problem=problem)
+
+
+def _require_xarray():
+    try:
+        import xarray
+    except ImportError as exc:
+        raise ImportError("MFGResult.to_xarray needs the optional package xarray: pip install mfg_pde[xarray] "
+                          "(from a source checkout: pip install \".[xarray]\"; or pip install xarray h5netcdf) "
+                          f"[{exc}]") from None
+    return xarray
+
+
+_HISTORY_LONG = {"residual": "relative fixed-point residual ||Phi(m) - m||_1 / ||m||_1",
+                 "hjb_residual": "relative HJB residual of the candidate pair",
+                 "fp_residual": "relative FP residual of the candidate pair",
+                 "mass_error": "relative mass error of the candidate density",
+                 "exploitability": "Nash gap (exploitability) of the candidate pair",
+                 "wall_time": "wall time since the start of the solve"}
+
+
+def _attr_value(value):
+    """A netCDF-safe attribute value: bool -> int8, None -> "", numbers and strings as they are, anything
+    else (dicts, lists) -> a JSON string."""
+    if isinstance(value, (bool, np.bool_)):
+        return np.int8(bool(value))
+    if value is None:
+        return ""
+    if isinstance(value, (int, float, str, np.integer, np.floating)):
+        return value
+    return io._dumps(value)
+
+
+def _to_xarray(result):
+    """``MFGResult.to_xarray`` (see there)."""
+    xr = _require_xarray()
+    grid = result.grid
+    names = list(grid.axis_names)
+    t = np.asarray(result.t, dtype=float)
+    coords = {"t": ("t", t, {"long_name": "time", "units": "1"}),
+              "component": ("component", np.array(names, dtype=object),
+                            {"long_name": "component of the feedback vector alpha"})}
+    for name, ax in zip(names, grid.axes):
+        coords[name] = (name, np.asarray(ax, dtype=float), {"long_name": io._AXIS_LONG[name], "units": "1"})
+    dims = ["t"] + names
+    data = {
+        "m": (dims, np.asarray(result.m, dtype=float), {"long_name": "population density m(t, x)", "units": "1"}),
+        "u": (dims, np.asarray(result.u, dtype=float), {"long_name": "value function u(t, x)", "units": "1"}),
+        "alpha": (dims + ["component"], np.asarray(result.alpha, dtype=float),
+                  {"long_name": "optimal feedback control alpha (-grad u unless the solver set another)",
+                   "units": "1"}),
+    }
+    attrs = {"mfg_pde_version": io._version(), "case": "" if result.case is None else str(result.case),
+             "params": io._dumps(result.params or {}), "solver": io._dumps(result.solver or {}),
+             "grid": io._dumps(grid.describe()), "converged": np.int8(bool(result.converged)),
+             "iterations": int(result.iterations), "status": str(result.status),
+             "final_residual": float(result.final_residual)}
+
+    history = {str(k): io._history_array(v) for k, v in (result.history or {}).items()}
+    lengths = [a.shape[0] for a in history.values() if a.ndim == 1]
+    main = history["residual"].shape[0] if "residual" in history and history["residual"].ndim == 1 else \
+        (max(set(lengths), key=lengths.count) if lengths else None)
+    own = history.get("iteration")
+    if own is not None and own.ndim == 1 and own.shape[0] == main and own.dtype.kind in "biuf":
+        if own.dtype.kind == "f" and np.all(np.isfinite(own)) and np.all(own == np.round(own)):
+            own = own.astype(np.int64)   # the loops record it as a float
+        coords["iteration"] = ("iteration", own, {"long_name": "iteration of the coupling loop", "units": "1"})
+        history.pop("iteration")
+    elif main is not None:
+        coords["iteration"] = ("iteration", np.arange(1, main + 1, dtype=np.int64),
+                               {"long_name": "index (1-based) of the iterations of the coupling loop", "units": "1"})
+    for key, arr in history.items():
+        if arr.ndim != 1:
+            dim_names = [f"{key}_dim_{k}" for k in range(arr.ndim)]
+        elif arr.shape[0] == main:
+            dim_names = ["iteration"]
+        else:
+            dim_names = [f"{key}_entry"]
+            coords[dim_names[0]] = (dim_names[0], np.arange(1, arr.shape[0] + 1, dtype=np.int64),
+                                    {"long_name": f"index (1-based) of the entries of history {key}", "units": "1"})
+        name = key if key not in data and key not in coords else f"history_{key}"
+        var_attrs = {"long_name": f"history: {_HISTORY_LONG.get(key, key)}"}
+        if arr.dtype.kind in "biuf":
+            var_attrs["units"] = "s" if key.endswith("time") else "1"
+        data[name] = (dim_names, arr, var_attrs)
+
+    out = result.outflow
+    if out is not None:
+        for key in ("mass", "cumulative", "evacuated", "balance"):
+            data[f"outflow_{key}"] = ("t", np.asarray(getattr(out, key), dtype=float),
+                                      {"long_name": io._OUTFLOW_LONG[key], "units": "1"})
+        per_side = np.asarray(out.per_side, dtype=float)
+        if per_side.ndim == 3 and per_side.shape[1:] == (grid.ndim, 2):
+            coords["step"] = ("step", np.arange(per_side.shape[0], dtype=np.int64),
+                              {"long_name": "step n: t_n -> t_{n+1}", "units": "1"})
+            coords["axis"] = ("axis", np.array(names, dtype=object), {"long_name": "axis of the side"})
+            coords["side"] = ("side", np.array(["lo", "hi"], dtype=object), {"long_name": "side of the axis"})
+            data["outflow_per_side"] = (("step", "axis", "side"), per_side,
+                                        {"long_name": "outflow of step n (t_n -> t_{n+1}) through side (axis, "
+                                                      "lo/hi); 0 on non-exit sides", "units": "1"})
+        attrs["outflow_sides"] = io._dumps(list(out.sides))
+        attrs["outflow_balance_error"] = float(out.balance_error)
+        attrs["outflow_evacuated_fraction"] = float(out.evacuated_fraction)
+    if result.obstacle is not None:
+        data["obstacle"] = (names, np.asarray(result.obstacle).astype(np.uint8),
+                            {"long_name": "obstacle region of the case (1 inside)", "units": "1"})
+    if result.planning is not None:
+        for f in fields(result.planning):
+            value = getattr(result.planning, f.name)
+            if value is None:
+                continue
+            attrs[f"planning_{f.name}"] = _attr_value(value)
+    report = result.case_report
+    if report is not None:
+        if report.errors:
+            attrs["case_errors"] = io._dumps(report.errors)
+        if report.table is not None:
+            table = np.asarray(report.table, dtype=float)
+            columns = [str(c) for c in (report.columns or ())]
+            if table.ndim == 2:
+                coords["row"] = ("row", np.arange(table.shape[0], dtype=np.int64),
+                                 {"long_name": "row of the case's table", "units": "1"})
+                coords["column"] = (("column", np.array(columns, dtype=object), {"long_name": "column of the case's table"})
+                                    if len(columns) == table.shape[1] else
+                                    ("column", np.arange(table.shape[1], dtype=np.int64),
+                                     {"long_name": "column of the case's table", "units": "1"}))
+                data["case_table"] = (("row", "column"), table,
+                                      {"long_name": "the case's table, one row per configuration", "units": "1"})
+            else:
+                data["case_table"] = ([f"case_table_dim_{k}" for k in range(table.ndim)], table,
+                                      {"long_name": "the case's table", "units": "1"})
+        for key, value in (getattr(report, "arrays", None) or {}).items():
+            arr = np.asarray(value, dtype=float)
+            data[f"case_{key}"] = ([f"case_{key}_dim_{k}" for k in range(arr.ndim)], arr,
+                                   {"long_name": f"the case's output {key}", "units": "1"})
+    ds = xr.Dataset(data_vars={k: xr.Variable(*v) for k, v in data.items()},
+                    coords={k: xr.Variable(*v) for k, v in coords.items()})
+    ds.attrs.update(attrs)
+    return ds
 
 
 def _short(value, width: int = 60):
@@ -466,6 +632,84 @@ def load(path) -> MFGResult:
         except ValueError as exc:
             raise io.incomplete(path, f"dataset 'alpha': {exc}") from None
     return result
+
+
+@dataclass
+class WarmStart:
+    """The fields of a previous result on a problem's grid and time levels (``initial_fields``).
+
+    m, u : (Nt+1, *grid) density (its level 0 scaled to the problem's initial mass) and value function.
+    interpolated : whether they were interpolated (another grid, Nt or T) or taken as they are.
+    note : one line saying where they came from (recorded as ``result.solver["init"]``).
+    """
+
+    m: np.ndarray
+    u: np.ndarray
+    interpolated: bool
+    note: str
+
+
+def _is_path(obj) -> bool:
+    import os
+
+    return isinstance(obj, (str, bytes, os.PathLike))
+
+
+def initial_fields(init, problem, name: str = "init") -> WarmStart:
+    """A warm start for ``problem`` from ``init``: an ``MFGResult`` or the path of a result file (``save``).
+
+    On the same grid (bounds and cells) with the same Nt and T the result's m and u are used as they are;
+    otherwise they are interpolated linearly (``model.grid.prolong``) onto the problem's cell centres and
+    time levels -- in time on the normalised times t / T, so a result for another horizon gives the same
+    profile in relative time -- and the density is scaled so that its first level carries the problem's
+    initial mass (interpolation does not conserve it).  Initial guesses only: the solve decides the answer.
+
+    Raises TypeError for an ``init`` that is neither, ValueError (naming ``name``) when the grids have
+    different numbers of axes or bounds, and ``io.ResultFileError`` for a path that is not a result file.
+    """
+    source = ""
+    if _is_path(init):
+        import os
+
+        path = os.fsdecode(init) if isinstance(init, bytes) else os.fspath(init)
+        try:
+            init = load(path)
+        except io.ResultFileError as exc:
+            raise exc.__class__(f"{name}={path!r}: {exc}") from None
+        source = f"{path}: "
+    if not isinstance(init, MFGResult):
+        raise TypeError(f"{name}: expected an MFGResult or the path of a saved result file (result.save / "
+                        f"mfg-pde run --out), got {type(init).__name__}" +
+                        ("; an initial density array goes to m_init=" if name == "init" else ""))
+    res, grid = init, problem.grid
+    Nt, T = problem.Nt, float(problem.T)
+    if res.grid.ndim != grid.ndim:
+        raise ValueError(f"{name}: the result is on a {res.grid.ndim}-D grid, the problem's grid is {grid.ndim}-D; "
+                         "a warm start needs a result of the same dimension")
+    if not np.allclose(res.grid.bounds, grid.bounds, rtol=1e-12, atol=0.0):
+        raise ValueError(f"{name}: the result's grid has bounds {res.grid.bounds}, the problem's {grid.bounds}; "
+                         "a warm start interpolates between grids on the same domain")
+    t_old = np.asarray(res.t, dtype=float)
+    m_old, u_old = np.asarray(res.m, dtype=float), np.asarray(res.u, dtype=float)
+    shape = (t_old.shape[0],) + res.grid.shape
+    if m_old.shape != shape or u_old.shape != shape:
+        raise ValueError(f"{name}: the result's m {m_old.shape} / u {u_old.shape} do not match its grid and "
+                         f"time levels {shape}")
+    T_old = float(t_old[-1] - t_old[0])
+    same = res.grid.shape == grid.shape and t_old.shape[0] == Nt + 1 and abs(T_old - T) <= 1e-12 * T
+    if same:
+        return WarmStart(m_old, u_old, False, f"{source}a result on the same grid {grid.shape} and Nt {Nt}")
+    s_old = (t_old - t_old[0]) / T_old
+    s_new = np.asarray(problem.t, dtype=float) / T
+    m = np.maximum(prolong(res.grid, grid, m_old, t_old=s_old, t_new=s_new), 0.0)
+    u = prolong(res.grid, grid, u_old, t_old=s_old, t_new=s_new)
+    mass = float(grid.integrate(m[0]))
+    if mass > 0:
+        m *= float(grid.integrate(problem.m0)) / mass
+    what = f"grid {res.grid.shape} -> {grid.shape}, Nt {t_old.shape[0] - 1} -> {Nt}"
+    if abs(T_old - T) > 1e-12 * T:
+        what += f", T {T_old:g} -> {T:g} (relative time)"
+    return WarmStart(m, u, True, f"{source}a result interpolated ({what})")
 
 
 class ProblemRebuildError(ValueError):

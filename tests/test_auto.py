@@ -179,8 +179,9 @@ def test_a_previous_result_starts_the_next_solve():
         np.testing.assert_allclose(again.m, first.m, atol=1e-7 * first.m.max())
     n = mp.solve(p, method="newton", m_init=first, tol=1e-8)
     assert n.converged and n.iterations == 1
-    with pytest.raises(ValueError, match="m_init"):
-        mp.solve(aggregation(sigma=0.3, N=40), m_init=first)
+    # on another grid it is interpolated (grid continuation; tests/test_warm_start.py)
+    other = mp.solve(aggregation(sigma=0.3, N=40), m_init=first)
+    assert other.converged and other.solver["init"].startswith("a result interpolated (grid (51,) -> (40,)")
 
 
 def test_u_init_is_a_newton_option_only():

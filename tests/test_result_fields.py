@@ -134,14 +134,18 @@ def test_hdf5_round_trip_of_every_typed_field(tmp_path):
 
 
 def test_case_report_of_a_case_round_trips(tmp_path):
-    run = get("path-integral-h").run({"N": 100, "Nt": 100, "h_values": "0,1", "lambdas": "1"})
+    run = get("path-integral-h").run({"N": 100, "Nt": 100, "eta_values": "0,1", "lambdas": "1"})
     rep = run.result.case_report
-    assert set(rep.errors) == {"moments vs ODE (max |dM|, |dV| over h, lambda)", "negative control: W2 spread over h"}
-    assert rep.table.shape == (2, len(rep.columns)) and rep.columns[:2] == ("lambda", "h")
+    assert set(rep.errors) == {"moments vs ODE (max |dM|, |dV| over eta, lambda)", "negative control: W2 spread over eta"}
+    assert rep.table.shape == (2, len(rep.columns)) and rep.columns[:2] == ("lambda", "eta")
+    assert set(rep.arrays) == {"x", "densities", "data_density"} and rep.arrays["densities"].shape == (2, 100)
     run.result.save(tmp_path / "pi.h5")
     back = mp.load(tmp_path / "pi.h5").case_report
     assert back.errors == rep.errors and back.columns == rep.columns
     np.testing.assert_array_equal(back.table, rep.table)
+    assert set(back.arrays) == set(rep.arrays)
+    for name, value in rep.arrays.items():
+        np.testing.assert_array_equal(back.arrays[name], value)
 
 
 def test_files_of_the_layout_before_the_typed_fields_load():

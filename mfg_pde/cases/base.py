@@ -107,6 +107,8 @@ class Case:
     has_oracle: bool = False
     #: axes of the grid ``build`` makes from the parameter N (cells per axis), for the memory check
     ndim: int = 1
+    #: renamed parameters, old name -> (new name, why): the old name is refused with a message naming the new one
+    renamed: dict = {}
 
     def defaults(self) -> dict:
         return {p.name: p.default for p in self.params}
@@ -116,6 +118,10 @@ class Case:
         values = self.defaults()
         known = {p.name: p for p in self.params}
         for key, raw in (overrides or {}).items():
+            if key not in known and key in self.renamed:
+                new, why = self.renamed[key]
+                raise CaseError(f"case {self.name!r}: parameter {key!r} is called {new!r} now ({why}); "
+                                f"use --set {new}=...")
             if key not in known:
                 raise CaseError(f"case {self.name!r} has no parameter {key!r}; "
                                 f"known: {', '.join(sorted(known))}")

@@ -5,9 +5,10 @@ interacting particles').
                       its closed form; the log-density HJB solved by the core HJB solver; the HJB
                       residual of log p_FP (the "HJB regulariser"); the reverse generative FP driven
                       by the grid score returning the data (L1 and W2).
-* ``path-integral-h`` reverse dynamics of the h-family (h = 0 probability-flow ODE ... h = 1 reverse SDE
-                      ... h > 1) as FP equations with an exact and a mis-scaled score lambda * score,
-                      W2 and NLL vs h against the Gaussian moment ODEs, plus the negative control.
+* ``path-integral-h`` reverse dynamics of the path-integral ("h-") family with noise level eta (eta = 0
+                      probability-flow ODE ... eta = 1 reverse SDE ... eta > 1) as FP equations with an exact
+                      and a mis-scaled score lambda * score, W2 and NLL vs eta from the grid densities and
+                      from their moments against the Gaussian moment ODEs, plus the negative control.
 """
 
 from __future__ import annotations
@@ -29,8 +30,10 @@ from .base import Case, CaseRun, Param, register
 
 DATA_1D = ([0.6, 0.4], [[-1.5], [2.0]], [[0.4], [0.6]])
 DATA_2D = ([0.6, 0.4], [[-1.5, -1.0], [1.5, 1.2]], [[0.5, 0.4], [0.45, 0.55]])
-PATH_INTEGRAL_COLUMNS = ("lambda", "h", "M_grid", "V_grid", "M_ode", "V_ode", "W2_grid", "W2_ode", "NLL_grid",
-                         "NLL_ode")
+#: path-integral-h table: per (lambda, eta) the grid density's mean and variance, the ODE's, and W2 / NLL to the
+#: data from the grid moments (Gaussian formulas), from the grid density itself and from the ODE moments
+PATH_INTEGRAL_COLUMNS = ("lambda", "eta", "M_grid", "V_grid", "M_ode", "V_ode", "W2_moments", "W2_density", "W2_ode",
+                         "NLL_moments", "NLL_density", "NLL_ode")
 
 
 @dataclass
@@ -151,86 +154,104 @@ class SGMOU(_DirectCase):
 
 @register
 class PathIntegralH(_DirectCase):
+    """Reverse dynamics of the path-integral family (the seed paper's "h-family") with noise level eta: for
+    every score scaling lambda and noise level eta the grid FP from the prior N(0, 1) gives a final density,
+    compared with the data N(mu, s^2) by W2 and NLL computed three ways: from the grid density's moments
+    (Gaussian formulas), from the grid density itself (quantile functions; cross-entropy on the grid) and
+    from the exact moment ODEs.  The noise level was called h in the seed paper and in earlier versions
+    (``h_values``); h is the grid spacing in this package, so the parameter is ``eta_values``."""
+
     name = "path-integral-h"
-    description = "path-integral h-family of reverse dynamics: W2/NLL vs h for lambda-scaled scores vs Gaussian moment ODEs"
+    description = ("path-integral family (noise level eta) of reverse dynamics: W2/NLL vs eta for lambda-scaled "
+                   "scores, from the grid densities and their moments, vs Gaussian moment ODEs")
     has_oracle = True
     params = (
-        Param("h_values", "0,0.5,1,1.5,2", "comma-separated noise levels h"),
+        Param("eta_values", "0,0.5,1,1.5,2", "comma-separated noise levels eta (0: probability-flow ODE, "
+              "1: reverse SDE)"),
         Param("lambdas", "0.9,1,1.1", "comma-separated score scalings lambda"),
         Param("mu", 1.5, "data mean"), Param("s", 0.5, "data standard deviation", positive=True),
         Param("s_wrong", 0.7, "std of the consistent wrong-variance score (negative control)", positive=True),
         Param("T", 2.0, "horizon", positive=True),
         Param("L", 6.0, "half-width of the box", positive=True),
         Param("N", 300, "cells", positive=True), Param("Nt", 300, "time steps", positive=True),
-        Param("figure", "", "write the W2/NLL-vs-h figure to this PNG path", output=True),
+        Param("figure", "", "write the W2/NLL-vs-eta figure to this PNG path", output=True),
         Param("table", "", "write the table to this CSV path", output=True),
+        Param("densities", "", "write the final grid densities to this CSV path (column x, then one column per "
+              "table row)", output=True),
     )
+    renamed = {"h_values": ("eta_values", "the noise level eta of the path-integral family; h is the grid spacing")}
     # first-order discretisation budgets at the default grid; the control's spread is held to the same
-    # budget as the moment errors (h-independent to discretisation accuracy) and must shrink with h, dt
-    tolerances = {"moments vs ODE (max |dM|, |dV| over h, lambda)": 0.03,
-                  "negative control: W2 spread over h": 0.03}
+    # budget as the moment errors (eta-independent to discretisation accuracy) and must shrink with h, dt
+    tolerances = {"moments vs ODE (max |dM|, |dV| over eta, lambda)": 0.03,
+                  "negative control: W2 spread over eta": 0.03}
 
     def refined(self, p):
-        return {**p, "N": 2 * p["N"], "Nt": 2 * p["Nt"], "figure": "", "table": ""}
+        return {**p, "N": 2 * p["N"], "Nt": 2 * p["Nt"], "figure": "", "table": "", "densities": ""}
 
     def compute(self, p, progress=False):
-        hs = _parse_floats(p["h_values"], "h_values")
+        etas = _parse_floats(p["eta_values"], "eta_values")
         lams = _parse_floats(p["lambdas"], "lambdas")
         mu, s, T, Nt = p["mu"], p["s"], p["T"], p["Nt"]
         grid = Grid([(-p["L"], p["L"])], p["N"])
         x = grid.axes[0]
         prior = gaussian(grid, 0.0, 1.0)
+        data = gaussian(grid, mu, s)
         tau = np.linspace(0.0, T, Nt + 1)
 
         def v(t, sd):
             return sd ** 2 * np.exp(-2 * t) + 1 - np.exp(-2 * t)
 
-        def run(h, lam, sd, start=prior):
+        def run(eta, lam, sd, start=prior):
             vel = np.empty((Nt, 1, grid.shape[0]))
             for n in range(Nt):
                 t = T - tau[n + 1]
-                vel[n, 0] = x + (1 + h ** 2) * lam * (-(x - mu * np.exp(-t)) / v(t, sd))
-            return fp_transport(grid, start, T, Nt, h ** 2, vel)
+                vel[n, 0] = x + (1 + eta ** 2) * lam * (-(x - mu * np.exp(-t)) / v(t, sd))
+            return fp_transport(grid, start, T, Nt, eta ** 2, vel)
 
         t0 = time.perf_counter()
-        rows = []
+        rows, finals = [], []
         dmax = 0.0
         keep = None
         for lam in lams:
-            for h in hs:
-                m = run(h, lam, s)
+            for eta in etas:
+                m = run(eta, lam, s)
                 M = grid.mean(m[-1])[0]
                 V = grid.covariance(m[-1])[0, 0]
-                Mo, Vo = D.gaussian_reverse_moments([T], h=h, lam=lam, mu=mu, s=s, T=T)
-                w2g, nllg = D.gaussian_w2_nll(M, V, mu, s)
+                Mo, Vo = D.gaussian_reverse_moments([T], eta=eta, lam=lam, mu=mu, s=s, T=T)
+                w2m, nllm = D.gaussian_w2_nll(M, V, mu, s)
                 w2o, nllo = D.gaussian_w2_nll(Mo[0], Vo[0], mu, s)
+                w2d, nlld = D.w2_1d(grid, m[-1], data), D.nll_grid(grid, m[-1], data)
                 dmax = max(dmax, abs(M - Mo[0]), abs(V - Vo[0]))
-                rows.append((lam, h, M, V, Mo[0], Vo[0], w2g, w2o, nllg, nllo))
-                if keep is None or (lam == lams[-1] and h == hs[len(hs) // 2]):
+                rows.append((lam, eta, M, V, Mo[0], Vo[0], w2m, w2d, w2o, nllm, nlld, nllo))
+                finals.append(m[-1])
+                if keep is None or (lam == lams[-1] and eta == etas[len(etas) // 2]):
                     keep = m
         # negative control: the exact score of a WRONG data variance s_wrong, started from that model's own
-        # marginal p_T = N(mu e^{-T}, v_T(s_wrong)): every h then generates N(mu, s_wrong^2), so W2 to the
-        # true data is the same for all h (up to discretisation error)
+        # marginal p_T = N(mu e^{-T}, v_T(s_wrong)): every eta then generates N(mu, s_wrong^2), so W2 to the
+        # true data is the same for all eta (up to discretisation error)
         start_wrong = gaussian(grid, mu * np.exp(-T), np.sqrt(v(T, p["s_wrong"])))
         control = [D.gaussian_w2_nll(grid.mean(mm[-1])[0], grid.covariance(mm[-1])[0, 0], mu, s)[0]
-                   for mm in (run(h, 1.0, p["s_wrong"], start_wrong) for h in hs)]
+                   for mm in (run(eta, 1.0, p["s_wrong"], start_wrong) for eta in etas)]
         spread = float(np.max(control) - np.min(control))
         wall = time.perf_counter() - t0
         table = np.array(rows)
         history = {"residual": np.array([dmax]), "wall_time": np.array([wall]),
-                   "lambda": table[:, 0], "h": table[:, 1], "M_grid": table[:, 2], "V_grid": table[:, 3],
-                   "M_ode": table[:, 4], "V_ode": table[:, 5], "W2_grid": table[:, 6], "W2_ode": table[:, 7],
-                   "NLL_grid": table[:, 8], "NLL_ode": table[:, 9], "control_W2": np.array(control)}
-        report = CaseReport(errors={"moments vs ODE (max |dM|, |dV| over h, lambda)": dmax,
-                                    "negative control: W2 spread over h": spread},
-                            table=table, columns=PATH_INTEGRAL_COLUMNS)
+                   **{c: table[:, k] for k, c in enumerate(PATH_INTEGRAL_COLUMNS)}, "control_W2": np.array(control)}
+        report = CaseReport(errors={"moments vs ODE (max |dM|, |dV| over eta, lambda)": dmax,
+                                    "negative control: W2 spread over eta": spread},
+                            table=table, columns=PATH_INTEGRAL_COLUMNS,
+                            arrays={"x": x.copy(), "densities": np.array(finals), "data_density": data})
         r = MFGResult(grid=grid, t=tau, u=np.zeros_like(keep), m=keep, converged=True, status="converged",
                       iterations=1, history=history, solver={"method": "fp-transport"}, case_report=report)
         if p["table"]:
             header = ",".join(PATH_INTEGRAL_COLUMNS)
             np.savetxt(p["table"], table, delimiter=",", header=header, comments="", fmt="%.6g")
+        if p["densities"]:
+            header = ",".join(["x"] + [f"lambda={row[0]:g} eta={row[1]:g}" for row in rows] + ["data"])
+            np.savetxt(p["densities"], np.column_stack([x, *finals, data]), delimiter=",", header=header,
+                       comments="", fmt="%.9g")
         if p["figure"]:
-            self.figure(table, hs, lams, control, p["figure"])
+            self.figure(table, etas, lams, control, p["figure"])
         return r
 
     def errors(self, result, p):
@@ -239,37 +260,44 @@ class PathIntegralH(_DirectCase):
     def checks(self, result, p):
         from .base import Check
         rows = [Check(k, v, self.tolerances[k], "grid FP vs ODE") for k, v in self.errors(result, p).items()]
-        table = result.case_report.table
-        for lam in sorted(set(table[:, 0])):
+        rep = result.case_report
+        col = {c: k for k, c in enumerate(rep.columns)}
+        table = rep.table
+        for lam in sorted(set(table[:, col["lambda"]])):
             if lam == 1.0:
                 continue
-            sel = table[table[:, 0] == lam]
-            w2_h0 = sel[sel[:, 1] == sel[:, 1].min(), 6][0]
-            w2_h1 = sel[np.argmin(np.abs(sel[:, 1] - 1.0)), 6]
-            rows.append(Check(f"lambda={lam:g}: W2(h=1) - W2(h=0) < 0 (noise helps)", float(w2_h1 - w2_h0), 0.0))
-            spread = float(sel[:, 6].max() - sel[:, 6].min())
-            rows.append(Check(f"lambda={lam:g}: W2 spread over h / control spread", spread / max(
-                result.case_report.errors["negative control: W2 spread over h"], 1e-300), 3.0, at_least=True))
+            sel = table[table[:, col["lambda"]] == lam]
+            eta, w2 = sel[:, col["eta"]], sel[:, col["W2_moments"]]
+            w2_0 = w2[eta == eta.min()][0]
+            w2_1 = w2[np.argmin(np.abs(eta - 1.0))]
+            rows.append(Check(f"lambda={lam:g}: W2(eta=1) - W2(eta=0) < 0 (noise helps)", float(w2_1 - w2_0), 0.0))
+            spread = float(w2.max() - w2.min())
+            rows.append(Check(f"lambda={lam:g}: W2 spread over eta / control spread", spread / max(
+                rep.errors["negative control: W2 spread over eta"], 1e-300), 3.0, at_least=True))
         return rows
 
     @staticmethod
-    def figure(table, hs, lams, control, path):
+    def figure(table, etas, lams, control, path):
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
 
+        col = {c: k for k, c in enumerate(PATH_INTEGRAL_COLUMNS)}
         fig = Figure(figsize=(10, 4))
         FigureCanvasAgg(fig)
         ax1, ax2 = fig.subplots(1, 2)
         for lam in lams:
             sel = table[table[:, 0] == lam]
-            ax1.plot(sel[:, 1], sel[:, 7], "-", label=f"ODE, lambda={lam:g}")
-            ax1.plot(sel[:, 1], sel[:, 6], "o", color=ax1.lines[-1].get_color(), label=f"grid, lambda={lam:g}")
-            ax2.plot(sel[:, 1], sel[:, 9], "-", label=f"ODE, lambda={lam:g}")
-            ax2.plot(sel[:, 1], sel[:, 8], "o", color=ax2.lines[-1].get_color())
-        ax1.plot(hs, control, "k--", label="consistent wrong-variance score")
-        ax1.set(xlabel="h", ylabel="W2 to data", title="W2 vs h")
-        ax2.set(xlabel="h", ylabel="NLL of data", title="NLL vs h")
-        ax1.legend(fontsize=7)
-        ax2.legend(fontsize=7)
+            eta = sel[:, col["eta"]]
+            for ax, q in ((ax1, "W2"), (ax2, "NLL")):
+                ax.plot(eta, sel[:, col[f"{q}_ode"]], "-", label=f"ODE, lambda={lam:g}")
+                colour = ax.lines[-1].get_color()
+                ax.plot(eta, sel[:, col[f"{q}_moments"]], "o", color=colour, label=f"grid moments, lambda={lam:g}")
+                ax.plot(eta, sel[:, col[f"{q}_density"]], "x", color=colour, ms=8,
+                        label=f"grid density, lambda={lam:g}")
+        ax1.plot(etas, control, "k--", label="consistent wrong-variance score")
+        ax1.set(xlabel="noise level eta", ylabel="W2 to data", title="W2 vs eta")
+        ax2.set(xlabel="noise level eta", ylabel="NLL of data", title="NLL vs eta")
+        ax1.legend(fontsize=6)
+        ax2.legend(fontsize=6)
         fig.tight_layout()
         fig.savefig(path, dpi=120)

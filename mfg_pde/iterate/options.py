@@ -16,7 +16,7 @@ AUTO_OPTIONS = ("linear_solver", "direct_max", "krylov_rtol", "max_backtracks", 
 METHOD_OPTIONS = {"picard": (), "fictitious-play": (), "anderson": (), "newton": NEWTON_OPTIONS,
                   "auto": AUTO_OPTIONS}
 COMMON = ("method", "tol", "max_iter", "damping", "anderson_depth", "newton_tol", "newton_maxit", "inner_factor",
-          "m_init", "progress", "callback", "divergence_factor", "exploitability", "diagnostics")
+          "m_init", "init", "progress", "callback", "divergence_factor", "exploitability", "diagnostics")
 
 
 def check_options(method: str, options: dict) -> None:

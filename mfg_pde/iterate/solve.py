@@ -9,7 +9,11 @@ from __future__ import annotations
 
 from ..fd import warm
 from ..model.couplings import coupling_monotone
-from ..result import MFGResult
+import os
+
+import numpy as np
+
+from ..result import MFGResult, initial_fields
 from ..newton.driver import solve_newton
 from .auto import solve_auto
 from .fixed_point import run_fixed_point
@@ -29,7 +33,7 @@ def _method_name(method: str) -> str:
 
 def solve(problem, method: str = "auto", tol: float = 1e-8, max_iter: int = 300, damping: float | None = None,
           anderson_depth: int = 5, newton_tol: float = 1e-12, newton_maxit: int = 50, inner_factor: float = 1e-2,
-          m_init=None,
+          m_init=None, init=None,
           progress: bool = False, callback=None, divergence_factor: float = 1e4, exploitability: str = "final",
           diagnostics: str = "lean", **options) -> MFGResult:
     """Solve the MFG ``problem`` by a coupling iteration; see the module docstring.
@@ -44,8 +48,12 @@ def solve(problem, method: str = "auto", tol: float = 1e-8, max_iter: int = 300,
     anderson_depth : memory of Anderson mixing.
     newton_tol, newton_maxit : relative tolerance and cap of the per-step Newton iterations.
     inner_factor : inexact-Newton factor (inner tolerance = max(newton_tol, inner_factor * residual)).
-    m_init : initial guess for m on all levels, (Nt+1, *grid), or a previous result (its m; with
-        method="newton" also its u); default m0 frozen in time.
+    m_init : initial guess for m on all levels, (Nt+1, *grid); default m0 frozen in time.  A previous result
+        here is taken as ``init``.
+    init : warm start from a previous result: an ``MFGResult`` or the path of a saved result file.  Its m
+        starts the loop (with method="newton" also its u); on another grid, Nt or T it is interpolated
+        first (``result.initial_fields``: ``model.grid.prolong`` in space and in relative time), so a coarse
+        solution starts a finer solve (grid continuation).  ``result.solver["init"]`` says what was used.
     progress : one line per iteration (throttled) on the ``mfg_pde`` logger, shown on stderr unless
         logging is configured otherwise (``iterate.monitor.Progress``).
     callback : called as callback(k, record) after each iteration; return True to stop.
@@ -63,29 +71,38 @@ def solve(problem, method: str = "auto", tol: float = 1e-8, max_iter: int = 300,
     tol, max_iter = check_common(problem, tol, max_iter, exploitability, diagnostics, damping, anderson_depth,
                                  newton_tol, newton_maxit, inner_factor, divergence_factor)
     check_options(method, options)
-    m_init, u_init = _split_init(problem, m_init, options, method)
+    m_init, u_init, init_note = _split_init(problem, m_init, init, options, method)
     warm.start()  # first run after an installation: the forward kernels compile in a second process
     if method == "auto" and not problem.is_coupled and not options:
         method = "anderson"  # nothing to iterate: the core loop's single sweep
+    return _tag(problem, _dispatch(problem, method, tol, max_iter, damping, anderson_depth, newton_tol, newton_maxit,
+                                   inner_factor, m_init, u_init, progress, callback, divergence_factor,
+                                   exploitability, diagnostics, options), init_note)
+
+
+def _dispatch(problem, method, tol, max_iter, damping, anderson_depth, newton_tol, newton_maxit, inner_factor, m_init,
+              u_init, progress, callback, divergence_factor, exploitability, diagnostics, options):
+    """Run the coupling loop of ``method``."""
     if method == "newton":
         if u_init is not None:
             options["u_init"] = u_init
-        return _tag(problem, solve_newton(problem, tol=tol, max_iter=max_iter, m_init=m_init, newton_tol=newton_tol,
-                                          newton_maxit=newton_maxit, anderson_depth=anderson_depth, progress=progress,
-                                          callback=callback, exploitability=exploitability, **options))
+        return solve_newton(problem, tol=tol, max_iter=max_iter, m_init=m_init, newton_tol=newton_tol,
+                            newton_maxit=newton_maxit, anderson_depth=anderson_depth, progress=progress,
+                            callback=callback, exploitability=exploitability, **options)
     if method == "auto":
-        return _tag(problem, solve_auto(problem, tol=tol, max_iter=max_iter, damping=damping,
-                                        anderson_depth=anderson_depth, newton_tol=newton_tol, newton_maxit=newton_maxit,
-                                        inner_factor=inner_factor, m_init=m_init, progress=progress, callback=callback,
-                                        exploitability=exploitability, divergence_factor=min(divergence_factor, 1e2),
-                                        diagnostics=diagnostics, **options))
-    return _tag(problem, run_fixed_point(problem, method, tol, max_iter, damping, anderson_depth, newton_tol,
-                                         newton_maxit, inner_factor, m_init, progress, callback, divergence_factor,
-                                         exploitability, diagnostics))
+        return solve_auto(problem, tol=tol, max_iter=max_iter, damping=damping, anderson_depth=anderson_depth,
+                          newton_tol=newton_tol, newton_maxit=newton_maxit, inner_factor=inner_factor, m_init=m_init,
+                          progress=progress, callback=callback, exploitability=exploitability,
+                          divergence_factor=min(divergence_factor, 1e2), diagnostics=diagnostics, **options)
+    return run_fixed_point(problem, method, tol, max_iter, damping, anderson_depth, newton_tol, newton_maxit,
+                           inner_factor, m_init, progress, callback, divergence_factor, exploitability, diagnostics)
 
 
-def _tag(problem, result):
-    """Record in the result whether the coupling is known to be monotone (one equilibrium) or not."""
+def _tag(problem, result, init_note=None):
+    """Record in the result whether the coupling is known to be monotone (one equilibrium) or not, and the
+    warm start it came from."""
+    if init_note is not None:
+        result.solver["init"] = init_note
     try:
         verdict = coupling_monotone(problem)
     except Exception:  # noqa: BLE001 -- a verdict never fails a finished solve
@@ -94,16 +111,30 @@ def _tag(problem, result):
     return result
 
 
-def _split_init(problem, m_init, options, method):
-    """m_init may be a previous result: its density starts the loop (and, with method="newton", its u
-    starts Newton with it)."""
+def _split_init(problem, m_init, init, options, method):
+    """(m_init, u_init, note): the starting density (and, with method="newton", value function) from
+    ``m_init`` (an array) or ``init`` (a previous result or its file, interpolated where its grid or time
+    levels differ); ``m_init`` holding a result is taken as ``init``."""
     u_init = options.pop("u_init", None)  # a Newton option (check_options refused it elsewhere)
     if isinstance(m_init, MFGResult):
-        res = m_init
-        if res.m.shape != (problem.Nt + 1,) + problem.grid.shape:
-            raise ValueError(f"m_init: the result's density has shape {res.m.shape}, the problem needs "
-                             f"{(problem.Nt + 1,) + problem.grid.shape} (same grid and Nt); interpolate it first")
-        m_init = res.m
-        if u_init is None and method == "newton":
-            u_init = res.u
-    return m_init, u_init
+        if init is not None:
+            raise ValueError("m_init and init are both given: pass the previous result as init= only")
+        m_init, init = None, m_init
+    elif m_init is not None:
+        if isinstance(m_init, (str, bytes, os.PathLike)):
+            raise TypeError(f"m_init={m_init!r}: a file name; to start from a saved result pass init={m_init!r}")
+        try:
+            np.asarray(m_init, dtype=float)
+        except (TypeError, ValueError):
+            raise TypeError(f"m_init: expected an array of shape (Nt+1, *grid) = {(problem.Nt + 1,) + problem.grid.shape}"
+                            f", got {type(m_init).__name__}; to start from a previous result pass init=result "
+                            "(or its file name)") from None
+        if init is not None:
+            raise ValueError("m_init and init are both given: pass either a density (m_init=) or a previous "
+                             "result (init=)")
+    if init is None:
+        return m_init, u_init, None
+    warm = initial_fields(init, problem, "init")
+    if u_init is None and method == "newton":
+        u_init = warm.u
+    return warm.m, u_init, warm.note

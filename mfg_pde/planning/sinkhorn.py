@@ -18,13 +18,14 @@ E = int_0^T E|alpha|^2 dt (the paper's metric) and E/2 (the cost), recorded per 
 
 from __future__ import annotations
 
+import os
 import time
 
 import numpy as np
 
 from ..iterate.anderson import Anderson
 from ..iterate.monitor import Progress, eta_seconds, format_eta
-from ..result import MFGResult, PlanningRecord, gradient
+from ..result import MFGResult, PlanningRecord, gradient, initial_fields
 from . import hopf_cole as linear, semigroup
 from ..fd.operator import as3, kernel_data
 
@@ -225,10 +226,35 @@ def control_energy(grid, t, m, u, rule: str = "left") -> float:
     return float(e.sum() * dt)
 
 
+def _warm_start(problem, m_init, potential_init, init):
+    """(m_init, potential_init, note) of ``solve_planning``: a result (``init``, or one passed as m_init) gives
+    its m and -u(T) / sigma^2, interpolated where its grid or time levels differ."""
+    if isinstance(m_init, MFGResult):
+        if init is not None:
+            raise ValueError("m_init and init are both given: pass the previous result as init= only")
+        m_init, init = None, m_init
+    elif isinstance(m_init, (str, bytes, os.PathLike)):
+        raise TypeError(f"m_init={m_init!r}: a file name; to start from a saved result pass init={m_init!r}")
+    elif m_init is not None and init is not None:
+        raise ValueError("m_init and init are both given: pass either a density (m_init=) or a previous result "
+                         "(init=)")
+    if init is None:
+        return m_init, potential_init, None
+    warm = initial_fields(init, problem, "init")
+    if potential_init is None:
+        pot = -warm.u[-1] / problem.sigma ** 2
+        finite = np.isfinite(pot)
+        if finite.any() and not finite.all():   # phi(T) = 0 where the result's m1 vanished: its smallest value
+            pot = np.where(finite, pot, pot[finite].min())
+        potential_init = pot
+    return warm.m, potential_init, warm.note
+
+
 def solve_planning(problem, tol: float = 1e-10, sinkhorn_tol: float = 1e-11, max_iter: int = 500,
                    max_sinkhorn: int = 20000, damping: float = 0.5, method: str = "picard", anderson_depth: int = 5,
                    inner_factor: float = 0.1, m_init=None, progress: bool = False,
-                   time_scheme: str = "euler", sinkhorn_anderson: int = 0, potential_init=None) -> MFGResult:
+                   time_scheme: str = "euler", sinkhorn_anderson: int = 0, potential_init=None,
+                   init=None) -> MFGResult:
     """Solve the planning problem (``PlanningProblem``) and return an MFGResult.
 
     Parameters
@@ -246,6 +272,10 @@ def solve_planning(problem, tol: float = 1e-10, sinkhorn_tol: float = 1e-11, max
     m_init : initial guess of m on all levels (default: (1 - t/T) m0 + (t/T) m1).
     potential_init : initial Sinkhorn potential log phi(T) = -u(T) / sigma^2 on the grid (default 0), e.g.
              a coarser solution's, interpolated (``mfg_pde.model.grid.prolong``); only the start changes.
+    init : warm start from a previous result (an ``MFGResult`` or the path of a saved result file): its m is
+             m_init and -u(T) / sigma^2 the potential_init (unless those are given), interpolated onto this
+             grid and these time levels when they differ (``result.initial_fields``); ``result.solver["init"]``
+             says what was used.  A result passed as m_init is taken as init.
     sinkhorn_anderson : depth of Anderson mixing on the Sinkhorn potential (0: plain Fortet-Sinkhorn).
     time_scheme : "euler" (default): the core implicit-Euler operators at zero policy, first order in dt
              (the result satisfies the core scheme's residuals at first order).  "strang": the exact
@@ -269,6 +299,7 @@ def solve_planning(problem, tol: float = 1e-10, sinkhorn_tol: float = 1e-11, max
     if time_scheme not in TIME_SCHEMES:
         raise ValueError(f"unknown time_scheme {time_scheme!r}; choose one of {TIME_SCHEMES}")
     grid, Nt = problem.grid, problem.Nt
+    m_init, potential_init, init_note = _warm_start(problem, m_init, potential_init, init)
     kd = kernel_data(problem)
     t_start = time.perf_counter()
     tt = problem.t.reshape((-1,) + (1,) * grid.ndim)
@@ -349,6 +380,8 @@ def solve_planning(problem, tol: float = 1e-10, sinkhorn_tol: float = 1e-11, max
     history["cost_E_half"] = np.array([E / 2])
     options = {"method": f"planning-sinkhorn+{method}", "time_scheme": time_scheme, "sinkhorn_anderson": sinkhorn_anderson, "anderson_depth": anderson_depth, "tol": tol, "sinkhorn_tol": sinkhorn_tol, "max_iter": max_iter,
                "max_sinkhorn": max_sinkhorn, "damping": damping}
+    if init_note is not None:
+        options["init"] = init_note
     result = MFGResult(grid=grid, t=problem.t, u=u, m=m_new, converged=converged, status=status,
                        iterations=len(history["residual"]), history=history, params=problem.describe(),
                        solver=options,

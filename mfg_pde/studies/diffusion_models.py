@@ -14,8 +14,10 @@ sigma = sqrt(2) (nu = 1):
 * reverse-time generative FP: dy = [-f + sigma^2 grad log p_{T - tau}] dtau + sigma dW, driven by the
   grid score of the forward solution, must return p_0.
 
-Path-integral family (seed 004): reverse dynamics dy = [-f + (1 + h^2)/2 g^2 s_theta] dtau + h g dW,
-g = sqrt(2); its FP has diffusion nu = h^2 and is exact for every h when the score is exact.
+Path-integral family (seed 004, the paper's "h-family"): reverse dynamics
+dy = [-f + (1 + eta^2)/2 g^2 s_theta] dtau + eta g dW, g = sqrt(2), with the noise level eta (the paper's h,
+renamed here because h is the grid spacing); its FP has diffusion nu = eta^2 and is exact for every eta when
+the score is exact.
 """
 
 from __future__ import annotations
@@ -46,13 +48,23 @@ def ou_mixture(grid: Grid, t: float, weights, means, stds) -> np.ndarray:
     return out
 
 
-def gaussian_reverse_moments(tau, *, h, lam, mu, s, T, M0=0.0, V0=1.0):
-    """Moments (M, V) of the reverse path-integral dynamics with a mis-scaled exact Gaussian score
-    lam * s_exact, started from N(M0, V0) (docs/method.md, section 'Diffusion models and interacting
-    particles'), integrated with DOP853:
-        dM/dtau = M - (1 + h^2) lam (M - mu e^{-(T - tau)}) / v_{T - tau}
-        dV/dtau = 2 V (1 - (1 + h^2) lam / v_{T - tau}) + 2 h^2,   v_t = s^2 e^{-2t} + 1 - e^{-2t}."""
+def gaussian_reverse_moments(tau, *, eta=None, lam, mu, s, T, M0=0.0, V0=1.0, **renamed):
+    """Moments (M, V) of the reverse path-integral dynamics with noise level eta and a mis-scaled exact
+    Gaussian score lam * s_exact, started from N(M0, V0) (docs/method.md, section 'Diffusion models and
+    interacting particles'), integrated with DOP853:
+        dM/dtau = M - (1 + eta^2) lam (M - mu e^{-(T - tau)}) / v_{T - tau}
+        dV/dtau = 2 V (1 - (1 + eta^2) lam / v_{T - tau}) + 2 eta^2,   v_t = s^2 e^{-2t} + 1 - e^{-2t}.
+    (The noise level was called h, the seed paper's name; h is the grid spacing in this package.)"""
     from scipy.integrate import solve_ivp
+
+    if "h" in renamed:
+        raise TypeError("gaussian_reverse_moments(h=...): the noise level is called eta now "
+                        "(gaussian_reverse_moments(tau, eta=..., ...)); h means the grid spacing in this package")
+    if renamed:
+        raise TypeError(f"gaussian_reverse_moments got unexpected arguments {', '.join(sorted(renamed))}")
+    if eta is None:
+        raise TypeError("gaussian_reverse_moments needs the noise level eta=...")
+    h2 = float(eta) ** 2
 
     def v(t):
         return s ** 2 * np.exp(-2 * t) + 1 - np.exp(-2 * t)
@@ -60,8 +72,8 @@ def gaussian_reverse_moments(tau, *, h, lam, mu, s, T, M0=0.0, V0=1.0):
     def rhs(tt, y):
         M, V = y
         vt = v(T - tt)
-        return [M - (1 + h ** 2) * lam * (M - mu * np.exp(-(T - tt))) / vt,
-                2 * V * (1 - (1 + h ** 2) * lam / vt) + 2 * h ** 2]
+        return [M - (1 + h2) * lam * (M - mu * np.exp(-(T - tt))) / vt,
+                2 * V * (1 - (1 + h2) * lam / vt) + 2 * h2]
 
     tau = np.atleast_1d(np.asarray(tau, float))
     sol = solve_ivp(rhs, (0.0, float(tau[-1])), [M0, V0], method="DOP853", rtol=1e-11, atol=1e-13,
@@ -99,6 +111,16 @@ def w2_1d(grid: Grid, p: np.ndarray, q: np.ndarray, n_quantiles: int = 4000) -> 
         return np.interp(u, cdf, edges)
 
     return float(np.sqrt(np.mean((quantile(p) - quantile(q)) ** 2)))
+
+
+def nll_grid(grid: Grid, m: np.ndarray, data: np.ndarray, floor: float = 1e-300) -> float:
+    """Negative log-likelihood of data with density ``data`` under the grid density ``m`` (both on the same
+    grid): the cross-entropy -int data log m dx by the midpoint rule (m floored at ``floor``), the expected
+    NLL of a data sample.  For m = N(M, V) and data N(mu, s^2) sampled on the grid it is ``gaussian_w2_nll``'s
+    NLL up to the quadrature error."""
+    if np.shape(m) != grid.shape or np.shape(data) != grid.shape:
+        raise ValueError(f"m {np.shape(m)} and data {np.shape(data)} must be densities on the grid {grid.shape}")
+    return float(-grid.integrate(data * np.log(np.maximum(m, floor))))
 
 
 def marginal(grid: Grid, m: np.ndarray, axis: int) -> tuple:
