@@ -536,8 +536,9 @@ def cmd_info(args) -> int:
               f"{', '.join(o['sides']) or '-'}; balance error {_fmt_num(o['balance_error'])}")
     if meta.get("planning"):
         pl = meta["planning"]
-        print(f"planning: energy E {_fmt_num(pl['energy_E'])} (no 1/2), kinetic cost {_fmt_num(pl['kinetic_cost'])}, "
-              f"terminal mismatch {_fmt_num(pl['terminal_mismatch'])}")
+        total = f", total cost {_fmt_num(pl['total_cost'])}" if pl.get("total_cost") is not None else ""
+        print(f"planning: energy E {_fmt_num(pl['energy_E'])} (no 1/2), kinetic cost {_fmt_num(pl['kinetic_cost'])}"
+              f"{total}, terminal mismatch {_fmt_num(pl['terminal_mismatch'])}")
     if meta["history"]:
         print("history (final values):")
         hw = max(len(n) for n in meta["history"])

@@ -445,7 +445,8 @@ _PLANNING_LONG = {
     "kinetic_cost": "kinetic part of the agents' cost, int int m L(alpha) dx dt (E/2 without congestion)",
     "terminal_mismatch": "h sum |m(T) - m1|",
 }
-_PLANNING_OPTIONAL = ("sinkhorn_iterations_total", "congestion_c", "min_density", "positive", "initial")
+_PLANNING_OPTIONAL = ("sinkhorn_iterations_total", "congestion_c", "min_density", "positive", "initial", "running_cost",
+                      "total_cost")
 
 
 def _write_planning(f, rec) -> None:

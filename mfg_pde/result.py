@@ -109,7 +109,7 @@ class PlanningRecord:
 
     energy_E : control energy E = int_0^T E|alpha_t|^2 dt = int int m |alpha|^2 dx dt of the returned
         pair, *without* the factor 1/2 (docs/method.md, 'Energy convention').  Sinkhorn solver: centred
-        alpha = -grad u, left Riemann sum (trapezoid with time_scheme="strang"); Newton (congestion)
+        alpha = -grad u, left Riemann sum with time_scheme "euler", trapezoid with the second-order schemes; Newton (congestion)
         solver: the scheme's upwind sums with the congested control -u_x / (1 + c m).
     kinetic_cost : the kinetic part of the agents' cost, int int m L(alpha) dx dt with the Lagrangian of
         the Hamiltonian: E / 2 for the quadratic Hamiltonian (Sinkhorn solver, exactly ``energy_E / 2``),
@@ -124,6 +124,10 @@ class PlanningRecord:
     min_density : min m over the space-time grid (Newton solver; None otherwise).
     positive : whether min m >= -negative_tol max |m| (Newton solver; None otherwise).
     initial : how the Newton solver's start pair was made (None otherwise).
+    running_cost : the running part of the agents' cost, int int m (V + F(x, m)) dx dt, with the same time
+        rule as energy_E (None in files written before it existed).
+    total_cost : kinetic_cost + running_cost, the expected cost of a representative agent along the
+        returned pair (a planning problem has no terminal cost: m(T) = m1 is a constraint).
     """
 
     energy_E: float
@@ -135,6 +139,8 @@ class PlanningRecord:
     min_density: float | None = None
     positive: bool | None = None
     initial: str | None = None
+    running_cost: float | None = None
+    total_cost: float | None = None
 
     def legacy_items(self) -> dict:
         """The record under the key names of the old ``MFGResult.extras`` dict (``cost_E_half`` = E/2;

@@ -19,11 +19,11 @@ def orders(E):
     return np.log2(E[:-1] / E[1:])
 
 
-def case_study(name, levels, over=None):
+def case_study(name, levels, over=None, **solver):
     case = get(name)
     errs = []
     for N in levels:
-        run = case.run({**(over or {}), "N": N, "Nt": N})
+        run = case.run({**(over or {}), "N": N, "Nt": N}, **solver)
         r = run.result
         assert r.converged, r.status
         assert r.planning.terminal_mismatch < 1e-10
@@ -33,9 +33,17 @@ def case_study(name, levels, over=None):
     return keys, np.array([[e[k] for k in keys] for e in errs])
 
 
+#: (observed-order window, largest mean error, variance error at N = 200) of each time scheme
+BRIDGE_EXPECT = {"auto": ((1.8, 2.3), 5e-4, 3e-3), "euler": ((0.85, 1.3), 0.005, 0.02)}
+
+
+@pytest.mark.parametrize("scheme", ["auto", "euler"])
 @pytest.mark.parametrize("over", [{"beta": 0.0}, {"beta": 2.0}, {"beta": 6.0, "sigma": 1.3, "T": 0.7}])
-def test_gaussian_bridge_mean_variance_energy(over):
-    keys, E = case_study("lqg-bridge", [100, 200], over)
+def test_gaussian_bridge_mean_variance_energy(over, scheme):
+    """The default (Crank-Nicolson substeps, Strang-split potential) is second order in h = dt; the
+    implicit-Euler sweeps first order."""
+    keys, E = case_study("lqg-bridge", [100, 200], over, time_scheme=scheme)
+    (lo, hi), mean_tol, var_tol = BRIDGE_EXPECT[scheme]
     i_mean = keys.index("mean")
     if over["beta"] == 0.0:
         # no interaction, no drift: the discrete bridge keeps the mean exactly linear (symmetric
@@ -44,10 +52,10 @@ def test_gaussian_bridge_mean_variance_energy(over):
         E = np.delete(E, i_mean, axis=1)
         keys = [k for k in keys if k != "mean"]
     else:
-        assert E[-1][i_mean] < 0.005
-    assert E[-1][keys.index("variance")] < 0.02
+        assert E[-1][i_mean] < mean_tol
+    assert E[-1][keys.index("variance")] < var_tol
     o = orders(E)[0]
-    assert np.all((o > 0.85) & (o < 1.3)), dict(zip(keys, o))
+    assert np.all((o > lo) & (o < hi)), dict(zip(keys, o))
 
 
 @pytest.mark.parametrize("schedule", ["pwc", "smooth"])
@@ -59,16 +67,16 @@ def test_mean_interpolant_theorem_from_curved_guess(schedule):
     line = case.oracle_mean(p, pb.t)
     assert np.max(np.abs(guess_mean - line)) > 1.0  # the start is deliberately far from the line
     keys, E = case_study("mean-interpolant", [150, 300], {"schedule": schedule})
-    assert E[-1, 0] < 0.03
-    assert 0.85 < orders(E)[0, 0] < 1.3
+    assert E[-1, 0] < 0.003
+    assert 1.8 < orders(E)[0, 0] < 2.3
 
 
 def test_ia_mean_and_energy_identity_non_gaussian_ends():
     keys, E = case_study("ia-vs-mf", [150, 300])
     o = orders(E)[0]
-    assert E[-1][keys.index("IA mean path")] < 0.015
-    assert E[-1][keys.index("energy gap E_IA - E_MF")] < 0.1
-    assert np.all((o > 0.85) & (o < 1.3)), dict(zip(keys, o))
+    assert E[-1][keys.index("IA mean path")] < 0.003
+    assert E[-1][keys.index("energy gap E_IA - E_MF")] < 0.012
+    assert np.all((o > 1.8) & (o < 2.3)), dict(zip(keys, o))
 
 
 def test_energy_gap_is_positive_and_mf_minimises():
@@ -118,8 +126,8 @@ def test_2d_mean_theorem_per_axis_non_separable():
         line = mu0[None] + (mu1 - mu0)[None] * (pb.t / pb.T)[:, None]
         errs.append(np.max(np.abs(r.mean() - line), axis=0))
     errs = np.array(errs)
-    assert errs[-1].max() < 0.03
-    assert np.all((orders(errs) > 0.8) & (orders(errs) < 1.4)), orders(errs)
+    assert errs[-1].max() < 0.004
+    assert np.all((orders(errs) > 1.8) & (orders(errs) < 2.3)), orders(errs)
 
 
 def test_3d_smoke():
@@ -190,7 +198,8 @@ def test_planning_result_round_trips_hdf5(tmp_path):
     back = mp.load(path)
     np.testing.assert_array_equal(back.m, run.result.m)
     np.testing.assert_array_equal(back.u, run.result.u)
-    assert back.history["energy_E"][0] == pytest.approx(run.result.planning.energy_E)
+    assert back.history["energy_E"][-1] == run.result.planning.energy_E  # per outer iteration, the last returned
+    assert back.planning == run.result.planning
     assert back.history["terminal_mismatch"][-1] < 1e-10
     assert back.case == "lqg-bridge"
 
@@ -216,7 +225,7 @@ def test_theorem_holds_for_an_even_pairwise_kernel():
         assert r.converged and r.iterations > 2
         mu0, mu1 = grid.mean(m0)[0], grid.mean(m1)[0]
         errs.append(np.max(np.abs(r.mean()[:, 0] - (mu0 + (mu1 - mu0) * pb.t))))
-    assert errs[-1] < 0.02 and 0.8 < orders(errs)[0] < 1.4
+    assert errs[-1] < 1e-4 and 1.8 < orders(errs)[0] < 2.3
 
 
 def test_ia_with_callable_centre():
@@ -286,7 +295,7 @@ def test_accelerations_and_warm_start_reach_the_same_solution():
         return mp.PlanningProblem(grid, 1.0, 40, 1.0, m0, m1, coupling=mp.QuadraticInteraction(
             mp.PiecewiseConstant.uniform(1.0, 12.0 * 0.65 ** np.arange(8))))
     pb = problem(200)
-    plain = mp.solve_planning(pb, time_scheme="strang", tol=1e-10)
+    plain = mp.solve_planning(pb, time_scheme="strang", tol=1e-10, method="picard", damping=0.5, sinkhorn_anderson=0)
     fast = mp.solve_planning(pb, time_scheme="strang", tol=1e-10, method="anderson", damping=1.0, sinkhorn_anderson=5)
     assert plain.converged and fast.converged
     assert fast.planning.sinkhorn_iterations_total < 0.75 * plain.planning.sinkhorn_iterations_total

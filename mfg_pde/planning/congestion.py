@@ -111,6 +111,7 @@ from ..result import MFGResult, PlanningRecord, gradient
 from ..fd.split_residuals import line_pair_residuals
 from ..iterate.monitor import Progress
 from ..newton.derivatives import coupling_derivative
+from .energies import running_cost
 
 HISTORY_KEYS = ("residual", "hjb_residual", "fp_residual", "gauge", "line_search", "step_norm", "min_density",
                 "mass_error", "c", "stage", "wall_time")
@@ -381,13 +382,13 @@ class PlanningSystem:
         """Scheme-consistent (upwind) space-time sums over the steps n = 0..Nt-1:
 
         energy_E       = sum dt h m^{n+1} w^2 (a^2 + bb^2)    ~ int int m |alpha|^2 dt dx   (no 1/2)
-        cost_kinetic   = sum dt h m^{n+1} w (a^2 + bb^2)/2    ~ int int m (1 + c m) |alpha|^2 / 2
+        kinetic_cost   = sum dt h m^{n+1} w (a^2 + bb^2)/2    ~ int int m (1 + c m) |alpha|^2 / 2
         """
         pc = self._pieces(u[:self.Nt], m[1:])
         q = pc["a"] ** 2 + pc["bb"] ** 2
         scale = self.dt * self.h
         return {"energy_E": float(scale * np.sum(m[1:] * pc["w"] ** 2 * q)),
-                "cost_kinetic": float(scale * np.sum(m[1:] * pc["w"] * 0.5 * q))}
+                "kinetic_cost": float(scale * np.sum(m[1:] * pc["w"] * 0.5 * q))}
 
 
 # ============================================================================ helpers
@@ -462,7 +463,9 @@ def _initial_pair(problem, initial, m_init, u_init):
         from .sinkhorn import PlanningError, solve_planning
 
         try:
-            r = solve_planning(problem, tol=1e-8, sinkhorn_tol=1e-10)
+            # the implicit-Euler sweeps: the c = 0 solution of the very scheme Newton solves (the second-order
+            # default is a different discretisation, O(dt) away, which Newton would first have to undo)
+            r = solve_planning(problem, tol=1e-8, sinkhorn_tol=1e-10, time_scheme="euler")
         except PlanningError as exc:
             r = None
             why = str(exc)
@@ -684,7 +687,10 @@ def solve_planning_newton(problem, c: float = 0.0, tol: float = 1e-10, max_iter:
     hist = {k: np.asarray(v, dtype=float) for k, v in history.items()}
     hist["iteration"] = np.arange(1, len(hist["residual"]) + 1, dtype=float)
     finite = bool(np.all(np.isfinite(u)) and np.all(np.isfinite(m)))
-    en = sysm.energies(u, m) if finite else {"energy_E": np.nan, "cost_kinetic": np.nan}
+    en = sysm.energies(u, m) if finite else {"energy_E": np.nan, "kinetic_cost": np.nan}
+    # the running part with the scheme's own rule (step n: m^{n+1} against V + F at t_{n+1}), as the Sinkhorn solver
+    en["running_cost"] = running_cost(problem, m, "left") if finite else np.nan
+    en["total_cost"] = en["kinetic_cost"] + en["running_cost"]
     min_density = float(m.min())
     options = {"method": "planning-newton", "c": c, "tol": tol, "max_iter": int(max_iter), "initial": init_note,
                "continuation": bool(continuation), "c_steps": list(steps), "continuation_tol": continuation_tol,
@@ -692,7 +698,7 @@ def solve_planning_newton(problem, c: float = 0.0, tol: float = 1e-10, max_iter:
     params = problem.describe()
     params["congestion_c"] = c
     n_steps = int(np.sum(hist["line_search"] > 0))
-    planning = PlanningRecord(energy_E=en["energy_E"], kinetic_cost=en["cost_kinetic"],
+    planning = PlanningRecord(**en,
                               terminal_mismatch=float(grid.integrate(np.abs(m[-1] - problem.m1))),
                               congestion_c=c, stages=solved, min_density=min_density,
                               positive=bool(min_density >= -negative_tol * float(np.abs(m).max())),

@@ -12,8 +12,10 @@ update of the guidance nu_t <- (1 - theta) nu_t + theta mean_t).  Sinkhorn poten
 started across outer iterations.
 
 The result has the same fields as a terminal-cost result: u = -sigma^2 log phi, m = phi psi,
-alpha = -grad u, plus the terminal mismatch ||m(T) - m1||_1 and the control energies
-E = int_0^T E|alpha|^2 dt (the paper's metric) and E/2 (the cost), recorded per outer iteration.
+alpha = -grad u, plus the terminal mismatch ||m(T) - m1||_1 and the energies of each outer iterate,
+recorded per outer iteration in the history and those of the returned pair in ``result.planning``:
+the control energy E = int_0^T E|alpha|^2 dt (no factor 1/2), the kinetic cost E/2, the running cost
+int int m (V + F) and the agent's total cost (``energies``).
 """
 
 from __future__ import annotations
@@ -26,10 +28,12 @@ import numpy as np
 from ..iterate.anderson import Anderson
 from ..iterate.monitor import Progress, eta_seconds, format_eta
 from ..result import MFGResult, PlanningRecord, gradient, initial_fields
-from . import hopf_cole as linear, semigroup
+from . import hopf_cole as linear, positive_cn, semigroup
+from .energies import agent_costs, control_energy, midpoint_cost  # noqa: F401  (control_energy: public here since the start)
 from ..fd.operator import as3, kernel_data
 
-TIME_SCHEMES = ("euler", "strang")
+#: time schemes of the Hopf-Cole sweeps and their order in dt; "auto" picks "crank-nicolson" where it applies
+TIME_SCHEMES = {"euler": 1, "crank-nicolson": 2, "strang": 2}
 
 
 class PlanningError(ValueError):
@@ -50,25 +54,9 @@ def _vpot3(problem, m, kd):
     return as3(V, 1, kd.shape3)
 
 
-def _midpoint_cost(problem, m):
-    """Vtot at the step midpoints, Vtot^{n+1/2} = V(t_{n+1/2}) + F(x, (m^n + m^{n+1})/2; t_{n+1/2}),
-    shape (Nt, *grid) (or (1, *grid) when nothing depends on t or m): second order in dt."""
-    grid, Nt = problem.grid, problem.Nt
-    tm = 0.5 * (problem.t[:-1] + problem.t[1:])
-    vmid = problem.potential_midpoints()
-    if problem.coupling is None:
-        out = np.broadcast_to(vmid, (1,) + grid.shape) if np.ndim(vmid) <= grid.ndim else vmid
-        return np.array(out, dtype=float)
-    f = problem.coupling.field(grid, tm, 0.5 * (m[:-1] + m[1:]))
-    out = np.array(np.broadcast_to(f + vmid, (Nt,) + grid.shape), dtype=float)
-    if not np.all(np.isfinite(out)):
-        raise PlanningError("the running cost V + F has non-finite values on the grid")
-    return out
-
-
 def _half_factors(problem, m):
     """Strang half-step potential factors P^n = exp(-dt Vtot^{n+1/2} / (2 sigma^2)), (Nt or 1, *grid)."""
-    return np.exp(-0.5 * problem.dt / problem.sigma ** 2 * _midpoint_cost(problem, m))
+    return np.exp(-0.5 * problem.dt / problem.sigma ** 2 * midpoint_cost(problem, m))
 
 
 class _SinkhornAnderson:
@@ -116,6 +104,8 @@ class _Sinkhorn:
         self.anderson_depth = int(anderson_depth)
         if time_scheme == "strang":
             self.G = [semigroup.semigroup(Q, problem.dt) for Q in semigroup.axis_generators(kd)]
+        elif time_scheme == "crank-nicolson":
+            self.nsub, self.table = positive_cn.factor_table(kd, problem.dt)
         Nt = problem.Nt
         self.phi = np.empty((Nt + 1,) + kd.shape3)
         self.psi = np.empty((Nt + 1,) + kd.shape3)
@@ -143,6 +133,8 @@ class _Sinkhorn:
             self._set_scaled(self.phi, self.lphi, pb.Nt, self.a)
             if self.scheme == "strang":
                 self._strang(self.phi, self.lphi, vpot, backward=True)
+            elif self.scheme == "crank-nicolson":
+                positive_cn.cn_backward_sweep(self.phi, self.lphi, vpot, self.table, self.nsub, kd.periodic)
             else:
                 linear.backward_sweep(self.phi, self.lphi, vpot, kd.op, inv_s2)
             log_phi0 = _log(self.phi[0]) + self.lphi[0]
@@ -154,6 +146,8 @@ class _Sinkhorn:
             self._set_scaled(self.psi, self.lpsi, 0, c)
             if self.scheme == "strang":
                 self._strang(self.psi, self.lpsi, vpot, backward=False)
+            elif self.scheme == "crank-nicolson":
+                positive_cn.cn_forward_sweep(self.psi, self.lpsi, vpot, self.table, self.nsub, kd.periodic)
             else:
                 linear.forward_sweep(self.psi, self.lpsi, vpot, kd.op, inv_s2)
             log_psiT = _log(self.psi[pb.Nt]) + self.lpsi[pb.Nt]
@@ -188,7 +182,7 @@ class _Sinkhorn:
         buf = np.empty(gshape)
         for n in steps:
             src, dst = (n + 1, n) if backward else (n, n + 1)
-            Pn = P[0] if static else P[n]
+            Pn = (P[0] if static else P[n]).reshape(gshape)
             np.multiply(arr[src].reshape(gshape), Pn, out=buf)
             y = semigroup.apply_axes(self.G, buf, transpose=not backward)
             y *= Pn
@@ -208,22 +202,18 @@ class _Sinkhorn:
         return (_log(self.phi) + self.lphi[:, None, None, None]).reshape((pb.Nt + 1,) + pb.grid.shape)
 
 
-def control_energy(grid, t, m, u, rule: str = "left") -> float:
-    """E = int_0^T E|alpha_t|^2 dt with alpha = -grad u (centred differences).  rule "left": left
-    Riemann sum over the steps (first order; u(T) may be singular where m1 = 0); "trapezoid": second
-    order (levels where m |alpha|^2 is not finite, m = 0 with u = inf, count as 0).  The cost is E / 2."""
-    if rule not in ("left", "trapezoid"):
-        raise ValueError(f"unknown quadrature rule {rule!r}; choose 'left' or 'trapezoid'")
-    lv = slice(None) if rule == "trapezoid" else slice(None, -1)
-    alpha = -gradient(grid, u[lv])
-    with np.errstate(invalid="ignore"):
-        dens = m[lv][..., None] * alpha ** 2
-    dens = np.where(np.isfinite(dens), dens, 0.0).sum(axis=-1)
-    e = np.asarray(grid.integrate(dens), dtype=float)
-    dt = t[1] - t[0]
-    if rule == "trapezoid":
-        return float((e.sum() - 0.5 * (e[0] + e[-1])) * dt)
-    return float(e.sum() * dt)
+def resolve_time_scheme(time_scheme, kd):
+    """The scheme that runs for the requested one, and a note saying why when "auto" could not take the
+    second-order default: "auto" is "crank-nicolson" when the base drift is absent or time-independent
+    with b_k depending on x_k only, "euler" otherwise."""
+    if time_scheme == "auto":
+        why = positive_cn.static_separable_drift(kd)
+        if why is None:
+            return "crank-nicolson", ""
+        return "euler", f"time_scheme auto: first-order euler because {why}"
+    if time_scheme not in TIME_SCHEMES:
+        raise ValueError(f"unknown time_scheme {time_scheme!r}; choose 'auto' or one of {tuple(TIME_SCHEMES)}")
+    return time_scheme, ""
 
 
 def _warm_start(problem, m_init, potential_init, init):
@@ -251,9 +241,9 @@ def _warm_start(problem, m_init, potential_init, init):
 
 
 def solve_planning(problem, tol: float = 1e-10, sinkhorn_tol: float = 1e-11, max_iter: int = 500,
-                   max_sinkhorn: int = 20000, damping: float = 0.5, method: str = "picard", anderson_depth: int = 5,
+                   max_sinkhorn: int = 20000, damping: float = 1.0, method: str = "anderson", anderson_depth: int = 5,
                    inner_factor: float = 0.1, m_init=None, progress: bool = False,
-                   time_scheme: str = "euler", sinkhorn_anderson: int = 0, potential_init=None,
+                   time_scheme: str = "auto", sinkhorn_anderson: int = 5, potential_init=None,
                    init=None) -> MFGResult:
     """Solve the planning problem (``PlanningProblem``) and return an MFGResult.
 
@@ -262,10 +252,11 @@ def solve_planning(problem, tol: float = 1e-10, sinkhorn_tol: float = 1e-11, max
     tol : outer tolerance: max_t |mean change| (couplings that see m only through its mean), or the
           relative L1 change of m (other couplings).
     sinkhorn_tol : tolerance on the terminal mismatch ||m(T) - m1||_1 of each inner solve.
-    damping : theta of the outer update m <- (1 - theta) m + theta m_new.
-    method : "picard" (that damped update) or "anderson" (Anderson mixing on top of it, with the core
-             loop's safeguards: restart and halve theta when the residual grows, plain damped step
-             when a mixed density would turn negative).
+    damping : theta of the outer update m <- (1 - theta) m + theta m_new (default 1: Anderson's own
+             mixing, undamped; the safeguards below halve it when needed).
+    method : "anderson" (default: Anderson mixing on the damped update, with the core loop's safeguards:
+             restart and halve theta when the residual grows, plain damped step when a mixed density
+             would turn negative) or "picard" (the damped update alone).
     inner_factor : inexact inner solves: while the outer loop is far from converged, Sinkhorn stops
              at mismatch max(sinkhorn_tol, inner_factor * residual); convergence requires the outer
              residual <= tol AND a final inner solve to sinkhorn_tol.
@@ -276,13 +267,19 @@ def solve_planning(problem, tol: float = 1e-10, sinkhorn_tol: float = 1e-11, max
              m_init and -u(T) / sigma^2 the potential_init (unless those are given), interpolated onto this
              grid and these time levels when they differ (``result.initial_fields``); ``result.solver["init"]``
              says what was used.  A result passed as m_init is taken as init.
-    sinkhorn_anderson : depth of Anderson mixing on the Sinkhorn potential (0: plain Fortet-Sinkhorn).
-    time_scheme : "euler" (default): the core implicit-Euler operators at zero policy, first order in dt
-             (the result satisfies the core scheme's residuals at first order).  "strang": the exact
-             semigroup of the same finite-difference generator per axis with the potential split
-             symmetrically at the step midpoint (``semigroup``), second order in dt and positive; the
-             energy is then integrated by the trapezoid rule.  Needs a base drift that is
-             time-independent with b_k depending on x_k only (none, or LinearDrift).
+    sinkhorn_anderson : depth of Anderson mixing on the Sinkhorn potential (default 5; 0: plain
+             Fortet-Sinkhorn).  The accelerations change the iteration counts, not the discrete solution.
+    time_scheme : "auto" (default): "crank-nicolson" where it applies, else "euler" (the result's
+             ``solver["time_scheme"]`` says which ran and ``solver["time_scheme_note"]`` why).
+             "crank-nicolson": the potential split symmetrically at the step midpoint and the
+             zero-policy generator advanced by Crank-Nicolson substeps short enough to keep every factor
+             non-negative (``positive_cn``): second order in dt, positive and mass-exact for any dt, O(N)
+             per substep; the energy is integrated by the trapezoid rule.  "strang": the same splitting
+             with the exact per-axis semigroup (``semigroup``), a dense matrix per axis (O(N^2) per step
+             and axis: a reference, not a default).  Both need a base drift that is time-independent with
+             b_k depending on x_k only (none, or LinearDrift).  "euler": the core implicit-Euler operators
+             at zero policy, first order in dt, any base drift (the result satisfies the core scheme's
+             residuals at first order).
 
     The result's ``planning`` record (``result.PlanningRecord``) holds the energy E of the returned pair
     (``energy_E``, no factor 1/2), the kinetic cost ``kinetic_cost`` = E / 2, the terminal mismatch of the
@@ -296,11 +293,11 @@ def solve_planning(problem, tol: float = 1e-10, sinkhorn_tol: float = 1e-11, max
         raise ValueError("tol and sinkhorn_tol must be > 0")
     if problem.sigma <= 0:
         raise PlanningError("the planning solver needs sigma > 0 (Hopf-Cole)")
-    if time_scheme not in TIME_SCHEMES:
-        raise ValueError(f"unknown time_scheme {time_scheme!r}; choose one of {TIME_SCHEMES}")
     grid, Nt = problem.grid, problem.Nt
     m_init, potential_init, init_note = _warm_start(problem, m_init, potential_init, init)
     kd = kernel_data(problem)
+    requested_scheme = time_scheme
+    time_scheme, scheme_note = resolve_time_scheme(time_scheme, kd)
     t_start = time.perf_counter()
     tt = problem.t.reshape((-1,) + (1,) * grid.ndim)
     if m_init is None:
@@ -309,7 +306,7 @@ def solve_planning(problem, tol: float = 1e-10, sinkhorn_tol: float = 1e-11, max
         m = grid.check_field(m_init, "m_init", (Nt + 1,)).copy()
     mean_only = problem.coupling is None or getattr(problem.coupling, "mean_only", False)
     coupled = problem.coupling is not None and getattr(problem.coupling, "uses_m", True)
-    strang = time_scheme == "strang"
+    second = TIME_SCHEMES[time_scheme] == 2
     sk = _Sinkhorn(problem, kd, time_scheme, sinkhorn_anderson)
     if potential_init is not None:
         a0 = as3(grid.check_field(potential_init, "potential_init"), 0, kd.shape3)
@@ -318,8 +315,12 @@ def solve_planning(problem, tol: float = 1e-10, sinkhorn_tol: float = 1e-11, max
             raise ValueError("potential_init must be finite where m1 > 0")
         sk.a = np.where(fin, a0, -np.inf)
     report = Progress(progress)
+    if scheme_note:
+        report.note(scheme_note)
     hist = {k: [] for k in ("residual", "mean_change", "change_m", "terminal_mismatch", "sinkhorn_iterations",
-                            "mass_error", "damping", "wall_time")}
+                            "mass_error", "energy_E", "kinetic_cost", "running_cost", "total_cost", "damping",
+                            "wall_time")}
+    rule = "trapezoid" if second else "left"
     status, converged = "not converged", False
     m_new = m
     accel = Anderson(int(anderson_depth), damping) if method == "anderson" else None
@@ -327,7 +328,7 @@ def solve_planning(problem, tol: float = 1e-10, sinkhorn_tol: float = 1e-11, max
     last_residual = np.inf
     tight = not coupled
     for k in range(1, max_iter + 1):
-        vpot = _half_factors(problem, m) if strang else _vpot3(problem, m, kd)
+        vpot = as3(_half_factors(problem, m), 1, kd.shape3) if second else _vpot3(problem, m, kd)
         inner_tol = sinkhorn_tol if tight else max(sinkhorn_tol, inner_factor * min(last_residual, 1.0))
         its, mismatch, sk_status = sk.solve(vpot, inner_tol, max_sinkhorn)
         m_new = sk.density()
@@ -335,8 +336,9 @@ def solve_planning(problem, tol: float = 1e-10, sinkhorn_tol: float = 1e-11, max
         mean_change = float(np.max(np.abs(grid.mean(m_new) - grid.mean(m))))
         residual = mean_change if mean_only else change
         mass = grid.integrate(m_new)
+        costs = agent_costs(problem, m_new, -problem.sigma ** 2 * sk.log_phi(), rule)
         rec = {"residual": residual, "mean_change": mean_change, "change_m": change, "terminal_mismatch": mismatch,
-               "sinkhorn_iterations": its, "mass_error": float(np.max(np.abs(mass - 1.0))),
+               "sinkhorn_iterations": its, "mass_error": float(np.max(np.abs(mass - 1.0))), **costs,
                "damping": damping, "wall_time": time.perf_counter() - t_start}
         for key, v in rec.items():
             hist[key].append(float(v))
@@ -352,7 +354,7 @@ def solve_planning(problem, tol: float = 1e-10, sinkhorn_tol: float = 1e-11, max
         if residual <= tol:
             tight = True  # the density has settled: finish with a tight Sinkhorn solve
             continue
-        if accel is None:
+        if accel is None or Nt < 2:  # (Nt = 1: no interior level to mix)
             m = (1 - damping) * m + damping * m_new
         else:
             if residual > 1.5 * best:
@@ -374,19 +376,19 @@ def solve_planning(problem, tol: float = 1e-10, sinkhorn_tol: float = 1e-11, max
     history = {k: np.asarray(v, dtype=float) for k, v in hist.items()}
     history["iteration"] = np.arange(1, len(history["residual"]) + 1, dtype=float)
     u = -problem.sigma ** 2 * sk.log_phi()
-    E = control_energy(grid, problem.t, m_new, u, rule="trapezoid" if strang else "left")
-    # energies of the returned solution (one entry: E has no factor 1/2, the cost is E/2)
-    history["energy_E"] = np.array([E])
-    history["cost_E_half"] = np.array([E / 2])
-    options = {"method": f"planning-sinkhorn+{method}", "time_scheme": time_scheme, "sinkhorn_anderson": sinkhorn_anderson, "anderson_depth": anderson_depth, "tol": tol, "sinkhorn_tol": sinkhorn_tol, "max_iter": max_iter,
+    costs = {key: float(history[key][-1]) for key in ("energy_E", "kinetic_cost", "running_cost", "total_cost")}
+    options = {"method": f"planning-sinkhorn+{method}", "time_scheme": time_scheme,
+               "time_scheme_requested": requested_scheme, "time_scheme_note": scheme_note,
+               "time_order": TIME_SCHEMES[time_scheme],
+               "substeps": [int(x) for x in sk.nsub] if time_scheme == "crank-nicolson" else [],
+               "sinkhorn_anderson": sinkhorn_anderson, "anderson_depth": anderson_depth, "tol": tol, "sinkhorn_tol": sinkhorn_tol, "max_iter": max_iter,
                "max_sinkhorn": max_sinkhorn, "damping": damping}
     if init_note is not None:
         options["init"] = init_note
     result = MFGResult(grid=grid, t=problem.t, u=u, m=m_new, converged=converged, status=status,
                        iterations=len(history["residual"]), history=history, params=problem.describe(),
                        solver=options,
-                       planning=PlanningRecord(energy_E=E, kinetic_cost=E / 2,
-                                               terminal_mismatch=float(history["terminal_mismatch"][-1]),
+                       planning=PlanningRecord(**costs, terminal_mismatch=float(history["terminal_mismatch"][-1]),
                                                sinkhorn_iterations_total=int(sk.iterations)),
                        problem=problem)
     report.done(result)
