@@ -52,14 +52,15 @@ from numbers import Real
 import numpy as np
 
 from .model.grid import Grid
+from .planning.sinkhorn import TIME_SCHEMES
 from .result import MFGResult
 
 __all__ = ["FIRST_ORDER_DEFAULT", "SCHEME_ORDER", "Extrapolated", "extrapolate", "extrapolate_scalar",
            "observed_order", "order_of", "restrict", "scheme_order", "solve_extrapolated"]
 
 #: time scheme (``result.solver["time_scheme"]``) -> order p of the combined (h, dt) error when h and dt
-#: are refined together.  Register a new scheme here (e.g. ``SCHEME_ORDER["exponential"] = 2``).
-SCHEME_ORDER = {"euler": 1, "strang": 2}
+#: are refined together: the planning solver's own table (a new scheme registers its order there).
+SCHEME_ORDER = TIME_SCHEMES
 
 #: order of results that record no time scheme: the implicit-Euler solvers (mp.solve, solve_planning_newton,
 #: fp_transport) are first order in h and dt together
@@ -100,7 +101,7 @@ def scheme_order(scheme: str) -> int:
     except (KeyError, TypeError):
         known = ", ".join(f"{k!r} (p = {v})" for k, v in SCHEME_ORDER.items())
         raise ValueError(f"no order is known for time scheme {scheme!r} (known: {known}); pass the order "
-                         "explicitly (p=...) or register the scheme in mfg_pde.richardson.SCHEME_ORDER") from None
+                         "explicitly (p=...) or register the scheme in mfg_pde.planning.sinkhorn.TIME_SCHEMES") from None
 
 
 def order_of(result: MFGResult) -> int:

@@ -80,6 +80,7 @@ import numpy as np
 from numba import njit, prange
 
 from ..oracles import analytic
+from ..planning.sinkhorn import TIME_SCHEMES
 from ..richardson import observed_order
 from ..particles.gm_drift import gm_alpha, gm_tables, posterior_tables
 from ..model.mixtures import DiagonalMixture, as_mixture
@@ -727,10 +728,10 @@ def _grid_ends(sc, grid):
     return dens(sc.start), dens(sc.target)
 
 
-GRID_SCHEMES = {"strang": 2, "euler": 1}  # planning time scheme -> order of the grid check's combined (h, dt) error
+GRID_SCHEMES = TIME_SCHEMES  # planning time scheme -> order of the grid check's combined (h, dt) error
 
 
-def _grid_level(sc, N, Nt, box, guidances, tol, time_scheme="strang", warm=None):
+def _grid_level(sc, N, Nt, box, guidances, tol, time_scheme="crank-nicolson", warm=None):
     from ..model.couplings import FixedGuidance, QuadraticInteraction
     from ..model.grid import Grid, prolong
     from ..model.problem import LinearDrift, PlanningProblem
@@ -784,27 +785,27 @@ def _grid_level(sc, N, Nt, box, guidances, tol, time_scheme="strang", warm=None)
     return out
 
 
-def default_grid(d: int, time_scheme: str = "strang") -> dict:
+def default_grid(d: int, time_scheme: str = "crank-nicolson") -> dict:
     """The grid check's coarse level for d = 1 or 2: box, N, Nt (the finer levels double N and Nt).
 
-    strang: N = 200 cells per axis (h = 0.065 in 1-D, 0.0575 in 2-D) and Nt = 48 (a multiple of the
-    8 beta pieces, so that every step's midpoint lies inside one piece); euler: Nt = 4 N (its time error
-    dominates: it needs ~100x more steps for the same accuracy)."""
+    second-order schemes (crank-nicolson, strang): N = 200 cells per axis (h = 0.065 in 1-D, 0.0575 in
+    2-D) and Nt = 48 (a multiple of the 8 beta pieces, so that every step's midpoint lies inside one
+    piece); euler: Nt = 4 N (its time error dominates: it needs ~100x more steps for the same accuracy)."""
     if d not in (1, 2):
         raise ValueError(f"the grid check is for d = 1 or 2 (got d = {d})")
     box = (-3.0, 10.0) if d == 1 else (-2.5, 9.0)
     N = 200
-    return {"box": box, "N": N, "Nt": 48 if time_scheme == "strang" else 4 * N}
+    return {"box": box, "N": N, "Nt": 48 if GRID_SCHEMES.get(time_scheme) == 2 else 4 * N}
 
 
 def grid_crosscheck(sc: Scenario, *, N=200, Nt=48, levels=2, box=(-3.0, 10.0), guidances=GUIDANCES,
-                    tol=1e-8, keep_results=False, time_scheme="strang") -> dict:
+                    tol=1e-8, keep_results=False, time_scheme="crank-nicolson") -> dict:
     """Solve the planning problem on the grid (SB coupling) for each guidance at ``levels`` resolutions
     (N, Nt), (2N, 2Nt), ... (d = sc.d = 1 or 2 axes).
 
-    time_scheme "strang" (default): exact per-axis semigroup of the finite-difference generator with
-    the potential split at the step midpoints; its error is O(h^2 + dt^2) (dt^2 needs Nt to be a
-    multiple of the beta pieces), Richardson weights (4 fine - coarse) / 3.  "euler": the core
+    time_scheme "crank-nicolson" (default; the planning solver's positive substeps) or "strang" (the exact
+    per-axis semigroup, dense): the potential split at the step midpoints; the error is O(h^2 + dt^2)
+    (dt^2 needs Nt to be a multiple of the beta pieces), Richardson weights (4 fine - coarse) / 3.  "euler": the core
     implicit-Euler operators, O(h^2 + dt) with a large dt constant (the potential beta/2 |x - nu|^2
     reaches ~100 where the start mass sits), weights 2 fine - coarse.
 
@@ -821,8 +822,8 @@ def grid_crosscheck(sc: Scenario, *, N=200, Nt=48, levels=2, box=(-3.0, 10.0), g
     if time_scheme not in GRID_SCHEMES:
         raise ValueError(f"unknown time_scheme {time_scheme!r}; choose one of {tuple(GRID_SCHEMES)}")
     pieces = len(getattr(sc.beta, "values", ())) or 1
-    if time_scheme == "strang" and int(Nt) % pieces:
-        raise ValueError(f"Nt = {Nt}: with time_scheme='strang' Nt must be a multiple of the {pieces} beta pieces "
+    if GRID_SCHEMES[time_scheme] == 2 and int(Nt) % pieces:
+        raise ValueError(f"Nt = {Nt}: with time_scheme={time_scheme!r} Nt must be a multiple of the {pieces} beta pieces "
                          f"(a step straddling a jump of beta is first order); e.g. Nt = {pieces * max(1, round(Nt / pieces))}")
     guidances = tuple(guidances)
     if "MF" not in guidances:
