@@ -198,7 +198,6 @@ def test_planning_result_round_trips_hdf5(tmp_path):
     back = mp.load(path)
     np.testing.assert_array_equal(back.m, run.result.m)
     np.testing.assert_array_equal(back.u, run.result.u)
-    assert back.history["energy_E"][-1] == run.result.planning.energy_E  # per outer iteration, the last returned
     assert back.planning == run.result.planning
     assert back.history["terminal_mismatch"][-1] < 1e-10
     assert back.case == "lqg-bridge"

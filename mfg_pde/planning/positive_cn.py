@@ -44,6 +44,9 @@ from numba import njit
 from ..fd.kernels import _workspace, apply_axis
 from .hopf_cole import _store_scaled
 
+#: contiguous lines are transposed into SIMD lanes from this many lines on
+LANES_MIN = 8
+
 #: rows of a factor table (one per axis and direction), each of length n_k (padded to the largest n)
 EL, ED, EU, MUL, WINV, UP, FILL, LAST, DLINV = range(9)
 
@@ -346,7 +349,7 @@ def _substeps_line(x, tab, n, periodic, solve_first, nsub):
 @njit(cache=True, error_model="numpy")
 def cn_axis(x, k, tab, nsub, periodic, solve_first, tmp):
     """Apply K_k = (S^{-1} E)^s (solve_first False) or K_k^T = (E^T S^{-T})^s (solve_first True, with the
-    transposed table) along axis k of the 3-D field x, in place; tmp: scratch of x.size."""
+    transposed table) along axis k of the 3-D field x, in place; tmp: scratch of 2 x.size."""
     s0, s1, s2 = x.shape
     n = x.shape[k]
     if k == 0:
@@ -355,12 +358,36 @@ def cn_axis(x, k, tab, nsub, periodic, solve_first, tmp):
         A, B = s0, s2
     else:
         A, B = s0 * s1, 1
+    if B == 1 and A >= LANES_MIN:
+        # contiguous lines: transpose the block so that the lines become lanes (the recurrences along a line
+        # are latency-bound one line at a time), substep there, transpose back
+        x2 = x.reshape((A, n))
+        xt = tmp[:n * A].reshape((n, A))
+        _transpose(x2, xt)
+        _substeps_lanes(xt.reshape((1, n, A)), tab, n, periodic, solve_first, nsub,
+                        tmp[n * A:2 * n * A].reshape((n, A)))
+        _transpose(xt, x2)
+        return
     if B == 1:
         x2 = x.reshape((A, n))
         for a in range(A):
             _substeps_line(x2[a], tab, n, periodic, solve_first, nsub)
         return
     _substeps_lanes(x.reshape((A, n, B)), tab, n, periodic, solve_first, nsub, tmp[:n * B].reshape((n, B)))
+
+
+@njit(cache=True, error_model="numpy")
+def _transpose(src, dst):
+    """dst = src.T for 2-D arrays, in cache blocks."""
+    r, c = src.shape
+    blk = 32
+    for i0 in range(0, r, blk):
+        i1 = min(i0 + blk, r)
+        for j0 in range(0, c, blk):
+            j1 = min(j0 + blk, c)
+            for i in range(i0, i1):
+                for j in range(j0, j1):
+                    dst[j, i] = src[i, j]
 
 
 @njit(cache=True, error_model="numpy")
@@ -378,7 +405,7 @@ def cn_backward_sweep(phi, logscale, P, table, nsub, periodic):
     Nt = phi.shape[0] - 1
     ndim = nsub.size
     buf = np.empty(phi.shape[1:])
-    tmp = np.empty(buf.size)
+    tmp = np.empty(2 * buf.size)
     static = P.shape[0] == 1
     for n in range(Nt - 1, -1, -1):
         Pn = P[0] if static else P[n]
@@ -396,7 +423,7 @@ def cn_forward_sweep(psi, logscale, P, table, nsub, periodic):
     Nt = psi.shape[0] - 1
     ndim = nsub.size
     buf = np.empty(psi.shape[1:])
-    tmp = np.empty(buf.size)
+    tmp = np.empty(2 * buf.size)
     static = P.shape[0] == 1
     for n in range(Nt):
         Pn = P[0] if static else P[n]

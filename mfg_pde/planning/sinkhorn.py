@@ -12,10 +12,10 @@ update of the guidance nu_t <- (1 - theta) nu_t + theta mean_t).  Sinkhorn poten
 started across outer iterations.
 
 The result has the same fields as a terminal-cost result: u = -sigma^2 log phi, m = phi psi,
-alpha = -grad u, plus the terminal mismatch ||m(T) - m1||_1 and the energies of each outer iterate,
-recorded per outer iteration in the history and those of the returned pair in ``result.planning``:
-the control energy E = int_0^T E|alpha|^2 dt (no factor 1/2), the kinetic cost E/2, the running cost
-int int m (V + F) and the agent's total cost (``energies``).
+alpha = -grad u, plus the terminal mismatch ||m(T) - m1||_1 (per outer iteration in the history) and the
+energies of the returned pair (final only, in ``result.planning``): the control energy
+E = int_0^T E|alpha|^2 dt (no factor 1/2), the kinetic cost E/2, the running cost int int m (V + F) and
+the agent's total cost (``energies``).
 """
 
 from __future__ import annotations
@@ -34,6 +34,11 @@ from ..fd.operator import as3, kernel_data
 
 #: time schemes of the Hopf-Cole sweeps and their order in dt; "auto" picks "crank-nicolson" where it applies
 TIME_SCHEMES = {"euler": 1, "crank-nicolson": 2, "strang": 2}
+
+
+#: outer iterations without a new best residual after which the Anderson loop hands over to damped Picard
+STALL_ITERATIONS = 12
+FALLBACK_DAMPING = 0.5
 
 
 class PlanningError(ValueError):
@@ -242,7 +247,7 @@ def _warm_start(problem, m_init, potential_init, init):
 
 def solve_planning(problem, tol: float = 1e-10, sinkhorn_tol: float = 1e-11, max_iter: int = 500,
                    max_sinkhorn: int = 20000, damping: float = 1.0, method: str = "anderson", anderson_depth: int = 5,
-                   inner_factor: float = 0.1, m_init=None, progress: bool = False,
+                   inner_factor: float = 0.01, m_init=None, progress: bool = False,
                    time_scheme: str = "auto", sinkhorn_anderson: int = 5, potential_init=None,
                    init=None) -> MFGResult:
     """Solve the planning problem (``PlanningProblem``) and return an MFGResult.
@@ -318,14 +323,17 @@ def solve_planning(problem, tol: float = 1e-10, sinkhorn_tol: float = 1e-11, max
     if scheme_note:
         report.note(scheme_note)
     hist = {k: [] for k in ("residual", "mean_change", "change_m", "terminal_mismatch", "sinkhorn_iterations",
-                            "mass_error", "energy_E", "kinetic_cost", "running_cost", "total_cost", "damping",
-                            "wall_time")}
+                            "mass_error", "damping", "wall_time")}
     rule = "trapezoid" if second else "left"
     status, converged = "not converged", False
     m_new = m
     accel = Anderson(int(anderson_depth), damping) if method == "anderson" else None
     best = np.inf
     last_residual = np.inf
+    # safeguard of the Anderson loop: when no new best residual has come for STALL_ITERATIONS outer iterations
+    # (noisy inexact inner solves can make the extrapolation drift), continue from the best iterate with the
+    # plain damped update, which contracts wherever Anderson's extrapolation does not
+    best_seen, best_m, since_best, fallback = np.inf, None, 0, ""
     tight = not coupled
     for k in range(1, max_iter + 1):
         vpot = as3(_half_factors(problem, m), 1, kd.shape3) if second else _vpot3(problem, m, kd)
@@ -336,9 +344,8 @@ def solve_planning(problem, tol: float = 1e-10, sinkhorn_tol: float = 1e-11, max
         mean_change = float(np.max(np.abs(grid.mean(m_new) - grid.mean(m))))
         residual = mean_change if mean_only else change
         mass = grid.integrate(m_new)
-        costs = agent_costs(problem, m_new, -problem.sigma ** 2 * sk.log_phi(), rule)
         rec = {"residual": residual, "mean_change": mean_change, "change_m": change, "terminal_mismatch": mismatch,
-               "sinkhorn_iterations": its, "mass_error": float(np.max(np.abs(mass - 1.0))), **costs,
+               "sinkhorn_iterations": its, "mass_error": float(np.max(np.abs(mass - 1.0))),
                "damping": damping, "wall_time": time.perf_counter() - t_start}
         for key, v in rec.items():
             hist[key].append(float(v))
@@ -353,6 +360,18 @@ def solve_planning(problem, tol: float = 1e-10, sinkhorn_tol: float = 1e-11, max
         last_residual = residual
         if residual <= tol:
             tight = True  # the density has settled: finish with a tight Sinkhorn solve
+            continue
+        if residual < best_seen:
+            best_seen, best_m, since_best = residual, m_new, 0
+        else:
+            since_best += 1
+        if accel is not None and since_best >= STALL_ITERATIONS:
+            fallback = (f"anderson stalled (no new best residual in {STALL_ITERATIONS} outer iterations, best "
+                        f"{best_seen:.2e} at iteration {k - since_best}): damped picard (theta {FALLBACK_DAMPING}) "
+                        f"from the best iterate")
+            report.note(fallback)
+            accel, damping, m, since_best = None, FALLBACK_DAMPING, best_m, 0
+            hist["damping"][-1] = damping
             continue
         if accel is None or Nt < 2:  # (Nt = 1: no interior level to mix)
             m = (1 - damping) * m + damping * m_new
@@ -376,8 +395,10 @@ def solve_planning(problem, tol: float = 1e-10, sinkhorn_tol: float = 1e-11, max
     history = {k: np.asarray(v, dtype=float) for k, v in hist.items()}
     history["iteration"] = np.arange(1, len(history["residual"]) + 1, dtype=float)
     u = -problem.sigma ** 2 * sk.log_phi()
-    costs = {key: float(history[key][-1]) for key in ("energy_E", "kinetic_cost", "running_cost", "total_cost")}
-    options = {"method": f"planning-sinkhorn+{method}", "time_scheme": time_scheme,
+    # the energies of the returned pair only (one space-time pass each; per outer iteration they cost as much as
+    # a Sinkhorn sweep on large grids)
+    costs = agent_costs(problem, m_new, u, rule)
+    options = {"method": f"planning-sinkhorn+{method}", "time_scheme": time_scheme, "fallback": fallback,
                "time_scheme_requested": requested_scheme, "time_scheme_note": scheme_note,
                "time_order": TIME_SCHEMES[time_scheme],
                "substeps": [int(x) for x in sk.nsub] if time_scheme == "crank-nicolson" else [],
