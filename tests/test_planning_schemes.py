@@ -159,7 +159,7 @@ def test_substep_kernels_match_the_dense_factors(shape, bc):
         x = rng.random(kd.shape3)
         for d, (Cm, transpose) in enumerate(((C, False), (C.T, True))):
             y = x.copy()
-            pc.cn_axis(y, k, tab[k, d], nsub[k], bool(kd.periodic[k]), transpose, np.empty(y.size))
+            pc.cn_axis(y, k, tab[k, d], nsub[k], bool(kd.periodic[k]), transpose, np.empty(2 * y.size))
             ref = np.moveaxis(np.tensordot(Cm, x, axes=([1], [k])), 0, k)
             np.testing.assert_allclose(y, ref, rtol=1e-12, atol=0)
 

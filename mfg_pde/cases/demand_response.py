@@ -268,8 +268,8 @@ class DemandResponse(_DRCase):
         Param("grid_Nt", 0, "grid time steps at the coarse level (0: 48 for the second-order schemes, 4 grid_N for euler)",
               nonnegative=True),
         Param("grid_levels", 2, "grid levels (N, Nt doubled each time)", positive=True),
-        Param("grid_scheme", "crank-nicolson", "planning time scheme of the grid check: crank-nicolson (positive "
-              "substeps) or strang (exact per-axis semigroup, dense), both with the potential split at midpoints: "
+        Param("grid_scheme", "strang", "planning time scheme of the grid check: strang (exact per-axis semigroup, "
+              "dense) or crank-nicolson (positive substeps), both with the potential split at midpoints: "
               "O(h^2 + dt^2); or euler (core implicit Euler: O(h^2 + dt))",
               choices=("crank-nicolson", "strang", "euler")),
         Param("figure", "", "write E(t) curves and per-sub-population effort to this PNG", output=True),

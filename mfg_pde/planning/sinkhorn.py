@@ -102,7 +102,7 @@ class _Sinkhorn:
     potential factor at the step midpoint: second order in dt, positive, and sum phi^n psi^n is the
     same at every n (mass exact)."""
 
-    def __init__(self, problem, kd, time_scheme="euler", anderson_depth=0):
+    def __init__(self, problem, kd, time_scheme="euler", anderson_depth=0, substep_factor=1.0):
         self.pb = problem
         self.kd = kd
         self.scheme = time_scheme
@@ -110,7 +110,7 @@ class _Sinkhorn:
         if time_scheme == "strang":
             self.G = [semigroup.semigroup(Q, problem.dt) for Q in semigroup.axis_generators(kd)]
         elif time_scheme == "crank-nicolson":
-            self.nsub, self.table = positive_cn.factor_table(kd, problem.dt)
+            self.nsub, self.table = positive_cn.factor_table(kd, problem.dt, substep_factor)
         Nt = problem.Nt
         self.phi = np.empty((Nt + 1,) + kd.shape3)
         self.psi = np.empty((Nt + 1,) + kd.shape3)
@@ -207,6 +207,20 @@ class _Sinkhorn:
         return (_log(self.phi) + self.lphi[:, None, None, None]).reshape((pb.Nt + 1,) + pb.grid.shape)
 
 
+def cell_peclet(grid, m, u, sigma, floor: float = 1e-6) -> float:
+    """max over axes and space-time cells with m > floor max m of |alpha_k| h_k / sigma^2 (alpha = -grad u):
+    log phi = -u / sigma^2 changes by this much from one cell to the next."""
+    alpha = gradient(grid, u)
+    live = m > floor * np.max(m)
+    out = 0.0
+    for k, h in enumerate(grid.spacing):
+        a = np.abs(alpha[..., k])[live]
+        a = a[np.isfinite(a)]
+        if a.size:
+            out = max(out, float(a.max()) * h / sigma ** 2)
+    return out
+
+
 def resolve_time_scheme(time_scheme, kd):
     """The scheme that runs for the requested one, and a note saying why when "auto" could not take the
     second-order default: "auto" is "crank-nicolson" when the base drift is absent or time-independent
@@ -249,7 +263,7 @@ def solve_planning(problem, tol: float = 1e-10, sinkhorn_tol: float = 1e-11, max
                    max_sinkhorn: int = 20000, damping: float = 1.0, method: str = "anderson", anderson_depth: int = 5,
                    inner_factor: float = 0.01, m_init=None, progress: bool = False,
                    time_scheme: str = "auto", sinkhorn_anderson: int = 5, potential_init=None,
-                   init=None) -> MFGResult:
+                   init=None, substep_factor: float = 1.0) -> MFGResult:
     """Solve the planning problem (``PlanningProblem``) and return an MFGResult.
 
     Parameters
@@ -285,6 +299,11 @@ def solve_planning(problem, tol: float = 1e-10, sinkhorn_tol: float = 1e-11, max
              b_k depending on x_k only (none, or LinearDrift).  "euler": the core implicit-Euler operators
              at zero policy, first order in dt, any base drift (the result satisfies the core scheme's
              residuals at first order).
+    substep_factor : crank-nicolson only: substeps s = ceil(factor dt max|Q_ii| / 2) per step and axis (1: the
+             fewest that keep every factor non-negative).  The substeps' error grows with the cell Peclet
+             number Pe = max |alpha| h / sigma^2 over the mass (the Hopf-Cole fields change by e^Pe from cell
+             to cell); ``result.solver["cell_peclet"]`` reports it, with a note when it exceeds 1: refine
+             the grid, or take shorter substeps (factor 2-4 brings the error to the exact semigroup's).
 
     The result's ``planning`` record (``result.PlanningRecord``) holds the energy E of the returned pair
     (``energy_E``, no factor 1/2), the kinetic cost ``kinetic_cost`` = E / 2, the terminal mismatch of the
@@ -302,6 +321,9 @@ def solve_planning(problem, tol: float = 1e-10, sinkhorn_tol: float = 1e-11, max
     m_init, potential_init, init_note = _warm_start(problem, m_init, potential_init, init)
     kd = kernel_data(problem)
     requested_scheme = time_scheme
+    if not (np.isfinite(substep_factor) and substep_factor >= 1.0):
+        raise ValueError(f"substep_factor = {substep_factor}: must be >= 1 (1: the fewest substeps that keep the "
+                         "Crank-Nicolson factors non-negative; larger: shorter substeps)")
     time_scheme, scheme_note = resolve_time_scheme(time_scheme, kd)
     t_start = time.perf_counter()
     tt = problem.t.reshape((-1,) + (1,) * grid.ndim)
@@ -309,10 +331,13 @@ def solve_planning(problem, tol: float = 1e-10, sinkhorn_tol: float = 1e-11, max
         m = (1 - tt / problem.T) * problem.m0 + (tt / problem.T) * problem.m1
     else:
         m = grid.check_field(m_init, "m_init", (Nt + 1,)).copy()
+        # the end levels are the problem's constraints, whatever the guess (an interpolated coarse result's
+        # ends differ at O(h^2); the outer update mixes only the interior levels)
+        m[0], m[-1] = problem.m0, problem.m1
     mean_only = problem.coupling is None or getattr(problem.coupling, "mean_only", False)
     coupled = problem.coupling is not None and getattr(problem.coupling, "uses_m", True)
     second = TIME_SCHEMES[time_scheme] == 2
-    sk = _Sinkhorn(problem, kd, time_scheme, sinkhorn_anderson)
+    sk = _Sinkhorn(problem, kd, time_scheme, sinkhorn_anderson, substep_factor)
     if potential_init is not None:
         a0 = as3(grid.check_field(potential_init, "potential_init"), 0, kd.shape3)
         fin = np.isfinite(sk.log_m1)
@@ -398,9 +423,15 @@ def solve_planning(problem, tol: float = 1e-10, sinkhorn_tol: float = 1e-11, max
     # the energies of the returned pair only (one space-time pass each; per outer iteration they cost as much as
     # a Sinkhorn sweep on large grids)
     costs = agent_costs(problem, m_new, u, rule)
+    peclet = cell_peclet(grid, m_new, u, problem.sigma)
+    if time_scheme == "crank-nicolson" and peclet > 1.0:
+        scheme_note = "; ".join(x for x in (scheme_note, (
+            f"cell Peclet number {peclet:.2g} > 1: the control changes the Hopf-Cole fields by e^{peclet:.2g} per "
+            "cell, where the substeps' error constant grows; refine the grid or pass substep_factor=2-4")) if x)
     options = {"method": f"planning-sinkhorn+{method}", "time_scheme": time_scheme, "fallback": fallback,
                "time_scheme_requested": requested_scheme, "time_scheme_note": scheme_note,
-               "time_order": TIME_SCHEMES[time_scheme],
+               "time_order": TIME_SCHEMES[time_scheme], "substep_factor": float(substep_factor),
+               "cell_peclet": peclet,
                "substeps": [int(x) for x in sk.nsub] if time_scheme == "crank-nicolson" else [],
                "sinkhorn_anderson": sinkhorn_anderson, "anderson_depth": anderson_depth, "tol": tol, "sinkhorn_tol": sinkhorn_tol, "max_iter": max_iter,
                "max_sinkhorn": max_sinkhorn, "damping": damping}
