@@ -154,3 +154,27 @@ def test_auto_says_when_newton_joins_and_who_drops_out(caplog, monkeypatch):
     # who drops out depends on the race's timing: each drop-out in the status has its progress note
     for racer in ("picard", "anderson"):
         assert (f"{racer} stopped:" in r.solver["auto"]) == (f"auto: {racer} drops out of the race:" in text)
+
+
+def test_core_and_planning_solvers_report_in_one_format(caplog, monkeypatch):
+    """The same header and columns for the core loop and the Sinkhorn planning loop (whose inner column
+    counts Sinkhorn sweeps and whose label names the loop phase), ETA included."""
+    import mfg_pde as mp
+
+    monkeypatch.setattr(warm, "cold", lambda: False)
+    g = mp.Grid([(-4, 4)], 60)
+    with caplog.at_level(logging.INFO, logger="mfg_pde"):
+        mp.solve(mp.MFGProblem(g, T=1.0, Nt=20, sigma=0.6, m0=mp.gaussian(g, 0.0, 0.6),
+                               coupling=mp.LocalPower(1.0, 1)), method="picard", progress=True)
+    core = _lines(caplog)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="mfg_pde"):
+        mp.solve_planning(mp.PlanningProblem(g, 1.0, 20, 1.0, mp.gaussian(g, -1.0, 0.6), mp.gaussian(g, 1.0, 0.6),
+                                             coupling=mp.QuadraticInteraction(2.0)), progress=True)
+    plan = _lines(caplog)
+    header = [x for x in core if x.lstrip().startswith("iter")]
+    assert header and header[0] in plan
+    rows = [x for x in plan if x.split()[0].isdigit()]
+    assert rows and all(" eta " in f" {x} " for x in rows)
+    assert all(x.split()[-3] == "anderson," for x in rows)  # the loop phase, then the Sinkhorn mismatch
+    assert plan[-1].startswith("converged:")

@@ -106,8 +106,9 @@ def compile_seconds() -> float:
 
 class Progress:
     """Progress of a loop on the ``mfg_pde`` logger (INFO): a header, then one throttled line per iteration
-    (iteration, residual, HJB residual, step, mass error, inner Newton iterations, elapsed time, the ETA
-    where ``tol`` is given, the loop that ran it), events (``note``) and the summary (``done``).  Shown when
+    (iteration, residual, HJB residual, step, mass error, inner iterations -- Newton per HJB step, or
+    Sinkhorn sweeps in planning -- elapsed time, the ETA where ``tol`` is given, the loop that ran it),
+    events (``note``) and the summary (``done``).  Every solver reports through it, in this one format.  Shown when
     ``enabled`` (``progress=True``): unless the ``mfg_pde`` logger has handlers of its own, one writing to
     stderr is attached (and the lines do not propagate further); give that logger your own handler to send
     them elsewhere.  Quiet otherwise.
@@ -168,7 +169,7 @@ class Progress:
             return
         if not self.header:
             self._emit(f"{'iter':>5} {'residual':>10} {'hjb_res':>10} {'change_m':>10} {'mass_err':>9} "
-                       f"{'newton':>6} {'elapsed':>9}")
+                       f"{'inner':>6} {'elapsed':>9}")
             self.header = True
         newton = rec.get("newton_max", np.nan)
         newton = f"{int(newton):6d}" if np.isfinite(newton) else f"{'-':>6}"

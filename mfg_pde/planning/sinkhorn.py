@@ -26,7 +26,7 @@ import time
 import numpy as np
 
 from ..iterate.anderson import Anderson
-from ..iterate.monitor import Progress, eta_seconds, format_eta
+from ..iterate.monitor import Progress
 from ..result import MFGResult, PlanningRecord, gradient, initial_fields
 from . import hopf_cole as linear, positive_cn, semigroup
 from .energies import agent_costs, control_energy, midpoint_cost  # noqa: F401  (control_energy: public here since the start)
@@ -344,7 +344,7 @@ def solve_planning(problem, tol: float = 1e-10, sinkhorn_tol: float = 1e-11, max
         if not np.all(np.isfinite(a0[fin])):
             raise ValueError("potential_init must be finite where m1 > 0")
         sk.a = np.where(fin, a0, -np.inf)
-    report = Progress(progress)
+    report = Progress(progress, tol=tol)
     if scheme_note:
         report.note(scheme_note)
     hist = {k: [] for k in ("residual", "mean_change", "change_m", "terminal_mismatch", "sinkhorn_iterations",
@@ -374,8 +374,8 @@ def solve_planning(problem, tol: float = 1e-10, sinkhorn_tol: float = 1e-11, max
                "damping": damping, "wall_time": time.perf_counter() - t_start}
         for key, v in rec.items():
             hist[key].append(float(v))
-        report.note(f"outer {k:4d}  residual {residual:.3e}  mismatch {mismatch:.2e}  sinkhorn {its:4d}  "
-                    f"{rec['wall_time']:.2f}s  {format_eta(eta_seconds(hist['residual'], hist['wall_time'], tol))}")
+        report(k, {**rec, "newton_max": its}, force=k == 1,
+               label=f"{'anderson' if accel is not None else 'picard'}, mismatch {mismatch:.1e}")
         if sk_status != "converged":
             status = f"sinkhorn {sk_status} (outer iteration {k})"
             break
