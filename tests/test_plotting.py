@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image  # Pillow: a dependency of matplotlib
 
+import mfg_pde as mp
 from mfg_pde import cli
 from mfg_pde import plotting as mpl_plot
 from mfg_pde.model.grid import Grid
@@ -569,3 +570,31 @@ def test_the_checks_catch_empty_axes_wrong_sizes_and_data_outside_the_limits(tmp
     a.set_ylim(0, 0.5)
     with pytest.raises(AssertionError):
         _check_within_limits(a)
+
+
+def test_doors_are_drawn_along_their_faces_and_their_outflow_apart():
+    """A room with two doors on one side: the image draws each door along its own faces (not the whole side),
+    and the outflow panel shows each door's share, which adds up to the evacuated fraction."""
+    grid = mp.Grid([(0, 1), (0, 1)], 24)
+    doors = [mp.Door(("x", "hi"), mp.Interval(0.1, 0.3), name="low"),
+             mp.Door(("x", "hi"), mp.Interval(0.6, 0.9), cost=0.2, name="high")]
+    pb = mp.MFGProblem(grid, T=0.6, Nt=12, sigma=0.3, m0=mp.gaussian(grid, (0.5, 0.5), (0.12, 0.12)),
+                       potential=np.ones(grid.shape), terminal_cost=np.ones(grid.shape), doors=doors)
+    res = mp.solve(pb, method="picard")
+    ax = mpl_plot.density(res, t=0.3)
+    red = [ln for ln in ax.get_lines() if ln.get_color() == "tab:red"]
+    spans = sorted((float(min(ln.get_ydata())), float(max(ln.get_ydata()))) for ln in red)
+    edges = np.linspace(0, 1, 25)
+    assert np.all([np.allclose(ln.get_xdata(), 1.0) for ln in red])
+    assert len(spans) == 2
+    for (lo, hi), (a, b) in zip(spans, [(0.1, 0.3), (0.6, 0.9)]):
+        inside = edges[(edges >= a - 1e-12) & (edges <= b + 1e-12)]
+        assert lo >= a - 1 / 24 and hi <= b + 1 / 24 and hi - lo > 0.5 * (b - a)  # the door, not the side
+        assert lo in edges and hi in edges and inside.size > 0
+    ax = mpl_plot.outflow(res)
+    lines = {ln.get_label(): ln.get_ydata() for ln in ax.get_lines()}
+    np.testing.assert_allclose(lines["through low"] + lines["through high"], res.outflow.evacuated, atol=1e-12)
+    assert lines["through low"][-1] > 0.01 and lines["through high"][-1] > 0.01
+    ax = mpl_plot.outflow(res, rate=True)
+    assert sorted(ln.get_label() for ln in ax.get_lines()) == ["through high", "through low"]
+    _check_within_limits(ax)

@@ -111,7 +111,7 @@ def movie(result_or_path, path, fps: float = 10, frames: int = 60, *, field: str
                 cmap, label = style.colormap("value"), style.label("u")
             mesh = ax.pcolormesh(P._grid_edges(grid, 0), P._grid_edges(grid, 1), planes[0].T, shading="flat",
                                  cmap=cmap, norm=norm)
-            P.draw_room(ax, grid, getattr(result, "obstacle", None))
+            P.draw_room(ax, grid, getattr(result, "obstacle", None), P.doors_of(result))
             ax.set_xlabel(style.label("x"))
             ax.set_ylabel(style.label("y"))
             style.apply(fig.colorbar(mesh, ax=ax, label=label).ax)

@@ -136,6 +136,17 @@ def remaining(result) -> np.ndarray:
     return mass / mass[0]
 
 
+def side_indices(result) -> list:
+    """(axis, side) of each label in ``result.outflow.sides`` ("x hi", ...: exit sides and the sides with
+    doors)."""
+    grid = result.grid
+    out = []
+    for lab in result.outflow.sides:
+        name, side = str(lab).split()
+        out.append((list(grid.axis_names).index(name), ("lo", "hi").index(side)))
+    return out
+
+
 def evacuated(result):
     """(evacuated fraction per level, [(side label, cumulative fraction per level)] or None, balance error
     or None) of a result on a grid with exits."""
@@ -144,7 +155,7 @@ def evacuated(result):
         per_side = None
         if len(out.sides) >= 1:
             cum = np.concatenate([np.zeros((1,) + out.per_side.shape[1:]), np.cumsum(out.per_side, axis=0)])
-            per_side = [(lab, cum[:, k, j] / out.mass0) for lab, (k, j) in zip(out.sides, result.grid.exit_sides)]
+            per_side = [(lab, cum[:, k, j] / out.mass0) for lab, (k, j) in zip(out.sides, side_indices(result))]
         return np.asarray(out.evacuated, dtype=float), per_side, float(out.balance_error)
     return 1.0 - remaining(result), None, None
 
@@ -197,9 +208,26 @@ def _shown_density(values, style: Style, vmax: float) -> np.ndarray:
     return values
 
 
-def draw_room(ax, grid, obstacle) -> None:
-    """Obstacle outline (white contour of the mask) and exit sides (thick red lines) on an (x, y) axes;
-    limits the axes to the domain, equal aspect."""
+def doors_of(result) -> list:
+    """The doors of the problem behind a result as (axis, side, face mask over the side's cells, name), or []
+    (no problem attached, or no doors)."""
+    geo = getattr(getattr(result, "problem", None), "geometry", None)
+    if geo is None or not getattr(geo, "doors", ()):
+        return []
+    return [(k, j, np.asarray(faces, dtype=bool), name) for (k, j, faces), name in zip(geo.door_faces, geo.door_names)]
+
+
+def _runs(mask):
+    """(start, stop) index pairs of the runs of True in a 1-D boolean array."""
+    m = np.concatenate([[False], np.asarray(mask, dtype=bool), [False]])
+    d = np.diff(m.astype(np.int8))
+    return list(zip(np.nonzero(d == 1)[0], np.nonzero(d == -1)[0]))
+
+
+def draw_room(ax, grid, obstacle, doors=()) -> None:
+    """Obstacle outline (white contour of the mask), exit sides and doors (thick red lines: a door only
+    along its own faces; the rest of its side is a wall) on an (x, y) axes; limits the axes to the domain,
+    equal aspect.  doors: ``doors_of(result)`` (3-D: doors are drawn where they cross the plane's edge)."""
     (x0, x1), (y0, y1) = grid.bounds[0], grid.bounds[1]
     if obstacle is not None:
         obs = np.asarray(obstacle, dtype=float)
@@ -207,13 +235,28 @@ def draw_room(ax, grid, obstacle) -> None:
             obs = obs.max(axis=2)
         if obs.shape == tuple(grid.shape[:2]) and 0 < obs.max() and obs.min() < 1:
             ax.contour(grid.axes[0], grid.axes[1], obs.T, levels=[0.5], colors="white", linewidths=1.2)
+    red = {"color": "tab:red", "lw": 4, "solid_capstyle": "butt", "clip_on": False}
     for k, j in grid.exit_sides:
         if k == 0:
             xb = (x0, x1)[j]
-            ax.plot([xb, xb], [y0, y1], color="tab:red", lw=4, solid_capstyle="butt", clip_on=False)
+            ax.plot([xb, xb], [y0, y1], **red)
         elif k == 1:
             yb = (y0, y1)[j]
-            ax.plot([x0, x1], [yb, yb], color="tab:red", lw=4, solid_capstyle="butt", clip_on=False)
+            ax.plot([x0, x1], [yb, yb], **red)
+    for k, j, faces, _name in doors:
+        if k > 1:
+            continue
+        f = faces if faces.ndim == 1 else faces.any(axis=-1)  # 3-D: the faces' footprint on the (x, y) edge
+        other = 1 - k
+        edges = _grid_edges(grid, other)
+        for a, b in _runs(f):
+            lo, hi = edges[a], edges[b]
+            if k == 0:
+                xb = (x0, x1)[j]
+                ax.plot([xb, xb], [lo, hi], **red)
+            else:
+                yb = (y0, y1)[j]
+                ax.plot([lo, hi], [yb, yb], **red)
     ax.set_xlim(x0, x1)
     ax.set_ylim(y0, y1)
     ax.set_aspect("equal")
@@ -225,7 +268,7 @@ def density_image(ax, result, n: int, style: Style, norm):
     pl = np.maximum(plane(grid, result.m[n]), 0.0)
     mesh = ax.pcolormesh(_grid_edges(grid, 0), _grid_edges(grid, 1), pl.T, shading="flat",
                          cmap=style.colormap("density"), norm=norm)
-    draw_room(ax, grid, getattr(result, "obstacle", None))
+    draw_room(ax, grid, getattr(result, "obstacle", None), doors_of(result))
     ax.set_xlabel(style.label("x"))
     ax.set_ylabel(style.label("y"))
     return mesh
@@ -246,7 +289,7 @@ def density(result, ax=None, *, t=None, colorbar: bool = True, style=None, **sty
 
     1-D: one line m(x) per time in ``t`` (a number or a sequence; default T), y axis on the style's scale.
     2-D/3-D: the density over (x, y) at the single time ``t`` (3-D: integrated over z), on the style's colour
-    map and scale, the obstacle (``result.obstacle``) outlined and exit sides in red; a colour bar unless
+    map and scale, the obstacle (``result.obstacle``) outlined, exit sides and doors in red; a colour bar unless
     ``colorbar=False``.  Times are rounded to the nearest level.  Returns the axes.
     """
     style = _style(result, style, style_kw)
@@ -444,7 +487,7 @@ def control(result, ax=None, *, t=None, kind: str = "quiver", underlay: bool = T
                 norm = style.norm(float(np.max(dens)), plane=True)
             mesh = density_image(ax, result, n, style, norm)
         else:
-            draw_room(ax, grid, obstacle)
+            draw_room(ax, grid, obstacle, doors_of(result))
             ax.set_xlabel(style.label("x"))
             ax.set_ylabel(style.label("y"))
         if kind == "quiver":
@@ -594,8 +637,8 @@ def variance_path(result, ax=None, *, closed_form=None, mass_floor: float = 1e-3
 # ---------------------------------------------------------------------------------- outflow, history
 def outflow(result, ax=None, *, rate: bool = False, style=None, **style_kw):
     """Results on grids with exits: the evacuated fraction of the initial mass over time, what is still
-    inside and the share through each exit side (``rate=True``: the outflow per unit time through each side,
-    as a fraction of the initial mass).  The title gives the outflow balance error.  A result without exit
+    inside and the share through each door (several doors) or exit side (``rate=True``: the outflow per unit
+    time through each door and side, as a fraction of the initial mass).  The title gives the outflow balance error.  A result without exit
     sides is a ValueError.  Returns the axes."""
     style = _style(result, style, style_kw)
     grid = result.grid
@@ -611,8 +654,12 @@ def outflow(result, ax=None, *, rate: bool = False, style=None, **style_kw):
             mid = 0.5 * (t[1:] + t[:-1])
             dt = np.diff(t)
             if out is not None:
-                for lab, (k, j) in zip(out.sides, grid.exit_sides):
-                    ax.plot(mid, out.per_side[:, k, j] / dt / out.mass0, lw=1.6, label=f"through {lab}")
+                if out.per_door is not None and len(out.doors):  # each door on its own (its side: the sum)
+                    for i, name in enumerate(out.doors):
+                        ax.plot(mid, np.asarray(out.per_door)[:, i] / dt / out.mass0, lw=1.6, label=f"through {name}")
+                else:
+                    for lab, (k, j) in zip(out.sides, side_indices(result)):
+                        ax.plot(mid, out.per_side[:, k, j] / dt / out.mass0, lw=1.6, label=f"through {lab}")
             else:
                 ax.plot(mid, np.diff(evac) / dt, lw=1.6, label="all exits")
             t_unit = (style.units or {}).get("t")
@@ -621,7 +668,11 @@ def outflow(result, ax=None, *, rate: bool = False, style=None, **style_kw):
         else:
             ax.plot(t, evac, lw=2.5, color="tab:red", label="evacuated (outflow / initial mass)")
             ax.plot(t, 1.0 - evac, lw=1.5, color="tab:blue", label="still inside")
-            if per_side and len(per_side) > 1:
+            out = getattr(result, "outflow", None)
+            if out is not None and out.per_door is not None and len(out.doors) > 1:
+                for name in out.doors:
+                    ax.plot(t, out.door_cumulative(name) / out.mass0, "--", lw=1.2, label=f"through {name}")
+            elif per_side and len(per_side) > 1:
                 for lab, frac in per_side:
                     ax.plot(t, frac, "--", lw=1.2, label=f"through {lab}")
             ax.set_ylim(-0.02, 1.02)
