@@ -17,6 +17,7 @@ from .model.densities import gaussian, gaussian_mixture, normalise, check_densit
 from .model.couplings import (Coupling, FixedGuidance, KernelInteraction, LocalLog, LocalPower,  # noqa: E402
                                QuadraticInteraction, ScaledCoupling, SumCoupling)
 from .model.problem import Drift, LinearDrift, MFGProblem, PlanningProblem, QuadraticTerminalCost, TerminalCost  # noqa: E402
+from .model.stationary import StationaryProblem  # noqa: E402
 from .model.geometry import Disc, Door, Interval, Polygon, Rectangle, Union, obstacle_mask  # noqa: E402
 from .result import MFGResult  # noqa: E402
 
@@ -25,7 +26,7 @@ __all__ = [
     "check_density", "Coupling", "FixedGuidance", "KernelInteraction", "LocalLog", "LocalPower",
     "QuadraticInteraction", "ScaledCoupling", "SumCoupling", "Drift", "LinearDrift", "MFGProblem", "QuadraticTerminalCost", "TerminalCost",
     "Rectangle", "Interval", "Disc", "Polygon", "Union", "Door", "obstacle_mask",
-    "MFGResult", "PlanningProblem", "solve", "solve_planning", "solve_planning_newton", "exploitability", "load", "load_problem", "cases",
+    "MFGResult", "PlanningProblem", "StationaryProblem", "solve_stationary", "solve", "solve_planning", "solve_planning_newton", "exploitability", "load", "load_problem", "cases",
 ]
 
 
@@ -40,6 +41,9 @@ def __getattr__(name):
     if name == "solve_planning_newton":
         from .planning.congestion import solve_planning_newton
         return solve_planning_newton
+    if name == "solve_stationary":
+        from .newton.stationary import solve_stationary
+        return solve_stationary
     if name == "exploitability":
         from .diagnostics.exploitability import exploitability
         return exploitability

@@ -162,6 +162,18 @@ def _cg_update(alpha, p, q, y, r, rr_old):
     return rr
 
 
+def edge_weights(uu: np.ndarray, m: np.ndarray, dt: float, h: float, periodic: bool) -> np.ndarray:
+    """E_i (levels, N): weights of the edges (i, i+1) in d/du [M(u)^T m] (M = I + dt L(u), Engquist-Osher rows;
+    the last edge wraps, zero at a wall): d/du (M(u)^T m) x = Hs x with
+    (Hs x)_i = E_i (x_i - x_{i+1}) + E_{i-1} (x_i - x_{i-1}).  The drift does not enter (its upwinding does not
+    depend on u)."""
+    s = np.roll(uu, -1, axis=1) - uu
+    E = (dt / h ** 2) * (np.where(s < 0.0, m, 0.0) + np.where(s > 0.0, np.roll(m, -1, axis=1), 0.0))
+    if not periodic:
+        E[:, -1] = 0.0
+    return E
+
+
 class _Levels:
     """Factored per-level matrices M(u^n) (or their transposes) for fast block sweeps."""
 
@@ -358,11 +370,7 @@ class DiscreteSystem:
 
     def edge_weights(self, uu: np.ndarray, m1: np.ndarray) -> np.ndarray:
         """E_i (Nt, N): Hessian weights of the edges (i, i+1) (the last one wraps, zero at a wall)."""
-        s = np.roll(uu, -1, axis=1) - uu
-        E = (self.dt / self.h ** 2) * (np.where(s < 0.0, m1, 0.0) + np.where(s > 0.0, np.roll(m1, -1, axis=1), 0.0))
-        if not self.periodic:
-            E[:, -1] = 0.0
-        return E
+        return edge_weights(uu, m1, self.dt, self.h, self.periodic)
 
     def hessian_apply(self, E: np.ndarray, x: np.ndarray) -> np.ndarray:
         """Hs x level-wise: (Hs x)_i = E_i (x_i - x_{i+1}) + E_{i-1} (x_i - x_{i-1})."""

@@ -1126,3 +1126,74 @@ def lqg_terminal_nd(t, *, T, sigma, Q, x_target, mean0, cov0, beta=0.0, kappa=No
         s = np.einsum("nij,nj->ni", P, mean) + rho
     return dict(mean=mean.reshape(shape + (d,)), cov=cov.reshape(shape + (d, d)),
                 S=S.reshape(shape + (d, d)), s=s.reshape(shape + (d,)))
+
+
+# --------------------------------------------------------------------------------------------
+# stationary LQ MFGs, discounted and ergodic, with Poisson switching between types
+# (docs/method.md, section 'Stationary problems', closed forms)
+# --------------------------------------------------------------------------------------------
+
+def lq_stationary(a, centres, sigma, rho=0.0, beta=0.0, switching=None) -> dict:
+    """Closed form of the stationary LQ MFG on R with K types (K = 1 without switching):
+
+        rho u_k [or lambda] + |u_k'|^2/2 - nu u_k'' - sum_j q_kj (u_j - u_k) = a/2 (x - c_k)^2 + beta/2 (x - mu)^2
+
+    (mu the mean of the total density, nu = sigma^2/2, a + beta > 0).  The values are quadratics with one
+    curvature, u_k = P x^2/2 + q_k x + k_k, with P the positive root of P^2 + rho P = a + beta; the linear
+    coefficients and the mean solve the linear system
+
+        ((rho + P) I - Q) q + beta mu 1 = -a c,     (P I - Q^T) M = -q o pi,    mu = sum_k M_k
+
+    (pi the stationary distribution of Q, M_k the first moment of type k's density m_k); the second moments X_k
+    solve (2P I - Q^T) X = 2 nu pi - 2 q o M; the constants g_k = (a c_k^2 + beta mu^2 - q_k^2)/2 + nu P give
+    (rho I - Q) k = g (discounted) or, ergodic, lambda = pi . g and -Q k = g - lambda (k up to a constant:
+    returned with pi . k = 0).  With one type m is Gaussian N(c, nu/P) and mu = c; with several types m_k is not
+    Gaussian but its mass pi_k, mean and variance are the values returned.
+
+    Returns a dict: P, q (K,), k (K,), lam (None when rho > 0), pi (K,), mu, mean (K,) (per type, M_k / pi_k),
+    var (K,) (per type), and ``u(x)`` -> (K, len(x)) the values."""
+    c = np.atleast_1d(np.asarray(centres, dtype=float))
+    K = c.size
+    Q = np.zeros((1, 1)) if switching is None else np.asarray(switching, dtype=float)
+    if Q.shape != (K, K):
+        raise ValueError(f"switching has shape {Q.shape}; {K} centres need a {K} x {K} matrix")
+    a, beta, rho = float(a), float(beta), float(rho)
+    if not a + beta > 0:
+        raise ValueError(f"a + beta = {a + beta}: must be > 0 (a confining quadratic cost)")
+    if rho < 0:
+        raise ValueError(f"rho = {rho}: the discount rate must be >= 0")
+    nu = 0.5 * float(sigma) ** 2
+    P = 0.5 * (-rho + math.sqrt(rho * rho + 4.0 * (a + beta)))
+    Ab = np.vstack([Q.T, np.ones((1, K))])
+    pi = np.linalg.lstsq(Ab, np.r_[np.zeros(K), 1.0], rcond=None)[0]
+    I = np.eye(K)
+    # unknowns (q, mu)
+    G = np.linalg.solve(P * I - Q.T, np.diag(pi))          # M = -G q
+    S = np.zeros((K + 1, K + 1))
+    S[:K, :K] = (rho + P) * I - Q
+    S[:K, K] = beta
+    S[K, :K] = G.sum(axis=0)                                # mu + 1^T G q = 0
+    S[K, K] = 1.0
+    sol = np.linalg.solve(S, np.r_[-a * c, 0.0])
+    q, mu = sol[:K], float(sol[K])
+    M = -G @ q
+    X = np.linalg.solve(2.0 * P * I - Q.T, 2.0 * nu * pi - 2.0 * q * M)
+    g = 0.5 * (a * c ** 2 + beta * mu ** 2 - q ** 2) + nu * P
+    if rho > 0:
+        k = np.linalg.solve(rho * I - Q, g)
+        lam = None
+    else:
+        lam = float(pi @ g)
+        k = np.linalg.lstsq(-Q, g - lam, rcond=None)[0] if K > 1 else np.zeros(1)
+        k = k - pi @ k
+    mean = M / pi
+    var = X / pi - mean ** 2
+
+    def u(x):
+        x = np.asarray(x, dtype=float)
+        return 0.5 * P * x[None] ** 2 + q[:, None] * x[None] + k[:, None]
+
+    return dict(P=P, q=q, k=k, lam=lam, pi=pi, mu=mu, mean=mean, var=var, u=u, nu=nu)
+
+
+__all__ += ["lq_stationary"]

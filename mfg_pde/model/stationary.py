@@ -1,0 +1,201 @@
+"""StationaryProblem: a mean-field game without a horizon (docs/method.md, section 'Stationary problems').
+
+One population, or K types of agents with Poisson switching between the types (rate q_kj >= 0 from type k to
+type j, the rows of the matrix Q summing to 0).  An agent of type k controls its velocity alpha,
+dX = alpha dt + sigma dW, nu = sigma^2/2, and pays |alpha|^2/2 + V_k(x) + F(x, m) per unit time, with m the
+density of all agents (the sum of the types' densities).  With discount rate rho > 0 the value u_k solves
+
+    discounted   rho u_k + |u_k'|^2/2 - nu u_k'' - sum_j q_kj (u_j - u_k) = V_k(x) + F(x, m)
+
+and with rho = 0 (the ergodic, long-time-average problem) the unknown ergodic constant lambda enters instead:
+
+    ergodic      lambda + |u_k'|^2/2 - nu u_k'' - sum_j q_kj (u_j - u_k) = V_k(x) + F(x, m),
+                 normalised by  sum_k int u_k dx = 0.
+
+In both cases the densities m_k >= 0 are stationary for the optimal feedback alpha_k = -u_k':
+
+    -nu m_k'' - (m_k u_k')' - sum_j q_jk m_j + m_k sum_j q_kj = 0,        sum_k int m_k dx = 1.
+
+Solved by ``mfg_pde.solve_stationary`` (``mfg_pde.newton.stationary``).  1-D grids with reflecting or periodic
+sides.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+
+from .couplings import Coupling
+from .grid import Grid
+
+
+def check_switching(Q, name: str = "switching", rtol: float = 1e-12) -> np.ndarray:
+    """The switching-rate matrix as a (K, K) float array, or a ValueError naming ``name``: Q must be square
+    and finite, its off-diagonal rates q_kj (type k -> type j) >= 0 and every row must sum to 0 (the diagonal
+    is minus the total rate of leaving the type).  ``rtol``: the row-sum tolerance relative to the largest
+    rate."""
+    try:
+        Q = np.array(Q, dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} = {Q!r}: give the switching-rate matrix as a K x K array of numbers") from None
+    if Q.ndim != 2 or Q.shape[0] != Q.shape[1] or Q.shape[0] < 1:
+        raise ValueError(f"{name} has shape {Q.shape}: the switching-rate matrix must be square (K x K, one row "
+                         "and one column per type)")
+    if not np.all(np.isfinite(Q)):
+        raise ValueError(f"{name} has non-finite entries: switching rates must be finite numbers")
+    off = Q - np.diag(np.diag(Q))
+    if np.any(off < 0):
+        k, j = (int(v) for v in np.argwhere(off < 0)[0])
+        raise ValueError(f"{name}[{k}, {j}] = {Q[k, j]:g} < 0: the off-diagonal entries are rates of switching "
+                         f"from type {k} to type {j} and must be >= 0")
+    scale = max(float(np.abs(Q).max()), 1.0)
+    rows = Q.sum(axis=1)
+    bad = np.flatnonzero(np.abs(rows) > rtol * scale)
+    if bad.size:
+        k = int(bad[0])
+        raise ValueError(f"{name}: row {k} sums to {rows[k]:.3g}, not 0; each row of the switching-rate matrix "
+                         f"must sum to 0 (set the diagonal to minus the row's off-diagonal rates: "
+                         f"{name}[{k}, {k}] = {-(rows[k] - Q[k, k]):g})")
+    return Q
+
+
+def stationary_distribution(Q: np.ndarray) -> np.ndarray:
+    """pi >= 0 with pi Q = 0, sum pi = 1 (the long-run shares of the types); a ValueError when Q is reducible
+    in a way that makes pi not unique."""
+    K = Q.shape[0]
+    A = np.vstack([Q.T, np.ones((1, K))])
+    b = np.zeros(K + 1)
+    b[-1] = 1.0
+    pi, _res, rank, _sv = np.linalg.lstsq(A, b, rcond=None)
+    if rank < K:
+        raise ValueError("switching: the types do not form one communicating class (the long-run shares of the "
+                         "types are not unique); make the switching-rate matrix irreducible")
+    return pi
+
+
+class StationaryProblem:
+    """A stationary (discounted or ergodic) MFG on a 1-D grid; module docstring for the equations.
+
+    Parameters
+    ----------
+    grid : a 1-D ``Grid`` with reflecting or periodic sides.
+    sigma : noise intensity (nu = sigma^2/2 > 0).
+    coupling : F(x, m) (a ``Coupling``; it sees the total density of all types), or None.
+    potential : V(x): a callable of the coordinate array, an array of the grid's shape, or with K types one of
+        these per type (a list of K, or a (K, N) array); None for V = 0.
+    discount : the discount rate rho >= 0; 0 gives the ergodic problem (unknown lambda).
+    switching : the K x K switching-rate matrix Q (rows sum to 0, off-diagonal rates >= 0), None for one type.
+    """
+
+    def __init__(self, grid: Grid, sigma: float, coupling: Coupling | None = None, potential=None,
+                 discount: float = 0.0, switching=None, name: str | None = None):
+        if not isinstance(grid, Grid):
+            raise TypeError(f"grid: expected a mfg_pde.Grid, got {type(grid).__name__}")
+        if grid.ndim != 1:
+            raise NotImplementedError(f"StationaryProblem on a {grid.ndim}-D grid: the stationary solver is 1-D "
+                                      "only; give a 1-D Grid([(lo, hi)], N)")
+        if grid.has_exits:
+            raise NotImplementedError(f"StationaryProblem with exit sides (bc = {grid.bc}): mass leaves through an "
+                                      "exit, so there is no stationary density of mass 1; use reflecting or "
+                                      "periodic sides")
+        try:
+            sig = float(sigma)
+        except (TypeError, ValueError):
+            raise ValueError(f"sigma = {sigma!r}: the noise intensity must be a number > 0, e.g. sigma=0.5") from None
+        if isinstance(sigma, (bool, np.bool_)) or not (np.isfinite(sig) and sig > 0):
+            raise ValueError(f"sigma = {sigma!r}: the noise intensity must be finite and > 0 (the stationary "
+                             "density needs diffusion), e.g. sigma=0.5")
+        try:
+            rho = float(discount)
+        except (TypeError, ValueError):
+            raise ValueError(f"discount = {discount!r}: the discount rate rho must be a number >= 0") from None
+        if isinstance(discount, (bool, np.bool_)) or not np.isfinite(rho) or rho < 0:
+            raise ValueError(f"discount = {discount!r}: the discount rate rho must be finite and >= 0 (rho > 0: "
+                             "discounted problem; rho = 0: ergodic problem)")
+        if coupling is not None and not isinstance(coupling, Coupling):
+            raise TypeError("coupling must be a mfg_pde.model.couplings.Coupling (or None)")
+        self.grid = grid
+        self.sigma = sig
+        self.discount = rho
+        self.coupling = coupling
+        self.name = name
+        if switching is None:
+            self.switching = np.zeros((1, 1))
+        else:
+            self.switching = check_switching(switching)
+        self.K = self.switching.shape[0]
+        self.type_shares = stationary_distribution(self.switching)
+        self.potential = potential
+        self.V = self._potential_values(potential)
+
+    @property
+    def nu(self) -> float:
+        return 0.5 * self.sigma ** 2
+
+    @property
+    def ergodic(self) -> bool:
+        return self.discount == 0.0
+
+    @property
+    def has_types(self) -> bool:
+        return self.switching is not None and self.K > 1
+
+    def _one_potential(self, V, where: str) -> np.ndarray:
+        grid = self.grid
+        if V is None:
+            return np.zeros(grid.size)
+        if callable(V):
+            try:
+                inspect.signature(V).bind(0)
+            except TypeError:
+                raise ValueError(f"potential{where}: expected a callable V(x) of the coordinate array (no time "
+                                 "argument: the problem is stationary)") from None
+            except ValueError:
+                pass
+            val = V(grid.axes[0])
+        else:
+            val = V
+        try:
+            arr = np.broadcast_to(np.asarray(val, dtype=float), grid.shape)
+        except (TypeError, ValueError):
+            raise ValueError(f"potential{where} gave shape {np.shape(val)}; expected the grid shape {grid.shape}") \
+                from None
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"potential{where} has non-finite values on the grid")
+        return np.array(arr, dtype=float).reshape(-1)
+
+    def _potential_values(self, potential) -> np.ndarray:
+        """V_k on the grid, (K, N)."""
+        K, N = self.K, self.grid.size
+        if isinstance(potential, (list, tuple)):
+            if len(potential) != K:
+                raise ValueError(f"potential: {len(potential)} entries for {K} types; give one potential, or one "
+                                 "per type")
+            return np.stack([self._one_potential(v, f"[{k}]") for k, v in enumerate(potential)])
+        if isinstance(potential, np.ndarray) and potential.ndim == 2 and potential.shape == (K, N) and K > 1:
+            return np.stack([self._one_potential(v, f"[{k}]") for k, v in enumerate(potential)])
+        one = self._one_potential(potential, "")
+        return np.broadcast_to(one, (K, N)).copy()
+
+    def running_cost(self, m_total: np.ndarray) -> np.ndarray:
+        """f_k = V_k + F(x, m) on the grid, (K, N), with m the total density (N,)."""
+        f = self.V.copy()
+        if self.coupling is not None:
+            F = self.coupling.field(self.grid, np.zeros(1), np.asarray(m_total, dtype=float).reshape((1,) +
+                                                                                                     self.grid.shape))
+            f += np.asarray(F, dtype=float).reshape(1, -1)
+        return f
+
+    def describe(self) -> dict:
+        d = {"stationary": True, "sigma": self.sigma, "nu": self.nu, "discount": self.discount,
+             "ergodic": self.ergodic, "grid": self.grid.describe(), "types": self.K}
+        if self.K > 1:
+            d["switching"] = self.switching.tolist()
+        if self.coupling is not None:
+            d["coupling"] = self.coupling.describe()
+        if self.potential is not None:
+            d["potential"] = getattr(self.potential, "__name__", "array") if callable(self.potential) else "array"
+        if self.name:
+            d["name"] = self.name
+        return d

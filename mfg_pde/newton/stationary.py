@@ -1,0 +1,496 @@
+"""Newton's method for stationary (discounted or ergodic) 1-D MFGs, with K types and Poisson switching
+(``model.stationary.StationaryProblem``; docs/method.md, section 'Stationary problems').
+
+Discretisation.  The generator of an agent of type k that follows the Engquist-Osher upwind policy of u_k is
+the matrix L(u_k) = M(u_k) - I, where M is the 1-D implicit-Euler factor of the time-dependent HJB step with
+dt = 1 (``fd.kernels.axis_coefficients``: the same stencil, the same rows, reflecting mirror walls or periodic
+wrap; nothing is re-derived here), and the Engquist-Osher cost is c(u_k) (``fd.kernels.axis_cost``), so that
+L(u) u - c(u) = -nu D2 u + H_EO(D u).  With the switching matrix Q (K x K) the generator of the pair
+(position, type) is A(u) = blockdiag_k L(u_k) - Q (x) I, and the discrete system is
+
+    R_H = rho u + L(u) u - c(u) - (Q (x) I) u - f(m) [+ lambda 1] = 0          (K N equations)
+    R_F = A(u)^T m + mu 1 = 0                                                 (K N equations)
+    h sum m - 1 = 0                        [ergodic: and  h sum u = 0]
+
+with f_k = V_k + F(x, sum_j m_j).  Because the rows of A sum to 0, 1^T A^T m = 0 for every m, so summing R_F
+gives K N mu = 0: the auxiliary unknown mu is 0 at every solution and only makes the square system regular
+(one FP equation is redundant; the mass row replaces it).  The FP matrix is therefore exactly A(u)^T, the
+transpose of the HJB matrix without its discount term, and m is its null vector normalised to mass 1.  It is
+positive: A(u) is the generator of an irreducible Markov chain (off-diagonals <= 0 in A, rows summing to 0,
+neighbours connected by the diffusion nu/h^2 > 0, types by an irreducible Q), so by Perron-Frobenius the null
+space of A^T is spanned by one positive vector.
+
+Newton.  By the Engquist-Osher identity d/du [L(u) u - c(u)] = L(u), the Jacobian of R_H in u is
+rho I + A(u); the Jacobian of R_F in m is A(u)^T, in u the Hessian term of ``system_1d.edge_weights`` (dt = 1).
+Each iteration solves the bordered sparse system by a direct LU (scipy), then projects the density onto the
+normalised null vector of A(u_new)^T (so every iterate has m >= 0, mass 1 and R_F = 0 to round-off) and
+backtracks on max |R_H| (Armijo).  Near the solution the projection moves m by O(|delta|^2), so the
+convergence stays quadratic.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+
+from .. import io
+from ..fd import kernels
+from ..fd.operator import KernelData
+from ..model.grid import BC_PERIODIC, Grid
+from ..model.stationary import StationaryProblem
+from .derivatives import coupling_derivative
+from .system_1d import edge_weights
+
+_LOG = logging.getLogger("mfg_pde")
+
+__all__ = ["StationarySystem", "StationaryResult", "solve_stationary", "load_stationary"]
+
+
+class StationarySystem:
+    """The discrete stationary system of one problem (module docstring): generator, residuals, Jacobian and
+    the null vector of the FP matrix.  Fields are (K, N) arrays (types x grid nodes)."""
+
+    def __init__(self, problem: StationaryProblem):
+        self.problem = problem
+        grid = problem.grid
+        self.K, self.N = problem.K, grid.size
+        self.h = float(grid.spacing[0])
+        self.periodic = bool(grid.bc_codes[0] == BC_PERIODIC)
+        self.rho = float(problem.discount)
+        self.ergodic = problem.ergodic
+        self.Q = problem.switching
+        h3 = np.array([self.h, 1.0, 1.0])
+        per3 = np.array([self.periodic, False, False])
+        # the kernels' operator record with dt = 1: its factor M = I + L is the generator plus the identity
+        self.kd = KernelData((self.N, 1, 1), 1, problem.nu, 1.0, h3, per3, np.zeros((1, 1, 1, 1, 1)), False)
+        self.axis = self.kd.axis(0, dt=1.0)
+        KN = self.K * self.N
+        #: number of unknowns / equations: u, m, [lambda], mu
+        self.size = 2 * KN + 1 + int(self.ergodic)
+
+    # ------------------------------------------------------------------ the stencil (from the kernels)
+    def generator(self, u: np.ndarray):
+        """Rows (lo, dg, up) of L(u_k) for every type, each (K, N): L = M - I with M the dt = 1 factor of
+        ``kernels.axis_coefficients`` (diag M = 1 - lo - up, so diag L = -(lo + up); rows sum to 0)."""
+        K, N = self.K, self.N
+        g = np.ascontiguousarray(u, dtype=float).reshape(K, N, 1)
+        lo = np.empty((K, N, 1))
+        di = np.empty((K, N, 1))
+        up = np.empty((K, N, 1))
+        kernels.axis_coefficients(g, g, 1, self.axis, lo, di, up)
+        lo, up = lo.reshape(K, N), up.reshape(K, N)
+        return lo, -(lo + up), up
+
+    def cost(self, u: np.ndarray) -> np.ndarray:
+        """The Engquist-Osher Hamiltonian c(u_k) = [min(D+u, 0)^2 + max(D-u, 0)^2] / 2 (``kernels.axis_cost``)."""
+        K, N = self.K, self.N
+        out = np.empty((K, N, 1))
+        kernels.axis_cost(np.ascontiguousarray(u, dtype=float).reshape(K, N, 1), 1, self.h, self.periodic, out)
+        return out.reshape(K, N)
+
+    @staticmethod
+    def apply(rows, x):
+        """L x per type (rows from ``generator``)."""
+        lo, dg, up = rows
+        return dg * x + lo * np.roll(x, 1, axis=1) + up * np.roll(x, -1, axis=1)
+
+    @staticmethod
+    def apply_transpose(rows, y):
+        """L^T y per type."""
+        lo, dg, up = rows
+        return dg * y + np.roll(up * y, 1, axis=1) + np.roll(lo * y, -1, axis=1)
+
+    # ------------------------------------------------------------------ residuals
+    def residuals(self, u, m, lam=0.0, mu=0.0, rows=None) -> dict:
+        """R_H (K, N), R_F (K, N), the mass and normalisation residuals, the running cost f and the rows."""
+        rows = self.generator(u) if rows is None else rows
+        f = self.problem.running_cost(m.sum(axis=0))
+        RH = self.rho * u + self.apply(rows, u) - self.cost(u) - self.Q @ u - f
+        if self.ergodic:
+            RH = RH + lam
+        RF = self.apply_transpose(rows, m) - self.Q.T @ m + mu
+        mass = self.h * float(m.sum()) - 1.0
+        norm = self.h * float(u.sum()) if self.ergodic else 0.0
+        return {"RH": RH, "RF": RF, "mass": mass, "norm": norm, "f": f, "rows": rows}
+
+    # ------------------------------------------------------------------ sparse matrices
+    def _index(self):
+        K, N = self.K, self.N
+        idx = np.arange(K * N).reshape(K, N)
+        return idx, np.roll(idx, 1, axis=1), np.roll(idx, -1, axis=1)
+
+    def generator_matrix(self, u, rows=None) -> sp.csr_matrix:
+        """A(u) = blockdiag L(u_k) - Q (x) I, sparse (K N x K N): the linearised HJB matrix without rho I."""
+        lo, dg, up = self.generator(u) if rows is None else rows
+        K, N = self.K, self.N
+        idx, left, right = self._index()
+        r = [idx, idx, idx]
+        c = [idx, left, right]
+        v = [dg, lo, up]
+        for k in range(K):
+            for j in range(K):
+                if self.Q[k, j] != 0.0:
+                    r.append(idx[k])
+                    c.append(idx[j])
+                    v.append(np.full(N, -self.Q[k, j]))
+        A = sp.coo_matrix((np.concatenate([np.ravel(a) for a in v]),
+                           (np.concatenate([np.ravel(a) for a in r]), np.concatenate([np.ravel(a) for a in c]))),
+                          shape=(K * N, K * N)).tocsr()
+        A.sum_duplicates()
+        A.eliminate_zeros()
+        return A
+
+    def density(self, u, rows=None, A=None):
+        """The normalised null vector m of A(u)^T (mass h sum m = 1, rescaled after the solve), (K, N), and the
+        bordered solve's mu (0 up to round-off): [A^T 1; h 1^T 0] [m; mu] = [0; 1] by a sparse LU."""
+        A = self.generator_matrix(u, rows) if A is None else A
+        KN = self.K * self.N
+        B = sp.bmat([[A.T, sp.csr_matrix(np.ones((KN, 1)))],
+                     [sp.csr_matrix(np.full((1, KN), self.h)), None]], format="csc")
+        rhs = np.zeros(KN + 1)
+        rhs[-1] = 1.0
+        x = spla.splu(B).solve(rhs)
+        m = x[:KN].reshape(self.K, self.N)
+        # entries the LU leaves at round-off below 0 (far tails, where the exact value is below the solve's
+        # round-off) are set to 0, then the mass is restored to 1 (both are round-off changes)
+        m = np.maximum(m, 0.0)
+        return m / (self.h * m.sum()), float(x[-1])
+
+    def jacobian(self, u, m, rows=None) -> sp.csc_matrix:
+        """The sparse Jacobian of (R_H, R_F, mass[, normalisation]) with respect to (u, m[, lambda], mu), in
+        that order (module docstring)."""
+        J, U, W = self.jacobian_parts(u, m, rows)
+        return (J + sp.csc_matrix(U @ W.T)).tocsc() if U.shape[1] else J
+
+    def jacobian_parts(self, u, m, rows=None):
+        """(J0, U, W) with Jacobian = J0 + U W^T: J0 sparse, U W^T the low-rank part of -dF/dm (a coupling
+        through the mean: one rank-one term per axis, for all type pairs at once), kept apart so that the
+        Newton solve factors only the sparse J0 (Woodbury)."""
+        K, N = self.K, self.N
+        KN = K * N
+        rows = self.generator(u) if rows is None else rows
+        A = self.generator_matrix(u, rows)
+        n_lam = int(self.ergodic)
+        i_lam, i_mu = 2 * KN, 2 * KN + n_lam
+        blocks_r, blocks_c, blocks_v = [], [], []
+        U_cols, W_cols = [], []
+
+        def put(r, c, v):
+            blocks_r.append(np.asarray(r).ravel())
+            blocks_c.append(np.asarray(c).ravel())
+            blocks_v.append(np.broadcast_to(np.asarray(v, dtype=float), np.shape(r)).ravel())
+
+        # HJB rows: rho I + A(u), -dF/dm (every type sees the total density), lambda
+        Ac = A.tocoo()
+        put(Ac.row, Ac.col, Ac.data)
+        if self.rho:
+            put(np.arange(KN), np.arange(KN), np.full(KN, self.rho))
+        if self.problem.coupling is not None:
+            dF = coupling_derivative(self.problem.coupling, self.problem.grid, np.zeros(1),
+                                     m.sum(axis=0).reshape(1, N))
+            low, dF.lowrank = dF.lowrank, []
+            for k in range(K):
+                for j in range(K):
+                    r_, c_, v_ = dF.coo(k * N, KN + j * N, -1.0)
+                    for a, b, c in zip(r_, c_, v_):
+                        put(a, b, c)
+            for coef, V in low:   # -coef v v^T on every (type k row, type j column) block: rank one
+                Uc = np.zeros(self.size)
+                Wc = np.zeros(self.size)
+                Uc[:KN] = np.tile(-float(coef[0]) * V[0], K)
+                Wc[KN:2 * KN] = np.tile(V[0], K)
+                U_cols.append(Uc)
+                W_cols.append(Wc)
+        if self.ergodic:
+            put(np.arange(KN), np.full(KN, i_lam), np.ones(KN))
+        # FP rows: A(u)^T on m, the Hessian of u -> A(u)^T m on u, mu
+        put(KN + Ac.col, KN + Ac.row, Ac.data)
+        idx, left, right = self._index()
+        E = edge_weights(u, m, 1.0, self.h, self.periodic)
+        El = np.roll(E, 1, axis=1)
+        put(KN + idx, idx, E + El)
+        put(KN + idx, right, -E)
+        put(KN + idx, left, -El)
+        put(KN + np.arange(KN), np.full(KN, i_mu), np.ones(KN))
+        # mass row (on m) and, ergodic, normalisation row (on u)
+        put(np.full(KN, i_mu), KN + np.arange(KN), np.full(KN, self.h))
+        if self.ergodic:
+            put(np.full(KN, i_lam), np.arange(KN), np.full(KN, self.h))
+        J = sp.coo_matrix((np.concatenate(blocks_v), (np.concatenate(blocks_r), np.concatenate(blocks_c))),
+                          shape=(self.size, self.size)).tocsc()
+        J.sum_duplicates()
+        J.eliminate_zeros()
+        U = np.stack(U_cols, axis=1) if U_cols else np.zeros((self.size, 0))
+        W = np.stack(W_cols, axis=1) if W_cols else np.zeros((self.size, 0))
+        return J, U, W
+
+    def newton_direction(self, u, m, res) -> np.ndarray:
+        """The Newton step: (J0 + U W^T) dz = -R by one sparse LU of J0 and the Woodbury formula."""
+        J0, U, W = self.jacobian_parts(u, m, res["rows"])
+        lu = spla.splu(J0)
+        y = lu.solve(-self.vector(res))
+        if U.shape[1] == 0:
+            return y
+        Z = lu.solve(U)
+        C = np.eye(U.shape[1]) + W.T @ Z
+        return y - Z @ np.linalg.solve(C, W.T @ y)
+
+    def vector(self, res: dict) -> np.ndarray:
+        """The residual vector in the Jacobian's row order."""
+        parts = [res["RH"].ravel(), res["RF"].ravel()]
+        if self.ergodic:
+            parts.append([res["norm"]])
+        parts.append([res["mass"]])
+        return np.concatenate(parts)
+
+
+@dataclass
+class StationaryResult:
+    """The solution of a stationary MFG (``solve_stationary``).
+
+    u, m : (N,) for one type, (K, N) with K types.  lam : the ergodic constant lambda (None when discounted).
+    residuals : the final max-norm residuals: "hjb" (max |R_H| / scale), "fp" (max |A^T m| / scale), "mass"
+        (|h sum m - 1|), "normalisation" (|h sum u|, ergodic), "duality" (||A_FP - A_HJB^T||_max, exactly 0).
+    history : per Newton iteration: "hjb", "fp" residuals, "step" (line-search fraction), "time" (s).
+    """
+
+    grid: Grid
+    u: np.ndarray
+    m: np.ndarray
+    lam: float | None
+    discount: float
+    sigma: float
+    converged: bool
+    status: str
+    iterations: int
+    residuals: dict
+    history: dict
+    wall_time: float = 0.0
+    switching: np.ndarray | None = None
+    solver: dict = field(default_factory=dict)
+    problem: StationaryProblem | None = None
+    case: str | None = None
+    params: dict = field(default_factory=dict)
+    case_report: object = None
+
+    @property
+    def ergodic(self) -> bool:
+        return self.lam is not None
+
+    @property
+    def types(self) -> int:
+        return 1 if self.u.ndim == 1 else self.u.shape[0]
+
+    @property
+    def final_residual(self) -> float:
+        return float(self.residuals.get("hjb", np.nan))
+
+    def total_density(self) -> np.ndarray:
+        return self.m if self.m.ndim == 1 else self.m.sum(axis=0)
+
+    def mass(self) -> float:
+        return float(self.grid.integrate(self.total_density()))
+
+    def mass_error(self) -> float:
+        return abs(self.mass() - 1.0)
+
+    def mean(self) -> float:
+        return float(self.grid.mean(self.total_density())[0])
+
+    def alpha(self) -> np.ndarray:
+        """The feedback -u' (centred differences, mirror walls), the shape of u."""
+        from ..result import gradient
+
+        return -gradient(self.grid, self.u)[..., 0]
+
+    def summary(self) -> str:
+        kind = f"ergodic, lambda = {self.lam:.10g}" if self.ergodic else f"discounted, rho = {self.discount:g}"
+        types = f", {self.types} types" if self.types > 1 else ""
+        return (f"{'converged' if self.converged else 'NOT converged'}: {self.iterations} Newton iterations "
+                f"({self.status}); {kind}{types}; HJB residual {self.residuals.get('hjb', np.nan):.2e}, FP residual "
+                f"{self.residuals.get('fp', np.nan):.2e}, mass error {self.mass_error():.2e}, min m "
+                f"{float(self.m.min()):.2e}; grid {self.grid.size}, wall time {self.wall_time:.3f} s")
+
+    def __repr__(self) -> str:
+        return f"<StationaryResult {self.summary()}>"
+
+    def save(self, path) -> None:
+        save_stationary(self, path)
+
+
+def solve_stationary(problem: StationaryProblem, tol: float = 1e-10, max_iter: int = 50, u_init=None,
+                     progress: bool = False, **_ignored) -> StationaryResult:
+    """Solve a stationary MFG by Newton's method on (u, m[, lambda]) (module docstring).
+
+    tol : stop when max |R_H| <= tol * scale (scale = max(1, max |V + F|)); the FP residual is round-off by
+        construction.  max_iter : Newton iterations.  u_init : a start for u ((N,) or (K, N)); default 0.
+    Returns a ``StationaryResult``; ``converged`` False with the reason in ``status`` when the iteration fails."""
+    if not isinstance(problem, StationaryProblem):
+        raise TypeError(f"solve_stationary needs a mfg_pde.StationaryProblem, got {type(problem).__name__}")
+    if not (isinstance(tol, (int, float)) and np.isfinite(tol) and tol > 0):
+        raise ValueError(f"tol = {tol!r}: the tolerance must be a number > 0, e.g. tol=1e-10")
+    if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) or max_iter < 1:
+        raise ValueError(f"max_iter = {max_iter!r}: the number of Newton iterations must be an integer >= 1")
+    log = _LOG.info if progress else _LOG.debug
+    t0 = time.perf_counter()
+    sysm = StationarySystem(problem)
+    K, N = sysm.K, sysm.N
+    if u_init is None:
+        u = np.zeros((K, N))
+    else:
+        u = np.array(np.broadcast_to(np.asarray(u_init, dtype=float).reshape(-1, N), (K, N)))
+    lam = 0.0
+    m, _mu = sysm.density(u)
+    res = sysm.residuals(u, m, lam)
+    hist = {"hjb": [], "fp": [], "step": [], "time": []}
+
+    def measure(res, m):
+        """(HJB residual, FP residual), each relative: R_H to max(1, max |f|) (the normalisation residual h sum u
+        as a mean of u), R_F to max |diag(A) m|."""
+        scale = max(1.0, float(np.abs(res["f"]).max()))
+        hjb = max(float(np.abs(res["RH"]).max()), abs(res["norm"]) / (sysm.h * N)) / scale
+        fscale = max(float(np.abs(res["rows"][1] * m).max()), 1e-300)
+        return hjb, float(np.abs(res["RF"]).max()) / fscale
+
+    status, converged, it = "max_iter reached", False, 0
+    hjb, fp = measure(res, m)
+    for it in range(max_iter + 1):
+        hist["hjb"].append(hjb)
+        hist["fp"].append(fp)
+        hist["time"].append(time.perf_counter() - t0)
+        log("stationary Newton %d: HJB residual %.3e, FP residual %.3e", it, hjb, fp)
+        if not np.isfinite(hjb):
+            status = "non-finite residual"
+            break
+        if hjb <= tol:
+            status, converged = "converged", True
+            break
+        if it == max_iter:
+            break
+        try:
+            dz = sysm.newton_direction(u, m, res)
+        except (RuntimeError, np.linalg.LinAlgError) as exc:  # singular factor
+            status = f"singular Newton matrix ({exc})"
+            break
+        KN = K * N
+        du = dz[:KN].reshape(K, N)
+        dlam = float(dz[2 * KN]) if sysm.ergodic else 0.0
+        step, accepted = 1.0, False
+        merit = hjb
+        while step >= 1.0 / 2 ** 20:
+            u_t = u + step * du
+            lam_t = lam + step * dlam
+            m_t, _mu = sysm.density(u_t)
+            if np.all(np.isfinite(m_t)):
+                res_t = sysm.residuals(u_t, m_t, lam_t)
+                hjb_t, fp_t = measure(res_t, m_t)
+                if hjb_t <= (1.0 - 1e-4 * step) * merit:
+                    accepted = True
+                    break
+            step *= 0.5
+        hist["step"].append(step if accepted else 0.0)
+        if not accepted:
+            status = "line search failed"
+            break
+        u, lam, m, res, hjb, fp = u_t, lam_t, m_t, res_t, hjb_t, fp_t
+    # final diagnostics
+    A = sysm.generator_matrix(u, res["rows"])
+    J = sysm.jacobian(u, m, res["rows"])
+    KN = K * N
+    hjb_block = J[:KN, :KN] - sysm.rho * sp.identity(KN, format="csc")
+    fp_block = J[KN:2 * KN, KN:2 * KN]
+    duality = float(abs(fp_block - hjb_block.T).max()) if KN else 0.0
+    residuals = {"hjb": hjb, "fp": fp, "mass": abs(res["mass"]), "duality": duality,
+                 "min_m": float(m.min()), "generator_row_sum": float(abs(A @ np.ones(KN)).max())}
+    if sysm.ergodic:
+        residuals["normalisation"] = abs(res["norm"])
+    wall = time.perf_counter() - t0
+    one = K == 1
+    result = StationaryResult(
+        grid=problem.grid, u=u[0].copy() if one else u, m=m[0].copy() if one else m,
+        lam=float(lam) if sysm.ergodic else None, discount=sysm.rho, sigma=problem.sigma, converged=converged,
+        status=status, iterations=it, residuals=residuals, history={k: np.asarray(v) for k, v in hist.items()},
+        wall_time=wall, switching=None if one else problem.switching.copy(),
+        solver={"method": "newton", "tol": tol, "max_iter": max_iter, "linear_solver": "scipy splu"},
+        problem=problem)
+    log("stationary: %s", result.summary())
+    return result
+
+
+# ---------------------------------------------------------------------------------- HDF5
+def save_stationary(result: StationaryResult, path) -> None:
+    """Write a stationary result to HDF5 (atomically: a temporary file renamed onto path).  Layout: datasets
+    /x, /u, /m (K x N with types), /switching, group /history; attributes kind = "stationary", lambda (NaN when
+    discounted), discount, sigma, converged, status, iterations, residuals, solver, case, params (JSON), and the
+    /provenance group of every result file (``io``)."""
+    import h5py
+
+    path = io.check_output_path(path, probe=False)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    try:
+        with h5py.File(tmp, "w", track_order=True) as f:
+            f.attrs[io.COMPLETE_ATTR] = np.int8(0)
+            f.attrs["kind"] = "stationary"
+            f.attrs["grid"] = json.dumps(io.json_safe(result.grid.describe()))
+            f.attrs["lambda"] = np.nan if result.lam is None else float(result.lam)
+            f.attrs["discount"] = float(result.discount)
+            f.attrs["sigma"] = float(result.sigma)
+            f.attrs["converged"] = bool(result.converged)
+            f.attrs["status"] = str(result.status)
+            f.attrs["iterations"] = int(result.iterations)
+            f.attrs["wall_time"] = float(result.wall_time)
+            for key in ("residuals", "solver", "params"):
+                f.attrs[key] = json.dumps(io.json_safe(getattr(result, key)))
+            f.attrs["case"] = result.case or ""
+            if result.problem is not None:
+                f.attrs["problem"] = json.dumps(io.json_safe(result.problem.describe()))
+            f.create_dataset("x", data=result.grid.axes[0]).attrs["long_name"] = "cell centres"
+            f.create_dataset("u", data=result.u).attrs["long_name"] = "value function u (types x cells)"
+            f.create_dataset("m", data=result.m).attrs["long_name"] = "stationary density m (types x cells)"
+            if result.switching is not None:
+                f.create_dataset("switching", data=result.switching)
+            g = f.create_group("history")
+            for k, v in result.history.items():
+                g.create_dataset(k, data=np.asarray(v, dtype=float))
+            report = result.case_report
+            if report is not None and hasattr(report, "arrays"):
+                g = f.create_group("case_report")
+                for k, v in report.arrays().items():
+                    g.create_dataset(k, data=np.asarray(v))
+                g.attrs["scalars"] = json.dumps(io.json_safe(report.scalars()))
+            io._write_provenance(f)
+            f.attrs[io.COMPLETE_ATTR] = np.int8(1)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def load_stationary(path) -> StationaryResult:
+    """Read a file written by ``StationaryResult.save`` (without the problem object)."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        if f.attrs.get("kind") != "stationary":
+            raise io.ResultFileError(f"{path}: not a stationary result file (no kind = 'stationary' attribute); "
+                                     "read time-dependent results with mfg_pde.load")
+        g = json.loads(f.attrs["grid"])
+        grid = Grid(g["bounds"], g["shape"], g["bc"])
+        lam = float(f.attrs["lambda"])
+        hist = {k: np.asarray(v) for k, v in f["history"].items()}
+        return StationaryResult(
+            grid=grid, u=np.asarray(f["u"]), m=np.asarray(f["m"]), lam=None if np.isnan(lam) else lam,
+            discount=float(f.attrs["discount"]), sigma=float(f.attrs["sigma"]), converged=bool(f.attrs["converged"]),
+            status=str(f.attrs["status"]), iterations=int(f.attrs["iterations"]),
+            residuals=json.loads(f.attrs["residuals"]), history=hist, wall_time=float(f.attrs["wall_time"]),
+            switching=np.asarray(f["switching"]) if "switching" in f else None,
+            solver=json.loads(f.attrs["solver"]), case=str(f.attrs["case"]) or None,
+            params=json.loads(f.attrs["params"]))
