@@ -5,3 +5,4 @@ from .base import Case, CaseError, CaseRun, Check, Param, all_cases, get, names,
 from . import chaos, demand_response, diffusion, lqg, mean_interpolant, planning  # noqa: F401,E402  (registration side effects)
 from . import exit_room  # noqa: F401,E402  (registration side effect)
 from . import planning_congestion  # noqa: F401,E402  (registration side effect)
+from . import stationary  # noqa: F401,E402  (registration side effect)

@@ -404,8 +404,10 @@ def solve_stationary(problem: StationaryProblem, tol: float = 1e-10, max_iter: i
     A = sysm.generator_matrix(u, res["rows"])
     J = sysm.jacobian(u, m, res["rows"])
     KN = K * N
-    hjb_block = J[:KN, :KN] - sysm.rho * sp.identity(KN, format="csc")
-    fp_block = J[KN:2 * KN, KN:2 * KN]
+    # duality: the FP block of the Jacobian is the transpose of the HJB block without its discount rho I
+    # (compared as FP + rho I against HJB^T: the diagonal sums in the same order, so the difference is exact)
+    hjb_block = J[:KN, :KN]
+    fp_block = J[KN:2 * KN, KN:2 * KN] + sysm.rho * sp.identity(KN, format="csc")
     duality = float(abs(fp_block - hjb_block.T).max()) if KN else 0.0
     residuals = {"hjb": hjb, "fp": fp, "mass": abs(res["mass"]), "duality": duality,
                  "min_m": float(m.min()), "generator_row_sum": float(abs(A @ np.ones(KN)).max())}
@@ -460,11 +462,12 @@ def save_stationary(result: StationaryResult, path) -> None:
             for k, v in result.history.items():
                 g.create_dataset(k, data=np.asarray(v, dtype=float))
             report = result.case_report
-            if report is not None and hasattr(report, "arrays"):
+            if report is not None:   # a case's CaseReport: its arrays, errors and (if any) scalars
                 g = f.create_group("case_report")
-                for k, v in report.arrays().items():
+                for k, v in (getattr(report, "arrays", None) or {}).items():
                     g.create_dataset(k, data=np.asarray(v))
-                g.attrs["scalars"] = json.dumps(io.json_safe(report.scalars()))
+                g.attrs["errors"] = json.dumps(io.json_safe(getattr(report, "errors", None) or {}))
+                g.attrs["scalars"] = json.dumps(io.json_safe(getattr(report, "scalars", None) or {}))
             io._write_provenance(f)
             f.attrs[io.COMPLETE_ATTR] = np.int8(1)
         os.replace(tmp, path)
