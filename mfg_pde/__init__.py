@@ -27,6 +27,7 @@ __all__ = [
     "QuadraticInteraction", "ScaledCoupling", "SumCoupling", "Drift", "LinearDrift", "MFGProblem", "QuadraticTerminalCost", "TerminalCost",
     "Rectangle", "Interval", "Disc", "Polygon", "Union", "Door", "obstacle_mask",
     "MFGResult", "PlanningProblem", "StationaryProblem", "solve_stationary", "solve", "solve_planning", "solve_planning_newton", "exploitability", "load", "load_problem", "cases",
+    "sweep",
 ]
 
 
@@ -53,6 +54,9 @@ def __getattr__(name):
     if name == "load_problem":
         from .result import load_problem
         return load_problem
+    if name == "sweep":   # parameter studies on Dask (optional extra [sweep]; dask loads when one runs)
+        from .sweeps import sweep
+        return sweep
     if name in ("cases", "plotting"):
         import importlib
         return importlib.import_module(f".{name}", __name__)

@@ -7,6 +7,10 @@
                      [--method NAME] [--tol X] [--max-iter N]
                                                     solve the `problem` a Python file defines
     mfg-pde validate [--quiet] [--case NAME ...]     run the cases with closed forms, table of checks
+    mfg-pde sweep CASE --vary NAME=VALUES [--vary ...] [--set name=value ...] --out STUDY.nc
+                     [--fields m,u] [--scheduler tcp://HOST:PORT|local|serial] [--workers N]
+                     [--retry-failed] [--quiet]
+                                                    parameter study on Dask: one labelled dataset, resumable
     mfg-pde info FILE.h5                            describe a saved result
     mfg-pde plot FILE.h5 [--out FIG.png] [style options]   quick-look figure of a saved result
     mfg-pde movie FILE.h5 [--out M.gif] [--fps N] [--frames N] [--field m|u] [style options]
@@ -505,6 +509,55 @@ def cmd_validate(args) -> int:
     return 0 if n_fail == 0 else 1
 
 
+def cmd_sweep(args) -> int:
+    """A parameter study (``mfg_pde.sweeps``): the product of the --vary values, run on Dask, one dataset."""
+    vary = {}
+    for item in args.vary:
+        if "=" not in item:
+            raise UsageError(f"--vary {item!r}: expected NAME=VALUES, e.g. --vary beta=1,2,4 or "
+                             "--vary beta=linspace(0.5,8,16)")
+        name, values = (x.strip() for x in item.split("=", 1))
+        if not name:
+            raise UsageError(f"--vary {item!r}: the parameter name before '=' is empty")
+        if name in vary:
+            raise UsageError(f"--vary {name}: given twice; list all its values in one --vary")
+        vary[name] = values
+    if not vary:
+        raise UsageError(f"a sweep needs at least one --vary NAME=VALUES (e.g. --vary beta=1,2,4); `{PROG} cases -v` "
+                         "lists each case's parameters")
+    fixed = _parse_sets(args.set)
+    fields = [f for f in (args.fields or "").split(",") if f.strip()]
+    if args.workers is not None and args.workers < 1:
+        raise UsageError(f"--workers {args.workers}: need at least 1")
+    try:
+        from .sweeps import sweep
+    except ImportError as exc:  # pragma: no cover -- the extra is missing
+        raise UsageError(f"{_one_line(exc)}") from None
+    try:
+        ds = sweep(args.case, vary, fixed, out=args.out, fields=fields, scheduler=args.scheduler,
+                   n_workers=args.workers, retry_failed=args.retry_failed, progress=not args.quiet)
+    except ImportError as exc:   # dask / xarray missing: the optional extra [sweep]
+        raise UsageError(_one_line(exc)) from None
+    except KeyboardInterrupt:
+        print(f"{PROG}: sweep interrupted; the points done are in {args.out}: run the same command to go on",
+              file=sys.stderr)
+        raise
+    done, failed = int(ds.attrs["points_done"]), int(ds.attrs["points_failed"])
+    not_conv = int(ds.attrs["points_not_converged"])
+    print(f"wrote {args.out}: {done} of {int(ds.attrs['points_total'])} points; {done - failed - not_conv} converged, "
+          f"{not_conv} not converged, {failed} failed")
+    status = ds["status"].values.ravel()
+    bad = [i for i in range(status.size) if str(status[i]) not in ("converged", "pending")]
+    dims = list(ds["status"].dims)
+    for i in bad[:5]:
+        at = np.unravel_index(i, ds["status"].shape)
+        where = ", ".join(f"{d}={ds[d].values[k]}" for d, k in zip(dims, at))
+        print(f"  {where}: {status[i]}")
+    if len(bad) > 5:
+        print(f"  ... and {len(bad) - 5} more (variable 'status' in {args.out})")
+    return 0 if not bad else 1
+
+
 def cmd_info(args) -> int:
     from .io import read_metadata
 
@@ -671,6 +724,26 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--quiet", "-q", action="store_true", help="no per-case progress lines")
     s.set_defaults(func=cmd_validate)
 
+    s = sub.add_parser("sweep", help="parameter study: a case over the product of parameter values, on Dask; "
+                       "one labelled dataset (netCDF/zarr), resumable")
+    s.add_argument("case", metavar="CASE", help="case name (see `mfg-pde cases`)")
+    s.add_argument("--vary", action="append", default=[], metavar="NAME=VALUES",
+                   help="a dimension of the study (repeatable; the product is run): 1,2,4 | linspace(a,b,n) | "
+                   "geomspace(a,b,n) | logspace(a,b,n) (10^a..10^b) | range(a,b,step); N,Nt=50:50,100:100 varies "
+                   "parameters together")
+    s.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                   help="a fixed case parameter (repeatable)")
+    s.add_argument("--out", required=True, metavar="STUDY.nc", help="the study's file: netCDF (.nc, h5netcdf) or "
+                   "zarr (.zarr); written as points finish; when it exists, its points are not run again")
+    s.add_argument("--fields", metavar="m,u", help="also store these fields of every point (m, u, alpha)")
+    s.add_argument("--scheduler", metavar="ADDRESS", help="tcp://HOST:PORT of a running Dask scheduler; 'local' "
+                   "(default: a local cluster, one process per core) or 'serial' (this process, no Dask)")
+    s.add_argument("--workers", type=int, metavar="N", help="processes of the local cluster (default: the cores)")
+    s.add_argument("--retry-failed", action="store_true", dest="retry_failed",
+                   help="run the failed points of an existing --out again")
+    s.add_argument("--quiet", "-q", action="store_true", help="no progress output")
+    s.set_defaults(func=cmd_sweep)
+
     s = sub.add_parser("info", help="describe a saved result file")
     s.add_argument("file", metavar="FILE.h5")
     s.set_defaults(func=cmd_info)
@@ -722,7 +795,7 @@ def main(argv=None) -> int:
             rc = exc.code if isinstance(exc.code, int) else 0
         else:
             if getattr(args, "func", None) is None:
-                raise UsageError("a command is required: cases, run, solve, validate, info, plot or movie "
+                raise UsageError("a command is required: cases, run, solve, validate, sweep, info, plot or movie "
                                  f"(see `{PROG} --help`)")
             rc = int(args.func(args))
         sys.stdout.flush()  # here, not at exit: a closed pipe is then handled below

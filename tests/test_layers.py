@@ -5,7 +5,7 @@ an import cycle between modules and on an import from a lower layer into a highe
 first (siblings on one layer may import each other, without cycles):
 
     _version < model < io < result < fd < diagnostics < {iterate, newton, planning, particles, oracles}
-    < {studies, richardson, plotting} < cases < cli < the package's __init__
+    < {studies, richardson, plotting} < cases < sweeps < cli < the package's __init__
 """
 
 import ast
@@ -18,7 +18,7 @@ import mfg_pde
 ROOT = os.path.dirname(mfg_pde.__file__)
 LAYERS = [("_version",), ("model",), ("io",), ("result",), ("fd",), ("diagnostics",),
           ("iterate", "newton", "planning", "particles", "oracles"), ("studies", "richardson", "plotting"),
-          ("cases",), ("cli",)]
+          ("cases",), ("sweeps",), ("cli",)]
 
 
 def _modules():
