@@ -185,11 +185,12 @@ def sweep(case, vary: dict, fixed: dict | None = None, client=None, *, out=None,
     out : a netCDF file (``.nc``) or zarr store (``.zarr``).  Written atomically as points finish (at most
         every ``checkpoint`` seconds, and at the end, also when interrupted); when it exists and holds the same
         study, the points it has are not run again (``retry_failed``: except the failed ones).
-    fields : any of "m", "u", "alpha": stored per point on (t, x, ...) with their coordinates.
+    fields : any of "m", "u", "alpha" (a sequence or a text "m,u"): stored per point on (t, x, ...) with their coordinates.
     progress : points done / total, failures, elapsed, ETA on the ``mfg_pde.sweep`` logger.
     callback : called as ``callback(done, total, index, record)`` after each point (in this process).
     """
-    fields = tuple(dict.fromkeys(f.strip() for f in ([fields] if isinstance(fields, str) else fields) if f.strip()))
+    fields = tuple(dict.fromkeys(f.strip() for f in (fields.split(",") if isinstance(fields, str) else fields)
+                                 if f.strip()))
     bad = [f for f in fields if f not in FIELDS]
     if bad:
         raise SweepError(f"--fields {','.join(bad)}: unknown field; choose from {', '.join(FIELDS)}")

@@ -189,6 +189,7 @@ def build_dataset(study, records: dict, fields=(), attrs: dict | None = None):
             vname = name if name not in reserved_names and name not in POINT_VARS and name not in _STRING_VARS \
                 else f"{name}_value"
             data[vname][0][idx] = value
+    _add_orders(study, data)
     variables = {k: xr.Variable(dims, v[0], v[1]) for k, v in data.items()}
     all_coords = {k: xr.Variable(*v) for k, v in coords.items()}
     if fields:
@@ -211,6 +212,35 @@ def build_dataset(study, records: dict, fields=(), attrs: dict | None = None):
         **(attrs or {}),
     })
     return ds
+
+
+def _add_orders(study, data):
+    """A grid-refinement study (a dimension named N, numeric, with at least two values): the observed order
+    of every error along it, ``order_<error>`` = log(e_{i-1} / e_i) / log(N_i / N_{i-1}) (NaN at the first N)."""
+    if "N" not in study.dim_names:
+        return
+    axis = study.dim_names.index("N")
+    n = np.array([v[0] for v in study.dims[axis].values], dtype=float)
+    if n.size < 2 or not np.all(n > 0):
+        return
+    ratio = np.log(n[1:] / n[:-1])
+    shape = [1] * len(study.shape)
+    shape[axis] = n.size - 1
+    ratio = ratio.reshape(shape)
+    for name in [k for k in data if k.startswith("error_") and data[k][1].get("sweep_role") == "scalar"]:
+        e = data[name][0]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            lo = np.take(e, range(0, n.size - 1), axis=axis)
+            hi = np.take(e, range(1, n.size), axis=axis)
+            order = np.log(lo / hi) / ratio
+        full = np.full(e.shape, np.nan)
+        idx = [slice(None)] * e.ndim
+        idx[axis] = slice(1, None)
+        full[tuple(idx)] = np.where(np.isfinite(order), order, np.nan)
+        oname = "order_" + name[len("error_"):]
+        if oname not in data:
+            data[oname] = [full, {"long_name": f"observed order of {name} along N: log(e(N_prev) / e(N)) / "
+                                               "log(N / N_prev)", "units": "1", "sweep_role": "derived"}]
 
 
 def _add_fields(xr, study, records, fields, variables, coords):
