@@ -547,7 +547,7 @@ def cmd_sweep(args) -> int:
     print(f"wrote {args.out}: {done} of {int(ds.attrs['points_total'])} points; {done - failed - not_conv} converged, "
           f"{not_conv} not converged, {failed} failed")
     status = ds["status"].values.ravel()
-    bad = [i for i in range(status.size) if str(status[i]) not in ("converged", "pending")]
+    bad = np.flatnonzero((ds["done"].values.ravel() == 1) & (ds["converged"].values.ravel() == 0)).tolist()
     dims = list(ds["status"].dims)
     for i in bad[:5]:
         at = np.unravel_index(i, ds["status"].shape)

@@ -166,8 +166,10 @@ def test_serial_study_matches_the_case_and_records_the_failing_point(serial_stud
     assert int(point.iterations) == run.result.iterations
     for name in ("hjb_residual", "mass_error", "exploitability", "wall_time", "run_time"):
         assert np.isfinite(float(point[name])), name
-    for name, var in ds.data_vars.items():
+    for name, var in list(ds.data_vars.items()) + list(ds.coords.items()):
         assert var.attrs.get("long_name"), name
+    assert ds.run_time.attrs["units"] == "s" and ds.wall_time.attrs["units"] == "s"
+    assert "interaction stiffness" in ds.beta.attrs["description"]
     # refinement along N: the observed order of each error
     assert ds.order_mean.sel(N=80).values == pytest.approx(np.log2(ds.error_mean.sel(N=40) / ds.error_mean.sel(N=80)))
     # the file is the dataset
@@ -198,6 +200,21 @@ def test_scheduler_address_uses_the_running_cluster(client, tmp_path):
     pids = {str(p) for p in client.run(os.getpid).values()}
     assert {w.rsplit(":", 1)[1] for w in ds.worker.values} <= pids
     assert client.status == "running" and len(client.scheduler_info()["workers"]) == 2   # left as it was
+
+
+def test_default_local_cluster_is_made_and_closed(serial_study):
+    """No client, no scheduler: sweep starts a LocalCluster of its own (here 2 processes) and closes it."""
+    before = set(distributed.client._global_clients)
+    ds = mp.sweep("lqg", VARY, FIXED, n_workers=2, progress=False)
+    assert_same_study(serial_study[0], ds)
+    workers = {w.rsplit(":", 1)[1] for w in ds.where(ds.done == 1).worker.values.ravel()}
+    assert str(os.getpid()) not in workers
+    for pid in workers:   # the cluster's processes are gone
+        deadline = time.time() + 20
+        while time.time() < deadline and os.path.exists(f"/proc/{pid}"):
+            time.sleep(0.1)
+        assert not os.path.exists(f"/proc/{pid}"), pid
+    assert set(distributed.client._global_clients) <= before | set()
 
 
 def test_workers_warm_up_once_when_they_join(client, tmp_path):

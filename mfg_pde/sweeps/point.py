@@ -98,7 +98,7 @@ def scalars_of(run) -> tuple[dict, dict]:
         if key in _HISTORY_FINAL and arr.size == n_main:
             put(key, arr[-1], _HISTORY_FINAL[key], "s" if key.endswith("time") else "1")
         elif arr.size == 1 and (not loop or n_main != 1):
-            put(variable_name(key), arr[0], f"reported by the case: {key}",
+            put(variable_name(key), arr[0], key,
                 "s" if key.endswith("time") or key.endswith("_s") else "1")
     return out, meta
 

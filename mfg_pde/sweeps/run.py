@@ -156,8 +156,10 @@ def _connect(client, scheduler, n_workers):
     here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     if os.path.basename(here) not in ("site-packages", "dist-packages"):
         env["PYTHONPATH"] = os.pathsep.join(p for p in [here, os.environ.get("PYTHONPATH", "")] if p)
+    # loopback only; no dashboard (its HTTP routes on a free port, not 8787, which another cluster may hold)
     cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                       dashboard_address=None, silence_logs=logging.ERROR, env=env)
+                                       dashboard_address="127.0.0.1:0", scheduler_kwargs={"dashboard": False},
+                                       silence_logs=logging.ERROR, env=env)
     c = distributed.Client(cluster)
     return c, [c, cluster]
 
@@ -251,6 +253,10 @@ def _run_distributed(study, pending, fields, client, scheduler, n_workers, finis
     futures = []
     try:
         _register_warm_up(client)
+        workers = client.scheduler_info().get("workers", {})
+        report.say(f"sweep: {len(workers)} worker{'s' if len(workers) != 1 else ''} at {client.scheduler.address} "
+                   f"(warm), {len(pending)} tasks")
+        report.t0 = time.perf_counter()   # elapsed and ETA from here: the cluster's start-up is not a point's
         by_key = {}
         for idx, over in pending:
             key = _task_key(study, idx)

@@ -7,7 +7,7 @@ together are further coordinates along it); per point ``status`` (string: the re
 ``residual``, ``run_time`` (s), ``checks_failed``, ``finished`` (Unix time), ``worker`` (host:pid); one float
 variable per scalar a point reported (NaN where it did not: pending and failed points); the fields asked for
 on (*study dims, t, x, ...) with their coordinates.  Every variable has ``long_name`` (and ``units`` where it
-is a number); ``sweep_role`` says which kind it is (``point``, ``scalar``, ``field``).  Attributes: the
+has one: seconds; the other numbers are dimensionless); ``sweep_role`` says which kind it is (``point``, ``scalar``, ``field``).  Attributes: the
 case, its fixed parameters (JSON), the varied ones, counts, the package version.
 """
 
@@ -135,6 +135,15 @@ def write_dataset(ds, path) -> None:
         raise
 
 
+def _attrs(long_name, units=None, **extra) -> dict:
+    """Variable attributes: ``long_name``, ``units`` only where the quantity has one (seconds: "s"; the
+    dimensionless numbers have none, so plots label them by name alone), and the rest."""
+    out = {"long_name": long_name}
+    if units not in (None, "", "1"):
+        out["units"] = units
+    return {**out, **extra}
+
+
 def _coord_array(values):
     if all(isinstance(v, (bool, np.bool_)) for v in values):
         return np.array(values, dtype=bool)
@@ -154,17 +163,14 @@ def build_dataset(study, records: dict, fields=(), attrs: dict | None = None):
     for d in study.dims:
         for k, n in enumerate(d.names):
             param = next((p for p in study.case.params if p.name == n), None)
-            long_name = f"parameter {n}" + (f": {param.help}" if param is not None and param.help else "")
-            coord_attrs = {"long_name": long_name}
+            coord_attrs = {"long_name": n, "description": f"parameter {n} of case {study.case.name}"
+                           + (f": {param.help}" if param is not None and param.help else "")}
             arr = _coord_array([v[k] for v in d.values])
-            if arr.dtype.kind in "biuf":
-                coord_attrs["units"] = "1"
             coords[n] = ((d.name,), arr, coord_attrs)
             reserved_names.add(n)
     data = {}
     for name, (long_name, units, kind, missing) in POINT_VARS.items():
-        data[name] = [np.full(shape, missing, dtype=kind), {"long_name": long_name, "units": units,
-                                                            "sweep_role": "point"}]
+        data[name] = [np.full(shape, missing, dtype=kind), _attrs(long_name, units, sweep_role="point")]
     for name, (long_name, missing) in _STRING_VARS.items():
         data[name] = [np.full(shape, missing, dtype=object), {"long_name": long_name, "sweep_role": "point"}]
     scalar_meta = {}
@@ -174,8 +180,7 @@ def build_dataset(study, records: dict, fields=(), attrs: dict | None = None):
     for name in sorted(scalar_meta):
         vname = name if name not in reserved_names and name not in data else f"{name}_value"
         long_name, units = scalar_meta[name]
-        data[vname] = [np.full(shape, np.nan), {"long_name": long_name, "units": units, "sweep_role": "scalar",
-                                                "sweep_source": name}]
+        data[vname] = [np.full(shape, np.nan), _attrs(long_name, units, sweep_role="scalar", sweep_source=name)]
     for idx, rec in records.items():
         data["done"][0][idx] = 1
         for name in ("converged", "failed", "checks_passed"):
@@ -239,8 +244,8 @@ def _add_orders(study, data):
         full[tuple(idx)] = np.where(np.isfinite(order), order, np.nan)
         oname = "order_" + name[len("error_"):]
         if oname not in data:
-            data[oname] = [full, {"long_name": f"observed order of {name} along N: log(e(N_prev) / e(N)) / "
-                                               "log(N / N_prev)", "units": "1", "sweep_role": "derived"}]
+            data[oname] = [full, _attrs(f"observed order of {name} along N: log(e(N_prev) / e(N)) / log(N / N_prev)",
+                                        sweep_role="derived")]
 
 
 def _add_fields(xr, study, records, fields, variables, coords):
@@ -270,9 +275,8 @@ def _add_fields(xr, study, records, fields, variables, coords):
                 continue
             arr[idx] = got[1]
         variables[name] = xr.Variable(dims + list(fdims), arr,
-                                      {"long_name": {"m": "population density m(t, x)", "u": "value function u(t, x)",
-                                                     "alpha": "feedback control alpha = -grad u"}[name],
-                                       "units": "1", "sweep_role": "field"})
+                                      _attrs({"m": "population density m(t, x)", "u": "value function u(t, x)",
+                                              "alpha": "feedback control alpha = -grad u"}[name], sweep_role="field"))
         for c, n in zip(fdims, farr.shape):
             if c in coords or f"{c}_at" in variables:
                 continue
@@ -284,16 +288,14 @@ def _add_fields(xr, study, records, fields, variables, coords):
                        for _, s in stacks)
             label = {"t": "time", "component": "component of alpha"}.get(c, f"cell centres along {c}")
             if same:
-                cattrs = {"long_name": label} | ({"units": "1"} if first.dtype.kind in "biuf" else {})
-                coords[c] = xr.Variable((c,), first, cattrs)
+                coords[c] = xr.Variable((c,), first, _attrs(label))
             else:
-                coords[c] = xr.Variable((c,), np.arange(n), {"long_name": f"index along {c} (values: {c}_at)",
-                                                              "units": "1"})
+                coords[c] = xr.Variable((c,), np.arange(n), _attrs(f"index along {c} (values: {c}_at)"))
                 at = np.full(shape + (n,), np.nan)
                 for idx, s in stacks:
                     at[idx] = s
-                variables[f"{c}_at"] = xr.Variable(dims + [c], at, {"long_name": f"{label} at each point",
-                                                                   "units": "1", "sweep_role": "field_coord"})
+                variables[f"{c}_at"] = xr.Variable(dims + [c], at, _attrs(f"{label} at each point",
+                                                                          sweep_role="field_coord"))
 
 
 def open_existing(path):
@@ -387,7 +389,7 @@ def _record_at(ds, idx, scalar_vars, fields) -> dict:
         v = float(ds[vname].values[idx])
         if np.isfinite(v) or not np.isnan(v):
             rec["scalars"][source] = v
-            rec["meta"][source] = (ds[vname].attrs.get("long_name", source), ds[vname].attrs.get("units", "1"))
+            rec["meta"][source] = (ds[vname].attrs.get("long_name", source), ds[vname].attrs.get("units", ""))
     if fields:
         arrays, coords = {}, {}
         for name in fields:
