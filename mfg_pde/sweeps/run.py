@@ -165,6 +165,15 @@ def _connect(client, scheduler, n_workers):
 
 
 def _register_warm_up(client):
+    """Register ``WarmUp`` on the cluster (once: a cluster that has it already, from an earlier sweep, keeps
+    its warm workers as they are); workers that join later run it when they start."""
+    try:
+        present = client.run_on_scheduler(lambda dask_scheduler, name=WarmUp.name:
+                                          name in dask_scheduler.worker_plugins)
+    except Exception:  # noqa: BLE001 -- a scheduler that does not tell: register (setup runs again, harmless)
+        present = False
+    if present:
+        return
     plugin = warm_up_plugin()
     register = getattr(client, "register_plugin", None) or client.register_worker_plugin
     register(plugin, name=plugin.name)
@@ -187,7 +196,8 @@ def sweep(case, vary: dict, fixed: dict | None = None, client=None, *, out=None,
     out : a netCDF file (``.nc``) or zarr store (``.zarr``).  Written atomically as points finish (at most
         every ``checkpoint`` seconds, and at the end, also when interrupted); when it exists and holds the same
         study, the points it has are not run again (``retry_failed``: except the failed ones).
-    fields : any of "m", "u", "alpha" (a sequence or a text "m,u"): stored per point on (t, x, ...) with their coordinates.
+    fields : any of "m", "u", "alpha" (a sequence or a text "m,u"): stored per point on (t, x, ...) with their
+        coordinates.
     progress : points done / total, failures, elapsed, ETA on the ``mfg_pde.sweep`` logger.
     callback : called as ``callback(done, total, index, record)`` after each point (in this process).
     """
@@ -243,7 +253,8 @@ def sweep(case, vary: dict, fixed: dict | None = None, client=None, *, out=None,
     ds = build_dataset(study, records, fields)
     report.say(f"sweep {study.case.name}: {ds.attrs['points_done']}/{study.size} points done "
                f"({ds.attrs['points_failed']} failed, {ds.attrs['points_not_converged']} not converged) in "
-               f"{_fmt_seconds(time.perf_counter() - report.t0)}" + (f"; wrote {out}" if state["writes"] else f"; {out} was up to date" if out else ""))
+               f"{_fmt_seconds(time.perf_counter() - report.t0)}"
+               + (f"; wrote {out}" if state["writes"] else f"; {out} was up to date" if out else ""))
     return ds
 
 

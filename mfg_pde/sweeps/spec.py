@@ -43,7 +43,8 @@ def _numbers(name, func, args_text, count):
         want = " or ".join(str(c) for c in count)
         raise SweepError(f"--vary {name}={func}({args_text}): {func} takes {want} numbers, e.g. "
                          f"{name}={func}(0.5, 8, 16)" if func != "range" else
-                         f"--vary {name}=range({args_text}): range takes 2 or 3 integers, e.g. {name}=range(100, 401, 100)")
+                         f"--vary {name}=range({args_text}): range takes 2 or 3 integers, e.g. "
+                         f"{name}=range(100, 401, 100)")
     try:
         return [float(p) for p in parts]
     except ValueError:

@@ -7,8 +7,9 @@ together are further coordinates along it); per point ``status`` (string: the re
 ``residual``, ``run_time`` (s), ``checks_failed``, ``finished`` (Unix time), ``worker`` (host:pid); one float
 variable per scalar a point reported (NaN where it did not: pending and failed points); the fields asked for
 on (*study dims, t, x, ...) with their coordinates.  Every variable has ``long_name`` (and ``units`` where it
-has one: seconds; the other numbers are dimensionless); ``sweep_role`` says which kind it is (``point``, ``scalar``, ``field``).  Attributes: the
-case, its fixed parameters (JSON), the varied ones, counts, the package version.
+has one: seconds; the other numbers are dimensionless); ``sweep_role`` says which kind it is (``point``,
+``scalar``, ``field``, ``derived``: the observed orders along N).  Attributes: the case, its fixed parameters
+(JSON), the varied ones, counts, the package version.
 """
 
 from __future__ import annotations
