@@ -62,6 +62,7 @@ def main():
     tiny_vary, tiny_fixed = {"beta": "linspace(1, 4, 16)"}, {"N": 40, "Nt": 10, "method": "anderson"}
     tmp = tempfile.mkdtemp(prefix="bench_sweep-")
 
+    load0 = os.getloadavg()[0]
     mp.cases.get("lqg").run({"N": 40, "Nt": 10})            # this process: kernels loaded (as the workers')
     t0 = time.perf_counter()
     serial = mp.sweep("lqg", vary, fixed, scheduler="serial", out=os.path.join(tmp, "serial.nc"), progress=False)
@@ -101,6 +102,14 @@ def main():
     print(f"  serial (this process)       {t_serial:7.2f} s   ({per_point:.2f} s per solve)")
     print(f"  cluster (warm workers)      {t_dist:7.2f} s   ratio cluster / serial = {t_dist / t_serial:.2f} "
           f"(ideal {1 / args.workers:.2f})")
+    counts = {}
+    for w in dist.worker.values.ravel():
+        counts[w] = counts.get(w, 0) + 1
+    busy = float(dist.run_time.sum())
+    print(f"  cluster: {float(dist.run_time.mean()):.2f} s per solve (serial {per_point:.2f} s: slower solves mean the "
+          f"cores are shared with other jobs); points per worker {sorted(counts.values())}; busy {busy:.1f} s of "
+          f"{args.workers} x {t_dist:.1f} s wall = {busy / (args.workers * t_dist):.0%}; load average before / after "
+          f"{load0:.1f} / {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(f"  cluster start-up + warm-up  {t_start:7.2f} s   (workers' warm-up: "
           f"{', '.join(f'{s:.2f}' for s in warm.values())} s; once per worker, not per task)")
     print(f"  identical numbers           {same_numbers(serial, dist) and same_numbers(tiny_serial, tiny_dist)}")
