@@ -35,6 +35,8 @@ Layout (one file per result)::
                                                scale); /<key>_entry for a record of another length.  These
                                                carry the attribute mfg_pde_scale = 1 and are not records.
     /outflow/step, /outflow/axis, /outflow/side  dimension scales of /outflow/per_side
+    /outflow/door                                dimension scale of /outflow/per_door (the door names; with
+                                                  /outflow/step)
     /problem                                   only when the problem is known (``result.problem``, set by the
                                                solvers, or ``save(path, problem=...)``): its data on the grid
                                                as the solvers used them, from which ``mfg_pde.load_problem``
@@ -393,18 +395,26 @@ def _write_outflow(f, out, ds_t, t) -> None:
     g.attrs["balance_error"] = float(out.balance_error)
     g.attrs["evacuated_fraction"] = float(out.evacuated_fraction)
     g.attrs["sides"] = json.dumps(list(out.sides))
+    per_side = np.asarray(out.per_side, dtype=float)
     if getattr(out, "per_door", None) is not None:
         g.attrs["doors"] = json.dumps(list(out.doors))
-        ds = g.create_dataset("per_door", data=np.asarray(out.per_door, dtype=float))
+        per_door = np.asarray(out.per_door, dtype=float)
+        ds = g.create_dataset("per_door", data=per_door)
         _set_desc(ds, "outflow of step n (t_n -> t_{n+1}) through each door (attribute doors of the group)")
-        ds.dims[0].label = "step"
-        ds.dims[1].label = "door"
+        door_names = np.array([str(d) for d in out.doors], dtype=object)
+        for k, (name, data, long_name) in enumerate((
+                ("step", np.arange(per_door.shape[0], dtype=np.int64), "step n: t_n -> t_{n+1}"),
+                ("door", door_names, "name of the door"))):
+            if per_door.ndim == 2 and data.shape[0] == per_door.shape[k] and (name != "step"
+                                                                              or per_side.shape[:1] == data.shape):
+                _attach(ds, k, _scale(g, name, data, long_name))
+            else:
+                ds.dims[k].label = name
     for key in ("mass", "cumulative", "evacuated", "balance"):
         ds = g.create_dataset(key, data=np.asarray(getattr(out, key), dtype=float))
         _set_desc(ds, _OUTFLOW_LONG[key])
         ds.dims[0].label = "t"
         ds.dims[0].attach_scale(ds_t)
-    per_side = np.asarray(out.per_side, dtype=float)
     ds = g.create_dataset("per_side", data=per_side)
     _set_desc(ds, "outflow of step n (t_n -> t_{n+1}) through side (axis, lo/hi); 0 on non-exit sides")
     import h5py
@@ -418,10 +428,13 @@ def _write_outflow(f, out, ds_t, t) -> None:
         if per_side.ndim != 3 or data.shape[0] != per_side.shape[k]:
             ds.dims[k].label = name
             continue
-        sc = g.create_dataset(name, data=data, **({"dtype": h5py.string_dtype("utf-8")} if data.dtype == object
-                                                   else {}))
-        sc.attrs["long_name"] = long_name
-        sc.make_scale(name)
+        if name in g:   # "step", made for per_door
+            sc = g[name]
+        else:
+            sc = g.create_dataset(name, data=data, **({"dtype": h5py.string_dtype("utf-8")} if data.dtype == object
+                                                       else {}))
+            sc.attrs["long_name"] = long_name
+            sc.make_scale(name)
         ds.dims[k].attach_scale(sc)
         ds.dims[k].label = name
 

@@ -184,3 +184,34 @@ def test_to_xarray_without_xarray_says_how_to_install(exit_result, monkeypatch):
     monkeypatch.setitem(sys.modules, "xarray", None)   # import xarray -> ImportError
     with pytest.raises(ImportError, match=r"pip install mfg_pde\[xarray\]"):
         exit_result.to_xarray()
+
+
+@pytest.fixture(scope="module")
+def door_result():
+    """Two doors on the side x hi (outflow per door)."""
+    grid = mp.Grid([(0, 1), (0, 1)], (16, 16))
+    doors = [mp.Door(("x", "hi"), mp.Interval(0.1, 0.3), name="low"),
+             mp.Door(("x", "hi"), mp.Interval(0.6, 0.9), name="high")]
+    pb = mp.MFGProblem(grid, T=0.3, Nt=8, sigma=0.5, m0=mp.gaussian(grid, [0.6, 0.5], 0.2),
+                       potential=np.ones(grid.shape), terminal_cost=np.ones(grid.shape), doors=doors)
+    r = mp.solve(pb, method="picard")
+    assert r.outflow is not None and r.outflow.per_door is not None
+    return r
+
+
+def test_saved_doors_open_in_xarray_with_named_dimensions(door_result, tmp_path):
+    r = door_result
+    path = tmp_path / "doors.h5"
+    r.save(path)
+    groups = _open_all_groups(path)
+    assert "outflow" in groups
+    for group, ds in groups.items():
+        assert not [d for d in ds.dims if str(d).startswith("phony_dim")], (group, dict(ds.sizes))
+    out = groups["outflow"]
+    assert out["per_door"].dims == ("step", "door")
+    assert list(out["door"].values) == ["low", "high"]
+    assert out["per_side"].dims == ("step", "axis", "side")
+    back = mp.load(path).outflow
+    np.testing.assert_array_equal(back.per_door, r.outflow.per_door)
+    assert back.doors == ["low", "high"]
+
