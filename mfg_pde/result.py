@@ -444,7 +444,8 @@ class MFGResult:
         ``column``.  Variables: ``m``, ``u`` (t, *axes), ``alpha`` (t, *axes, component: -grad u, or the
         solver's control), one variable per history record (named by its key; ``history_<key>`` where the key
         is already taken), the outflow (``outflow_mass``, ``outflow_cumulative``, ``outflow_evacuated``,
-        ``outflow_balance`` on t; ``outflow_per_side`` on (step, axis, side)), ``obstacle`` (uint8 mask),
+        ``outflow_balance`` on t; ``outflow_per_side`` on (step, axis, side); with doors ``outflow_per_door`` on (step, door), the door names the
+        ``door`` coordinate), ``obstacle`` (uint8 mask),
         ``case_table`` and the case report's arrays as ``case_<name>`` (on ``case_<name>_dim_<k>``).  Every variable and coordinate has ``long_name`` and ``units`` attributes.
 
         Attributes are netCDF-safe (``to_netcdf`` writes them as they are): ``mfg_pde_version``, ``case``
@@ -562,6 +563,17 @@ def _to_xarray(result):
             data["outflow_per_side"] = (("step", "axis", "side"), per_side,
                                         {"long_name": "outflow of step n (t_n -> t_{n+1}) through side (axis, "
                                                       "lo/hi); 0 on non-exit sides", "units": "1"})
+        per_door = None if out.per_door is None else np.asarray(out.per_door, dtype=float)
+        if per_door is not None and per_door.ndim == 2 and per_door.shape[1] == len(out.doors):
+            if "step" not in coords:
+                coords["step"] = ("step", np.arange(per_door.shape[0], dtype=np.int64),
+                                  {"long_name": "step n: t_n -> t_{n+1}", "units": "1"})
+            if coords["step"][1].shape[0] == per_door.shape[0]:
+                coords["door"] = ("door", np.array([str(d) for d in out.doors], dtype=object),
+                                  {"long_name": "name of the door"})
+                data["outflow_per_door"] = (("step", "door"), per_door,
+                                            {"long_name": "outflow of step n (t_n -> t_{n+1}) through each door",
+                                             "units": "1"})
         attrs["outflow_sides"] = io._dumps(list(out.sides))
         attrs["outflow_balance_error"] = float(out.balance_error)
         attrs["outflow_evacuated_fraction"] = float(out.evacuated_fraction)

@@ -215,3 +215,13 @@ def test_saved_doors_open_in_xarray_with_named_dimensions(door_result, tmp_path)
     np.testing.assert_array_equal(back.per_door, r.outflow.per_door)
     assert back.doors == ["low", "high"]
 
+
+def test_to_xarray_outflow_per_door(door_result):
+    ds = door_result.to_xarray()
+    v = ds["outflow_per_door"]
+    assert v.dims == ("step", "door")
+    assert list(ds["door"].values) == ["low", "high"]
+    assert v.attrs["units"] == "1" and v.attrs["long_name"]
+    np.testing.assert_array_equal(v.values, door_result.outflow.per_door)
+    np.testing.assert_array_equal(v.sel(door="high").values, door_result.outflow.per_door[:, 1])
+    assert ds["outflow_per_side"].dims[0] == "step"
