@@ -65,7 +65,14 @@ Layout (one file per result)::
     /provenance                                attributes mfg_pde_version, numpy_version, scipy_version,
                                                numba_version, h5py_version, python_version,
                                                python_implementation, platform, machine, command_line (JSON
-                                               list: sys.argv), created_utc (ISO 8601)
+                                               list: sys.argv), created_utc (ISO 8601); git_revision (the
+                                               commit of the package's source folder when it is a git
+                                               checkout, else ""), git_dirty (1 when that checkout has
+                                               uncommitted changes, 0 when clean, -1 unknown);
+                                               solve_end_utc (when the file was written) and
+                                               solve_start_utc (solve_end_utc less the last
+                                               history["wall_time"], the seconds since the solve
+                                               started; "" without it), UTC ISO 8601
 
 These are the typed fields of ``MFGResult`` (``outflow``, ``obstacle``, ``planning``, ``case_report``;
 ``alpha``); ``hjb_solution`` (a solver internal) is not written.  Files written before the typed fields
@@ -738,8 +745,37 @@ def _write_problem(f, problem, result=None) -> None:
     g.attrs["skipped"] = json.dumps(skipped)
 
 
-def _write_provenance(f) -> None:
-    """/provenance group: versions, platform, command line, creation time (attributes)."""
+_GIT_CACHE: dict = {}
+
+
+def _git_revision() -> tuple[str, int]:
+    """(commit, dirty) of the git checkout holding the package's source folder: ("", -1) when it is not
+    one or git is unavailable (any failure is ignored); dirty 1 when ``git status --porcelain`` lists
+    changes, 0 when clean, -1 unknown.  Asked once per process (short timeouts)."""
+    if "rev" in _GIT_CACHE:
+        return _GIT_CACHE["rev"]
+    import subprocess
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    rev, dirty = "", -1
+    try:
+        out = subprocess.run(["git", "-C", here, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=2,
+                             stdin=subprocess.DEVNULL)
+        if out.returncode == 0 and re.fullmatch(r"[0-9a-f]{40,64}", out.stdout.strip()):
+            rev = out.stdout.strip()
+            st = subprocess.run(["git", "-C", here, "status", "--porcelain"], capture_output=True, text=True,
+                                timeout=5, stdin=subprocess.DEVNULL)
+            if st.returncode == 0:
+                dirty = int(bool(st.stdout.strip()))
+    except Exception:  # noqa: BLE001 -- no git, a timeout, not a checkout: no revision
+        pass
+    _GIT_CACHE["rev"] = (rev, dirty)
+    return rev, dirty
+
+
+def _write_provenance(f, result=None) -> None:
+    """/provenance group: versions, platform, command line, creation time, git revision of the package's
+    source, the solve's start and end time (attributes)."""
     import platform
     import sys
 
@@ -756,7 +792,23 @@ def _write_provenance(f) -> None:
     g.attrs["platform"] = platform.platform()
     g.attrs["machine"] = platform.machine()
     g.attrs["command_line"] = json.dumps([str(a) for a in sys.argv])
-    g.attrs["created_utc"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    now = _dt.datetime.now(_dt.timezone.utc)
+    g.attrs["created_utc"] = now.isoformat(timespec="seconds")
+    rev, dirty = _git_revision()
+    g.attrs["git_revision"] = rev
+    g.attrs["git_dirty"] = np.int8(dirty)
+    g.attrs["solve_end_utc"] = now.isoformat(timespec="milliseconds")
+    start = ""
+    try:
+        wall = np.asarray((getattr(result, "history", None) or {}).get("wall_time", []), dtype=float).reshape(-1)
+        if wall.size and np.isfinite(wall[-1]) and wall[-1] >= 0:
+            start = (now - _dt.timedelta(seconds=float(wall[-1]))).isoformat(timespec="milliseconds")
+    except (TypeError, ValueError, OverflowError):
+        pass
+    g.attrs["solve_start_utc"] = start
+    g.attrs["solve_time_note"] = ("solve_end_utc: when the file was written; solve_start_utc: solve_end_utc less "
+                                  "the last history wall_time (seconds since the solve started), so it is late "
+                                  "by the time between the last iteration and the save")
 
 
 def read_provenance(path) -> dict:
@@ -767,6 +819,11 @@ def read_provenance(path) -> dict:
             return {}
         g = f["provenance"]
         out = {key: _attr_str(g, key) for key in g.attrs if key != "long_name"}
+        if "git_dirty" in g.attrs:
+            try:
+                out["git_dirty"] = int(g.attrs["git_dirty"])
+            except (TypeError, ValueError):
+                out["git_dirty"] = -1
         try:
             out["command_line"] = json.loads(out.get("command_line", "[]"))
         except json.JSONDecodeError:
@@ -1005,7 +1062,7 @@ def save_result(result, path, problem=None) -> None:
                     problem = getattr(result, "problem", None)
                 if problem is not None:
                     _write_problem(f, problem, result)
-                _write_provenance(f)
+                _write_provenance(f, result)
                 f.attrs[COMPLETE_ATTR] = np.int8(1)
                 f.flush()
             guard.check()

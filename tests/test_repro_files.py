@@ -165,6 +165,21 @@ def test_provenance(tmp_path):
     assert prov["python_version"] == ".".join(map(str, sys.version_info[:3]))
     assert prov["platform"] and prov["command_line"] == [str(a) for a in sys.argv]
     assert prov["created_utc"].endswith("+00:00")
+    import datetime as _dt
+    import shutil
+    import subprocess
+
+    start = _dt.datetime.fromisoformat(prov["solve_start_utc"])
+    end = _dt.datetime.fromisoformat(prov["solve_end_utc"])
+    assert start.utcoffset() == end.utcoffset() == _dt.timedelta(0)
+    assert start <= end
+    assert (end - start).total_seconds() == pytest.approx(r.history["wall_time"][-1], abs=2e-3)
+    assert prov["git_dirty"] in (-1, 0, 1)
+    here = os.path.dirname(os.path.abspath(mp.__file__))
+    if shutil.which("git") and subprocess.run(["git", "-C", here, "rev-parse", "HEAD"],
+                                              capture_output=True).returncode == 0:
+        assert len(prov["git_revision"]) == 40 and int(prov["git_revision"], 16) >= 0
+        assert prov["git_dirty"] in (0, 1)
     assert mio.read_provenance(os.path.join(DATA, "legacy_planning_1d.h5")) == {}
 
 
