@@ -1245,7 +1245,8 @@ def read_record(path) -> dict:
                "outflow": _read_outflow(f["outflow"]) if "outflow" in f else None,
                "obstacle": f["obstacle"][()].astype(bool) if "obstacle" in f else None,
                "planning": _read_planning(f["planning"]) if "planning" in f else _legacy_planning(history, solver),
-               "case_report": _read_case_report(f["case_report"]) if "case_report" in f else None}
+               "case_report": _read_case_report(f["case_report"]) if "case_report" in f else None,
+               "has_problem": "problem" in f}
         rec["extras"] = {key: value for key, value in (("_alpha", rec["alpha"]), ("outflow", rec["outflow"]),
                                                        ("obstacle", rec["obstacle"])) if value is not None}
         return rec

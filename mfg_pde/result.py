@@ -268,8 +268,8 @@ class MFGResult:
     case_report : ``CaseReport`` of a registered case whose run computed more than the solve (closed-form
         errors of direct cases, a study's table, the mean-field reference of ia-vs-mf, ...); None
         otherwise.  Its errors and table are saved to HDF5.
-    problem : the ``MFGProblem`` / ``PlanningProblem`` that was solved (set by the solvers; None for a result
-        read from a file: ``load_problem`` rebuilds it).  ``save`` writes its data on the grid (``/problem``).
+    problem : the ``MFGProblem`` / ``PlanningProblem`` that was solved (set by the solvers; for a result
+        read from a file, the problem ``load_problem`` rebuilds from its /problem group, or None).  ``save`` writes its data on the grid (``/problem``).
     alpha : (property) the feedback, -grad u by default (computed once and cached); solvers whose control
         is not -grad u (congestion: -u_x / (1 + c m)) set it.
 
@@ -625,7 +625,10 @@ def _short(value, width: int = 60):
 
 def load(path) -> MFGResult:
     """Read a file written by :meth:`MFGResult.save` back into an :class:`MFGResult` (``mp.load``); files
-    of the older layout (before the typed fields) load too (``io.read_record``)."""
+    of the older layout (before the typed fields) load too (``io.read_record``).  With a ``/problem`` group
+    ``result.problem`` is the problem rebuilt from it (``load_problem``; ``mp.solve(mp.load(path).problem)``
+    solves it again), or None when it cannot be rebuilt (a user-defined coupling, an array not stored, ...)
+    or the file has no /problem."""
     rec = io.read_record(path)
     try:
         grid = Grid(rec["grid"]["bounds"], rec["grid"]["shape"], rec["grid"]["bc"])
@@ -649,6 +652,11 @@ def load(path) -> MFGResult:
             result.alpha = rec["alpha"]
         except ValueError as exc:
             raise io.incomplete(path, f"dataset 'alpha': {exc}") from None
+    if rec.get("has_problem"):
+        try:
+            result.problem = load_problem(path)
+        except Exception:  # noqa: BLE001 -- ProblemRebuildError, a damaged /problem group, ...: the result loads
+            result.problem = None
     return result
 
 

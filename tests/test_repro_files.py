@@ -65,8 +65,28 @@ def test_mfg_problem_rebuilt_from_the_file_solves_to_the_same_result(tmp_path):
     np.testing.assert_allclose(r2.m, r.m, rtol=0, atol=1e-12)
     np.testing.assert_allclose(r2.u, r.u, rtol=0, atol=1e-12)
     assert r2.iterations == r.iterations
-    # the loaded result is as before; a result read from a file carries no problem
-    assert mp.load(path).problem is None
+    # a result read from a file carries the problem rebuilt from it
+    loaded = mp.load(path)
+    assert type(loaded.problem) is mp.MFGProblem and loaded.problem.name == "small"
+    r3 = mp.solve(loaded.problem, tol=1e-10)
+    np.testing.assert_allclose(r3.m, r.m, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(r3.u, r.u, rtol=0, atol=1e-12)
+
+
+def test_load_without_a_rebuildable_problem_loads_with_problem_none(tmp_path):
+    grid = mp.Grid([(-3, 3)], 40)
+    pb = mp.MFGProblem(grid, T=1.0, Nt=8, sigma=0.5, m0=mp.gaussian(grid, 0.0, 0.5),
+                       coupling=mp.LocalPower(0.5))
+    r = mp.solve(pb, tol=1e-8)
+    path = tmp_path / "n.h5"
+    r.save(path)
+    with h5py.File(path, "r+") as f:
+        f["problem"].attrs["coupling"] = json.dumps({"type": "user-defined"})
+    with pytest.raises(ProblemRebuildError):
+        mp.load_problem(path)
+    loaded = mp.load(path)
+    assert loaded.problem is None
+    np.testing.assert_array_equal(loaded.m, r.m)
 
 
 def test_planning_problem_rebuilt_from_the_file(tmp_path):
