@@ -47,6 +47,35 @@ def test_switched_off_by_the_environment(monkeypatch):
     warm.wait()  # nothing to join
 
 
+def test_helper_does_not_put_the_current_folder_on_sys_path(monkeypatch):
+    """The helper runs with PYTHONSAFEPATH=1 (``python -c`` would import ./mfg_pde of a source checkout instead
+    of the installed package); PYTHONPATH is passed on unchanged."""
+    calls = []
+
+    class FakePopen:
+        pid = 12345
+
+        def __init__(self, args, **kwargs):
+            calls.append((args, kwargs))
+
+    monkeypatch.delenv("MFG_PDE_PARALLEL_COMPILE", raising=False)
+    monkeypatch.setenv("PYTHONPATH", "/some/where")
+    monkeypatch.setattr(warm, "_STARTED", False)
+    monkeypatch.setattr(warm, "_HELPER", None)
+    monkeypatch.setattr(warm, "cold", lambda: True)
+    monkeypatch.setattr(warm.os, "cpu_count", lambda: 4)
+    monkeypatch.setattr(warm.subprocess, "Popen", FakePopen)
+    warm.start()
+    assert len(calls) == 1
+    args, kwargs = calls[0]
+    assert args[0] == sys.executable and args[1] == "-c"
+    env = kwargs["env"]
+    assert env["PYTHONSAFEPATH"] == "1"
+    assert env["PYTHONPATH"] == "/some/where"
+    assert env["MFG_PDE_PARALLEL_COMPILE"] == "0"
+    monkeypatch.setattr(warm, "_HELPER", None)
+
+
 def test_warm_cache_is_not_cold():
     """In this test session the kernels have been compiled (or loaded) already: no helper is needed."""
     import mfg_pde as mp

@@ -60,9 +60,13 @@ def start() -> None:
     try:
         if not cold():
             return
+        # PYTHONSAFEPATH=1: ``python -c`` would put the current folder first on sys.path, so run from a source
+        # checkout after ``pip install .`` the helper would compile ./mfg_pde, not the installed package the
+        # solve loads (Python >= 3.11; older ones ignore it).  PYTHONPATH is passed on as it is.
         _HELPER = subprocess.Popen([sys.executable, "-c", "from mfg_pde.fd.warm import compile_forward; "
                                     "compile_forward()"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL, env=dict(os.environ, MFG_PDE_PARALLEL_COMPILE="0"))
+                                   stderr=subprocess.DEVNULL,
+                                   env=dict(os.environ, MFG_PDE_PARALLEL_COMPILE="0", PYTHONSAFEPATH="1"))
         _LOG.debug("compiling the forward kernels in process %d (first run)", _HELPER.pid)
     except Exception:  # noqa: BLE001 -- the helper is an optimisation only
         _HELPER = None
