@@ -4,6 +4,7 @@ the progress lines (``Progress``, on the ``mfg_pde`` logger)."""
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import time
 
@@ -116,8 +117,8 @@ class Progress:
     ETA (``eta_seconds``): from the linear rate of the residual towards ``tol`` over the last iterations of
     the same loop (label) times their mean wall time per iteration; "eta ?" while the residual is not
     decreasing.  First run after an installation: when the numba kernels are not in the on-disk cache yet
-    (``fd.warm.cold``) a note says so once per process, and the summary line ends with the seconds spent
-    compiling (``compile_seconds``)."""
+    (``fd.warm.cold``) a note says so once per process, and the summary line shows the seconds spent
+    compiling (``compile_seconds``) apart from the wall time of the solve (``with_compile_time``)."""
 
     def __init__(self, enabled: bool, every: float = 0.25, tol: float | None = None):
         self.enabled = bool(enabled)
@@ -186,14 +187,31 @@ class Progress:
             self._emit(message)
 
     def done(self, result):
-        """The result's summary line, with the seconds spent compiling numba kernels during the solve where
-        there were some (the first run after an installation)."""
+        """The result's summary line; where the solve spent time compiling numba kernels (the first run after
+        an installation) its "wall time W s" shows the solve time without them, followed by
+        "+ C s compiling the numba kernels (...)" (the result's history keeps the wall time as measured)."""
         if self.enabled:
-            line = result.summary()
-            compiled = compile_seconds() - self.compile0
-            if compiled >= COMPILE_SHOWN:
-                line += f" (of which {compiled:.1f} s compiling the numba kernels, cached for the next runs)"
-            self._emit(line)
+            self._emit(with_compile_time(result.summary(), compile_seconds() - self.compile0))
+
+
+_WALL = re.compile(r"wall time (\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|nan|inf) s")
+
+
+def with_compile_time(line: str, compiled: float) -> str:
+    """A summary line with the compile seconds shown apart: "wall time W s" becomes
+    "wall time W - C s + C s compiling the numba kernels (first run only, cached for the next runs)"
+    (W - C at least 0); a line without a wall time gets "(+ C s compiling ...)" at its end.  As it is
+    when compiled < ``COMPILE_SHOWN``."""
+    if not compiled >= COMPILE_SHOWN:
+        return line
+    note = f"{compiled:.1f} s compiling the numba kernels (first run only, cached for the next runs)"
+    match = _WALL.search(line)
+    if match is None:
+        return f"{line} (+ {note})"
+    wall = float(match.group(1))
+    digits = len(match.group(1).split(".")[1]) if "." in match.group(1) else 3
+    shown = f"{max(wall - compiled, 0.0):.{digits}f}" if np.isfinite(wall) else match.group(1)
+    return f"{line[:match.start()]}wall time {shown} s + {note}{line[match.end():]}"
 
 
 class _StderrHandler(logging.StreamHandler):
