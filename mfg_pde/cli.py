@@ -585,8 +585,13 @@ def cmd_info(args) -> int:
         print(f"  {name.ljust(dw)}  {shape}")
     if meta.get("outflow"):
         o = meta["outflow"]
+        through = ", ".join(o["sides"]) or "-"
+        if o.get("doors"):
+            from .result import OutflowHistory
+
+            through = OutflowHistory.exits_text(o["sides"], o["doors"])
         print(f"outflow: evacuated {_fmt_num(o['evacuated_fraction'])} of the mass through "
-              f"{', '.join(o['sides']) or '-'}; balance error {_fmt_num(o['balance_error'])}")
+              f"{through}; balance error {_fmt_num(o['balance_error'])}")
     if meta.get("planning"):
         pl = meta["planning"]
         total = f", total cost {_fmt_num(pl['total_cost'])}" if pl.get("total_cost") is not None else ""

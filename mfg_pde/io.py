@@ -1207,6 +1207,12 @@ def read_metadata(path) -> dict:
             meta["outflow"] = {"balance_error": float(g.attrs.get("balance_error", np.nan)),
                                "evacuated_fraction": float(g.attrs.get("evacuated_fraction", np.nan)),
                                "sides": sides}
+            try:
+                doors = json.loads(_attr_str(g, "doors", "[]"))
+            except json.JSONDecodeError:
+                doors = []
+            if doors:
+                meta["outflow"]["doors"] = [str(d) for d in doors]
         if "planning" in f:
             meta["planning"] = _read_planning(f["planning"])
     return meta

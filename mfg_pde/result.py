@@ -92,11 +92,17 @@ class OutflowHistory:
     @property
     def through(self) -> str:
         """The exits as text: 'x hi', or with doors "doors 'main', 'door 1' (sides x hi, y lo)"."""
-        sides = ", ".join(self.sides) or "no exit"
-        if self.doors:
-            names = ", ".join(repr(str(d)) for d in self.doors)
-            return f"door{'s' if len(self.doors) > 1 else ''} {names} (side{'s' if len(self.sides) > 1 else ''} {sides})"
-        return sides
+        return self.exits_text(self.sides, self.doors)
+
+    @staticmethod
+    def exits_text(sides, doors=()) -> str:
+        """``through`` for given side labels and door names (e.g. a file's /outflow attributes)."""
+        sides, doors = list(sides or []), list(doors or [])
+        text = ", ".join(sides) or "no exit"
+        if doors:
+            names = ", ".join(repr(str(d)) for d in doors)
+            return f"door{'s' if len(doors) > 1 else ''} {names} (side{'s' if len(sides) > 1 else ''} {text})"
+        return text
 
     def summary(self) -> str:
         return (f"evacuated {self.evacuated_fraction:.4f} of the mass by t = {self.t[-1]:.3g} through "
