@@ -259,9 +259,16 @@ def test_progress_lines_are_numbered_like_the_result(capsys):
     r = solve_planning_newton(pb, c=1.0, progress=True)
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1] == r.summary()
-    steps = [int(line.split()[0]) for line in err[:-1] if line.split()[0].isdigit()]
+    rows = [line for line in err[:-1] if line.split()[0].isdigit()]
+    steps = [int(line.split()[0]) for line in rows]
     assert steps[-1] == r.iterations
+    # one row per iterate: each stage's start, then the iterate after each step (no repeated final row)
     assert steps == sorted(steps) and len(steps) == len(r.history["residual"])
+    assert not any("step nan" in line for line in rows)
+    keys = [(int(line.split()[0]), line.split("c = ")[1].split(",")[0]) for line in rows]
+    assert len(keys) == len(set(keys))
+    assert sum(line.endswith(", start") for line in rows) == len(r.planning.stages)
+    assert float(rows[-1].split()[1]) == pytest.approx(r.final_residual, rel=1e-3)
     assert all("c = " in line for line in err[1:-1])
 
 

@@ -533,13 +533,22 @@ def newton_planning_iterations(sysm: PlanningSystem, u, m, tol=1e-10, max_iter=3
 
     report = progress if isinstance(progress, Progress) else Progress(progress, tol=tol)
 
+    pending = [None]   # the length of the step that led to the next iterate (its progress row says it)
+
     def push(rec):
         rec["wall_time"] = time.perf_counter() - t_start
         for key in history:
             history[key].append(float(rec.get(key, np.nan)))
-        # numbered by the Newton steps taken so far (the result's ``iterations``), not by records
-        steps = int(np.sum(np.asarray(history["line_search"]) > 0))
-        report(steps, rec, force=True, label=f"c = {sysm.c:g}, step {rec['line_search']:.3g}")
+        # one progress row per iterate, numbered by the Newton steps taken to reach it (the result's
+        # ``iterations``): the stage's start, then the iterate after each step with that step's length
+        alpha = rec["line_search"]
+        taken = np.asarray(history["line_search"][:-1])
+        steps = int(np.sum(taken > 0))
+        how = "start" if pending[0] is None else f"step {pending[0]:.3g}"
+        if alpha == 0:
+            how += ", line search failed"
+        pending[0] = alpha if np.isfinite(alpha) and alpha > 0 else None
+        report(steps, rec, force=True, label=f"c = {sysm.c:g}, {how}")
 
     for k in range(int(max_iter) + 1):
         res = ev["residual"]
