@@ -49,7 +49,7 @@ def main():
         reps = 20
         t0 = time.perf_counter()
         for _ in range(reps):
-            kernels.fp_step(m_prev, sol.u[n].reshape(kd.shape3), sol.states[n], dn, kd.op, out, tmp, work)
+            kernels.fp_step(m_prev, sol.u[n].reshape(kd.shape3), sol.states[n], dn, kd.op, out, tmp, work, n)
         t_split = (time.perf_counter() - t0) / reps
         # unsplit operator at the same policy: I + dt (L_x + L_y) = M_x + M_y - I
         Mx, My = step_factors(pb, sol.u[n], n, sol.states[n])

@@ -19,6 +19,7 @@ from .model.couplings import (Coupling, FixedGuidance, KernelInteraction, LocalL
 from .model.problem import Drift, LinearDrift, MFGProblem, PlanningProblem, QuadraticTerminalCost, TerminalCost  # noqa: E402
 from .model.stationary import StationaryProblem  # noqa: E402
 from .model.geometry import Disc, Door, Interval, Polygon, Rectangle, Union, obstacle_mask  # noqa: E402
+from .model.hamiltonians import BoundedControl, Congestion, Hamiltonian, Power, Quadratic, Separable  # noqa: E402
 from .result import MFGResult  # noqa: E402
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "check_density", "Coupling", "FixedGuidance", "KernelInteraction", "LocalLog", "LocalPower",
     "QuadraticInteraction", "ScaledCoupling", "SumCoupling", "Drift", "LinearDrift", "MFGProblem", "QuadraticTerminalCost", "TerminalCost",
     "Rectangle", "Interval", "Disc", "Polygon", "Union", "Door", "obstacle_mask",
+    "Hamiltonian", "Quadratic", "Power", "BoundedControl", "Congestion", "Separable",
     "MFGResult", "PlanningProblem", "StationaryProblem", "solve_stationary", "solve", "solve_planning", "solve_planning_newton", "exploitability", "load", "load_problem", "cases",
     "sweep",
 ]

@@ -17,9 +17,10 @@ from ..fd import kernels
 from ..fd.operator import as3, kernel_data
 
 
-def step_factors(problem, u_n: np.ndarray, n: int, states_n=None) -> list:
+def step_factors(problem, u_n: np.ndarray, n: int, states_n=None, op=None) -> list:
     """Sparse M_k (flattened C-order index) of step n; states_n: the split states of the step
-    (HJBSolution.states[n]), needed in 2-D/3-D."""
+    (HJBSolution.states[n]), needed in 2-D/3-D; op: the kernels' Operator (default the problem's; with an
+    m-dependent Hamiltonian the one of the HJB solution, ``HJBSolution.op``)."""
     kd = kernel_data(problem, exits_supported=True)
     grid = problem.grid
     u3 = as3(grid.check_field(u_n, "u_n"), 0, kd.shape3)
@@ -34,7 +35,7 @@ def step_factors(problem, u_n: np.ndarray, n: int, states_n=None) -> list:
         lo = np.empty(kd.shape3)
         di = np.empty(kd.shape3)
         up = np.empty(kd.shape3)
-        kernels.axis_coefficients(g, dn[k], k, kd.axis(k), lo, di, up)
+        kernels.axis_coefficients(g, dn[k], k, kd.axis(k, op=op, n=n), lo, di, up)
         lo, di, up = (a.reshape(grid.shape) for a in (lo, di, up))
         below = np.roll(idx, 1, axis=k)   # neighbour i-1 (wrapped)
         above = np.roll(idx, -1, axis=k)  # neighbour i+1 (wrapped)
@@ -55,9 +56,9 @@ def step_factors(problem, u_n: np.ndarray, n: int, states_n=None) -> list:
     return mats
 
 
-def step_operator(problem, u_n: np.ndarray, n: int, states_n=None):
+def step_operator(problem, u_n: np.ndarray, n: int, states_n=None, op=None):
     """P = M_0 M_1 ... M_{d-1} (sparse) of step n: the FP step solves P^T m^{n+1} = m^n."""
-    mats = step_factors(problem, u_n, n, states_n)
+    mats = step_factors(problem, u_n, n, states_n, op)
     P = mats[0]
     for M in mats[1:]:
         P = P @ M

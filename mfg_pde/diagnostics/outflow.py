@@ -56,7 +56,8 @@ def outflow_history(problem, sol, m: np.ndarray) -> OutflowHistory:
             raise ValueError(f"sol.states has shape {states.shape}, expected {want}: pass the HJBSolution of "
                              "the solve (result.hjb_solution) that transported m")
         per_exit = np.zeros((Nt, len(kd.exit_names)))
-        kernels.exit_outflow(as3(m, 1, kd.shape3), as3(u, 1, kd.shape3), states, kd.op, kd.labels, per_exit)
+        op = kd.op if getattr(sol, "op", None) is None else sol.op   # the HJB's own (m-dependent H: its weights)
+        kernels.exit_outflow(as3(m, 1, kd.shape3), as3(u, 1, kd.shape3), states, op, kd.labels, per_exit)
         per_exit *= grid.cell_volume
         for e in range(per_exit.shape[1]):   # each exit lies on one side: sum the exits of every side
             k, j, _ = np.argwhere(kd.labels == e)[0]
@@ -85,8 +86,9 @@ def attach_outflow(result, problem, sol=None):
                              "or a result of mfg_pde.solve (result.hjb_solution)")
         from ..fd.hjb import HJBSolution
 
-        sol = HJBSolution(result.u, np.empty((problem.Nt, 0) + kernel_data(problem, True).shape3),
-                          np.zeros(problem.Nt, dtype=np.int64))
+        kd = kernel_data(problem, True)
+        sol = HJBSolution(result.u, np.empty((problem.Nt, 0) + kd.shape3), np.zeros(problem.Nt, dtype=np.int64),
+                          kd.op_for(result.m) if kd.depends_on_m else None)
     hist = outflow_history(problem, sol, result.m)
     result.outflow = hist
     return hist

@@ -1,6 +1,6 @@
 """Forward Fokker-Planck solve: the exact transpose of the linearised implicit HJB step.
 
-    dm/dt - nu Lap m + div(m (b - grad u)) = 0,   m(0) = m0
+    dm/dt - nu Lap m + div(m (b - dH/dp(grad u))) = S (0 unless the problem has an fp_source),   m(0) = m0
     discrete:  m^{n+1} = M_0(s_0)^{-T} ... M_{d-1}(s_{d-1})^{-T} m^n   (see ``kernels``)
 
 On a grid with exit (absorbing) sides m = 0 outside and mass leaves through the exits only; the
@@ -30,7 +30,13 @@ def solve_fp(problem, sol: HJBSolution, m0: np.ndarray | None = None, out: np.nd
         m = out
     m[0] = problem.m0 if m0 is None else grid.check_field(m0, "m0")
     warm.wait()  # a first run compiling the forward kernels in a helper process: load them from the cache
-    kernels.fp_sweep(m.reshape((Nt + 1,) + kd.shape3), as3(sol.u, 1, kd.shape3), sol.states, kd.op)
+    op = kd.op if getattr(sol, "op", None) is None else sol.op
+    S = problem.fp_source_steps()
+    if S is None:
+        kernels.fp_sweep(m.reshape((Nt + 1,) + kd.shape3), as3(sol.u, 1, kd.shape3), sol.states, op)
+    else:
+        kernels.fp_sweep_source(m.reshape((Nt + 1,) + kd.shape3), as3(sol.u, 1, kd.shape3), sol.states, op,
+                                as3(S, 1, kd.shape3))
     return m
 
 

@@ -1,6 +1,8 @@
 """Backward HJB solve (implicit Euler, Engquist-Osher upwinding, Newton per substep).
 
-    -du/dt - nu Lap u + |grad u|^2/2 - b . grad u = f(x, t),   u(T) = u_T
+    -du/dt - nu Lap u + H(grad u[, m]) - b . grad u = f(x, t),   u(T) = u_T
+
+(H = |p|^2/2 unless the problem has another ``hamiltonian``: ``model.hamiltonians``)
 
 See ``kernels`` for the discrete equations (direction splitting in 2-D/3-D).  Exit (absorbing) sides
 of the grid impose u = exit cost at a ghost node one cell outside (``MFGProblem.exit_costs``).
@@ -25,6 +27,10 @@ class HJBSolution:
     u: np.ndarray
     states: np.ndarray
     newton: np.ndarray
+    #: the kernels' Operator the sweep used (None: the problem's own, ``kernel_data(problem).op``); with an
+    #: m-dependent Hamiltonian it carries the weights of the density the HJB saw, and the FP sweep of this
+    #: solution uses the same (the exact transpose)
+    op: object = None
 
 
 def empty_states(problem) -> np.ndarray:
@@ -33,8 +39,12 @@ def empty_states(problem) -> np.ndarray:
 
 
 def solve_hjb(problem, f: np.ndarray, u_terminal: np.ndarray, guess: HJBSolution | None = None,
-              tol: float = 1e-12, maxit: int = 50, out: np.ndarray | None = None) -> HJBSolution:
+              tol: float = 1e-12, maxit: int = 50, out: np.ndarray | None = None, m: np.ndarray | None = None
+              ) -> HJBSolution:
     """Backward sweep with running cost f (Nt, *grid) per step and terminal values u_T.
+
+    ``m`` (Nt+1, *grid): the density the Hamiltonian sees when it depends on m (congestion; step n takes
+    m^{n+1}); required then, ignored otherwise.
 
     ``guess`` (a previous solution, e.g. from the last coupling iteration) starts Newton; its
     ``states`` array is reused (overwritten) in place.  ``out`` (Nt+1, *grid), if given, receives u
@@ -61,8 +71,9 @@ def solve_hjb(problem, f: np.ndarray, u_terminal: np.ndarray, guess: HJBSolution
         g3 = u3
     its = np.zeros(Nt, dtype=np.int64)
     start = kernels.START_COLD if guess is None else kernels.START_PREDICTOR
-    kernels.hjb_sweep(u3, states, as3(f, 1, kd.shape3), kd.op, tol, maxit, g3, start, its)
-    return HJBSolution(u, states, its)
+    op = kd.op_for(None if m is None else grid.check_field(m, "m", (Nt + 1,))) if kd.depends_on_m else kd.op
+    kernels.hjb_sweep(u3, states, as3(f, 1, kd.shape3), op, tol, maxit, g3, start, its)
+    return HJBSolution(u, states, its, op if kd.depends_on_m else None)
 
 
 def hjb_residual(problem, sol: HJBSolution, f: np.ndarray, u_terminal: np.ndarray | None = None) -> float:

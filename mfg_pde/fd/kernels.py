@@ -92,16 +92,30 @@ from .tridiag import two_ended_minors, two_ended_thomas_div as _two_ended_thomas
 #: (Nt or 1, ndim, n0, n1, n2), and the (3, 2) exit costs of the sides (NaN where a side is not an exit).
 #: ghost (3, 2, S) the per-face exit costs (NaN on wall faces), has_walls and the obstacle face codes walls
 #: (3, n0, n1, n2) int8 (a (3, 1, 1, 1) dummy without obstacles).
+#: The Hamiltonian travels as hkind (HAM_QUADRATIC, ...: which one-axis H), hpar (its parameters, a float
+#: array), hw (Nt or 1, n0, n1, n2) the per-node weights of HAM_WEIGHTED (congestion: 1 / (c0 + c m^{n+1})^alpha
+#: at step n; a (1, 1, 1, 1) dummy otherwise) and hlip (a Lipschitz constant of H', for Newton's a-posteriori
+#: stop; inf when H' is not Lipschitz).
 Operator = namedtuple("Operator", ("ndim", "nu", "dt", "h", "periodic", "has_drift", "drift", "exits", "ghost",
-                                   "has_walls", "walls"))
+                                   "has_walls", "walls", "hkind", "hpar", "hw", "hlip"))
 
 #: The scalars of one axis's factor M_k = I + dt L_k: nu, dt, the spacing h, periodic wrap, base drift
 #: present, the exit flags (elo, ehi) of its lo/hi sides, the axis k, the Operator's per-face ghost values
 #: (ghost; those of this axis's sides are ghost[k, 0] and ghost[k, 1], NaN on wall faces), and the obstacle
 #: walls (has_walls; walls: the Operator's face codes, those of this axis walls[k]).  The arrays are the
 #: Operator's own, not views: a record is built per step and axis, and views would cost reference counting.
+#: The Hamiltonian fields are the Operator's (hkind, hpar, hw, hlip) and hn, the level of hw of this step
+#: (0 when hw is static); they default to the quadratic Hamiltonian.
 Axis = namedtuple("Axis", ("nu", "dt", "h", "periodic", "has_drift", "elo", "ehi", "k", "ghost", "has_walls",
-                           "walls"))
+                           "walls", "hkind", "hpar", "hw", "hn", "hlip"),
+                  defaults=(0, np.zeros(1), np.ones((1, 1, 1, 1)), 0, 1.0))
+
+#: Kinds of the one-axis Hamiltonian h(p) (the d-D Hamiltonian is sum_k h(p_k); ``model.hamiltonians``):
+HAM_QUADRATIC = 0   # p^2 / 2 (the fast path: ``eo_row``)
+HAM_POWER = 1       # |p|^q / q, hpar[0] = q in (1, 2]
+HAM_BOUNDED = 2     # p^2 / 2 for |p| <= a_max, a_max |p| - a_max^2 / 2 outside, hpar[0] = a_max
+HAM_WEIGHTED = 3    # w p^2 / 2 with a per-node weight w (congestion), hw
+HAM_TABLE = 4       # H' piecewise linear from a table (a user-supplied H), hpar = (p_max, inv_dp, N, H'_j, H_j)
 
 # Records travel as numba named tuples (they survive the on-disk cache, closures would not).  Flags that
 # are constants at a call site are passed as bool(...) / int(...): numba would type a bare True / 0 as
@@ -125,12 +139,21 @@ def _workspace(shape3):
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def axis_of(op, k, dt):
-    """The Axis record of axis k of the Operator op, for a factor I + dt L_k (dt: op.dt in a time step)."""
+def axis_at(op, k, dt, n):
+    """The Axis record of axis k of the Operator op at time step n, for a factor I + dt L_k (dt: op.dt in a
+    time step; n selects the step's Hamiltonian weights when they move)."""
     elo = not np.isnan(op.exits[k, 0])
     ehi = not np.isnan(op.exits[k, 1])
+    hn = n if op.hw.shape[0] > 1 else 0
     return Axis(float(op.nu), float(dt), float(op.h[k]), bool(op.periodic[k]), bool(op.has_drift), elo, ehi,
-                int(k), op.ghost, bool(op.has_walls), op.walls)
+                int(k), op.ghost, bool(op.has_walls), op.walls, int(op.hkind), op.hpar, op.hw, int(hn),
+                float(op.hlip))
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def axis_of(op, k, dt):
+    """The Axis record of axis k of the Operator op (its first step's Hamiltonian weights: ``axis_at``)."""
+    return axis_at(op, k, dt, int(0))
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -143,14 +166,21 @@ def drift_at(op, n):
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _exit_ghost(gi, gex, bk, has_drift, hi_side, inv_h, dif):
+def _exit_ghost(gi, gex, bk, has_drift, hi_side, inv_h, dif, hk, hp, wi):
     """Exit ghost of a wall-side node with value gi (ghost value gex, drift bk): returns (r, c), the exit
     rate r >= 0 (the ghost coefficient of the row of M_k is -dt r) and the one-sided Engquist-Osher term
-    c = max((gi - gex)/h, 0)^2 / 2 (lower side) or min((gex - gi)/h, 0)^2 / 2 (upper side)."""
+    c = max((gi - gex)/h, 0)^2 / 2 (lower side) or min((gex - gi)/h, 0)^2 / 2 (upper side); for a general
+    Hamiltonian (hk, hp, node weight wi; ``ham_row``) h'(.) in the rate and L(h'(.)) in c."""
     if hi_side:
         dp = (gex - gi) * inv_h
         ap = dp if dp < 0.0 else 0.0
-        cst = ap * ap
+        if hk == HAM_QUADRATIC:
+            cst = ap * ap
+        elif ap < 0.0:
+            ap, c2 = ham_side(ap, hk, hp, wi)
+            cst = 2.0 * c2
+        else:
+            cst = 0.0
         if has_drift:
             if bk > 0.0:
                 ap -= bk
@@ -158,7 +188,13 @@ def _exit_ghost(gi, gex, bk, has_drift, hi_side, inv_h, dif):
     else:
         dm = (gi - gex) * inv_h
         bm = dm if dm > 0.0 else 0.0
-        cst = bm * bm
+        if hk == HAM_QUADRATIC:
+            cst = bm * bm
+        elif bm > 0.0:
+            bm, c2 = ham_side(bm, hk, hp, wi)
+            cst = 2.0 * c2
+        else:
+            cst = 0.0
         if has_drift:
             if bk < 0.0:
                 bm -= bk
@@ -167,10 +203,11 @@ def _exit_ghost(gi, gex, bk, has_drift, hi_side, inv_h, dif):
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _exit_rows(g3, drift_k, a, face0, ax, di, rhs, with_rhs):
+def _exit_rows(g3, drift_k, a, face0, ax, di, rhs, with_rhs, W3, aw):
     """Exit-side rows of M_k(g) for outer index a ((n, B) outputs, filled before as for a mirror wall):
     di += dt r on the exit rows, and with with_rhs also rhs += dt (c_ghost + r g).  The face of column b
-    is face0 + b in the per-face ghost arrays (face0 = a B for the (A, n, B) view); NaN faces are walls."""
+    is face0 + b in the per-face ghost arrays (face0 = a B for the (A, n, B) view); NaN faces are walls.
+    W3, aw: the Hamiltonian weights (``_hw3``) and their outer index (read only for HAM_WEIGHTED)."""
     n = g3.shape[1]
     B = g3.shape[2]
     inv_h, dif = stencil_scales(ax.nu, ax.h)
@@ -186,7 +223,8 @@ def _exit_rows(g3, drift_k, a, face0, ax, di, rhs, with_rhs):
             if np.isnan(gex):  # a wall face of a side with doors
                 continue
             bk = drift_k[a, i, b] if ax.has_drift else 0.0
-            rate, cst = _exit_ghost(g3[a, i, b], gex, bk, ax.has_drift, side == 1, inv_h, dif)
+            rate, cst = _exit_ghost(g3[a, i, b], gex, bk, ax.has_drift, side == 1, inv_h, dif, ax.hkind, ax.hpar,
+                                    _wat(W3, aw, i, b, ax.hkind))
             di[i, b] += ax.dt * rate
             if with_rhs:
                 rhs[i, b] += ax.dt * (cst + rate * gex)
@@ -197,7 +235,7 @@ def _exit_line(g, d, line, ax, D, rhs, with_rhs):
     """_exit_rows for contiguous line number ``line`` (1-D arrays g, d, D, rhs), through (1, n, 1) views."""
     n = g.shape[0]
     _exit_rows(g.reshape((1, n, 1)), d.reshape((1, n, 1)), int(0), line, ax, D.reshape((n, 1)),
-               rhs.reshape((n, 1)), with_rhs)
+               rhs.reshape((n, 1)), with_rhs, _hw_lines(ax, n), line)
 
 
 # ----------------------------------------------------------------------------- the stencil (one place)
@@ -269,6 +307,134 @@ def eo_row(g_im, g_i, g_ip, bk, has_drift, has_lo, has_hi, dif, inv_h, dt):
     return lower, upper, eo_cost2(dp, dm)
 
 
+# ----------------------------------------------------------------------------- general convex Hamiltonians
+@njit(cache=True, error_model="numpy", inline="always")
+def ham_side(p, hk, hp, wi):
+    """(h'(p), p h'(p) - h(p)) of the one-axis Hamiltonian h of kind hk (parameters hp, node weight wi) at
+    a one-sided difference p: the upwind coefficient and the Legendre dual L(h'(p)), the control cost of the
+    optimal control a = -h'(p).  h is convex with h(0) = h'(0) = 0 for every kind."""
+    if hk == HAM_POWER:
+        a = abs(p)
+        if a == 0.0:
+            return 0.0, 0.0
+        q = hp[0]
+        t = a ** (q - 1.0)
+        return (t if p > 0.0 else -t), (1.0 - 1.0 / q) * (a * t)
+    if hk == HAM_BOUNDED:
+        amax = hp[0]
+        if p > amax:
+            return amax, 0.5 * (amax * amax)
+        if p < -amax:
+            return -amax, 0.5 * (amax * amax)
+        return p, 0.5 * (p * p)
+    if hk == HAM_WEIGHTED:
+        d = wi * p
+        return d, 0.5 * (d * p)
+    if hk == HAM_TABLE:  # h' linear between the nodes p_j = (j - mid) dp, h its exact integral (h(0) = 0)
+        N = int(hp[2])
+        mid = (N - 1) // 2
+        s = p * hp[1] + mid
+        j = int(np.floor(s))
+        if j < 0:
+            j = 0
+        elif j > N - 2:
+            j = N - 2
+        t = s - j
+        d0 = hp[3 + j]
+        d1 = hp[4 + j]
+        d = d0 + t * (d1 - d0)
+        H = hp[3 + N + j] + (t * d0 + 0.5 * (t * t) * (d1 - d0)) / hp[1]
+        return d, p * d - H
+    return p, 0.5 * (p * p)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def ham_cost2(dplus, dminus, hk, hp, wi):
+    """Twice the cost of the Engquist-Osher splitting of a convex h (``ham_row``) at one node:
+    2 [L(h'(min(D+g, 0))) + L(h'(max(D-g, 0)))] (``eo_cost2`` for h = p^2/2)."""
+    c = 0.0
+    if dplus < 0.0:
+        c += ham_side(dplus, hk, hp, wi)[1]
+    if dminus > 0.0:
+        c += ham_side(dminus, hk, hp, wi)[1]
+    return 2.0 * c
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def ham_row(g_im, g_i, g_ip, bk, has_drift, has_lo, has_hi, dif, inv_h, dt, hk, hp, wi):
+    """``eo_row`` for a general convex one-axis Hamiltonian h (kind hk, parameters hp, node weight wi): the
+    Engquist-Osher splitting h_EO(D-g, D+g) = h(max(D-g, 0)) + h(min(D+g, 0)) (h(0) = 0), written as
+
+        lower = dt (-dif - (h'(max(D-g, 0)) + max(-b_k, 0)) / h)
+        upper = dt (-dif + (h'(min(D+g, 0)) - max(b_k, 0)) / h)          diag = 1 - lower - upper
+        cost  = L(h'(min(D+g, 0))) + L(h'(max(D-g, 0))),   L(h'(p)) = p h'(p) - h(p)
+
+    so that M_k(g) g - dt cost = g + dt (-nu D2 g + h_EO - b_k D g), the off-diagonals are <= 0 (h' <= 0 on
+    p <= 0, >= 0 on p >= 0: monotone) and d/dg [M_k(g) g - dt cost(g)] = M_k(g) (the Engquist-Osher identity:
+    Newton is policy iteration).  Returns (lower, upper, 2 cost)."""
+    upper = 0.0
+    cost = 0.0
+    if has_hi:
+        dp = (g_ip - g_i) * inv_h
+        ap = 0.0
+        if dp < 0.0:
+            ap, c = ham_side(dp, hk, hp, wi)
+            cost += c
+        if has_drift and bk > 0.0:
+            ap -= bk
+        upper = dt * (-dif + ap * inv_h)
+    lower = 0.0
+    if has_lo:
+        dm = (g_i - g_im) * inv_h
+        bm = 0.0
+        if dm > 0.0:
+            bm, c = ham_side(dm, hk, hp, wi)
+            cost += c
+        if has_drift and bk < 0.0:
+            bm -= bk
+        lower = dt * (-dif - bm * inv_h)
+    return lower, upper, 2.0 * cost
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def any_row(g_im, g_i, g_ip, bk, has_drift, has_lo, has_hi, dif, inv_h, dt, hk, hp, wi):
+    """``eo_row`` (hk == HAM_QUADRATIC, bit for bit) or ``ham_row``: for the paths that are not hot loops."""
+    if hk == HAM_QUADRATIC:
+        return eo_row(g_im, g_i, g_ip, bk, has_drift, has_lo, has_hi, dif, inv_h, dt)
+    return ham_row(g_im, g_i, g_ip, bk, has_drift, has_lo, has_hi, dif, inv_h, dt, hk, hp, wi)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def any_cost2(dplus, dminus, hk, hp, wi):
+    """``eo_cost2`` (quadratic) or ``ham_cost2``."""
+    if hk == HAM_QUADRATIC:
+        return eo_cost2(dplus, dminus)
+    return ham_cost2(dplus, dminus, hk, hp, wi)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _hw3(ax, A, n, B):
+    """The step's Hamiltonian weights of the axis as an (A, n, B) view (a (1, 1, 1) dummy unless HAM_WEIGHTED);
+    read them as W[a, i, b] only when ax.hkind == HAM_WEIGHTED."""
+    if ax.hkind == HAM_WEIGHTED:
+        return ax.hw[ax.hn].reshape((A, n, B))
+    return ax.hw[0].reshape((1, 1, 1))  # hw is the (1, 1, 1, 1) dummy then (``make_operator``)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _hw_lines(ax, n):
+    """The weights for contiguous lines of n nodes as an (A, n, 1) view, line a = [a] (``_hw3``)."""
+    return _hw3(ax, ax.hw[0].size // n, n, 1)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _wat(W3, a, i, b, hk):
+    """Node weight from an (A, n, B) weight view (``_hw3``): W3[a, i, b] for HAM_WEIGHTED, else 1."""
+    if hk == HAM_WEIGHTED:
+        return W3[a, i, b]
+    return 1.0
+
+
 # ----------------------------------------------------------------------------- obstacle walls
 @njit(cache=True, error_model="numpy", inline="always")
 def _walls2(ax, A, n):
@@ -294,6 +460,8 @@ def _wall_rows(g3, drift_k, a, ax, lo, di, up, src3, rhs, with_rhs):
     n = g3.shape[1]
     B = g3.shape[2]
     W = ax.walls[ax.k].reshape((g3.shape[0], n, B))
+    Wh = _hw3(ax, g3.shape[0], n, B)
+    hk = ax.hkind
     has_drift = ax.has_drift
     dt = ax.dt
     inv_h, dif = stencil_scales(ax.nu, ax.h)
@@ -304,8 +472,9 @@ def _wall_rows(g3, drift_k, a, ax, lo, di, up, src3, rhs, with_rhs):
             if code == 0:
                 continue
             bk = drift_k[a, i, b] if has_drift else 0.0
-            lower, upper, cst = eo_row(g3[a, im, b], g3[a, i, b], g3[a, ip, b], bk, has_drift,
-                                       has_lo and (code & 1) == 0, has_hi and (code & 2) == 0, dif, inv_h, dt)
+            lower, upper, cst = any_row(g3[a, im, b], g3[a, i, b], g3[a, ip, b], bk, has_drift,
+                                        has_lo and (code & 1) == 0, has_hi and (code & 2) == 0, dif, inv_h, dt,
+                                        hk, ax.hpar, _wat(Wh, a, i, b, hk))
             lo[i, b] = lower
             up[i, b] = upper
             di[i, b] = 1.0 - lower - upper
@@ -314,20 +483,22 @@ def _wall_rows(g3, drift_k, a, ax, lo, di, up, src3, rhs, with_rhs):
 
 
 @njit(cache=True, error_model="numpy")
-def _wall_line(g, d, wl, ax, transpose, L, U, D, src, rhs, with_rhs):
-    """``_wall_rows`` for one contiguous non-periodic line with wall codes wl, in the layout of ``_line_rows``
-    (rows of M_k, or of M_k^T with transpose: lower^T_i = upper_{i-1}, upper^T_i = lower_{i+1})."""
+def _wall_line(g, d, wl, ax, transpose, L, U, D, src, rhs, with_rhs, line):
+    """``_wall_rows`` for one contiguous non-periodic line (number ``line``) with wall codes wl, in the layout
+    of ``_line_rows`` (rows of M_k, or of M_k^T with transpose: lower^T_i = upper_{i-1}, upper^T_i = lower_{i+1})."""
     n = g.shape[0]
     has_drift = ax.has_drift
     dt = ax.dt
+    hk = ax.hkind
+    Wh = _hw_lines(ax, n)
     inv_h, dif = stencil_scales(ax.nu, ax.h)
     for i in range(n):
         code = wl[i]
         if code == 0:
             continue
-        lower, upper, cst = eo_row(g[max(i - 1, 0)], g[i], g[min(i + 1, n - 1)], d[i] if has_drift else 0.0,
-                                   has_drift, i > 0 and (code & 1) == 0, i < n - 1 and (code & 2) == 0, dif, inv_h,
-                                   dt)
+        lower, upper, cst = any_row(g[max(i - 1, 0)], g[i], g[min(i + 1, n - 1)], d[i] if has_drift else 0.0,
+                                    has_drift, i > 0 and (code & 1) == 0, i < n - 1 and (code & 2) == 0, dif, inv_h,
+                                    dt, hk, ax.hpar, _wat(Wh, line, i, 0, hk))
         D[i] = 1.0 - lower - upper
         if transpose:
             if i < n - 1:
@@ -348,6 +519,8 @@ def _wall_cost(g, axis, ax, out):
     g3 = g.reshape((A, n, B))
     o3 = out.reshape((A, n, B))
     W = ax.walls[ax.k].reshape((A, n, B))
+    Wh = _hw3(ax, A, n, B)
+    hk = ax.hkind
     inv_h = 1.0 / ax.h
     for a in range(A):
         for i in range(n):
@@ -359,16 +532,84 @@ def _wall_cost(g, axis, ax, out):
                 gi = g3[a, i, b]
                 dp = (g3[a, ip, b] - gi) * inv_h if has_hi and (code & 2) == 0 else 0.0
                 dm = (gi - g3[a, im, b]) * inv_h if has_lo and (code & 1) == 0 else 0.0
-                o3[a, i, b] = 0.5 * eo_cost2(dp, dm)
+                o3[a, i, b] = 0.5 * any_cost2(dp, dm, hk, ax.hpar, _wat(Wh, a, i, b, hk))
 
 
 # ----------------------------------------------------------------------------- coefficients
+@njit(cache=True, error_model="numpy")
+def _rows_h(g3, drift_k, a, ax, src3, lo, di, up, rhs, with_rhs):
+    """``line_coefficients`` (and with with_rhs ``_rows_cost``: rhs = src + dt c_k(g)) for a general convex
+    Hamiltonian (ax.hkind != HAM_QUADRATIC; ``ham_row``), walls and exits included."""
+    n = g3.shape[1]
+    B = g3.shape[2]
+    has_drift = ax.has_drift
+    dt = ax.dt
+    hk = ax.hkind
+    hp = ax.hpar
+    Wh = _hw3(ax, g3.shape[0], n, B)
+    inv_h, dif = stencil_scales(ax.nu, ax.h)
+    for i in range(n):
+        im, ip, has_lo, has_hi = neighbours(i, n, ax.periodic)
+        for b in range(B):
+            bk = drift_k[a, i, b] if has_drift else 0.0
+            lower, upper, cst = ham_row(g3[a, im, b], g3[a, i, b], g3[a, ip, b], bk, has_drift, has_lo, has_hi,
+                                        dif, inv_h, dt, hk, hp, _wat(Wh, a, i, b, hk))
+            lo[i, b] = lower
+            up[i, b] = upper
+            di[i, b] = 1.0 - lower - upper
+            if with_rhs:
+                rhs[i, b] = src3[a, i, b] + dt * (0.5 * cst)
+    if ax.has_walls:
+        _wall_rows(g3, drift_k, a, ax, lo, di, up, src3, rhs, with_rhs)
+    if ax.elo or ax.ehi:
+        _exit_rows(g3, drift_k, a, a * B, ax, di, rhs, with_rhs, Wh, a)
+
+
+@njit(cache=True, error_model="numpy")
+def _line_rows_h(g, d, ax, transpose, L, U, D, src, rhs, with_rhs, line):
+    """``_line_rows`` (and with with_rhs ``_line_rows_cost``) for a general convex Hamiltonian
+    (ax.hkind != HAM_QUADRATIC; ``ham_row``) on contiguous non-periodic line number ``line``."""
+    n = g.shape[0]
+    has_drift = ax.has_drift
+    dt = ax.dt
+    hk = ax.hkind
+    hp = ax.hpar
+    Wh = _hw_lines(ax, n)
+    inv_h, dif = stencil_scales(ax.nu, ax.h)
+    for i in range(n):
+        bk = d[i] if has_drift else 0.0
+        lower, upper, cst = ham_row(g[max(i - 1, 0)], g[i], g[min(i + 1, n - 1)], bk, has_drift, i > 0, i < n - 1,
+                                    dif, inv_h, dt, hk, hp, _wat(Wh, line, i, 0, hk))
+        D[i] = 1.0 - lower - upper
+        if transpose:
+            if i < n - 1:
+                L[i + 1] = upper
+            if i > 0:
+                U[i - 1] = lower
+        else:
+            L[i] = lower
+            U[i] = upper
+        if with_rhs:
+            rhs[i] = src[i] + dt * (0.5 * cst)
+    if transpose:
+        L[0] = 0.0
+        U[n - 1] = 0.0
+    if ax.has_walls:
+        _wall_line(g, d, _walls2(ax, ax.walls[0].size // n, n)[line], ax, transpose, L, U, D, src, rhs, with_rhs,
+                   line)
+    if ax.elo or ax.ehi:
+        _exit_line(g, d, line, ax, D, rhs, with_rhs)
+
+
 @njit(cache=True, error_model="numpy")
 def line_coefficients(g3, drift_k, a, ax, lo, di, up):
     """Fill lo, di, up (shape (n, B)) with the rows of M_k(g) for outer index a.
 
     g3 and drift_k are (A, n, B) views of the state and of the drift component b_k; ax.elo/ehi flag exit
     sides (ghost values ax.ghost[ax.k, 0 or 1]; see the module docstring), mirror walls otherwise."""
+    if ax.hkind != HAM_QUADRATIC:
+        _rows_h(g3, drift_k, a, ax, g3, lo, di, up, di, bool(False))
+        return
     n = g3.shape[1]
     B = g3.shape[2]
     has_drift = ax.has_drift
@@ -386,12 +627,15 @@ def line_coefficients(g3, drift_k, a, ax, lo, di, up):
     if ax.has_walls:
         _wall_rows(g3, drift_k, a, ax, lo, di, up, g3, di, bool(False))
     if ax.elo or ax.ehi:
-        _exit_rows(g3, drift_k, a, a * B, ax, di, di, bool(False))
+        _exit_rows(g3, drift_k, a, a * B, ax, di, di, bool(False), _hw3(ax, g3.shape[0], n, B), a)
 
 
 @njit(cache=True, error_model="numpy")
 def _line_rows(g, d, ax, transpose, L, U, D, line):
     """Rows (L, D, U) of M_k(g) -- or of M_k(g)^T -- for the contiguous non-periodic line number ``line``."""
+    if ax.hkind != HAM_QUADRATIC:
+        _line_rows_h(g, d, ax, transpose, L, U, D, g, D, bool(False), line)
+        return
     n = g.shape[0]
     has_drift = ax.has_drift
     dt = ax.dt
@@ -433,7 +677,8 @@ def _line_rows(g, d, ax, transpose, L, U, D, line):
     if transpose:
         U[n - 1] = 0.0
     if ax.has_walls:
-        _wall_line(g, d, _walls2(ax, ax.walls[0].size // n, n)[line], ax, transpose, L, U, D, g, D, bool(False))
+        _wall_line(g, d, _walls2(ax, ax.walls[0].size // n, n)[line], ax, transpose, L, U, D, g, D, bool(False),
+                   line)
     if ax.elo or ax.ehi:
         _exit_line(g, d, line, ax, D, D, bool(False))
 
@@ -442,6 +687,9 @@ def _line_rows(g, d, ax, transpose, L, U, D, line):
 def _line_rows_cost(g, d, ax, L, U, D, src, rhs, line):
     """Rows of M_k(g) on contiguous non-periodic line number ``line`` AND rhs = src + dt c_k(g) in the same
     pass."""
+    if ax.hkind != HAM_QUADRATIC:
+        _line_rows_h(g, d, ax, bool(False), L, U, D, src, rhs, bool(True), line)
+        return
     n = g.shape[0]
     has_drift = ax.has_drift
     dt = ax.dt
@@ -455,7 +703,8 @@ def _line_rows_cost(g, d, ax, L, U, D, src, rhs, line):
         D[i] = 1.0 - lower - upper
         rhs[i] = src[i] + dt * (0.5 * cst)
     if ax.has_walls:
-        _wall_line(g, d, _walls2(ax, ax.walls[0].size // n, n)[line], ax, bool(False), L, U, D, src, rhs, bool(True))
+        _wall_line(g, d, _walls2(ax, ax.walls[0].size // n, n)[line], ax, bool(False), L, U, D, src, rhs, bool(True),
+                   line)
     if ax.elo or ax.ehi:
         _exit_line(g, d, line, ax, D, rhs, bool(True))
 
@@ -475,6 +724,8 @@ def _newton_line(s, src, d, ax, tol, maxit, L, U, D, r, x, c, line):
     Stops on |change| <= tol max|s| or on the a-posteriori error bound of ``newton_axis``."""
     n = s.shape[0]
     quad = ax.dt / (ax.h * ax.h)
+    if ax.hkind != HAM_QUADRATIC:  # the bound scales with the Lipschitz constant of h' (inf: |change| only)
+        quad *= ax.hlip
     elo = ax.elo
     for it in range(1, maxit + 1):
         _line_rows_cost(s, d, ax, L, U, D, src, r, line)
@@ -710,6 +961,9 @@ def _solve_line_blocks(g2, d2, ax, transpose, r2, o2, w, work):
 @njit(cache=True, error_model="numpy")
 def _rows_cost(g3, drift_k, a, ax, src3, lo, di, up, rhs):
     """line_coefficients AND rhs = src + dt c_k(g) for outer index a, in one pass ((n, B) outputs)."""
+    if ax.hkind != HAM_QUADRATIC:
+        _rows_h(g3, drift_k, a, ax, src3, lo, di, up, rhs, bool(True))
+        return
     n = g3.shape[1]
     B = g3.shape[2]
     has_drift = ax.has_drift
@@ -728,7 +982,7 @@ def _rows_cost(g3, drift_k, a, ax, src3, lo, di, up, rhs):
     if ax.has_walls:
         _wall_rows(g3, drift_k, a, ax, lo, di, up, src3, rhs, bool(True))
     if ax.elo or ax.ehi:
-        _exit_rows(g3, drift_k, a, a * B, ax, di, rhs, bool(True))
+        _exit_rows(g3, drift_k, a, a * B, ax, di, rhs, bool(True), _hw3(ax, g3.shape[0], n, B), a)
 
 
 @njit(cache=True, error_model="numpy")
@@ -746,6 +1000,8 @@ def _newton_line_blocks(s2, src2, d2, ax, tol, maxit, w, work):
     prev = np.empty(w)
     first = np.empty(w)
     quad = ax.dt / (ax.h * ax.h)
+    if ax.hkind != HAM_QUADRATIC:  # the bound scales with the Lipschitz constant of h' (inf: |change| only)
+        quad *= ax.hlip
     elo = ax.elo
     ehi = ax.ehi
     periodic = ax.periodic
@@ -816,7 +1072,7 @@ def solve_axis(g, drift_k, axis, ax, transpose, rhs, out, work):
     A, n, B = _split(g.shape, axis)
     periodic = ax.periodic
     has_drift = ax.has_drift
-    if B == 1 and periodic and not ax.has_walls:  # cyclic lines: blocks transposed into SIMD lanes
+    if B == 1 and periodic and not ax.has_walls and ax.hkind == HAM_QUADRATIC:  # cyclic lines: blocks in SIMD lanes
         w = _chunk_width(A, n, work)
         if w >= 1:
             g2 = g.reshape((A, n))
@@ -951,11 +1207,36 @@ def axis_cost(g, axis, h, periodic, out):
 
 
 @njit(cache=True, error_model="numpy")
+def axis_cost_h(g, axis, ax, out):
+    """out = c_k(g) = L(h'(min(D+_k g, 0))) + L(h'(max(D-_k g, 0))) along one axis (mirror walls) for the
+    Hamiltonian of the Axis record ax (``ham_cost2``; ``axis_cost`` is the quadratic one)."""
+    A, n, B = _split(g.shape, axis)
+    inv_h = 1.0 / ax.h
+    periodic = ax.periodic
+    hk = ax.hkind
+    hp = ax.hpar
+    Wh = _hw3(ax, A, n, B)
+    g3 = g.reshape((A, n, B))
+    o3 = out.reshape((A, n, B))
+    for a in range(A):
+        for i in range(n):
+            im, ip, has_lo, has_hi = neighbours(i, n, periodic)
+            for b in range(B):
+                gi = g3[a, i, b]
+                dp = (g3[a, ip, b] - gi) * inv_h if has_hi else 0.0
+                dm = (gi - g3[a, im, b]) * inv_h if has_lo else 0.0
+                o3[a, i, b] = 0.5 * any_cost2(dp, dm, hk, hp, _wat(Wh, a, i, b, hk))
+
+
+@njit(cache=True, error_model="numpy")
 def axis_source(g, drift_k, axis, ax, out):
     """out = c_k(g) including exit sides: ``axis_cost`` plus, on the rows of the exit sides (ax.elo/ehi,
     ghost values glo/ghi), the ghost's Engquist-Osher term and the exit payment rate r g (see the module
     docstring).  The right-hand side of an HJB substep / a policy evaluation is src + dt * out."""
-    axis_cost(g, axis, ax.h, ax.periodic, out)
+    if ax.hkind == HAM_QUADRATIC:
+        axis_cost(g, axis, ax.h, ax.periodic, out)
+    else:
+        axis_cost_h(g, axis, ax, out)
     if ax.has_walls:
         _wall_cost(g, axis, ax, out)
     if ax.elo or ax.ehi:
@@ -971,6 +1252,7 @@ def add_exit_source(g, drift_k, axis, ax, scale, out):
     g3 = g.reshape((A, n, B))
     d3 = drift_k.reshape((A, n, B)) if has_drift else g3
     o3 = out.reshape((A, n, B))
+    Wh = _hw3(ax, A, n, B)
     inv_h, dif = stencil_scales(ax.nu, ax.h)
     for side in range(2):
         if (side == 0 and not ax.elo) or (side == 1 and not ax.ehi):
@@ -983,7 +1265,8 @@ def add_exit_source(g, drift_k, axis, ax, scale, out):
                 if np.isnan(gex):
                     continue
                 bk = d3[a, i, b] if has_drift else 0.0
-                rate, cst = _exit_ghost(g3[a, i, b], gex, bk, has_drift, side == 1, inv_h, dif)
+                rate, cst = _exit_ghost(g3[a, i, b], gex, bk, has_drift, side == 1, inv_h, dif, ax.hkind, ax.hpar,
+                                        _wat(Wh, a, i, b, ax.hkind))
                 o3[a, i, b] += scale * (cst + rate * gex)
 
 
@@ -1022,7 +1305,7 @@ def newton_axis(s, src, drift_k, axis, ax, tol, maxit, new, work):
     has_drift = ax.has_drift
     elo = ax.elo
     ehi = ax.ehi
-    if B == 1 and periodic and not ax.has_walls:  # cyclic lines: blocks transposed into SIMD lanes
+    if B == 1 and periodic and not ax.has_walls and ax.hkind == HAM_QUADRATIC:  # cyclic lines: blocks in SIMD lanes
         w = _chunk_width(A, n, work)
         if w >= 1:
             s2 = s.reshape((A, n))
@@ -1056,6 +1339,8 @@ def newton_axis(s, src, drift_k, axis, ax, tol, maxit, new, work):
     lo, di, up, scratch = _line_scratch(work, n, B)
     cp, rr, _unused, di2, z, zr = scratch
     quad = ax.dt / (ax.h * ax.h)
+    if ax.hkind != HAM_QUADRATIC:  # the bound scales with the Lipschitz constant of h' (inf: |change| only)
+        quad *= ax.hlip
     for it in range(1, maxit + 1):
         delta = 0.0
         scale = 0.0
@@ -1094,10 +1379,10 @@ def newton_axis(s, src, drift_k, axis, ax, tol, maxit, new, work):
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def hjb_step(w, drift_n, op, g, states_n, tol, maxit, new, work):
+def hjb_step(w, drift_n, op, g, states_n, tol, maxit, new, work, n):
     """One backward step from s_{-1} = w = u^{n+1} + dt f^n: for k = 0..ndim-1 Newton-solve
     M_k(s_k) s_k = s_{k-1} + dt c_k(s_k); the last state is u^n (written to g).  op: the Operator
-    record; drift_n the step's drift (``drift_at``).
+    record; drift_n the step's drift (``drift_at``); n the step (its Hamiltonian weights, ``axis_at``).
 
     g holds the initial guess of the last state on entry; states_n[k] (k < ndim-1) hold the
     guesses of the intermediate states on entry and the solved states on exit.
@@ -1107,7 +1392,7 @@ def hjb_step(w, drift_n, op, g, states_n, tol, maxit, new, work):
     ndim = op.ndim
     for k in range(ndim):
         s = g if k == ndim - 1 else states_n[k]
-        it = newton_axis(s, src, drift_n[k], k, axis_of(op, k, op.dt), tol, maxit, new, work)
+        it = newton_axis(s, src, drift_n[k], k, axis_at(op, k, op.dt, n), tol, maxit, new, work)
         if it < 0:
             worst = it if worst >= 0 or it < worst else worst
         elif worst >= 0 and it > worst:
@@ -1178,13 +1463,13 @@ def hjb_sweep(u, states, f, op, tol, maxit, guess, start, its):
                 sk = states[n, k].reshape(size)  # shape-mismatch message formatting (seconds of cold start)
                 for j in range(size):
                     sk[j] = un1[j]
-        its[n] = hjb_step(w, drift_at(op, n), op, g, states[n], tol, maxit, new, work)
+        its[n] = hjb_step(w, drift_at(op, n), op, g, states[n], tol, maxit, new, work, n)
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def fp_step(m_prev, u_n, states_n, drift_n, op, out, tmp, work):
+def fp_step(m_prev, u_n, states_n, drift_n, op, out, tmp, work, n):
     """One forward step: m^{n+1} = M_0(s_0)^{-T} ... M_{d-1}(s_{d-1})^{-T} m^n  (s_{d-1} = u^n), the factors
-    those of the HJB step (exit rows and walls included)."""
+    those of the HJB step n (exit rows, walls and the step's Hamiltonian weights included)."""
     src = m_prev
     ndim = op.ndim
     bufs = (out, tmp) if ndim % 2 == 1 else (tmp, out)
@@ -1192,7 +1477,7 @@ def fp_step(m_prev, u_n, states_n, drift_n, op, out, tmp, work):
         k = ndim - 1 - j
         s = u_n if k == ndim - 1 else states_n[k]
         dst = bufs[j % 2]
-        solve_axis(s, drift_n[k], k, axis_of(op, k, op.dt), bool(True), src, dst, work)
+        solve_axis(s, drift_n[k], k, axis_at(op, k, op.dt, n), bool(True), src, dst, work)
         src = dst
 
 
@@ -1203,7 +1488,25 @@ def fp_sweep(m, u, states, op):
     tmp = np.empty(m.shape[1:])
     work = _workspace(m.shape[1:])
     for n in range(Nt):
-        fp_step(m[n], u[n], states[n], drift_at(op, n), op, m[n + 1], tmp, work)
+        fp_step(m[n], u[n], states[n], drift_at(op, n), op, m[n + 1], tmp, work, n)
+
+
+@njit(cache=True, error_model="numpy")
+def fp_sweep_source(m, u, states, op, S):
+    """``fp_sweep`` with a source: m^{n+1} = M_0^{-T} ... M_{d-1}^{-T} (m^n + dt S[n]), i.e. the implicit step of
+    dm/dt - nu Lap m - div(m (h'(grad u) - b)) = S with S[n] the source at t_{n+1} (manufactured solutions)."""
+    Nt = m.shape[0] - 1
+    tmp = np.empty(m.shape[1:])
+    rhs = np.empty(m.shape[1:])
+    work = _workspace(m.shape[1:])
+    dt = op.dt
+    for n in range(Nt):
+        rf = rhs.reshape(rhs.size)
+        mf = m[n].reshape(rhs.size)
+        sf = S[n].reshape(rhs.size)
+        for j in range(rhs.size):
+            rf[j] = mf[j] + dt * sf[j]
+        fp_step(rhs, u[n], states[n], drift_at(op, n), op, m[n + 1], tmp, work, n)
 
 
 @njit(cache=True, error_model="numpy")
@@ -1221,6 +1524,8 @@ def _pair_line_norms(g2, d2, ax, p2, q2, cq, has_q, x2, y2, last, z2, work):
     sf = 0.0
     has_walls = ax.has_walls
     walls2 = _walls2(ax, A, n)
+    hk = ax.hkind
+    Wh = _hw3(ax, A, n, 1)
     for a in range(A):
         g = g2[a]
         pa = p2[a]
@@ -1246,7 +1551,10 @@ def _pair_line_norms(g2, d2, ax, p2, q2, cq, has_q, x2, y2, last, z2, work):
                     dm = 0.0
                 if code & 2:
                     dp = 0.0
-            c = eo_cost2(dp, dm)
+            if hk == HAM_QUADRATIC:
+                c = eo_cost2(dp, dm)
+            else:
+                c = ham_cost2(dp, dm, hk, ax.hpar, _wat(Wh, a, i, 0, hk))
             rhs = pa[i]
             if has_q:
                 rhs += cq * qa[i]
@@ -1294,6 +1602,8 @@ def _pair_axis_norms(g, drift_k, axis, ax, p, q, cq, has_q, x, y, last, z, work)
     inv_h = 1.0 / ax.h
     has_walls = ax.has_walls
     W = _walls3(ax, A, n, B)
+    hk = ax.hkind
+    Wh = _hw3(ax, A, n, B)
     rh = 0.0
     sh = 0.0
     rf = 0.0
@@ -1325,7 +1635,10 @@ def _pair_axis_norms(g, drift_k, axis, ax, p, q, cq, has_q, x, y, last, z, work)
                         dm = 0.0
                     if code & 2:
                         dp = 0.0
-                c = eo_cost2(dp, dm)
+                if hk == HAM_QUADRATIC:
+                    c = eo_cost2(dp, dm)
+                else:
+                    c = ham_cost2(dp, dm, hk, ax.hpar, _wat(Wh, a, i, b, hk))
                 rhs = p3[a, i, b]
                 if has_q:
                     rhs += cq * q3[a, i, b]
@@ -1348,7 +1661,7 @@ def _pair_axis_norms(g, drift_k, axis, ax, p, q, cq, has_q, x, y, last, z, work)
 
 
 @njit(cache=True, error_model="numpy")
-def pair_residual(u, states, f, m, op, out_norms):
+def pair_residual(u, states, f, m, z, op, out_norms):
     """Residuals of the discrete (split) HJB and FP equations for the pair (u with its intermediate
     states, m) and the running cost f, in one pass: at every step and axis the rows of M_k(s_k) are built
     once and used for
@@ -1357,7 +1670,8 @@ def pair_residual(u, states, f, m, op, out_norms):
         FP step n:      r^n = M_{d-1}^T ... M_0^T m^{n+1} - m^n
 
     out_norms[n] = (max_k max|r_k|, max_k max|s_{k-1} + dt c_k|, max|r^n|, max|m^n|).  On exit rows the
-    ghost term and exit payment are part of c_k."""
+    ghost term and exit payment are part of c_k.  z: the FP targets, z[n] in place of m^n in r^n (z = m, or
+    m^n + dt S^n with an FP source S)."""
     Nt = u.shape[0] - 1
     shape = u.shape[1:]
     work = _workspace(shape)
@@ -1376,13 +1690,13 @@ def pair_residual(u, states, f, m, op, out_norms):
             s = u[n] if k == ndim - 1 else states[n, k]
             y = ya if k % 2 == 0 else yb
             last = k == ndim - 1
-            ax = axis_of(op, k, dt)
+            ax = axis_at(op, k, dt, n)
             p = prev
             if ax.elo or ax.ehi:
                 pex[:, :, :] = prev
                 add_exit_source(s, dn[k], k, ax, dt, pex)
                 p = pex
-            r, sc, rf, sf = _pair_axis_norms(s, dn[k], k, ax, p, f[n], dt, k == 0, x, y, last, m[n], work)
+            r, sc, rf, sf = _pair_axis_norms(s, dn[k], k, ax, p, f[n], dt, k == 0, x, y, last, z[n], work)
             rh = max(rh, r)
             sh = max(sh, sc)
             prev = s
@@ -1394,20 +1708,20 @@ def pair_residual(u, states, f, m, op, out_norms):
 
 
 @njit(cache=True, error_model="numpy")
-def pair_residual_line(u, f, m, op, out_norms):
+def pair_residual_line(u, f, m, z, op, out_norms):
     """``pair_residual`` on one reflecting line without exits (1-D), the same arithmetic (``_pair_line_norms``
     per level) without compiling the strided, periodic and exit paths (seconds of a cold start).
-    u, m: (Nt+1, N); f: (Nt, N)."""
+    u, m, z: (Nt+1, N); f: (Nt, N)."""
     Nt = u.shape[0] - 1
     N = u.shape[1]
     work = _workspace((1, N, 1))
-    ax = axis_of(op, 0, op.dt)
     y = np.empty((1, N))
     for n in range(Nt):
+        ax = axis_at(op, 0, op.dt, n)
         d = drift_at(op, n)[0].reshape((1, N)) if op.has_drift else u[n].reshape((1, N))
         rh, sh, rf, sf = _pair_line_norms(u[n].reshape((1, N)), d, ax, u[n + 1].reshape((1, N)),
                                           f[n].reshape((1, N)), op.dt, bool(True), m[n + 1].reshape((1, N)), y,
-                                          bool(True), m[n].reshape((1, N)), work)
+                                          bool(True), z[n].reshape((1, N)), work)
         out_norms[n, 0] = rh
         out_norms[n, 1] = sh
         out_norms[n, 2] = rf
@@ -1440,8 +1754,9 @@ def exit_outflow(m, u, states, op, labels, out):
         src = m[n + 1]
         for k in range(ndim):
             s = u[n] if k == ndim - 1 else states[n, k]
-            ax = axis_of(op, k, dt)
+            ax = axis_at(op, k, dt, n)
             A, nk, B = _split(shape, k)
+            Wh = _hw3(ax, A, nk, B)
             s3 = s.reshape((A, nk, B))
             z3 = src.reshape((A, nk, B))
             d3 = dn[k].reshape((A, nk, B)) if has_drift else s3
@@ -1456,7 +1771,8 @@ def exit_outflow(m, u, states, op, labels, out):
                             if np.isnan(gex):
                                 continue
                             bk = d3[a, i, b] if has_drift else 0.0
-                            rate, cst = _exit_ghost(s3[a, i, b], gex, bk, has_drift, side == 1, inv_h, dif)
+                            rate, cst = _exit_ghost(s3[a, i, b], gex, bk, has_drift, side == 1, inv_h, dif,
+                                                    ax.hkind, ax.hpar, _wat(Wh, a, i, b, ax.hkind))
                             out[n, labels[k, side, a * B + b]] += dt * rate * z3[a, i, b]
             if k < ndim - 1:
                 dst = za if k % 2 == 0 else zb

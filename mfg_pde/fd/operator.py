@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..model.grid import BC_PERIODIC
-from .kernels import Axis, Operator
+from .kernels import HAM_WEIGHTED, Axis, Operator
 
 
 @dataclass
@@ -35,32 +35,74 @@ class KernelData:
     walls: np.ndarray | None = None   # (3, n0, n1, n2) int8 obstacle face codes; None: no obstacles
     exit_names: tuple = ()            # one label per exit number (doors, then whole exit sides)
     n_doors: int = 0
+    hamiltonian: object = None        # a model.hamiltonians.Hamiltonian (None: quadratic)
 
     def __post_init__(self):
+        ham = self.hamiltonian
+        kind, hpar, hw, hlip = 0, None, None, 1.0
+        if ham is not None and not ham.is_quadratic:
+            kind, hpar, hlip = ham.kind, ham.params(), ham.lipschitz
+            if ham.kind == HAM_WEIGHTED:   # static weights 1/c0^alpha until op_for(m) gives those of m
+                w0 = float(ham.weights(0.0))
+                hw = np.full((1,) + tuple(self.shape3), w0)
+                hlip = w0
         self.op = make_operator(self.ndim, self.nu, self.dt, self.h, self.periodic, self.drift, self.has_drift,
-                                self.exits, self.ghost, self.walls)
+                                self.exits, self.ghost, self.walls, kind, hpar, hw, hlip)
 
     @property
     def has_walls(self) -> bool:
         return self.walls is not None
 
-    def axis(self, k: int, dt: float | None = None) -> Axis:
-        """The kernels' Axis record of axis k for the factor I + dt L_k (dt: the problem's time step by default)."""
-        op = self.op
+    @property
+    def depends_on_m(self) -> bool:
+        """Whether the Hamiltonian depends on m (then sweeps take ``op_for(m)``, not ``op``)."""
+        return self.hamiltonian is not None and bool(self.hamiltonian.depends_on_m)
+
+    def op_for(self, m) -> Operator:
+        """The Operator of the sweeps against the density levels m (Nt+1, *grid): ``op`` itself unless the
+        Hamiltonian depends on m; then ``op`` with the weights of step n taken at m^{n+1} (the level the
+        coupling F sees in step n), hw (Nt, *shape3)."""
+        if not self.depends_on_m:
+            return self.op
+        if m is None:
+            raise ValueError("this problem's Hamiltonian depends on m (congestion): the HJB/FP sweeps need the "
+                             "density levels m (Nt+1, *grid) it is evaluated at")
+        m = np.asarray(m, dtype=float)
+        Nt = m.shape[0] - 1
+        w = np.ascontiguousarray(self.hamiltonian.weights(m[1:]), dtype=float).reshape((Nt,) + tuple(self.shape3))
+        return self.op._replace(hw=w, hlip=float(w.max()) if w.size else 1.0)
+
+    def axis(self, k: int, dt: float | None = None, op: Operator | None = None, n: int = 0) -> Axis:
+        """The kernels' Axis record of axis k for the factor I + dt L_k (dt: the problem's time step by default)
+        at step n of the Operator op (default ``self.op``; its Hamiltonian weights of step n)."""
+        op = self.op if op is None else op
         lo, hi = op.exits[k]
         elo, ehi = bool(not np.isnan(lo)), bool(not np.isnan(hi))
+        hn = int(n) if op.hw.shape[0] > 1 else 0
         return Axis(float(self.nu), float(self.dt if dt is None else dt), float(self.h[k]), bool(self.periodic[k]),
-                    bool(self.has_drift), elo, ehi, int(k), op.ghost, bool(op.has_walls), op.walls)
+                    bool(self.has_drift), elo, ehi, int(k), op.ghost, bool(op.has_walls), op.walls, int(op.hkind),
+                    op.hpar, op.hw, hn, float(op.hlip))
 
     def step_drift(self, n: int) -> np.ndarray:
         """The drift of time step n, (ndim, n0, n1, n2)."""
         return self.drift[0] if self.drift.shape[0] == 1 else self.drift[n]
 
 
-def make_operator(ndim, nu, dt, h, periodic, drift, has_drift=True, exits=None, ghost=None, walls=None) -> Operator:
+def make_operator(ndim, nu, dt, h, periodic, drift, has_drift=True, exits=None, ghost=None, walls=None,
+                  hkind=0, hpar=None, hw=None, hlip=1.0) -> Operator:
     """The kernels' Operator record with the types the compiled kernels expect (one signature for all callers):
     h (3,) spacings, periodic (3,) flags, drift (Nt or 1, ndim, n0, n1, n2), exits (3, 2) or None (no exits)
-    with ghost (3, 2, S) its per-face exit costs (module docstring), walls (3, n0, n1, n2) int8 or None."""
+    with ghost (3, 2, S) its per-face exit costs (module docstring), walls (3, n0, n1, n2) int8 or None; the
+    Hamiltonian: hkind (``kernels.HAM_*``, 0 quadratic), its parameters hpar, the per-node weights hw
+    (Nt or 1, n0, n1, n2) of HAM_WEIGHTED (None otherwise) and hlip (a Lipschitz constant of h')."""
+    hkind = int(hkind)
+    hpar = np.zeros(1) if hpar is None else np.ascontiguousarray(hpar, dtype=float).reshape(-1)
+    if hkind == HAM_WEIGHTED:
+        if hw is None:
+            raise ValueError("make_operator: the congestion Hamiltonian (HAM_WEIGHTED) needs its weights hw")
+        hw = np.ascontiguousarray(hw, dtype=float)
+    else:
+        hw = np.ones((1, 1, 1, 1))  # the dummy the kernels expect (``kernels._hw3``)
     if exits is None:
         exits = np.full((3, 2), np.nan)
         ghost = np.zeros((3, 2, 1))
@@ -73,7 +115,8 @@ def make_operator(ndim, nu, dt, h, periodic, drift, has_drift=True, exits=None, 
     walls = np.zeros((3, 1, 1, 1), dtype=np.int8) if walls is None else np.ascontiguousarray(walls, dtype=np.int8)
     return Operator(int(ndim), float(nu), float(dt), np.ascontiguousarray(h, dtype=float),
                     np.ascontiguousarray(periodic, dtype=np.bool_), bool(has_drift),
-                    np.ascontiguousarray(drift, dtype=float), exits, ghost, bool(has_walls), walls)
+                    np.ascontiguousarray(drift, dtype=float), exits, ghost, bool(has_walls), walls, hkind, hpar, hw,
+                    float(hlip))
 
 
 def pad3(shape) -> tuple:
@@ -192,12 +235,14 @@ def kernel_data(problem, exits_supported: bool = False) -> KernelData:
         walls = np.zeros((3,) + shape3, dtype=np.int8)
         for k in range(grid.ndim):
             walls[k] = geometry.face_codes(k).reshape(shape3)
+    ham = getattr(problem, "hamiltonian", None)
     if faces is None:
-        kd = KernelData(shape3, grid.ndim, problem.nu, problem.dt, h, periodic, drift, has, walls=walls)
+        kd = KernelData(shape3, grid.ndim, problem.nu, problem.dt, h, periodic, drift, has, walls=walls,
+                        hamiltonian=ham)
     else:
         exits, ghost, labels, names, n_doors = faces
         kd = KernelData(shape3, grid.ndim, problem.nu, problem.dt, h, periodic, drift, has, exits, ghost, labels,
-                        walls, names, n_doors)
+                        walls, names, n_doors, ham)
     cache["kernel"] = kd
     return kd
 

@@ -26,14 +26,21 @@ def split_residual_norms(problem, sol, f: np.ndarray, m: np.ndarray) -> np.ndarr
     f = grid.check_field(f, "running cost f", (Nt,))
     m = grid.check_field(m, "m", (Nt + 1,))
     norms = np.empty((Nt, 4))
+    op = kd.op_for(m)   # an m-dependent Hamiltonian is evaluated at this m, like the running cost f
+    S = problem.fp_source_steps()
+    z = m
+    if S is not None:   # the FP equation with a source: M^T m^{n+1} = m^n + dt S^n
+        z = np.array(m, dtype=float)
+        z[:Nt] += problem.dt * S
     if kd.ndim == 1 and not kd.periodic[0] and kd.exits is None and not kd.has_walls:
         N = grid.size
         pair_residual_line(np.ascontiguousarray(sol.u, dtype=float).reshape(Nt + 1, N),
                            np.ascontiguousarray(f, dtype=float).reshape(Nt, N),
-                           np.ascontiguousarray(m, dtype=float).reshape(Nt + 1, N), kd.op, norms)
+                           np.ascontiguousarray(m, dtype=float).reshape(Nt + 1, N),
+                           np.ascontiguousarray(z, dtype=float).reshape(Nt + 1, N), op, norms)
     else:
-        pair_residual(as3(sol.u, 1, kd.shape3), sol.states, as3(f, 1, kd.shape3), as3(m, 1, kd.shape3), kd.op,
-                      norms)
+        pair_residual(as3(sol.u, 1, kd.shape3), sol.states, as3(f, 1, kd.shape3), as3(m, 1, kd.shape3),
+                      as3(z, 1, kd.shape3), op, norms)
     return norms
 
 

@@ -110,7 +110,8 @@ def compile_forward() -> None:
     states = np.zeros((Nt, 0) + shape3)
     kernels.fp_sweep(m, u, states, op)
     norms = np.empty((Nt, 4))
-    kernels.pair_residual_line(u.reshape(Nt + 1, n), f.reshape(Nt, n), m.reshape(Nt + 1, n), op, norms)
+    kernels.pair_residual_line(u.reshape(Nt + 1, n), f.reshape(Nt, n), m.reshape(Nt + 1, n), m.reshape(Nt + 1, n), op,
+                               norms)
     flat = m.reshape(Nt + 1, n)
     kernels.coupling_stats(flat, flat, u.reshape(Nt + 1, n), 0.25, 1.0)
     kernels.mix_inplace(flat.copy(), flat, 0.5)

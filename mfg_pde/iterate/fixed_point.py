@@ -77,7 +77,7 @@ def best_response(problem, m, sol_prev, inner_tol, newton_maxit, cell_volume, ma
     u_out = m_out = None
     if buffers is not None:
         u_out, m_out = buffers.next(sol_prev)
-    sol = solve_hjb(problem, f, uT, guess=sol_prev, tol=inner_tol, maxit=newton_maxit, out=u_out)
+    sol = solve_hjb(problem, f, uT, guess=sol_prev, tol=inner_tol, maxit=newton_maxit, out=u_out, m=m)
     m_hat = solve_fp(problem, sol, out=m_out)
     if problem.has_exits:  # mass leaves through the exits/doors: the error is that of the outflow balance
         outflow = outflow_history(problem, sol, m_hat).cumulative

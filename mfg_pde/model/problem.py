@@ -36,6 +36,7 @@ from .couplings import Coupling
 from .densities import check_density
 from .geometry import Geometry
 from .grid import Grid
+from .hamiltonians import as_hamiltonian
 
 
 class InsufficientMemoryError(MemoryError, ValueError):
@@ -348,6 +349,11 @@ class MFGProblem:
         these; the faces between domain and solid cells are zero-flux walls (``model.geometry``).
     doors : a ``Door`` or a list of them: exits on parts of reflecting sides, each with its own exit cost
         and its own outflow history (``result.outflow.per_door``).
+    hamiltonian : the Hamiltonian H(p[, m]) of the HJB, a ``model.hamiltonians.Hamiltonian``: ``Quadratic()``
+        (the default, |p|^2/2), ``Power(q)``, ``BoundedControl(a_max)``, ``Congestion(c0, c, alpha)`` or
+        ``Separable(h, dh, p_max)``; the optimal control is -dH/dp(grad u) and the FP drift b - dH/dp.
+    fp_source : a source S(*coords, t) of the FP equation, dm/dt - nu Lap m + div(m (b - dH/dp)) = S, taken at
+        t_{n+1} in step n (for manufactured solutions; mass is then not conserved unless S integrates to 0).
 
     Raises InsufficientMemoryError (a MemoryError and a ValueError) when even the lightest solve's
     space-time arrays (``MIN_SPACE_TIME_ARRAYS`` of shape (Nt+1, *grid)) exceed the available memory.
@@ -355,7 +361,7 @@ class MFGProblem:
 
     def __init__(self, grid: Grid, T: float, Nt: int, sigma: float, m0, coupling: Coupling | None = None,
                  potential=None, drift=None, terminal_cost=None, name: str | None = None, exit_cost=0.0,
-                 obstacles=None, doors=None):
+                 obstacles=None, doors=None, hamiltonian=None, fp_source=None):
         if not isinstance(grid, Grid):
             raise TypeError(f"grid must be a mfg_pde.Grid, got {type(grid).__name__}")
         self.grid = grid
@@ -411,6 +417,13 @@ class MFGProblem:
                             grid.ndim, hint)
         self.terminal_cost = terminal_cost
         self.exit_costs = _exit_costs(grid, exit_cost)
+        self.hamiltonian = as_hamiltonian(hamiltonian)
+        if fp_source is not None:
+            if not callable(fp_source):
+                raise ValueError("fp_source must be a callable S(*coords, t) (the source of the FP equation) or None")
+            _check_callable(fp_source, grid.ndim + 1, "fp_source", _expected("S", grid.ndim, "t"), grid.ndim,
+                            _POTENTIAL_HINT)
+        self.fp_source = fp_source
         self._static_cache = {}
 
     # ------------------------------------------------------------------ basic numbers
@@ -514,6 +527,22 @@ class MFGProblem:
         self._static_cache[key] = out
         return out
 
+    def fp_source_steps(self) -> np.ndarray | None:
+        """The FP source S at t_{n+1} per step, (Nt, *grid), or None without one."""
+        S = getattr(self, "fp_source", None)
+        if S is None:
+            return None
+        if "fp_source" not in self._static_cache:
+            xs = self.grid.mesh()
+            expected = _expected("S", self.grid.ndim, "t")
+            out = np.stack([_on_grid(_call(S, (*xs, float(tj)), "fp_source", expected, self.grid.ndim,
+                                           _POTENTIAL_HINT), self.grid, "fp_source", f" S(x, t = {float(tj):.6g})")
+                            for tj in self.t[1:]])
+            if not np.all(np.isfinite(out)):
+                raise ValueError("fp_source S has non-finite values on the grid")
+            self._static_cache["fp_source"] = self._zero_solid(out, 1)
+        return self._static_cache["fp_source"]
+
     def running_cost(self, m: np.ndarray) -> np.ndarray:
         """f^n = V(t_{n+1}) + F(x, m^{n+1}; t_{n+1}) for n = 0..Nt-1, shape (Nt, *grid); 0 on solid cells."""
         V = self.potential_steps()
@@ -561,6 +590,11 @@ class MFGProblem:
         if self.grid.has_exits:
             d["exit_cost"] = [[None if np.isnan(v) else float(v) for v in pair] for pair in self.exit_costs]
         d.update(self.geometry.describe())
+        ham = getattr(self, "hamiltonian", None)
+        if ham is not None and not ham.is_quadratic:
+            d["hamiltonian"] = ham.describe()
+        if getattr(self, "fp_source", None) is not None:
+            d["fp_source"] = getattr(self.fp_source, "__name__", "callable")
         if self.name:
             d["name"] = self.name
         return d

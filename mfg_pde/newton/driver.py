@@ -141,7 +141,21 @@ def _with_params(problem, sigma=None, scale=None):
         coupling = ScaledCoupling(coupling, scale)
     return MFGProblem(problem.grid, problem.T, problem.Nt, problem.sigma if sigma is None else sigma, problem.m0,
                       coupling=coupling, potential=problem.potential, drift=problem.drift,
-                      terminal_cost=problem.terminal_cost, name=problem.name, exit_cost=problem.exit_costs)
+                      terminal_cost=problem.terminal_cost, name=problem.name, exit_cost=problem.exit_costs,
+                      hamiltonian=problem.hamiltonian, fp_source=problem.fp_source)
+
+
+def check_quadratic(problem, what: str) -> None:
+    """NotImplementedError naming the Hamiltonian when it is not the quadratic one (the Newton systems
+    assemble the Hessian terms of |p|^2/2 only), or when the problem has an FP source."""
+    ham = getattr(problem, "hamiltonian", None)
+    if ham is not None and not ham.is_quadratic:
+        raise NotImplementedError(
+            f"{what} supports the quadratic Hamiltonian only (its Jacobian's Hessian blocks are those of "
+            f"|p|^2/2); this problem has {ham!r}. Solve it with mfg_pde.solve(problem, method='auto' | "
+            "'anderson' | 'picard' | 'fictitious-play')")
+    if getattr(problem, "fp_source", None) is not None:
+        raise NotImplementedError(f"{what} does not support an fp_source; use method='anderson' or 'picard'")
 
 
 def make_system(problem):
@@ -156,6 +170,7 @@ def make_system(problem):
 def _check_options(problem, warm_start, warm_iter, continuation, linear_solver):
     from ..fd.operator import check_no_exits
     check_no_exits(problem, "method='newton'")
+    check_quadratic(problem, "method='newton'")
     if problem.grid.ndim != 1:
         from .system_split import check_split_coupling
         check_split_coupling(problem.coupling)

@@ -61,7 +61,7 @@ def solve_mean_field(grid: Grid, m0, T, Nt, *, a, c, A, ell, sigma):
         if A != 0.0:
             v = v - np.convolve(m[k], gW, mode="valid") * h
         drift = np.ascontiguousarray(v.reshape((1,) + shape3))
-        kernels.fp_step(m[k].reshape(shape3), zero_u, states, drift, op, out, tmp, work)
+        kernels.fp_step(m[k].reshape(shape3), zero_u, states, drift, op, out, tmp, work, 0)
         m[k + 1] = out.reshape(n)
     return m
 
