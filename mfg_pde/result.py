@@ -317,10 +317,15 @@ class MFGResult:
     # ------------------------------------------------------------------ derived fields
     @property
     def alpha(self) -> np.ndarray:
-        """Optimal feedback, shape (Nt+1, *grid, ndim): -grad u (centred differences, ``gradient``)
+        """Optimal feedback, shape (Nt+1, *grid, ndim): -grad u (centred differences, ``gradient``), or
+        -dH/dp(grad u[, m]) per axis for the problem's non-quadratic Hamiltonian (``problem.hamiltonian``),
         unless a solver set another control (congestion planning: -u_x / (1 + c m))."""
         if self._alpha is None:
-            self._alpha = -gradient(self.grid, self.u)
+            p = gradient(self.grid, self.u)
+            ham = getattr(self.problem, "hamiltonian", None)
+            if ham is not None and not ham.is_quadratic:
+                p = ham.dH(p, self.m[..., None]) if ham.depends_on_m else ham.dH(p)
+            self._alpha = -p
         return self._alpha
 
     @alpha.setter

@@ -311,3 +311,19 @@ def test_manufactured_solution_2d_first_order():
     assert errs[-1][0] < 0.02 and errs[-1][1] < 0.012, errs
     assert np.all(ou > 0.75) and np.all(ou < 1.3) and ou[-1] > 0.85, (errs, ou)
     assert np.all(om > 0.75) and np.all(om < 1.3) and om[-1] > 0.85, (errs, om)
+
+
+def test_result_alpha_is_minus_dH_dp():
+    """result.alpha applies the problem's Hamiltonian: |alpha| <= a_max with a bound that is active (the
+    quadratic solution's speeds exceed it), and -u_x / (c0 + c m) with congestion."""
+    grid = mp.Grid([(0.0, 1.0)], 100, "periodic")
+    base = dict(T=1.0, Nt=50, sigma=0.4, m0=mp.normalise(grid, np.ones(100)), coupling=mp.LocalPower(1.0),
+                potential=lambda x, t: -np.cos(2 * np.pi * x))
+    quad = mp.solve(mp.MFGProblem(grid, **base), tol=1e-9)
+    assert np.abs(quad.alpha).max() > 0.8
+    bounded = mp.solve(mp.MFGProblem(grid, hamiltonian=mp.BoundedControl(0.5), **base), tol=1e-9)
+    assert bounded.converged
+    np.testing.assert_allclose(np.abs(bounded.alpha).max(), 0.5, rtol=1e-12)
+    cong = mp.solve(mp.MFGProblem(grid, hamiltonian=mp.Congestion(1.0, 2.0, 1.0), **base), tol=1e-9)
+    ux = (np.roll(cong.u, -1, axis=1) - np.roll(cong.u, 1, axis=1)) / (2 * grid.spacing[0])
+    np.testing.assert_allclose(cong.alpha[..., 0], -ux / (1 + 2 * cong.m), rtol=1e-10, atol=1e-12)
