@@ -31,7 +31,7 @@ def solve_fp(problem, sol: HJBSolution, m0: np.ndarray | None = None, out: np.nd
     m[0] = problem.m0 if m0 is None else grid.check_field(m0, "m0")
     warm.wait()  # a first run compiling the forward kernels in a helper process: load them from the cache
     op = kd.op if getattr(sol, "op", None) is None else sol.op
-    S = problem.fp_source_steps()
+    S = problem.fp_source_steps() if hasattr(problem, "fp_source_steps") else None
     if S is None:
         kernels.fp_sweep(m.reshape((Nt + 1,) + kd.shape3), as3(sol.u, 1, kd.shape3), sol.states, op)
     else:

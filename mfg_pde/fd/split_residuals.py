@@ -27,7 +27,7 @@ def split_residual_norms(problem, sol, f: np.ndarray, m: np.ndarray) -> np.ndarr
     m = grid.check_field(m, "m", (Nt + 1,))
     norms = np.empty((Nt, 4))
     op = kd.op_for(m)   # an m-dependent Hamiltonian is evaluated at this m, like the running cost f
-    S = problem.fp_source_steps()
+    S = problem.fp_source_steps() if hasattr(problem, "fp_source_steps") else None
     z = m
     if S is not None:   # the FP equation with a source: M^T m^{n+1} = m^n + dt S^n
         z = np.array(m, dtype=float)
