@@ -308,7 +308,7 @@ def eo_row(g_im, g_i, g_ip, bk, has_drift, has_lo, has_hi, dif, inv_h, dt):
 
 
 # ----------------------------------------------------------------------------- general convex Hamiltonians
-@njit(cache=True, error_model="numpy", inline="always")
+@njit(cache=True, error_model="numpy")
 def ham_side(p, hk, hp, wi):
     """(h'(p), p h'(p) - h(p)) of the one-axis Hamiltonian h of kind hk (parameters hp, node weight wi) at
     a one-sided difference p: the upwind coefficient and the Legendre dual L(h'(p)), the control cost of the
@@ -348,7 +348,7 @@ def ham_side(p, hk, hp, wi):
     return p, 0.5 * (p * p)
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@njit(cache=True, error_model="numpy")
 def ham_cost2(dplus, dminus, hk, hp, wi):
     """Twice the cost of the Engquist-Osher splitting of a convex h (``ham_row``) at one node:
     2 [L(h'(min(D+g, 0))) + L(h'(max(D-g, 0)))] (``eo_cost2`` for h = p^2/2)."""
@@ -360,7 +360,7 @@ def ham_cost2(dplus, dminus, hk, hp, wi):
     return 2.0 * c
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@njit(cache=True, error_model="numpy")
 def ham_row(g_im, g_i, g_ip, bk, has_drift, has_lo, has_hi, dif, inv_h, dt, hk, hp, wi):
     """``eo_row`` for a general convex one-axis Hamiltonian h (kind hk, parameters hp, node weight wi): the
     Engquist-Osher splitting h_EO(D-g, D+g) = h(max(D-g, 0)) + h(min(D+g, 0)) (h(0) = 0), written as
