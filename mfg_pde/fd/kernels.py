@@ -482,6 +482,23 @@ def _wall_rows(g3, drift_k, a, ax, lo, di, up, src3, rhs, with_rhs):
                 rhs[i, b] = src3[a, i, b] + dt * (0.5 * cst)
 
 
+@njit(cache=True, error_model="numpy", inline="always")
+def _put_line_row(i, n, lower, upper, cst, transpose, L, U, D, src, rhs, with_rhs, dt):
+    """Row i of M_k (or, with transpose, its column i as rows of M_k^T) into the line's (L, D, U), and
+    rhs_i = src_i + dt c_k(g)_i when with_rhs (cst: twice the row's cost, as the row builders return it)."""
+    D[i] = 1.0 - lower - upper
+    if transpose:
+        if i < n - 1:
+            L[i + 1] = upper
+        if i > 0:
+            U[i - 1] = lower
+    else:
+        L[i] = lower
+        U[i] = upper
+    if with_rhs:
+        rhs[i] = src[i] + dt * (0.5 * cst)
+
+
 @njit(cache=True, error_model="numpy")
 def _wall_line(g, d, wl, ax, transpose, L, U, D, src, rhs, with_rhs, line):
     """``_wall_rows`` for one contiguous non-periodic line (number ``line``) with wall codes wl, in the layout
@@ -499,17 +516,7 @@ def _wall_line(g, d, wl, ax, transpose, L, U, D, src, rhs, with_rhs, line):
         lower, upper, cst = any_row(g[max(i - 1, 0)], g[i], g[min(i + 1, n - 1)], d[i] if has_drift else 0.0,
                                     has_drift, i > 0 and (code & 1) == 0, i < n - 1 and (code & 2) == 0, dif, inv_h,
                                     dt, hk, ax.hpar, _wat(Wh, line, i, 0, hk))
-        D[i] = 1.0 - lower - upper
-        if transpose:
-            if i < n - 1:
-                L[i + 1] = upper
-            if i > 0:
-                U[i - 1] = lower
-        else:
-            L[i] = lower
-            U[i] = upper
-        if with_rhs:
-            rhs[i] = src[i] + dt * (0.5 * cst)
+        _put_line_row(i, n, lower, upper, cst, transpose, L, U, D, src, rhs, with_rhs, dt)
 
 
 @njit(cache=True, error_model="numpy")
@@ -580,17 +587,7 @@ def _line_rows_h(g, d, ax, transpose, L, U, D, src, rhs, with_rhs, line):
         bk = d[i] if has_drift else 0.0
         lower, upper, cst = ham_row(g[max(i - 1, 0)], g[i], g[min(i + 1, n - 1)], bk, has_drift, i > 0, i < n - 1,
                                     dif, inv_h, dt, hk, hp, _wat(Wh, line, i, 0, hk))
-        D[i] = 1.0 - lower - upper
-        if transpose:
-            if i < n - 1:
-                L[i + 1] = upper
-            if i > 0:
-                U[i - 1] = lower
-        else:
-            L[i] = lower
-            U[i] = upper
-        if with_rhs:
-            rhs[i] = src[i] + dt * (0.5 * cst)
+        _put_line_row(i, n, lower, upper, cst, transpose, L, U, D, src, rhs, with_rhs, dt)
     if transpose:
         L[0] = 0.0
         U[n - 1] = 0.0
