@@ -1548,10 +1548,7 @@ def _pair_line_norms(g2, d2, ax, p2, q2, cq, has_q, x2, y2, last, z2, work):
                     dm = 0.0
                 if code & 2:
                     dp = 0.0
-            if hk == HAM_QUADRATIC:
-                c = eo_cost2(dp, dm)
-            else:
-                c = ham_cost2(dp, dm, hk, ax.hpar, _wat(Wh, a, i, 0, hk))
+            c = any_cost2(dp, dm, hk, ax.hpar, _wat(Wh, a, i, 0, hk))
             rhs = pa[i]
             if has_q:
                 rhs += cq * qa[i]
@@ -1632,10 +1629,7 @@ def _pair_axis_norms(g, drift_k, axis, ax, p, q, cq, has_q, x, y, last, z, work)
                         dm = 0.0
                     if code & 2:
                         dp = 0.0
-                if hk == HAM_QUADRATIC:
-                    c = eo_cost2(dp, dm)
-                else:
-                    c = ham_cost2(dp, dm, hk, ax.hpar, _wat(Wh, a, i, b, hk))
+                c = any_cost2(dp, dm, hk, ax.hpar, _wat(Wh, a, i, b, hk))
                 rhs = p3[a, i, b]
                 if has_q:
                     rhs += cq * q3[a, i, b]
