@@ -15,7 +15,7 @@ from .model.grid import Grid  # noqa: E402
 from .model.schedules import Constant, PiecewiseConstant, as_schedule  # noqa: E402
 from .model.densities import gaussian, gaussian_mixture, normalise, check_density  # noqa: E402
 from .model.couplings import (Coupling, FixedGuidance, KernelInteraction, LocalLog, LocalPower,  # noqa: E402
-                               QuadraticInteraction, ScaledCoupling, SumCoupling)
+                               MeanAttraction, QuadraticInteraction, ScaledCoupling, SumCoupling)
 from .model.problem import Drift, LinearDrift, MFGProblem, PlanningProblem, QuadraticTerminalCost, TerminalCost  # noqa: E402
 from .model.stationary import StationaryProblem  # noqa: E402
 from .model.geometry import Disc, Door, Interval, Polygon, Rectangle, Union, obstacle_mask  # noqa: E402
@@ -25,10 +25,10 @@ from .result import MFGResult  # noqa: E402
 __all__ = [
     "Grid", "Constant", "PiecewiseConstant", "as_schedule", "gaussian", "gaussian_mixture", "normalise",
     "check_density", "Coupling", "FixedGuidance", "KernelInteraction", "LocalLog", "LocalPower",
-    "QuadraticInteraction", "ScaledCoupling", "SumCoupling", "Drift", "LinearDrift", "MFGProblem", "QuadraticTerminalCost", "TerminalCost",
+    "MeanAttraction", "QuadraticInteraction", "ScaledCoupling", "SumCoupling", "Drift", "LinearDrift", "MFGProblem", "QuadraticTerminalCost", "TerminalCost",
     "Rectangle", "Interval", "Disc", "Polygon", "Union", "Door", "obstacle_mask",
     "Hamiltonian", "Quadratic", "Power", "BoundedControl", "Congestion", "Separable",
-    "MFGResult", "PlanningProblem", "StationaryProblem", "solve_stationary", "solve", "solve_planning", "solve_planning_newton", "exploitability", "load", "load_problem", "cases",
+    "MFGResult", "PlanningProblem", "StationaryProblem", "solve_stationary", "solve", "solve_planning", "solve_planning_newton", "exploitability", "price_of_anarchy", "load", "load_problem", "cases",
     "sweep",
 ]
 
@@ -50,6 +50,9 @@ def __getattr__(name):
     if name == "exploitability":
         from .diagnostics.exploitability import exploitability
         return exploitability
+    if name == "price_of_anarchy":
+        from .diagnostics.anarchy import price_of_anarchy
+        return price_of_anarchy
     if name == "load":
         from .result import load
         return load

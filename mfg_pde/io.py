@@ -597,6 +597,11 @@ def _coupling_spec(c, kernels: list, grid) -> dict:
         return {"type": "scaled", "scale": float(c.scale), "coupling": _coupling_spec(c.base, kernels, grid)}
     if kind in (C.LocalPower, C.LocalLog):
         return json_safe(c.describe())
+    if kind is C.MeanAttraction:
+        if isinstance(c.kappa, FromCallable):
+            return not_rebuildable(f"its kappa is a callable ({c.kappa.describe()}); give a number or a "
+                                   "PiecewiseConstant schedule")
+        return json_safe(c.describe())
     if kind in (C.QuadraticInteraction, C.FixedGuidance):
         if isinstance(c.beta, FromCallable):
             return not_rebuildable(f"its beta is a callable ({c.beta.describe()}); give a number or a "

@@ -778,7 +778,9 @@ def _rebuild_coupling(spec, kernels, path):
     if kind == "local-power":
         return C.LocalPower(spec["kappa"], spec["p"])
     if kind == "local-log":
-        return C.LocalLog(spec["kappa"])
+        return C.LocalLog(spec["kappa"], spec.get("shift", 0.0))
+    if kind == "mean-attraction":
+        return C.MeanAttraction(schedule(spec["kappa"]), spec["s"])
     if kind == "quadratic-interaction":
         return C.QuadraticInteraction(schedule(spec["beta"]))
     if kind == "fixed-guidance":

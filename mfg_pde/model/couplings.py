@@ -10,6 +10,12 @@ shaped (K, *grid).  Couplings add with ``+``.
 * ``KernelInteraction(W)``        F = (W * m)(x) = int W(x - y) m(y) dy for an even kernel W.
 * ``LocalPower(kappa, p)``        F = kappa m^p   (congestion).
 * ``LocalLog(kappa)``             F = kappa log m.
+* ``MeanAttraction(kappa, s)``    F = kappa_t/2 |x - s mean_t|^2  (attraction to a fraction s of the mean;
+  s = 1 is QuadraticInteraction(kappa), s = 0 FixedGuidance(kappa, 0)).
+
+``coupling.first_variation()`` returns the coupling of the social planner's (mean-field control) optimality
+system, F_soc(x, m) = delta/delta m [ int F(y, m) m(y) dy ](x) (docs/method.md, section 'Mean-field control
+and the price of anarchy').
 """
 
 from __future__ import annotations
@@ -48,6 +54,15 @@ class Coupling:
         m; None when the coupling has no closed-form derivative (Newton then uses finite differences)."""
         return None
 
+    def first_variation(self) -> "Coupling":
+        """The coupling of the planner's optimality system: F_soc(x, m) = delta/delta m [int F(y, m) m(y) dy](x),
+        the total interaction cost's first variation (``mp.solve(..., objective="social")``).  A coupling that
+        cannot supply it raises NotImplementedError naming itself."""
+        raise NotImplementedError(
+            f"the coupling {type(self).__name__} cannot supply its first variation delta/delta m int F m dx, which "
+            f"objective='social' needs; implement {type(self).__name__}.first_variation() (returning the coupling "
+            "F + the derivative of the total interaction cost) or solve the Nash equilibrium (objective='nash')")
+
     #: True for couplings whose verdict False means anti-monotone (int (F(m1) - F(m2)) (m1 - m2) <= 0 for
     #: all pairs): a sum of such parts is not monotone either
     anti_when_not_monotone = False
@@ -84,6 +99,10 @@ class ScaledCoupling(Coupling):
     def describe(self):
         return {"type": "scaled", "scale": self.scale, "coupling": self.base.describe()}
 
+    def first_variation(self):
+        """c F_soc: the first variation is linear in F."""
+        return ScaledCoupling(self.base.first_variation(), self.scale)
+
     def monotone(self, grid, t=None):
         if self.scale == 0.0 or not self.uses_m:
             return True
@@ -112,6 +131,10 @@ class SumCoupling(Coupling):
 
     def describe(self):
         return {"type": "sum", "parts": [p.describe() for p in self.parts]}
+
+    def first_variation(self):
+        """sum of the parts' first variations (linear in F)."""
+        return SumCoupling([p.first_variation() for p in self.parts])
 
     def monotone(self, grid, t=None):
         verdicts = [p.monotone(grid, t) for p in self.parts]
@@ -146,6 +169,12 @@ class QuadraticInteraction(Coupling):
 
     def describe(self):
         return {"type": "quadratic-interaction", "beta": self.beta.describe()}
+
+    def first_variation(self):
+        """Itself: with Phi(m) = int beta/2 |x - mu|^2 m dx, delta Phi/delta m = beta/2 |x - mu|^2
+        - beta (x - mu) . int (y - mu) m(y) dy / int m, and int (y - mu) m(y) dy = 0 (mu is the mean):
+        the Nash and social optima coincide."""
+        return self
 
     anti_when_not_monotone = True
 
@@ -217,6 +246,10 @@ class FixedGuidance(Coupling):
     def derivative(self, grid, t, m):
         return {}  # F does not depend on m
 
+    def first_variation(self):
+        """Itself: F does not depend on m, so delta/delta m int F m dx = F."""
+        return self
+
     def monotone(self, grid, t=None):
         return True  # F does not depend on m
 
@@ -283,6 +316,11 @@ class KernelInteraction(Coupling):
         return {"type": "kernel-interaction", "kernel": getattr(self.kernel, "__name__", "callable"),
                 "strength": self.strength}
 
+    def first_variation(self):
+        """c int (W(x - y) + W(y - x)) m(y) dy: the symmetrised kernel (delta/delta m of
+        c iint W(x - y) m(x) m(y) dx dy); twice the field for an even W."""
+        return KernelInteraction(SymmetrisedKernel(self.kernel), self.strength)
+
     def derivative(self, grid, t, m):
         # linear in m: the matrix is the field of the unit vectors (row j of the answer = F(e_j))
         N = m.shape[1]
@@ -327,6 +365,18 @@ class KernelInteraction(Coupling):
         return None
 
 
+class SymmetrisedKernel:
+    """W_sym(d) = W(d) + W(-d), the kernel of delta/delta m of iint W(x - y) m(x) m(y) dx dy."""
+
+    def __init__(self, kernel):
+        self.kernel = kernel
+        self.__name__ = f"symmetrised {getattr(kernel, '__name__', 'callable')}"
+
+    def __call__(self, *disps):
+        return np.asarray(self.kernel(*disps), dtype=float) + np.asarray(self.kernel(*[-d for d in disps]),
+                                                                         dtype=float)
+
+
 class SampledKernel:
     """A kernel W known only on a lattice of displacements (``KernelInteraction.kernel_values``: what a result
     file stores): W(*displacements) looks the values up at the nearest lattice point (index round(d / h),
@@ -369,6 +419,10 @@ class LocalPower(Coupling):
     def describe(self):
         return {"type": "local-power", "kappa": self.kappa, "p": self.p}
 
+    def first_variation(self):
+        """F + m dF/dm = kappa (1 + p) m^p (delta/delta m of int kappa m^(p+1) dx)."""
+        return LocalPower(self.kappa * (1.0 + self.p), self.p)
+
     anti_when_not_monotone = True
 
     def derivative(self, grid, t, m):
@@ -382,16 +436,23 @@ class LocalPower(Coupling):
 
 
 class LocalLog(Coupling):
-    """F = kappa log m (m floored at 1e-300 where it underflows to zero)."""
+    """F = kappa log m + shift (m floored at 1e-300 where it underflows to zero; the constant shift, default 0,
+    is what the first variation kappa (log m + 1) adds)."""
 
-    def __init__(self, kappa: float = 1.0):
+    def __init__(self, kappa: float = 1.0, shift: float = 0.0):
         self.kappa = float(kappa)
+        self.shift = float(shift)
 
     def field(self, grid, t, m):
-        return self.kappa * np.log(np.maximum(m, 1e-300))
+        f = self.kappa * np.log(np.maximum(m, 1e-300))
+        return f + self.shift if self.shift else f
 
     def describe(self):
-        return {"type": "local-log", "kappa": self.kappa}
+        return {"type": "local-log", "kappa": self.kappa, **({"shift": self.shift} if self.shift else {})}
+
+    def first_variation(self):
+        """F + m dF/dm = kappa (log m + 1) (delta/delta m of int kappa m log m dx)."""
+        return LocalLog(self.kappa, shift=self.shift + self.kappa)
 
     anti_when_not_monotone = True
 
@@ -401,6 +462,61 @@ class LocalLog(Coupling):
 
     def monotone(self, grid, t=None):
         return self.kappa >= 0.0
+
+
+class MeanAttraction(Coupling):
+    """F = kappa_t/2 |x - s mean_t|^2: attraction to the point s mean_t (kappa_t a constant, a schedule or a
+    callable of t; s a number).  s = 1 is ``QuadraticInteraction(kappa)``, s = 0 ``FixedGuidance(kappa, 0)``.
+    For s != 1 the Nash equilibrium and the social optimum differ (``first_variation``)."""
+
+    mean_only = True
+    anti_when_not_monotone = True
+
+    def __init__(self, kappa, s: float = 0.5):
+        self.kappa = as_schedule(kappa, "kappa")
+        try:
+            self.s = float(s)
+        except (TypeError, ValueError):
+            raise ValueError(f"MeanAttraction: s = {s!r} must be a number (the fraction of the mean)") from None
+        if not np.isfinite(self.s):
+            raise ValueError(f"MeanAttraction: s = {s!r} must be finite")
+
+    def field(self, grid, t, m):
+        mean = grid.mean(m)
+        return 0.5 * self.kappa(t).reshape((-1,) + (1,) * grid.ndim) * _sq_distance(grid, self.s * mean)
+
+    def describe(self):
+        return {"type": "mean-attraction", "kappa": self.kappa.describe(), "s": self.s}
+
+    def derivative(self, grid, t, m):
+        # F_i = kappa/2 |x_i - s mu|^2, mu = sum x m / sum m:
+        # dF_i/dm_j = -kappa s (x_i - s mu).(x_j - mu) / sum m, one (non-symmetric) rank-one term per axis
+        K = m.shape[0]
+        S = m.sum(axis=1)
+        kappa = np.broadcast_to(np.asarray(self.kappa(t), dtype=float).reshape(-1), (K,))
+        outer = []
+        for xk in np.broadcast_arrays(*grid.mesh(sparse=True)):
+            x = np.ascontiguousarray(xk).reshape(-1)
+            mu = (m * x).sum(axis=1) / S
+            outer.append((-kappa * self.s / S, x[None, :] - self.s * mu[:, None], x[None, :] - mu[:, None]))
+        return {"outer": outer}
+
+    def monotone(self, grid, t=None):
+        # int (F(m1) - F(m2)) (m1 - m2) = -kappa_t s |mean1 - mean2|^2 for equal masses
+        kappa = np.asarray(self.kappa(np.asarray([0.0] if t is None else t, dtype=float)), dtype=float) * self.s
+        if np.all(kappa <= 0.0):
+            return True
+        return False if np.all(kappa >= 0.0) else None
+
+    def first_variation(self):
+        """With g = s (2 - s):  delta/delta m int kappa/2 |x - s mu|^2 m dx
+        = kappa/2 |x - s mu|^2 - kappa s (1 - s) mu . (x - mu)
+        = kappa g/2 |x - mu|^2 + kappa (1 - g)/2 |x|^2,
+        i.e. QuadraticInteraction(g kappa) + FixedGuidance((1 - g) kappa, 0) (docs/method.md, section
+        'Mean-field control and the price of anarchy')."""
+        g = self.s * (2.0 - self.s)
+        return SumCoupling([ScaledCoupling(QuadraticInteraction(self.kappa), g),
+                            ScaledCoupling(FixedGuidance(self.kappa, 0.0), 1.0 - g)])
 
 
 def coupling_monotone(problem) -> bool | None:

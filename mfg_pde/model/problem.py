@@ -312,11 +312,16 @@ class QuadraticTerminalCost:
 
 
 class TerminalCost:
-    """G(*coords) or, with depends_on_m=True, G(*coords, m_T)."""
+    """G(*coords) or, with depends_on_m=True, G(*coords, m_T).  ``first_variation``, optional, is the callable
+    G_soc(*coords, m_T) = delta/delta m [int G(y, m_T) m_T(y) dy](x) that objective="social" needs for an
+    m-dependent G (e.g. G = g(m) gives g(m) + m g'(m))."""
 
-    def __init__(self, fn, depends_on_m: bool = False):
+    def __init__(self, fn, depends_on_m: bool = False, first_variation=None):
         self.fn = fn
         self.depends_on_m = bool(depends_on_m)
+        if first_variation is not None and not callable(first_variation):
+            raise ValueError("TerminalCost(first_variation=...): give a callable G_soc(*coords, m_T) or None")
+        self.first_variation = first_variation
 
     def __call__(self, *args):
         return self.fn(*args)

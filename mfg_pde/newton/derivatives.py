@@ -16,6 +16,7 @@ class CouplingDerivative:
     diag   (Nt, N)                     local part
     shared [(coef (Nt,), W (N, N))]    coef_n W  (kernel interactions: one matrix for all levels)
     lowrank [(coef (Nt,), V (Nt, N))]  coef_n v_n v_n^T  (interactions through the mean)
+    outer  [(coef (Nt,), U, V (Nt, N))] coef_n u_n v_n^T  (non-symmetric terms through the mean: MeanAttraction)
     dense  (Nt, N, N) or None          anything else (finite differences of a user coupling)
     """
 
@@ -24,16 +25,18 @@ class CouplingDerivative:
         self.diag = np.zeros((Nt, N))
         self.shared = []
         self.lowrank = []
+        self.outer = []
         self.dense = None
 
     @property
     def is_local(self) -> bool:
-        return not (self.shared or self.lowrank or self.dense is not None)
+        return not (self.shared or self.lowrank or self.outer or self.dense is not None)
 
     def add(self, other: "CouplingDerivative", scale: float = 1.0):
         self.diag += scale * other.diag
         self.shared += [(scale * c, W) for c, W in other.shared]
         self.lowrank += [(scale * c, V) for c, V in other.lowrank]
+        self.outer += [(scale * c, U, V) for c, U, V in other.outer]
         if other.dense is not None:
             self.dense = scale * other.dense if self.dense is None else self.dense + scale * other.dense
 
@@ -44,6 +47,8 @@ class CouplingDerivative:
             out += c[:, None] * (x @ W.T)
         for c, V in self.lowrank:
             out += (c * np.einsum("ij,ij->i", V, x))[:, None] * V
+        for c, U, V in self.outer:
+            out += (c * np.einsum("ij,ij->i", V, x))[:, None] * U
         if self.dense is not None:
             out += np.einsum("nij,nj->ni", self.dense, x)
         return out
@@ -58,6 +63,7 @@ class CouplingDerivative:
         jj = np.arange(N)[None, :]
         full = [c[:, None, None] * W[None] for c, W in self.shared]
         full += [c[:, None, None] * V[:, :, None] * V[:, None, :] for c, V in self.lowrank]
+        full += [c[:, None, None] * U[:, :, None] * V[:, None, :] for c, U, V in self.outer]
         if self.dense is not None:
             full.append(self.dense)
         for blk in full:
@@ -92,6 +98,7 @@ def coupling_derivative(coupling, grid, t: np.ndarray, m: np.ndarray, fd_max: in
         if "diag" in parts:
             d.diag[:] = parts["diag"]
         d.lowrank.extend(parts.get("lowrank", ()))
+        d.outer.extend(parts.get("outer", ()))
         d.shared.extend(parts.get("shared", ()))
         return d
     # unknown coupling: finite differences, column j of every level at once

@@ -247,7 +247,7 @@ def lift_densities(U, Mu, op):
 
 
 # ============================================================================ the system object
-_SUPPORTED = (cpl.LocalPower, cpl.LocalLog, cpl.FixedGuidance, cpl.QuadraticInteraction)
+_SUPPORTED = (cpl.LocalPower, cpl.LocalLog, cpl.FixedGuidance, cpl.QuadraticInteraction, cpl.MeanAttraction)
 
 
 def check_split_coupling(coupling):
@@ -264,7 +264,7 @@ def check_split_coupling(coupling):
         return
     raise NotImplementedError(
         f"method='newton' in 2-D/3-D supports local couplings (LocalPower, LocalLog), QuadraticInteraction, "
-        f"FixedGuidance and their sums; {type(coupling).__name__} needs a dense dF/dm there: use method='anderson'")
+        f"MeanAttraction, FixedGuidance and their sums; {type(coupling).__name__} needs a dense dF/dm there: use method='anderson'")
 
 
 class SplitSystem:
