@@ -3,12 +3,14 @@
 Methods: "picard", "fictitious-play", "anderson" (``iterate.fixed_point``), "newton" (``newton.driver``,
 Newton on the whole discrete system) and "auto", the default (``iterate.auto``: Anderson, and a race of
 Anderson, Newton and damped Picard when Anderson is slow).  The result records every option used and whether
-the coupling is known to be monotone."""
+the coupling is known to be monotone.  ``objective="social"`` solves the planner's optimum instead of the Nash
+equilibrium: the same loops on ``model.social.social_problem`` (the first variations of F and G)."""
 
 from __future__ import annotations
 
 from ..fd import warm
 from ..model.couplings import coupling_monotone
+from ..model.social import objective_name, social_problem
 import os
 
 import numpy as np
@@ -35,7 +37,7 @@ def solve(problem, method: str = "auto", tol: float = 1e-8, max_iter: int = 300,
           anderson_depth: int = 5, newton_tol: float = 1e-12, newton_maxit: int = 50, inner_factor: float = 1e-2,
           m_init=None, init=None,
           progress: bool = False, callback=None, divergence_factor: float = 1e4, exploitability: str = "final",
-          diagnostics: str = "lean", **options) -> MFGResult:
+          diagnostics: str = "lean", objective: str = "nash", **options) -> MFGResult:
     """Solve the MFG ``problem`` by a coupling iteration; see the module docstring.
 
     Parameters
@@ -68,6 +70,8 @@ def solve(problem, method: str = "auto", tol: float = 1e-8, max_iter: int = 300,
         ``auto.solve_auto``); an option the method does not take is an error.
     """
     method = _method_name(method)
+    objective = objective_name(objective)
+    target = social_problem(problem) if objective == "social" else problem
     tol, max_iter = check_common(problem, tol, max_iter, exploitability, diagnostics, damping, anderson_depth,
                                  newton_tol, newton_maxit, inner_factor, divergence_factor)
     check_options(method, options)
@@ -75,9 +79,13 @@ def solve(problem, method: str = "auto", tol: float = 1e-8, max_iter: int = 300,
     warm.start()  # first run after an installation: the forward kernels compile in a second process
     if method == "auto" and not problem.is_coupled and not options:
         method = "anderson"  # nothing to iterate: the core loop's single sweep
-    return _tag(problem, _dispatch(problem, method, tol, max_iter, damping, anderson_depth, newton_tol, newton_maxit,
-                                   inner_factor, m_init, u_init, progress, callback, divergence_factor,
-                                   exploitability, diagnostics, options), init_note)
+    result = _tag(target, _dispatch(target, method, tol, max_iter, damping, anderson_depth, newton_tol, newton_maxit,
+                                    inner_factor, m_init, u_init, progress, callback, divergence_factor,
+                                    exploitability, diagnostics, options), init_note)
+    result.solver["objective"] = objective
+    if target is not problem:
+        result.problem = problem
+    return result
 
 
 def _dispatch(problem, method, tol, max_iter, damping, anderson_depth, newton_tol, newton_maxit, inner_factor, m_init,
