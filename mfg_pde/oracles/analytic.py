@@ -36,6 +36,7 @@ __all__ = [
     "lq_terminal", "mean_terminal_velocity", "terminal_cost_energy",
     "bridge_coefficients", "sb_endpoint_covariance", "lqg_bridge", "mf_mean_path", "mf_mean_energy",
     "ia_mean_path", "ia_mean_energy", "energy_identity_gap",
+    "lq_mean_attraction", "lq_price_of_anarchy",
 ]
 
 _ODE_OPTS = dict(method="DOP853", rtol=1e-12, atol=1e-14)
@@ -1197,3 +1198,109 @@ def lq_stationary(a, centres, sigma, rho=0.0, beta=0.0, switching=None) -> dict:
 
 
 __all__ += ["lq_stationary"]
+
+
+# --------------------------------------------------------------------------------------------
+# mean-field control: Nash versus social optimum of an LQ game (docs/method.md, section
+# 'Mean-field control and the price of anarchy')
+# --------------------------------------------------------------------------------------------
+
+def _cosh_sinh(c, tau):
+    """(cosh(sqrt(c) tau), sinh(sqrt(c) tau) / sqrt(c)) for any real c (cos / sin for c < 0; 1, tau at 0)."""
+    tau = np.asarray(tau, dtype=float)
+    if c > 0.0:
+        a = math.sqrt(c)
+        return np.cosh(a * tau), np.sinh(a * tau) / a
+    if c < 0.0:
+        b = math.sqrt(-c)
+        return np.cos(b * tau), np.sin(b * tau) / b
+    return np.ones_like(tau), tau.copy()
+
+
+def _attraction_gain(s, objective):
+    """g_e: the Riccati system's mean gain, s for the Nash equilibrium, s (2 - s) for the social optimum."""
+    if objective == "nash":
+        return s
+    if objective == "social":
+        return s * (2.0 - s)
+    raise ValueError(f"objective = {objective!r}: choose 'nash' or 'social'")
+
+
+def lq_mean_attraction(t, *, T, sigma, kappa, s, mean0, var0, q=0.0, objective="nash"):
+    """Gaussian solution of the scalar LQ game with F = kappa/2 (x - s mean_t)^2 (``MeanAttraction``),
+    G = q/2 x^2, dX = alpha dt + sigma dW, X_0 ~ N(mean0, var0), for either objective.
+
+    Value (Nash) or planner's adjoint (social) u = P x^2/2 + r x + c, alpha = -(P x + r), with g_e = s (Nash)
+    or s (2 - s) (social: the first variation of int F m dx is kappa/2 |x|^2 - kappa g (x mean - mean^2/2))::
+
+        P' = P^2 - kappa,                 P(T) = q      (the same for both objectives)
+        r' = P r + kappa g_e mean,        r(T) = 0
+        mean' = -(P mean + r),            Sigma' = -2 P Sigma + sigma^2
+
+    z = P mean + r obeys z' = kappa (g_e - 1) mean, so mean'' = c mean with c = kappa (1 - g_e), mean(0) = mean0,
+    mean'(T) + q mean(T) = 0; with C, S = cosh(sqrt(c) tau), sinh(sqrt(c) tau)/sqrt(c) and tau = T - t::
+
+        mean = mean0 (C(tau) + q S(tau)) / (C(T) + q S(T)),     P = (q + kappa th(tau)) / (1 + q th(tau)),
+
+    th(tau) = tanh(sqrt(kappa) tau)/sqrt(kappa).  Sigma and the total cost (``lq_price_of_anarchy``) come from
+    solve_ivp (DOP853, rtol 1e-12).  Needs kappa >= 0, q >= 0 and C(T) + q S(T) > 0 (no conjugate point:
+    c < 0 happens for the Nash equilibrium with s > 1).  Returns dict of arrays at t: mean, var, P, r.
+    """
+    tt = _times(t, T)
+    r = _attraction_paths(tt.ravel(), T, sigma, kappa, s, mean0, var0, q, objective)
+    return {k: r[k].reshape(tt.shape) for k in ("mean", "var", "P", "r")}
+
+
+def _attraction_paths(tt, T, sigma, kappa, s, mean0, var0, q, objective):
+    """Paths of ``lq_mean_attraction`` at the times tt and the total cost J (``lq_price_of_anarchy``)."""
+    kappa, s, q, sigma = float(kappa), float(s), float(q), float(sigma)
+    if kappa < 0.0 or q < 0.0:
+        raise ValueError(f"lq_mean_attraction: kappa = {kappa} and q = {q} must be >= 0")
+    c = kappa * (1.0 - _attraction_gain(s, objective))
+    CT, ST = _cosh_sinh(c, T)
+    D = float(CT + q * ST)
+    if not D > 0.0:
+        raise ValueError(f"lq_mean_attraction: no solution for objective={objective!r} (kappa = {kappa}, s = {s}, "
+                         f"T = {T}: the mean equation has a conjugate point); shorten T or lower kappa")
+    a = math.sqrt(kappa)
+
+    def P_of(t):
+        tau = T - np.asarray(t, dtype=float)
+        th = np.tanh(a * tau) / a if a > 0.0 else tau
+        return (q + kappa * th) / (1.0 + q * th)
+
+    def mean_of(t):
+        C, S = _cosh_sinh(c, T - np.asarray(t, dtype=float))
+        return mean0 * (C + q * S) / D
+
+    def z_of(t):  # z = P mean + r = -mean'
+        C, S = _cosh_sinh(c, T - np.asarray(t, dtype=float))
+        return mean0 * (c * S + q * C) / D
+
+    def rhs(t, y):
+        P, mu, z = P_of(t), mean_of(t), z_of(t)
+        return [-2.0 * P * y[0] + sigma ** 2,
+                0.5 * (P * P * y[0] + z * z) + 0.5 * kappa * (y[0] + (1.0 - s) ** 2 * mu * mu)]
+
+    sol = solve_ivp(rhs, (0.0, T), [float(var0), 0.0], dense_output=True, **_ODE_OPTS)
+    if not sol.success:
+        raise RuntimeError(f"lq_mean_attraction: the variance ODE failed ({sol.message})")
+    var_T, run = sol.y[0, -1], sol.y[1, -1]
+    mu_T = float(mean_of(T))
+    J = float(run + 0.5 * q * (var_T + mu_T ** 2))
+    P, mu = P_of(tt), mean_of(tt)
+    return {"mean": mu, "var": sol.sol(tt)[0], "P": P, "r": z_of(tt) - P * mu, "J": J}
+
+
+def lq_price_of_anarchy(*, T, sigma, kappa, s, mean0, var0, q=0.0):
+    """Total costs J = E[int_0^T alpha^2/2 + kappa/2 (X - s mean_t)^2 dt + q/2 X_T^2] of the Nash equilibrium
+    and of the social optimum of the ``lq_mean_attraction`` game, and their ratio::
+
+        J = int_0^T [ (P^2 + kappa) Sigma + z^2 + kappa (1 - s)^2 mean^2 ] / 2 dt + q (Sigma_T + mean_T^2) / 2
+
+    (the variance part is the same for both; the mean parts differ).  Returns dict nash_cost, social_cost,
+    price_of_anarchy."""
+    args = (np.asarray([0.0]), T, sigma, kappa, s, mean0, var0, q)
+    j_n = _attraction_paths(*args, "nash")["J"]
+    j_s = _attraction_paths(*args, "social")["J"]
+    return {"nash_cost": j_n, "social_cost": j_s, "price_of_anarchy": j_n / j_s}
