@@ -6,3 +6,4 @@ from . import chaos, demand_response, diffusion, lqg, mean_interpolant, planning
 from . import exit_room  # noqa: F401,E402  (registration side effect)
 from . import planning_congestion  # noqa: F401,E402  (registration side effect)
 from . import stationary  # noqa: F401,E402  (registration side effect)
+from . import social  # noqa: F401,E402  (registration side effect)
