@@ -1,0 +1,264 @@
+"""Mean-field control (objective="social") and the price of anarchy (docs/method.md, section 'Mean-field control
+and the price of anarchy')."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import mfg_pde as mp
+from mfg_pde import cases, cli
+from mfg_pde.diagnostics.anarchy import price_of_anarchy, total_cost
+from mfg_pde.model.couplings import Coupling
+from mfg_pde.model.social import social_problem
+from mfg_pde.newton.derivatives import coupling_derivative
+from mfg_pde.oracles import analytic
+
+GRID1 = mp.Grid([(-2.0, 3.0)], 60)
+
+
+def _phi(coupling, grid, m):
+    """Total interaction cost per level, int F(x, m) m dx (the planner's Phi), for m shaped (K, *grid)."""
+    f = coupling.field(grid, np.zeros(m.shape[0]), m)
+    return np.sum(f * m, axis=tuple(range(1, m.ndim))) * grid.cell_volume
+
+
+def _skewed(d):
+    return np.exp(-d ** 2) * (1.0 + 0.5 * np.tanh(3.0 * d))   # not even: K(x, y) != K(y, x)
+
+
+COUPLINGS = {
+    "local-power": mp.LocalPower(0.7, 1.5),
+    "local-linear": mp.LocalPower(-0.4, 1.0),
+    "local-log": mp.LocalLog(0.3),
+    "kernel-even": mp.KernelInteraction(lambda d: np.exp(-4.0 * d ** 2), 0.8),
+    "kernel-skewed": mp.KernelInteraction(_skewed, 0.8),
+    "quadratic-interaction": mp.QuadraticInteraction(1.3),
+    "mean-attraction": mp.MeanAttraction(1.7, 0.3),
+    "mean-attraction-s2": mp.MeanAttraction(0.9, 2.0),
+    "fixed-guidance": mp.FixedGuidance(1.1, 0.4),
+    "sum-scaled": 0.5 * mp.MeanAttraction(1.0, -0.5) + mp.LocalPower(0.3, 2.0),
+}
+
+
+@pytest.mark.parametrize("name", sorted(COUPLINGS))
+def test_first_variation_is_the_derivative_of_the_total_interaction_cost(name):
+    # d/de Phi(m + e dm) at e = 0 equals int F_soc(m) dm, for directions that change the mass too
+    coupling = COUPLINGS[name]
+    grid = GRID1
+    x = grid.axes[0]
+    rng = np.random.default_rng(3)
+    m = mp.gaussian(grid, 0.4, 0.6)[None] * (1.0 + 0.3 * np.sin(2.0 * x))[None]
+    dm = rng.standard_normal((1,) + grid.shape) * m
+    eps = 1e-5
+    fd = (_phi(coupling, grid, m + eps * dm) - _phi(coupling, grid, m - eps * dm)) / (2 * eps)
+    social = coupling.first_variation()
+    exact = np.sum(social.field(grid, np.zeros(1), m) * dm) * grid.cell_volume
+    assert abs(fd[0] - exact) <= 1e-7 * max(1.0, abs(exact))
+
+
+def test_nash_equals_social_where_the_extra_term_vanishes():
+    # beta/2 |x - mean|^2: the first variation is F itself; MeanAttraction with s = 1 is the same coupling
+    grid, m = GRID1, mp.gaussian(GRID1, 0.3, 0.5)[None]
+    q = mp.QuadraticInteraction(2.0)
+    assert q.first_variation() is q
+    fv = mp.MeanAttraction(2.0, 1.0).first_variation()
+    np.testing.assert_allclose(fv.field(grid, np.zeros(1), m), q.field(grid, np.zeros(1), m), rtol=0, atol=1e-13)
+    # s != 1: the planner's field differs from F
+    ma = mp.MeanAttraction(2.0, 0.3)
+    assert np.max(np.abs(ma.first_variation().field(grid, np.zeros(1), m) - ma.field(grid, np.zeros(1), m))) > 0.1
+
+
+def test_mean_attraction_newton_derivative_matches_finite_differences():
+    grid = GRID1
+    coupling = mp.MeanAttraction(1.7, 0.3)
+    t = np.array([0.1, 0.5])
+    m = np.stack([mp.gaussian(grid, 0.2, 0.5), mp.gaussian(grid, -0.3, 0.7)]).reshape(2, -1)
+    dm = np.random.default_rng(0).standard_normal(m.shape) * m
+    d = coupling_derivative(coupling, grid, t, m)
+    assert d.outer and not d.lowrank   # the non-symmetric rank-one form, not a symmetric one
+    eps = 1e-6
+    fd = (coupling.field(grid, t, (m + eps * dm).reshape((2,) + grid.shape))
+          - coupling.field(grid, t, (m - eps * dm).reshape((2,) + grid.shape))).reshape(2, -1) / (2 * eps)
+    np.testing.assert_allclose(d.matvec(dm), fd, rtol=0, atol=1e-7 * np.abs(fd).max())
+    # the COO assembly (1-D Newton's direct solve) is the same operator
+    import scipy.sparse as sp
+    r, c, v = d.coo(0, 0, 1.0)
+    A = sp.coo_matrix((np.concatenate(v), (np.concatenate(r), np.concatenate(c))), shape=(m.size, m.size)).tocsr()
+    np.testing.assert_allclose(A @ dm.ravel(), d.matvec(dm).ravel(), rtol=0, atol=1e-12 * np.abs(fd).max())
+
+
+def _lq_problem(grid, Nt=30, kappa=3.0, s=0.3, sigma=0.4):
+    m0 = mp.gaussian(grid, 1.2, 0.3) if grid.ndim == 1 else mp.gaussian(grid, (1.0, -0.6), 0.45)
+    return mp.MFGProblem(grid, 1.0, Nt, sigma, m0, coupling=mp.MeanAttraction(kappa, s))
+
+
+def test_every_loop_reaches_the_same_social_optimum_1d():
+    problem = _lq_problem(mp.Grid([(-3.5, 3.5)], 80))
+    ref = mp.solve(problem, method="newton", objective="social", tol=1e-11)
+    nash = mp.solve(problem, method="newton", tol=1e-11)
+    assert ref.converged and ref.solver["objective"] == "social" and nash.solver["objective"] == "nash"
+    assert ref.problem is problem
+    gap = np.abs(ref.m - nash.m).max()
+    assert gap > 1e-2 * np.abs(ref.m).max()   # the two optima differ here
+    for method in ("picard", "anderson", "auto"):
+        res = mp.solve(problem, method=method, objective="social", tol=1e-11)
+        assert res.converged and res.solver["objective"] == "social", method
+        assert np.abs(res.m - ref.m).max() <= 1e-7 * np.abs(ref.m).max(), method
+        assert np.abs(res.u - ref.u).max() <= 1e-7 * np.abs(ref.u).max(), method
+    # what the package guarantees: mass to round-off, m >= 0, the FP step the transpose (the pair is FP-exact)
+    assert ref.mass_error() <= 1e-12
+    assert ref.m.min() >= 0.0
+
+
+def test_social_with_newton_and_anderson_in_2d():
+    grid = mp.Grid([(-3.0, 3.0)] * 2, 24)
+    problem = _lq_problem(grid, Nt=12)
+    a = mp.solve(problem, method="anderson", objective="social", tol=1e-10)
+    n = mp.solve(problem, method="newton", objective="social", tol=1e-10)
+    assert a.converged and n.converged and n.solver["objective"] == "social"
+    assert np.abs(a.m - n.m).max() <= 1e-6 * np.abs(a.m).max()
+    assert max(a.mass_error(), n.mass_error()) <= 1e-12 and min(a.m.min(), n.m.min()) >= 0.0
+    nash = mp.solve(problem, method="newton", tol=1e-10)
+    assert np.abs(nash.mean()[-1] - a.mean()[-1]).max() > 0.05   # social pulls the mean further to 0
+
+
+def test_social_of_a_local_coupling_is_the_nash_of_its_first_variation():
+    # F = kappa m^p: the planner sees kappa (1 + p) m^p; a kernel: the symmetrised kernel
+    grid = mp.Grid([(-2.0, 2.0)], 50)
+    m0 = mp.gaussian(grid, 0.3, 0.5)
+    base = dict(grid=grid, T=0.5, Nt=20, sigma=0.5, m0=m0)
+    soc = mp.solve(mp.MFGProblem(coupling=mp.LocalPower(0.5, 2.0), **base), objective="social", method="anderson",
+                   tol=1e-11)
+    nash = mp.solve(mp.MFGProblem(coupling=mp.LocalPower(1.5, 2.0), **base), method="anderson", tol=1e-11)
+    np.testing.assert_allclose(soc.m, nash.m, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(soc.u, nash.u, rtol=0, atol=1e-9)
+
+
+def test_lq_social_closed_form_errors_and_observed_orders():
+    run = cases.get("lq-social").validate()
+    assert run.result.converged
+    names = {c.quantity: c for c in run.checks}
+    for q in ("social mean", "social variance", "Nash mean", "social cost J", "price of anarchy"):
+        assert names[q].passed, (q, names[q].error, names[q].tol)
+        order = names[f"{q}: observed order"]
+        assert order.passed and 0.8 <= order.error <= 1.3, (q, order.error)
+    j_n, j_s, poa = run.result.case_report.table[0]
+    assert poa > 1.0 and j_n > j_s
+
+
+def test_lq_closed_form_social_cost_is_the_minimum_over_mean_paths():
+    # independent of the Riccati algebra: minimise the discretised mean part of J directly (a quadratic in the
+    # path), J_mean[mu] = int (mu'^2 + kappa (1 - s)^2 mu^2)/2 dt + q mu_T^2 / 2, mu(0) = mean0
+    T, kappa, s, q, mean0 = 1.0, 3.0, 0.3, 0.7, 1.2
+    n = 4000
+    dt = T / n
+    # unknowns mu_1..mu_n; J = sum ((mu_k - mu_{k-1})/dt)^2 dt/2 + sum kappa (1-s)^2 mu_k^2 dt/2 (trapezoid) + ...
+    import scipy.sparse as sp
+    from scipy.sparse.linalg import spsolve
+    D = sp.diags([-np.ones(n), np.ones(n)], [0, 1], shape=(n, n + 1)) / dt
+    w = np.full(n + 1, dt)
+    w[[0, -1]] = dt / 2
+    w[-1] += q / (kappa * (1 - s) ** 2)
+    H = (D.T @ D * dt + sp.diags(kappa * (1 - s) ** 2 * w)).tocsc()
+    mu = np.empty(n + 1)
+    mu[0] = mean0
+    mu[1:] = spsolve(H[1:, 1:], -H[1:, [0]].toarray().ravel() * mean0)
+    t = np.linspace(0.0, T, n + 1)
+    ref = analytic.lq_mean_attraction(t, T=T, sigma=0.4, kappa=kappa, s=s, mean0=mean0, var0=0.09, q=q,
+                                      objective="social")
+    assert np.abs(mu - ref["mean"]).max() < 2e-3
+    nash = analytic.lq_mean_attraction(t, T=T, sigma=0.4, kappa=kappa, s=s, mean0=mean0, var0=0.09, q=q)
+    assert np.abs(nash["mean"] - ref["mean"]).max() > 0.05
+    poa = analytic.lq_price_of_anarchy(T=T, sigma=0.4, kappa=kappa, s=s, mean0=mean0, var0=0.09, q=q)
+    assert poa["price_of_anarchy"] > 1.0
+    same = analytic.lq_price_of_anarchy(T=T, sigma=0.4, kappa=kappa, s=1.0, mean0=mean0, var0=0.09, q=q)
+    assert same["price_of_anarchy"] == pytest.approx(1.0, abs=1e-13)
+
+
+def test_price_of_anarchy_on_the_grid_is_one_when_nash_is_social():
+    grid = mp.Grid([(-3.5, 3.5)], 70)
+    problem = _lq_problem(grid, Nt=25, s=1.0)
+    out = price_of_anarchy(problem, method="anderson", tol=1e-11)
+    assert out["price_of_anarchy"] == pytest.approx(1.0, abs=1e-8)
+    problem = _lq_problem(grid, Nt=25, s=0.3)
+    out = price_of_anarchy(problem, method="anderson", tol=1e-11)
+    assert out["price_of_anarchy"] > 1.0
+    # the Nash cost equals the equilibrium value int m0 u^0 (the same quadrature, by the discrete duality)
+    assert total_cost(problem, out["nash"]) == pytest.approx(
+        float(grid.integrate(problem.m0 * out["nash"].u[0])), rel=1e-9)
+    with pytest.raises(ValueError, match="objective='social'"):
+        price_of_anarchy(problem, nash=out["social"], social=out["social"])
+
+
+def test_unknown_objective_lists_the_choices():
+    problem = _lq_problem(mp.Grid([(-3.5, 3.5)], 40), Nt=5)
+    with pytest.raises(ValueError, match=r"objective = 'planner': choose one of 'nash', 'social'"):
+        mp.solve(problem, objective="planner")
+
+
+def test_social_refuses_what_has_no_first_variation():
+    grid = mp.Grid([(-2.0, 2.0)], 30)
+    m0 = mp.gaussian(grid, 0.0, 0.5)
+
+    class Mine(Coupling):
+        def field(self, grid, t, m):
+            return m ** 2
+
+        def describe(self):
+            return {"type": "mine"}
+
+    p = mp.MFGProblem(grid, 0.5, 5, 0.5, m0, coupling=Mine())
+    with pytest.raises(NotImplementedError, match="coupling Mine cannot supply its first variation"):
+        mp.solve(p, objective="social")
+    p = mp.MFGProblem(grid, 0.5, 5, 0.5, m0, coupling=mp.LocalPower(1.0), hamiltonian=mp.Congestion(1.0, 0.5, 1.0))
+    with pytest.raises(NotImplementedError, match="Hamiltonian"):
+        mp.solve(p, objective="social")
+
+    def G(x, mT):
+        return 0.3 * mT
+
+    p = mp.MFGProblem(grid, 0.5, 5, 0.5, m0, terminal_cost=mp.TerminalCost(G, depends_on_m=True))
+    with pytest.raises(NotImplementedError, match="terminal cost G depends on m_T"):
+        mp.solve(p, objective="social")
+    # with its first variation, delta/delta m int 0.3 m^2 = 0.6 m: the social optimum is the Nash of 0.6 m
+    soc = mp.solve(mp.MFGProblem(grid, 0.5, 10, 0.5, m0, terminal_cost=mp.TerminalCost(
+        G, depends_on_m=True, first_variation=lambda x, mT: 0.6 * mT)), objective="social", method="anderson", tol=1e-11)
+    nash = mp.solve(mp.MFGProblem(grid, 0.5, 10, 0.5, m0, terminal_cost=mp.TerminalCost(
+        lambda x, mT: 0.6 * mT, depends_on_m=True)), method="anderson", tol=1e-11)
+    np.testing.assert_allclose(soc.m, nash.m, rtol=0, atol=1e-10)
+
+
+def test_social_problem_keeps_the_original(tmp_path):
+    problem = _lq_problem(mp.Grid([(-3.5, 3.5)], 40), Nt=10)
+    sp = social_problem(problem)
+    assert sp is not problem and problem.coupling.describe()["type"] == "mean-attraction"
+    assert sp.coupling.describe()["type"] == "sum"
+    res = mp.solve(problem, objective="social", method="anderson", tol=1e-10)
+    path = tmp_path / "social.h5"
+    res.save(path)
+    back = mp.load(path)
+    assert back.solver["objective"] == "social"
+    assert isinstance(back.problem.coupling, mp.MeanAttraction) and back.problem.coupling.s == 0.3
+    again = mp.solve(back.problem, objective=back.solver["objective"], method="anderson", tol=1e-10)
+    np.testing.assert_allclose(again.m, res.m, rtol=0, atol=1e-12)
+    # LocalLog's first variation carries a constant shift, rebuilt from a file too
+    g = mp.Grid([(-2.0, 2.0)], 30)
+    pl = mp.MFGProblem(g, 0.5, 5, 0.5, mp.gaussian(g, 0.0, 0.5), coupling=mp.LocalLog(0.2).first_variation())
+    r = mp.solve(pl, method="anderson", tol=1e-10)
+    r.save(tmp_path / "log.h5")
+    assert mp.load(tmp_path / "log.h5").problem.coupling.shift == pytest.approx(0.2)
+
+
+def test_price_of_anarchy_case_table_figure_and_file(tmp_path, capsys):
+    fig, out = tmp_path / "poa.png", tmp_path / "poa.h5"
+    rc = cli.main(["run", "price-of-anarchy", "--quiet", "--set", "kappas=1,4", "--set", "N=70", "--set", "Nt=25",
+                   "--set", f"figure={fig}", "--out", str(out)])
+    text = capsys.readouterr()
+    assert rc == 0, text
+    assert "PoA closed form" in text.out + text.err
+    assert fig.stat().st_size > 1000
+    back = mp.load(out)
+    table = back.case_report.table
+    assert table.shape == (2, 8) and np.all(table[:, 3] > 1.0)
+    assert np.all(np.abs(table[:, 3] - table[:, 4]) < 0.01)
