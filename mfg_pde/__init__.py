@@ -51,7 +51,7 @@ def __getattr__(name):
         from .diagnostics.exploitability import exploitability
         return exploitability
     if name == "price_of_anarchy":
-        from .diagnostics.anarchy import price_of_anarchy
+        from .studies.anarchy import price_of_anarchy
         return price_of_anarchy
     if name == "load":
         from .result import load

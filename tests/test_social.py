@@ -8,7 +8,8 @@ import pytest
 
 import mfg_pde as mp
 from mfg_pde import cases, cli
-from mfg_pde.diagnostics.anarchy import price_of_anarchy, total_cost
+from mfg_pde.diagnostics.anarchy import total_cost
+from mfg_pde.studies.anarchy import price_of_anarchy
 from mfg_pde.model.couplings import Coupling
 from mfg_pde.model.social import social_problem
 from mfg_pde.newton.derivatives import coupling_derivative
@@ -187,7 +188,7 @@ def test_price_of_anarchy_on_the_grid_is_one_when_nash_is_social():
     # the Nash cost equals the equilibrium value int m0 u^0 (the same quadrature, by the discrete duality)
     assert total_cost(problem, out["nash"]) == pytest.approx(
         float(grid.integrate(problem.m0 * out["nash"].u[0])), rel=1e-9)
-    with pytest.raises(ValueError, match="objective='social'"):
+    with pytest.raises(ValueError, match="solved with objective='social'"):
         price_of_anarchy(problem, nash=out["social"], social=out["social"])
 
 

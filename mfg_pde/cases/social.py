@@ -17,7 +17,7 @@ import logging
 
 import numpy as np
 
-from ..diagnostics.anarchy import price_of_anarchy
+from ..studies.anarchy import price_of_anarchy
 from ..model.couplings import MeanAttraction
 from ..model.densities import gaussian
 from ..model.grid import Grid

@@ -25,24 +25,18 @@ def total_cost(problem, result) -> float:
     return policy_cost(problem, result.u, result.m, getattr(result, "split_states", None))
 
 
-def price_of_anarchy(problem, nash=None, social=None, **solve_options) -> dict:
-    """Solve ``problem`` for both objectives (or take the results ``nash`` / ``social`` already solved) and
-    compare their total costs: a dict with nash_cost, social_cost, price_of_anarchy (their ratio; nan when the
-    social cost is not positive, where the ratio means nothing), gain (nash_cost - social_cost) and the two
-    results.  ``solve_options`` go to both ``mp.solve`` calls."""
-    from ..iterate.solve import solve
-
-    if "objective" in solve_options:
-        raise ValueError("price_of_anarchy solves both objectives; do not pass objective=")
-    nash = solve(problem, objective="nash", **solve_options) if nash is None else nash
-    social = solve(problem, objective="social", **solve_options) if social is None else social
+def anarchy_report(problem, nash, social) -> dict:
+    """Compare a Nash result and a social result of ``problem``: a dict with nash_cost, social_cost,
+    price_of_anarchy (their ratio; nan when the social cost is not positive, where the ratio means nothing),
+    gain (nash_cost - social_cost) and the two results.  Each result must have been solved with its objective
+    (``result.solver["objective"]``).  ``mp.price_of_anarchy`` (``studies.anarchy``) solves them first."""
     for name, res, want in (("nash", nash, "nash"), ("social", social, "social")):
         got = (getattr(res, "solver", None) or {}).get("objective", "nash")
         if got != want:
-            raise ValueError(f"price_of_anarchy: the result given as {name}= was solved with objective={got!r}")
+            raise ValueError(f"price of anarchy: the result given as {name}= was solved with objective={got!r}")
     j_n, j_s = total_cost(problem, nash), total_cost(problem, social)
     ratio = j_n / j_s if j_s > 0.0 else float("nan")
     if not j_s > 0.0:
-        log.warning("price_of_anarchy: the social cost %.6g is not positive; the ratio is reported as nan", j_s)
+        log.warning("price of anarchy: the social cost %.6g is not positive; the ratio is reported as nan", j_s)
     return {"nash_cost": j_n, "social_cost": j_s, "price_of_anarchy": ratio, "gain": j_n - j_s,
             "nash": nash, "social": social}
