@@ -405,7 +405,9 @@ class MFGResult:
     def _equilibrium_terms(self) -> str:
         """'HJB residual X, Nash gap Y, ' from the last record (each where finite)."""
         terms = []
-        for key, label in (("hjb_residual", "HJB residual"), ("exploitability", "Nash gap")):
+        social = isinstance(self.solver, dict) and self.solver.get("objective") == "social"
+        gap = "gap in the planner's system" if social else "Nash gap"   # model.social: a certificate there
+        for key, label in (("hjb_residual", "HJB residual"), ("exploitability", gap)):
             values = self.history.get(key)
             if values is not None and len(values) and np.isfinite(values[-1]):
                 terms.append(f"{label} {float(values[-1]):.3e}, ")
@@ -419,7 +421,8 @@ class MFGResult:
         winner = solver.get("winner")
         if winner not in (None, "none", method):
             method = f"{method} ({winner} won)"
-        return f"grid {shape}, Nt {len(self.t) - 1}, method {method}"
+        objective = ", social optimum (objective='social')" if solver.get("objective") == "social" else ""
+        return f"grid {shape}, Nt {len(self.t) - 1}, method {method}{objective}"
 
     def summary(self) -> str:
         """One line: status, iterations, final residual, HJB residual and Nash gap (last record, where

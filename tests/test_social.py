@@ -110,6 +110,11 @@ def test_every_loop_reaches_the_same_social_optimum_1d():
     # what the package guarantees: mass to round-off, m >= 0, the FP step the transpose (the pair is FP-exact)
     assert ref.mass_error() <= 1e-12
     assert ref.m.min() >= 0.0
+    assert "social optimum (objective='social')" in ref.summary() and "planner's system" in ref.summary()
+    # the recorded gap certifies the planner's system; in the game itself an agent gains by leaving the optimum
+    assert abs(ref.history["exploitability"][-1]) <= 1e-9
+    assert mp.exploitability(problem, ref) > 1e-4
+    assert abs(mp.exploitability(problem, nash)) <= 1e-9
 
 
 def test_social_with_newton_and_anderson_in_2d():
