@@ -268,3 +268,30 @@ def test_price_of_anarchy_case_table_figure_and_file(tmp_path, capsys):
     table = back.case_report.table
     assert table.shape == (2, 8) and np.all(table[:, 3] > 1.0)
     assert np.all(np.abs(table[:, 3] - table[:, 4]) < 0.01)
+
+
+def test_social_with_a_skewed_kernel_newton_and_anderson_agree():
+    # F = c int W(x - y) m(y) dy with W not even: the planner sees the symmetrised kernel (dense dF/dm for Newton)
+    grid = mp.Grid([(-2.0, 2.0)], 40)
+    problem = mp.MFGProblem(grid, 0.5, 10, 0.5, mp.gaussian(grid, 0.3, 0.4),
+                            coupling=mp.KernelInteraction(_skewed, 0.8))
+    a = mp.solve(problem, method="anderson", objective="social", tol=1e-11)
+    n = mp.solve(problem, method="newton", objective="social", tol=1e-11)
+    nash = mp.solve(problem, method="anderson", tol=1e-11)
+    assert a.converged and n.converged
+    assert np.abs(a.m - n.m).max() <= 1e-8 * np.abs(a.m).max()
+    assert np.abs(a.m - nash.m).max() > 1e-3 * np.abs(a.m).max()
+
+
+@pytest.mark.slow
+def test_lq_social_orders_over_three_refinements():
+    case = cases.get("lq-social")
+    errs = []
+    for N, Nt in ((140, 50), (280, 100), (560, 200)):
+        run = case.run({"N": N, "Nt": Nt})
+        assert run.result.converged
+        errs.append(case.errors(run.result, run.params))
+    for q in errs[0]:
+        e = np.array([x[q] for x in errs])
+        orders = np.log2(e[:-1] / e[1:])
+        assert np.all(orders >= 0.85) and np.all(orders <= 1.2), (q, e, orders)
