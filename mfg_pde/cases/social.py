@@ -86,6 +86,10 @@ class LQSocial(Case):
     def build(self, p):
         return build_game(p, p["kappa"]), {"tol": p["tol"], "method": p["method"], "objective": "social"}
 
+    def oracle_mean(self, p, t):
+        """The social mean path in closed form (what ``mfg-pde plot`` draws against the grid mean)."""
+        return analytic.lq_mean_attraction(t, objective="social", **_oracle_args(p, p["kappa"]))["mean"]
+
     def decorate(self, result, problem, p):
         """Solve the Nash equilibrium of the same problem and compare the total costs (``price_of_anarchy``)."""
         from ..iterate.solve import solve
