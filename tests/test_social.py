@@ -295,3 +295,36 @@ def test_lq_social_orders_over_three_refinements():
         e = np.array([x[q] for x in errs])
         orders = np.log2(e[:-1] / e[1:])
         assert np.all(orders >= 0.85) and np.all(orders <= 1.2), (q, e, orders)
+
+
+def _population_cost(problem, u):
+    """Total cost J of the population that follows the policy of u (transported by it from m0; F at that density)."""
+    from mfg_pde.diagnostics.exploitability import nash_gap, policy_cost
+
+    frozen = np.broadcast_to(problem.m0, (problem.Nt + 1,) + problem.grid.shape)
+    m = nash_gap(problem, u, frozen, details=True)["policy_density"]
+    return policy_cost(problem, u, m)
+
+
+@pytest.mark.parametrize("coupling", [mp.LocalPower(0.8, 1.0), mp.MeanAttraction(3.0, 0.3),
+                                      mp.KernelInteraction(lambda d: np.exp(-4.0 * d ** 2), 0.8)],
+                         ids=["local", "mean-attraction", "kernel"])
+def test_the_social_pair_minimises_the_discrete_total_cost(coupling):
+    # independent of the first-variation algebra: perturb the social policy, transport m0 with it and score the
+    # population's total cost; the social pair is a stationary minimum (growth ~ eps^2, even in eps), the Nash
+    # pair is not (a first-order change: one direction lowers the cost)
+    grid = mp.Grid([(-2.0, 2.0)], 60)
+    x = grid.axes[0]
+    problem = mp.MFGProblem(grid, 0.5, 20, 0.5, mp.gaussian(grid, 0.4, 0.4), coupling=coupling,
+                            potential=lambda x, t: 0.5 * x ** 2)
+    phi = np.sin(2.0 * x)[None] * np.linspace(0.0, 1.0, problem.Nt + 1)[:, None]
+    out = {}
+    for objective in ("nash", "social"):
+        res = mp.solve(problem, objective=objective, method="anderson", tol=1e-12)
+        J0 = _population_cost(problem, res.u)
+        out[objective] = [_population_cost(problem, res.u + e * phi) - J0 for e in (-2e-2, -1e-2, 1e-2, 2e-2)]
+    dm2, dm1, dp1, dp2 = out["social"]
+    assert min(out["social"]) > 0.0
+    assert abs(dp1 - dm1) <= 0.05 * dp1 and abs(dp2 - dm2) <= 0.05 * dp2     # no first-order term
+    assert 3.5 <= dp2 / dp1 <= 4.5                                           # quadratic growth
+    assert min(out["nash"]) < 0.0
