@@ -217,8 +217,11 @@ def test_social_refuses_what_has_no_first_variation():
     p = mp.MFGProblem(grid, 0.5, 5, 0.5, m0, coupling=Mine())
     with pytest.raises(NotImplementedError, match="coupling Mine cannot supply its first variation"):
         mp.solve(p, objective="social")
-    p = mp.MFGProblem(grid, 0.5, 5, 0.5, m0, coupling=mp.LocalPower(1.0), hamiltonian=mp.Congestion(1.0, 0.5, 1.0))
-    with pytest.raises(NotImplementedError, match="Hamiltonian"):
+    class Crowd(mp.Congestion):   # a user Hamiltonian that depends on m and does not give H + m dH/dm
+        first_variation = mp.Hamiltonian.first_variation
+
+    p = mp.MFGProblem(grid, 0.5, 5, 0.5, m0, coupling=mp.LocalPower(1.0), hamiltonian=Crowd(1.0, 0.5, 1.0))
+    with pytest.raises(NotImplementedError, match="Hamiltonian Crowd depends on m but gives no first_variation"):
         mp.solve(p, objective="social")
 
     def G(x, mT):
@@ -327,4 +330,67 @@ def test_the_social_pair_minimises_the_discrete_total_cost(coupling):
     assert min(out["social"]) > 0.0
     assert abs(dp1 - dm1) <= 0.05 * dp1 and abs(dp2 - dm2) <= 0.05 * dp2     # no first-order term
     assert 3.5 <= dp2 / dp1 <= 4.5                                           # quadratic growth
+    assert min(out["nash"]) < 0.0
+
+
+def _control_cost_route(problem, ham):
+    """An independent numpy route for 1-D reflecting problems: the total cost J(a, b) of the population driven by
+    the node speeds a (rightward) and b (leftward) of every step -- the FP step with rows lower_i =
+    dt (-nu/h^2 - b_i/h), upper_i = dt (-nu/h^2 - a_i/h), the control cost (a^2 + b^2)/(2 w(m^{n+1})) --, and the
+    speeds of a solved pair, a = -w min(D+u, 0), b = w max(D-u, 0) with w = dH/dp / p of the ORIGINAL Hamiltonian."""
+    grid = problem.grid
+    h, dt, nu, N, Nt = grid.spacing[0], problem.dt, problem.nu, grid.shape[0], problem.Nt
+    V = problem.potential_steps()
+    weights = (lambda m: np.ones_like(m)) if ham is None else ham.weights
+
+    def speeds(res):
+        a, b = np.zeros((Nt, N)), np.zeros((Nt, N))
+        for n in range(Nt):
+            w, du = weights(res.m[n + 1]), np.diff(res.u[n]) / h
+            a[n, :-1] = -w[:-1] * np.minimum(du, 0.0)
+            b[n, 1:] = w[1:] * np.maximum(du, 0.0)
+        return a, b
+
+    def cost(a, b):
+        m, total = problem.m0.copy(), 0.0
+        for n in range(Nt):
+            lo, up = np.zeros(N), np.zeros(N)
+            lo[1:] = dt * (-nu / h ** 2 - b[n, 1:] / h)
+            up[:-1] = dt * (-nu / h ** 2 - a[n, :-1] / h)
+            M = np.diag(1.0 - lo - up) + np.diag(lo[1:], -1) + np.diag(up[:-1], 1)
+            m = np.linalg.solve(M.T, m)
+            f = problem.coupling.field(grid, np.array([problem.t[n + 1]]), m[None])[0] + V[0]
+            total += dt * h * float(np.sum(m * ((a[n] ** 2 + b[n] ** 2) / (2.0 * weights(m)) + f)))
+        return total, m
+
+    return speeds, cost
+
+
+@pytest.mark.parametrize("ham", [None, mp.Congestion(1.0, 2.0, 1.0), mp.Congestion(0.5, 1.0, 0.5)],
+                         ids=["quadratic", "congestion", "congestion-half"])
+def test_the_social_pair_is_the_discrete_planners_optimum_over_controls(ham):
+    # the planner chooses the agents' speeds; the social pair's speeds are a stationary minimum of the discrete
+    # total cost (even in eps, quadratic growth), the Nash pair's are not -- with congestion this checks the
+    # correction -m dH/dm of the planner's HJB (independent numpy route, not the package's kernels)
+    grid = mp.Grid([(-2.0, 2.0)], 60)
+    problem = mp.MFGProblem(grid, 0.5, 20, 0.5, mp.gaussian(grid, 0.4, 0.4), coupling=mp.LocalPower(0.3, 1.0),
+                            potential=lambda x, t: 0.5 * x ** 2, hamiltonian=ham)
+    speeds, cost = _control_cost_route(problem, ham)
+    rng = np.random.default_rng(1)
+    ra, rb = rng.standard_normal((2, problem.Nt, grid.shape[0]))
+    out = {}
+    for objective in ("nash", "social"):
+        res = mp.solve(problem, objective=objective, method="anderson", tol=1e-12)
+        assert res.converged and res.mass_error() <= 1e-12 and res.m.min() >= 0.0
+        assert max(res.history["hjb_residual"][-1], res.history["fp_residual"][-1]) <= 1e-11
+        a, b = speeds(res)
+        J0, mT = cost(a, b)
+        # the route reproduces the solver's density and its total cost (the same quadrature)
+        assert np.abs(mT - res.m[-1]).max() <= 1e-12
+        assert J0 == pytest.approx(total_cost(problem, res), rel=1e-12)
+        out[objective] = [cost(a * (1 + e * ra), b * (1 + e * rb))[0] - J0 for e in (-2e-2, -1e-2, 1e-2, 2e-2)]
+    dm2, dm1, dp1, dp2 = out["social"]
+    assert min(out["social"]) > 0.0
+    assert abs(dp1 - dm1) <= 0.05 * dp1 and abs(dp2 - dm2) <= 0.05 * dp2
+    assert 3.5 <= dp2 / dp1 <= 4.5
     assert min(out["nash"]) < 0.0

@@ -31,6 +31,8 @@ def solve_fp(problem, sol: HJBSolution, m0: np.ndarray | None = None, out: np.nd
     m[0] = problem.m0 if m0 is None else grid.check_field(m0, "m0")
     warm.wait()  # a first run compiling the forward kernels in a helper process: load them from the cache
     op = kd.op if getattr(sol, "op", None) is None else sol.op
+    if getattr(sol, "fp_op", None) is not None:
+        op = sol.fp_op   # the planner's congestion Hamiltonian: the density moves with -dH/dp (hjb.HJBSolution)
     S = problem.fp_source_steps() if hasattr(problem, "fp_source_steps") else None
     if S is None:
         kernels.fp_sweep(m.reshape((Nt + 1,) + kd.shape3), as3(sol.u, 1, kd.shape3), sol.states, op)

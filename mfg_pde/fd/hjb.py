@@ -31,6 +31,9 @@ class HJBSolution:
     #: m-dependent Hamiltonian it carries the weights of the density the HJB saw, and the FP sweep of this
     #: solution uses the same (the exact transpose)
     op: object = None
+    #: the Operator of this solution's FP sweep where it differs from ``op`` (the planner's congestion
+    #: Hamiltonian: the HJB sees H + m dH/dm, the density moves with -dH/dp; ``KernelData.fp_op_for``)
+    fp_op: object = None
 
 
 def empty_states(problem) -> np.ndarray:
@@ -73,7 +76,7 @@ def solve_hjb(problem, f: np.ndarray, u_terminal: np.ndarray, guess: HJBSolution
     start = kernels.START_COLD if guess is None else kernels.START_PREDICTOR
     op = kd.op_for(None if m is None else grid.check_field(m, "m", (Nt + 1,))) if kd.depends_on_m else kd.op
     kernels.hjb_sweep(u3, states, as3(f, 1, kd.shape3), op, tol, maxit, g3, start, its)
-    return HJBSolution(u, states, its, op if kd.depends_on_m else None)
+    return HJBSolution(u, states, its, op if kd.depends_on_m else None, kd.fp_op_for(m) if kd.separate_fp else None)
 
 
 def hjb_residual(problem, sol: HJBSolution, f: np.ndarray, u_terminal: np.ndarray | None = None) -> float:

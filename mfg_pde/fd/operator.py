@@ -67,9 +67,25 @@ class KernelData:
         if m is None:
             raise ValueError("this problem's Hamiltonian depends on m (congestion): the HJB/FP sweeps need the "
                              "density levels m (Nt+1, *grid) it is evaluated at")
+        return self._weighted(m, self.hamiltonian.weights)
+
+    @property
+    def separate_fp(self) -> bool:
+        """Whether the FP sweeps take other weights than the HJB sweeps (``fp_op_for``)."""
+        return self.depends_on_m and hasattr(self.hamiltonian, "fp_weights")
+
+    def fp_op_for(self, m) -> Operator:
+        """The Operator of the FP sweeps against m: ``op_for(m)``, unless the Hamiltonian moves the density with
+        other weights than the HJB's (``fp_weights``: the planner's congestion Hamiltonian, ``model.social``)."""
+        if not self.separate_fp:
+            return self.op_for(m)
+        return self._weighted(m, self.hamiltonian.fp_weights)
+
+    def _weighted(self, m, weights) -> Operator:
+        """``op`` with the weights of step n taken at m^{n+1}, hw (Nt, *shape3)."""
         m = np.asarray(m, dtype=float)
         Nt = m.shape[0] - 1
-        w = np.ascontiguousarray(self.hamiltonian.weights(m[1:]), dtype=float).reshape((Nt,) + tuple(self.shape3))
+        w = np.ascontiguousarray(weights(m[1:]), dtype=float).reshape((Nt,) + tuple(self.shape3))
         return self.op._replace(hw=w, hlip=float(w.max()) if w.size else 1.0)
 
     def axis(self, k: int, dt: float | None = None, op: Operator | None = None, n: int = 0) -> Axis:

@@ -25,8 +25,19 @@ def split_residual_norms(problem, sol, f: np.ndarray, m: np.ndarray) -> np.ndarr
     grid, Nt = problem.grid, problem.Nt
     f = grid.check_field(f, "running cost f", (Nt,))
     m = grid.check_field(m, "m", (Nt + 1,))
-    norms = np.empty((Nt, 4))
     op = kd.op_for(m)   # an m-dependent Hamiltonian is evaluated at this m, like the running cost f
+    if kd.separate_fp:  # the planner's congestion Hamiltonian: the FP equation has its own weights
+        fp_norms = _norms(problem, kd, sol, f, m, kd.fp_op_for(m))
+        norms = _norms(problem, kd, sol, f, m, op)
+        norms[:, 2:] = fp_norms[:, 2:]
+        return norms
+    return _norms(problem, kd, sol, f, m, op)
+
+
+def _norms(problem, kd, sol, f, m, op) -> np.ndarray:
+    """``split_residual_norms`` with the rows of the Operator op (one pass for both equations)."""
+    grid, Nt = problem.grid, problem.Nt
+    norms = np.empty((Nt, 4))
     S = problem.fp_source_steps() if hasattr(problem, "fp_source_steps") else None
     z = m
     if S is not None:   # the FP equation with a source: M^T m^{n+1} = m^n + dt S^n

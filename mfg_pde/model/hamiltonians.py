@@ -80,6 +80,16 @@ class Hamiltonian:
         """The per-node weights the kernels take for an m-dependent Hamiltonian (None otherwise)."""
         return None
 
+    def first_variation(self) -> "Hamiltonian":
+        """The Hamiltonian of the social planner's HJB, H + m dH/dm (``model.social``): itself when H does not
+        depend on m; a NotImplementedError naming the class for an m-dependent H without its own."""
+        if self.depends_on_m:
+            raise NotImplementedError(
+                f"the Hamiltonian {type(self).__name__} depends on m but gives no first_variation(), which "
+                "objective='social' needs (the planner's HJB sees H + m dH/dm); implement it or solve the Nash "
+                "equilibrium (objective='nash')")
+        return self
+
     @property
     def is_quadratic(self) -> bool:
         return self.kind == HAM_QUADRATIC
@@ -229,8 +239,61 @@ class Congestion(Hamiltonian):
         """1 / (c0 + c m)^alpha (m clipped at 0), elementwise."""
         return 1.0 / self._g(m)
 
+    def first_variation(self):
+        """``PlannerCongestion(self)`` (the planner's HJB: H + m dH/dm), or itself when H does not depend on m."""
+        return PlannerCongestion(self) if self.depends_on_m else self
+
     def describe(self):
         return {"type": "congestion", "c0": self.c0, "c": self.c, "alpha": self.alpha}
+
+
+class PlannerCongestion(Hamiltonian):
+    """The social planner's HJB Hamiltonian of ``Congestion(c0, c, alpha)`` (``model.social``): with w = 1/(c0 + c m)^alpha,
+
+        H + m dH/dm = w_s(m) p^2 / 2,      w_s = w + m dw/dm = (c0 + (1 - alpha) c m) / (c0 + c m)^(alpha + 1) > 0
+
+    (the congestion correction -m dH/dm moved to the left side), while the agents still move with the control
+    -dH/dp = -w p of the original Hamiltonian: the HJB sweeps take ``weights`` (w_s), the FP sweeps
+    ``fp_weights`` (w).  The FP step is then the transpose of the policy's step M_w(u), and the pair is the
+    discrete planner's optimality system (docs/method.md, section 'Mean-field control and the price of
+    anarchy').  ``dH`` and ``lagrangian`` are the original's (the control and its cost)."""
+
+    kind = HAM_WEIGHTED
+    depends_on_m = True
+
+    def __init__(self, base: Congestion):
+        if not isinstance(base, Congestion):
+            raise TypeError(f"PlannerCongestion needs a Congestion Hamiltonian, got {type(base).__name__}")
+        self.base = base
+
+    def H(self, p, m=None):
+        p = np.asarray(p, dtype=float)
+        return 0.5 * p * p * self.weights(0.0 if m is None else m)
+
+    def dH(self, p, m=None):
+        return self.base.dH(p, m)
+
+    def dHdm(self, p, m):
+        raise NotImplementedError("PlannerCongestion: dH/dm of the planner's Hamiltonian is not needed")
+
+    def lagrangian(self, a, m=None):
+        return self.base.lagrangian(a, m)
+
+    def params(self):
+        return self.base.params()
+
+    def weights(self, m):
+        """w_s = (c0 + (1 - alpha) c m) / (c0 + c m)^(alpha + 1) (m clipped at 0): the planner's HJB."""
+        b = self.base
+        m = np.maximum(np.asarray(m, dtype=float), 0.0)
+        return (b.c0 + (1.0 - b.alpha) * b.c * m) / (b.c0 + b.c * m) ** (b.alpha + 1.0)
+
+    def fp_weights(self, m):
+        """w = 1 / (c0 + c m)^alpha: the FP (the agents' control -w p)."""
+        return self.base.weights(m)
+
+    def describe(self):
+        return {"type": "planner-congestion", "congestion": self.base.describe()}
 
 
 class Separable(Hamiltonian):

@@ -14,8 +14,13 @@ variations (docs/method.md, section 'Mean-field control and the price of anarchy
 with the FP equation unchanged.  ``social_problem`` builds that problem, so every coupling loop and Newton
 solve it unchanged, with the FP step the exact transpose of the linearised HJB step, mass to round-off and
 m >= 0.  The first variations belong to the couplings (``Coupling.first_variation``) and to the terminal cost
-(``TerminalCost(..., first_variation=...)``).  An m-dependent Hamiltonian (``Congestion`` with c != 0) would add
--m dH/dm(grad u, m) to the HJB, a term that depends on u; it is refused.
+(``TerminalCost(..., first_variation=...)``).
+
+An m-dependent Hamiltonian (``Congestion`` with c != 0) adds the congestion correction -m dH/dm(grad u, m) to the
+planner's HJB, i.e. the HJB sees H + m dH/dm (``Hamiltonian.first_variation``: ``PlannerCongestion``) while the
+density still moves with the agents' control -dH/dp: the FP step is then the exact transpose of the policy's
+step (the HJB step with the original weights at the same u), not of the planner's HJB step, and mass and m >= 0
+hold as before.  The coupling loops solve it; Newton refuses non-quadratic Hamiltonians in any case.
 """
 
 from __future__ import annotations
@@ -57,15 +62,15 @@ def social_problem(problem):
     equilibrium is the social optimum of ``problem``.  Raises NotImplementedError (naming the part) for a
     coupling or terminal cost without a first variation and for an m-dependent Hamiltonian."""
     ham = getattr(problem, "hamiltonian", None)
-    if ham is not None and getattr(ham, "depends_on_m", False):
-        raise NotImplementedError(
-            f"objective='social' with the m-dependent Hamiltonian {ham.describe()}: the planner's HJB gains the "
-            "congestion correction -m dH/dm(grad u, m), which depends on u and makes the FP step differ from the "
-            "transpose of the HJB step; not implemented (use Congestion with c = 0, or objective='nash')")
+    planner_ham = None if ham is None else ham.first_variation()
     coupling = None if problem.coupling is None else problem.coupling.first_variation()
     terminal = social_terminal_cost(problem.terminal_cost)
     out = copy.copy(problem)
     out.coupling = coupling
     out.terminal_cost = terminal
     out._static_cache = dict(problem._static_cache)  # V, b, S do not change; the dict must not be shared
+    if planner_ham is not ham:
+        out.hamiltonian = planner_ham
+        out._static_cache.pop("kernel", None)   # the kernels' records carry the Hamiltonian
     return out
+
