@@ -21,7 +21,8 @@ monotone, C^1 when h is, and the FP step stays the exact transpose of the linear
                                   cost with the control constrained to |a_k| <= a_max on each axis.
 * ``Congestion(c0, c, alpha)``    h = p^2 / (2 (c0 + c m)^alpha), alpha in [0, 1]: moving through a crowd costs
                                   more (l = (c0 + c m)^alpha a^2 / 2).  In step n of the HJB the density is
-                                  m^{n+1}, the level the coupling F sees.
+                                  m^{n+1}, the level the coupling F sees.  ``first_variation()`` gives
+                                  ``PlannerCongestion``, the social planner's HJB Hamiltonian H + m dH/dm.
 * ``Separable(h, dh, p_max)``     a user-supplied convex h with its derivative: h' is tabulated on a uniform
                                   grid of [-p_max, p_max] and interpolated linearly (h its exact integral), so
                                   the numerical Hamiltonian is C^1 and monotone; convexity (h' non-decreasing),
