@@ -394,3 +394,18 @@ def test_the_social_pair_is_the_discrete_planners_optimum_over_controls(ham):
     assert abs(dp1 - dm1) <= 0.05 * dp1 and abs(dp2 - dm2) <= 0.05 * dp2
     assert 3.5 <= dp2 / dp1 <= 4.5
     assert min(out["nash"]) < 0.0
+
+
+def test_congestion_without_a_coupling_is_still_a_coupled_game():
+    # H depends on m: one HJB + FP sweep is not the answer (the loop iterates and certifies both residuals), and
+    # the planner's correction -m dH/dm alone makes the social optimum differ from the equilibrium
+    grid = mp.Grid([(-2.0, 2.0)], 60)
+    problem = mp.MFGProblem(grid, 0.5, 20, 0.5, mp.gaussian(grid, 0.4, 0.4), potential=lambda x, t: 0.5 * x ** 2,
+                            hamiltonian=mp.Congestion(1.0, 2.0, 1.0))
+    assert problem.is_coupled
+    for objective in ("nash", "social"):
+        res = mp.solve(problem, objective=objective, tol=1e-11)
+        assert res.converged and res.iterations > 1
+        assert max(res.history["hjb_residual"][-1], res.history["fp_residual"][-1]) <= 1e-11
+    out = price_of_anarchy(problem, method="anderson", tol=1e-11)
+    assert out["price_of_anarchy"] > 1.0

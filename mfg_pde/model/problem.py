@@ -466,8 +466,10 @@ class MFGProblem:
 
     @property
     def is_coupled(self) -> bool:
-        """Whether the HJB data depend on m (otherwise one HJB + one FP sweep solve the game)."""
-        return self.coupling is not None or bool(getattr(self.terminal_cost, "depends_on_m", False))
+        """Whether the HJB data depend on m (otherwise one HJB + one FP sweep solve the game): a coupling, a
+        terminal cost G(x, m_T) or a Hamiltonian that depends on m (congestion)."""
+        return self.coupling is not None or bool(getattr(self.terminal_cost, "depends_on_m", False)) \
+            or bool(getattr(getattr(self, "hamiltonian", None), "depends_on_m", False))
 
     # ------------------------------------------------------------------ data on the time grid
     def drift_steps(self) -> np.ndarray | None:
