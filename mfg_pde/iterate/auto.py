@@ -67,9 +67,6 @@ def newton_available(problem) -> str | None:
         return "newton does not support exit boundaries"
     if problem.geometry.active:
         return "newton does not support walls and doors (obstacles, doors)"
-    ham = getattr(problem, "hamiltonian", None)
-    if ham is not None and not ham.is_quadratic:
-        return f"newton supports the quadratic Hamiltonian only (this problem: {ham!r})"
     if getattr(problem, "fp_source", None) is not None:
         return "newton does not support an fp_source"
     if problem.grid.ndim != 1:

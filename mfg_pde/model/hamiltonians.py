@@ -91,6 +91,10 @@ class Hamiltonian:
                 "equilibrium (objective='nash')")
         return self
 
+    def dweights(self, m):
+        """d/dm of ``weights`` (Newton's Jacobian; None for a Hamiltonian that does not depend on m)."""
+        return None
+
     @property
     def is_quadratic(self) -> bool:
         return self.kind == HAM_QUADRATIC
@@ -229,8 +233,7 @@ class Congestion(Hamiltonian):
 
     def dHdm(self, p, m):
         p = np.asarray(p, dtype=float)
-        m = np.maximum(np.asarray(m, dtype=float), 0.0)
-        return -self.alpha * self.c * 0.5 * p * p / (self.c0 + self.c * m) ** (self.alpha + 1.0)
+        return 0.5 * p * p * self.dweights(m)
 
     def lagrangian(self, a, m=None):
         a = np.asarray(a, dtype=float)
@@ -243,6 +246,13 @@ class Congestion(Hamiltonian):
     def first_variation(self):
         """``PlannerCongestion(self)`` (the planner's HJB: H + m dH/dm), or itself when H does not depend on m."""
         return PlannerCongestion(self) if self.depends_on_m else self
+
+    def dweights(self, m):
+        """d/dm [1 / (c0 + c m)^alpha] = -alpha c / (c0 + c m)^(alpha + 1) for m >= 0 (0 where m < 0, where
+        ``weights`` is clipped): the factor of dH/dm = dweights(m) p^2 / 2 (``dHdm``)."""
+        m = np.asarray(m, dtype=float)
+        d = -self.alpha * self.c / (self.c0 + self.c * np.maximum(m, 0.0)) ** (self.alpha + 1.0)
+        return np.where(m >= 0.0, d, 0.0)
 
     def describe(self):
         return {"type": "congestion", "c0": self.c0, "c": self.c, "alpha": self.alpha}

@@ -145,15 +145,9 @@ def _with_params(problem, sigma=None, scale=None):
                       hamiltonian=problem.hamiltonian, fp_source=problem.fp_source)
 
 
-def check_quadratic(problem, what: str) -> None:
-    """NotImplementedError naming the Hamiltonian when it is not the quadratic one (the Newton systems
-    assemble the Hessian terms of |p|^2/2 only), or when the problem has an FP source."""
-    ham = getattr(problem, "hamiltonian", None)
-    if ham is not None and not ham.is_quadratic:
-        raise NotImplementedError(
-            f"{what} supports the quadratic Hamiltonian only (its Jacobian's Hessian blocks are those of "
-            f"|p|^2/2); this problem has {ham!r}. Solve it with mfg_pde.solve(problem, method='auto' | "
-            "'anderson' | 'picard' | 'fictitious-play')")
+def check_fp_source(problem, what: str) -> None:
+    """NotImplementedError when the problem has an FP source (every Hamiltonian is supported: the Jacobian's
+    Hamiltonian blocks are those of ``ham_terms``)."""
     if getattr(problem, "fp_source", None) is not None:
         raise NotImplementedError(f"{what} does not support an fp_source; use method='anderson' or 'picard'")
 
@@ -170,7 +164,7 @@ def make_system(problem):
 def _check_options(problem, warm_start, warm_iter, continuation, linear_solver):
     from ..fd.operator import check_no_exits
     check_no_exits(problem, "method='newton'")
-    check_quadratic(problem, "method='newton'")
+    check_fp_source(problem, "method='newton'")
     if problem.grid.ndim != 1:
         from .system_split import check_split_coupling
         check_split_coupling(problem.coupling)
@@ -365,7 +359,7 @@ def _initial_pair(problem, m_init, newton_tol, newton_maxit):
         m = grid.check_field(m_init, "m_init", (Nt + 1,)).copy()
         m[0] = problem.m0
     sol = solve_hjb(problem, problem.running_cost(m), problem.terminal_values(m[Nt]), tol=newton_tol,
-                    maxit=newton_maxit)
+                    maxit=newton_maxit, m=m)
     return sol.u.copy(), m
 
 

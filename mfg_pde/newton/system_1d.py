@@ -14,6 +14,7 @@ from ..fd import kernels
 from ..fd.split_residuals import line_pair_residuals
 from ..fd.operator import kernel_data
 from .derivatives import coupling_derivative, terminal_derivative
+from .ham_terms import line_edge_weights
 from .krylov import gmres
 
 
@@ -215,14 +216,16 @@ class ReducedSystem:
         lo, di, up = ev["lo"], ev["di"], ev["up"]
         self.fa = _Levels(lo, di, up, sysm.periodic).args()
         self.ba = _Levels(np.roll(up, 1, axis=1), di, np.roll(lo, -1, axis=1), sysm.periodic).args()
-        self.E = np.ascontiguousarray(sysm.edge_weights(u[:Nt], m[1:]))
+        self.E = np.ascontiguousarray(sysm.edge_weights(u[:Nt], m[1:], ev["W"]))
+        self.cong = sysm.congestion(u, m, ev)
         self.t1 = np.empty((Nt, N))
         self.t2 = np.empty((Nt, N))
         self.RH = ev["RH"]
         self.P_inv(self.RH, self.t1)
         _hessian_apply(self.E, self.t1, self.t2)
         self.b = self.PT_inv(self.t2 - ev["RF"])
-        self.use_cg = self.dF.is_local and self.dG is None and bool(np.all(self.dF.diag >= 0.0))
+        self.use_cg = (self.dF.is_local and self.dG is None and self.cong is None
+                       and bool(np.all(self.dF.diag >= 0.0)))
         self.iterations = 0
         if self.use_cg:
             self.S = np.sqrt(sysm.dt * self.dF.diag)
@@ -252,10 +255,17 @@ class ReducedSystem:
         return self.PT_inv(self.t2)
 
     def Phi(self, x):
+        """Phi x: minus the HJB rows' derivative in m^{n+1} (the coupling, an m-dependent G, congestion)."""
         y = self.sysm.dt * self.dF.matvec(x)
         if self.dG is not None:
             y[-1] += self.dG @ x[-1]
+        if self.cong is not None:
+            y -= self.cong["cH"] * x
         return y
+
+    def fp_m(self, x):
+        """The FP rows' derivative in m^{n+1} through an m-dependent Hamiltonian (``DiscreteSystem.congestion``)."""
+        return self.sysm.congestion_fp(self.cong, x)
 
     def solve(self, rtol: float, maxiter: int = 1000):
         """Iterate until the relative Krylov residual is <= rtol; returns (du, dm, iterations so far)."""
@@ -277,8 +287,16 @@ class ReducedSystem:
             dm = self.b - self.K(sp_)
         else:
             Nt, N = self.shape
-            x, its = gmres(lambda v: v + self.K(self.Phi(v.reshape(Nt, N))).ravel(), self.b.ravel(), rtol=rtol,
-                           maxiter=maxiter, x0=self.x)
+            if self.cong is None:
+                def op(v):
+                    return v + self.K(self.Phi(v.reshape(Nt, N))).ravel()
+            else:  # (I + P^{-T} (Hs P^{-1} Phi + C)) dm = b
+                def op(v):
+                    v2 = v.reshape(Nt, N)
+                    self.P_inv(self.Phi(v2), self.t1)
+                    _hessian_apply(self.E, self.t1, self.t2)
+                    return v + self.PT_inv(self.t2 + self.fp_m(v2)).ravel()
+            x, its = gmres(op, self.b.ravel(), rtol=rtol, maxiter=maxiter, x0=self.x)
             self.x = x
             self.iterations += its
             dm = x.reshape(Nt, N)
@@ -315,24 +333,70 @@ class DiscreteSystem:
             if kd.has_drift else np.zeros((1, 1, 1, 1, 1))
         self.t = problem.t[1:]
         self.m_dep_G = bool(getattr(problem.terminal_cost, "depends_on_m", False))
+        self.ham = problem.hamiltonian
+        self.quadratic = self.ham is None or self.ham.is_quadratic
+        self.congested = self.ham is not None and bool(self.ham.depends_on_m)
 
     # ------------------------------------------------------------------ pieces
-    def coefficients(self, uu: np.ndarray):
-        """Rows (lo, di, up) of M(u^n) for every level n of uu (Nt, N): one kernels.axis_coefficients call."""
+    def weights(self, m: np.ndarray):
+        """The congestion weights W^n = w(m^{n+1}) (Nt, N) of every step (None unless H depends on m)."""
+        if not self.congested:
+            return None
+        return np.ascontiguousarray(self.ham.weights(m[1:]), dtype=float).reshape(self.Nt, self.N)
+
+    def operator(self, W=None):
+        """The kernels' Operator with the Hamiltonian weights W (Nt, N) laid out as ONE level of the
+        (Nt, N, 1) array the level-batched calls below pass (the problem's own Operator when W is None)."""
+        op = self.kd.op
+        if W is None:
+            return op
+        return op._replace(hw=np.ascontiguousarray(W, dtype=float).reshape(1, self.Nt, self.N, 1))
+
+    def coefficients(self, uu: np.ndarray, W=None):
+        """Rows (lo, di, up) of M(u^n) for every level n of uu (Nt, N) (congestion weights W (Nt, N)): one
+        kernels.axis_coefficients call."""
         Nt, N = uu.shape
         g = np.ascontiguousarray(uu).reshape(Nt, N, 1)
         lo = np.empty((Nt, N, 1))
         di = np.empty((Nt, N, 1))
         up = np.empty((Nt, N, 1))
         drift = self.drift_all if self.has_drift else g
-        kernels.axis_coefficients(g, drift, 1, self.kd.axis(0), lo, di, up)
+        kernels.axis_coefficients(g, drift, 1, self.kd.axis(0, op=self.operator(W)), lo, di, up)
         return lo.reshape(Nt, N), di.reshape(Nt, N), up.reshape(Nt, N)
 
-    def cost(self, uu: np.ndarray) -> np.ndarray:
+    def cost(self, uu: np.ndarray, W=None) -> np.ndarray:
+        """c(u^n) of every level: the Engquist-Osher cost of ``kernels`` (W: congestion weights)."""
         Nt, N = uu.shape
         out = np.empty((Nt, N, 1))
-        kernels.axis_cost(np.ascontiguousarray(uu).reshape(Nt, N, 1), 1, self.h, self.periodic, out)
+        g = np.ascontiguousarray(uu).reshape(Nt, N, 1)
+        if self.quadratic:
+            kernels.axis_cost(g, 1, self.h, self.periodic, out)
+        else:
+            kernels.axis_cost_h(g, 1, self.kd.axis(0, op=self.operator(W)), out)
         return out.reshape(Nt, N)
+
+    def congestion(self, u, m, ev):
+        """For a Hamiltonian h = w(m) h1(p) (congestion), the m-derivatives of the rows (None otherwise;
+        cached in ev): cH = dt w'(m^{n+1}) c1(u^n) (dR_H^n/dm^{n+1}, diagonal; c1 the unit-weight cost) and
+        the unit-weight Hamiltonian part of the rows, dM = M(u; 1) - M(u; 0), with s = w'(m^{n+1}) m^{n+1}:
+        dR_F^n/dm^{n+1} gains C = (diag(s) dM)^T (``congestion_fp``)."""
+        if not self.congested:
+            return None
+        if "cong" not in ev:
+            uu = u[:self.Nt]
+            one, zero = np.ones((self.Nt, self.N)), np.zeros((self.Nt, self.N))
+            r1 = self.coefficients(uu, one)
+            r0 = self.coefficients(uu, zero)
+            dw = np.asarray(self.ham.dweights(m[1:]), dtype=float).reshape(self.Nt, self.N)
+            ev["cong"] = {"cH": self.dt * dw * self.cost(uu, one), "s": dw * m[1:],
+                          "dlo": r1[0] - r0[0], "ddi": r1[1] - r0[1], "dup": r1[2] - r0[2]}
+        return ev["cong"]
+
+    @staticmethod
+    def congestion_fp(cong, x):
+        """C x = dM^T (s x) (``congestion``): the FP rows' change through the weights of m^{n+1}."""
+        y = cong["s"] * x
+        return cong["ddi"] * y + np.roll(cong["dup"] * y, 1, axis=1) + np.roll(cong["dlo"] * y, -1, axis=1)
 
     def fields(self, u: np.ndarray, m: np.ndarray):
         """The plain fields of an iterate (here the iterate itself)."""
@@ -354,9 +418,10 @@ class DiscreteSystem:
         """Residuals R_H, R_F (Nt, N), their scales, and the pieces the Jacobian reuses."""
         Nt = self.Nt
         uu = u[:Nt]
-        lo, di, up = self.coefficients(uu)
+        W = self.weights(m)
+        lo, di, up = self.coefficients(uu, W)
         f = self.problem.running_cost(m)
-        c = self.cost(uu)
+        c = self.cost(uu, W)
         src = u[1:] + self.dt * (f + c)
         RH, RF = line_pair_residuals(lo, di, up, uu, src, m[1:], m[:-1])
         sH = float(np.abs(src).max())
@@ -366,11 +431,19 @@ class DiscreteSystem:
         hjb = float(np.abs(RH).max()) / sH
         fp = float(np.abs(RF).max()) / sF
         return {"RH": RH, "RF": RF, "sH": sH, "sF": sF, "hjb": hjb, "fp": fp, "lo": lo, "di": di, "up": up,
-                "finite": bool(np.isfinite(hjb) and np.isfinite(fp))}
+                "W": W, "finite": bool(np.isfinite(hjb) and np.isfinite(fp))}
 
-    def edge_weights(self, uu: np.ndarray, m1: np.ndarray) -> np.ndarray:
-        """E_i (Nt, N): Hessian weights of the edges (i, i+1) (the last one wraps, zero at a wall)."""
-        return edge_weights(uu, m1, self.dt, self.h, self.periodic)
+    def edge_weights(self, uu: np.ndarray, m1: np.ndarray, W=None) -> np.ndarray:
+        """E_i (Nt, N): Hessian weights of the edges (i, i+1) (the last one wraps, zero at a wall); for a
+        non-quadratic Hamiltonian with h'' (``ham_terms``), W the congestion weights."""
+        if self.quadratic:
+            return edge_weights(uu, m1, self.dt, self.h, self.periodic)
+        uu = np.ascontiguousarray(uu, dtype=float)
+        E = np.empty(uu.shape)
+        Wa = uu if W is None else np.ascontiguousarray(W, dtype=float)
+        line_edge_weights(uu, np.ascontiguousarray(m1, dtype=float), Wa, self.dt, self.h, self.periodic,
+                          int(self.kd.op.hkind), self.kd.op.hpar, E)
+        return E
 
     def hessian_apply(self, E: np.ndarray, x: np.ndarray) -> np.ndarray:
         """Hs x level-wise: (Hs x)_i = E_i (x_i - x_{i+1}) + E_{i-1} (x_i - x_{i-1})."""
@@ -394,7 +467,11 @@ class DiscreteSystem:
             JH[-1] -= dG @ dm[-1]
         JF = di * dm + np.roll(up * dm, 1, axis=1) + np.roll(lo * dm, -1, axis=1)
         JF[1:] -= dm[:-1]
-        E = np.ascontiguousarray(self.edge_weights(u[:self.Nt], m[1:]))
+        cong = self.congestion(u, m, ev)
+        if cong is not None:
+            JH += cong["cH"] * dm
+            JF += self.congestion_fp(cong, dm)
+        E = np.ascontiguousarray(self.edge_weights(u[:self.Nt], m[1:], ev["W"]))
         Hd = np.empty_like(du)
         _hessian_apply(E, np.ascontiguousarray(du), Hd)
         return JH, JF + Hd
@@ -437,7 +514,14 @@ class DiscreteSystem:
         put(NN + idx, NN + left, np.roll(up, 1, axis=1))
         put(NN + idx, NN + right, np.roll(lo, -1, axis=1))
         put(NN + idx[1:], NN + idx[:-1], -np.ones((Nt - 1, N)))
-        E = self.edge_weights(u[:Nt], m[1:])
+        cong = self.congestion(u, m, ev)
+        if cong is not None:  # the rows' dependence on m^{n+1} through the weights (``congestion``)
+            put(idx, NN + idx, cong["cH"])
+            s_ = cong["s"]
+            put(NN + left, NN + idx, cong["dlo"] * s_)
+            put(NN + idx, NN + idx, cong["ddi"] * s_)
+            put(NN + right, NN + idx, cong["dup"] * s_)
+        E = self.edge_weights(u[:Nt], m[1:], ev["W"])
         El = np.roll(E, 1, axis=1)
         put(NN + idx, idx, E + El)
         put(NN + idx, right, -E)

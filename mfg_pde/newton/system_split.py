@@ -58,6 +58,7 @@ from numba import njit
 from ..model import couplings as cpl
 from ..fd import kernels
 from .derivatives import coupling_derivative
+from .ham_terms import split_hessian_apply
 from .krylov import gmres
 from ..fd.operator import kernel_data
 
@@ -84,9 +85,9 @@ def split_residuals(U, Mu, f, op, RH, RF):
         for k in range(ndim):
             s = U[n, k]
             r = RH[n, k]
-            ax = kernels.axis_of(op, k, dt)
+            ax = kernels.axis_at(op, k, dt, n)
             kernels.apply_axis(s, dn[k], k, ax, bool(False), s, r, work)
-            kernels.axis_cost(s, k, ax.h, ax.periodic, cost)
+            kernels.axis_source(s, dn[k], k, ax, cost)
             rf3 = r.reshape(r.size)
             pf = prev.reshape(prev.size)
             cf = cost.reshape(cost.size)
@@ -99,7 +100,7 @@ def split_residuals(U, Mu, f, op, RH, RF):
             prev[:, :, :] = s
         for k in range(ndim):
             q = RF[n, k]
-            kernels.apply_axis(U[n, k], dn[k], k, kernels.axis_of(op, k, dt), bool(True), Mu[n + 1, k], q, work)
+            kernels.apply_axis(U[n, k], dn[k], k, kernels.axis_at(op, k, dt, n), bool(True), Mu[n + 1, k], q, work)
             nxt = Mu[n + 1, k + 1] if k < ndim - 1 else Mu[n, 0]
             qf = q.reshape(q.size)
             nf = nxt.reshape(nxt.size)
@@ -159,7 +160,7 @@ def chain_solve(U, op, transpose, Y, X):
             for j in range(size):
                 rf[j] = yf[j]
         dn = kernels.drift_at(op, n)
-        kernels.solve_axis(U[n, k], dn[k], k, kernels.axis_of(op, k, op.dt), transpose, rhs, X[n, k], work)
+        kernels.solve_axis(U[n, k], dn[k], k, kernels.axis_at(op, k, op.dt, n), transpose, rhs, X[n, k], work)
 
 
 @njit(cache=True, error_model="numpy")
@@ -172,7 +173,7 @@ def chain_apply(U, op, transpose, X, Y):
     for n in range(Nt):
         dn = kernels.drift_at(op, n)
         for k in range(ndim):
-            kernels.apply_axis(U[n, k], dn[k], k, kernels.axis_of(op, k, op.dt), transpose, X[n, k], Y[n, k], work)
+            kernels.apply_axis(U[n, k], dn[k], k, kernels.axis_at(op, k, op.dt, n), transpose, X[n, k], Y[n, k], work)
             linked, n2, k2 = _link(n, k, Nt, ndim, transpose)
             if linked:
                 yf = Y[n, k].reshape(size)
@@ -182,33 +183,32 @@ def chain_apply(U, op, transpose, X, Y):
 
 
 @njit(cache=True, error_model="numpy")
-def hessian_apply(U, Mu, ndim, dt, h, periodic, X, Y):
-    """Y[n,k] = Hs_k X[n,k]: graph Laplacian along axis k with edge weights
-    E = dt/h_k^2 [mu_i 1{s_{i+1} < s_i} + mu_{i+1} 1{s_{i+1} > s_i}], s = U[n,k], mu = Mu[n+1,k]."""
-    Nt = X.shape[0]
+def congestion_cost(U, op1, out):
+    """out[n, k] = c1_k(s_k^n): the cost of axis k at unit Hamiltonian weights (op1: hw = 1), the factor of
+    dR_H[n,k]/dm^{n+1} = dt w'(m^{n+1}) c1_k(s_k^n) for a congestion Hamiltonian (``ham_terms``)."""
+    Nt = out.shape[0]
     for n in range(Nt):
-        for k in range(ndim):
-            A, N, B = kernels._split(X[n, k].shape, k)
-            s3 = U[n, k].reshape((A, N, B))
-            m3 = Mu[n + 1, k].reshape((A, N, B))
-            x3 = X[n, k].reshape((A, N, B))
-            y3 = Y[n, k].reshape((A, N, B))
-            w = dt / (h[k] * h[k])
-            y3[:, :, :] = 0.0
-            n_edges = N if periodic[k] else N - 1
-            for a in range(A):
-                for i in range(n_edges):
-                    ip = i + 1 if i + 1 < N else 0
-                    for b in range(B):
-                        ds = s3[a, ip, b] - s3[a, i, b]
-                        e = 0.0
-                        if ds < 0.0:
-                            e = w * m3[a, i, b]
-                        elif ds > 0.0:
-                            e = w * m3[a, ip, b]
-                        g = e * (x3[a, i, b] - x3[a, ip, b])
-                        y3[a, i, b] += g
-                        y3[a, ip, b] -= g
+        dn = kernels.drift_at(op1, n)
+        for k in range(op1.ndim):
+            kernels.axis_source(U[n, k], dn[k], k, kernels.axis_at(op1, k, op1.dt, 0), out[n, k])
+
+
+@njit(cache=True, error_model="numpy")
+def congestion_fp_apply(U, Mu, op1, op0, dw, x, out):
+    """out[n, k] = (M_k(s; 1) - M_k(s; 0))^T (mu_k^n w'(m^{n+1}) x^n): the change of R_F[n, k] through the
+    congestion weights of m^{n+1} (M_k is linear in the node weight: op1 / op0 carry hw = 1 / 0)."""
+    Nt = out.shape[0]
+    shape = out.shape[2:]
+    y = np.empty(shape)
+    t0 = np.empty(shape)
+    work = kernels._workspace(shape)
+    for n in range(Nt):
+        dn = kernels.drift_at(op1, n)
+        for k in range(op1.ndim):
+            y[:, :, :] = Mu[n + 1, k] * dw[n] * x[n]
+            kernels.apply_axis(U[n, k], dn[k], k, kernels.axis_at(op1, k, op1.dt, 0), bool(True), y, out[n, k], work)
+            kernels.apply_axis(U[n, k], dn[k], k, kernels.axis_at(op0, k, op0.dt, 0), bool(True), y, t0, work)
+            out[n, k] -= t0
 
 
 @njit(cache=True, error_model="numpy")
@@ -227,7 +227,7 @@ def lift_states(U, f, op, tol, maxit):
         src[:, :, :] = U[n + 1, ndim - 1] + dt * f[n]
         for k in range(ndim - 1):
             U[n, k] = src  # guess: the incoming state
-            kernels.newton_axis(U[n, k], src, dn[k], k, kernels.axis_of(op, k, dt), tol, maxit, new, work)
+            kernels.newton_axis(U[n, k], src, dn[k], k, kernels.axis_at(op, k, dt, n), tol, maxit, new, work)
             src[:, :, :] = U[n, k]
 
 
@@ -242,7 +242,7 @@ def lift_densities(U, Mu, op):
         dn = kernels.drift_at(op, n)
         for k in range(ndim - 1, 0, -1):
             src = Mu[n, 0] if k == ndim - 1 else Mu[n + 1, k + 1]
-            kernels.solve_axis(U[n, k], dn[k], k, kernels.axis_of(op, k, op.dt), bool(True), src, Mu[n + 1, k],
+            kernels.solve_axis(U[n, k], dn[k], k, kernels.axis_at(op, k, op.dt, n), bool(True), src, Mu[n + 1, k],
                                work)
 
 
@@ -289,10 +289,18 @@ class SplitSystem:
         self.dt = problem.dt
         self.t = problem.t[1:]
         self.ext_shape = (self.Nt + 1, self.d) + kd.shape3
+        self.ham = problem.hamiltonian
+        self.congested = self.ham is not None and bool(self.ham.depends_on_m)
 
     # ------------------------------------------------------------------ layout
-    def _k(self):
-        return (self.kd.op,)
+    def _k(self, Mu=None):
+        """(op,): the kernels' Operator, with the congestion weights of the densities Mu (levels m^{n+1})."""
+        if not self.congested:
+            return (self.kd.op,)
+        return (self.kd.op_for(self._plain_m(Mu)),)
+
+    def _plain_m(self, Mu):
+        return Mu[:, 0].reshape((self.Nt + 1,) + self.problem.grid.shape)
 
     def fields(self, U, Mu):
         """Plain fields (u, m) shaped (Nt+1, *grid) (copies)."""
@@ -319,11 +327,11 @@ class SplitSystem:
         self.complete(U, Mu)
         if states is not None:
             U[:Nt, :d - 1] = np.asarray(states, dtype=float).reshape((Nt, d - 1) + shape3)
-            lift_densities(U, Mu, *self._k())
+            lift_densities(U, Mu, *self._k(Mu))
             return U, Mu
         f = self.problem.running_cost(Mu[:, 0].reshape((Nt + 1,) + self.problem.grid.shape))
-        lift_states(U, np.ascontiguousarray(f).reshape((Nt,) + shape3), *self._k(), newton_tol, newton_maxit)
-        lift_densities(U, Mu, *self._k())
+        lift_states(U, np.ascontiguousarray(f).reshape((Nt,) + shape3), *self._k(Mu), newton_tol, newton_maxit)
+        lift_densities(U, Mu, *self._k(Mu))
         return U, Mu
 
     def complete(self, U, Mu):
@@ -344,49 +352,79 @@ class SplitSystem:
         f = self.problem.running_cost(Mu[:, 0].reshape((Nt + 1,) + grid.shape))
         RH = np.empty((Nt,) + self.ext_shape[1:])
         RF = np.empty_like(RH)
+        ops = self._k(Mu)
         rh, sH, rf, sF = split_residuals(U, Mu, np.ascontiguousarray(f).reshape((Nt,) + self.kd.shape3),
-                                         *self._k(), RH, RF)
+                                         *ops, RH, RF)
         sH = sH if sH > 0 else 1.0
         sF = sF if sF > 0 else 1.0
         hjb, fp = rh / sH, rf / sF
-        return {"RH": RH, "RF": RF, "sH": sH, "sF": sF, "hjb": hjb, "fp": fp,
+        return {"RH": RH, "RF": RF, "sH": sH, "sF": sF, "hjb": hjb, "fp": fp, "op": ops[0],
                 "finite": bool(np.isfinite(hjb) and np.isfinite(fp))}
+
+    def congestion(self, U, Mu, ev):
+        """For a congestion Hamiltonian (None otherwise; cached in ev): cH[n, k] = dt w'(m^{n+1}) c1_k(s_k^n)
+        (dR_H[n,k]/dm^{n+1}, diagonal) and what ``fp_m`` needs (``congestion_fp_apply``)."""
+        if not self.congested:
+            return None
+        if "cong" not in ev:
+            op = self.kd.op
+            shape3 = self.kd.shape3
+            op1 = op._replace(hw=np.ones((1,) + shape3))
+            op0 = op._replace(hw=np.zeros((1,) + shape3))
+            dw = np.ascontiguousarray(self.ham.dweights(Mu[1:, 0]), dtype=float)
+            c1 = np.empty((self.Nt,) + self.ext_shape[1:])
+            congestion_cost(U, op1, c1)
+            ev["cong"] = {"cH": self.dt * dw[:, None] * c1, "dw": dw, "op1": op1, "op0": op0, "U": U, "Mu": Mu}
+        return ev["cong"]
+
+    def fp_m(self, cong, dmu):
+        """C E dmu: the FP rows' change through the congestion weights of m^{n+1} = dmu[:, 0] (all levels k)."""
+        out = np.empty_like(dmu)
+        congestion_fp_apply(cong["U"], cong["Mu"], cong["op1"], cong["op0"], cong["dw"],
+                            np.ascontiguousarray(dmu[:, 0]), out)
+        return out
 
     def derivative(self, Mu):
         m = Mu[1:, 0].reshape(self.Nt, self.N)
         return coupling_derivative(self.problem.coupling, self.problem.grid, self.t, m), None
 
-    def phi_full(self, deriv, dmu):
-        """E^T Phi dmu: the coupling source dt dF^n/dm dm^{n+1} on the (n, 0) levels, zero elsewhere."""
+    def phi_full(self, deriv, dmu, cong=None):
+        """E^T Phi dmu: the coupling source dt dF^n/dm dm^{n+1} on the (n, 0) levels, zero elsewhere; with a
+        congestion Hamiltonian also -cH[n, k] dm^{n+1} on every level (``congestion``)."""
         dF = deriv[0]
         out = np.zeros_like(dmu)
         out[:, 0] = (self.dt * dF.matvec(dmu[:, 0].reshape(self.Nt, self.N))).reshape(out[:, 0].shape)
+        if cong is not None:
+            out -= cong["cH"] * dmu[:, 0][:, None]
         return out
 
-    def P_inv(self, U, Y, out=None):
+    def P_inv(self, U, Y, out=None, op=None):
         X = np.empty_like(Y) if out is None else out
-        chain_solve(U, *self._k(), False, np.ascontiguousarray(Y), X)
+        chain_solve(U, self.kd.op if op is None else op, False, np.ascontiguousarray(Y), X)
         return X
 
-    def PT_inv(self, U, Y, out=None):
+    def PT_inv(self, U, Y, out=None, op=None):
         X = np.empty_like(Y) if out is None else out
-        chain_solve(U, *self._k(), True, np.ascontiguousarray(Y), X)
+        chain_solve(U, self.kd.op if op is None else op, True, np.ascontiguousarray(Y), X)
         return X
 
-    def hessian(self, U, Mu, X, out=None):
-        kd = self.kd
+    def hessian(self, U, Mu, X, out=None, op=None):
         Y = np.empty_like(X) if out is None else out
-        hessian_apply(U, Mu, kd.ndim, kd.dt, kd.h, kd.periodic, np.ascontiguousarray(X), Y)
+        split_hessian_apply(U, Mu, self.kd.op if op is None else op, np.ascontiguousarray(X), Y)
         return Y
 
     def jvp(self, U, Mu, ev, deriv, du, dm):
         """J (du, dmu) with the blocks of the module docstring."""
+        op = ev["op"]
+        cong = self.congestion(U, Mu, ev)
         JH = np.empty_like(du)
         JF = np.empty_like(dm)
-        chain_apply(U, *self._k(), False, np.ascontiguousarray(du), JH)
-        JH -= self.phi_full(deriv, dm)
-        chain_apply(U, *self._k(), True, np.ascontiguousarray(dm), JF)
-        JF += self.hessian(U, Mu, du)
+        chain_apply(U, op, False, np.ascontiguousarray(du), JH)
+        JH -= self.phi_full(deriv, dm, cong)
+        chain_apply(U, op, True, np.ascontiguousarray(dm), JF)
+        JF += self.hessian(U, Mu, du, op=op)
+        if cong is not None:
+            JF += self.fp_m(cong, dm)
         return JH, JF
 
     def reduced(self, U, Mu, ev, deriv) -> "SplitReduced":
@@ -402,11 +440,13 @@ class SplitReduced:
         self.deriv = deriv
         self.dF = deriv[0]
         self.RH = ev["RH"]
+        self.op = ev["op"]
+        self.cong = sysm.congestion(U, Mu, ev)
         Nt, N = sysm.Nt, sysm.N
         self.lev_shape = (Nt, N)
-        self.b = sysm.PT_inv(U, sysm.hessian(U, Mu, sysm.P_inv(U, self.RH)) - ev["RF"])
+        self.b = self.PT_inv(self.hessian(self.P_inv(self.RH)) - ev["RF"])
         self.b0 = self.b[:, 0].reshape(Nt, N).copy()
-        self.use_cg = self.dF.is_local and bool(np.all(self.dF.diag >= 0.0))
+        self.use_cg = self.cong is None and self.dF.is_local and bool(np.all(self.dF.diag >= 0.0))
         self.iterations = 0
         ext = (Nt,) + sysm.ext_shape[1:]
         self.X0 = np.zeros(ext)  # only its k = 0 levels are ever written: E^T x
@@ -423,14 +463,32 @@ class SplitReduced:
         else:
             self.x = None
 
+    def P_inv(self, Y, out=None):
+        return self.sysm.P_inv(self.U, Y, out, self.op)
+
+    def PT_inv(self, Y, out=None):
+        return self.sysm.PT_inv(self.U, Y, out, self.op)
+
+    def hessian(self, X, out=None):
+        return self.sysm.hessian(self.U, self.Mu, X, out, self.op)
+
     def K0(self, x0):
         """E K E^T x0: level-0 vector -> level-0 part of P^{-T} Hs P^{-1} (x0 on the (n, 0) levels)."""
-        sysm = self.sysm
         self.X0[:, 0] = x0.reshape(self.X0[:, 0].shape)
-        sysm.P_inv(self.U, self.X0, self.T1)
-        sysm.hessian(self.U, self.Mu, self.T1, self.T2)
-        sysm.PT_inv(self.U, self.T2, self.T1)
+        self.P_inv(self.X0, self.T1)
+        self.hessian(self.T1, self.T2)
+        self.PT_inv(self.T2, self.T1)
         return self.T1[:, 0].reshape(self.lev_shape)
+
+    def coupled(self, Z):
+        """P^{-T} (Hs P^{-1} E^T Phi + C) Z: what the coupled unknowns E Z = dm feed back into dmu (the
+        congestion term C of ``SplitSystem.fp_m`` included)."""
+        sysm = self.sysm
+        src = sysm.phi_full(self.deriv, Z, self.cong)
+        T = self.hessian(self.P_inv(src))
+        if self.cong is not None:
+            T += sysm.fp_m(self.cong, Z)
+        return self.PT_inv(T)
 
     def solve(self, rtol: float, maxiter: int = 1000):
         sysm = self.sysm
@@ -453,17 +511,26 @@ class SplitReduced:
             Z = np.zeros((sysm.Nt,) + sysm.ext_shape[1:])
             Z[:, 0] = (S * self.y).reshape(Z[:, 0].shape)  # E^T Phi dm = E^T S y  (y = S dm)
             src = Z
+            dmu = self.b - self.PT_inv(self.hessian(self.P_inv(src)))
         else:
-            dF = self.dF
-            dt = sysm.dt
-            x, its = gmres(lambda v: v + self.K0(dt * dF.matvec(v.reshape(self.lev_shape))).ravel(),
-                           self.b0.ravel(), rtol=rtol, maxiter=maxiter, x0=self.x)
+            ext = (sysm.Nt,) + sysm.ext_shape[1:]
+            if self.cong is None:
+                dF = self.dF
+                dt = sysm.dt
+
+                def op(v):
+                    return v + self.K0(dt * dF.matvec(v.reshape(self.lev_shape))).ravel()
+            else:
+                def op(v):
+                    Z = np.zeros(ext)
+                    Z[:, 0] = v.reshape(Z[:, 0].shape)
+                    return v + self.coupled(Z)[:, 0].ravel()
+            x, its = gmres(op, self.b0.ravel(), rtol=rtol, maxiter=maxiter, x0=self.x)
             self.x = x
             self.iterations += its
-            Z = np.zeros((sysm.Nt,) + sysm.ext_shape[1:])
+            Z = np.zeros(ext)
             Z[:, 0] = x.reshape(Z[:, 0].shape)
-            src = sysm.phi_full(self.deriv, Z)
-        dmu = self.b - sysm.PT_inv(self.U, sysm.hessian(self.U, self.Mu, sysm.P_inv(self.U, src)))
-        src = sysm.phi_full(self.deriv, dmu)
-        du = sysm.P_inv(self.U, src - self.RH)
+            dmu = self.b - self.coupled(Z)
+        src = sysm.phi_full(self.deriv, dmu, self.cong)
+        du = self.P_inv(src - self.RH)
         return du, dmu, self.iterations
