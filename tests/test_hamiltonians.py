@@ -164,7 +164,7 @@ def test_mass_and_positivity_for_huge_dt(name, ham):
 
 
 # ----------------------------------------------------------------------------- coupled solves
-def test_congestion_coupled_loops_converge_and_newton_refuses():
+def test_congestion_coupled_loops_converge():
     grid = mp.Grid([(0.0, 1.0)], 80, "periodic")
     pb = mp.MFGProblem(grid, 1.0, 40, 0.5, mp.normalise(grid, np.ones(80)), coupling=mp.LocalPower(1.0),
                        potential=lambda x, t: -np.cos(2 * np.pi * x), hamiltonian=mp.Congestion(1.0, 2.0, 1.0))
@@ -179,9 +179,9 @@ def test_congestion_coupled_loops_converge_and_newton_refuses():
     quad = mp.solve(mp.MFGProblem(grid, 1.0, 40, 0.5, pb.m0, coupling=mp.LocalPower(1.0),
                                   potential=lambda x, t: -np.cos(2 * np.pi * x)), tol=1e-9)
     assert res["anderson"].m[-1].max() < quad.m[-1].max()
-    with pytest.raises(NotImplementedError, match="quadratic Hamiltonian"):
-        mp.solve(pb, method="newton")
-    assert res["auto"].solver.get("winner") != "newton"
+    newton = mp.solve(pb, method="newton", tol=1e-10)   # tests/test_newton_hamiltonians.py has the rest
+    assert newton.converged
+    np.testing.assert_allclose(newton.m, res["anderson"].m, atol=1e-8)
 
 
 # ----------------------------------------------------------------------------- manufactured solutions
