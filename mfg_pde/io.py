@@ -747,6 +747,9 @@ def _write_problem(f, problem, result=None) -> None:
                                         "faces": np.flatnonzero(faces.reshape(-1)).tolist()}
                                        for (k, j, faces), door, name in zip(geometry.door_faces, geometry.doors,
                                                                             geometry.door_names)])
+    ham = getattr(problem, "hamiltonian", None)
+    if ham is not None and not ham.is_quadratic:   # rebuilt by ``model.hamiltonians.from_description``
+        g.attrs["hamiltonian"] = _dumps(ham.describe())
     g.attrs["skipped"] = json.dumps(skipped)
 
 
@@ -879,6 +882,7 @@ def read_problem_record(path) -> dict | None:
         rec["exit_costs"] = g["exit_costs"][()] if "exit_costs" in g else None
         rec["obstacles"] = g["obstacles"][()].astype(bool) if "obstacles" in g else None
         rec["doors"] = js("doors", "[]")
+        rec["hamiltonian"] = js("hamiltonian", "null")
         return rec
 
 

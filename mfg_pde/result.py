@@ -809,7 +809,8 @@ def load_problem(path):
     cost, the potential and drift as stored (arrays, or ``SampledInTime`` at the times the solvers use them),
     and the coupling when it is a built-in one (LocalPower, LocalLog, QuadraticInteraction and FixedGuidance
     with a constant or piecewise-constant beta and a fixed centre, KernelInteraction through its stored kernel
-    values, sums and ScaledCoupling).  Solving it again gives the stored result to round-off.  Raises
+    values, sums and ScaledCoupling), and the Hamiltonian (Power, BoundedControl, Congestion; Separable when
+    h and dh are module-level functions).  Solving it again gives the stored result to round-off.  Raises
     ProblemRebuildError (a ValueError) naming what cannot be rebuilt: a user-defined coupling, a terminal cost
     that depends on m, an array that was not stored (over ``io.PROBLEM_ARRAY_LIMIT``), a file without
     /problem (written before it existed, or saved without its problem)."""
@@ -847,6 +848,13 @@ def load_problem(path):
         drift = Drift(SampledInTime(dv["times"], dv["values"], name="sampled drift", components=True),
                       time_dependent=dv["time_dependent"])
     common = {"coupling": coupling, "potential": potential, "drift": drift, "name": rec["name"]}
+    ham = None
+    if rec.get("hamiltonian") is not None:
+        from .model.hamiltonians import from_description
+        try:
+            ham = from_description(rec["hamiltonian"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ProblemRebuildError(f"{path}: the Hamiltonian cannot be rebuilt: {exc}") from None
     if rec["kind"] == "PlanningProblem":
         return PlanningProblem(grid, rec["T"], rec["Nt"], rec["sigma"], rec["m0"], rec["m1"], **common)
     terminal = None if rec["terminal_cost"] is None else rec["terminal_cost"]["values"]
@@ -864,4 +872,5 @@ def load_problem(path):
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise io.incomplete(path, f"attribute 'doors' of /problem does not describe doors ({exc})") from None
     return MFGProblem(grid, rec["T"], rec["Nt"], rec["sigma"], rec["m0"], terminal_cost=terminal,
-                      exit_cost=exit_cost, obstacles=rec.get("obstacles"), doors=doors or None, **common)
+                      exit_cost=exit_cost, obstacles=rec.get("obstacles"), doors=doors or None, hamiltonian=ham,
+                      **common)

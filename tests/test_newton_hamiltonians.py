@@ -10,6 +10,7 @@ import mfg_pde as mp
 from mfg_pde.newton.ham_terms import ham_curv
 from mfg_pde.newton.system_1d import DiscreteSystem
 from mfg_pde.newton.system_split import SplitSystem
+from mfg_pde.result import ProblemRebuildError
 
 
 def _sep():
@@ -159,3 +160,44 @@ def test_newton_converges_on_the_hard_congestion_corner():
     assert auto.converged and auto.solver.get("winner") == "newton"
     assert np.abs(auto.m - newton.m).max() < 1e-8 and np.abs(auto.u - newton.u).max() < 1e-8
     assert newton.history["mass_error"][-1] < 1e-12 and newton.m.min() >= 0.0
+
+
+# ----------------------------------------------------------------------------- HDF5 round trip
+def _cosh_h(p):
+    return np.cosh(p) - 1.0
+
+
+def _cosh_dh(p):
+    return np.sinh(p)
+
+
+@pytest.mark.parametrize("ham", [mp.Power(1.6), mp.BoundedControl(0.4), mp.Congestion(0.5, 3.0, 0.5),
+                                 mp.Separable(_cosh_h, _cosh_dh, p_max=5.0, n=2001, name="cosh")],
+                         ids=["power", "bounded", "congestion", "separable"])
+def test_hdf5_round_trip_rebuilds_the_hamiltonian(ham, tmp_path):
+    grid = mp.Grid([(0, 1)], 60, "periodic")
+    pb = mp.MFGProblem(grid, 0.5, 20, 0.5, mp.normalise(grid, np.ones(60)), coupling=mp.LocalPower(1.0),
+                       potential=lambda x, t: -np.cos(2 * np.pi * x), hamiltonian=ham)
+    r = mp.solve(pb, method="anderson", tol=1e-12)
+    path = tmp_path / "ham.h5"
+    r.save(path)
+    back = mp.load(path).problem
+    assert back is not None
+    assert type(back.hamiltonian) is type(ham) and back.hamiltonian.describe() == ham.describe()
+    again = mp.solve(back, method="anderson", tol=1e-12)
+    assert np.abs(again.u - r.u).max() < 1e-12 and np.abs(again.m - r.m).max() < 1e-12
+
+
+def test_hdf5_separable_with_lambdas_refuses_to_rebuild(tmp_path):
+    grid = mp.Grid([(0, 1)], 40, "periodic")
+    ham = mp.Separable(lambda p: np.cosh(p) - 1.0, np.sinh, p_max=5.0, name="cosh-lambda")
+    pb = mp.MFGProblem(grid, 0.5, 10, 0.5, mp.normalise(grid, np.ones(40)), hamiltonian=ham,
+                       potential=lambda x, t: -np.cos(2 * np.pi * x))
+    r = mp.solve(pb, method="anderson", tol=1e-10)
+    path = tmp_path / "sep.h5"
+    r.save(path)
+    loaded = mp.load(path)
+    assert loaded.problem is None       # the result loads; the problem cannot be rebuilt
+    assert loaded.params["hamiltonian"]["name"] == "cosh-lambda" and loaded.params["hamiltonian"]["h"] is None
+    with pytest.raises(ProblemRebuildError, match="Separable 'cosh-lambda': h and dh are not importable"):
+        mp.load_problem(path)

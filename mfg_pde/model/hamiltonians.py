@@ -399,7 +399,67 @@ class Separable(Hamiltonian):
         return np.concatenate([[self.p_max, 1.0 / self._dp, float(self.n)], self._d, self._H])
 
     def describe(self):
-        return {"type": "separable", "name": self.name, "p_max": self.p_max, "n": self.n}
+        """Type, name, table (p_max, n) and, for h and dh defined at module level, their import references
+        ("module:qualname", ``callable_reference``; None for lambdas and closures): what a result file keeps
+        to rebuild the Hamiltonian (``from_description``)."""
+        return {"type": "separable", "name": self.name, "p_max": self.p_max, "n": self.n,
+                "h": callable_reference(self.h), "dh": callable_reference(self.dh)}
+
+
+def callable_reference(fn) -> str | None:
+    """"module:qualname" of a function importable by that name (a module-level def, a numpy ufunc), None for a
+    lambda, a closure or anything the import would not give back."""
+    import importlib
+
+    module = getattr(fn, "__module__", None) or ("numpy" if isinstance(fn, np.ufunc) else None)
+    qual = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None)
+    if not module or not qual or "<" in qual or module == "__main__":
+        return None
+    try:
+        obj = importlib.import_module(module)
+        for part in qual.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError):
+        return None
+    return f"{module}:{qual}" if obj is fn else None
+
+
+def _import_reference(ref: str):
+    import importlib
+
+    module, qual = ref.split(":", 1)
+    obj = importlib.import_module(module)
+    for part in qual.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def from_description(d: dict) -> Hamiltonian:
+    """The Hamiltonian a ``describe()`` dict stands for (a result file's /problem keeps it).  Separable needs
+    the import references of h and dh (module-level functions); ValueError naming what is missing otherwise
+    (h and dh of a lambda or closure are not stored: pass the Hamiltonian again)."""
+    kind = d.get("type") if isinstance(d, dict) else None
+    if kind in (None, "quadratic"):
+        return Quadratic()
+    if kind == "power":
+        return Power(d["q"])
+    if kind == "bounded_control":
+        return BoundedControl(d["a_max"])
+    if kind == "congestion":
+        return Congestion(d["c0"], d["c"], d["alpha"])
+    if kind == "separable":
+        if not d.get("h") or not d.get("dh"):
+            raise ValueError(f"Separable '{d.get('name')}': h and dh are not importable functions (a lambda or a "
+                             "closure), so the file keeps only their description; rebuild the problem with "
+                             "MFGProblem(..., hamiltonian=Separable(h, dh, ...)), or define h and dh at module "
+                             "level so that their references are stored")
+        try:
+            h, dh = _import_reference(d["h"]), _import_reference(d["dh"])
+        except (ImportError, AttributeError, ValueError) as exc:
+            raise ValueError(f"Separable '{d.get('name')}': cannot import h = {d['h']!r} or dh = {d['dh']!r} "
+                             f"({exc})") from None
+        return Separable(h, dh, p_max=d["p_max"], n=d["n"], name=d.get("name", "separable"))
+    raise ValueError(f"hamiltonian description {d!r}: unknown type {kind!r}")
 
 
 def as_hamiltonian(value) -> Hamiltonian:
