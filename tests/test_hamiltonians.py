@@ -14,6 +14,7 @@ from mfg_pde.fd import kernels
 from mfg_pde.fd.fp import fp_residual, solve_fp
 from mfg_pde.fd.hjb import hjb_residual, solve_hjb
 from mfg_pde.fd.operator import as3, kernel_data
+from mfg_pde.cases.hamiltonians import manufactured_errors, manufactured_problem, power_solution, sine_solution
 
 
 # ----------------------------------------------------------------------------- objects and errors
@@ -185,102 +186,20 @@ def test_congestion_coupled_loops_converge():
 
 
 # ----------------------------------------------------------------------------- manufactured solutions
-K = 2 * np.pi
-NU = 0.1
-KAPPA = 0.2   # F = KAPPA m: a moderate coupling, so that the coupled loop converges quickly
-A_U, B_M = 0.2, 0.4
-
-
 def _power_solution(q):
-    """u = A cos t P(x) with P' = sin^3(2 pi x) (u_x vanishes to third order, so that h'(u_x) = |u_x|^(q-1)
-    sign u_x is C^1 in x for q = 1.5), m = 1 + B sin(2 pi x + t): returns u, u_t, u_x, u_xx, dh(u_x)_x."""
-    def u(x, t):
-        return A_U * np.cos(t) * -(3 * np.cos(K * x) / K - np.cos(3 * K * x) / (3 * K)) / 4
-
-    def ut(x, t):
-        return -A_U * np.sin(t) * -(3 * np.cos(K * x) / K - np.cos(3 * K * x) / (3 * K)) / 4
-
-    def ux(x, t):
-        return A_U * np.cos(t) * np.sin(K * x) ** 3
-
-    def uxx(x, t):
-        return A_U * np.cos(t) * 3 * K * np.sin(K * x) ** 2 * np.cos(K * x)
-
-    def dhx(x, t):   # d/dx [sign(w) |w|^(q-1)], w = a sin^3(kx)
-        a = A_U * np.cos(t)
-        s = np.sin(K * x)
-        return np.abs(a) ** (q - 1) * np.sign(a) * 3 * (q - 1) * np.abs(s) ** (3 * (q - 1) - 1) * np.cos(K * x) * K
-    return u, ut, ux, uxx, dhx
+    return power_solution(q)
 
 
 def _bounded_solution(a_max):
-    """u = A sin(2 pi x) cos t: |u_x| <= 2 pi A = 1.26 crosses a_max, so the bound is active on part of the
-    domain; h'(u_x) = clip(u_x) has the derivative u_xx where |u_x| < a_max and 0 elsewhere."""
-    def u(x, t):
-        return A_U * np.sin(K * x) * np.cos(t)
-
-    def ut(x, t):
-        return -A_U * np.sin(K * x) * np.sin(t)
-
-    def ux(x, t):
-        return A_U * K * np.cos(K * x) * np.cos(t)
-
-    def uxx(x, t):
-        return -A_U * K * K * np.sin(K * x) * np.cos(t)
-
-    def dhx(x, t):
-        return np.where(np.abs(ux(x, t)) < a_max, uxx(x, t), 0.0)
-    return u, ut, ux, uxx, dhx
-
-
-def _m_exact(x, t):
-    return 1 + B_M * np.sin(K * x + t)
+    return sine_solution(a_max)
 
 
 def _manufactured(ham, sol, N, ndim=1, T=0.5):
-    """The coupled MFG with F = KAPPA m on the periodic unit box whose exact solution is u(t, x) = sum_k U(x_k, t),
-    m = prod_k M(x_k, t) / ... (1-D: U, M; 2-D: u = U(x) + U(y), m = M(x) M(y)), with the potential V and the
-    FP source S that make it exact:  V = -u_t - nu Lap u + H(grad u) - KAPPA m,  S = m_t - nu Lap m - div(m H'(grad u))."""
-    u, ut, ux, uxx, dhx = sol
-    H, dH = ham.H, ham.dH
-    mt = lambda x, t: B_M * np.cos(K * x + t)            # noqa: E731
-    mx = lambda x, t: B_M * K * np.cos(K * x + t)        # noqa: E731
-    mxx = lambda x, t: -B_M * K * K * np.sin(K * x + t)  # noqa: E731
-    grid = mp.Grid([(0.0, 1.0)] * ndim, N, "periodic")
-    if ndim == 1:
-        V = lambda x, t: -ut(x, t) - NU * uxx(x, t) + H(ux(x, t)) - KAPPA * _m_exact(x, t)   # noqa: E731
-        S = lambda x, t: mt(x, t) - NU * mxx(x, t) - (mx(x, t) * dH(ux(x, t)) + _m_exact(x, t) * dhx(x, t))  # noqa: E731
-        G = lambda x: u(x, T)                                                              # noqa: E731
-        m0 = _m_exact(grid.axes[0], 0.0)
-        exact_u = lambda t, X: u(X[0], t)                                                  # noqa: E731
-        exact_m = lambda t, X: _m_exact(X[0], t)                                          # noqa: E731
-    else:
-        def V(x, y, t):
-            m = _m_exact(x, t) * _m_exact(y, t)
-            return -ut(x, t) - ut(y, t) - NU * (uxx(x, t) + uxx(y, t)) + H(ux(x, t)) + H(ux(y, t)) - KAPPA * m
-
-        def S(x, y, t):
-            Mx, My = _m_exact(x, t), _m_exact(y, t)
-            m_t = mt(x, t) * My + Mx * mt(y, t)
-            lap = mxx(x, t) * My + Mx * mxx(y, t)
-            div = (mx(x, t) * dH(ux(x, t)) + Mx * dhx(x, t)) * My + (mx(y, t) * dH(ux(y, t)) + My * dhx(y, t)) * Mx
-            return m_t - NU * lap - div
-        G = lambda x, y: u(x, T) + u(y, T)                                                 # noqa: E731
-        X = grid.mesh()
-        m0 = _m_exact(X[0], 0.0) * _m_exact(X[1], 0.0)
-        exact_u = lambda t, X: u(X[0], t) + u(X[1], t)                                     # noqa: E731
-        exact_m = lambda t, X: _m_exact(X[0], t) * _m_exact(X[1], t)                      # noqa: E731
-    m0 = m0 / grid.integrate(m0)
-    pb = mp.MFGProblem(grid, T, N, float(np.sqrt(2 * NU)), m0, coupling=mp.LocalPower(KAPPA), potential=V,
-                       terminal_cost=G, hamiltonian=ham, fp_source=S)
+    """Errors (u max, m L1) of the manufactured MFG of ``cases.hamiltonians`` (its docstring has the solution)."""
+    pb, exact_u, exact_m = manufactured_problem(ham, sol, N, ndim=ndim, T=T)
     r = mp.solve(pb, method="anderson", tol=1e-10)
     assert r.converged
-    X = grid.mesh()
-    # u: max norm over space and time; m: L1 norm over space and time (with BoundedControl the FP source
-    # jumps where |u_x| = a_max, and the max-norm error of m samples that jump erratically)
-    eu = max(np.abs(r.u[n] - exact_u(t, X)).max() for n, t in enumerate(pb.t))
-    em = pb.dt * sum(grid.integrate(np.abs(r.m[n] - exact_m(t, X))) for n, t in enumerate(pb.t))
-    return eu, em
+    return manufactured_errors(r, pb, exact_u, exact_m)
 
 
 def _orders(errors):

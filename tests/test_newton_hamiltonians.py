@@ -201,3 +201,20 @@ def test_hdf5_separable_with_lambdas_refuses_to_rebuild(tmp_path):
     assert loaded.params["hamiltonian"]["name"] == "cosh-lambda" and loaded.params["hamiltonian"]["h"] is None
     with pytest.raises(ProblemRebuildError, match="Separable 'cosh-lambda': h and dh are not importable"):
         mp.load_problem(path)
+
+
+# ----------------------------------------------------------------------------- validate entries
+@pytest.mark.parametrize("name", ["ham-power", "ham-bounded", "ham-congestion"])
+def test_validate_entries_pass_with_first_order(name):
+    """The manufactured-solution cases of ``mfg-pde validate``: errors within their budgets at N = Nt = 80 and
+    observed orders >= 0.8 on the twice finer grid (the checks cannot pass without the order rows)."""
+    from mfg_pde import cases
+    case = cases.get(name)
+    assert case.has_oracle
+    run = case.validate({})
+    assert run.result.converged
+    names = [c.quantity for c in run.checks]
+    assert "u (max): observed order" in names and "m (L1 in x and t): observed order" in names
+    assert all(c.passed for c in run.checks), [(c.quantity, c.error, c.tol) for c in run.checks]
+    orders = [c.error for c in run.checks if c.at_least]
+    assert min(orders) > 0.8 and max(orders) < 1.4, orders
