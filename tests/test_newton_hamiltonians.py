@@ -218,3 +218,32 @@ def test_validate_entries_pass_with_first_order(name):
     assert all(c.passed for c in run.checks), [(c.quantity, c.error, c.tol) for c in run.checks]
     orders = [c.error for c in run.checks if c.at_least]
     assert min(orders) > 0.8 and max(orders) < 1.4, orders
+
+
+# ----------------------------------------------------------------------------- the crowd-congestion case
+def test_congestion_without_coupling_is_still_a_coupled_game():
+    """H depends on m: no one-shot solve even without a coupling F (``MFGProblem.is_coupled``)."""
+    grid = mp.Grid([(0, 1)], 40, "periodic")
+    pb = mp.MFGProblem(grid, 0.5, 20, 0.3, mp.normalise(grid, 1 + 0.5 * np.sin(2 * np.pi * grid.axes[0])),
+                       potential=lambda x, t: -np.cos(2 * np.pi * x), hamiltonian=mp.Congestion(1.0, 3.0, 1.0))
+    assert pb.is_coupled
+    r = mp.solve(pb, tol=1e-11)
+    n = mp.solve(pb, method="newton", tol=1e-11)
+    assert r.converged and r.iterations > 1 and n.converged
+    np.testing.assert_allclose(r.m, n.m, atol=1e-9)
+
+
+def test_crowd_congestion_case_exits_slower_with_mass_balance(tmp_path):
+    from mfg_pde import cases
+    run = cases.get("crowd-congestion").run({"N": 24, "Nt": 30})
+    assert run.result.converged and run.passed, [(c.quantity, c.error, c.tol) for c in run.checks]
+    checks = {c.quantity: c for c in run.checks}
+    assert checks["outflow balance (mass + outflow - mass0)"].error < 1e-12
+    assert checks["slower: mean time in the room, congested - free"].error > 0.05
+    out = run.result.outflow
+    np.testing.assert_allclose(out.mass + out.cumulative, out.mass0, atol=1e-12)
+    path = tmp_path / "crowd.h5"
+    run.result.save(path)
+    back = mp.load(path)
+    assert isinstance(back.problem.hamiltonian, mp.Congestion) and back.problem.hamiltonian.c == 0.5
+    np.testing.assert_array_equal(back.case_report.arrays["evacuated_free"], run.result.case_report.arrays["evacuated_free"])
