@@ -247,3 +247,23 @@ def test_crowd_congestion_case_exits_slower_with_mass_balance(tmp_path):
     back = mp.load(path)
     assert isinstance(back.problem.hamiltonian, mp.Congestion) and back.problem.hamiltonian.c == 0.5
     np.testing.assert_array_equal(back.case_report.arrays["evacuated_free"], run.result.case_report.arrays["evacuated_free"])
+
+
+# ----------------------------------------------------------------------------- bad input
+def test_bad_hamiltonian_input_names_the_parameter():
+    # convex near 0 but not beyond |p| = 1: the sampled table names where h' decreases most
+    with pytest.raises(ValueError, match=r"Separable 'wiggle': dh decreases between p = -2 and -1\.99: h is not "
+                                         "convex"):
+        mp.Separable(lambda p: p * p / 2 - p ** 4 / 12, lambda p: p - p ** 3 / 3, p_max=2.0, n=401, name="wiggle")
+    for q in (1.0, 2.01, 3.0):
+        with pytest.raises(ValueError, match=r"Power: q = .* must lie in \(1, 2\]"):
+            mp.Power(q)
+    with pytest.raises(ValueError, match=r"Congestion: c = -0.5 must be >= 0"):
+        mp.Congestion(c=-0.5)
+    for n in (2.5, "many", True):
+        with pytest.raises(ValueError, match="Separable: n = .* whole number"):
+            mp.Separable(lambda p: p * p / 2, lambda p: p, n=n)
+    from mfg_pde import cases
+    from mfg_pde.cases import CaseError
+    with pytest.raises(CaseError, match="parameter c=-1"):
+        cases.get("crowd-congestion").resolve({"c": -1})

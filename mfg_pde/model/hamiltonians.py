@@ -326,6 +326,10 @@ class Separable(Hamiltonian):
         p_max = _number(p_max, "p_max", "Separable")
         if p_max <= 0:
             raise ValueError(f"Separable: p_max = {p_max} must be > 0 (the table covers [-p_max, p_max])")
+        whole = isinstance(n, (int, float, np.integer, np.floating)) and not isinstance(n, (bool, np.bool_)) \
+            and np.isfinite(n) and float(n).is_integer()
+        if not whole:
+            raise ValueError(f"Separable: n = {n!r} must be a whole number of table nodes (default 4001)")
         n = int(n)
         if n < 5:
             raise ValueError(f"Separable: n = {n} table nodes is too few; use n >= 5 (default 4001)")
