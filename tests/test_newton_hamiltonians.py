@@ -143,6 +143,18 @@ def test_newton_2d_converges_and_equals_anderson(name, ham):
     assert np.abs(r.u - a.u).max() < 1e-9 and np.abs(r.m - a.m).max() < 1e-9
 
 
+def test_newton_3d_congestion_equals_anderson():
+    grid = mp.Grid([(0, 1)] * 3, 8, "periodic")
+    X = grid.mesh()[0]
+    pb = mp.MFGProblem(grid, 0.5, 6, 0.5, mp.normalise(grid, 1 + 0.5 * np.sin(2 * np.pi * X)),
+                       coupling=mp.LocalPower(1.0), hamiltonian=mp.Congestion(1.0, 2.0, 1.0),
+                       potential=lambda x, y, z, t: -np.cos(2 * np.pi * x) * np.cos(2 * np.pi * z))
+    r = mp.solve(pb, method="newton", tol=1e-10)
+    a = mp.solve(pb, method="anderson", tol=1e-11)
+    assert r.converged and r.iterations <= 6
+    assert np.abs(r.u - a.u).max() < 1e-10 and np.abs(r.m - a.m).max() < 1e-10
+
+
 def test_newton_converges_on_the_hard_congestion_corner():
     """Strong congestion (c = 50) and little noise (sigma = 0.05) with an attractive potential and a stiff local
     cost: damped Picard does not converge in 200 iterations, Anderson needs about ten times Newton's count,
