@@ -279,3 +279,18 @@ def test_bad_hamiltonian_input_names_the_parameter():
     from mfg_pde.cases import CaseError
     with pytest.raises(CaseError, match="parameter c=-1"):
         cases.get("crowd-congestion").resolve({"c": -1})
+
+
+def test_social_congestion_is_refused_by_newton_and_solved_by_auto():
+    """objective='social' with congestion: the planner's HJB weights differ from the FP's, so the FP block is not
+    the transpose Newton's system is built on: Newton refuses, auto leaves it out and converges."""
+    grid = mp.Grid([(0, 1)], 50, "periodic")
+    pb = mp.MFGProblem(grid, 0.5, 20, 0.4, mp.normalise(grid, 1 + 0.5 * np.sin(2 * np.pi * grid.axes[0])),
+                       coupling=mp.LocalPower(1.0), hamiltonian=mp.Congestion(1.0, 2.0, 1.0),
+                       potential=lambda x, t: -np.cos(2 * np.pi * x))
+    with pytest.raises(NotImplementedError, match="PlannerCongestion"):
+        mp.solve(pb, method="newton", objective="social")
+    r = mp.solve(pb, method="auto", objective="social", tol=1e-10)
+    assert r.converged and r.solver.get("winner") != "newton"
+    a = mp.solve(pb, method="anderson", objective="social", tol=1e-11)
+    assert np.abs(r.m - a.m).max() < 1e-8

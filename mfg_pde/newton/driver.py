@@ -145,11 +145,19 @@ def _with_params(problem, sigma=None, scale=None):
                       hamiltonian=problem.hamiltonian, fp_source=problem.fp_source)
 
 
-def check_fp_source(problem, what: str) -> None:
-    """NotImplementedError when the problem has an FP source (every Hamiltonian is supported: the Jacobian's
+def check_supported(problem, what: str) -> None:
+    """NotImplementedError when the problem has an FP source, or a Hamiltonian whose FP sweeps take other
+    weights than its HJB sweeps (``fp_weights``: the planner's congestion Hamiltonian of objective='social',
+    whose FP is not the transpose of its HJB rows).  Every other Hamiltonian is supported (the Jacobian's
     Hamiltonian blocks are those of ``ham_terms``)."""
     if getattr(problem, "fp_source", None) is not None:
         raise NotImplementedError(f"{what} does not support an fp_source; use method='anderson' or 'picard'")
+    ham = getattr(problem, "hamiltonian", None)
+    if hasattr(ham, "fp_weights"):
+        raise NotImplementedError(
+            f"{what} does not support {type(ham).__name__} (objective='social' with congestion: the FP step "
+            "moves the agents with other weights than the planner's HJB, so the FP block is not the transpose the "
+            "Newton system is built on); use method='anderson' or 'auto'")
 
 
 def make_system(problem):
@@ -164,7 +172,7 @@ def make_system(problem):
 def _check_options(problem, warm_start, warm_iter, continuation, linear_solver):
     from ..fd.operator import check_no_exits
     check_no_exits(problem, "method='newton'")
-    check_fp_source(problem, "method='newton'")
+    check_supported(problem, "method='newton'")
     if problem.grid.ndim != 1:
         from .system_split import check_split_coupling
         check_split_coupling(problem.coupling)
