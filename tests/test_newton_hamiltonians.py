@@ -200,6 +200,16 @@ def test_hdf5_round_trip_rebuilds_the_hamiltonian(ham, tmp_path):
     assert np.abs(again.u - r.u).max() < 1e-12 and np.abs(again.m - r.m).max() < 1e-12
 
 
+def test_every_hamiltonian_description_rebuilds():
+    from mfg_pde.model.hamiltonians import PlannerCongestion, from_description
+    for ham in (mp.Quadratic(), mp.Power(1.3), mp.BoundedControl(2.0), mp.Congestion(0.5, 2.0, 0.5),
+                PlannerCongestion(mp.Congestion(0.5, 2.0, 0.5)), mp.Separable(_cosh_h, _cosh_dh, p_max=4.0, n=801)):
+        back = from_description(ham.describe())
+        assert type(back) is type(ham) and back.describe() == ham.describe()
+    with pytest.raises(ValueError, match="unknown type 'cubic'"):
+        from_description({"type": "cubic"})
+
+
 def test_hdf5_separable_with_lambdas_refuses_to_rebuild(tmp_path):
     grid = mp.Grid([(0, 1)], 40, "periodic")
     ham = mp.Separable(lambda p: np.cosh(p) - 1.0, np.sinh, p_max=5.0, name="cosh-lambda")

@@ -451,6 +451,8 @@ def from_description(d: dict) -> Hamiltonian:
         return BoundedControl(d["a_max"])
     if kind == "congestion":
         return Congestion(d["c0"], d["c"], d["alpha"])
+    if kind == "planner-congestion":
+        return PlannerCongestion(from_description(d["congestion"]))
     if kind == "separable":
         if not d.get("h") or not d.get("dh"):
             raise ValueError(f"Separable '{d.get('name')}': h and dh are not importable functions (a lambda or a "
