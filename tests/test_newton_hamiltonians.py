@@ -130,7 +130,7 @@ def test_newton_1d_quadratic_and_equal_to_anderson(name, ham):
                                       ("separable", _sep())])
 def test_newton_2d_converges_and_equals_anderson(name, ham):
     grid = mp.Grid([(0, 1), (0, 1)], 16, "periodic")
-    X, Y = grid.mesh()
+    X = grid.mesh()[0]
     pb = mp.MFGProblem(grid, 0.5, 12, 0.5, mp.normalise(grid, 1 + 0.5 * np.sin(2 * np.pi * X)),
                        coupling=mp.LocalPower(1.0), hamiltonian=ham,
                        potential=lambda x, y, t: -np.cos(2 * np.pi * x) * np.cos(2 * np.pi * y))
