@@ -178,6 +178,12 @@ def _plot(result, out, style) -> None:
     """The dashboard of a result to out, with its case's closed-form mean where there is one."""
     from .plotting import plot_result
 
+    if not hasattr(result, "t") and callable(getattr(result, "draw", None)):   # results with their own figure
+        if style is not None:                                                   # (macro equilibria, transitions)
+            _note("style options are not used by this result's figure")
+        result.draw(out)
+        print(f"wrote {out}")
+        return
     oracle = _oracle_mean_for(result)
     extra = {} if style is None else {"style": style}
     try:

@@ -45,7 +45,7 @@ _LOG = logging.getLogger("mfg_pde")
 C_CAP = 1e3
 
 __all__ = ["HouseholdSolution", "Policy", "policy", "generator", "solve_household", "stationary_density", "banded_solve",
-           "value_residual"]
+           "value_residual", "sqrt_law_coefficient", "sqrt_law_estimate"]
 
 
 @dataclass
@@ -256,3 +256,23 @@ def solve_household(hh: Household, r: float, w: float = 1.0, v_init=None, Delta:
         _LOG.warning("household: policy iteration not converged after %d iterations at r = %.6g", it, r)
     return HouseholdSolution(r=float(r), w=float(w), a=hh.a, h=hh.h, v=v, c=pol.c, s=pol.s, g=g, iterations=it,
                              converged=converged, residuals=res, A=pol.A)
+
+
+def sqrt_law_coefficient(hh: Household, sol) -> float:
+    """nu_1 of the square-root law s_1(a) ~ -sqrt(2 nu_1 (a - a_min)) of the lowest-income type at the borrowing
+    limit: differentiating its HJB in a and letting s_1 -> 0 gives
+
+        nu_1 = [(rho - r) u'(c_1) + sum_k q_1k (u'(c_1) - u'(c_k))] / (-u''(c_1)),   c_k = c_k(a_min),
+
+    with c_1(a_min) = w z_1 + r a_min (the constrained household consumes its income)."""
+    U, j = hh.utility, int(np.argmin(hh.z))
+    c = sol.c[:, 0]
+    jump = sum(hh.Q[j, k] * (U.marginal(c[j]) - U.marginal(c[k])) for k in range(hh.K) if k != j)
+    return float(((hh.rho - sol.r) * U.marginal(c[j]) + jump) / U.curvature(c[j]))
+
+
+def sqrt_law_estimate(hh: Household, sol) -> float:
+    """The discrete solution's s_1(a_1)^2 / (2 (a_1 - a_min)) at the first node above the limit (it tends to nu_1
+    as h -> 0, at order 1/2: the savings have a square-root singularity there)."""
+    j = int(np.argmin(hh.z))
+    return float(sol.s[j, 1] ** 2 / (2.0 * hh.h))

@@ -114,9 +114,50 @@ class TransitionResult:
     wall_time: float
     extra: dict = field(default_factory=dict)
 
+    case: str | None = None
+    params: dict = field(default_factory=dict)
+
     @property
     def excess(self) -> float:
+        """max_n |S(t_n)|: the market-clearing error along the path."""
         return float(np.abs(self.path.assets).max())
+
+    @property
+    def status(self) -> str:
+        return "converged" if self.converged else f"max |S(t)| = {self.excess:.2e} after {self.iterations} iterations"
+
+    @property
+    def final_residual(self) -> float:
+        return self.excess
+
+    def mass_error(self) -> float:
+        """max_n |h sum g^n - 1| along the path."""
+        h = float(self.new.solution.h)
+        return float(np.abs(self.path.g.sum(axis=(1, 2)) * h - 1.0).max())
+
+    def summary(self) -> str:
+        return (f"huggett transition: r(0+) = {self.r[0]:.6f} -> r(T) = {self.r[-1]:.6f} (old r* = {self.old.r:.6f}, "
+                f"new r* = {self.new.r:.6f}); max |S(t)| = {self.excess:.2e} after {self.iterations} iterations, "
+                f"{self.wall_time:.2f} s")
+
+    def draw(self, path=None, title: str = ""):
+        """The figure of ``plotting.macro.transition_figure`` (r(t), S(t), densities)."""
+        from ..plotting.macro import transition_figure
+
+        return transition_figure(self, path)
+
+    def save(self, path) -> None:
+        """HDF5: the new equilibrium (``save_equilibrium``) with a /transition group: t, r (per step), assets,
+        at_limit, g (times x types x nodes), history (max |S| per iteration), old_r, old_g."""
+        self.new.extra["transition"] = {"t": self.path.t, "r": self.r, "assets": self.path.assets,
+                                        "at_limit": self.path.at_limit, "g": self.path.g, "history": self.history,
+                                        "old_r": np.array([self.old.r]), "old_g": self.old.solution.g}
+        case, params = self.new.case, self.new.params
+        self.new.case, self.new.params = self.case, self.params
+        try:
+            self.new.save(path)
+        finally:
+            self.new.case, self.new.params = case, params
 
 
 def huggett_transition(old, new, T: float = 60.0, Nt: int = 240, xi: float = 2.0, tol: float = 1e-6,
