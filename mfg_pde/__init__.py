@@ -18,6 +18,8 @@ from .model.couplings import (Coupling, FixedGuidance, KernelInteraction, LocalL
                                MeanAttraction, QuadraticInteraction, ScaledCoupling, SumCoupling)
 from .model.problem import Drift, LinearDrift, MFGProblem, PlanningProblem, QuadraticTerminalCost, TerminalCost  # noqa: E402
 from .model.stationary import StationaryProblem  # noqa: E402
+from .model.utility import CRRA  # noqa: E402
+from .model.household import Household  # noqa: E402
 from .model.geometry import Disc, Door, Interval, Polygon, Rectangle, Union, obstacle_mask  # noqa: E402
 from .model.hamiltonians import BoundedControl, Congestion, Hamiltonian, Power, Quadratic, Separable  # noqa: E402
 from .result import MFGResult  # noqa: E402
@@ -30,6 +32,7 @@ __all__ = [
     "Hamiltonian", "Quadratic", "Power", "BoundedControl", "Congestion", "Separable",
     "MFGResult", "PlanningProblem", "StationaryProblem", "solve_stationary", "solve", "solve_planning", "solve_planning_newton", "exploitability", "price_of_anarchy", "load", "load_problem", "cases",
     "sweep",
+    "CRRA", "Household", "Huggett", "Aiyagari", "solve_household", "solve_equilibrium", "huggett_transition",
 ]
 
 
@@ -47,6 +50,15 @@ def __getattr__(name):
     if name == "solve_stationary":
         from .newton.stationary import solve_stationary
         return solve_stationary
+    if name in ("Huggett", "Aiyagari", "solve_equilibrium"):   # heterogeneous-agent economies
+        from .newton import equilibrium
+        return getattr(equilibrium, name)
+    if name == "solve_household":
+        from .newton.household import solve_household
+        return solve_household
+    if name == "huggett_transition":
+        from .newton.transition import huggett_transition
+        return huggett_transition
     if name == "exploitability":
         from .diagnostics.exploitability import exploitability
         return exploitability
