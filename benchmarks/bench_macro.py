@@ -19,9 +19,9 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from mfg_pde import cases  # noqa: E402
-from mfg_pde.newton.equilibrium import solve_equilibrium  # noqa: E402
-from mfg_pde.newton.transition import huggett_transition  # noqa: E402
+from mfg_pde import cases
+from mfg_pde.newton.equilibrium import solve_equilibrium
+from mfg_pde.newton.transition import huggett_transition
 
 
 def economy(name, N):

@@ -16,7 +16,6 @@ error estimate, and the long-time limit of the time-dependent solver started fro
 
 from __future__ import annotations
 
-import logging
 import time
 
 import numpy as np
@@ -27,8 +26,6 @@ from ..newton.household import initial_value, sqrt_law_coefficient, sqrt_law_est
 from ..newton.transition import evolve, huggett_transition
 from ..richardson import observed_order
 from .base import Case, CaseError, CaseRun, Check, Param, register
-
-_LOG = logging.getLogger("mfg_pde")
 
 #: the order of the error left after removing the first-order term of r* by Richardson extrapolation: the density
 #: has an (a - a_min)^(-1/2) singularity at the borrowing limit, whose first cell leaves O(h^(3/2)) in the moments
@@ -185,8 +182,8 @@ class _MacroCase(Case):
 def report_lines(res) -> list:
     sol = res.solution
     lines = [f"equilibrium r* = {res.r:.10f}, w = {res.w:.8g}" + (f", K = {res.K:.8g}" if res.K is not None else ""),
-             f"fraction at the borrowing limit {res.fraction_at_limit:.6f} (per type: "
-             f"{', '.join(f'{m:.6f}' for m in sol.mass_at_limit)})",
+             (f"fraction at the borrowing limit {res.fraction_at_limit:.6f} (per type: "
+              f"{', '.join(f'{m:.6f}' for m in sol.mass_at_limit)})"),
              f"household solves {res.evaluations}, wall time {res.wall_time:.3f} s"]
     if res.curve_r is not None:
         lines.append("excess supply S(r): " + ", ".join(f"{r:.4f}: {s:+.4f}" for r, s in zip(res.curve_r, res.curve_S)))

@@ -97,7 +97,7 @@ class Household:
                              f"{natural:.6g} (r = {r:.6g}, w = {w:.6g}): the lowest income cannot pay the interest on "
                              "the debt; raise a_min above the natural limit (or lower r)")
 
-    def with_(self, **changes) -> "Household":
+    def with_(self, **changes) -> Household:
         """A copy with some parameters changed (utility, rho, z, switching, a_min, a_max, N)."""
         kw = dict(utility=self.utility, rho=self.rho, z=self.z, switching=self.Q, a_min=self.a_min,
                   a_max=self.a_max, N=self.N)

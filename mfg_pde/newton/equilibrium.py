@@ -29,7 +29,7 @@ from .household import HouseholdSolution, solve_household
 
 _LOG = logging.getLogger("mfg_pde")
 
-__all__ = ["Economy", "Huggett", "Aiyagari", "EquilibriumResult", "solve_equilibrium", "excess_supply_curve"]
+__all__ = ["Aiyagari", "Economy", "EquilibriumResult", "Huggett", "excess_supply_curve", "solve_equilibrium"]
 
 
 class Economy:

@@ -28,7 +28,6 @@ type-j households at the borrowing limit.
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -44,8 +43,18 @@ _LOG = logging.getLogger("mfg_pde")
 #: solution
 C_CAP = 1e3
 
-__all__ = ["HouseholdSolution", "Policy", "policy", "generator", "solve_household", "stationary_density", "banded_solve",
-           "value_residual", "sqrt_law_coefficient", "sqrt_law_estimate"]
+__all__ = [
+    "HouseholdSolution",
+    "Policy",
+    "banded_solve",
+    "generator",
+    "policy",
+    "solve_household",
+    "sqrt_law_coefficient",
+    "sqrt_law_estimate",
+    "stationary_density",
+    "value_residual",
+]
 
 
 @dataclass

@@ -32,13 +32,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
-from ..model.household import Household
 from ..iterate.anderson import Anderson
+from ..model.household import Household
 from .household import banded_solve, flat, policy, unflat
 
 _LOG = logging.getLogger("mfg_pde")
 
-__all__ = ["Path", "evolve", "TransitionResult", "huggett_transition"]
+__all__ = ["Path", "TransitionResult", "evolve", "huggett_transition"]
 
 
 @dataclass
@@ -172,7 +172,6 @@ def huggett_transition(old, new, T: float = 60.0, Nt: int = 240, xi: float = 2.0
         raise ValueError(f"xi = {xi!r}: the relaxation step must be > 0 (smaller when the iteration diverges)")
     t0 = time.perf_counter()
     dt = T / Nt
-    tn = np.arange(Nt) * dt
     r = np.full(Nt, new.r)
     weight = xi
     history = []
