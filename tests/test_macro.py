@@ -105,6 +105,16 @@ def test_generator_state_constraint_and_duality():
     assert np.abs(hh.rho * flat(sol.v) - flat(hh.utility.u(pol.c)) - pol.A @ flat(sol.v)).max() < 1e-9
 
 
+def test_top_node_is_not_absorbing():
+    """At a_max the state-constraint difference gives exactly zero forward drift: round-off in y - c*(u'(y)) must
+    not select it where the households dissave (gamma = 5, r = 0.01 once put all the mass on a_max)."""
+    hh = Household(utility=5.0, N=1000)
+    sol = solve_household(hh, 0.01)
+    assert sol.s[:, -1].max() < 0.0
+    assert sol.g[:, -50:].sum() * hh.h < 1e-12
+    assert sol.residuals["fp"] < 1e-12
+
+
 def test_sqrt_law_and_mass_at_the_limit_converge():
     """s_1(a)^2 / (2 (a - a_min)) at the first node -> nu_1 of the sqrt law at order ~1/2; the low type has a mass
     point at a_min, the high type none (its mass there -> 0 at order 1)."""

@@ -114,6 +114,9 @@ class _MacroCase(Case):
                 Check("FP residual |A^T g|", sol.residuals["fp"], 1e-12, "exact transpose: round-off"),
                 Check("mass |h sum g - 1|", sol.residuals["mass"], 1e-13, "round-off"),
                 Check("negative density max(-min g, 0)", max(-float(sol.g.min()), 0.0), 0.0, "g >= 0")]
+        top = hh.a >= hh.a_max - 0.05 * (hh.a_max - hh.a_min)
+        rows.append(Check("mass in the top 5% of the wealth grid", float(sol.g[:, top].sum() * hh.h), 1e-6,
+                          "a_max large enough (else raise a_max)"))
         rows.append(Check("low type at the limit: h g_1(a_min)", float(sol.mass_at_limit[np.argmin(hh.z)]), 1e-4,
                           "the borrowing limit binds: a mass point (> 0)", at_least=True))
         return rows

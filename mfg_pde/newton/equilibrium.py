@@ -76,7 +76,8 @@ class Huggett(Economy):
     name = "huggett"
 
     def default_bracket(self) -> tuple:
-        return (0.2 * self.household.rho, 0.9 * self.household.rho)
+        """(-rho, 0.98 rho): the rate may be negative when the borrowing limit is tight."""
+        return (-self.household.rho, 0.98 * self.household.rho)
 
 
 class Aiyagari(Economy):

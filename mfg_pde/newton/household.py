@@ -159,6 +159,8 @@ def policy(hh: Household, v: np.ndarray, r: float, w: float = 1.0) -> Policy:
     cb = U.consumption(np.maximum(dvb, floor))
     sf = y - cf
     sb = y - cb
+    sf[:, -1] = 0.0      # the state constraints: exactly no drift out (round-off in y - c*(u'(y)) must not
+    sb[:, 0] = 0.0       # select the forward difference at a_max, which would make that node absorbing)
     fwd = sf > 0
     bwd = (sb < 0) & ~fwd
     c = np.where(fwd, cf, np.where(bwd, cb, y))
@@ -191,7 +193,10 @@ def _density_fixing(hh: Household, AT: sp.csr_matrix, fix: int) -> np.ndarray:
     rhs = np.zeros(AT.shape[0])
     rhs[fix] = 1.0
     with np.errstate(all="ignore"):
-        return banded_solve(M.tocsr(), rhs, hh.K)
+        try:
+            return banded_solve(M.tocsr(), rhs, hh.K)
+        except np.linalg.LinAlgError:      # an exactly zero pivot: f carried no mass
+            return np.full(AT.shape[0], np.nan)
 
 
 def stationary_density(hh: Household, A: sp.spmatrix, g_guess=None) -> np.ndarray:
