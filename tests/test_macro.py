@@ -12,7 +12,7 @@ import pytest
 from mfg_pde import cases
 from mfg_pde.model.household import Household, two_state_switching
 from mfg_pde.model.utility import CRRA
-from mfg_pde.newton.equilibrium import Aiyagari, Huggett, solve_equilibrium
+from mfg_pde.newton.equilibrium import Aiyagari, Huggett, load_equilibrium, solve_equilibrium
 from mfg_pde.newton.household import (
     flat,
     initial_value,
@@ -194,6 +194,21 @@ def test_cli_run_huggett_writes_figure_and_hdf5(tmp_path):
         assert f.attrs["kind"] == "equilibrium" and f.attrs["economy"] == "huggett"
         assert f["g"].shape == (2, 300) and f["excess_curve/S"].shape == (5,)
         assert abs(f["g"][()].sum() * (f["a"][1] - f["a"][0]) - 1.0) < 1e-12
+
+
+def test_equilibrium_hdf5_round_trip(tmp_path):
+    hh = Household(z=(0.4, 1.6), switching=two_state_switching(0.2, 0.2), a_min=0.0, a_max=60.0, N=200)
+    res = solve_equilibrium(Aiyagari(hh), curve_points=4)
+    res.save(tmp_path / "a.h5")
+    back = load_equilibrium(tmp_path / "a.h5")
+    assert back.economy.name == "aiyagari" and back.economy.alpha == res.economy.alpha
+    assert back.r == res.r and back.K == res.K and back.w == res.w
+    assert np.array_equal(back.solution.g, res.solution.g) and np.array_equal(back.curve_S, res.curve_S)
+    assert back.fraction_at_limit == res.fraction_at_limit
+    with pytest.raises(ValueError, match="not an equilibrium file"):
+        with h5py.File(tmp_path / "x.h5", "w") as f:
+            f.attrs["kind"] = "stationary"
+        load_equilibrium(tmp_path / "x.h5")
 
 
 def test_validate_runs_the_macro_checks():

@@ -29,7 +29,8 @@ from .household import HouseholdSolution, solve_household
 
 _LOG = logging.getLogger("mfg_pde")
 
-__all__ = ["Aiyagari", "Economy", "EquilibriumResult", "Huggett", "excess_supply_curve", "solve_equilibrium"]
+__all__ = ["Aiyagari", "Economy", "EquilibriumResult", "Huggett", "excess_supply_curve", "load_equilibrium",
+           "solve_equilibrium"]
 
 
 class Economy:
@@ -279,3 +280,37 @@ def save_equilibrium(result: EquilibriumResult, path) -> None:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def load_equilibrium(path) -> EquilibriumResult:
+    """Read a file written by ``EquilibriumResult.save``: the economy is rebuilt from its parameters, the household
+    solution from the stored a, v, c, s, g (the groups of ``extra``, e.g. /transition, come back as arrays)."""
+    import h5py
+
+    from ..model.utility import CRRA
+
+    with h5py.File(path, "r") as f:
+        if f.attrs.get("kind") != "equilibrium":
+            raise io.ResultFileError(f"{path}: not an equilibrium file (no kind = 'equilibrium' attribute); read "
+                                     "time-dependent results with mfg_pde.load")
+        model = json.loads(f.attrs["model"])
+        hh = Household(utility=CRRA(model["gamma"]), rho=model["rho"], z=model["z"], switching=model["switching"],
+                       a_min=model["a_min"], a_max=model["a_max"], N=model["N"])
+        econ = Aiyagari(hh, model["alpha"], model["delta"]) if model["economy"] == "aiyagari" else Huggett(hh)
+        arr = {k: np.asarray(f[k]) for k in ("a", "v", "c", "s", "g")}
+        r, w = float(f.attrs["r"]), float(f.attrs["w"])
+        sol = HouseholdSolution(r=r, w=w, a=arr["a"], h=hh.h, v=arr["v"], c=arr["c"], s=arr["s"], g=arr["g"],
+                                iterations=0, converged=bool(f.attrs["converged"]),
+                                residuals=json.loads(f.attrs["residuals"]))
+        curve = f.get("excess_curve")
+        extra = {name: {k: np.asarray(v) for k, v in f[name].items()} for name in f
+                 if isinstance(f[name], h5py.Group) and name not in ("excess_curve", "provenance")}
+        K = float(f.attrs["K"])
+        return EquilibriumResult(economy=econ, solution=sol, r=r, w=w, K=None if np.isnan(K) else K,
+                                 excess=float(f.attrs["excess"]), evaluations=int(f.attrs["evaluations"]),
+                                 bracket=(np.nan, np.nan), converged=bool(f.attrs["converged"]),
+                                 status=str(f.attrs["status"]), wall_time=float(f.attrs["wall_time"]),
+                                 curve_r=None if curve is None else np.asarray(curve["r"]),
+                                 curve_S=None if curve is None else np.asarray(curve["S"]),
+                                 case=str(f.attrs["case"]) or None, params=json.loads(f.attrs["params"]),
+                                 extra=extra)
