@@ -12,7 +12,12 @@ import pytest
 from mfg_pde import cases
 from mfg_pde.model.household import Household, two_state_switching
 from mfg_pde.model.utility import CRRA
-from mfg_pde.newton.equilibrium import Aiyagari, Huggett, load_equilibrium, solve_equilibrium
+from mfg_pde.newton.equilibrium import (
+    Aiyagari,
+    Huggett,
+    load_equilibrium,
+    solve_equilibrium,
+)
 from mfg_pde.newton.household import (
     flat,
     initial_value,
