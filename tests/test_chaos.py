@@ -1,4 +1,4 @@
-"""Propagation of chaos (seed 002): grid mean-field law vs N-particle systems."""
+"""Propagation of chaos: grid mean-field law vs N-particle systems."""
 
 import numpy as np
 

@@ -1,4 +1,4 @@
-"""Diffusion models on the grid (seeds 003/004): error AND observed order for every claim."""
+"""Diffusion models on the grid: error AND observed order for every claim."""
 
 import numpy as np
 import pytest

@@ -1,5 +1,5 @@
 """`propagation-of-chaos`: N-particle McKean-Vlasov systems against the grid mean-field FP
-(seed 002; docs/method.md, section 'Diffusion models and interacting particles'): the linear OU system
+(docs/method.md, section 'Diffusion models and interacting particles'): the linear OU system
 and an attractive Gaussian-kernel interaction.
 W1(empirical terminal law, PDE terminal law) is averaged over seeds for each N and its slope in N
 is fitted (propagation of chaos plus sampling: about N^-1/2)."""

@@ -1,4 +1,4 @@
-"""Diffusion models as mean-field systems (seeds 002-004; docs/method.md, section 'Diffusion models and
+"""Diffusion models as mean-field systems (docs/method.md, section 'Diffusion models and
 interacting particles').
 
 * ``sgm-ou``          forward OU noising FP of a non-Gaussian (mixture) data density in 1-D or 2-D vs
@@ -154,11 +154,11 @@ class SGMOU(_DirectCase):
 
 @register
 class PathIntegralH(_DirectCase):
-    """Reverse dynamics of the path-integral family (the seed paper's "h-family") with noise level eta: for
+    """Reverse dynamics of the path-integral family (often called the "h-family") with noise level eta: for
     every score scaling lambda and noise level eta the grid FP from the prior N(0, 1) gives a final density,
     compared with the data N(mu, s^2) by W2 and NLL computed three ways: from the grid density's moments
     (Gaussian formulas), from the grid density itself (quantile functions; cross-entropy on the grid) and
-    from the exact moment ODEs.  The noise level was called h in the seed paper and in earlier versions
+    from the exact moment ODEs.  The noise level was called h in earlier versions
     (``h_values``); h is the grid spacing in this package, so the parameter is ``eta_values``."""
 
     name = "path-integral-h"

@@ -1,4 +1,4 @@
-"""McKean-Vlasov systems and propagation of chaos (seed 002; docs/method.md, section 'Diffusion models
+"""McKean-Vlasov systems and propagation of chaos (docs/method.md, section 'Diffusion models
 and interacting particles').
 
     dX = [ -a X - c (X - E X) - (grad W * m_t)(X) ] dt + sigma dW,      m_t = law(X_t)

@@ -1,4 +1,4 @@
-"""Diffusion models as mean-field systems, on the grid (seed papers 002-004; docs/method.md, section
+"""Diffusion models as mean-field systems, on the grid (docs/method.md, section
 'Diffusion models and interacting particles').
 
 Score-based model with an Ornstein-Uhlenbeck noising SDE  dx = f dt + sigma dW,  f = -x,
@@ -6,7 +6,7 @@ sigma = sqrt(2) (nu = 1):
 
 * forward noising FP:  dp/dt = -div(f p) + Lap p, from the data density p_0; for Gaussian-mixture data
   the exact law is the mixture with components N(mu e^{-t}, s^2 e^{-2t} + 1 - e^{-2t}).
-* log-density equation ("HJB regulariser", seed 003): psi = log p solves
+* log-density equation ("HJB regulariser"): psi = log p solves
       dpsi/dt = -div f - f . grad psi + (sigma^2/2)(Lap psi + |grad psi|^2).
   With u(s) = -sigma^2 psi(T - s) this is exactly the core HJB
       -du/ds - nu Lap u + |grad u|^2/2 - b . grad u = F,   b = x (= -f),  F = -2 nu d,
@@ -14,7 +14,7 @@ sigma = sqrt(2) (nu = 1):
 * reverse-time generative FP: dy = [-f + sigma^2 grad log p_{T - tau}] dtau + sigma dW, driven by the
   grid score of the forward solution, must return p_0.
 
-Path-integral family (seed 004, the paper's "h-family"): reverse dynamics
+Path-integral family (often called the "h-family"): reverse dynamics
 dy = [-f + (1 + eta^2)/2 g^2 s_theta] dtau + eta g dW, g = sqrt(2), with the noise level eta (the paper's h,
 renamed here because h is the grid spacing); its FP has diffusion nu = eta^2 and is exact for every eta when
 the score is exact.
@@ -54,7 +54,7 @@ def gaussian_reverse_moments(tau, *, eta=None, lam, mu, s, T, M0=0.0, V0=1.0, **
     interacting particles'), integrated with DOP853:
         dM/dtau = M - (1 + eta^2) lam (M - mu e^{-(T - tau)}) / v_{T - tau}
         dV/dtau = 2 V (1 - (1 + eta^2) lam / v_{T - tau}) + 2 eta^2,   v_t = s^2 e^{-2t} + 1 - e^{-2t}.
-    (The noise level was called h, the seed paper's name; h is the grid spacing in this package.)"""
+    (The noise level is not called h: h is the grid spacing in this package.)"""
     from scipy.integrate import solve_ivp
 
     if "h" in renamed:
