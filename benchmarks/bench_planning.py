@@ -110,7 +110,7 @@ def main(argv=None):
         lv = gr["levels"]
         per = "; ".join(f"N={L['N']}: " + ", ".join(f"{k} {L['wall'][k]:.1f} s ({L['sinkhorn_iterations'][k]} Sinkhorn)"
                                                   for k in L["wall"]) for L in lv)
-        rows.append((f"d = 2 demand-response grid check (200,48)->(400,96) [{gr['time_scheme']}]",
+        rows.append((f"d = 2 demand-response grid check ({lv[0]['N']},{lv[0]['Nt']})->({lv[-1]['N']},{lv[-1]['Nt']}) [{gr['time_scheme']}]",
                      f"{wall:.1f} s wall, {cpu:.1f} s CPU", "< 10 s", "yes" if wall < 10 else "NO",
                      f"gap order {gr['gap_order']['IA0'][0]:.2f}; {per}"))
         print(" | ".join(rows[-1]), flush=True)

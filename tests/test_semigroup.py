@@ -81,3 +81,16 @@ def test_non_separable_or_time_dependent_drift_is_refused():
     kd, _ = _kd(mp.Grid([(-1.0, 1.0)], 8), drift=Drift(lambda x, t: -x * (1 + t)))
     with pytest.raises(ValueError, match="time-independent"):
         semigroup.axis_generators(kd)
+
+
+def test_cached_semigroup_reuses_equal_generators_read_only():
+    """Axes of one grid and solves on one level share exp(tau Q): computed once, returned read-only, and a
+    different tau or generator gets its own matrix."""
+    kd, _ = _kd(mp.Grid([(-1.0, 1.0)], 30))
+    (Q,) = semigroup.axis_generators(kd)
+    G1 = semigroup.cached_semigroup(Q, 0.01)
+    G2 = semigroup.cached_semigroup(Q.copy(), 0.01)
+    assert G1 is G2 and not G1.flags.writeable
+    np.testing.assert_array_equal(G1, semigroup.semigroup(Q, 0.01))
+    assert semigroup.cached_semigroup(Q, 0.02) is not G1
+    assert semigroup.cached_semigroup(2.0 * Q, 0.01) is not G1

@@ -25,6 +25,9 @@ generators: ``axis_generators`` checks that and says so otherwise.
 
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
+
 import numpy as np
 
 from ..fd.kernels import _workspace, apply_axis
@@ -98,6 +101,29 @@ def semigroup(Q: np.ndarray, tau: float) -> np.ndarray:
         E = E @ E
         E[E < TINY] = 0.0
     return E
+
+
+#: the last few semigroups computed (axes of one grid share their generator, and the solves of one grid
+#: level -- guidances, outer iterations of a study -- share grid and dt): read-only matrices
+_CACHE: OrderedDict = OrderedDict()
+CACHE_SIZE = 8
+
+
+def cached_semigroup(Q: np.ndarray, tau: float) -> np.ndarray:
+    """``semigroup(Q, tau)``, reused when the same generator (by content) and tau were seen recently.
+    The returned matrix is read-only."""
+    Q = np.ascontiguousarray(Q, dtype=float)
+    key = (float(tau), Q.shape, hashlib.blake2b(Q.tobytes(), digest_size=16).digest())
+    G = _CACHE.get(key)
+    if G is None:
+        G = semigroup(Q, tau)
+        G.setflags(write=False)
+        _CACHE[key] = G
+        while len(_CACHE) > CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    else:
+        _CACHE.move_to_end(key)
+    return G
 
 
 def apply_axes(mats, x: np.ndarray, transpose: bool = False, out: np.ndarray | None = None) -> np.ndarray:

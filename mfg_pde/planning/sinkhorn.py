@@ -108,7 +108,7 @@ class _Sinkhorn:
         self.scheme = time_scheme
         self.anderson_depth = int(anderson_depth)
         if time_scheme == "strang":
-            self.G = [semigroup.semigroup(Q, problem.dt) for Q in semigroup.axis_generators(kd)]
+            self.G = [semigroup.cached_semigroup(Q, problem.dt) for Q in semigroup.axis_generators(kd)]
         elif time_scheme == "crank-nicolson":
             self.nsub, self.table = positive_cn.factor_table(kd, problem.dt, substep_factor)
         Nt = problem.Nt
