@@ -65,14 +65,15 @@ from .anderson import Anderson, anderson_update
 from .monitor import HISTORY_KEYS, Progress, record
 
 
-def best_response(problem, m, sol_prev, inner_tol, newton_maxit, cell_volume, mass0, buffers=None):
+def best_response(problem, m, sol_prev, inner_tol, newton_maxit, cell_volume, mass0, buffers=None, f=None):
     """One evaluation of Phi(m): the HJB against m (Newton warm-started from sol_prev), the FP of its
     feedback, and in one fused pass (kernels.coupling_stats) finiteness, ||m||_1, ||Phi(m) - m||_1
     and the mass error.  Returns (sol, m_hat, finite, norm_m, res_sum, mass_err, f, uT).
 
-    ``buffers`` (a ``Buffers``) supplies u and m_hat storage reused across iterations."""
+    ``buffers`` (a ``Buffers``) supplies u and m_hat storage reused across iterations; ``f`` the running
+    cost when it is not ``problem.running_cost(m)`` (a population of a multi-population game)."""
     Nt = problem.Nt
-    f = problem.running_cost(m)
+    f = problem.running_cost(m) if f is None else f
     uT = problem.terminal_values(m[Nt])
     u_out = m_out = None
     if buffers is not None:
@@ -143,11 +144,8 @@ class FixedPoint:
         self.damping = damping
         self.newton_tol, self.newton_maxit, self.inner_factor = newton_tol, newton_maxit, inner_factor
         self.diagnostics = diagnostics
-        self.m = initial_density(problem, m_init)
-        self.mass0 = float(problem.grid.integrate(problem.m0))
-        self.cell_volume = float(problem.grid.cell_volume)
+        self._setup(m_init)
         self.accel = Anderson(int(anderson_depth), damping) if method == "anderson" else None
-        self.buffers = Buffers(problem)
         self.one_shot = not problem.is_coupled
         self.sol_prev = self.sol = self.m_hat = None
         self.best = np.inf          # safeguard reference (reset on Anderson restarts)
@@ -161,6 +159,24 @@ class FixedPoint:
         self.keep_best = keep_best
         self._keep = None           # storage of the kept pair (u, m_hat, states), allocated once
         self._kept = None           # [key it was kept by, Newton residual or None, iteration]
+
+    def _setup(self, m_init):
+        """The iterate m, the initial mass, the cell volume and the reused storage (subclasses: other
+        iterates, e.g. the joint density of several populations)."""
+        problem = self.problem
+        self.m = initial_density(problem, m_init)
+        self.mass0 = float(problem.grid.integrate(problem.m0))
+        self.cell_volume = float(problem.grid.cell_volume)
+        self.buffers = Buffers(problem)
+
+    def _best_response(self, inner_tol):
+        """(sol, m_hat, finite, norm_m, res_sum, mass_err, f, uT) of the current iterate (``best_response``)."""
+        return best_response(self.problem, self.m, self.sol_prev, inner_tol, self.newton_maxit, self.cell_volume,
+                             self.mass0, self.buffers)
+
+    def _candidate_residuals(self, sol, m_hat, f, uT):
+        """(hjb_residual, fp_residual) of the candidate pair (``candidate_residuals``)."""
+        return candidate_residuals(self.problem, sol, m_hat, f, uT)
 
     @property
     def best_pair(self):
@@ -193,9 +209,7 @@ class FixedPoint:
         self.k += 1
         k = self.k
         inner_tol = self.newton_tol if self.tight else max(self.newton_tol, self.inner_factor * self.last_residual)
-        sol, m_hat, finite, norm_m, res_sum, mass_err, f, uT = best_response(
-            self.problem, self.m, self.sol_prev, inner_tol, self.newton_maxit, self.cell_volume, self.mass0,
-            self.buffers)
+        sol, m_hat, finite, norm_m, res_sum, mass_err, f, uT = self._best_response(inner_tol)
         self.sol, self.m_hat = sol, m_hat
         newton = _newton_count(sol.newton)
         if not finite:
@@ -206,7 +220,7 @@ class FixedPoint:
             self.first_residual = residual
         tol = self.tol
         if self.diagnostics == "every" or residual <= tol or self.one_shot or final:
-            hjb_res, fp_res = candidate_residuals(self.problem, sol, m_hat, f, uT)
+            hjb_res, fp_res = self._candidate_residuals(sol, m_hat, f, uT)
         else:
             hjb_res = fp_res = np.nan
         if self.keep_best:

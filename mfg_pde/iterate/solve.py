@@ -71,6 +71,14 @@ def solve(problem, method: str = "auto", tol: float = 1e-8, max_iter: int = 300,
     """
     method = _method_name(method)
     objective = objective_name(objective)
+    if _is_multi(problem):  # several populations: the joint loops (``iterate.multipop``)
+        if objective != "nash":
+            raise NotImplementedError(f"objective = {objective!r} is not available for several populations (a "
+                                      "MultiPopulationProblem): its solve finds the Nash equilibrium; use "
+                                      "objective='nash'")
+        return _solve_multi(problem, method, tol, max_iter, damping, anderson_depth, newton_tol, newton_maxit,
+                            inner_factor, m_init, init, progress, callback, divergence_factor, exploitability,
+                            diagnostics, options)
     target = social_problem(problem) if objective == "social" else problem
     tol, max_iter = check_common(problem, tol, max_iter, exploitability, diagnostics, damping, anderson_depth,
                                  newton_tol, newton_maxit, inner_factor, divergence_factor)
@@ -86,6 +94,37 @@ def solve(problem, method: str = "auto", tol: float = 1e-8, max_iter: int = 300,
     if target is not problem:
         result.problem = problem
     return result
+
+
+def _is_multi(problem) -> bool:
+    from ..model.multipop import MultiPopulationProblem
+    return isinstance(problem, MultiPopulationProblem)
+
+
+#: the options of each method on several populations (``iterate.multipop.solve_multi``)
+MULTI_OPTIONS = {"picard": (), "fictitious-play": (), "anderson": (),
+                 "newton": ("krylov_rtol", "max_backtracks", "nonmonotone"),
+                 "auto": ("stall_window", "newton_max_iter", "krylov_rtol", "max_backtracks", "nonmonotone")}
+
+
+def _solve_multi(problem, method, tol, max_iter, damping, anderson_depth, newton_tol, newton_maxit, inner_factor,
+                 m_init, init, progress, callback, divergence_factor, exploitability, diagnostics, options):
+    """Check the arguments (as for one population) and run ``iterate.multipop.solve_multi``."""
+    from .multipop import solve_multi
+
+    tol, max_iter = check_common(problem.populations[0], tol, max_iter, exploitability, diagnostics, damping,
+                                 anderson_depth, newton_tol, newton_maxit, inner_factor, divergence_factor)
+    for name in sorted(options):
+        if name not in MULTI_OPTIONS[method]:
+            raise TypeError(f"solve(method={method!r}) on several populations got an unexpected option {name!r}; "
+                            f"options of this method: {', '.join(MULTI_OPTIONS[method]) or 'none beyond the common ones'}")
+    if init is not None:
+        raise NotImplementedError("init= (a warm start from a previous result) is not supported for several "
+                                  "populations; pass m_init with shape (K, Nt+1, *grid)")
+    warm.start()
+    return solve_multi(problem, method, tol, max_iter, damping, anderson_depth, newton_tol, newton_maxit,
+                       inner_factor, m_init, progress, callback, divergence_factor, exploitability, diagnostics,
+                       **options)
 
 
 def _dispatch(problem, method, tol, max_iter, damping, anderson_depth, newton_tol, newton_maxit, inner_factor, m_init,

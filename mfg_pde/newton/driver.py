@@ -162,7 +162,12 @@ def check_supported(problem, what: str) -> None:
 
 def make_system(problem):
     """The discrete system Newton drives: ``DiscreteSystem`` (1-D) or ``system_split.SplitSystem``
-    (2-D/3-D, the direction-split chain)."""
+    (2-D/3-D, the direction-split chain); for several populations the joint system of theirs
+    (``newton.multipop.JointSystem``)."""
+    from ..model.multipop import MultiPopulationProblem
+    if isinstance(problem, MultiPopulationProblem):
+        from .multipop import JointSystem
+        return JointSystem(problem)
     if problem.grid.ndim == 1:
         return DiscreteSystem(problem)
     from .system_split import SplitSystem
@@ -251,7 +256,8 @@ class NewtonRun:
         self.sysm = make_system(problem)
         self.sysm.complete(u, m)
         self.small = self.sysm.has_direct and 2 * self.sysm.Nt * self.sysm.N <= direct_max
-        self.mass0 = float(problem.grid.integrate(problem.m0))
+        # the initial mass (a joint system of several populations measures each against its own)
+        self.mass0 = float(problem.grid.integrate(problem.m0)) if hasattr(problem, "m0") else None
         self.ev = self.sysm.evaluate(u, m)
         self.merits = []
         self.k = 0

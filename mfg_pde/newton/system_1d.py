@@ -414,13 +414,14 @@ class DiscreteSystem:
         m[0] = self.problem.m0
         u[self.Nt] = self.problem.terminal_values(m[self.Nt])
 
-    def evaluate(self, u: np.ndarray, m: np.ndarray) -> dict:
-        """Residuals R_H, R_F (Nt, N), their scales, and the pieces the Jacobian reuses."""
+    def evaluate(self, u: np.ndarray, m: np.ndarray, f: np.ndarray | None = None) -> dict:
+        """Residuals R_H, R_F (Nt, N), their scales, and the pieces the Jacobian reuses; ``f``: the running
+        cost when it is not ``problem.running_cost(m)`` (a population of a multi-population game)."""
         Nt = self.Nt
         uu = u[:Nt]
         W = self.weights(m)
         lo, di, up = self.coefficients(uu, W)
-        f = self.problem.running_cost(m)
+        f = self.problem.running_cost(m) if f is None else f
         c = self.cost(uu, W)
         src = u[1:] + self.dt * (f + c)
         RH, RF = line_pair_residuals(lo, di, up, uu, src, m[1:], m[:-1])

@@ -346,10 +346,13 @@ class SplitSystem:
         return float(np.abs(Mu[:, 0].reshape(self.Nt + 1, -1).sum(axis=1) * vol - mass0).max())
 
     # ------------------------------------------------------------------ residual and derivatives
-    def evaluate(self, U, Mu) -> dict:
+    def evaluate(self, U, Mu, f=None) -> dict:
+        """Residuals and scales of the split chain; ``f``: the running cost (Nt, *grid) when it is not
+        ``problem.running_cost(m)`` (a population of a multi-population game)."""
         Nt = self.Nt
         grid = self.problem.grid
-        f = self.problem.running_cost(Mu[:, 0].reshape((Nt + 1,) + grid.shape))
+        if f is None:
+            f = self.problem.running_cost(Mu[:, 0].reshape((Nt + 1,) + grid.shape))
         RH = np.empty((Nt,) + self.ext_shape[1:])
         RF = np.empty_like(RH)
         ops = self._k(Mu)
