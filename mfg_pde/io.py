@@ -1056,6 +1056,19 @@ def save_result(result, path, problem=None) -> None:
     """Write result to path (HDF5, layout in the module docstring), atomically: through a temporary
     file that is fsynced, renamed onto path, and removed if the write fails or is interrupted.  ``problem``
     (default: ``result.problem``, which the solvers set) adds the ``/problem`` group."""
+    def fill(f):
+        _write(f, result)
+        owner = problem if problem is not None else getattr(result, "problem", None)
+        if owner is not None:
+            _write_problem(f, owner, result)
+        _write_provenance(f, result)
+
+    write_atomic(path, fill)
+
+
+def write_atomic(path, fill) -> None:
+    """Create the HDF5 file ``path`` by ``fill(h5py.File)``, atomically (module docstring): a temporary file,
+    the ``complete`` attribute set last, fsync, rename; removed if the write fails or is interrupted."""
     import h5py
 
     path = check_output_path(path, probe=False)
@@ -1066,12 +1079,7 @@ def save_result(result, path, problem=None) -> None:
         try:
             with h5py.File(tmp, "w", track_order=True) as f:
                 f.attrs[COMPLETE_ATTR] = np.int8(0)
-                _write(f, result)
-                if problem is None:
-                    problem = getattr(result, "problem", None)
-                if problem is not None:
-                    _write_problem(f, problem, result)
-                _write_provenance(f, result)
+                fill(f)
                 f.attrs[COMPLETE_ATTR] = np.int8(1)
                 f.flush()
             guard.check()

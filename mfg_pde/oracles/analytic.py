@@ -36,7 +36,7 @@ __all__ = [
     "lq_terminal", "mean_terminal_velocity", "terminal_cost_energy",
     "bridge_coefficients", "sb_endpoint_covariance", "lqg_bridge", "mf_mean_path", "mf_mean_energy",
     "ia_mean_path", "ia_mean_energy", "energy_identity_gap",
-    "lq_mean_attraction", "lq_price_of_anarchy",
+    "lq_mean_attraction", "lq_price_of_anarchy", "lq_multipop",
 ]
 
 _ODE_OPTS = dict(method="DOP853", rtol=1e-12, atol=1e-14)
@@ -1304,3 +1304,59 @@ def lq_price_of_anarchy(*, T, sigma, kappa, s, mean0, var0, q=0.0):
     j_n = _attraction_paths(*args, "nash")["J"]
     j_s = _attraction_paths(*args, "social")["J"]
     return {"nash_cost": j_n, "social_cost": j_s, "price_of_anarchy": j_n / j_s}
+
+
+# --------------------------------------------------------------------------------------------
+# several populations: LQ game with cross interactions through the means
+# --------------------------------------------------------------------------------------------
+
+def lq_multipop(t, *, T, sigma, q, x_target, mean0, var0, beta) -> dict:
+    """Mean, variance and value curvature of K interacting LQ populations on the line (docs/method.md,
+    section 'Several populations').  Population k: dX = alpha dt + sigma_k dW, running cost
+    |alpha|^2/2 + sum_j beta_kj/2 (x - mean_j(t))^2, terminal cost q_k/2 (x - x_target_k)^2, X_0 ~ N(mean0_k,
+    var0_k).  With u_k = S_k x^2/2 + s_k x + c_k:
+
+        S_k' = S_k^2 - sum_j beta_kj,   S_k(T) = q_k                    (Riccati, one per population)
+        s'   = S s + B mean,            s_k(T) = -q_k x_target_k        (S = diag(S_k), B = (beta_kj))
+        mean' = -(S mean + s),          mean(0) = mean0
+        Var_k' = -2 S_k Var_k + sigma_k^2,   Var_k(0) = var0_k
+
+    The two-point problem for (mean, s) is decoupled by s = P mean + rho with the K x K matrix Riccati
+    P' = S P + P S + P^2 + B, P(T) = 0, and rho' = (S + P) rho, rho(T) = -q x_target, integrated backward
+    together with S; then mean' = -(S + P) mean - rho forward.  Arguments are length-K sequences (beta K x K);
+    returns {"mean", "var", "S"} shaped (K, len(t))."""
+    sig = np.asarray(sigma, dtype=float).reshape(-1)
+    K = sig.size
+    q = np.broadcast_to(np.asarray(q, dtype=float), (K,))
+    tgt = np.broadcast_to(np.asarray(x_target, dtype=float), (K,))
+    mu0 = np.broadcast_to(np.asarray(mean0, dtype=float), (K,))
+    v0 = np.broadcast_to(np.asarray(var0, dtype=float), (K,))
+    B = np.asarray(beta, dtype=float).reshape(K, K)
+    Bsum = B.sum(axis=1)
+
+    def back(_t, z):
+        S = z[:K]
+        P = z[K:K + K * K].reshape(K, K)
+        rho = z[K + K * K:]
+        return np.concatenate([S * S - Bsum, (S[:, None] * P + P * S[None, :] + P @ P + B).ravel(),
+                               S * rho + P @ rho])
+
+    yT = np.concatenate([q, np.zeros(K * K), -q * tgt])
+    bsol = solve_ivp(back, (T, 0.0), yT, dense_output=True, **_ODE_OPTS)
+    if not bsol.success:
+        raise RuntimeError(f"backward multi-population LQ integration failed: {bsol.message}")
+
+    def fwd(tt, z):
+        y = bsol.sol(tt)
+        S = y[:K]
+        P = y[K:K + K * K].reshape(K, K)
+        rho = y[K + K * K:]
+        mean, var = z[:K], z[K:]
+        return np.concatenate([-(S * mean + P @ mean) - rho, -2 * S * var + sig ** 2])
+
+    fsol = solve_ivp(fwd, (0.0, T), np.concatenate([mu0, v0]), dense_output=True, **_ODE_OPTS)
+    if not fsol.success:
+        raise RuntimeError(f"forward multi-population LQ integration failed: {fsol.message}")
+    tt = np.asarray(t, dtype=float).reshape(-1)
+    z = fsol.sol(tt)
+    return {"mean": z[:K], "var": z[K:], "S": bsol.sol(tt)[:K]}
