@@ -1,0 +1,263 @@
+"""Several populations (mfg_pde/model/multipop.py, iterate/multipop.py, newton/multipop.py; docs/method.md,
+section 'Several populations'): mirror symmetry, the decoupled limit, the LQ closed form with its observed
+order, the joint Newton's Jacobian, files, bad input."""
+
+import numpy as np
+import pytest
+
+import mfg_pde as mp
+from mfg_pde.newton.multipop import JointSystem, cold_pair
+from mfg_pde.oracles import analytic
+
+
+def _mirror_pops(grid, Nt=20, cross=0.6, sigma=0.5):
+    """Two populations that are mirror images in x: m0, potential and terminal cost reflected."""
+    xs = grid.mesh()
+    x = xs[0]
+    rest = sum(0 * y for y in xs[1:]) if grid.ndim > 1 else 0.0
+    m0a = mp.normalise(grid, np.exp(-8 * (x + 0.35) ** 2) + 0.05 + rest)
+    m0b = mp.normalise(grid, np.exp(-8 * (-x + 0.35) ** 2) + 0.05 + rest)
+    V = (lambda *a: 0.3 * a[0]) if grid.ndim == 1 else (lambda *a: 0.3 * a[0] + 0.1 * a[1] ** 2)
+    Vm = (lambda *a: -0.3 * a[0]) if grid.ndim == 1 else (lambda *a: -0.3 * a[0] + 0.1 * a[1] ** 2)
+    a = mp.MFGProblem(grid, 0.5, Nt, sigma, m0a, coupling=mp.LocalPower(1.0), potential=V,
+                      terminal_cost=lambda *c: 0.5 * (c[0] - 0.5) ** 2)
+    b = mp.MFGProblem(grid, 0.5, Nt, sigma, m0b, coupling=mp.LocalPower(1.0), potential=Vm,
+                      terminal_cost=lambda *c: 0.5 * (c[0] + 0.5) ** 2)
+    return mp.MultiPopulationProblem([a, b], coupling=mp.CrossCoupling.local([[0.0, cross], [cross, 0.0]]))
+
+
+@pytest.mark.parametrize("method", ["anderson", "picard", "newton", "auto"])
+def test_mirror_populations_stay_mirror_images_1d(method):
+    grid = mp.Grid([(-1, 1)], 60)
+    r = mp.solve(_mirror_pops(grid), method=method, tol=1e-10)
+    assert r.converged, r.status
+    m, u = r.m, r.u
+    assert np.abs(m[1] - m[0][:, ::-1]).max() <= 1e-12 * np.abs(m).max()
+    assert np.abs(u[1] - u[0][:, ::-1]).max() <= 1e-12 * np.abs(u).max()
+    # the segregation: the two crowds are not on top of each other, and each keeps its mass, m >= 0
+    assert r.mean()[0, -1, 0] < 0 < r.mean()[1, -1, 0]
+    for k in range(2):
+        assert np.abs(grid.integrate(m[k]) - 1.0).max() <= 1e-13
+        assert m[k].min() >= 0.0
+
+
+@pytest.mark.parametrize("method", ["anderson", "newton"])
+def test_mirror_populations_stay_mirror_images_2d(method):
+    grid = mp.Grid([(-1, 1), (-1, 1)], 16)
+    r = mp.solve(_mirror_pops(grid, Nt=10), method=method, tol=1e-10)
+    assert r.converged, r.status
+    assert np.abs(r.m[1] - r.m[0][:, ::-1, :]).max() <= 1e-12 * np.abs(r.m).max()
+    assert np.abs(r.u[1] - r.u[0][:, ::-1, :]).max() <= 1e-12 * np.abs(r.u).max()
+    assert r.mass_error() <= 1e-13
+
+
+def _two_independent(grid):
+    x = grid.mesh()[0]
+    a = mp.MFGProblem(grid, 0.5, 25, 0.6, mp.normalise(grid, 1 + 0.6 * np.cos(2 * np.pi * x)),
+                      coupling=mp.LocalPower(2.0), potential=lambda x, t: np.sin(2 * np.pi * x))
+    b = mp.MFGProblem(grid, 0.5, 25, 0.3, mp.normalise(grid, 1 + 0.4 * np.sin(2 * np.pi * x)),
+                      coupling=mp.LocalLog(0.2), terminal_cost=lambda x: np.cos(2 * np.pi * x),
+                      hamiltonian=None)
+    return a, b
+
+
+@pytest.mark.parametrize("method", ["newton", "anderson"])
+def test_zero_cross_coupling_reproduces_single_population_solves(method):
+    """The decoupled limit: a cross term of strength 0 leaves two independent games; the joint solve gives
+    each one's discrete solution.  Newton's quadratic convergence puts both solves at round-off of that
+    solution; Anderson stops at its tolerance (1e-12 here) and agrees to that level."""
+    grid = mp.Grid([(0, 1)], 80, bc="periodic")
+    a, b = _two_independent(grid)
+    joint = mp.MultiPopulationProblem([a, b], coupling=mp.CrossCoupling({(0, 1): mp.LocalPower(0.0),
+                                                                         (1, 0): mp.LocalPower(0.0)}))
+    tol = 1e-12
+    r = mp.solve(joint, method=method, tol=tol)
+    assert r.converged, r.status
+    bound = 1e-12 if method == "newton" else 1e-9
+    for k, single in enumerate((a, b)):
+        s = mp.solve(single, method=method, tol=tol)
+        assert s.converged, s.status
+        assert np.abs(r.m[k] - s.m).max() <= bound * np.abs(s.m).max()
+        assert np.abs(r.u[k] - s.u).max() <= bound * np.abs(s.u).max()
+
+
+def test_uncoupled_populations_are_one_sweep_each_bit_for_bit():
+    grid = mp.Grid([(0, 1)], 50, bc="periodic")
+    x = grid.mesh()[0]
+    a = mp.MFGProblem(grid, 0.5, 20, 0.6, mp.normalise(grid, 1 + 0.6 * np.cos(2 * np.pi * x)),
+                      potential=lambda x, t: np.sin(2 * np.pi * x))
+    b = mp.MFGProblem(grid, 0.5, 20, 0.3, mp.normalise(grid, 1 + 0.4 * np.sin(2 * np.pi * x)),
+                      terminal_cost=lambda x: np.cos(2 * np.pi * x))
+    r = mp.solve(mp.MultiPopulationProblem([a, b]), method="anderson")
+    assert r.converged and r.iterations == 1
+    for k, single in enumerate((a, b)):
+        s = mp.solve(single, method="anderson")
+        assert np.array_equal(r.m[k], s.m) and np.array_equal(r.u[k], s.u)
+
+
+# ------------------------------------------------------------------ LQ closed form
+_B = np.array([[1.0, 1.5], [0.5, 2.0]])
+_SPEC = [dict(sigma=0.8, mean0=-1.0, std0=0.5, q=1.0, target=1.0),
+         dict(sigma=0.6, mean0=1.0, std0=0.4, q=2.0, target=-0.5)]
+
+
+def lq_two_populations(N, Nt, T=1.0, L=5.0):
+    """Two LQ populations (own interaction beta_kk through the population's coupling, cross beta_kj through
+    CrossCoupling) whose means and variances solve the ODEs of analytic.lq_multipop."""
+    grid = mp.Grid([(-L, L)], N)
+    pops = [mp.MFGProblem(grid, T, Nt, s["sigma"], mp.gaussian(grid, s["mean0"], s["std0"]),
+                          coupling=mp.QuadraticInteraction(_B[k, k]),
+                          terminal_cost=mp.QuadraticTerminalCost(s["q"], s["target"])) for k, s in enumerate(_SPEC)]
+    cross = mp.CrossCoupling({(0, 1): mp.QuadraticInteraction(_B[0, 1]), (1, 0): mp.QuadraticInteraction(_B[1, 0])})
+    return mp.MultiPopulationProblem(pops, coupling=cross)
+
+
+def lq_errors(result, problem):
+    ref = analytic.lq_multipop(problem.t, T=problem.T, sigma=[s["sigma"] for s in _SPEC], q=[s["q"] for s in _SPEC],
+                               x_target=[s["target"] for s in _SPEC], mean0=[s["mean0"] for s in _SPEC],
+                               var0=[s["std0"] ** 2 for s in _SPEC], beta=_B)
+    mean = result.mean()[..., 0]
+    var = np.stack([r.covariance()[:, 0, 0] for r in result.populations])
+    return np.abs(mean - ref["mean"]).max(), np.abs(var - ref["var"]).max()
+
+
+def test_lq_multipop_oracle_reduces_to_the_single_population_closed_form():
+    t = np.linspace(0, 1, 21)
+    single = analytic.lq_terminal(t, T=1.0, sigma=0.8, q=1.0, x_target=1.0, mean0=-0.5, var0=0.25, beta=2.0)
+    one = analytic.lq_multipop(t, T=1.0, sigma=[0.8], q=[1.0], x_target=[1.0], mean0=[-0.5], var0=[0.25],
+                               beta=[[2.0]])
+    # two identical populations that split the stiffness between them are the one population
+    two = analytic.lq_multipop(t, T=1.0, sigma=[0.8, 0.8], q=[1.0, 1.0], x_target=[1.0, 1.0], mean0=[-0.5, -0.5],
+                               var0=[0.25, 0.25], beta=[[1.3, 0.7], [0.7, 1.3]])
+    for key in ("mean", "var", "S"):
+        assert np.abs(one[key][0] - single[key]).max() <= 1e-11
+        assert np.abs(two[key] - single[key]).max() <= 1e-11
+
+
+@pytest.mark.parametrize("method", ["anderson", "newton"])
+def test_lq_two_populations_error_and_observed_order(method):
+    errors = []
+    for N in (50, 100):
+        pb = lq_two_populations(N, N)
+        r = mp.solve(pb, method=method, tol=1e-10)
+        assert r.converged, r.status
+        errors.append(lq_errors(r, pb))
+    errors = np.array(errors)   # rows: N = 50, 100; columns: mean, variance
+    assert errors[1, 0] <= 0.03 and errors[1, 1] <= 0.045
+    orders = np.log2(errors[0] / errors[1])
+    assert np.all(orders >= 0.9), orders
+
+
+def test_lq_two_populations_order_on_finer_grids():
+    errors = []
+    for N in (100, 200, 400):
+        pb = lq_two_populations(N, N)
+        r = mp.solve(pb, method="auto", tol=1e-10)
+        assert r.converged, r.status
+        errors.append(lq_errors(r, pb))
+    errors = np.array(errors)
+    orders = np.log2(errors[:-1] / errors[1:])
+    assert np.all(orders >= 0.95), orders
+    assert errors[-1, 0] <= 0.008
+
+
+# ------------------------------------------------------------------ joint Newton
+@pytest.mark.parametrize("ndim", [1, 2])
+def test_joint_jacobian_matches_finite_differences(ndim):
+    """jvp of the joint system against a one-sided difference of its residual at two step sizes (the
+    difference error is first order in eps), and the reduced solve gives J d = -R."""
+    grid = mp.Grid([(0, 1)] * ndim, 30 if ndim == 1 else 10, bc="periodic")
+    xs = grid.mesh()
+    V = (lambda *a: np.cos(2 * np.pi * a[0]))
+    pops = [mp.MFGProblem(grid, 0.5, 8, s, mp.normalise(grid, 1 + 0.5 * np.cos(2 * np.pi * (xs[0] - c))),
+                          coupling=own, potential=V)
+            for s, c, own in ((0.4, 0.3, mp.LocalPower(1.0)), (0.5, 0.7, None))]
+    cross = mp.CrossCoupling({(0, 1): mp.LocalPower(0.7), (1, 0): mp.QuadraticInteraction(1.5),
+                              (1, 1): mp.LocalPower(0.3)})
+    pb = mp.MultiPopulationProblem(pops, coupling=cross)
+    sysm = JointSystem(pb)
+    U, M = sysm.lift(*cold_pair(pb))
+    rng = np.random.default_rng(1)
+    U += 0.01 * rng.standard_normal(U.shape)
+    M *= 1 + 0.1 * rng.standard_normal(M.shape)
+    sysm.complete(U, M)
+    ev, der = sysm.evaluate(U, M), sysm.derivative(M)
+    Nt = sysm.Nt
+    du, dm = rng.standard_normal(U[:Nt].shape), rng.standard_normal(M[1:].shape)
+    JH, JF = sysm.jvp(U, M, ev, der, du, dm)
+    gaps = []
+    for eps in (1e-6, 1e-7):
+        U2, M2 = U.copy(), M.copy()
+        U2[:Nt] += eps * du
+        M2[1:] += eps * dm
+        sysm.complete(U2, M2)
+        ev2 = sysm.evaluate(U2, M2)
+        gaps.append(max(np.abs(JH - (ev2["RH"] - ev["RH"]) / eps).max() / np.abs(JH).max(),
+                        np.abs(JF - (ev2["RF"] - ev["RF"]) / eps).max() / np.abs(JF).max()))
+    assert gaps[1] <= 1e-5 and gaps[1] <= 0.2 * gaps[0], gaps
+    d_u, d_m, _ = sysm.reduced(U, M, ev, der).solve(1e-12, 2000)
+    JH, JF = sysm.jvp(U, M, ev, der, d_u, d_m)
+    assert np.abs(JH + ev["RH"]).max() <= 1e-9 * np.abs(ev["RH"]).max()
+    assert np.abs(JF + ev["RF"]).max() <= 1e-9 * np.abs(ev["RF"]).max()
+
+
+def test_newton_and_anderson_agree_and_newton_converges_fast():
+    pb = lq_two_populations(60, 40)
+    rn = mp.solve(pb, method="newton", tol=1e-11)
+    ra = mp.solve(pb, method="anderson", tol=1e-11)
+    assert rn.converged and ra.converged
+    assert rn.iterations <= 8
+    assert np.abs(rn.m - ra.m).max() <= 1e-8 * np.abs(ra.m).max()
+    assert abs(rn.history["exploitability"][-1]) <= 1e-9
+
+
+# ------------------------------------------------------------------ files, verdicts, bad input
+def test_save_and_load_keep_the_population_dimension(tmp_path):
+    grid = mp.Grid([(-1, 1)], 30)
+    r = mp.solve(_mirror_pops(grid, Nt=8), method="anderson", tol=1e-9)
+    path = tmp_path / "two.h5"
+    r.save(path)
+    q = mp.load(path)
+    assert q.names == r.names and q.converged and q.iterations == r.iterations
+    assert q.m.shape == (2, 9, 30) and np.array_equal(q.m, r.m) and np.array_equal(q.u, r.u)
+    assert np.array_equal(q.alpha, r.alpha) and np.array_equal(q[1].m, r[1].m)
+    assert np.array_equal(q.history["residual"], r.history["residual"])
+    import h5py
+    with h5py.File(path) as f:
+        assert [d.label for d in f["m"].dims] == ["population", "t", "x"]
+
+
+def test_monotone_verdict():
+    grid = mp.Grid([(-1, 1)], 20)
+    pb = _mirror_pops(grid, cross=0.6)           # own 1, cross 0.6: a + a^T positive definite
+    assert pb.monotone() is True
+    assert _mirror_pops(grid, cross=1.5).monotone() is False   # segregation stronger than congestion
+    r = mp.solve(pb, method="anderson", tol=1e-8)
+    assert r.solver["coupling_monotone"] == "yes"
+
+
+def test_bad_input_names_the_parameter():
+    grid = mp.Grid([(-1, 1)], 20)
+    m0 = mp.gaussian(grid, 0.0, 0.2)
+    a = mp.MFGProblem(grid, 1.0, 10, 0.5, m0)
+    with pytest.raises(ValueError, match=r"populations\[1\]\.grid"):
+        mp.MultiPopulationProblem([a, mp.MFGProblem(mp.Grid([(-1, 1)], 22), 1.0, 10, 0.5,
+                                                    mp.gaussian(mp.Grid([(-1, 1)], 22), 0.0, 0.2))])
+    with pytest.raises(ValueError, match=r"populations\[1\]\.T"):
+        mp.MultiPopulationProblem([a, mp.MFGProblem(grid, 2.0, 10, 0.5, m0)])
+    with pytest.raises(ValueError, match=r"populations\[1\]\.Nt"):
+        mp.MultiPopulationProblem([a, mp.MFGProblem(grid, 1.0, 20, 0.5, m0)])
+    with pytest.raises(ValueError, match=r"coupling has a term \(0, 2\).*only 2 populations"):
+        mp.MultiPopulationProblem([a, a], coupling=mp.CrossCoupling({(0, 2): mp.LocalPower(1.0)}))
+    with pytest.raises(TypeError, match="coupling must be a mfg_pde.CrossCoupling"):
+        mp.MultiPopulationProblem([a, a], coupling=mp.LocalPower(1.0))
+    with pytest.raises(TypeError, match=r"populations\[0\]"):
+        mp.MultiPopulationProblem([mp.PlanningProblem(grid, 1.0, 10, 0.5, m0, m0), a])
+    with pytest.raises(ValueError, match="names"):
+        mp.MultiPopulationProblem([a, a], names=["x", "x"])
+    with pytest.raises(ValueError, match="key"):
+        mp.CrossCoupling({(0, -1): mp.LocalPower(1.0)})
+    with pytest.raises(ValueError, match="m_init"):
+        mp.solve(mp.MultiPopulationProblem([a, a]), m_init=np.ones((11, 20)))
+    with pytest.raises(TypeError, match="unexpected option"):
+        mp.solve(mp.MultiPopulationProblem([a, a]), method="anderson", racers=2)
