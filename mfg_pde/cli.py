@@ -184,6 +184,12 @@ def _plot(result, out, style) -> None:
         result.draw(out)
         print(f"wrote {out}")
         return
+    if hasattr(result, "populations"):   # several populations: their own quick-look figure
+        from .plotting.populations import plot_populations
+
+        plot_populations(result, path=out, style=style)
+        print(f"wrote {out}")
+        return
     oracle = _oracle_mean_for(result)
     extra = {} if style is None else {"style": style}
     try:

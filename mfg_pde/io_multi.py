@@ -7,13 +7,14 @@ of ``io`` with a population dimension in front of the fields.
     /u            (K, Nt+1, *grid)        value functions u_k(t, x)
     /alpha        (K, Nt+1, *grid, d)     feedbacks of the populations   last dim "component"
     /history/<key>                        the joint loop's records (as in ``io``)
+    /case_report                          a case's report (as in ``io``), when there is one
     /provenance                           as in ``io``
 
 Root attributes: those of ``io`` (``mfg_pde_version``, ``created``, ``case``, ``params`` -- the problem's
 ``describe()``, with every population's -- ``solver``, ``grid``, ``converged``, ``iterations``, ``status``,
 ``complete``) and ``kind`` = "multi-population".  The write is atomic (``io.write_atomic``).  ``mfg_pde.load``
-recognises the file by ``kind`` and returns a ``MultiPopulationResult`` (the population problems are not
-rebuilt: ``problem`` is None after loading; their descriptions are in ``params``).
+recognises the file by ``kind`` and returns a ``MultiPopulationResult`` (``result_multi.load_any``; the
+population problems are not rebuilt: ``problem`` is None after loading, their descriptions are in ``params``).
 """
 
 from __future__ import annotations
@@ -67,6 +68,8 @@ def _write_multi(f, result) -> None:
     hist = f.create_group("history", track_order=True)
     hist.attrs["long_name"] = "per-iteration convergence record of the joint coupling loop"
     io._write_history(hist, result.history or {})
+    if result.case_report is not None:
+        io._write_case_report(f, result.case_report)
 
 
 def is_multi(path) -> bool:
@@ -75,32 +78,20 @@ def is_multi(path) -> bool:
         return io._attr_str(f, "kind") == KIND
 
 
-def load_multi(path):
-    """The ``MultiPopulationResult`` stored in ``path`` (``save_multi``)."""
-    from .model.grid import Grid
-    from .result import MFGResult
-    from .result_multi import MultiPopulationResult
-
+def read_multi(path) -> dict:
+    """Everything a multi-population file holds, as plain data: grid (description), names, t, m, u, alpha,
+    history, params, solver, case, converged, status, iterations, case_report (the keyword arguments of
+    ``CaseReport``, or None).  ``result_multi.load_any`` builds the result."""
     with io._open(path) as f, io._reading(path):
-        g = io._attr_json(f, path, "grid")
-        grid = Grid(g["bounds"], g["shape"], g["bc"])
-        names = [n.decode("utf-8") if isinstance(n, bytes) else str(n) for n in f["population"][()]]
-        t, m, u = f["t"][()], f["m"][()], f["u"][()]
-        alpha = f["alpha"][()]
-        history = {key: ds[()] for key, ds in f["history"].items() if not io._is_added_scale(ds)}
-        head = dict(converged=bool(f.attrs.get("converged", False)), status=io._attr_str(f, "status", "unknown"),
-                    iterations=int(f.attrs.get("iterations", 0)))
-        params, solver = io._attr_json(f, path, "params"), io._attr_json(f, path, "solver")
-        case = io._attr_str(f, "case") or None
-    want = (len(names), t.shape[0]) + grid.shape
-    if m.shape != want or u.shape != want:
-        raise io.incomplete(path, f"m {m.shape} / u {u.shape} do not match (K, len(t), *grid) = {want}")
-    pparams = (params or {}).get("population_params") or [{}] * len(names)
-    pops = []
-    for k in range(len(names)):
-        r = MFGResult(grid=grid, t=t, u=u[k], m=m[k], history={}, params=pparams[k],
-                      solver={**(solver or {}), "population": k, "name": names[k]}, case=case, **head)
-        r.alpha = alpha[k]
-        pops.append(r)
-    return MultiPopulationResult(grid=grid, t=t, names=names, populations=pops, history=history, params=params,
-                                 solver=solver, case=case, **head)
+        rec = {"grid": io._attr_json(f, path, "grid"),
+               "names": [n.decode("utf-8") if isinstance(n, bytes) else str(n) for n in f["population"][()]],
+               "t": f["t"][()], "m": f["m"][()], "u": f["u"][()], "alpha": f["alpha"][()],
+               "history": {key: ds[()] for key, ds in f["history"].items() if not io._is_added_scale(ds)},
+               "converged": bool(f.attrs.get("converged", False)), "status": io._attr_str(f, "status", "unknown"),
+               "iterations": int(f.attrs.get("iterations", 0)), "params": io._attr_json(f, path, "params"),
+               "solver": io._attr_json(f, path, "solver"), "case": io._attr_str(f, "case") or None,
+               "case_report": io._read_case_report(f["case_report"]) if "case_report" in f else None}
+    want = (len(rec["names"]), rec["t"].shape[0]) + tuple(rec["grid"]["shape"])
+    if rec["m"].shape != want or rec["u"].shape != want:
+        raise io.incomplete(path, f"m {rec['m'].shape} / u {rec['u'].shape} do not match (K, len(t), *grid) = {want}")
+    return rec

@@ -642,11 +642,7 @@ def load(path) -> MFGResult:
     of the older layout (before the typed fields) load too (``io.read_record``).  With a ``/problem`` group
     ``result.problem`` is the problem rebuilt from it (``load_problem``; ``mp.solve(mp.load(path).problem)``
     solves it again), or None when it cannot be rebuilt (a user-defined coupling, an array not stored, ...)
-    or the file has no /problem.  A multi-population file (``io_multi``) gives a ``MultiPopulationResult``."""
-    from . import io_multi
-
-    if io_multi.is_multi(path):
-        return io_multi.load_multi(path)
+    or the file has no /problem."""
     rec = io.read_record(path)
     try:
         grid = Grid(rec["grid"]["bounds"], rec["grid"]["shape"], rec["grid"]["bc"])

@@ -4,7 +4,7 @@
 u, m, alpha, mean, mass, its HJB solution and its population problem); the stacked fields ``u``, ``m``
 (K, Nt+1, *grid) and ``alpha`` (K, Nt+1, *grid, ndim) have the population axis first.  The convergence
 record (``converged``, ``status``, ``iterations``, ``history``, ``solver``) is the joint loop's.  ``save``
-writes one HDF5 file with a population dimension (``io_multi``); ``mfg_pde.load`` reads it back."""
+writes one HDF5 file with a population dimension (``io_multi``); ``mfg_pde.load`` (``load_any``) reads it back."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import io_multi
 from .model.grid import Grid
-from .result import CaseReport, MFGResult
+from .result import CaseReport, MFGResult, load
 
 
 @dataclass
@@ -103,6 +104,26 @@ class MultiPopulationResult:
     def save(self, path) -> None:
         """One HDF5 file: u, m, alpha with a population dimension, the joint history, each population's
         problem record (``io_multi``)."""
-        from . import io_multi
-
         io_multi.save_multi(self, path)
+
+
+def load_any(path):
+    """``mfg_pde.load``: a ``MultiPopulationResult`` from a multi-population file (``io_multi``), else the
+    ``MFGResult`` of ``result.load``."""
+    if not io_multi.is_multi(path):
+        return load(path)
+    rec = io_multi.read_multi(path)
+    g = rec["grid"]
+    grid = Grid(g["bounds"], g["shape"], g["bc"])
+    names, t = rec["names"], rec["t"]
+    head = {key: rec[key] for key in ("converged", "status", "iterations", "case")}
+    pparams = (rec["params"] or {}).get("population_params") or [{}] * len(names)
+    pops = []
+    for k in range(len(names)):
+        r = MFGResult(grid=grid, t=t, u=rec["u"][k], m=rec["m"][k], history={}, params=pparams[k],
+                      solver={**(rec["solver"] or {}), "population": k, "name": names[k]}, **head)
+        r.alpha = rec["alpha"][k]
+        pops.append(r)
+    report = None if rec["case_report"] is None else CaseReport(**rec["case_report"])
+    return MultiPopulationResult(grid=grid, t=t, names=names, populations=pops, history=rec["history"],
+                                 params=rec["params"], solver=rec["solver"], case_report=report, **head)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import mfg_pde as mp
+from mfg_pde.cases.two_crowds import lq_errors, lq_problem
 from mfg_pde.newton.multipop import JointSystem, cold_pair
 from mfg_pde.oracles import analytic
 
@@ -96,29 +97,9 @@ def test_uncoupled_populations_are_one_sweep_each_bit_for_bit():
 
 
 # ------------------------------------------------------------------ LQ closed form
-_B = np.array([[1.0, 1.5], [0.5, 2.0]])
-_SPEC = [dict(sigma=0.8, mean0=-1.0, std0=0.5, q=1.0, target=1.0),
-         dict(sigma=0.6, mean0=1.0, std0=0.4, q=2.0, target=-0.5)]
-
-
-def lq_two_populations(N, Nt, T=1.0, L=5.0):
-    """Two LQ populations (own interaction beta_kk through the population's coupling, cross beta_kj through
-    CrossCoupling) whose means and variances solve the ODEs of analytic.lq_multipop."""
-    grid = mp.Grid([(-L, L)], N)
-    pops = [mp.MFGProblem(grid, T, Nt, s["sigma"], mp.gaussian(grid, s["mean0"], s["std0"]),
-                          coupling=mp.QuadraticInteraction(_B[k, k]),
-                          terminal_cost=mp.QuadraticTerminalCost(s["q"], s["target"])) for k, s in enumerate(_SPEC)]
-    cross = mp.CrossCoupling({(0, 1): mp.QuadraticInteraction(_B[0, 1]), (1, 0): mp.QuadraticInteraction(_B[1, 0])})
-    return mp.MultiPopulationProblem(pops, coupling=cross)
-
-
-def lq_errors(result, problem):
-    ref = analytic.lq_multipop(problem.t, T=problem.T, sigma=[s["sigma"] for s in _SPEC], q=[s["q"] for s in _SPEC],
-                               x_target=[s["target"] for s in _SPEC], mean0=[s["mean0"] for s in _SPEC],
-                               var0=[s["std0"] ** 2 for s in _SPEC], beta=_B)
-    mean = result.mean()[..., 0]
-    var = np.stack([r.covariance()[:, 0, 0] for r in result.populations])
-    return np.abs(mean - ref["mean"]).max(), np.abs(var - ref["var"]).max()
+def _lq_errors(result):
+    e = lq_errors(result)
+    return e["mean"], e["variance"]
 
 
 def test_lq_multipop_oracle_reduces_to_the_single_population_closed_form():
@@ -138,10 +119,10 @@ def test_lq_multipop_oracle_reduces_to_the_single_population_closed_form():
 def test_lq_two_populations_error_and_observed_order(method):
     errors = []
     for N in (50, 100):
-        pb = lq_two_populations(N, N)
+        pb = lq_problem(N, N)
         r = mp.solve(pb, method=method, tol=1e-10)
         assert r.converged, r.status
-        errors.append(lq_errors(r, pb))
+        errors.append(_lq_errors(r))
     errors = np.array(errors)   # rows: N = 50, 100; columns: mean, variance
     assert errors[1, 0] <= 0.03 and errors[1, 1] <= 0.045
     orders = np.log2(errors[0] / errors[1])
@@ -151,10 +132,10 @@ def test_lq_two_populations_error_and_observed_order(method):
 def test_lq_two_populations_order_on_finer_grids():
     errors = []
     for N in (100, 200, 400):
-        pb = lq_two_populations(N, N)
+        pb = lq_problem(N, N)
         r = mp.solve(pb, method="auto", tol=1e-10)
         assert r.converged, r.status
-        errors.append(lq_errors(r, pb))
+        errors.append(_lq_errors(r))
     errors = np.array(errors)
     orders = np.log2(errors[:-1] / errors[1:])
     assert np.all(orders >= 0.95), orders
@@ -202,7 +183,7 @@ def test_joint_jacobian_matches_finite_differences(ndim):
 
 
 def test_newton_and_anderson_agree_and_newton_converges_fast():
-    pb = lq_two_populations(60, 40)
+    pb = lq_problem(60, 40)
     rn = mp.solve(pb, method="newton", tol=1e-11)
     ra = mp.solve(pb, method="anderson", tol=1e-11)
     assert rn.converged and ra.converged
@@ -261,3 +242,31 @@ def test_bad_input_names_the_parameter():
         mp.solve(mp.MultiPopulationProblem([a, a]), m_init=np.ones((11, 20)))
     with pytest.raises(TypeError, match="unexpected option"):
         mp.solve(mp.MultiPopulationProblem([a, a]), method="anderson", racers=2)
+
+
+# ------------------------------------------------------------------ the cases
+@pytest.mark.parametrize("dim, N, Nt", [(1, 60, 30), (2, 20, 10)])
+def test_two_crowds_case_segregates_and_passes_its_checks(dim, N, Nt, tmp_path):
+    from mfg_pde.cases import get
+    from mfg_pde.plotting.populations import plot_populations
+
+    run = get("two-crowds").run({"dim": dim, "N": N, "Nt": Nt})
+    assert run.passed, [(c.quantity, c.error) for c in run.checks]
+    r = run.result
+    before, after = r.case_report.table[0]
+    assert after < 0.5 * before          # the crowds have moved apart
+    path = tmp_path / "crowds.h5"
+    r.save(path)
+    q = mp.load(path)
+    assert q.case == "two-crowds" and np.array_equal(q.m, r.m)
+    assert np.allclose(q.case_report.table, r.case_report.table)
+    plot_populations(q, path=tmp_path / "crowds.png")
+    assert (tmp_path / "crowds.png").stat().st_size > 10_000
+
+
+def test_two_crowds_validate_includes_the_decoupled_limit():
+    from mfg_pde.cases import get
+
+    run = get("two-crowds").validate({"N": 40, "Nt": 20})
+    names = [c.quantity for c in run.checks]
+    assert "decoupled limit (b = 0)" in names and run.passed

@@ -42,32 +42,13 @@ class JointSolution:
         return np.concatenate([np.asarray(s.newton).ravel() for s in self.sols])
 
 
-def initial_joint_density(problem, m_init=None) -> np.ndarray:
-    """(Nt+1, K, *grid): m_init (K densities, shaped (K, Nt+1, *grid); level 0 reset to the m0_k) or every
-    m0_k frozen in time."""
-    K, Nt, grid = problem.K, problem.Nt, problem.grid
-    M = np.empty((Nt + 1, K) + grid.shape)
-    if m_init is None:
-        for k, pop in enumerate(problem.populations):
-            M[:, k] = pop.m0
-        return M
-    arr = np.asarray(m_init, dtype=float)
-    want = (K, Nt + 1) + grid.shape
-    if arr.shape != want:
-        raise ValueError(f"m_init has shape {arr.shape}; a multi-population start needs (K, Nt+1, *grid) = {want}")
-    M[:] = np.moveaxis(arr, 0, 1)
-    for k, pop in enumerate(problem.populations):
-        M[0, k] = pop.m0
-    return M
-
-
 class JointFixedPoint(FixedPoint):
     """``FixedPoint`` on the joint density of a ``MultiPopulationProblem``: the iterate ``m`` is
     (Nt+1, K, *grid), the candidate ``m_hat`` likewise, ``sol`` a ``JointSolution``."""
 
     def _setup(self, m_init):
         problem = self.problem
-        self.m = initial_joint_density(problem, m_init)
+        self.m = problem.initial_density(m_init)
         self.m_hat_joint = np.empty_like(self.m)
         self.mass0 = [float(problem.grid.integrate(p.m0)) for p in problem.populations]
         self.cell_volume = float(problem.grid.cell_volume)

@@ -165,6 +165,23 @@ class MultiPopulationProblem:
         """u_k(T) = G_k(x[, m_k(T)])."""
         return self.populations[k].terminal_values(ms[k][self.Nt])
 
+    def initial_density(self, m_init=None) -> np.ndarray:
+        """The starting joint density of the coupling loops, (Nt+1, K, *grid): ``m_init`` (K densities on all
+        levels, shaped (K, Nt+1, *grid); level 0 reset to the m0_k) or every m0_k frozen in time."""
+        K, Nt, grid = self.K, self.Nt, self.grid
+        M = np.empty((Nt + 1, K) + grid.shape)
+        if m_init is not None:
+            arr = np.asarray(m_init, dtype=float)
+            want = (K, Nt + 1) + grid.shape
+            if arr.shape != want:
+                raise ValueError(f"m_init has shape {arr.shape}; a start of {K} populations needs (K, Nt+1, *grid) "
+                                 f"= {want}")
+            M[:] = np.moveaxis(arr, 0, 1)
+        for k, pop in enumerate(self.populations):
+            M[1:, k] = pop.m0 if m_init is None else M[1:, k]
+            M[0, k] = pop.m0
+        return M
+
     def monotone(self) -> bool | None:
         """Lasry-Lions monotonicity of the joint coupling, sum_k int (F_k(m) - F_k(m')) (m_k - m'_k) >= 0:
         decided when every own and cross term is linear and local (F_k = sum_j a_kj m_j: True exactly when

@@ -162,12 +162,7 @@ def check_supported(problem, what: str) -> None:
 
 def make_system(problem):
     """The discrete system Newton drives: ``DiscreteSystem`` (1-D) or ``system_split.SplitSystem``
-    (2-D/3-D, the direction-split chain); for several populations the joint system of theirs
-    (``newton.multipop.JointSystem``)."""
-    from ..model.multipop import MultiPopulationProblem
-    if isinstance(problem, MultiPopulationProblem):
-        from .multipop import JointSystem
-        return JointSystem(problem)
+    (2-D/3-D, the direction-split chain)."""
     if problem.grid.ndim == 1:
         return DiscreteSystem(problem)
     from .system_split import SplitSystem
@@ -246,14 +241,16 @@ class NewtonRun:
 
     def __init__(self, problem, u, m, tol=1e-10, max_iter=50, linear_solver="auto", direct_max=400_000,
                  max_backtracks=30, cont=np.nan, krylov_rtol=1e-3, nonmonotone=5, every_gap=False,
-                 krylov_maxiter=1000):
+                 krylov_maxiter=1000, system=None):
         self.problem, self.u, self.m = problem, u, m
         self.krylov_maxiter = int(krylov_maxiter)  # Krylov iterations per Newton step (auto adapts it)
         self.last_krylov = 0
         self.tol, self.max_iter = tol, int(max_iter)
         self.linear_solver, self.max_backtracks = linear_solver, max_backtracks
         self.cont, self.krylov_rtol, self.nonmonotone, self.every_gap = cont, krylov_rtol, nonmonotone, every_gap
-        self.sysm = make_system(problem)
+        # the system Newton drives: the problem's own (make_system), or one given (several populations:
+        # newton.multipop.JointSystem)
+        self.sysm = make_system(problem) if system is None else system
         self.sysm.complete(u, m)
         self.small = self.sysm.has_direct and 2 * self.sysm.Nt * self.sysm.N <= direct_max
         # the initial mass (a joint system of several populations measures each against its own)

@@ -17,7 +17,8 @@ sweep P_k^{-T} leaves one system for the joint density update,
 with b_k, K_k the single-population ``ReducedSystem`` / ``SplitReduced`` pieces (built with a zero coupling
 derivative: the joint Phi is applied here); GMRES solves it, then du_k = P_k^{-1} (sum_j Phi_kj dm_j - R_H,k)
 (in 2-D/3-D through the split chain, as ``SplitReduced``).  The joint iterate stacks the populations after
-the time axis, (Nt+1, K, ...), so that ``driver.NewtonRun`` (line search, forcing terms) drives it unchanged.
+the time axis, (Nt+1, K, ...), so that ``driver.NewtonRun`` (line search, forcing terms) drives it unchanged
+(``NewtonRun(..., system=JointSystem(problem))``).
 The merit function scales each population's residuals by its own denominators (sH_k, sF_k).
 """
 
@@ -254,9 +255,10 @@ def joint_newton(problem, us, ms, states, tol=1e-10, max_iter=50, krylov_rtol=1e
                  callback=None):
     """Newton on the joint system from the per-population fields (us, ms, split states); returns
     (converged, status, [(u_k, m_k, states_k)], history).  Records as ``newton.driver`` (phase 1)."""
-    U, Mu = JointSystem(problem).lift(us, ms, states, newton_tol, newton_maxit)
+    sysm = JointSystem(problem)
+    U, Mu = sysm.lift(us, ms, states, newton_tol, newton_maxit)
     run = NewtonRun(problem, U, Mu, tol=tol, max_iter=max_iter, linear_solver="krylov",
-                    max_backtracks=max_backtracks, krylov_rtol=krylov_rtol, nonmonotone=nonmonotone)
+                    max_backtracks=max_backtracks, krylov_rtol=krylov_rtol, nonmonotone=nonmonotone, system=sysm)
     t_start = time.perf_counter() if t_start is None else t_start
     history = {k: [] for k in HISTORY_KEYS + NEWTON_KEYS} if history is None else history
     report = Progress(False, tol=tol) if report is None else report
@@ -291,9 +293,8 @@ def cold_pair(problem, m_init=None, newton_tol=1e-12, newton_maxit=50):
     """The cold start of Newton: m = m_init (default each m0_k frozen in time) and u_k = HJB_k(m) (one joint
     best response), with the split states of those sweeps."""
     from ..fd.hjb import solve_hjb
-    from ..iterate.multipop import initial_joint_density
 
-    M = initial_joint_density(problem, m_init)
+    M = problem.initial_density(m_init)
     ms = [np.ascontiguousarray(M[:, k]) for k in range(problem.K)]
     sols = [solve_hjb(pop, problem.running_cost(k, ms), problem.terminal_values(k, ms), tol=newton_tol,
                       maxit=newton_maxit, m=ms[k]) for k, pop in enumerate(problem.populations)]
