@@ -66,9 +66,9 @@ def __getattr__(name):
     if name == "price_of_anarchy":
         from .studies.anarchy import price_of_anarchy
         return price_of_anarchy
-    if name == "load":   # one population (result.load) or several (a multi-population file)
-        from .result_multi import load_any
-        return load_any
+    if name == "load":
+        from .result import load
+        return load
     if name == "load_problem":
         from .result import load_problem
         return load_problem

@@ -1,4 +1,4 @@
-"""HDF5 files of multi-population results (``result_multi.MultiPopulationResult``): the single-population layout
+"""HDF5 files of multi-population results (``result.MultiPopulationResult``): the single-population layout
 of ``io`` with a population dimension in front of the fields.
 
     /population   (K,)                    population names               [dimension scale "population"]
@@ -13,7 +13,7 @@ of ``io`` with a population dimension in front of the fields.
 Root attributes: those of ``io`` (``mfg_pde_version``, ``created``, ``case``, ``params`` -- the problem's
 ``describe()``, with every population's -- ``solver``, ``grid``, ``converged``, ``iterations``, ``status``,
 ``complete``) and ``kind`` = "multi-population".  The write is atomic (``io.write_atomic``).  ``mfg_pde.load``
-recognises the file by ``kind`` and returns a ``MultiPopulationResult`` (``result_multi.load_any``; the
+recognises the file by ``kind`` and returns a ``MultiPopulationResult`` (``result.load``; the
 population problems are not rebuilt: ``problem`` is None after loading, their descriptions are in ``params``).
 """
 
@@ -81,7 +81,7 @@ def is_multi(path) -> bool:
 def read_multi(path) -> dict:
     """Everything a multi-population file holds, as plain data: grid (description), names, t, m, u, alpha,
     history, params, solver, case, converged, status, iterations, case_report (the keyword arguments of
-    ``CaseReport``, or None).  ``result_multi.load_any`` builds the result."""
+    ``CaseReport``, or None).  ``result.load_multi`` builds the result."""
     with io._open(path) as f, io._reading(path):
         rec = {"grid": io._attr_json(f, path, "grid"),
                "names": [n.decode("utf-8") if isinstance(n, bytes) else str(n) for n in f["population"][()]],

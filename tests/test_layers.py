@@ -4,7 +4,7 @@ Every import statement in the package (module level or inside a function) is an 
 an import cycle between modules and on an import from a lower layer into a higher one.  Layers, lowest
 first (siblings on one layer may import each other, without cycles):
 
-    _version < model < {io, io_multi} < {result, result_multi} < fd < diagnostics < {iterate, newton, planning, particles, oracles}
+    _version < model < {io, io_multi} < result < fd < diagnostics < {iterate, newton, planning, particles, oracles}
     < {studies, richardson, plotting} < cases < sweeps < cli < the package's __init__
 """
 
@@ -16,7 +16,7 @@ import pytest
 import mfg_pde
 
 ROOT = os.path.dirname(mfg_pde.__file__)
-LAYERS = [("_version",), ("model",), ("io", "io_multi"), ("result", "result_multi"), ("fd",), ("diagnostics",),
+LAYERS = [("_version",), ("model",), ("io", "io_multi"), ("result",), ("fd",), ("diagnostics",),
           ("iterate", "newton", "planning", "particles", "oracles"), ("studies", "richardson", "plotting"),
           ("cases",), ("sweeps",), ("cli",)]
 

@@ -226,8 +226,7 @@ def solve_multi(problem, method="auto", tol=1e-8, max_iter=300, damping=None, an
 
 def _result(problem, fields, sols, converged, status, history, solver):
     """The ``MultiPopulationResult`` of the per-population fields [(u_k, m_k, states_k)]."""
-    from ..result import MFGResult
-    from ..result_multi import MultiPopulationResult
+    from ..result import MFGResult, MultiPopulationResult
 
     hist = {key: np.asarray(v, dtype=float) for key, v in history.items()}
     n = len(hist["residual"])

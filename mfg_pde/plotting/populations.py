@@ -1,4 +1,4 @@
-"""Quick-look figure of a multi-population result (``result_multi.MultiPopulationResult``).
+"""Quick-look figure of a multi-population result (``result.MultiPopulationResult``).
 
 1-D: one space-time image of each population's density, the final densities of all populations on one
 axis, and their mean paths.  2-D: each population's final density, and an overlay in which population k
