@@ -949,7 +949,9 @@ class MultiPopulationResult:
         return np.stack([r.mean() for r in self.populations])
 
     def mass_error(self) -> float:
-        return max(r.mass_error() for r in self.populations)
+        """The largest conservation error over the populations (``MFGResult.balance_error``: the mass error,
+        or with exits the outflow balance error)."""
+        return max(r.balance_error() for r in self.populations)
 
     @property
     def final_residual(self) -> float:

@@ -270,3 +270,20 @@ def test_two_crowds_validate_includes_the_decoupled_limit():
     run = get("two-crowds").validate({"N": 40, "Nt": 20})
     names = [c.quantity for c in run.checks]
     assert "decoupled limit (b = 0)" in names and run.passed
+
+
+def test_exits_keep_each_populations_outflow_balance_and_newton_says_why_not():
+    grid = mp.Grid([(0, 1)], 50, bc=[("reflecting", "exit")])
+    x = grid.mesh()[0]
+    pops = [mp.MFGProblem(grid, 0.5, 20, s, mp.normalise(grid, np.exp(-20 * (x - c) ** 2)), coupling=mp.LocalPower(0.5),
+                          exit_cost=0.0, potential=lambda x, t: 1.0 + 0 * x) for s, c in ((0.4, 0.3), (0.6, 0.5))]
+    pb = mp.MultiPopulationProblem(pops, coupling=mp.CrossCoupling.local([[0, 0.5], [0.5, 0]]))
+    r = mp.solve(pb, method="anderson", tol=1e-10)
+    assert r.converged, r.status
+    for res in r.populations:
+        assert res.outflow is not None and res.outflow.balance_error <= 1e-13
+        assert res.outflow.evacuated_fraction > 0.05
+    assert r.mass_error() <= 1e-13
+    with pytest.raises(NotImplementedError, match="population 0: newton does not support exit"):
+        mp.solve(pb, method="newton")
+    assert mp.solve(pb, method="auto", tol=1e-10).converged

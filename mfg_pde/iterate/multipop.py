@@ -226,6 +226,7 @@ def solve_multi(problem, method="auto", tol=1e-8, max_iter=300, damping=None, an
 
 def _result(problem, fields, sols, converged, status, history, solver):
     """The ``MultiPopulationResult`` of the per-population fields [(u_k, m_k, states_k)]."""
+    from ..diagnostics.outflow import attach_outflow
     from ..result import MFGResult, MultiPopulationResult
 
     hist = {key: np.asarray(v, dtype=float) for key, v in history.items()}
@@ -237,6 +238,8 @@ def _result(problem, fields, sols, converged, status, history, solver):
                               status=status, iterations=n, history={}, params=pop.describe(),
                               solver={**solver, "population": k, "name": problem.names[k]}, hjb_solution=sol,
                               problem=pop, obstacle=pop.solid))
+        if pop.has_exits:   # mass leaves through exits and doors: the outflow balance replaces the mass check
+            attach_outflow(pops[-1], pop, sol)
     verdict = problem.monotone()
     solver["coupling_monotone"] = {True: "yes", False: "no", None: "unknown"}[verdict]
     return MultiPopulationResult(grid=problem.grid, t=problem.t, names=list(problem.names), populations=pops,
