@@ -287,3 +287,37 @@ def test_exits_keep_each_populations_outflow_balance_and_newton_says_why_not():
     with pytest.raises(NotImplementedError, match="population 0: newton does not support exit"):
         mp.solve(pb, method="newton")
     assert mp.solve(pb, method="auto", tol=1e-10).converged
+
+
+def test_kernel_cross_term_newton_matches_anderson_1d():
+    """Avoidance at a distance: the cross term is a KernelInteraction (a dense dF/dm block in Newton)."""
+    grid = mp.Grid([(-1, 1)], 50)
+    x = grid.mesh()[0]
+    pops = [mp.MFGProblem(grid, 0.5, 20, 0.4, mp.normalise(grid, np.exp(-10 * (x - c) ** 2) + 0.01),
+                          coupling=mp.LocalPower(0.5)) for c in (-0.2, 0.3)]
+    W = mp.KernelInteraction(lambda d: np.exp(-(d / 0.2) ** 2), strength=1.0)
+    pb = mp.MultiPopulationProblem(pops, coupling=mp.CrossCoupling({(0, 1): W, (1, 0): W}))
+    rn = mp.solve(pb, method="newton", tol=1e-11)
+    ra = mp.solve(pb, method="anderson", tol=1e-11)
+    assert rn.converged and ra.converged and rn.iterations <= 8
+    assert np.abs(rn.m - ra.m).max() <= 1e-8 * np.abs(ra.m).max()
+    assert rn.mean()[0, -1, 0] < -0.2 and rn.mean()[1, -1, 0] > 0.3     # pushed apart
+
+
+def test_populations_with_their_own_hamiltonians():
+    """Each population keeps its Hamiltonian (here one with bounded speed): the loops handle it, mass and
+    m >= 0 hold per population, and Newton says which population it cannot take."""
+    grid = mp.Grid([(-1, 1)], 50)
+    x = grid.mesh()[0]
+    slow = mp.MFGProblem(grid, 0.5, 20, 0.4, mp.normalise(grid, np.exp(-10 * (x + 0.3) ** 2) + 0.01),
+                         coupling=mp.LocalPower(0.5), hamiltonian=mp.BoundedControl(0.3),
+                         terminal_cost=lambda x: 2.0 * (x - 0.5) ** 2)
+    fast = mp.MFGProblem(grid, 0.5, 20, 0.4, mp.normalise(grid, np.exp(-10 * (x - 0.3) ** 2) + 0.01),
+                         coupling=mp.LocalPower(0.5), terminal_cost=lambda x: 2.0 * (x + 0.5) ** 2)
+    pb = mp.MultiPopulationProblem([slow, fast], coupling=mp.CrossCoupling.local([[0, 0.3], [0.3, 0]]))
+    r = mp.solve(pb, method="auto", tol=1e-10)
+    assert r.converged, r.status
+    assert r.mass_error() <= 1e-13 and r.m.min() >= 0.0
+    assert np.abs(r[0].alpha).max() <= 0.3 + 1e-12 < np.abs(r[1].alpha).max()
+    with pytest.raises(NotImplementedError, match="population 0: newton supports the quadratic Hamiltonian"):
+        mp.solve(pb, method="newton")

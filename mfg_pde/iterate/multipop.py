@@ -191,10 +191,11 @@ def solve_multi(problem, method="auto", tol=1e-8, max_iter=300, damping=None, an
             why = jn.newton_unavailable(problem)
             note = status
             if why is None:
-                ok = np.isfinite(history["residual"][-1])
-                us, ms, states = ([s.u for s in loop.sol.sols], loop.densities(loop.m_hat),
-                                  [s.states for s in loop.sol.sols]) if ok else jn.cold_pair(problem, m_init, newton_tol,
-                                                                                             newton_maxit)
+                if np.isfinite(history["residual"][-1]):   # Newton starts from Anderson's last candidate pair
+                    us, ms = [s.u for s in loop.sol.sols], loop.densities(loop.m_hat)
+                    states = [s.states for s in loop.sol.sols]
+                else:
+                    us, ms, states = jn.cold_pair(problem, m_init, newton_tol, newton_maxit)
                 report.note(f"auto: anderson {note}; newton on the joint system takes over")
                 converged, status, fields, _ = jn.joint_newton(problem, us, ms, states, tol=tol,
                                                                max_iter=newton_max_iter, **newton_opts)
