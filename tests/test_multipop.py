@@ -321,3 +321,20 @@ def test_populations_with_their_own_hamiltonians():
     assert np.abs(r[0].alpha).max() <= 0.3 + 1e-12 < np.abs(r[1].alpha).max()
     with pytest.raises(NotImplementedError, match="population 0: newton supports the quadratic Hamiltonian"):
         mp.solve(pb, method="newton")
+
+
+def test_three_populations_and_a_terminal_cost_of_the_density():
+    """K = 3, and one population whose terminal cost depends on its final density (the dG block of the joint
+    Newton): Newton converges in a few steps to Anderson's solution."""
+    grid = mp.Grid([(-1, 1)], 60)
+    x = grid.mesh()[0]
+    G = mp.TerminalCost(lambda x, m: 0.3 * m + 0.5 * x ** 2, depends_on_m=True)
+    pops = [mp.MFGProblem(grid, 0.5, 20, 0.4, mp.normalise(grid, np.exp(-10 * (x - c) ** 2) + 0.01),
+                          coupling=mp.LocalPower(1.0), terminal_cost=G if c == 0 else None) for c in (-0.4, 0.0, 0.4)]
+    pb = mp.MultiPopulationProblem(pops, coupling=mp.CrossCoupling.local([[0, .5, .2], [.5, 0, .5], [.2, .5, 0]]))
+    assert pb.monotone() is None          # a terminal cost of m: not decided
+    rn = mp.solve(pb, method="newton", tol=1e-11)
+    ra = mp.solve(pb, method="anderson", tol=1e-11)
+    assert rn.converged and ra.converged and rn.iterations <= 8
+    assert rn.m.shape == (3, 21, 60)
+    assert np.abs(rn.m - ra.m).max() <= 1e-9 * np.abs(ra.m).max()
