@@ -4,7 +4,8 @@ Methods: "picard", "fictitious-play", "anderson" (``iterate.fixed_point``), "new
 Newton on the whole discrete system) and "auto", the default (``iterate.auto``: Anderson, and a race of
 Anderson, Newton and damped Picard when Anderson is slow).  The result records every option used and whether
 the coupling is known to be monotone.  ``objective="social"`` solves the planner's optimum instead of the Nash
-equilibrium: the same loops on ``model.social.social_problem`` (the first variations of F and G)."""
+equilibrium: the same loops on ``model.social.social_problem`` (the first variations of F and G).  A
+``MultiPopulationProblem`` goes to ``iterate.multipop.solve_multi`` (the Nash equilibrium only)."""
 
 from __future__ import annotations
 
@@ -42,6 +43,8 @@ def solve(problem, method: str = "auto", tol: float = 1e-8, max_iter: int = 300,
 
     Parameters
     ----------
+    problem : an ``MFGProblem``, or a ``MultiPopulationProblem`` (several populations: the loops act on the joint
+        density, ``iterate.multipop``; m_init is then (K, Nt+1, *grid), and the result a ``MultiPopulationResult``).
     method : "auto" (default: Anderson, racing Newton and damped Picard when it is slow), "picard",
         "fictitious-play", "anderson" or "newton".
     tol : relative tolerance on ||Phi(m) - m||_1 / ||m||_1.
@@ -116,8 +119,9 @@ def _solve_multi(problem, method, tol, max_iter, damping, anderson_depth, newton
                                  anderson_depth, newton_tol, newton_maxit, inner_factor, divergence_factor)
     for name in sorted(options):
         if name not in MULTI_OPTIONS[method]:
+            allowed = ", ".join(MULTI_OPTIONS[method]) or "none beyond the common ones"
             raise TypeError(f"solve(method={method!r}) on several populations got an unexpected option {name!r}; "
-                            f"options of this method: {', '.join(MULTI_OPTIONS[method]) or 'none beyond the common ones'}")
+                            f"options of this method: {allowed}")
     if init is not None:
         raise NotImplementedError("init= (a warm start from a previous result) is not supported for several "
                                   "populations; pass m_init with shape (K, Nt+1, *grid)")
