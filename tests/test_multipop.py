@@ -338,3 +338,16 @@ def test_three_populations_and_a_terminal_cost_of_the_density():
     assert rn.converged and ra.converged and rn.iterations <= 8
     assert rn.m.shape == (3, 21, 60)
     assert np.abs(rn.m - ra.m).max() <= 1e-9 * np.abs(ra.m).max()
+
+
+def test_joint_newton_in_3d_matches_anderson():
+    grid = mp.Grid([(0, 1)] * 3, 8, bc="periodic")
+    X, Y, Z = grid.mesh()
+    pops = [mp.MFGProblem(grid, 0.3, 5, 0.5, mp.normalise(grid, 1 + 0.5 * np.cos(2 * np.pi * (X - c)) + 0 * Y * Z),
+                          coupling=mp.LocalPower(1.0)) for c in (0.3, 0.7)]
+    pb = mp.MultiPopulationProblem(pops, coupling=mp.CrossCoupling.local([[0, 0.5], [0.5, 0]]))
+    rn = mp.solve(pb, method="newton", tol=1e-11)
+    ra = mp.solve(pb, method="anderson", tol=1e-11)
+    assert rn.converged and ra.converged and rn.iterations <= 8
+    assert np.abs(rn.m - ra.m).max() <= 1e-9 * np.abs(ra.m).max()
+    assert rn.mass_error() <= 1e-13
