@@ -373,16 +373,18 @@ def _run_problem_file(path) -> dict:
 
 def _problem_from_file(path):
     """(problem, options, name) that the user's file defines; clear errors for what is missing or wrong."""
+    from .model.multipop import MultiPopulationProblem
     from .model.problem import MFGProblem
 
     ns = _run_problem_file(path)
     if "problem" not in ns:
         raise UsageError(f"{path} defines no `problem`: {_SOLVE_FILE_HELP}")
     problem = ns["problem"]
-    if not isinstance(problem, MFGProblem):
+    if not isinstance(problem, (MFGProblem, MultiPopulationProblem)):
         what = type(problem).__name__
         hint = "; call it: problem = make_problem(...)" if callable(problem) else ""
-        raise UsageError(f"{path}: `problem` is a {what}, not an mp.MFGProblem or mp.PlanningProblem{hint}")
+        raise UsageError(f"{path}: `problem` is a {what}, not an mp.MFGProblem, mp.PlanningProblem or "
+                         f"mp.MultiPopulationProblem{hint}")
     options = ns.get("options", {})
     if options is None:
         options = {}
@@ -443,7 +445,9 @@ def cmd_solve(args) -> int:
     lines = [
         ("file", args.file),
         ("problem", f"{name}: {type(problem).__name__}, grid {' x '.join(map(str, problem.grid.shape))}, "
-                    f"Nt {problem.Nt}, T {_fmt_num(problem.T)}, sigma {_fmt_num(problem.sigma)}"),
+                    f"Nt {problem.Nt}, T {_fmt_num(problem.T)}, " + (
+                        f"sigma {_fmt_num(problem.sigma)}" if hasattr(problem, "sigma") else
+                        f"{problem.K} populations, sigma {', '.join(_fmt_num(p.sigma) for p in problem.populations)}")),
         ("solver", ", ".join(f"{k}={v}" for k, v in shown.items()) or "defaults"),
         *([("start", result.solver["init"])] if "init" in (result.solver or {}) else []),
         ("status", result.status),
@@ -452,7 +456,8 @@ def cmd_solve(args) -> int:
         ("residual", _fmt_num(result.final_residual)),
         *_conservation_lines(result),
         *([("planning", f"energy E {_fmt_num(result.planning.energy_E)} (no 1/2), terminal mismatch "
-                        f"{_fmt_num(result.planning.terminal_mismatch)}")] if result.planning is not None else []),
+                        f"{_fmt_num(result.planning.terminal_mismatch)}")]
+          if getattr(result, "planning", None) is not None else []),
         ("wall time", f"{wall:.3f} s"),
     ]
     w = max(len(k) for k, _ in lines)

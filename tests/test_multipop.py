@@ -351,3 +351,25 @@ def test_joint_newton_in_3d_matches_anderson():
     assert rn.converged and ra.converged and rn.iterations <= 8
     assert np.abs(rn.m - ra.m).max() <= 1e-9 * np.abs(ra.m).max()
     assert rn.mass_error() <= 1e-13
+
+
+def test_command_line_run_and_solve_write_file_and_figure(tmp_path, capsys):
+    from mfg_pde import cli
+
+    h5, png = tmp_path / "crowds.h5", tmp_path / "crowds.png"
+    assert cli.main(["run", "two-crowds", "--set", "N=40", "--set", "Nt=20", "--out", str(h5), "--plot", str(png),
+                     "-q"]) == 0
+    out = capsys.readouterr().out
+    assert "mirror symmetry" in out and "PASS" in out
+    assert mp.load(h5).m.shape == (2, 21, 40) and png.stat().st_size > 10_000
+    src = tmp_path / "game.py"
+    src.write_text("import mfg_pde as mp\n"
+                   "grid = mp.Grid([(-1, 1)], 40)\n"
+                   "crowd = lambda c: mp.MFGProblem(grid, 1.0, 20, 0.3, mp.gaussian(grid, c, 0.25), "
+                   "coupling=mp.LocalPower(1.0))\n"
+                   "problem = mp.MultiPopulationProblem([crowd(-0.2), crowd(0.2)], "
+                   "coupling=mp.CrossCoupling.local([[0, 2.0], [2.0, 0]]))\n")
+    out_h5 = tmp_path / "game.h5"
+    assert cli.main(["solve", str(src), "--out", str(out_h5), "--figure", str(tmp_path / "game.png"), "-q"]) == 0
+    assert "2 populations" in capsys.readouterr().out
+    assert mp.load(out_h5).converged
