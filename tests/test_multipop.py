@@ -373,3 +373,19 @@ def test_command_line_run_and_solve_write_file_and_figure(tmp_path, capsys):
     assert cli.main(["solve", str(src), "--out", str(out_h5), "--figure", str(tmp_path / "game.png"), "-q"]) == 0
     assert "2 populations" in capsys.readouterr().out
     assert mp.load(out_h5).converged
+
+
+def test_auto_falls_back_to_picard_when_the_joint_newton_fails(monkeypatch):
+    """auto's sequence: Anderson (stopped as slow), then Newton; a Newton that fails hands over to damped
+    Picard from the start, and the status says what happened."""
+    from mfg_pde.newton import multipop as jn
+
+    def failing_newton(problem, us, ms, states, **kw):
+        return False, "not converged: line search failed (forced by the test)", None, None
+
+    monkeypatch.setattr(jn, "joint_newton", failing_newton)
+    grid = mp.Grid([(-1, 1)], 40)
+    r = mp.solve(_mirror_pops(grid, Nt=10), method="auto", tol=1e-10, stall_window=2)
+    assert r.converged and r.solver["winner"] == "picard"
+    assert "forced by the test" in r.solver["auto_note"]
+    assert set(np.unique(r.history["phase"])) == {0.0, 2.0}

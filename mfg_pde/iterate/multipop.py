@@ -14,8 +14,9 @@ of the single-population loop, taken over all populations:
 
 ``method="auto"``: Anderson alone; when it is slow (the rate test of ``iterate.auto``: after W iterations
 the predicted remaining count exceeds max(3k, 4W)), stalls or diverges, Newton on the joint system takes
-over from Anderson's last pair where Newton has a system (``newton.multipop``), else damped Picard from the
-start.  It is a sequence, not the time-shared race of the single-population ``auto``.
+over from Anderson's last pair where Newton has a system (``newton.multipop``); where it has none, or when
+Newton fails, damped Picard (theta = 0.5) from the start.  It is a sequence, not the time-shared race of the
+single-population ``auto``.
 """
 
 from __future__ import annotations
@@ -200,10 +201,14 @@ def solve_multi(problem, method="auto", tol=1e-8, max_iter=300, damping=None, an
                 converged, status, fields, _ = jn.joint_newton(problem, us, ms, states, tol=tol,
                                                                max_iter=newton_max_iter, **newton_opts)
                 solver["winner"] = "newton"
-            else:
+                if not converged:
+                    note = f"{note}; newton: {status}"
+            if not converged:   # no Newton, or Newton failed: damped Picard from the start
+                report.note(f"auto: {note}; damped picard from the start")
                 loop, converged, status = run_joint(problem, "picard", tol, max_iter, m_init=m_init,
                                                     divergence_factor=divergence_factor,
                                                     **{**common, "damping": 0.5})
+                fields = None
                 solver["winner"] = "picard"
             status = f"{status} (auto: anderson stopped, {note})"
             if converged:
