@@ -991,7 +991,7 @@ def load_multi(path) -> MultiPopulationResult:
     pparams = (rec["params"] or {}).get("population_params") or [{}] * len(names)
     pops = []
     for k in range(len(names)):
-        r = MFGResult(grid=grid, t=t, u=rec["u"][k], m=rec["m"][k], history={}, params=pparams[k],
+        r = MFGResult(grid=grid, t=t, u=rec["u"][k], m=rec["m"][k], history=rec["history"], params=pparams[k],
                       solver={**(rec["solver"] or {}), "population": k, "name": names[k]}, **head)
         r.alpha = rec["alpha"][k]
         pops.append(r)

@@ -389,3 +389,14 @@ def test_auto_falls_back_to_picard_when_the_joint_newton_fails(monkeypatch):
     assert r.converged and r.solver["winner"] == "picard"
     assert "forced by the test" in r.solver["auto_note"]
     assert set(np.unique(r.history["phase"])) == {0.0, 2.0}
+
+
+def test_memory_of_all_populations_is_checked_before_the_solve(monkeypatch):
+    from mfg_pde.model import problem as problem_module
+
+    grid = mp.Grid([(-1, 1)], 40)
+    pb = _mirror_pops(grid, Nt=10)
+    one = problem_module.solve_memory_estimate(grid.shape, 10, "anderson")
+    monkeypatch.setattr(problem_module, "available_memory", lambda: int(1.5 * one))   # room for one, not two
+    with pytest.raises(MemoryError, match="2 populations on grid shape"):
+        mp.solve(pb, method="anderson")

@@ -11,6 +11,7 @@ of the single-population loop, taken over all populations:
     residual      sum_k ||Phi_k(m) - m_k||_1 / sum_k ||m_k||_1
     hjb_residual, fp_residual   the largest over the populations
     mass_error    the largest over the populations
+    phase         the loop that produced the record: 0 Anderson, 1 Newton, 2 damped Picard, 3 fictitious play
 
 ``method="auto"``: Anderson alone; when it is slow (the rate test of ``iterate.auto``: after W iterations
 the predicted remaining count exceeds max(3k, 4W)), stalls or diverges, Newton on the joint system takes
@@ -160,6 +161,12 @@ def solve_multi(problem, method="auto", tol=1e-8, max_iter=300, damping=None, an
     from ..newton.driver import NEWTON_KEYS
     from ..newton import multipop as jn
 
+    from ..model.problem import check_memory
+
+    # K populations hold K times the space-time arrays of one: refused before anything is allocated
+    check_memory((problem.K,) + problem.grid.shape, problem.Nt, method,
+                 what=f"{problem.K} populations on grid shape {problem.grid.shape} with Nt = {problem.Nt}",
+                 fix="use fewer cells per axis or fewer time steps Nt")
     t_start = time.perf_counter()
     report = Progress(progress, tol=tol)
     history = {k: [] for k in HISTORY_KEYS + NEWTON_KEYS}
@@ -241,7 +248,7 @@ def _result(problem, fields, sols, converged, status, history, solver):
     pops = []
     for k, (pop, (u, m, _st), sol) in enumerate(zip(problem.populations, fields, sols)):
         pops.append(MFGResult(grid=problem.grid, t=problem.t, u=np.array(u), m=np.array(m), converged=converged,
-                              status=status, iterations=n, history={}, params=pop.describe(),
+                              status=status, iterations=n, history=hist, params=pop.describe(),
                               solver={**solver, "population": k, "name": problem.names[k]}, hjb_solution=sol,
                               problem=pop, obstacle=pop.solid))
         if pop.has_exits:   # mass leaves through exits and doors: the outflow balance replaces the mass check
