@@ -400,3 +400,25 @@ def test_memory_of_all_populations_is_checked_before_the_solve(monkeypatch):
     monkeypatch.setattr(problem_module, "available_memory", lambda: int(1.5 * one))   # room for one, not two
     with pytest.raises(MemoryError, match="2 populations on grid shape"):
         mp.solve(pb, method="anderson")
+
+
+@pytest.mark.parametrize("cross, cg", [(0.6, True), (1.5, False)])
+def test_joint_reduced_system_uses_cg_exactly_when_the_coupling_is_monotone_and_symmetric(cross, cg):
+    """Congestion a = 1 within a crowd, aversion b to the other: Phi = dt [[a, b], [b, a]] per node is positive
+    semi-definite for b <= a (conjugate gradients after symmetrisation) and indefinite for b > a (GMRES);
+    both directions solve the Newton system."""
+    from mfg_pde.newton.multipop import JointReduced
+
+    pb = _mirror_pops(mp.Grid([(-1, 1)], 60), cross=cross)
+    sysm = JointSystem(pb)
+    U, M = sysm.lift(*cold_pair(pb))
+    M[1:] *= 1 + 0.05 * np.sin(np.arange(M[1:].size)).reshape(M[1:].shape)   # off the cold pair: R_H != 0
+    sysm.complete(U, M)
+    ev, der = sysm.evaluate(U, M), sysm.derivative(M)
+    red = JointReduced(sysm, U, M, ev, der)
+    assert red.use_cg is cg
+    du, dm, _ = red.solve(1e-12, 2000)
+    JH, JF = sysm.jvp(U, M, ev, der, du, dm)
+    scale = max(np.abs(ev["RH"]).max(), np.abs(ev["RF"]).max())
+    assert np.abs(ev["RH"]).max() > 1e-6
+    assert max(np.abs(JH + ev["RH"]).max(), np.abs(JF + ev["RF"]).max()) <= 1e-10 * scale

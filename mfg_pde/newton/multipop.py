@@ -15,7 +15,9 @@ sweep P_k^{-T} leaves one system for the joint density update,
     dm_k + K_k sum_j Phi_kj dm_j = b_k      (k = 1..K),    K_k = P_k^{-T} Hs_k P_k^{-1},
 
 with b_k, K_k the single-population ``ReducedSystem`` / ``SplitReduced`` pieces (built with a zero coupling
-derivative: the joint Phi is applied here); GMRES solves it, then du_k = P_k^{-1} (sum_j Phi_kj dm_j - R_H,k)
+derivative: the joint Phi is applied here); conjugate gradients solve it after symmetrisation when Phi is local,
+symmetric and positive semi-definite node by node, GMRES otherwise (``JointReduced``); then
+du_k = P_k^{-1} (sum_j Phi_kj dm_j - R_H,k)
 (in 2-D/3-D through the split chain, as ``SplitReduced``).  The joint iterate stacks the populations after
 the time axis, (Nt+1, K, ...), so that ``driver.NewtonRun`` (line search, forcing terms) drives it unchanged
 (``NewtonRun(..., system=JointSystem(problem))``).
@@ -202,7 +204,12 @@ class JointSystem:
 
 
 class JointReduced:
-    """The joint reduced system for (dm_1..dm_K) of the module docstring, solved by GMRES (resumable)."""
+    """The joint reduced system for (dm_1..dm_K) of the module docstring, resumable (``solve(rtol)`` may be
+    called again with a smaller rtol).  When the joint coupling is local and, node by node, the K x K matrix
+    Phi = dt (dF_k/dm_j) is symmetric positive semi-definite (a monotone symmetric local coupling, e.g. the
+    crowds with aversion b <= congestion a), it is symmetrised as for one population: with S = Phi^{1/2} per
+    node and y = S dm, (I + S K S) y = S b is SPD with eigenvalues >= 1, solved by conjugate gradients, and
+    dm = b - K S y (K = blockdiag(K_k)).  Otherwise GMRES on (I + K Phi) dm = b."""
 
     def __init__(self, sysm: JointSystem, U, Mu, ev, deriv):
         self.sysm, self.deriv = sysm, deriv
@@ -213,28 +220,84 @@ class JointReduced:
         self.b = np.stack([r.b0 if sysm.split else r.b for r in self.reds])
         self.iterations = 0
         self.x = None
+        self.S = self._symmetric_root()
+        self.use_cg = self.S is not None
+        if self.use_cg:
+            rhs = self._S(self.b)
+            self.y = np.zeros_like(rhs)
+            self.r = rhs
+            self.p = rhs.copy()
+            self.bb = float(np.vdot(rhs, rhs))
+            self.rr = self.bb
+
+    def _symmetric_root(self):
+        """S (Nt, N, K, K) with S S = Phi node by node, when every coupling block is diagonal (local), no
+        terminal cost depends on m, and Phi is symmetric positive semi-definite at every node; else None."""
+        blocks, dG = self.deriv
+        if any(g is not None for g in dG) or not all(d.is_local for d in blocks.values()):
+            return None
+        sysm = self.sysm
+        A = np.zeros((sysm.Nt, sysm.N, sysm.K, sysm.K))
+        for (k, j), d in blocks.items():
+            A[..., k, j] += sysm.dt * d.diag
+        scale = max(float(np.abs(A).max()), 1e-300)
+        if np.abs(A - A.swapaxes(-1, -2)).max() > 1e-14 * scale:
+            return None
+        lam, V = np.linalg.eigh(A)
+        if lam.min() < -1e-12 * scale:
+            return None
+        return (V * np.sqrt(np.maximum(lam, 0.0))[..., None, :]) @ V.swapaxes(-1, -2)
+
+    def _S(self, X):
+        """S X for a joint level vector X (K, Nt, N)."""
+        return np.einsum("nikj,jni->kni", self.S, X)
 
     def _K(self, k, x):
         r = self.reds[k]
         return r.K0(x) if self.sysm.split else r.K(x)
 
+    def _Kall(self, X):
+        return np.stack([self._K(k, X[k]) for k in range(self.sysm.K)])
+
     def _apply(self, v):
         sysm = self.sysm
         X = v.reshape((sysm.K, sysm.Nt, sysm.N))
         src = sysm.phi(self.deriv, list(X))
-        return (X + np.stack([self._K(k, src[k]) for k in range(sysm.K)])).ravel()
+        return (X + self._Kall(src)).ravel()
 
     def solve(self, rtol: float, maxiter: int = 1000):
+        """Iterate until the relative Krylov residual is <= rtol; returns (du, dm, iterations so far)."""
         sysm = self.sysm
-        x, its = gmres(self._apply, self.b.ravel(), rtol=rtol, maxiter=maxiter, x0=self.x)
-        self.x = x
-        self.iterations += its
-        X = list(x.reshape((sysm.K, sysm.Nt, sysm.N)))
-        if not sysm.split:
-            src = sysm.phi(self.deriv, X)
-            du = [self.reds[k].P_inv(src[k] - self.RH[k]) for k in range(sysm.K)]
-            return sysm._stack(du), sysm._stack(X), self.iterations
+        if self.use_cg:
+            its = 0
+            while its < maxiter and self.rr > rtol * rtol * self.bb:
+                q = self.p + self._S(self._Kall(self._S(self.p)))
+                pq = float(np.vdot(self.p, q))
+                if not pq > 0.0:  # not SPD here (negative densities in the iterate): stop, the caller checks
+                    break
+                alpha = self.rr / pq
+                self.y += alpha * self.p
+                self.r -= alpha * q
+                rr = float(np.vdot(self.r, self.r))
+                self.p = self.r + (rr / self.rr) * self.p
+                self.rr = rr
+                its += 1
+            self.iterations += its
+            X = list(self.b - self._Kall(self._S(self.y)))
+        else:
+            x, its = gmres(self._apply, self.b.ravel(), rtol=rtol, maxiter=maxiter, x0=self.x)
+            self.x = x
+            self.iterations += its
+            X = list(x.reshape((sysm.K, sysm.Nt, sysm.N)))
+        return (*self._recover(X), self.iterations)
+
+    def _recover(self, X):
+        """(du, dm) in the joint layout from the density update X (K level vectors)."""
+        sysm = self.sysm
         src = sysm.phi(self.deriv, X)
+        if not sysm.split:
+            du = [self.reds[k].P_inv(src[k] - self.RH[k]) for k in range(sysm.K)]
+            return sysm._stack(du), sysm._stack(X)
         dmus = []
         for k, s in enumerate(sysm.systems):
             Z = np.zeros((sysm.Nt,) + s.ext_shape[1:])
@@ -247,7 +310,7 @@ class JointReduced:
             Z = np.zeros((sysm.Nt,) + s.ext_shape[1:])
             Z[:, 0] = src[k].reshape(Z[:, 0].shape)
             dus.append(s.P_inv(self.Us[k], Z - self.RH[k]))
-        return sysm._stack(dus), sysm._stack(dmus), self.iterations
+        return sysm._stack(dus), sysm._stack(dmus)
 
 
 def joint_newton(problem, us, ms, states, tol=1e-10, max_iter=50, krylov_rtol=1e-3, max_backtracks=30,
