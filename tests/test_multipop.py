@@ -11,7 +11,7 @@ from mfg_pde.newton.multipop import JointSystem, cold_pair
 from mfg_pde.oracles import analytic
 
 
-def _mirror_pops(grid, Nt=20, cross=0.6, sigma=0.5):
+def _mirror_pops(grid, Nt=20, cross=0.6, sigma=0.5, own=None):
     """Two populations that are mirror images in x: m0, potential and terminal cost reflected."""
     xs = grid.mesh()
     x = xs[0]
@@ -20,9 +20,10 @@ def _mirror_pops(grid, Nt=20, cross=0.6, sigma=0.5):
     m0b = mp.normalise(grid, np.exp(-8 * (-x + 0.35) ** 2) + 0.05 + rest)
     V = (lambda *a: 0.3 * a[0]) if grid.ndim == 1 else (lambda *a: 0.3 * a[0] + 0.1 * a[1] ** 2)
     Vm = (lambda *a: -0.3 * a[0]) if grid.ndim == 1 else (lambda *a: -0.3 * a[0] + 0.1 * a[1] ** 2)
-    a = mp.MFGProblem(grid, 0.5, Nt, sigma, m0a, coupling=mp.LocalPower(1.0), potential=V,
+    own = mp.LocalPower(1.0) if own is None else own
+    a = mp.MFGProblem(grid, 0.5, Nt, sigma, m0a, coupling=own, potential=V,
                       terminal_cost=lambda *c: 0.5 * (c[0] - 0.5) ** 2)
-    b = mp.MFGProblem(grid, 0.5, Nt, sigma, m0b, coupling=mp.LocalPower(1.0), potential=Vm,
+    b = mp.MFGProblem(grid, 0.5, Nt, sigma, m0b, coupling=own, potential=Vm,
                       terminal_cost=lambda *c: 0.5 * (c[0] + 0.5) ** 2)
     return mp.MultiPopulationProblem([a, b], coupling=mp.CrossCoupling.local([[0.0, cross], [cross, 0.0]]))
 
@@ -402,14 +403,16 @@ def test_memory_of_all_populations_is_checked_before_the_solve(monkeypatch):
         mp.solve(pb, method="anderson")
 
 
-@pytest.mark.parametrize("cross, cg", [(0.6, True), (1.5, False)])
-def test_joint_reduced_system_uses_cg_exactly_when_the_coupling_is_monotone_and_symmetric(cross, cg):
+@pytest.mark.parametrize("cross, own, cg", [(0.6, None, True), (1.5, None, False),
+                                             (0.6, mp.LocalPower(1.0) + mp.LocalPower(0.5, 2.0), True)])
+def test_joint_reduced_system_uses_cg_exactly_when_the_coupling_is_monotone_and_symmetric(cross, own, cg):
     """Congestion a = 1 within a crowd, aversion b to the other: Phi = dt [[a, b], [b, a]] per node is positive
     semi-definite for b <= a (conjugate gradients after symmetrisation) and indefinite for b > a (GMRES);
-    both directions solve the Newton system."""
+    with F_own = m + m^2/2, Phi = dt [[1 + m_A, b], [b, 1 + m_B]] differs from node to node (one root per node).
+    Every direction solves the Newton system."""
     from mfg_pde.newton.multipop import JointReduced
 
-    pb = _mirror_pops(mp.Grid([(-1, 1)], 60), cross=cross)
+    pb = _mirror_pops(mp.Grid([(-1, 1)], 60), cross=cross, own=own)
     sysm = JointSystem(pb)
     U, M = sysm.lift(*cold_pair(pb))
     M[1:] *= 1 + 0.05 * np.sin(np.arange(M[1:].size)).reshape(M[1:].shape)   # off the cold pair: R_H != 0
@@ -417,6 +420,8 @@ def test_joint_reduced_system_uses_cg_exactly_when_the_coupling_is_monotone_and_
     ev, der = sysm.evaluate(U, M), sysm.derivative(M)
     red = JointReduced(sysm, U, M, ev, der)
     assert red.use_cg is cg
+    if cg:
+        assert red.S.ndim == (2 if own is None else 4)
     du, dm, _ = red.solve(1e-12, 2000)
     JH, JF = sysm.jvp(U, M, ev, der, du, dm)
     scale = max(np.abs(ev["RH"]).max(), np.abs(ev["RF"]).max())

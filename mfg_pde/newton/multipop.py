@@ -35,6 +35,7 @@ from ..iterate.monitor import HISTORY_KEYS, Progress, record
 from .derivatives import CouplingDerivative, coupling_derivative, terminal_derivative
 from .driver import NEWTON_KEYS, NewtonRun, make_system
 from .krylov import gmres
+from .system_1d import _dot
 
 
 def newton_unavailable(problem) -> str | None:
@@ -227,29 +228,37 @@ class JointReduced:
             self.y = np.zeros_like(rhs)
             self.r = rhs
             self.p = rhs.copy()
-            self.bb = float(np.vdot(rhs, rhs))
+            self.bb = _dot(rhs.ravel(), rhs.ravel())
             self.rr = self.bb
 
     def _symmetric_root(self):
-        """S (Nt, N, K, K) with S S = Phi node by node, when every coupling block is diagonal (local), no
-        terminal cost depends on m, and Phi is symmetric positive semi-definite at every node; else None."""
+        """S with S S = Phi node by node -- (K, K) when Phi is the same at every node, else (Nt, N, K, K) --
+        when every coupling block is diagonal (local), no terminal cost depends on m, and Phi is symmetric
+        positive semi-definite at every node; else None."""
         blocks, dG = self.deriv
         if any(g is not None for g in dG) or not all(d.is_local for d in blocks.values()):
             return None
         sysm = self.sysm
-        A = np.zeros((sysm.Nt, sysm.N, sysm.K, sysm.K))
+        K = sysm.K
+        A = np.zeros((sysm.Nt, sysm.N, K, K))
         for (k, j), d in blocks.items():
             A[..., k, j] += sysm.dt * d.diag
         scale = max(float(np.abs(A).max()), 1e-300)
         if np.abs(A - A.swapaxes(-1, -2)).max() > 1e-14 * scale:
             return None
-        lam, V = np.linalg.eigh(A)
+        flat = A.reshape(-1, K, K)
+        if np.array_equal(np.broadcast_to(flat[0], flat.shape), flat):
+            flat = flat[:1]   # the same matrix at every node (a linear coupling): one K x K root
+        lam, V = np.linalg.eigh(flat)
         if lam.min() < -1e-12 * scale:
             return None
-        return (V * np.sqrt(np.maximum(lam, 0.0))[..., None, :]) @ V.swapaxes(-1, -2)
+        roots = np.einsum("mia,ma,mja->mij", V, np.sqrt(np.maximum(lam, 0.0)), V)
+        return roots[0] if roots.shape[0] == 1 else roots.reshape(A.shape)
 
     def _S(self, X):
-        """S X for a joint level vector X (K, Nt, N)."""
+        """S X for a joint level vector X (K, Nt, N) (S one K x K matrix, or one per node (Nt, N, K, K))."""
+        if self.S.ndim == 2:
+            return np.tensordot(self.S, X, axes=(1, 0))
         return np.einsum("nikj,jni->kni", self.S, X)
 
     def _K(self, k, x):
@@ -272,13 +281,13 @@ class JointReduced:
             its = 0
             while its < maxiter and self.rr > rtol * rtol * self.bb:
                 q = self.p + self._S(self._Kall(self._S(self.p)))
-                pq = float(np.vdot(self.p, q))
+                pq = _dot(self.p.ravel(), q.ravel())
                 if not pq > 0.0:  # not SPD here (negative densities in the iterate): stop, the caller checks
                     break
                 alpha = self.rr / pq
                 self.y += alpha * self.p
                 self.r -= alpha * q
-                rr = float(np.vdot(self.r, self.r))
+                rr = _dot(self.r.ravel(), self.r.ravel())
                 self.p = self.r + (rr / self.rr) * self.p
                 self.rr = rr
                 its += 1
