@@ -243,6 +243,8 @@ def test_bad_input_names_the_parameter():
         mp.solve(mp.MultiPopulationProblem([a, a]), m_init=np.ones((11, 20)))
     with pytest.raises(TypeError, match="unexpected option"):
         mp.solve(mp.MultiPopulationProblem([a, a]), method="anderson", racers=2)
+    with pytest.raises(NotImplementedError, match="objective = 'social'.*several populations"):
+        mp.solve(mp.MultiPopulationProblem([a, a]), objective="social")
 
 
 # ------------------------------------------------------------------ the cases
