@@ -308,8 +308,9 @@ def test_kernel_cross_term_newton_matches_anderson_1d():
 
 
 def test_populations_with_their_own_hamiltonians():
-    """Each population keeps its Hamiltonian (here one with bounded speed): the loops handle it, mass and
-    m >= 0 hold per population, and Newton says which population it cannot take."""
+    """Each population keeps its Hamiltonian (here one with bounded speed): the loops and the joint Newton
+    handle it and agree, mass and m >= 0 hold per population; a Hamiltonian that depends on m (congestion) is
+    refused by the joint Newton, naming the population."""
     grid = mp.Grid([(-1, 1)], 50)
     x = grid.mesh()[0]
     slow = mp.MFGProblem(grid, 0.5, 20, 0.4, mp.normalise(grid, np.exp(-10 * (x + 0.3) ** 2) + 0.01),
@@ -322,8 +323,14 @@ def test_populations_with_their_own_hamiltonians():
     assert r.converged, r.status
     assert r.mass_error() <= 1e-13 and r.m.min() >= 0.0
     assert np.abs(r[0].alpha).max() <= 0.3 + 1e-12 < np.abs(r[1].alpha).max()
-    with pytest.raises(NotImplementedError, match="population 0: newton supports the quadratic Hamiltonian"):
-        mp.solve(pb, method="newton")
+    rn = mp.solve(pb, method="newton", tol=1e-10)
+    assert rn.converged and rn.iterations <= 10
+    assert np.abs(rn.m - r.m).max() <= 1e-7 * np.abs(r.m).max()
+    crowded = mp.MFGProblem(grid, 0.5, 20, 0.4, fast.m0, hamiltonian=mp.Congestion(1.0, 1.0, 1.0))
+    pc = mp.MultiPopulationProblem([fast, crowded], coupling=mp.CrossCoupling.local([[0, 0.3], [0.3, 0]]))
+    with pytest.raises(NotImplementedError, match="population 1: the joint Newton does not take a Hamiltonian"):
+        mp.solve(pc, method="newton")
+    assert mp.solve(pc, method="auto", tol=1e-10).converged
 
 
 def test_three_populations_and_a_terminal_cost_of_the_density():

@@ -46,6 +46,11 @@ def newton_unavailable(problem) -> str | None:
         why = newton_available(pop)
         if why:
             return f"population {k}: {why}"
+        if getattr(getattr(pop, "hamiltonian", None), "depends_on_m", False):
+            # the single-population system adds the congestion blocks to its own reduced system; the joint
+            # reduced system below does not carry them
+            return (f"population {k}: the joint Newton does not take a Hamiltonian that depends on m "
+                    f"({pop.hamiltonian!r}) yet")
     if problem.grid.ndim != 1:
         from .system_split import check_split_coupling
         if any(getattr(p.terminal_cost, "depends_on_m", False) for p in problem.populations):
