@@ -178,10 +178,12 @@ def _plot(result, out, style) -> None:
     """The dashboard of a result to out, with its case's closed-form mean where there is one."""
     from .plotting import plot_result
 
-    if not hasattr(result, "t") and callable(getattr(result, "draw", None)):   # results with their own figure
-        if style is not None:                                                   # (macro equilibria, transitions)
+    if not hasattr(result, "t") and (hasattr(result, "economy") or hasattr(result, "new")):  # macro results: own figure
+        from .plotting.macro import draw
+
+        if style is not None:
             _note("style options are not used by this result's figure")
-        result.draw(out)
+        draw(result, out)
         print(f"wrote {out}")
         return
     if hasattr(result, "populations"):   # several populations: their own quick-look figure

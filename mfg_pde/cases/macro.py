@@ -24,6 +24,7 @@ from ..model.household import Household, two_state_switching
 from ..newton.equilibrium import Aiyagari, Huggett, solve_equilibrium
 from ..newton.household import initial_value, sqrt_law_coefficient, sqrt_law_estimate
 from ..newton.transition import evolve, huggett_transition
+from ..plotting.macro import draw
 from ..richardson import observed_order
 from .base import Case, CaseError, CaseRun, Check, Param, register
 
@@ -102,7 +103,7 @@ class _MacroCase(Case):
 
     def write(self, res, p):
         if p.get("figure"):
-            res.draw(p["figure"], title=self.name)
+            draw(res, p["figure"], title=self.name)
         if p.get("h5"):
             res.save(p["h5"])
 
@@ -249,7 +250,7 @@ class HuggettTransition(_MacroCase):
         tr = huggett_transition(old, new, T=p["T"], Nt=p["Nt"], xi=p["xi"], tol=p["tol"], max_iter=p["max_iter"])
         tr.case, tr.params = self.name, dict(p)
         if p["figure"]:
-            tr.draw(p["figure"])
+            draw(tr, p["figure"])
         if p["h5"]:
             tr.save(p["h5"])
         print(tr.summary(), flush=True)

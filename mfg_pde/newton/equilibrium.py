@@ -173,12 +173,6 @@ class EquilibriumResult:
     def save(self, path) -> None:
         save_equilibrium(self, path)
 
-    def draw(self, path=None, title: str = ""):
-        """The figure of ``plotting.macro.equilibrium_figure`` (policies, densities, excess-supply curve)."""
-        from ..plotting.macro import equilibrium_figure
-
-        return equilibrium_figure(self, path, title=title or self.economy.name)
-
 
 def excess_supply_curve(economy: Economy, rs, v_init=None) -> np.ndarray:
     """S(r) at the rates rs (module docstring), each household solve warm-started from the previous one."""

@@ -140,12 +140,6 @@ class TransitionResult:
                 f"new r* = {self.new.r:.6f}); max |S(t)| = {self.excess:.2e} after {self.iterations} iterations, "
                 f"{self.wall_time:.2f} s")
 
-    def draw(self, path=None, title: str = ""):
-        """The figure of ``plotting.macro.transition_figure`` (r(t), S(t), densities)."""
-        from ..plotting.macro import transition_figure
-
-        return transition_figure(self, path)
-
     def save(self, path) -> None:
         """HDF5: the new equilibrium (``save_equilibrium``) with a /transition group: t, r (per step), assets,
         at_limit, g (times x types x nodes), history (max |S| per iteration), old_r, old_g."""

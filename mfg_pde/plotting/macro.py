@@ -86,3 +86,11 @@ def transition_figure(tr, path=None):
     if path is not None:
         fig.savefig(path, dpi=110)
     return fig
+
+
+def draw(result, path=None, title: str = ""):
+    """The figure of a macro result: ``transition_figure`` for a transition (it has the old and the new
+    equilibrium), else ``equilibrium_figure`` (title: the economy's name unless given)."""
+    if hasattr(result, "old") and hasattr(result, "new"):
+        return transition_figure(result, path)
+    return equilibrium_figure(result, path, title=title or result.economy.name)
