@@ -2,22 +2,24 @@
 
 One population, or K types of agents with Poisson switching between the types (rate q_kj >= 0 from type k to
 type j, the rows of the matrix Q summing to 0).  An agent of type k controls its velocity alpha,
-dX = alpha dt + sigma dW, nu = sigma^2/2, and pays |alpha|^2/2 + V_k(x) + F(x, m) per unit time, with m the
-density of all agents (the sum of the types' densities).  With discount rate rho > 0 the value u_k solves
+dX = alpha dt + sigma dW, nu = sigma^2/2, and pays l(alpha) + V_k(x) + F(x, m) per unit time (l the control
+cost of the Hamiltonian H, the Legendre dual; l = |alpha|^2/2 for the default quadratic H = |p|^2/2), with m
+the density of all agents (the sum of the types' densities).  With discount rate rho > 0 the value u_k solves
 
-    discounted   rho u_k + |u_k'|^2/2 - nu u_k'' - sum_j q_kj (u_j - u_k) = V_k(x) + F(x, m)
+    discounted   rho u_k + H(grad u_k) - nu Lap u_k - sum_j q_kj (u_j - u_k) = V_k(x) + F(x, m)
 
 and with rho = 0 (the ergodic, long-time-average problem) the unknown ergodic constant lambda enters instead:
 
-    ergodic      lambda + |u_k'|^2/2 - nu u_k'' - sum_j q_kj (u_j - u_k) = V_k(x) + F(x, m),
+    ergodic      lambda + H(grad u_k) - nu Lap u_k - sum_j q_kj (u_j - u_k) = V_k(x) + F(x, m),
                  normalised by  sum_k int u_k dx = 0.
 
-In both cases the densities m_k >= 0 are stationary for the optimal feedback alpha_k = -u_k':
+In both cases the densities m_k >= 0 are stationary for the optimal feedback alpha_k = -dH/dp(grad u_k):
 
-    -nu m_k'' - (m_k u_k')' - sum_j q_jk m_j + m_k sum_j q_kj = 0,        sum_k int m_k dx = 1.
+    -nu Lap m_k - div(m_k dH/dp(grad u_k)) - sum_j q_jk m_j + m_k sum_j q_kj = 0,    sum_k int m_k dx = 1.
 
-Solved by ``mfg_pde.solve_stationary`` (``mfg_pde.newton.stationary``).  1-D grids with reflecting or periodic
-sides.
+Solved by ``mfg_pde.solve_stationary`` (``mfg_pde.newton.stationary``).  1-D and 2-D grids with reflecting or
+periodic sides; any Hamiltonian of ``model.hamiltonians`` that does not depend on m (Quadratic, Power,
+BoundedControl, Separable; Congestion is refused).
 """
 
 from __future__ import annotations
@@ -28,6 +30,10 @@ import numpy as np
 
 from .couplings import Coupling
 from .grid import Grid
+from .hamiltonians import as_hamiltonian
+
+#: grid dimensions the stationary solver takes (its Newton factors one sparse matrix of 2 K N unknowns)
+STATIONARY_DIMS = (1, 2)
 
 
 def check_switching(Q, name: str = "switching", rtol: float = 1e-12) -> np.ndarray:
@@ -75,26 +81,29 @@ def stationary_distribution(Q: np.ndarray) -> np.ndarray:
 
 
 class StationaryProblem:
-    """A stationary (discounted or ergodic) MFG on a 1-D grid; module docstring for the equations.
+    """A stationary (discounted or ergodic) MFG on a 1-D or 2-D grid; module docstring for the equations.
 
     Parameters
     ----------
-    grid : a 1-D ``Grid`` with reflecting or periodic sides.
+    grid : a 1-D or 2-D ``Grid`` with reflecting or periodic sides.
     sigma : noise intensity (nu = sigma^2/2 > 0).
     coupling : F(x, m) (a ``Coupling``; it sees the total density of all types), or None.
-    potential : V(x): a callable of the coordinate array, an array of the grid's shape, or with K types one of
-        these per type (a list of K, or a (K, N) array); None for V = 0.
+    potential : V(*coords): a callable of the coordinate arrays (V(x) in 1-D, V(x, y) in 2-D on the grid's
+        mesh), an array of the grid's shape, or with K types one of these per type (a list of K, or a
+        (K, *grid) array); None for V = 0.
     discount : the discount rate rho >= 0; 0 gives the ergodic problem (unknown lambda).
     switching : the K x K switching-rate matrix Q (rows sum to 0, off-diagonal rates >= 0), None for one type.
+    hamiltonian : H(p) (``model.hamiltonians``: Quadratic (default, None), Power, BoundedControl, Separable);
+        a Hamiltonian that depends on m (Congestion) is refused.
     """
 
     def __init__(self, grid: Grid, sigma: float, coupling: Coupling | None = None, potential=None,
-                 discount: float = 0.0, switching=None, name: str | None = None):
+                 discount: float = 0.0, switching=None, name: str | None = None, hamiltonian=None):
         if not isinstance(grid, Grid):
             raise TypeError(f"grid: expected a mfg_pde.Grid, got {type(grid).__name__}")
-        if grid.ndim != 1:
-            raise NotImplementedError(f"StationaryProblem on a {grid.ndim}-D grid: the stationary solver is 1-D "
-                                      "only; give a 1-D Grid([(lo, hi)], N)")
+        if grid.ndim not in STATIONARY_DIMS:
+            raise NotImplementedError(f"StationaryProblem on a {grid.ndim}-D grid: the stationary solver takes 1-D "
+                                      "and 2-D grids (Grid([(lo, hi)], N) or Grid([(x0, x1), (y0, y1)], (Nx, Ny)))")
         if grid.has_exits:
             raise NotImplementedError(f"StationaryProblem with exit sides (bc = {grid.bc}): mass leaves through an "
                                       "exit, so there is no stationary density of mass 1; use reflecting or "
@@ -115,6 +124,12 @@ class StationaryProblem:
                              "discounted problem; rho = 0: ergodic problem)")
         if coupling is not None and not isinstance(coupling, Coupling):
             raise TypeError("coupling must be a mfg_pde.model.couplings.Coupling (or None)")
+        ham = as_hamiltonian(hamiltonian)
+        if ham.depends_on_m:
+            raise NotImplementedError(f"hamiltonian = {ham!r}: the stationary solver takes Hamiltonians that do not "
+                                      "depend on m (Quadratic, Power, BoundedControl, Separable); a congestion "
+                                      "Hamiltonian needs the time-dependent solver (mfg_pde.MFGProblem)")
+        self.hamiltonian = ham
         self.grid = grid
         self.sigma = sig
         self.discount = rho
@@ -147,17 +162,21 @@ class StationaryProblem:
             return np.zeros(grid.size)
         if callable(V):
             try:
-                inspect.signature(V).bind(0)
+                inspect.signature(V).bind(*range(grid.ndim))
             except TypeError:
-                raise ValueError(f"potential{where}: expected a callable V(x) of the coordinate array (no time "
-                                 "argument: the problem is stationary)") from None
+                args = ", ".join("xyz"[:grid.ndim])
+                raise ValueError(f"potential{where}: expected a callable V({args}) of the {grid.ndim} coordinate "
+                                 "array(s) (no time argument: the problem is stationary)") from None
             except ValueError:
                 pass
-            val = V(grid.axes[0])
+            val = V(*grid.mesh())
         else:
             val = V
         try:
-            arr = np.broadcast_to(np.asarray(val, dtype=float), grid.shape)
+            arr = np.asarray(val, dtype=float)
+            if arr.shape == (grid.size,) and grid.ndim > 1:   # flattened values (a row of a (K, N) array)
+                arr = arr.reshape(grid.shape)
+            arr = np.broadcast_to(arr, grid.shape)
         except (TypeError, ValueError):
             raise ValueError(f"potential{where} gave shape {np.shape(val)}; expected the grid shape {grid.shape}") \
                 from None
@@ -173,13 +192,13 @@ class StationaryProblem:
                 raise ValueError(f"potential: {len(potential)} entries for {K} types; give one potential, or one "
                                  "per type")
             return np.stack([self._one_potential(v, f"[{k}]") for k, v in enumerate(potential)])
-        if isinstance(potential, np.ndarray) and potential.ndim == 2 and potential.shape == (K, N) and K > 1:
+        if isinstance(potential, np.ndarray) and K > 1 and potential.shape in ((K, N), (K,) + self.grid.shape):
             return np.stack([self._one_potential(v, f"[{k}]") for k, v in enumerate(potential)])
         one = self._one_potential(potential, "")
         return np.broadcast_to(one, (K, N)).copy()
 
     def running_cost(self, m_total: np.ndarray) -> np.ndarray:
-        """f_k = V_k + F(x, m) on the grid, (K, N), with m the total density (N,)."""
+        """f_k = V_k + F(x, m) on the grid, (K, N), with m the total density (N,) (the grid flattened)."""
         f = self.V.copy()
         if self.coupling is not None:
             F = self.coupling.field(self.grid, np.zeros(1), np.asarray(m_total, dtype=float).reshape((1,) +
@@ -190,6 +209,8 @@ class StationaryProblem:
     def describe(self) -> dict:
         d = {"stationary": True, "sigma": self.sigma, "nu": self.nu, "discount": self.discount,
              "ergodic": self.ergodic, "grid": self.grid.describe(), "types": self.K}
+        if not self.hamiltonian.is_quadratic:
+            d["hamiltonian"] = self.hamiltonian.describe()
         if self.K > 1:
             d["switching"] = self.switching.tolist()
         if self.coupling is not None:

@@ -41,142 +41,207 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 from .. import io
+from numba import njit
+
 from ..fd import kernels
-from ..fd.operator import KernelData
+from ..fd.operator import KernelData, pad3
 from ..model.grid import BC_PERIODIC, Grid
 from ..model.stationary import StationaryProblem
+from . import ham_terms
 from .derivatives import coupling_derivative
-from .system_1d import edge_weights
+from .krylov import gmres
 
 _LOG = logging.getLogger("mfg_pde")
 
 __all__ = ["StationarySystem", "StationaryResult", "solve_stationary", "load_stationary"]
 
 
+@njit(cache=True, error_model="numpy")
+def edge_weights(u, m, right, valid, inv_h2, inv_h, hk, hp, E):
+    """E_i of the edges (i, right_i) along one axis (``ham_terms.edge_weight``: the weights of the graph
+    Laplacian d/du [L(u)^T m]; 0 where ``valid`` is False, the wall side of a reflecting axis).  u, m: one
+    type's flattened fields."""
+    for i in range(u.size):
+        if valid[i]:
+            j = right[i]
+            E[i] = ham_terms.edge_weight(u[j] - u[i], m[i], m[j], 1.0, 1.0, inv_h2, inv_h, hk, hp)
+        else:
+            E[i] = 0.0
+
+
 class StationarySystem:
     """The discrete stationary system of one problem (module docstring): generator, residuals, Jacobian and
-    the null vector of the FP matrix.  Fields are (K, N) arrays (types x grid nodes)."""
+    the null vector of the FP matrix.  Fields are (K, N) arrays (types x grid nodes, the grid flattened in C
+    order)."""
 
     def __init__(self, problem: StationaryProblem):
         self.problem = problem
         grid = problem.grid
+        self.ndim = grid.ndim
+        self.shape3 = pad3(grid.shape)
         self.K, self.N = problem.K, grid.size
-        self.h = float(grid.spacing[0])
-        self.periodic = bool(grid.bc_codes[0] == BC_PERIODIC)
+        self.spacing = np.array(grid.spacing, dtype=float)
+        self.vol = float(grid.cell_volume)
+        self.periodic = [bool(c == BC_PERIODIC) for c in grid.bc_codes]
         self.rho = float(problem.discount)
         self.ergodic = problem.ergodic
         self.Q = problem.switching
-        h3 = np.array([self.h, 1.0, 1.0])
-        per3 = np.array([self.periodic, False, False])
-        # the kernels' operator record with dt = 1: its factor M = I + L is the generator plus the identity
-        self.kd = KernelData((self.N, 1, 1), 1, problem.nu, 1.0, h3, per3, np.zeros((1, 1, 1, 1, 1)), False)
-        self.axis = self.kd.axis(0, dt=1.0)
+        h3 = np.ones(3)
+        h3[:self.ndim] = self.spacing
+        per3 = np.zeros(3, dtype=bool)
+        per3[:self.ndim] = self.periodic
+        ham = problem.hamiltonian
+        # the kernels' operator record with dt = 1: its factor M_k = I + L_k is axis k's generator plus I
+        self.kd = KernelData(self.shape3, self.ndim, problem.nu, 1.0, h3, per3,
+                             np.zeros((1, self.ndim, 1, 1, 1)), False,
+                             hamiltonian=None if ham.is_quadratic else ham)
+        self.axes = [self.kd.axis(k, dt=1.0) for k in range(self.ndim)]
+        # neighbours along each axis (wrapped; at a wall the wrapped entry's coefficient is 0) and the edges
+        idx = np.arange(self.N).reshape(grid.shape)
+        self._left = [np.roll(idx, 1, axis=k).ravel() for k in range(self.ndim)]
+        self._right = [np.roll(idx, -1, axis=k).ravel() for k in range(self.ndim)]
+        self._edge = []
+        for k in range(self.ndim):
+            valid = np.ones(grid.shape, dtype=bool)
+            if not self.periodic[k]:
+                sl = [slice(None)] * self.ndim
+                sl[k] = -1
+                valid[tuple(sl)] = False
+            self._edge.append(valid.ravel())
         KN = self.K * self.N
         #: number of unknowns / equations: u, m, [lambda], mu
         self.size = 2 * KN + 1 + int(self.ergodic)
 
     # ------------------------------------------------------------------ the stencil (from the kernels)
     def generator(self, u: np.ndarray):
-        """Rows (lo, dg, up) of L(u_k) for every type, each (K, N): L = M - I with M the dt = 1 factor of
-        ``kernels.axis_coefficients`` (diag M = 1 - lo - up, so diag L = -(lo + up); rows sum to 0)."""
-        K, N = self.K, self.N
-        g = np.ascontiguousarray(u, dtype=float).reshape(K, N, 1)
-        lo = np.empty((K, N, 1))
-        di = np.empty((K, N, 1))
-        up = np.empty((K, N, 1))
-        kernels.axis_coefficients(g, g, 1, self.axis, lo, di, up)
-        lo, up = lo.reshape(K, N), up.reshape(K, N)
+        """Rows (lo, dg, up) of L(u_k) per type and axis, each (K, ndim, N): L_k = M_k - I with M_k the dt = 1
+        factor of axis k (``kernels.axis_coefficients``; diag M_k = 1 - lo - up, so diag L_k = -(lo + up):
+        rows sum to 0)."""
+        K, N, d = self.K, self.N, self.ndim
+        lo = np.empty((K, d) + self.shape3)
+        di = np.empty((K, d) + self.shape3)
+        up = np.empty((K, d) + self.shape3)
+        for t in range(K):
+            g = np.ascontiguousarray(u[t], dtype=float).reshape(self.shape3)
+            for k in range(d):
+                kernels.axis_coefficients(g, g, k, self.axes[k], lo[t, k], di[t, k], up[t, k])
+        lo, up = lo.reshape(K, d, N), up.reshape(K, d, N)
         return lo, -(lo + up), up
 
     def cost(self, u: np.ndarray) -> np.ndarray:
-        """The Engquist-Osher Hamiltonian c(u_k) = [min(D+u, 0)^2 + max(D-u, 0)^2] / 2 (``kernels.axis_cost``)."""
-        K, N = self.K, self.N
-        out = np.empty((K, N, 1))
-        kernels.axis_cost(np.ascontiguousarray(u, dtype=float).reshape(K, N, 1), 1, self.h, self.periodic, out)
-        return out.reshape(K, N)
-
-    @staticmethod
-    def apply(rows, x):
-        """L x per type (rows from ``generator``)."""
-        lo, dg, up = rows
-        return dg * x + lo * np.roll(x, 1, axis=1) + up * np.roll(x, -1, axis=1)
-
-    @staticmethod
-    def apply_transpose(rows, y):
-        """L^T y per type."""
-        lo, dg, up = rows
-        return dg * y + np.roll(up * y, 1, axis=1) + np.roll(lo * y, -1, axis=1)
+        """The Engquist-Osher Hamiltonian sum_k c_k(u_t) per type, (K, N): for h = p^2/2
+        [min(D+u, 0)^2 + max(D-u, 0)^2] / 2 per axis, in general L(h'(min(D+u, 0))) + L(h'(max(D-u, 0)))
+        (``kernels.axis_source``)."""
+        out = np.zeros((self.K, self.N))
+        tmp = np.empty(self.shape3)
+        for t in range(self.K):
+            g = np.ascontiguousarray(u[t], dtype=float).reshape(self.shape3)
+            for k in range(self.ndim):
+                kernels.axis_source(g, g, k, self.axes[k], tmp)
+                out[t] += tmp.ravel()
+        return out
 
     # ------------------------------------------------------------------ residuals
-    def residuals(self, u, m, lam=0.0, mu=0.0, rows=None) -> dict:
-        """R_H (K, N), R_F (K, N), the mass and normalisation residuals, the running cost f and the rows."""
-        rows = self.generator(u) if rows is None else rows
+    def residuals(self, u, m, lam=0.0, mu=0.0, A=None) -> dict:
+        """R_H (K, N), R_F (K, N), the mass and normalisation residuals, the running cost f and the generator
+        matrix A (``generator_matrix``)."""
+        A = self.generator_matrix(u) if A is None else A
+        K, N = self.K, self.N
         f = self.problem.running_cost(m.sum(axis=0))
-        RH = self.rho * u + self.apply(rows, u) - self.cost(u) - self.Q @ u - f
+        RH = self.rho * u + (A @ u.ravel()).reshape(K, N) - self.cost(u) - f
         if self.ergodic:
             RH = RH + lam
-        RF = self.apply_transpose(rows, m) - self.Q.T @ m + mu
-        mass = self.h * float(m.sum()) - 1.0
-        norm = self.h * float(u.sum()) if self.ergodic else 0.0
-        return {"RH": RH, "RF": RF, "mass": mass, "norm": norm, "f": f, "rows": rows}
+        RF = (A.T @ m.ravel()).reshape(K, N) + mu
+        mass = self.vol * float(m.sum()) - 1.0
+        norm = self.vol * float(u.sum()) if self.ergodic else 0.0
+        return {"RH": RH, "RF": RF, "mass": mass, "norm": norm, "f": f, "A": A}
 
     # ------------------------------------------------------------------ sparse matrices
-    def _index(self):
-        K, N = self.K, self.N
-        idx = np.arange(K * N).reshape(K, N)
-        return idx, np.roll(idx, 1, axis=1), np.roll(idx, -1, axis=1)
-
     def generator_matrix(self, u, rows=None) -> sp.csr_matrix:
-        """A(u) = blockdiag L(u_k) - Q (x) I, sparse (K N x K N): the linearised HJB matrix without rho I."""
+        """A(u) = blockdiag_t L(u_t) - Q (x) I, sparse (K N x K N), L = sum_k L_k: the linearised HJB matrix
+        without rho I."""
         lo, dg, up = self.generator(u) if rows is None else rows
         K, N = self.K, self.N
-        idx, left, right = self._index()
-        r = [idx, idx, idx]
-        c = [idx, left, right]
-        v = [dg, lo, up]
-        for k in range(K):
+        r, c, v = [], [], []
+        for t in range(K):
+            base = t * N
+            node = base + np.arange(N)
+            r.append(node)
+            c.append(node)
+            v.append(dg[t].sum(axis=0))
+            for k in range(self.ndim):
+                r += [node, node]
+                c += [base + self._left[k], base + self._right[k]]
+                v += [lo[t, k], up[t, k]]
+        for t in range(K):
             for j in range(K):
-                if self.Q[k, j] != 0.0:
-                    r.append(idx[k])
-                    c.append(idx[j])
-                    v.append(np.full(N, -self.Q[k, j]))
-        A = sp.coo_matrix((np.concatenate([np.ravel(a) for a in v]),
-                           (np.concatenate([np.ravel(a) for a in r]), np.concatenate([np.ravel(a) for a in c]))),
-                          shape=(K * N, K * N)).tocsr()
+                if self.Q[t, j] != 0.0:
+                    r.append(t * N + np.arange(N))
+                    c.append(j * N + np.arange(N))
+                    v.append(np.full(N, -self.Q[t, j]))
+        A = sp.coo_matrix((np.concatenate(v), (np.concatenate(r), np.concatenate(c))), shape=(K * N, K * N)).tocsr()
         A.sum_duplicates()
         A.eliminate_zeros()
         return A
 
-    def density(self, u, rows=None, A=None):
-        """The normalised null vector m of A(u)^T (mass h sum m = 1, rescaled after the solve), (K, N), and the
-        bordered solve's mu (0 up to round-off): [A^T 1; h 1^T 0] [m; mu] = [0; 1] by a sparse LU."""
-        A = self.generator_matrix(u, rows) if A is None else A
+    def density(self, u, A=None, with_lu: bool = False):
+        """The normalised null vector m of A(u)^T (mass vol sum m = 1, rescaled after the solve), (K, N), and
+        the bordered solve's mu (0 up to round-off): B_F [m; mu] = [0; 1] with the bordered FP matrix
+        B_F = [A^T 1; vol 1^T 0], by a sparse LU (``with_lu``: that LU too, the Newton step reuses it)."""
+        A = self.generator_matrix(u) if A is None else A
         KN = self.K * self.N
         B = sp.bmat([[A.T, sp.csr_matrix(np.ones((KN, 1)))],
-                     [sp.csr_matrix(np.full((1, KN), self.h)), None]], format="csc")
+                     [sp.csr_matrix(np.full((1, KN), self.vol)), None]], format="csc")
         rhs = np.zeros(KN + 1)
         rhs[-1] = 1.0
-        x = spla.splu(B).solve(rhs)
+        lu = spla.splu(B, permc_spec=self.ordering)
+        x = lu.solve(rhs)
         m = x[:KN].reshape(self.K, self.N)
         # entries the LU leaves at round-off below 0 (far tails, where the exact value is below the solve's
         # round-off) are set to 0, then the mass is restored to 1 (both are round-off changes)
         m = np.maximum(m, 0.0)
-        return m / (self.h * m.sum()), float(x[-1])
+        m, mu = m / (self.vol * m.sum()), float(x[-1])
+        return (m, mu, lu) if with_lu else (m, mu)
 
-    def jacobian(self, u, m, rows=None) -> sp.csc_matrix:
+    #: column ordering of the sparse LUs (scipy's SuperLU: COLAMD, the fastest of its orderings measured on the
+    #: 2-D Jacobian, benchmarks/bench_stationary.py)
+    ordering = "COLAMD"
+
+    def hessian_triplets(self, u, m):
+        """COO triplets (rows, cols, values) of d/du [A(u)^T m] (K N x K N): per type and axis the graph
+        Laplacian of the edges with the weights of ``edge_weights``."""
+        hk, hp = self.axes[0].hkind, self.axes[0].hpar
+        r, c, v = [], [], []
+        E = np.empty(self.N)
+        for t in range(self.K):
+            ut = np.ascontiguousarray(u[t], dtype=float)
+            mt = np.ascontiguousarray(m[t], dtype=float)
+            base = t * self.N
+            node = base + np.arange(self.N)
+            for k in range(self.ndim):
+                h = float(self.spacing[k])
+                edge_weights(ut, mt, self._right[k], self._edge[k], 1.0 / (h * h), 1.0 / h, hk, hp, E)
+                right = base + self._right[k]
+                # (Hs x)_i += E (x_i - x_j), (Hs x)_j += E (x_j - x_i) for the edge (i, j = right_i)
+                r += [node, node, right, right]
+                c += [node, right, right, node]
+                v += [E, -E, E, -E]
+                E = np.empty(self.N)
+        return np.concatenate(r), np.concatenate(c), np.concatenate(v)
+
+    def jacobian(self, u, m, A=None) -> sp.csc_matrix:
         """The sparse Jacobian of (R_H, R_F, mass[, normalisation]) with respect to (u, m[, lambda], mu), in
         that order (module docstring)."""
-        J, U, W = self.jacobian_parts(u, m, rows)
+        J, U, W = self.jacobian_parts(u, m, A)
         return (J + sp.csc_matrix(U @ W.T)).tocsc() if U.shape[1] else J
 
-    def jacobian_parts(self, u, m, rows=None):
+    def jacobian_parts(self, u, m, A=None):
         """(J0, U, W) with Jacobian = J0 + U W^T: J0 sparse, U W^T the low-rank part of -dF/dm (a coupling
         through the mean: one rank-one term per axis, for all type pairs at once), kept apart so that the
         Newton solve factors only the sparse J0 (Woodbury)."""
         K, N = self.K, self.N
         KN = K * N
-        rows = self.generator(u) if rows is None else rows
-        A = self.generator_matrix(u, rows)
+        A = self.generator_matrix(u) if A is None else A
         n_lam = int(self.ergodic)
         i_lam, i_mu = 2 * KN, 2 * KN + n_lam
         blocks_r, blocks_c, blocks_v = [], [], []
@@ -196,33 +261,31 @@ class StationarySystem:
             dF = coupling_derivative(self.problem.coupling, self.problem.grid, np.zeros(1),
                                      m.sum(axis=0).reshape(1, N))
             low, dF.lowrank = dF.lowrank, []
+            outer, dF.outer = dF.outer, []
             for k in range(K):
                 for j in range(K):
                     r_, c_, v_ = dF.coo(k * N, KN + j * N, -1.0)
                     for a, b, c in zip(r_, c_, v_):
                         put(a, b, c)
-            for coef, V in low:   # -coef v v^T on every (type k row, type j column) block: rank one
+            # -coef v w^T on every (type k row, type j column) block: rank one (v = w for lowrank terms)
+            for coef, V, Wv in [(c, V, V) for c, V in low] + list(outer):
                 Uc = np.zeros(self.size)
                 Wc = np.zeros(self.size)
                 Uc[:KN] = np.tile(-float(coef[0]) * V[0], K)
-                Wc[KN:2 * KN] = np.tile(V[0], K)
+                Wc[KN:2 * KN] = np.tile(Wv[0], K)
                 U_cols.append(Uc)
                 W_cols.append(Wc)
         if self.ergodic:
             put(np.arange(KN), np.full(KN, i_lam), np.ones(KN))
         # FP rows: A(u)^T on m, the Hessian of u -> A(u)^T m on u, mu
         put(KN + Ac.col, KN + Ac.row, Ac.data)
-        idx, left, right = self._index()
-        E = edge_weights(u, m, 1.0, self.h, self.periodic)
-        El = np.roll(E, 1, axis=1)
-        put(KN + idx, idx, E + El)
-        put(KN + idx, right, -E)
-        put(KN + idx, left, -El)
+        hr, hc, hv = self.hessian_triplets(u, m)
+        put(KN + hr, hc, hv)
         put(KN + np.arange(KN), np.full(KN, i_mu), np.ones(KN))
         # mass row (on m) and, ergodic, normalisation row (on u)
-        put(np.full(KN, i_mu), KN + np.arange(KN), np.full(KN, self.h))
+        put(np.full(KN, i_mu), KN + np.arange(KN), np.full(KN, self.vol))
         if self.ergodic:
-            put(np.full(KN, i_lam), np.arange(KN), np.full(KN, self.h))
+            put(np.full(KN, i_lam), np.arange(KN), np.full(KN, self.vol))
         J = sp.coo_matrix((np.concatenate(blocks_v), (np.concatenate(blocks_r), np.concatenate(blocks_c))),
                           shape=(self.size, self.size)).tocsc()
         J.sum_duplicates()
@@ -233,14 +296,66 @@ class StationarySystem:
 
     def newton_direction(self, u, m, res) -> np.ndarray:
         """The Newton step: (J0 + U W^T) dz = -R by one sparse LU of J0 and the Woodbury formula."""
-        J0, U, W = self.jacobian_parts(u, m, res["rows"])
-        lu = spla.splu(J0)
+        J0, U, W = self.jacobian_parts(u, m, res["A"])
+        lu = spla.splu(J0, permc_spec=self.ordering)
         y = lu.solve(-self.vector(res))
         if U.shape[1] == 0:
             return y
         Z = lu.solve(U)
         C = np.eye(U.shape[1]) + W.T @ Z
         return y - Z @ np.linalg.solve(C, W.T @ y)
+
+    def schur_direction(self, u, m, res, fp_lu, rtol: float = 1e-13):
+        """The Newton step by block elimination (module docstring, 'Linear solves'): with the bordered HJB
+        matrix B_H = [rho I + A, 1; vol 1^T, 0] (discounted: rho I + A) and the bordered FP matrix B_F (its LU
+        ``fp_lu`` from ``density``), the step solves
+
+            B_H [du; dlam] = -[R_H; norm] + [F' dm; 0],      B_F [dm; dmu] = -[R_F; mass] - [Hs du; 0]
+
+        (F' = dF/dm on the total density, every type's row; Hs = d/du [A(u)^T m]).  Eliminating du leaves
+        (I + B_F^-1 Hs B_H^-1 F') [dm; dmu] = b, solved by GMRES (``krylov.gmres``; F' of a coupling through
+        the mean has rank ndim, so GMRES ends in ndim + 1 iterations).  Ergodic: B_H is B_F^T up to the scale
+        of its border, so one LU serves both.  Returns (dz in the Jacobian's column order, GMRES iterations)."""
+        K, N = self.K, self.N
+        KN = K * N
+        vol = self.vol
+        if self.ergodic:
+            def solve_h(r, r_norm):
+                x = fp_lu.solve(np.append(r, r_norm / vol), trans="T")
+                return x[:KN], vol * x[KN]
+        else:
+            hlu = spla.splu((res["A"] + self.rho * sp.identity(KN, format="csr")).tocsc(), permc_spec=self.ordering)
+
+            def solve_h(r, r_norm):
+                return hlu.solve(r), 0.0
+
+        def solve_f(r, r_mass):
+            x = fp_lu.solve(np.append(r, r_mass))
+            return x[:KN], x[KN]
+
+        hr, hc, hv = self.hessian_triplets(u, m)
+        Hs = sp.coo_matrix((hv, (hr, hc)), shape=(KN, KN)).tocsr()
+        du, dlam = solve_h(-res["RH"].ravel(), -res["norm"])
+        dm, dmu = solve_f(-res["RF"].ravel() - Hs @ du, -res["mass"])
+        its = 0
+        if self.problem.coupling is not None:
+            dF = coupling_derivative(self.problem.coupling, self.problem.grid, np.zeros(1),
+                                     m.sum(axis=0).reshape(1, N))
+
+            def coupled(x):
+                """F' of the total density x (KN,) on every type's rows."""
+                return np.tile(dF.matvec(x.reshape(K, N).sum(axis=0)[None])[0], K)
+
+            def op(x):
+                du1, _ = solve_h(coupled(x[:KN]), 0.0)
+                return x + np.append(*solve_f(Hs @ du1, 0.0))
+
+            x, its = gmres(op, np.append(dm, dmu), rtol=rtol)
+            dm, dmu = x[:KN], x[KN]
+            du1, dlam1 = solve_h(coupled(dm), 0.0)
+            du, dlam = du + du1, dlam + dlam1
+        parts = [du, dm] + ([[dlam]] if self.ergodic else []) + [[dmu]]
+        return np.concatenate(parts), its
 
     def vector(self, res: dict) -> np.ndarray:
         """The residual vector in the Jacobian's row order."""
@@ -286,14 +401,14 @@ class StationaryResult:
 
     @property
     def types(self) -> int:
-        return 1 if self.u.ndim == 1 else self.u.shape[0]
+        return 1 if self.u.ndim == self.grid.ndim else self.u.shape[0]
 
     @property
     def final_residual(self) -> float:
         return float(self.residuals.get("hjb", np.nan))
 
     def total_density(self) -> np.ndarray:
-        return self.m if self.m.ndim == 1 else self.m.sum(axis=0)
+        return self.m if self.types == 1 else self.m.sum(axis=0)
 
     def mass(self) -> float:
         return float(self.grid.integrate(self.total_density()))
@@ -301,14 +416,18 @@ class StationaryResult:
     def mass_error(self) -> float:
         return abs(self.mass() - 1.0)
 
-    def mean(self) -> float:
-        return float(self.grid.mean(self.total_density())[0])
+    def mean(self):
+        """The mean of the total density: a float in 1-D, an (ndim,) array in 2-D."""
+        mean = self.grid.mean(self.total_density())
+        return float(mean[0]) if self.grid.ndim == 1 else mean
 
     def alpha(self) -> np.ndarray:
-        """The feedback -u' (centred differences, mirror walls), the shape of u."""
+        """The quadratic-H feedback -grad u (centred differences, mirror walls): the shape of u in 1-D, with a
+        trailing axis of the ndim components in 2-D."""
         from ..result import gradient
 
-        return -gradient(self.grid, self.u)[..., 0]
+        g = -gradient(self.grid, self.u)
+        return g[..., 0] if self.grid.ndim == 1 else g
 
     def summary(self) -> str:
         kind = f"ergodic, lambda = {self.lam:.10g}" if self.ergodic else f"discounted, rho = {self.discount:g}"
@@ -325,12 +444,18 @@ class StationaryResult:
         save_stationary(self, path)
 
 
+LINEAR_SOLVERS = ("schur", "lu")
+
+
 def solve_stationary(problem: StationaryProblem, tol: float = 1e-10, max_iter: int = 50, u_init=None,
-                     progress: bool = False, **_ignored) -> StationaryResult:
+                     progress: bool = False, linear_solver: str = "schur", **_ignored) -> StationaryResult:
     """Solve a stationary MFG by Newton's method on (u, m[, lambda]) (module docstring).
 
     tol : stop when max |R_H| <= tol * scale (scale = max(1, max |V + F|)); the FP residual is round-off by
-        construction.  max_iter : Newton iterations.  u_init : a start for u ((N,) or (K, N)); default 0.
+        construction.  max_iter : Newton iterations.  u_init : a start for u (the grid's shape, (N,), or per
+        type (K, ...)); default 0.  linear_solver : "schur" (default: block elimination, LUs of the N-sized
+        bordered HJB / FP matrices and GMRES on the coupling, ``StationarySystem.schur_direction``) or "lu"
+        (one sparse LU of the whole Jacobian, ``StationarySystem.newton_direction``; slower in 2-D).
     Returns a ``StationaryResult``; ``converged`` False with the reason in ``status`` when the iteration fails."""
     if not isinstance(problem, StationaryProblem):
         raise TypeError(f"solve_stationary needs a mfg_pde.StationaryProblem, got {type(problem).__name__}")
@@ -338,6 +463,8 @@ def solve_stationary(problem: StationaryProblem, tol: float = 1e-10, max_iter: i
         raise ValueError(f"tol = {tol!r}: the tolerance must be a number > 0, e.g. tol=1e-10")
     if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) or max_iter < 1:
         raise ValueError(f"max_iter = {max_iter!r}: the number of Newton iterations must be an integer >= 1")
+    if linear_solver not in LINEAR_SOLVERS:
+        raise ValueError(f"linear_solver = {linear_solver!r}: choose one of {', '.join(LINEAR_SOLVERS)}")
     log = _LOG.info if progress else _LOG.debug
     t0 = time.perf_counter()
     sysm = StationarySystem(problem)
@@ -347,16 +474,17 @@ def solve_stationary(problem: StationaryProblem, tol: float = 1e-10, max_iter: i
     else:
         u = np.array(np.broadcast_to(np.asarray(u_init, dtype=float).reshape(-1, N), (K, N)))
     lam = 0.0
-    m, _mu = sysm.density(u)
-    res = sysm.residuals(u, m, lam)
-    hist = {"hjb": [], "fp": [], "step": [], "time": []}
+    A = sysm.generator_matrix(u)
+    m, _mu, fp_lu = sysm.density(u, A, with_lu=True)
+    res = sysm.residuals(u, m, lam, A=A)
+    hist = {"hjb": [], "fp": [], "step": [], "time": [], "gmres": []}
 
     def measure(res, m):
-        """(HJB residual, FP residual), each relative: R_H to max(1, max |f|) (the normalisation residual h sum u
-        as a mean of u), R_F to max |diag(A) m|."""
+        """(HJB residual, FP residual), each relative: R_H to max(1, max |f|) (the normalisation residual
+        vol sum u as a mean of u), R_F to max |diag(A) m|."""
         scale = max(1.0, float(np.abs(res["f"]).max()))
-        hjb = max(float(np.abs(res["RH"]).max()), abs(res["norm"]) / (sysm.h * N)) / scale
-        fscale = max(float(np.abs(res["rows"][1] * m).max()), 1e-300)
+        hjb = max(float(np.abs(res["RH"]).max()), abs(res["norm"]) / (sysm.vol * N)) / scale
+        fscale = max(float(np.abs(res["A"].diagonal() * m.ravel()).max()), 1e-300)
         return hjb, float(np.abs(res["RF"]).max()) / fscale
 
     status, converged, it = "max_iter reached", False, 0
@@ -375,7 +503,11 @@ def solve_stationary(problem: StationaryProblem, tol: float = 1e-10, max_iter: i
         if it == max_iter:
             break
         try:
-            dz = sysm.newton_direction(u, m, res)
+            if linear_solver == "schur":
+                dz, its = sysm.schur_direction(u, m, res, fp_lu)
+                hist["gmres"].append(its)
+            else:
+                dz = sysm.newton_direction(u, m, res)
         except (RuntimeError, np.linalg.LinAlgError) as exc:  # singular factor
             status = f"singular Newton matrix ({exc})"
             break
@@ -387,9 +519,10 @@ def solve_stationary(problem: StationaryProblem, tol: float = 1e-10, max_iter: i
         while step >= 1.0 / 2 ** 20:
             u_t = u + step * du
             lam_t = lam + step * dlam
-            m_t, _mu = sysm.density(u_t)
+            A_t = sysm.generator_matrix(u_t)
+            m_t, _mu, lu_t = sysm.density(u_t, A_t, with_lu=True)
             if np.all(np.isfinite(m_t)):
-                res_t = sysm.residuals(u_t, m_t, lam_t)
+                res_t = sysm.residuals(u_t, m_t, lam_t, A=A_t)
                 hjb_t, fp_t = measure(res_t, m_t)
                 if hjb_t <= (1.0 - 1e-4 * step) * merit:
                     accepted = True
@@ -399,10 +532,10 @@ def solve_stationary(problem: StationaryProblem, tol: float = 1e-10, max_iter: i
         if not accepted:
             status = "line search failed"
             break
-        u, lam, m, res, hjb, fp = u_t, lam_t, m_t, res_t, hjb_t, fp_t
+        u, lam, m, res, hjb, fp, fp_lu = u_t, lam_t, m_t, res_t, hjb_t, fp_t, lu_t
     # final diagnostics
-    A = sysm.generator_matrix(u, res["rows"])
-    J = sysm.jacobian(u, m, res["rows"])
+    A = res["A"]
+    J, _U, _W = sysm.jacobian_parts(u, m, A)   # the low-rank part is in the HJB rows' m columns only
     KN = K * N
     # duality: the FP block of the Jacobian is the transpose of the HJB block without its discount rho I
     # (compared as FP + rho I against HJB^T: the diagonal sums in the same order, so the difference is exact)
@@ -415,12 +548,15 @@ def solve_stationary(problem: StationaryProblem, tol: float = 1e-10, max_iter: i
         residuals["normalisation"] = abs(res["norm"])
     wall = time.perf_counter() - t0
     one = K == 1
+    shape = problem.grid.shape
     result = StationaryResult(
-        grid=problem.grid, u=u[0].copy() if one else u, m=m[0].copy() if one else m,
+        grid=problem.grid, u=u.reshape(shape) if one else u.reshape((K,) + shape),
+        m=m.reshape(shape) if one else m.reshape((K,) + shape),
         lam=float(lam) if sysm.ergodic else None, discount=sysm.rho, sigma=problem.sigma, converged=converged,
         status=status, iterations=it, residuals=residuals, history={k: np.asarray(v) for k, v in hist.items()},
         wall_time=wall, switching=None if one else problem.switching.copy(),
-        solver={"method": "newton", "tol": tol, "max_iter": max_iter, "linear_solver": "scipy splu"},
+        solver={"method": "newton", "tol": tol, "max_iter": max_iter,
+                "linear_solver": linear_solver, "ordering": sysm.ordering},
         problem=problem)
     log("stationary: %s", result.summary())
     return result
@@ -453,7 +589,8 @@ def save_stationary(result: StationaryResult, path) -> None:
             f.attrs["case"] = result.case or ""
             if result.problem is not None:
                 f.attrs["problem"] = json.dumps(io.json_safe(result.problem.describe()))
-            f.create_dataset("x", data=result.grid.axes[0]).attrs["long_name"] = "cell centres"
+            for name, ax in zip(result.grid.axis_names, result.grid.axes):
+                f.create_dataset(name, data=ax).attrs["long_name"] = f"cell centres along {name}"
             f.create_dataset("u", data=result.u).attrs["long_name"] = "value function u (types x cells)"
             f.create_dataset("m", data=result.m).attrs["long_name"] = "stationary density m (types x cells)"
             if result.switching is not None:
