@@ -4,7 +4,12 @@
                     u = P/2 (x - c)^2 + const, lambda = nu P with P = sqrt(a + beta);
 * ``lq-discounted`` the same with discount rho > 0: P^2 + rho P = a + beta, u = P/2 (x - c)^2 + nu P / rho;
 * ``lq-switching``  two types with Poisson switching (potentials centred at c_1, c_2): quadratic u_k, the
-                    type shares, per-type means and variances in closed form (``oracles.analytic.lq_stationary``).
+                    type shares, per-type means and variances in closed form (``oracles.analytic.lq_stationary``);
+* ``lq-ergodic-2d`` the ergodic LQ MFG on a 2-D box, V = a_1/2 (x - c_1)^2 + a_2/2 (y - c_2)^2,
+                    F = beta/2 |x - mean|^2: the sum of two 1-D solutions for u and lambda, the product of two
+                    Gaussians for m (``oracles.analytic.lq_stationary_product``);
+* ``stationary-ham`` a non-quadratic Hamiltonian (BoundedControl, or Power) on a 2-D box (x reflecting, y
+                    periodic), ergodic with F = kappa m: a manufactured solution (``manufactured_stationary``).
 
 Each run checks the errors at the default grid, the exact identities (mass 1, m >= 0, FP matrix = transpose of
 the linearised HJB matrix), and ``validate`` the observed order on a twice finer grid.
@@ -16,11 +21,12 @@ import time
 
 import numpy as np
 
-from ..model.couplings import QuadraticInteraction
+from ..model.couplings import LocalPower, QuadraticInteraction
 from ..model.grid import Grid
+from ..model.hamiltonians import BoundedControl, Power
 from ..model.stationary import StationaryProblem
 from ..newton.stationary import solve_stationary
-from ..oracles.analytic import lq_stationary
+from ..oracles.analytic import lq_stationary, lq_stationary_product
 from ..richardson import observed_order
 from .base import Case, CaseError, CaseRun, Check, Param, register
 
@@ -199,3 +205,130 @@ class LQSwitching(StationaryCase):
         shares = result.m.sum(axis=1) * result.grid.spacing[0]
         return super().checks(result, p) + [Check("type shares (pi Q = 0)", float(np.abs(shares - ref["pi"]).max()),
                                                   1e-13, "exact: round-off")]
+
+
+@register
+class LQErgodic2D(StationaryCase):
+    name = "lq-ergodic-2d"
+    description = ("ergodic 2-D LQ MFG vs its closed form (u and lambda sums, m the product of the 1-D "
+                   "solutions)")
+    has_oracle = True
+    params = (Param("sigma", 0.8, "noise intensity", positive=True),
+              Param("a1", 1.0, "potential stiffness along x", positive=True),
+              Param("a2", 2.0, "potential stiffness along y", positive=True),
+              Param("c1", 0.33, "potential centre, x"),
+              Param("c2", -0.2, "potential centre, y"),
+              Param("beta", 1.0, "interaction stiffness (F = beta/2 |x - mean|^2)", nonnegative=True),
+              Param("L", 3.5, "half-width of the box [-L, L]^2", positive=True),
+              Param("N", 50, "cells per axis", positive=True),
+              Param("tol", 1e-10, "Newton tolerance (relative HJB residual)", positive=True))
+    tolerances = {"u (bulk)": 0.15, "lambda": 0.2, "m (max)": 0.1}
+
+    def validate_params(self, p):
+        nu = 0.5 * p["sigma"] ** 2
+        for a, c in ((p["a1"], p["c1"]), (p["a2"], p["c2"])):
+            std = np.sqrt(nu / np.sqrt(a + p["beta"]))
+            if abs(c) + 6 * std >= p["L"]:
+                raise CaseError(f"box half-width L = {p['L']} is too small for the stationary density (centre {c}, "
+                                f"std {std:.3g}); increase L")
+
+    def reference(self, p):
+        return lq_stationary_product((p["a1"], p["a2"]), (p["c1"], p["c2"]), p["sigma"], 0.0, p["beta"])
+
+    def build(self, p):
+        grid = Grid([(-p["L"], p["L"])] * 2, (p["N"], p["N"]))
+        a1, a2, c1, c2 = p["a1"], p["a2"], p["c1"], p["c2"]
+        return StationaryProblem(grid, p["sigma"], coupling=QuadraticInteraction(p["beta"]) if p["beta"] else None,
+                                 potential=lambda x, y: 0.5 * a1 * (x - c1) ** 2 + 0.5 * a2 * (y - c2) ** 2,
+                                 name=self.name)
+
+    def errors(self, result, p):
+        """u in the bulk (where the exact density exceeds 1e-3 of its peak; up to the constant, removed by its
+        m-weighted mean), lambda, and the density against the exact Gaussian (normalised on the grid)."""
+        ref = self.reference(p)
+        grid = result.grid
+        X, Y = grid.mesh()
+        vol = grid.cell_volume
+        e = result.u - ref["u"](X, Y)
+        e = e - (e * result.m).sum() * vol
+        g = ref["m"](X, Y)
+        bulk = g > 1e-3 * g.max()
+        return {"u (bulk)": float(np.abs(e[bulk]).max()), "lambda": abs(result.lam - ref["lam"]),
+                "m (max)": float(np.abs(result.m - g / (g.sum() * vol)).max())}
+
+
+def manufactured_stationary(hamiltonian, sigma, amplitudes=(0.3, 0.2), lam=0.5, kappa=1.0, fine=1 << 16):
+    """A manufactured ergodic stationary MFG on [0, 1]^2 (x reflecting, y periodic) for any separable H = h(p_x)
+    + h(p_y) and F = kappa m: with u* = A cos(pi x) + B sin(2 pi y) (u*_x = 0 on the walls) the zero-flux
+    density of the feedback -h'(grad u*) is the product m* = m_x(x) m_y(y),
+
+        m_k(s) = exp(-phi_k(s)) / Z_k,    phi_k(s) = (1/nu) int_0^s h'(u*_k'(r)) dr
+
+    (nu m_k' + m_k h'(u*_k') = 0; periodic in y because h' is odd and u*_y' = 2 pi B cos(2 pi y) is odd about
+    y = 1/4), and the potential V = lam + H(grad u*) - nu Lap u* - kappa m* makes (u*, m*, lam) the solution.
+    phi_k by the trapezoid rule on ``fine`` intervals (error O(fine^-2), far below the grid's O(h)).
+
+    Returns a dict: u(X, Y), m(X, Y) (on cell-centre arrays), V(X, Y), lam, nu."""
+    A, B = (float(v) for v in amplitudes)
+    nu = 0.5 * float(sigma) ** 2
+    du = (lambda x: -A * np.pi * np.sin(np.pi * x), lambda y: 2 * np.pi * B * np.cos(2 * np.pi * y))
+    lap = (lambda x: -A * np.pi ** 2 * np.cos(np.pi * x), lambda y: -4 * np.pi ** 2 * B * np.sin(2 * np.pi * y))
+    s = np.linspace(0.0, 1.0, fine + 1)
+    dens = []
+    for k in range(2):
+        d = np.asarray(hamiltonian.dH(du[k](s)), dtype=float) / nu
+        phi = np.concatenate([[0.0], np.cumsum(0.5 * (d[1:] + d[:-1]) * (s[1] - s[0]))])
+        w = np.exp(-phi)
+        Z = float(np.sum(0.5 * (w[1:] + w[:-1])) * (s[1] - s[0]))
+        dens.append(lambda x, w=w, Z=Z: np.interp(x, s, w) / Z)
+
+    def m(X, Y):
+        return dens[0](X) * dens[1](Y)
+
+    def u(X, Y):
+        return A * np.cos(np.pi * X) + B * np.sin(2 * np.pi * Y)
+
+    def V(X, Y):
+        return (lam + hamiltonian.H(du[0](X)) + hamiltonian.H(du[1](Y)) - nu * (lap[0](X) + lap[1](Y))
+                - kappa * m(X, Y))
+
+    return dict(u=u, m=m, V=V, lam=float(lam), nu=nu)
+
+
+@register
+class StationaryHamiltonian(StationaryCase):
+    name = "stationary-ham"
+    description = ("ergodic 2-D stationary MFG with a non-quadratic Hamiltonian (bounded control or power) vs a "
+                   "manufactured solution")
+    has_oracle = True
+    params = (Param("hamiltonian", "bounded", "H: bounded (BoundedControl(a_max)) or power (Power(q))",
+                    choices=("bounded", "power")),
+              Param("a_max", 0.6, "control bound of BoundedControl (below max |grad u*| = 1.26: the bound binds)",
+                    positive=True),
+              Param("q", 1.8, "exponent of Power, in (1, 2]", positive=True),
+              Param("sigma", 0.8, "noise intensity", positive=True),
+              Param("kappa", 1.0, "local coupling F = kappa m", nonnegative=True),
+              Param("lam", 0.5, "the manufactured ergodic constant"),
+              Param("N", 50, "cells per axis", positive=True),
+              Param("tol", 1e-10, "Newton tolerance (relative HJB residual)", positive=True))
+    tolerances = {"u": 0.01, "lambda": 0.01, "m (max)": 0.08}
+
+    def hamiltonian(self, p):
+        return BoundedControl(p["a_max"]) if p["hamiltonian"] == "bounded" else Power(p["q"])
+
+    def reference(self, p):
+        return manufactured_stationary(self.hamiltonian(p), p["sigma"], lam=p["lam"], kappa=p["kappa"])
+
+    def build(self, p):
+        grid = Grid([(0.0, 1.0), (0.0, 1.0)], (p["N"], p["N"]), bc=("reflecting", "periodic"))
+        ref = self.reference(p)
+        return StationaryProblem(grid, p["sigma"], coupling=LocalPower(p["kappa"]) if p["kappa"] else None,
+                                 potential=ref["V"], hamiltonian=self.hamiltonian(p), name=self.name)
+
+    def errors(self, result, p):
+        """u (up to the constant, removed by its mean), lambda and m against the manufactured solution."""
+        ref = self.reference(p)
+        X, Y = result.grid.mesh()
+        e = result.u - ref["u"](X, Y)
+        return {"u": float(np.abs(e - e.mean()).max()), "lambda": abs(result.lam - ref["lam"]),
+                "m (max)": float(np.abs(result.m - ref["m"](X, Y)).max())}

@@ -203,6 +203,9 @@ class StationarySystem:
         m, mu = m / (self.vol * m.sum()), float(x[-1])
         return (m, mu, lu) if with_lu else (m, mu)
 
+    #: GMRES iterations of one Schur step before the whole-Jacobian LU takes over (``schur_direction``)
+    gmres_maxiter = 100
+
     #: column ordering of the sparse LUs (scipy's SuperLU: COLAMD, the fastest of its orderings measured on the
     #: 2-D Jacobian, benchmarks/bench_stationary.py)
     ordering = "COLAMD"
@@ -315,7 +318,9 @@ class StationarySystem:
         (F' = dF/dm on the total density, every type's row; Hs = d/du [A(u)^T m]).  Eliminating du leaves
         (I + B_F^-1 Hs B_H^-1 F') [dm; dmu] = b, solved by GMRES (``krylov.gmres``; F' of a coupling through
         the mean has rank ndim, so GMRES ends in ndim + 1 iterations).  Ergodic: B_H is B_F^T up to the scale
-        of its border, so one LU serves both.  Returns (dz in the Jacobian's column order, GMRES iterations)."""
+        of its border, so one LU serves both.  Returns (dz in the Jacobian's column order, GMRES iterations);
+        dz is None when GMRES does not converge in ``gmres_maxiter`` iterations (the caller falls back to the
+        whole-Jacobian LU: h'' unbounded near p = 0, Power with q < 2, makes the product ill-conditioned)."""
         K, N = self.K, self.N
         KN = K * N
         vol = self.vol
@@ -350,7 +355,9 @@ class StationarySystem:
                 du1, _ = solve_h(coupled(x[:KN]), 0.0)
                 return x + np.append(*solve_f(Hs @ du1, 0.0))
 
-            x, its = gmres(op, np.append(dm, dmu), rtol=rtol)
+            x, its = gmres(op, np.append(dm, dmu), rtol=rtol, maxiter=self.gmres_maxiter)
+            if its >= self.gmres_maxiter:
+                return None, its
             dm, dmu = x[:KN], x[KN]
             du1, dlam1 = solve_h(coupled(dm), 0.0)
             du, dlam = du + du1, dlam + dlam1
@@ -487,7 +494,7 @@ def solve_stationary(problem: StationaryProblem, tol: float = 1e-10, max_iter: i
         fscale = max(float(np.abs(res["A"].diagonal() * m.ravel()).max()), 1e-300)
         return hjb, float(np.abs(res["RF"]).max()) / fscale
 
-    status, converged, it = "max_iter reached", False, 0
+    status, converged, it, fallbacks = "max_iter reached", False, 0, 0
     hjb, fp = measure(res, m)
     for it in range(max_iter + 1):
         hist["hjb"].append(hjb)
@@ -503,10 +510,14 @@ def solve_stationary(problem: StationaryProblem, tol: float = 1e-10, max_iter: i
         if it == max_iter:
             break
         try:
+            dz = None
             if linear_solver == "schur":
                 dz, its = sysm.schur_direction(u, m, res, fp_lu)
                 hist["gmres"].append(its)
-            else:
+                if dz is None:
+                    fallbacks += 1
+                    log("stationary Newton %d: GMRES did not converge in %d iterations; whole-Jacobian LU", it, its)
+            if dz is None:
                 dz = sysm.newton_direction(u, m, res)
         except (RuntimeError, np.linalg.LinAlgError) as exc:  # singular factor
             status = f"singular Newton matrix ({exc})"
@@ -556,7 +567,7 @@ def solve_stationary(problem: StationaryProblem, tol: float = 1e-10, max_iter: i
         status=status, iterations=it, residuals=residuals, history={k: np.asarray(v) for k, v in hist.items()},
         wall_time=wall, switching=None if one else problem.switching.copy(),
         solver={"method": "newton", "tol": tol, "max_iter": max_iter,
-                "linear_solver": linear_solver, "ordering": sysm.ordering},
+                "linear_solver": linear_solver, "ordering": sysm.ordering, "lu_fallbacks": fallbacks},
         problem=problem)
     log("stationary: %s", result.summary())
     return result

@@ -1200,6 +1200,41 @@ def lq_stationary(a, centres, sigma, rho=0.0, beta=0.0, switching=None) -> dict:
 __all__ += ["lq_stationary"]
 
 
+def lq_stationary_product(a, centres, sigma, rho=0.0, beta=0.0) -> dict:
+    """Closed form of the one-type stationary LQ MFG on R^d with V = sum_k a_k/2 (x_k - c_k)^2 and
+    F = beta/2 |x - mu|^2 (mu the mean of m): the Hamiltonian |p|^2/2 = sum_k p_k^2/2, V and F are sums over the
+    axes, so the solution is the sum of the 1-D solutions of ``lq_stationary`` (a_k, c_k, beta) for u and
+    lambda, and their product for m: u = sum_k u_k(x_k), lambda = sum_k lambda_k (ergodic), m = prod_k
+    N(c_k, nu / P_k).
+
+    Returns a dict: lam (None when rho > 0), mean (d,), var (d,) (the axes' variances nu / P_k), P (d,), nu,
+    ``u(*coords)`` the value (ergodic: up to a constant) and ``m(*coords)`` the Gaussian density."""
+    a = np.atleast_1d(np.asarray(a, dtype=float))
+    c = np.atleast_1d(np.asarray(centres, dtype=float))
+    if a.shape != c.shape:
+        raise ValueError(f"a has {a.size} entries and centres {c.size}: give one stiffness and one centre per axis")
+    axes = [lq_stationary(ak, [ck], sigma, rho, beta) for ak, ck in zip(a, c)]
+    nu = axes[0]["nu"]
+    P = np.array([ax["P"] for ax in axes])
+    mean = np.array([float(ax["mean"][0]) for ax in axes])
+    var = nu / P
+
+    def u(*xs):
+        return sum(ax["u"](np.asarray(x, dtype=float))[0] for ax, x in zip(axes, xs))
+
+    def m(*xs):
+        out = 1.0
+        for x, mk, vk in zip(xs, mean, var):
+            out = out * np.exp(-(np.asarray(x, dtype=float) - mk) ** 2 / (2 * vk)) / math.sqrt(2 * math.pi * vk)
+        return out
+
+    lam = None if rho > 0 else float(sum(ax["lam"] for ax in axes))
+    return dict(lam=lam, mean=mean, var=var, P=P, nu=nu, u=u, m=m)
+
+
+__all__ += ["lq_stationary_product"]
+
+
 # --------------------------------------------------------------------------------------------
 # mean-field control: Nash versus social optimum of an LQ game (docs/method.md, section
 # 'Mean-field control and the price of anarchy')
