@@ -225,3 +225,25 @@ def test_2d_cases_validate(name):
     assert run.result.converged and run.passed
     orders = [c for c in run.checks if c.quantity.endswith("observed order")]
     assert len(orders) == 3 and all(0.8 <= c.error <= 1.3 for c in orders)
+
+
+@pytest.mark.parametrize("pin", [0, 17])
+def test_bordered_lu_solves_the_bordered_matrix_and_its_transpose(pin):
+    """BorderedLU (pinned LU, bordering, Sherman-Morrison) against a dense solve of B = [A^T 1; vol 1^T 0] with
+    a singular A (a generator: rows summing to 0)."""
+    from mfg_pde.newton.bordered import BorderedLU
+
+    grid = mp.Grid([(0, 1), (0, 1)], (6, 5), bc=("periodic", "reflecting"))
+    X, Y = grid.mesh()
+    sysm = StationarySystem(mp.StationaryProblem(grid, 0.5, hamiltonian=mp.Power(1.6)))
+    A = sysm.generator_matrix((np.sin(2 * np.pi * X) + Y ** 2).reshape(1, -1))
+    n = grid.size
+    assert np.abs(A @ np.ones(n)).max() <= 1e-12 * abs(A).max()       # singular
+    b, c = np.ones(n), np.full(n, grid.cell_volume)
+    B = np.block([[A.T.toarray(), b[:, None]], [c[None], np.zeros((1, 1))]])
+    lu = BorderedLU(A.T, b, c, pin=pin)
+    v = np.random.default_rng(2).standard_normal(n + 1)
+    for trans, M in (("N", B), ("T", B.T)):
+        x = lu.solve(v, trans=trans)
+        assert np.abs(M @ x - v).max() <= 1e-12 * np.abs(M).max() * np.abs(x).max()
+        assert np.abs(x - np.linalg.solve(M, v)).max() <= 1e-10 * np.abs(x).max()

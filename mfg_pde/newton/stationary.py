@@ -48,6 +48,8 @@ from ..fd.operator import KernelData, pad3
 from ..model.grid import BC_PERIODIC, Grid
 from ..model.stationary import StationaryProblem
 from . import ham_terms
+from .bordered import ORDERING as BORDER_ORDERING
+from .bordered import BorderedLU
 from .derivatives import coupling_derivative
 from .krylov import gmres
 
@@ -187,14 +189,13 @@ class StationarySystem:
     def density(self, u, A=None, with_lu: bool = False):
         """The normalised null vector m of A(u)^T (mass vol sum m = 1, rescaled after the solve), (K, N), and
         the bordered solve's mu (0 up to round-off): B_F [m; mu] = [0; 1] with the bordered FP matrix
-        B_F = [A^T 1; vol 1^T 0], by a sparse LU (``with_lu``: that LU too, the Newton step reuses it)."""
+        B_F = [A^T 1; vol 1^T 0], by ``bordered.BorderedLU`` pinned at the minimum of u (where the density
+        peaks) (``with_lu``: that factorisation too, the Newton step reuses it)."""
         A = self.generator_matrix(u) if A is None else A
         KN = self.K * self.N
-        B = sp.bmat([[A.T, sp.csr_matrix(np.ones((KN, 1)))],
-                     [sp.csr_matrix(np.full((1, KN), self.vol)), None]], format="csc")
+        lu = BorderedLU(A.T, np.ones(KN), np.full(KN, self.vol), pin=int(np.argmin(u)))
         rhs = np.zeros(KN + 1)
         rhs[-1] = 1.0
-        lu = spla.splu(B, permc_spec=self.ordering)
         x = lu.solve(rhs)
         m = x[:KN].reshape(self.K, self.N)
         # entries the LU leaves at round-off below 0 (far tails, where the exact value is below the solve's
@@ -206,8 +207,8 @@ class StationarySystem:
     #: GMRES iterations of one Schur step before the whole-Jacobian LU takes over (``schur_direction``)
     gmres_maxiter = 100
 
-    #: column ordering of the sparse LUs (scipy's SuperLU: COLAMD, the fastest of its orderings measured on the
-    #: 2-D Jacobian, benchmarks/bench_stationary.py)
+    #: column ordering of the whole-Jacobian LU (scipy's SuperLU: COLAMD, the fastest of its orderings on the
+    #: 2-D Jacobian with its dense border rows; the N-sized matrices of the Schur step use ``bordered``'s)
     ordering = "COLAMD"
 
     def hessian_triplets(self, u, m):
@@ -329,7 +330,7 @@ class StationarySystem:
                 x = fp_lu.solve(np.append(r, r_norm / vol), trans="T")
                 return x[:KN], vol * x[KN]
         else:
-            hlu = spla.splu((res["A"] + self.rho * sp.identity(KN, format="csr")).tocsc(), permc_spec=self.ordering)
+            hlu = spla.splu((res["A"] + self.rho * sp.identity(KN, format="csr")).tocsc(), permc_spec=BORDER_ORDERING)
 
             def solve_h(r, r_norm):
                 return hlu.solve(r), 0.0
@@ -567,7 +568,8 @@ def solve_stationary(problem: StationaryProblem, tol: float = 1e-10, max_iter: i
         status=status, iterations=it, residuals=residuals, history={k: np.asarray(v) for k, v in hist.items()},
         wall_time=wall, switching=None if one else problem.switching.copy(),
         solver={"method": "newton", "tol": tol, "max_iter": max_iter,
-                "linear_solver": linear_solver, "ordering": sysm.ordering, "lu_fallbacks": fallbacks},
+                "linear_solver": linear_solver, "lu_fallbacks": fallbacks,
+                "ordering": sysm.ordering if linear_solver == "lu" else BORDER_ORDERING},
         problem=problem)
     log("stationary: %s", result.summary())
     return result
