@@ -213,8 +213,8 @@ def test_bad_input_names_the_parameter():
         mp.StationaryProblem(grid, 0.5, switching=Q2, potential=[0, 0, 0])
     with pytest.raises(NotImplementedError, match="3-D grid: the stationary solver takes 1-D and 2-D"):
         mp.StationaryProblem(mp.Grid([(0, 1)] * 3, 4), 0.5)
-    with pytest.raises(NotImplementedError, match="exit"):
-        mp.StationaryProblem(mp.Grid([(0, 1)], 8, bc=("reflecting", "exit")), 0.5)
+    with pytest.raises(ValueError, match="discount = 0 with exit sides"):
+        mp.StationaryProblem(mp.Grid([(0, 1)], 8, bc=(("reflecting", "exit"),)), 0.5)
     with pytest.raises(ValueError, match="tol"):
         mp.solve_stationary(mp.StationaryProblem(grid, 0.5), tol=-1)
 

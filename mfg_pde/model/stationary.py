@@ -17,8 +17,15 @@ In both cases the densities m_k >= 0 are stationary for the optimal feedback alp
 
     -nu Lap m_k - div(m_k dH/dp(grad u_k)) - sum_j q_jk m_j + m_k sum_j q_kj = 0,    sum_k int m_k dx = 1.
 
-Solved by ``mfg_pde.solve_stationary`` (``mfg_pde.newton.stationary``).  1-D and 2-D grids with reflecting or
-periodic sides; any Hamiltonian of ``model.hamiltonians`` that does not depend on m (Quadratic, Power,
+Open problems (exit sides).  On a grid with exit sides agents leave through the exits (paying the exit cost
+g there: u = g on the exit) and enter at the rate S(x) >= 0 (``source``).  The density is then not a
+probability: it solves the FP equation with the source, -nu Lap m - div(m dH/dp(grad u)) = S, m = 0 on the
+exits, and its mass is whatever the inflow and the residence times make it (outflow = inflow int S exactly).
+Only the discounted problem (rho > 0) is taken with exits: the ergodic constant of a game that agents leave
+is not defined.
+
+Solved by ``mfg_pde.solve_stationary`` (``mfg_pde.newton.stationary``).  1-D and 2-D grids with reflecting,
+periodic or exit sides; any Hamiltonian of ``model.hamiltonians`` that does not depend on m (Quadratic, Power,
 BoundedControl, Separable; Congestion is refused).
 """
 
@@ -95,19 +102,19 @@ class StationaryProblem:
     switching : the K x K switching-rate matrix Q (rows sum to 0, off-diagonal rates >= 0), None for one type.
     hamiltonian : H(p) (``model.hamiltonians``: Quadratic (default, None), Power, BoundedControl, Separable);
         a Hamiltonian that depends on m (Congestion) is refused.
+    source : with exit sides only: the entry rate S(*coords) >= 0 of agents (a callable, an array of the grid's
+        shape, or one per type like ``potential``); required there (module docstring, 'Open problems').
+    exit_cost : with exit sides: the cost g paid on leaving, one number for every exit side.
     """
 
     def __init__(self, grid: Grid, sigma: float, coupling: Coupling | None = None, potential=None,
-                 discount: float = 0.0, switching=None, name: str | None = None, hamiltonian=None):
+                 discount: float = 0.0, switching=None, name: str | None = None, hamiltonian=None,
+                 source=None, exit_cost: float = 0.0):
         if not isinstance(grid, Grid):
             raise TypeError(f"grid: expected a mfg_pde.Grid, got {type(grid).__name__}")
         if grid.ndim not in STATIONARY_DIMS:
             raise NotImplementedError(f"StationaryProblem on a {grid.ndim}-D grid: the stationary solver takes 1-D "
                                       "and 2-D grids (Grid([(lo, hi)], N) or Grid([(x0, x1), (y0, y1)], (Nx, Ny)))")
-        if grid.has_exits:
-            raise NotImplementedError(f"StationaryProblem with exit sides (bc = {grid.bc}): mass leaves through an "
-                                      "exit, so there is no stationary density of mass 1; use reflecting or "
-                                      "periodic sides")
         try:
             sig = float(sigma)
         except (TypeError, ValueError):
@@ -143,6 +150,12 @@ class StationaryProblem:
         self.type_shares = stationary_distribution(self.switching)
         self.potential = potential
         self.V = self._potential_values(potential)
+        self.source = source
+        self.exit_cost = self._open_boundary(source, exit_cost)
+        self.S = None if source is None else self._potential_values(source, "source")
+        if self.S is not None and (np.any(self.S < 0) or not self.S.sum() > 0):
+            raise ValueError("source: the entry rate S must be >= 0 with a positive integral (agents enter where "
+                             "S > 0)")
 
     @property
     def nu(self) -> float:
@@ -156,7 +169,35 @@ class StationaryProblem:
     def has_types(self) -> bool:
         return self.switching is not None and self.K > 1
 
-    def _one_potential(self, V, where: str) -> np.ndarray:
+    def _open_boundary(self, source, exit_cost) -> float:
+        """Checks of the exits, the source and the exit cost (module docstring, 'Open problems'); returns g."""
+        grid = self.grid
+        if not grid.has_exits:
+            if source is not None:
+                raise ValueError(f"source: agents that enter must be able to leave; the grid (bc = {grid.bc}) has no "
+                                 "exit side: give exit sides (e.g. bc=('reflecting', 'exit')) or drop the source")
+            return float(exit_cost)
+        if self.ergodic:
+            raise ValueError(f"discount = 0 with exit sides (bc = {grid.bc}): the ergodic problem has no stationary "
+                             "state when agents leave (no ergodic constant); give a discount rate rho > 0 (and an "
+                             "entry source), or reflecting/periodic sides for the ergodic problem")
+        if source is None:
+            raise ValueError(f"source: with exit sides (bc = {grid.bc}) the only stationary density without an "
+                             "inflow is m = 0; give the entry rate source=S(x) >= 0")
+        try:
+            g = float(exit_cost)
+        except (TypeError, ValueError):
+            raise ValueError(f"exit_cost = {exit_cost!r}: the cost paid on leaving must be a number") from None
+        if not np.isfinite(g):
+            raise ValueError(f"exit_cost = {exit_cost!r}: the cost paid on leaving must be finite")
+        return g
+
+    @property
+    def is_open(self) -> bool:
+        """Whether agents leave (exit sides) and enter (the source): no mass normalisation, m = A^-T S."""
+        return self.grid.has_exits
+
+    def _one_potential(self, V, where: str, what: str = "potential") -> np.ndarray:
         grid = self.grid
         if V is None:
             return np.zeros(grid.size)
@@ -165,7 +206,7 @@ class StationaryProblem:
                 inspect.signature(V).bind(*range(grid.ndim))
             except TypeError:
                 args = ", ".join("xyz"[:grid.ndim])
-                raise ValueError(f"potential{where}: expected a callable V({args}) of the {grid.ndim} coordinate "
+                raise ValueError(f"{what}{where}: expected a callable {'V' if what == 'potential' else 'S'}({args}) of the {grid.ndim} coordinate "
                                  "array(s) (no time argument: the problem is stationary)") from None
             except ValueError:
                 pass
@@ -178,23 +219,23 @@ class StationaryProblem:
                 arr = arr.reshape(grid.shape)
             arr = np.broadcast_to(arr, grid.shape)
         except (TypeError, ValueError):
-            raise ValueError(f"potential{where} gave shape {np.shape(val)}; expected the grid shape {grid.shape}") \
+            raise ValueError(f"{what}{where} gave shape {np.shape(val)}; expected the grid shape {grid.shape}") \
                 from None
         if not np.all(np.isfinite(arr)):
-            raise ValueError(f"potential{where} has non-finite values on the grid")
+            raise ValueError(f"{what}{where} has non-finite values on the grid")
         return np.array(arr, dtype=float).reshape(-1)
 
-    def _potential_values(self, potential) -> np.ndarray:
-        """V_k on the grid, (K, N)."""
+    def _potential_values(self, potential, what: str = "potential") -> np.ndarray:
+        """V_k on the grid, (K, N) (or the same layout of another field of the types, ``what``)."""
         K, N = self.K, self.grid.size
         if isinstance(potential, (list, tuple)):
             if len(potential) != K:
-                raise ValueError(f"potential: {len(potential)} entries for {K} types; give one potential, or one "
+                raise ValueError(f"{what}: {len(potential)} entries for {K} types; give one {what}, or one "
                                  "per type")
-            return np.stack([self._one_potential(v, f"[{k}]") for k, v in enumerate(potential)])
+            return np.stack([self._one_potential(v, f"[{k}]", what) for k, v in enumerate(potential)])
         if isinstance(potential, np.ndarray) and K > 1 and potential.shape in ((K, N), (K,) + self.grid.shape):
-            return np.stack([self._one_potential(v, f"[{k}]") for k, v in enumerate(potential)])
-        one = self._one_potential(potential, "")
+            return np.stack([self._one_potential(v, f"[{k}]", what) for k, v in enumerate(potential)])
+        one = self._one_potential(potential, "", what)
         return np.broadcast_to(one, (K, N)).copy()
 
     def running_cost(self, m_total: np.ndarray) -> np.ndarray:
@@ -215,6 +256,9 @@ class StationaryProblem:
             d["switching"] = self.switching.tolist()
         if self.coupling is not None:
             d["coupling"] = self.coupling.describe()
+        if self.is_open:
+            d["exit_cost"] = self.exit_cost
+            d["source"] = getattr(self.source, "__name__", "array") if callable(self.source) else "array"
         if self.potential is not None:
             d["potential"] = getattr(self.potential, "__name__", "array") if callable(self.potential) else "array"
         if self.name:

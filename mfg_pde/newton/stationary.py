@@ -44,7 +44,7 @@ from .. import io
 from numba import njit
 
 from ..fd import kernels
-from ..fd.operator import KernelData, pad3
+from ..fd.operator import KernelData, exit_faces, pad3
 from ..model.grid import BC_PERIODIC, Grid
 from ..model.stationary import StationaryProblem
 from . import ham_terms
@@ -71,6 +71,14 @@ def edge_weights(u, m, right, valid, inv_h2, inv_h, hk, hp, E):
             E[i] = 0.0
 
 
+@njit(cache=True, error_model="numpy")
+def exit_edge_weights(ds, m_lo, m_hi, inv_h2, inv_h, hk, hp, E):
+    """E_i of the edges between the wall cells of an exit side and their ghosts (``ham_terms.edge_weight`` with
+    the ghost's density 0): ds = u_hi - u_lo along the edge, m_lo / m_hi the densities at its ends."""
+    for i in range(ds.size):
+        E[i] = ham_terms.edge_weight(ds[i], m_lo[i], m_hi[i], 1.0, 1.0, inv_h2, inv_h, hk, hp)
+
+
 class StationarySystem:
     """The discrete stationary system of one problem (module docstring): generator, residuals, Jacobian and
     the null vector of the FP matrix.  Fields are (K, N) arrays (types x grid nodes, the grid flattened in C
@@ -93,9 +101,14 @@ class StationarySystem:
         per3 = np.zeros(3, dtype=bool)
         per3[:self.ndim] = self.periodic
         ham = problem.hamiltonian
+        #: open problem (exit sides, entry source): no mass row, no mu (module docstring, 'Exits')
+        self.open = problem.is_open
+        self.exit_cost = float(problem.exit_cost)
+        faces = exit_faces(grid, np.full((self.ndim, 2), self.exit_cost)) if self.open else None
+        exits, ghost, labels = (None, None, None) if faces is None else faces[:3]
         # the kernels' operator record with dt = 1: its factor M_k = I + L_k is axis k's generator plus I
         self.kd = KernelData(self.shape3, self.ndim, problem.nu, 1.0, h3, per3,
-                             np.zeros((1, self.ndim, 1, 1, 1)), False,
+                             np.zeros((1, self.ndim, 1, 1, 1)), False, exits, ghost, labels,
                              hamiltonian=None if ham.is_quadratic else ham)
         self.axes = [self.kd.axis(k, dt=1.0) for k in range(self.ndim)]
         # neighbours along each axis (wrapped; at a wall the wrapped entry's coefficient is 0) and the edges
@@ -111,8 +124,15 @@ class StationarySystem:
                 valid[tuple(sl)] = False
             self._edge.append(valid.ravel())
         KN = self.K * self.N
-        #: number of unknowns / equations: u, m, [lambda], mu
-        self.size = 2 * KN + 1 + int(self.ergodic)
+        # exit sides: the wall cells of each exit side (flattened indices), per axis and side
+        self._exit_cells = []
+        if self.open:
+            for k, j in grid.exit_sides:
+                sl = [slice(None)] * self.ndim
+                sl[k] = 0 if j == 0 else -1
+                self._exit_cells.append((k, j, idx[tuple(sl)].ravel()))
+        #: number of unknowns / equations: u, m, [lambda], [mu] (mu and the mass row: closed problems only)
+        self.size = 2 * KN + int(not self.open) + int(self.ergodic)
 
     # ------------------------------------------------------------------ the stencil (from the kernels)
     def generator(self, u: np.ndarray):
@@ -128,7 +148,11 @@ class StationarySystem:
             for k in range(d):
                 kernels.axis_coefficients(g, g, k, self.axes[k], lo[t, k], di[t, k], up[t, k])
         lo, up = lo.reshape(K, d, N), up.reshape(K, d, N)
-        return lo, -(lo + up), up
+        dg = -(lo + up)
+        for k in range(d):   # exit rows: the diagonal carries the exit rate r (kernels module docstring)
+            if self.axes[k].elo or self.axes[k].ehi:
+                dg[:, k] = di[:, k].reshape(K, N) - 1.0
+        return lo, dg, up
 
     def cost(self, u: np.ndarray) -> np.ndarray:
         """The Engquist-Osher Hamiltonian sum_k c_k(u_t) per type, (K, N): for h = p^2/2
@@ -154,7 +178,9 @@ class StationarySystem:
         if self.ergodic:
             RH = RH + lam
         RF = (A.T @ m.ravel()).reshape(K, N) + mu
-        mass = self.vol * float(m.sum()) - 1.0
+        if self.open:
+            RF = RF - self.problem.S
+        mass = 0.0 if self.open else self.vol * float(m.sum()) - 1.0
         norm = self.vol * float(u.sum()) if self.ergodic else 0.0
         return {"RH": RH, "RF": RF, "mass": mass, "norm": norm, "f": f, "A": A}
 
@@ -193,6 +219,10 @@ class StationarySystem:
         peaks) (``with_lu``: that factorisation too, the Newton step reuses it)."""
         A = self.generator_matrix(u) if A is None else A
         KN = self.K * self.N
+        if self.open:   # m = A^-T S (A a non-singular M-matrix: m >= 0)
+            lu = spla.splu(A.T.tocsc(), permc_spec=BORDER_ORDERING)
+            m = np.maximum(lu.solve(self.problem.S.ravel()).reshape(self.K, self.N), 0.0)
+            return (m, 0.0, lu) if with_lu else (m, 0.0)
         lu = BorderedLU(A.T, np.ones(KN), np.full(KN, self.vol), pin=int(np.argmin(u)))
         rhs = np.zeros(KN + 1)
         rhs[-1] = 1.0
@@ -231,6 +261,19 @@ class StationarySystem:
                 c += [node, right, right, node]
                 v += [E, -E, E, -E]
                 E = np.empty(self.N)
+            for k, j, cells in self._exit_cells:
+                # the exit rate r of a wall cell depends on its u through the edge to the ghost (value g,
+                # density 0): d/du_i (r_i m_i) = the weight of that edge, on the diagonal only
+                h = float(self.spacing[k])
+                ui, mi = ut[cells], mt[cells]
+                ds = ui - self.exit_cost if j == 0 else self.exit_cost - ui
+                zero = np.zeros_like(mi)
+                Ex = np.empty(cells.size)
+                exit_edge_weights(ds, zero if j == 0 else mi, mi if j == 0 else zero, 1.0 / (h * h), 1.0 / h, hk, hp,
+                                  Ex)
+                r.append(base + cells)
+                c.append(base + cells)
+                v.append(Ex)
         return np.concatenate(r), np.concatenate(c), np.concatenate(v)
 
     def jacobian(self, u, m, A=None) -> sp.csc_matrix:
@@ -247,7 +290,7 @@ class StationarySystem:
         KN = K * N
         A = self.generator_matrix(u) if A is None else A
         n_lam = int(self.ergodic)
-        i_lam, i_mu = 2 * KN, 2 * KN + n_lam
+        i_lam, i_mu = 2 * KN, 2 * KN + n_lam   # (no mu column in an open problem)
         blocks_r, blocks_c, blocks_v = [], [], []
         U_cols, W_cols = [], []
 
@@ -285,9 +328,10 @@ class StationarySystem:
         put(KN + Ac.col, KN + Ac.row, Ac.data)
         hr, hc, hv = self.hessian_triplets(u, m)
         put(KN + hr, hc, hv)
-        put(KN + np.arange(KN), np.full(KN, i_mu), np.ones(KN))
-        # mass row (on m) and, ergodic, normalisation row (on u)
-        put(np.full(KN, i_mu), KN + np.arange(KN), np.full(KN, self.vol))
+        if not self.open:
+            put(KN + np.arange(KN), np.full(KN, i_mu), np.ones(KN))
+            # mass row (on m) and, ergodic, normalisation row (on u)
+            put(np.full(KN, i_mu), KN + np.arange(KN), np.full(KN, self.vol))
         if self.ergodic:
             put(np.full(KN, i_lam), np.arange(KN), np.full(KN, self.vol))
         J = sp.coo_matrix((np.concatenate(blocks_v), (np.concatenate(blocks_r), np.concatenate(blocks_c))),
@@ -336,6 +380,8 @@ class StationarySystem:
                 return hlu.solve(r), 0.0
 
         def solve_f(r, r_mass):
+            if self.open:   # fp_lu: the LU of A^T itself
+                return fp_lu.solve(r), 0.0
             x = fp_lu.solve(np.append(r, r_mass))
             return x[:KN], x[KN]
 
@@ -352,17 +398,20 @@ class StationarySystem:
                 """F' of the total density x (KN,) on every type's rows."""
                 return np.tile(dF.matvec(x.reshape(K, N).sum(axis=0)[None])[0], K)
 
+            tail = 0 if self.open else 1   # dmu travels with dm in a closed problem
+
             def op(x):
                 du1, _ = solve_h(coupled(x[:KN]), 0.0)
-                return x + np.append(*solve_f(Hs @ du1, 0.0))
+                dm1, dmu1 = solve_f(Hs @ du1, 0.0)
+                return x + (np.append(dm1, dmu1) if tail else dm1)
 
-            x, its = gmres(op, np.append(dm, dmu), rtol=rtol, maxiter=self.gmres_maxiter)
+            x, its = gmres(op, np.append(dm, dmu) if tail else dm, rtol=rtol, maxiter=self.gmres_maxiter)
             if its >= self.gmres_maxiter:
                 return None, its
-            dm, dmu = x[:KN], x[KN]
+            dm, dmu = x[:KN], (x[KN] if tail else 0.0)
             du1, dlam1 = solve_h(coupled(dm), 0.0)
             du, dlam = du + du1, dlam + dlam1
-        parts = [du, dm] + ([[dlam]] if self.ergodic else []) + [[dmu]]
+        parts = [du, dm] + ([[dlam]] if self.ergodic else []) + ([] if self.open else [[dmu]])
         return np.concatenate(parts), its
 
     def vector(self, res: dict) -> np.ndarray:
@@ -370,7 +419,8 @@ class StationarySystem:
         parts = [res["RH"].ravel(), res["RF"].ravel()]
         if self.ergodic:
             parts.append([res["norm"]])
-        parts.append([res["mass"]])
+        if not self.open:
+            parts.append([res["mass"]])
         return np.concatenate(parts)
 
 
@@ -440,9 +490,13 @@ class StationaryResult:
     def summary(self) -> str:
         kind = f"ergodic, lambda = {self.lam:.10g}" if self.ergodic else f"discounted, rho = {self.discount:g}"
         types = f", {self.types} types" if self.types > 1 else ""
+        if "balance" in self.residuals:   # an open problem: the mass is what inflow and exits make it
+            mass = f"mass {self.mass():.4g}, outflow - inflow {self.residuals['balance']:.2e} (relative)"
+        else:
+            mass = f"mass error {self.mass_error():.2e}"
         return (f"{'converged' if self.converged else 'NOT converged'}: {self.iterations} Newton iterations "
                 f"({self.status}); {kind}{types}; HJB residual {self.residuals.get('hjb', np.nan):.2e}, FP residual "
-                f"{self.residuals.get('fp', np.nan):.2e}, mass error {self.mass_error():.2e}, min m "
+                f"{self.residuals.get('fp', np.nan):.2e}, {mass}, min m "
                 f"{float(self.m.min()):.2e}; grid {self.grid.size}, wall time {self.wall_time:.3f} s")
 
     def __repr__(self) -> str:
@@ -554,8 +608,16 @@ def solve_stationary(problem: StationaryProblem, tol: float = 1e-10, max_iter: i
     hjb_block = J[:KN, :KN]
     fp_block = J[KN:2 * KN, KN:2 * KN] + sysm.rho * sp.identity(KN, format="csc")
     duality = float(abs(fp_block - hjb_block.T).max()) if KN else 0.0
-    residuals = {"hjb": hjb, "fp": fp, "mass": abs(res["mass"]), "duality": duality,
-                 "min_m": float(m.min()), "generator_row_sum": float(abs(A @ np.ones(KN)).max())}
+    rate = A @ np.ones(KN)   # row sums: 0, except the exit rate r on the wall cells of exit sides
+    residuals = {"hjb": hjb, "fp": fp, "mass": abs(res["mass"]), "duality": duality, "min_m": float(m.min())}
+    if sysm.open:
+        # outflow vol sum_i r_i m_i = 1^T A^T m vol = inflow vol sum S, exactly up to the FP residual
+        inflow = sysm.vol * float(problem.S.sum())
+        outflow = sysm.vol * float(rate @ m.ravel())
+        residuals.update(inflow=inflow, outflow=outflow, balance=abs(outflow - inflow) / inflow,
+                         total_mass=sysm.vol * float(m.sum()))
+    else:
+        residuals["generator_row_sum"] = float(abs(rate).max())
     if sysm.ergodic:
         residuals["normalisation"] = abs(res["norm"])
     wall = time.perf_counter() - t0
