@@ -1,31 +1,39 @@
-"""Newton's method for stationary (discounted or ergodic) 1-D MFGs, with K types and Poisson switching
+"""Newton's method for stationary (discounted or ergodic) MFGs on 1-D and 2-D grids, with any Hamiltonian that
+does not depend on m, K types with Poisson switching, and (discounted) exit sides with an entry source
 (``model.stationary.StationaryProblem``; docs/method.md, section 'Stationary problems').
 
 Discretisation.  The generator of an agent of type k that follows the Engquist-Osher upwind policy of u_k is
-the matrix L(u_k) = M(u_k) - I, where M is the 1-D implicit-Euler factor of the time-dependent HJB step with
-dt = 1 (``fd.kernels.axis_coefficients``: the same stencil, the same rows, reflecting mirror walls or periodic
-wrap; nothing is re-derived here), and the Engquist-Osher cost is c(u_k) (``fd.kernels.axis_cost``), so that
-L(u) u - c(u) = -nu D2 u + H_EO(D u).  With the switching matrix Q (K x K) the generator of the pair
-(position, type) is A(u) = blockdiag_k L(u_k) - Q (x) I, and the discrete system is
+L(u_k) = sum_a (M_a(u_k) - I), where M_a is the implicit factor of axis a of the time-dependent HJB step with
+dt = 1 (``fd.kernels.axis_coefficients``: the same stencil and rows for every kernel Hamiltonian, reflecting
+mirror walls, periodic wrap or exit ghosts; nothing is re-derived here), and the Engquist-Osher cost is
+c(u_k) = sum_a c_a(u_k) (``fd.kernels.axis_source``), so that L(u) u - c(u) = -nu Lap_h u + H_EO(D u).  With
+the switching matrix Q (K x K) the generator of the pair (position, type) is A(u) = blockdiag_k L(u_k) - Q (x) I,
+and the discrete system is
 
-    R_H = rho u + L(u) u - c(u) - (Q (x) I) u - f(m) [+ lambda 1] = 0          (K N equations)
+    R_H = rho u + A(u) u - c(u) - f(m) [+ lambda 1] = 0                      (K N equations)
     R_F = A(u)^T m + mu 1 = 0                                                 (K N equations)
-    h sum m - 1 = 0                        [ergodic: and  h sum u = 0]
+    vol sum m - 1 = 0                      [ergodic: and  vol sum u = 0]
 
-with f_k = V_k + F(x, sum_j m_j).  Because the rows of A sum to 0, 1^T A^T m = 0 for every m, so summing R_F
-gives K N mu = 0: the auxiliary unknown mu is 0 at every solution and only makes the square system regular
-(one FP equation is redundant; the mass row replaces it).  The FP matrix is therefore exactly A(u)^T, the
-transpose of the HJB matrix without its discount term, and m is its null vector normalised to mass 1.  It is
-positive: A(u) is the generator of an irreducible Markov chain (off-diagonals <= 0 in A, rows summing to 0,
-neighbours connected by the diffusion nu/h^2 > 0, types by an irreducible Q), so by Perron-Frobenius the null
-space of A^T is spanned by one positive vector.
+with f_k = V_k + F(x, sum_j m_j) and vol the cell volume.  Because the rows of A sum to 0, 1^T A^T m = 0 for
+every m, so summing R_F gives K N mu = 0: the auxiliary unknown mu is 0 at every solution and only makes the
+square system regular (one FP equation is redundant; the mass row replaces it).  The FP matrix is therefore
+exactly A(u)^T, the transpose of the HJB matrix without its discount term, and m is its null vector normalised
+to mass 1.  It is positive: A(u) is the generator of an irreducible Markov chain (off-diagonals <= 0 in A, rows
+summing to 0, neighbours connected by the diffusion nu/h^2 > 0, types by an irreducible Q), so by
+Perron-Frobenius the null space of A^T is spanned by one positive vector.
 
-Newton.  By the Engquist-Osher identity d/du [L(u) u - c(u)] = L(u), the Jacobian of R_H in u is
-rho I + A(u); the Jacobian of R_F in m is A(u)^T, in u the Hessian term of ``system_1d.edge_weights`` (dt = 1).
-Each iteration solves the bordered sparse system by a direct LU (scipy), then projects the density onto the
-normalised null vector of A(u_new)^T (so every iterate has m >= 0, mass 1 and R_F = 0 to round-off) and
-backtracks on max |R_H| (Armijo).  Near the solution the projection moves m by O(|delta|^2), so the
-convergence stays quadratic.
+Exits (open problems, rho > 0).  Exit rows carry the exit rate r >= 0 on the diagonal (row sums r) and r g in
+the cost: A is a non-singular M-matrix and R_F = A(u)^T m - S with the entry rate S; there is no mu and no mass
+row, m = A^-T S >= 0, and the outflow vol r^T m equals the inflow vol 1^T S.
+
+Newton.  By the Engquist-Osher identity d/du [A(u) u - c(u)] = A(u), the Jacobian of R_H in u is
+rho I + A(u); the Jacobian of R_F in m is A(u)^T, in u the graph Laplacian Hs of the grid edges with the
+weights of ``ham_terms.edge_weight`` (h'' of the Hamiltonian).  The step is solved by block elimination
+(``StationarySystem.schur_direction``: LUs of the grid-sized bordered matrices, ``bordered.BorderedLU``, and
+GMRES on the coupling) or, with linear_solver="lu", by one LU of the whole Jacobian; then the density is
+projected onto the normalised null vector of A(u_new)^T (so every iterate has m >= 0, mass 1 and R_F = 0 to
+round-off) and the step backtracks on max |R_H| (Armijo).  Near the solution the projection moves m by
+O(|delta|^2), so the convergence stays quadratic.
 """
 
 from __future__ import annotations
