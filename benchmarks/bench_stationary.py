@@ -18,8 +18,6 @@ import os
 import sys
 import time
 
-import numpy as np
-
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 import mfg_pde as mp  # noqa: E402
 from mfg_pde.oracles.analytic import lq_stationary_product  # noqa: E402
@@ -58,7 +56,7 @@ def main():
     print(f"compilation / cache load (two 12 x 12 solves): {time.perf_counter() - t0:.2f} s")
     N = args.N
     print(f"\nergodic 2-D MFG, {N} x {N} cells ({N * N} nodes), tol 1e-10, {os.cpu_count()} cores")
-    r, wall = row(f"LQ, linear_solver='schur' (default)", lq_problem(N))
+    r, wall = row("LQ, linear_solver='schur' (default)", lq_problem(N))
     ref = lq_stationary_product((1.0, 2.0), (0.33, -0.2), 0.8, 0.0, 1.0)
     print(f"  lambda {r.lam:.6f} (exact {ref['lam']:.6f}, error {abs(r.lam - ref['lam']):.2e}); "
           f"target under 10 s: {'met' if wall < 10 else 'MISSED'} ({wall:.2f} s)")

@@ -116,8 +116,13 @@ def test_2d_generator_is_the_sum_of_the_time_dependent_axis_stencils(ham):
     assert np.abs(A @ np.ones(grid.size)).max() <= 1e-12 * abs(A).max()
 
 
+def _log_cosh(p):
+    return np.log(np.cosh(p))
+
+
 @pytest.mark.parametrize("ergodic", [True, False])
-@pytest.mark.parametrize("ham", [mp.Quadratic(), mp.BoundedControl(0.8), mp.Power(1.7)], ids=["quad", "bnd", "pow"])
+@pytest.mark.parametrize("ham", [mp.Quadratic(), mp.BoundedControl(0.8), mp.Power(1.7),
+                                 mp.Separable(_log_cosh, np.tanh, p_max=20.0)], ids=["quad", "bnd", "pow", "table"])
 def test_2d_jacobian_matches_finite_differences(ergodic, ham):
     """Every block of the assembled 2-D Jacobian (two types, one reflecting and one periodic axis, a local and
     a mean coupling) against central differences of the residuals."""

@@ -205,8 +205,8 @@ class StationaryProblem:
             try:
                 inspect.signature(V).bind(*range(grid.ndim))
             except TypeError:
-                args = ", ".join("xyz"[:grid.ndim])
-                raise ValueError(f"{what}{where}: expected a callable {'V' if what == 'potential' else 'S'}({args}) of the {grid.ndim} coordinate "
+                sig = f"{'V' if what == 'potential' else 'S'}({', '.join('xyz'[:grid.ndim])})"
+                raise ValueError(f"{what}{where}: expected a callable {sig} of the {grid.ndim} coordinate "
                                  "array(s) (no time argument: the problem is stationary)") from None
             except ValueError:
                 pass

@@ -47,10 +47,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
-
-from .. import io
 from numba import njit
 
+from .. import io
 from ..fd import kernels
 from ..fd.operator import KernelData, exit_faces, pad3
 from ..model.grid import BC_PERIODIC, Grid
