@@ -115,3 +115,20 @@ def test_exit_bad_input():
         mp.StationaryProblem(grid, 0.5, discount=0.5, source=np.ones(20), exit_cost=np.inf)
     with pytest.raises(ValueError, match="source: agents that enter must be able to leave"):
         mp.StationaryProblem(mp.Grid([(0, 1)], 20), 0.5, discount=0.5, source=np.ones(20))
+
+
+def test_open_problem_with_two_types_balance_and_hdf5(tmp_path):
+    """Two types that enter by type-1 only and switch: the outflow of both types equals the inflow; the file
+    keeps the exit grid and the balance."""
+    from mfg_pde.newton.stationary import load_stationary
+
+    grid = mp.Grid([(0, 1), (0, 1)], (20, 16), bc=(("reflecting", "exit"), "periodic"))
+    pb = mp.StationaryProblem(grid, 0.6, coupling=mp.LocalPower(1.0), potential=[lambda x, y: x, lambda x, y: y],
+                              discount=0.5, source=[lambda x, y: np.exp(-20 * (x - 0.3) ** 2), np.zeros((20, 16))],
+                              exit_cost=0.2, switching=[[-0.5, 0.5], [0.3, -0.3]], hamiltonian=mp.Power(1.8))
+    r = mp.solve_stationary(pb)
+    assert r.converged and r.m.shape == (2, 20, 16) and r.m.min() >= 0.0
+    assert r.residuals["balance"] <= 1e-12 and r.m[1].sum() > 0    # type 2 exists only by switching
+    r.save(tmp_path / "open.h5")
+    back = load_stationary(tmp_path / "open.h5")
+    assert back.grid == grid and np.array_equal(back.m, r.m) and back.residuals["balance"] == r.residuals["balance"]
