@@ -97,7 +97,7 @@ def test_solve_not_converged_exits_1(in_tmp, capsys):
 @pytest.mark.parametrize("text,argv,needle", [
     (None, ["solve", "missing.py"], "missing.py: no such file"),
     ("x = 1\n", ["solve", "my_problem.py"], "my_problem.py defines no `problem`: define it at module level"),
-    ("problem = 3\n", ["solve", "my_problem.py"], "`problem` is a int, not an mp.MFGProblem or mp.PlanningProblem"),
+    ("problem = 3\n", ["solve", "my_problem.py"], "`problem` is a int, not an mp.MFGProblem, mp.PlanningProblem or mp.MultiPopulationProblem"),
     ("def problem():\n    pass\n", ["solve", "my_problem.py"], "call it: problem = make_problem(...)"),
     (PROBLEM + "options = [1]\n", ["solve", "my_problem.py"], "`options` is a list; give a dict"),
     (PROBLEM + "name = 7\n", ["solve", "my_problem.py"], "`name` is a int; give a string"),
