@@ -308,7 +308,7 @@ def eo_row(g_im, g_i, g_ip, bk, has_drift, has_lo, has_hi, dif, inv_h, dt):
 
 
 # ----------------------------------------------------------------------------- general convex Hamiltonians
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def ham_side(p, hk, hp, wi):
     """(h'(p), p h'(p) - h(p)) of the one-axis Hamiltonian h of kind hk (parameters hp, node weight wi) at
     a one-sided difference p: the upwind coefficient and the Legendre dual L(h'(p)), the control cost of the
@@ -318,8 +318,15 @@ def ham_side(p, hk, hp, wi):
         if a == 0.0:
             return 0.0, 0.0
         q = hp[0]
-        t = a ** (q - 1.0)
-        return (t if p > 0.0 else -t), (1.0 - 1.0 / q) * (a * t)
+        dl = hp[1]
+        if a < dl:  # the linear continuation below delta (``model.hamiltonians.Power``)
+            s = dl ** (q - 2.0)
+            return s * p, 0.5 * s * (p * p)
+        if q == 1.5:
+            t = np.sqrt(a)  # |p|^(1/2) without the general power (5x cheaper)
+        else:
+            t = a ** (q - 1.0)
+        return (t if p > 0.0 else -t), (1.0 - 1.0 / q) * (a * t) - (dl ** q) * (0.5 - 1.0 / q)
     if hk == HAM_BOUNDED:
         amax = hp[0]
         if p > amax:
@@ -360,8 +367,8 @@ def ham_cost2(dplus, dminus, hk, hp, wi):
     return 2.0 * c
 
 
-@njit(cache=True, error_model="numpy")
-def ham_row(g_im, g_i, g_ip, bk, has_drift, has_lo, has_hi, dif, inv_h, dt, hk, hp, wi):
+@njit(cache=True, error_model="numpy", inline="always")
+def ham_row_inline(g_im, g_i, g_ip, bk, has_drift, has_lo, has_hi, dif, inv_h, dt, hk, hp, wi):
     """``eo_row`` for a general convex one-axis Hamiltonian h (kind hk, parameters hp, node weight wi): the
     Engquist-Osher splitting h_EO(D-g, D+g) = h(max(D-g, 0)) + h(min(D+g, 0)) (h(0) = 0), written as
 
@@ -394,6 +401,12 @@ def ham_row(g_im, g_i, g_ip, bk, has_drift, has_lo, has_hi, dif, inv_h, dt, hk, 
             bm -= bk
         lower = dt * (-dif - bm * inv_h)
     return lower, upper, 2.0 * cost
+
+
+@njit(cache=True, error_model="numpy")
+def ham_row(g_im, g_i, g_ip, bk, has_drift, has_lo, has_hi, dif, inv_h, dt, hk, hp, wi):
+    """``ham_row_inline`` as a called function: the paths that are not hot loops (one copy of the code)."""
+    return ham_row_inline(g_im, g_i, g_ip, bk, has_drift, has_lo, has_hi, dif, inv_h, dt, hk, hp, wi)
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -559,8 +572,8 @@ def _rows_h(g3, drift_k, a, ax, src3, lo, di, up, rhs, with_rhs):
         im, ip, has_lo, has_hi = neighbours(i, n, ax.periodic)
         for b in range(B):
             bk = drift_k[a, i, b] if has_drift else 0.0
-            lower, upper, cst = ham_row(g3[a, im, b], g3[a, i, b], g3[a, ip, b], bk, has_drift, has_lo, has_hi,
-                                        dif, inv_h, dt, hk, hp, _wat(Wh, a, i, b, hk))
+            lower, upper, cst = ham_row_inline(g3[a, im, b], g3[a, i, b], g3[a, ip, b], bk, has_drift, has_lo,
+                                               has_hi, dif, inv_h, dt, hk, hp, _wat(Wh, a, i, b, hk))
             lo[i, b] = lower
             up[i, b] = upper
             di[i, b] = 1.0 - lower - upper
@@ -575,7 +588,20 @@ def _rows_h(g3, drift_k, a, ax, src3, lo, di, up, rhs, with_rhs):
 @njit(cache=True, error_model="numpy")
 def _line_rows_h(g, d, ax, transpose, L, U, D, src, rhs, with_rhs, line):
     """``_line_rows`` (and with with_rhs ``_line_rows_cost``) for a general convex Hamiltonian
-    (ax.hkind != HAM_QUADRATIC; ``ham_row``) on contiguous non-periodic line number ``line``."""
+    (ax.hkind != HAM_QUADRATIC; ``ham_row``) on contiguous non-periodic line number ``line``.  The loop is
+    inlined once per use with transpose and with_rhs as constants: tested per node, they kept the loop from
+    being scheduled well (measured: the rows cost 5-7x the quadratic ones)."""
+    if with_rhs:
+        _line_rows_h_body(g, d, ax, bool(False), L, U, D, src, rhs, bool(True), line)
+    elif transpose:
+        _line_rows_h_body(g, d, ax, bool(True), L, U, D, src, rhs, bool(False), line)
+    else:
+        _line_rows_h_body(g, d, ax, bool(False), L, U, D, src, rhs, bool(False), line)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _line_rows_h_body(g, d, ax, transpose, L, U, D, src, rhs, with_rhs, line):
+    """The body of ``_line_rows_h``."""
     n = g.shape[0]
     has_drift = ax.has_drift
     dt = ax.dt
@@ -585,11 +611,19 @@ def _line_rows_h(g, d, ax, transpose, L, U, D, src, rhs, with_rhs, line):
     inv_h, dif = stencil_scales(ax.nu, ax.h)
     for i in range(n):
         bk = d[i] if has_drift else 0.0
-        lower, upper, cst = ham_row(g[max(i - 1, 0)], g[i], g[min(i + 1, n - 1)], bk, has_drift, i > 0, i < n - 1,
-                                    dif, inv_h, dt, hk, hp, _wat(Wh, line, i, 0, hk))
-        _put_line_row(i, n, lower, upper, cst, transpose, L, U, D, src, rhs, with_rhs, dt)
-    if transpose:
+        lower, upper, cst = ham_row_inline(g[max(i - 1, 0)], g[i], g[min(i + 1, n - 1)], bk, has_drift, i > 0,
+                                           i < n - 1, dif, inv_h, dt, hk, hp, _wat(Wh, line, i, 0, hk))
+        _put_line_row(i, n, lower, upper, cst, bool(False), L, U, D, src, rhs, with_rhs, dt)
+    if transpose:  # rows of M^T: lower^T_i = upper_{i-1}, upper^T_i = lower_{i+1} (a pass of its own: writing
+        for i in range(n):  # them inside the loop above made it 3x slower)
+            t = L[i]
+            L[i] = U[i]
+            U[i] = t
+        for i in range(n - 1, 0, -1):
+            L[i] = L[i - 1]
         L[0] = 0.0
+        for i in range(n - 1):
+            U[i] = U[i + 1]
         U[n - 1] = 0.0
     if ax.has_walls:
         _wall_line(g, d, _walls2(ax, ax.walls[0].size // n, n)[line], ax, transpose, L, U, D, src, rhs, with_rhs,

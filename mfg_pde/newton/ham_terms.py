@@ -43,6 +43,8 @@ def ham_curv(p, hk, hp, wi):
         if a == 0.0:
             return 0.0
         q = hp[0]
+        if a < hp[1]:  # the linear continuation below delta (``model.hamiltonians.Power``)
+            return hp[1] ** (q - 2.0)
         if a < POWER_SECANT:  # near a flat edge: the secant slope h'(p) / p (below)
             return a ** (q - 2.0)
         return (q - 1.0) * a ** (q - 2.0)
