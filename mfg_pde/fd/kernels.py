@@ -559,7 +559,17 @@ def _wall_cost(g, axis, ax, out):
 @njit(cache=True, error_model="numpy")
 def _rows_h(g3, drift_k, a, ax, src3, lo, di, up, rhs, with_rhs):
     """``line_coefficients`` (and with with_rhs ``_rows_cost``: rhs = src + dt c_k(g)) for a general convex
-    Hamiltonian (ax.hkind != HAM_QUADRATIC; ``ham_row``), walls and exits included."""
+    Hamiltonian (ax.hkind != HAM_QUADRATIC; ``ham_row``), walls and exits included.  The loop is inlined once
+    per value of with_rhs (a constant there: see ``_line_rows_h``)."""
+    if with_rhs:
+        _rows_h_body(g3, drift_k, a, ax, src3, lo, di, up, rhs, bool(True))
+    else:
+        _rows_h_body(g3, drift_k, a, ax, src3, lo, di, up, rhs, bool(False))
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _rows_h_body(g3, drift_k, a, ax, src3, lo, di, up, rhs, with_rhs):
+    """The body of ``_rows_h``."""
     n = g3.shape[1]
     B = g3.shape[2]
     has_drift = ax.has_drift
