@@ -105,7 +105,7 @@ def main(argv=None):
         sc = dr.zone_scenario(2)
         dg = dr.default_grid(2)
         t0, c0 = time.perf_counter(), time.process_time()
-        gr = dr.grid_crosscheck(sc, N=dg["N"], Nt=dg["Nt"], levels=2, box=dg["box"])
+        gr = dr.grid_crosscheck(sc, N=dg["N"], Nt=dg["Nt"], levels=2, box=dg["box"], ratio=dg["ratio"])
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
         lv = gr["levels"]
         per = "; ".join(f"N={L['N']}: " + ", ".join(f"{k} {L['wall'][k]:.1f} s ({L['sinkhorn_iterations'][k]} Sinkhorn)"

@@ -337,14 +337,18 @@ def test_grid_crosscheck_d1_finer():
 
 @pytest.mark.slow
 def test_grid_crosscheck_d2():
-    """d = 2 on the 2-D grid (non-product mixture ends): gaps and mean paths -> closed forms at order 2."""
+    """d = 2 on the 2-D grid (non-product mixture ends): gaps and mean paths -> closed forms at order 2.  The
+    default levels (200, 16) -> (300, 24) (ratio 3/2): measured mean orders 1.87-1.90, gap orders 1.70-1.72
+    (pre-asymptotic: 1.76-1.78 with ratio 2), Richardson gaps 0.70-0.75 % off; the order bound is validate's
+    rule, 0.8 x 2."""
     dg = dr.default_grid(2)
-    gr = dr.grid_crosscheck(dr.zone_scenario(2), N=dg["N"], Nt=dg["Nt"], levels=2, box=dg["box"])
+    assert dg["ratio"] == Fraction(3, 2)
+    gr = dr.grid_crosscheck(dr.zone_scenario(2), N=dg["N"], Nt=dg["Nt"], levels=2, box=dg["box"], ratio=dg["ratio"])
     assert gr["converged"]
     for g in dr.GUIDANCES:
         assert gr["mean_order"][g][0] > 1.7 and gr["mean_richardson_error"][g] < 1e-3
     for g in ("IA0", "IAm"):
-        assert gr["gap_order"][g][0] > 1.7
+        assert gr["gap_order"][g][0] > 1.6
         assert abs(gr["gap_richardson"][g] - gr["levels"][-1]["gap_exact"][g]) < 0.01 * gr["levels"][-1]["gap_exact"][g]
 
 

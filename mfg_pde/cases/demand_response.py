@@ -25,6 +25,7 @@ import math
 import time
 import dataclasses
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import ClassVar
 
 import numpy as np
@@ -263,11 +264,13 @@ class DemandResponse(_DRCase):
         Param("richardson", True, "agent route: also run n_steps/2 and extrapolate 2 E(n) - E(n/2)"),
         Param("seed", 0, "seed of both routes", nonnegative=True),
         Param("grid", "auto", "grid cross-check (SB coupling, planning solver): auto = on for d <= 2 (d = 2: two 2-D "
-              "levels, ~1.5 min on 2 cores); validate runs it for d = 1 and d = 2 whatever d is", choices=("auto", "on", "off")),
+              "levels, ~7 s on 2 cores); validate runs it for d = 1 and d = 2 whatever d is", choices=("auto", "on", "off")),
         Param("grid_N", 0, "grid cells per axis at the coarse level (0: 200)", nonnegative=True),
-        Param("grid_Nt", 0, "grid time steps at the coarse level (0: 48 for the second-order schemes, 4 grid_N for euler)",
-              nonnegative=True),
-        Param("grid_levels", 2, "grid levels (N, Nt doubled each time)", positive=True),
+        Param("grid_Nt", 0, "grid time steps at the coarse level (0: 48 in 1-D and 16 in 2-D for the second-order "
+              "schemes, 4 grid_N for euler)", nonnegative=True),
+        Param("grid_levels", 2, "grid levels (N, Nt multiplied by grid_ratio each time)", positive=True),
+        Param("grid_ratio", "auto", "refinement ratio of the grid levels: auto = 3/2 in 2-D with a second-order "
+              "scheme, 2 otherwise", choices=("auto", "2", "3/2")),
         Param("grid_scheme", "strang", "planning time scheme of the grid check: strang (exact per-axis semigroup, "
               "dense) or crank-nicolson (positive substeps), both with the potential split at midpoints: "
               "O(h^2 + dt^2); or euler (core implicit Euler: O(h^2 + dt))",
@@ -311,8 +314,9 @@ class DemandResponse(_DRCase):
             N = p["grid_N"] or dflt["N"]
             Nt = p["grid_Nt"] or (dflt["Nt"] if not p["grid_N"] or p["grid_scheme"] != "euler" else 4 * N)
             try:
+                ratio = dflt["ratio"] if p["grid_ratio"] == "auto" else Fraction(str(p["grid_ratio"]))
                 g_ = dr.grid_crosscheck(gsc, N=N, Nt=Nt, levels=max(p["grid_levels"], 2), box=dflt["box"],
-                                        keep_results=True, time_scheme=p["grid_scheme"])
+                                        keep_results=True, time_scheme=p["grid_scheme"], ratio=ratio)
             except ValueError as e:
                 raise CaseError(str(e)) from None
             checks += _grid_checks(g_, label="grid" if gsc is sc else f"grid (d = {gsc.d})")
