@@ -308,7 +308,7 @@ def eo_row(g_im, g_i, g_ip, bk, has_drift, has_lo, has_hi, dif, inv_h, dt):
 
 
 # ----------------------------------------------------------------------------- general convex Hamiltonians
-@njit(cache=True, error_model="numpy", inline="always")
+@njit(cache=True, error_model="numpy")
 def ham_side(p, hk, hp, wi):
     """(h'(p), p h'(p) - h(p)) of the one-axis Hamiltonian h of kind hk (parameters hp, node weight wi) at
     a one-sided difference p: the upwind coefficient and the Legendre dual L(h'(p)), the control cost of the
@@ -559,17 +559,7 @@ def _wall_cost(g, axis, ax, out):
 @njit(cache=True, error_model="numpy")
 def _rows_h(g3, drift_k, a, ax, src3, lo, di, up, rhs, with_rhs):
     """``line_coefficients`` (and with with_rhs ``_rows_cost``: rhs = src + dt c_k(g)) for a general convex
-    Hamiltonian (ax.hkind != HAM_QUADRATIC; ``ham_row``), walls and exits included.  The loop is inlined once
-    per value of with_rhs (a constant there: see ``_line_rows_h``)."""
-    if with_rhs:
-        _rows_h_body(g3, drift_k, a, ax, src3, lo, di, up, rhs, bool(True))
-    else:
-        _rows_h_body(g3, drift_k, a, ax, src3, lo, di, up, rhs, bool(False))
-
-
-@njit(cache=True, error_model="numpy", inline="always")
-def _rows_h_body(g3, drift_k, a, ax, src3, lo, di, up, rhs, with_rhs):
-    """The body of ``_rows_h``."""
+    Hamiltonian (ax.hkind != HAM_QUADRATIC; ``ham_row``), walls and exits included."""
     n = g3.shape[1]
     B = g3.shape[2]
     has_drift = ax.has_drift
@@ -598,20 +588,8 @@ def _rows_h_body(g3, drift_k, a, ax, src3, lo, di, up, rhs, with_rhs):
 @njit(cache=True, error_model="numpy")
 def _line_rows_h(g, d, ax, transpose, L, U, D, src, rhs, with_rhs, line):
     """``_line_rows`` (and with with_rhs ``_line_rows_cost``) for a general convex Hamiltonian
-    (ax.hkind != HAM_QUADRATIC; ``ham_row``) on contiguous non-periodic line number ``line``.  The loop is
-    inlined once per use with transpose and with_rhs as constants: tested per node, they kept the loop from
-    being scheduled well (measured: the rows cost 5-7x the quadratic ones)."""
-    if with_rhs:
-        _line_rows_h_body(g, d, ax, bool(False), L, U, D, src, rhs, bool(True), line)
-    elif transpose:
-        _line_rows_h_body(g, d, ax, bool(True), L, U, D, src, rhs, bool(False), line)
-    else:
-        _line_rows_h_body(g, d, ax, bool(False), L, U, D, src, rhs, bool(False), line)
-
-
-@njit(cache=True, error_model="numpy", inline="always")
-def _line_rows_h_body(g, d, ax, transpose, L, U, D, src, rhs, with_rhs, line):
-    """The body of ``_line_rows_h``."""
+    (ax.hkind != HAM_QUADRATIC; ``ham_row``) on contiguous non-periodic line number ``line``.  The rows of M^T
+    are written by a pass of their own after the loop (written in it, they made the loop 3x slower)."""
     n = g.shape[0]
     has_drift = ax.has_drift
     dt = ax.dt
