@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 
@@ -229,51 +228,42 @@ def solve_equilibrium(economy: Economy, bracket=None, xtol: float = 1e-13, curve
 
 
 def save_equilibrium(result: EquilibriumResult, path) -> None:
-    """Write an equilibrium to HDF5 (atomically: a temporary file renamed onto path).  Datasets /a, /v, /c, /s, /g
+    """Write an equilibrium to HDF5 (atomically, ``io.write_atomic``).  Datasets /a, /v, /c, /s, /g
     (types x wealth nodes), /switching, /z, optional /excess_curve/{r,S} and /transition/...; attributes kind =
     "equilibrium", economy, r, w, K, excess, fraction_at_limit, evaluations, converged, status, residuals, economy
     parameters, case, params (JSON), and the /provenance group of every result file (``io``)."""
-    import h5py
-
-    path = io.check_output_path(path, probe=False)
-    tmp = f"{path}.tmp-{os.getpid()}"
     sol = result.solution
-    try:
-        with h5py.File(tmp, "w", track_order=True) as f:
-            f.attrs[io.COMPLETE_ATTR] = np.int8(0)
-            f.attrs["kind"] = "equilibrium"
-            f.attrs["economy"] = result.economy.name
-            for k in ("r", "w", "excess", "fraction_at_limit", "wall_time"):
-                f.attrs[k] = float(getattr(result, k))
-            f.attrs["K"] = np.nan if result.K is None else float(result.K)
-            f.attrs["evaluations"] = int(result.evaluations)
-            f.attrs["converged"] = bool(result.converged)
-            f.attrs["status"] = str(result.status)
-            f.attrs["residuals"] = json.dumps(io.json_safe(sol.residuals))
-            f.attrs["model"] = json.dumps(io.json_safe(result.economy.describe()))
-            f.attrs["case"] = result.case or ""
-            f.attrs["params"] = json.dumps(io.json_safe(result.params))
-            f.create_dataset("a", data=sol.a).attrs["long_name"] = "wealth nodes (a_min and a_max included)"
-            for k, what in (("v", "value"), ("c", "consumption"), ("s", "savings (drift of wealth)"),
-                            ("g", "stationary density (h g[:, 0]: mass at the borrowing limit)")):
-                f.create_dataset(k, data=getattr(sol, k)).attrs["long_name"] = f"{what} (types x wealth nodes)"
-            f.create_dataset("z", data=result.economy.household.z)
-            f.create_dataset("switching", data=result.economy.household.Q)
-            if result.curve_r is not None:
-                g = f.create_group("excess_curve")
-                g.create_dataset("r", data=result.curve_r)
-                g.create_dataset("S", data=result.curve_S)
-            for name, arrays in result.extra.items():   # e.g. the transition path, the refinement table
-                g = f.create_group(name)
-                for k, v in arrays.items():
-                    g.create_dataset(k, data=np.asarray(v))
-            io._write_provenance(f)
-            f.attrs[io.COMPLETE_ATTR] = np.int8(1)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+
+    def fill(f):
+        f.attrs["kind"] = "equilibrium"
+        f.attrs["economy"] = result.economy.name
+        for k in ("r", "w", "excess", "fraction_at_limit", "wall_time"):
+            f.attrs[k] = float(getattr(result, k))
+        f.attrs["K"] = np.nan if result.K is None else float(result.K)
+        f.attrs["evaluations"] = int(result.evaluations)
+        f.attrs["converged"] = bool(result.converged)
+        f.attrs["status"] = str(result.status)
+        f.attrs["residuals"] = json.dumps(io.json_safe(sol.residuals))
+        f.attrs["model"] = json.dumps(io.json_safe(result.economy.describe()))
+        f.attrs["case"] = result.case or ""
+        f.attrs["params"] = json.dumps(io.json_safe(result.params))
+        f.create_dataset("a", data=sol.a).attrs["long_name"] = "wealth nodes (a_min and a_max included)"
+        for k, what in (("v", "value"), ("c", "consumption"), ("s", "savings (drift of wealth)"),
+                        ("g", "stationary density (h g[:, 0]: mass at the borrowing limit)")):
+            f.create_dataset(k, data=getattr(sol, k)).attrs["long_name"] = f"{what} (types x wealth nodes)"
+        f.create_dataset("z", data=result.economy.household.z)
+        f.create_dataset("switching", data=result.economy.household.Q)
+        if result.curve_r is not None:
+            g = f.create_group("excess_curve")
+            g.create_dataset("r", data=result.curve_r)
+            g.create_dataset("S", data=result.curve_S)
+        for name, arrays in result.extra.items():   # e.g. the transition path, the refinement table
+            g = f.create_group(name)
+            for k, v in arrays.items():
+                g.create_dataset(k, data=np.asarray(v))
+        io._write_provenance(f)
+
+    io.write_atomic(path, fill)
 
 
 def load_equilibrium(path) -> EquilibriumResult:

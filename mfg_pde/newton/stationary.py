@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 
@@ -646,54 +645,45 @@ def solve_stationary(problem: StationaryProblem, tol: float = 1e-10, max_iter: i
 
 # ---------------------------------------------------------------------------------- HDF5
 def save_stationary(result: StationaryResult, path) -> None:
-    """Write a stationary result to HDF5 (atomically: a temporary file renamed onto path).  Layout: datasets
+    """Write a stationary result to HDF5 (atomically, ``io.write_atomic``).  Layout: datasets
     /x, /u, /m (K x N with types), /switching, group /history; attributes kind = "stationary", lambda (NaN when
     discounted), discount, sigma, converged, status, iterations, residuals, solver, case, params (JSON), and the
     /provenance group of every result file (``io``)."""
-    import h5py
 
-    path = io.check_output_path(path, probe=False)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
-        with h5py.File(tmp, "w", track_order=True) as f:
-            f.attrs[io.COMPLETE_ATTR] = np.int8(0)
-            f.attrs["kind"] = "stationary"
-            f.attrs["grid"] = json.dumps(io.json_safe(result.grid.describe()))
-            f.attrs["lambda"] = np.nan if result.lam is None else float(result.lam)
-            f.attrs["discount"] = float(result.discount)
-            f.attrs["sigma"] = float(result.sigma)
-            f.attrs["converged"] = bool(result.converged)
-            f.attrs["status"] = str(result.status)
-            f.attrs["iterations"] = int(result.iterations)
-            f.attrs["wall_time"] = float(result.wall_time)
-            for key in ("residuals", "solver", "params"):
-                f.attrs[key] = json.dumps(io.json_safe(getattr(result, key)))
-            f.attrs["case"] = result.case or ""
-            if result.problem is not None:
-                f.attrs["problem"] = json.dumps(io.json_safe(result.problem.describe()))
-            for name, ax in zip(result.grid.axis_names, result.grid.axes):
-                f.create_dataset(name, data=ax).attrs["long_name"] = f"cell centres along {name}"
-            f.create_dataset("u", data=result.u).attrs["long_name"] = "value function u (types x cells)"
-            f.create_dataset("m", data=result.m).attrs["long_name"] = "stationary density m (types x cells)"
-            if result.switching is not None:
-                f.create_dataset("switching", data=result.switching)
-            g = f.create_group("history")
-            for k, v in result.history.items():
-                g.create_dataset(k, data=np.asarray(v, dtype=float))
-            report = result.case_report
-            if report is not None:   # a case's CaseReport: its arrays, errors and (if any) scalars
-                g = f.create_group("case_report")
-                for k, v in (getattr(report, "arrays", None) or {}).items():
-                    g.create_dataset(k, data=np.asarray(v))
-                g.attrs["errors"] = json.dumps(io.json_safe(getattr(report, "errors", None) or {}))
-                g.attrs["scalars"] = json.dumps(io.json_safe(getattr(report, "scalars", None) or {}))
-            io._write_provenance(f)
-            f.attrs[io.COMPLETE_ATTR] = np.int8(1)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    def fill(f):
+        f.attrs["kind"] = "stationary"
+        f.attrs["grid"] = json.dumps(io.json_safe(result.grid.describe()))
+        f.attrs["lambda"] = np.nan if result.lam is None else float(result.lam)
+        f.attrs["discount"] = float(result.discount)
+        f.attrs["sigma"] = float(result.sigma)
+        f.attrs["converged"] = bool(result.converged)
+        f.attrs["status"] = str(result.status)
+        f.attrs["iterations"] = int(result.iterations)
+        f.attrs["wall_time"] = float(result.wall_time)
+        for key in ("residuals", "solver", "params"):
+            f.attrs[key] = json.dumps(io.json_safe(getattr(result, key)))
+        f.attrs["case"] = result.case or ""
+        if result.problem is not None:
+            f.attrs["problem"] = json.dumps(io.json_safe(result.problem.describe()))
+        for name, ax in zip(result.grid.axis_names, result.grid.axes):
+            f.create_dataset(name, data=ax).attrs["long_name"] = f"cell centres along {name}"
+        f.create_dataset("u", data=result.u).attrs["long_name"] = "value function u (types x cells)"
+        f.create_dataset("m", data=result.m).attrs["long_name"] = "stationary density m (types x cells)"
+        if result.switching is not None:
+            f.create_dataset("switching", data=result.switching)
+        g = f.create_group("history")
+        for k, v in result.history.items():
+            g.create_dataset(k, data=np.asarray(v, dtype=float))
+        report = result.case_report
+        if report is not None:   # a case's CaseReport: its arrays, errors and (if any) scalars
+            g = f.create_group("case_report")
+            for k, v in (getattr(report, "arrays", None) or {}).items():
+                g.create_dataset(k, data=np.asarray(v))
+            g.attrs["errors"] = json.dumps(io.json_safe(getattr(report, "errors", None) or {}))
+            g.attrs["scalars"] = json.dumps(io.json_safe(getattr(report, "scalars", None) or {}))
+        io._write_provenance(f)
+
+    io.write_atomic(path, fill)
 
 
 def load_stationary(path) -> StationaryResult:
