@@ -25,12 +25,11 @@ import numpy as np
 
 from ..model.couplings import LocalPower
 from ..model.densities import gaussian
-from ..model.geometry import Door, Interval
-from ..model.grid import Grid
 from ..model.hamiltonians import Congestion
 from ..model.problem import MFGProblem
 from ..result import CaseReport
 from .base import Case, CaseError, Check, Param, register
+from .exit_room import check_room, room_grid
 from .params import grid_params, solver_params
 
 
@@ -64,23 +63,11 @@ class CrowdCongestion(Case):
     def validate_params(self, p):
         if p["alpha"] > 1:
             raise CaseError(f"alpha = {p['alpha']} must lie in [0, 1]")
-        for key in ("x0", "y0"):
-            if not 3 * p["std0"] <= p[key] <= 1 - 3 * p["std0"]:
-                raise CaseError(f"crowd centre {key} = {p[key]} with std0 = {p['std0']}: the blob must lie inside "
-                                "the room (3 std from the walls); move it or reduce std0")
-        if not 0 < p["door_y"] < 1 or p["door"] >= 1:
-            raise CaseError(f"door_y = {p['door_y']}, door = {p['door']}: the door must lie on the wall y in (0, 1)")
-        if p["N"] < 8:
-            raise CaseError(f"N = {p['N']}: need at least 8 cells per axis")
+        check_room(p)
 
     def problem(self, p, c):
         """The room with congestion strength c (c = 0: the free crowd)."""
-        grid = Grid([(0.0, 1.0), (0.0, 1.0)], p["N"])   # reflecting box; the door is the only exit
-        door = Door(("x", "hi"), Interval(p["door_y"] - 0.5 * p["door"], p["door_y"] + 0.5 * p["door"]),
-                    cost=p["exit_cost"], name="door")
-        if not door.resolve(grid)[2].any():
-            raise CaseError(f"door = {p['door']} is narrower than a cell at N = {p['N']}: no door in the wall; "
-                            "widen the door or refine the grid")
+        grid, door = room_grid(p)
         m0 = gaussian(grid, (p["x0"], p["y0"]), (p["std0"], p["std0"]))
         coupling = LocalPower(p["kappa"], 1.0) if p["kappa"] > 0 else None
         return MFGProblem(grid, p["T"], p["Nt"], p["sigma"], m0, coupling=coupling, potential=np.ones(grid.shape),

@@ -43,6 +43,30 @@ def room_door(p) -> Door:
                 cost=p["exit_cost"], name="door")
 
 
+def check_room(p) -> None:
+    """The parameters every room case shares: the crowd (x0, y0, std0) inside the unit room, the door (door_y,
+    door) on the right wall, N >= 8 cells per axis; CaseError naming the parameter otherwise."""
+    for key in ("x0", "y0"):
+        if not 3 * p["std0"] <= p[key] <= 1 - 3 * p["std0"]:
+            raise CaseError(f"crowd centre {key} = {p[key]} with std0 = {p['std0']}: the blob must lie inside "
+                            "the room (3 std from the walls); move it or reduce std0")
+    if not 0 < p["door_y"] < 1 or p["door"] >= 1:
+        raise CaseError(f"door_y = {p['door_y']}, door = {p['door']}: the door must lie on the wall y in (0, 1)")
+    if p["N"] < 8:
+        raise CaseError(f"N = {p['N']}: need at least 8 cells per axis")
+
+
+def room_grid(p):
+    """(grid, door): the unit room, N cells per axis with reflecting walls, and its door (the only exit);
+    CaseError when the door is narrower than a cell."""
+    grid = Grid([(0.0, 1.0), (0.0, 1.0)], p["N"])
+    door = room_door(p)
+    if not door.resolve(grid)[2].any():
+        raise CaseError(f"door = {p['door']} is narrower than a cell at N = {p['N']}: no door in the wall; "
+                        "widen the door or refine the grid")
+    return grid, door
+
+
 @register
 class ExitRoom(Case):
     name = "exit-room"
@@ -75,24 +99,13 @@ class ExitRoom(Case):
     balance_tol = 1e-11
 
     def validate_params(self, p):
-        for key in ("x0", "y0"):
-            if not 3 * p["std0"] <= p[key] <= 1 - 3 * p["std0"]:
-                raise CaseError(f"crowd centre {key} = {p[key]} with std0 = {p['std0']}: the blob must lie inside "
-                                "the room (3 std from the walls); move it or reduce std0")
-        if not 0 < p["door_y"] < 1 or p["door"] >= 1:
-            raise CaseError(f"door_y = {p['door_y']}, door = {p['door']}: the door must lie on the wall y in (0, 1)")
+        check_room(p)
         if p["obstacle"] == "wall" and not (p["obs_w"] > 0 and p["obs_h"] > 0):
             raise CaseError(f"obs_w = {p['obs_w']}, obs_h = {p['obs_h']}: a solid pillar needs a positive size; "
                             "use obstacle=penalty with V_obs=0 for a room without pillar")
-        if p["N"] < 8:
-            raise CaseError(f"N = {p['N']}: need at least 8 cells per axis")
 
     def build(self, p):
-        grid = Grid([(0.0, 1.0), (0.0, 1.0)], p["N"])   # reflecting box; the door is the only exit
-        door = room_door(p)
-        if not door.resolve(grid)[2].any():
-            raise CaseError(f"door = {p['door']} is narrower than a cell at N = {p['N']}: no door in the wall; "
-                            "widen the door or refine the grid")
+        grid, door = room_grid(p)
         block = pillar(p).mask(grid) if p["obs_w"] > 0 and p["obs_h"] > 0 else np.zeros(grid.shape, dtype=bool)
         if p["obstacle"] == "wall" and not block.any():
             raise CaseError(f"the pillar ({p['obs_w']} x {p['obs_h']}) covers no cell centre at N = {p['N']}; "
