@@ -29,7 +29,7 @@ from ..model.hamiltonians import Congestion
 from ..model.problem import MFGProblem
 from ..result import CaseReport
 from .base import Case, CaseError, Check, Param, register
-from .exit_room import check_room, room_grid
+from .exit_room import ROOM_PARAMS, check_room, crowd_params, room_grid
 from .params import grid_params, solver_params
 
 
@@ -46,14 +46,8 @@ class CrowdCongestion(Case):
         Param("c", 0.5, "congestion strength (Congestion c)", nonnegative=True),
         Param("alpha", 1.0, "exponent of c0 + c m, in [0, 1]", nonnegative=True),
         Param("kappa", 0.0, "local running cost kappa m besides the time spent", nonnegative=True),
-        Param("T", 1.5, "horizon", positive=True),
-        Param("stay_cost", 1.0, "terminal cost of agents still in the room at T", nonnegative=True),
-        Param("exit_cost", 0.0, "cost paid on leaving through the door (Dirichlet value of u)"),
-        Param("door", 0.25, "width of the door in the right wall x = 1", positive=True),
-        Param("door_y", 0.5, "centre of the door along the right wall"),
-        Param("x0", 0.35, "crowd centre x"),
-        Param("y0", 0.5, "crowd centre y"),
-        Param("std0", 0.08, "crowd standard deviation", positive=True),
+        *ROOM_PARAMS,
+        *crowd_params(0.35, 0.08),
         *grid_params(48, 60),
         *solver_params(1e-8, choices=("picard", "fictitious-play", "anderson", "auto")),  # no Newton with doors
     )

@@ -43,6 +43,22 @@ def room_door(p) -> Door:
                 cost=p["exit_cost"], name="door")
 
 
+#: the parameters of the room every room case shares: horizon, costs, the door in the right wall
+ROOM_PARAMS = (
+    Param("T", 1.5, "horizon", positive=True),
+    Param("stay_cost", 1.0, "terminal cost of agents still in the room at T", nonnegative=True),
+    Param("exit_cost", 0.0, "cost paid on leaving through the door (Dirichlet value of u)"),
+    Param("door", 0.25, "width of the door in the right wall x = 1", positive=True),
+    Param("door_y", 0.5, "centre of the door along the right wall"),
+)
+
+
+def crowd_params(x0: float, std0: float) -> tuple:
+    """The crowd's start: a Gaussian blob at (x0, 0.5) with standard deviation std0 (the defaults)."""
+    return (Param("x0", x0, "crowd centre x"), Param("y0", 0.5, "crowd centre y"),
+            Param("std0", std0, "crowd standard deviation", positive=True))
+
+
 def check_room(p) -> None:
     """The parameters every room case shares: the crowd (x0, y0, std0) inside the unit room, the door (door_y,
     door) on the right wall, N >= 8 cells per axis; CaseError naming the parameter otherwise."""
@@ -77,11 +93,7 @@ class ExitRoom(Case):
     params = (
         Param("sigma", 0.2, "noise intensity", positive=True),
         Param("kappa", 1.0, "congestion strength (F = kappa m)", nonnegative=True),
-        Param("T", 1.5, "horizon", positive=True),
-        Param("stay_cost", 1.0, "terminal cost of agents still in the room at T", nonnegative=True),
-        Param("exit_cost", 0.0, "cost paid on leaving through the door (Dirichlet value of u)"),
-        Param("door", 0.25, "width of the door in the right wall x = 1", positive=True),
-        Param("door_y", 0.5, "centre of the door along the right wall"),
+        *ROOM_PARAMS,
         Param("obstacle", "wall", "the pillar: solid cells (wall) or a running-cost penalty V_obs (penalty)",
               choices=("wall", "penalty")),
         Param("V_obs", 100.0, "potential of the pillar with obstacle=penalty", nonnegative=True),
@@ -89,9 +101,7 @@ class ExitRoom(Case):
         Param("obs_y", 0.5, "obstacle centre y"),
         Param("obs_w", 0.12, "obstacle width (x)", nonnegative=True),
         Param("obs_h", 0.3, "obstacle height (y)", nonnegative=True),
-        Param("x0", 0.25, "crowd centre x"),
-        Param("y0", 0.5, "crowd centre y"),
-        Param("std0", 0.07, "crowd standard deviation", positive=True),
+        *crowd_params(0.25, 0.07),
         *grid_params(64, 60),
         *solver_params(1e-8, choices=("picard", "fictitious-play", "anderson", "auto")),  # no Newton with doors
     )
