@@ -189,15 +189,15 @@ class Case:
         if not self.has_oracle:
             return coarse
         fine_p = self.refined(coarse.params)
-        fine = self.run({k: fine_p[k] for k in ("N", "Nt")} | dict(overrides or {}) | {k: fine_p[k] for k in ("N", "Nt")},
-                        progress=progress)
+        grid_keys = {k: fine_p[k] for k in ("N", "Nt") if k in fine_p}   # stationary cases: N only
+        fine = self.run(grid_keys | dict(overrides or {}) | grid_keys, progress=progress)
         e_c = self.errors(coarse.result, coarse.params)
         e_f = self.errors(fine.result, fine.params)
         checks = list(coarse.checks)
         for q in e_c:
             order = float(observed_order([e_c[q], e_f[q]])[0])
             checks.append(Check(f"{q}: observed order", order, self.min_order,
-                                f"errors {e_c[q]:.2e} -> {e_f[q]:.2e} (N, Nt doubled)", at_least=True))
+                                f"errors {e_c[q]:.2e} -> {e_f[q]:.2e} ({', '.join(grid_keys)} doubled)", at_least=True))
         ok_fine = fine.result.converged
         run = CaseRun(self.name, coarse.params, coarse.result, checks, coarse.wall_time + fine.wall_time)
         if not ok_fine:

@@ -27,7 +27,6 @@ from ..model.hamiltonians import BoundedControl, Power
 from ..model.stationary import StationaryProblem
 from ..newton.stationary import solve_stationary
 from ..oracles.analytic import lq_stationary, lq_stationary_product
-from ..richardson import observed_order
 from .base import Case, CaseError, CaseRun, Check, Param, register
 
 
@@ -75,20 +74,6 @@ class StationaryCase(Case):
                  Check("negative density max(-min m, 0)", max(-res["min_m"], 0.0), 0.0, "m >= 0"),
                  Check("duality ||A_FP - A_HJB^T||", res["duality"], 0.0, "exact transpose")]
         return rows
-
-    def validate(self, overrides=None, progress=False):
-        coarse = self.run(overrides, progress=progress)
-        fine = self.run({**dict(overrides or {}), "N": 2 * coarse.params["N"]}, progress=progress)
-        e_c = self.errors(coarse.result, coarse.params)
-        e_f = self.errors(fine.result, fine.params)
-        checks = list(coarse.checks)
-        for q in e_c:
-            order = float(observed_order([e_c[q], e_f[q]])[0])
-            checks.append(Check(f"{q}: observed order", order, self.min_order,
-                                f"errors {e_c[q]:.2e} -> {e_f[q]:.2e} (N doubled)", at_least=True))
-        if not fine.result.converged:
-            checks.append(Check("refined solve converged", 1.0, 0.0, fine.result.status))
-        return CaseRun(self.name, coarse.params, coarse.result, checks, coarse.wall_time + fine.wall_time)
 
 
 def lq_errors(result, ref, per_type: bool) -> dict:
