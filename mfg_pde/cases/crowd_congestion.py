@@ -29,7 +29,7 @@ from ..model.hamiltonians import Congestion
 from ..model.problem import MFGProblem
 from ..result import CaseReport
 from .base import Case, CaseError, Check, Param, register
-from .exit_room import ROOM_PARAMS, check_room, crowd_params, room_grid
+from .exit_room import ROOM_PARAMS, check_room, crowd_params, outflow_checks, room_grid
 from .params import grid_params, solver_params
 
 
@@ -92,12 +92,7 @@ class CrowdCongestion(Case):
         free = self._free
         note = (f"evacuated {out.evacuated_fraction:.4f} by T = {p['T']:g} (free crowd {free.outflow.evacuated_fraction:.4f}); "
                 f"half by t = {out.time_to_evacuate(0.5):.3g} (free {free.outflow.time_to_evacuate(0.5):.3g})")
-        checks = [Check("outflow balance (mass + outflow - mass0)", out.balance_error, self.balance_tol, note)]
-        door = out.door_cumulative("door") if out.per_door is not None else np.full_like(out.mass, np.nan)
-        lost = out.mass[0] - out.mass
-        checks.append(Check("door carries the outflow (mass lost - door outflow)",
-                            float(np.max(np.abs(lost - door)) / out.mass[0]), self.balance_tol,
-                            f"door outflow {door[-1]:.4f} of mass 1"))
+        checks = outflow_checks(out, self.balance_tol, note)
         checks.append(Check("free crowd (c = 0) converged", 0.0 if free.converged else 1.0, 0.0, free.status))
         checks.append(Check("free crowd: outflow balance", free.outflow.balance_error, self.balance_tol,
                             f"c = 0, {free.iterations} iterations"))

@@ -72,6 +72,17 @@ def check_room(p) -> None:
         raise CaseError(f"N = {p['N']}: need at least 8 cells per axis")
 
 
+def outflow_checks(out, tol, note) -> list:
+    """The room's outflow checks: mass + outflow = mass0, and all of the mass lost left through the door,
+    mass(0) - mass(t_n) = door outflow(0, t_n), both to tol relative to the initial mass."""
+    checks = [Check("outflow balance (mass + outflow - mass0)", out.balance_error, tol, note)]
+    door = out.door_cumulative("door") if out.per_door is not None else np.full_like(out.mass, np.nan)
+    lost = out.mass[0] - out.mass
+    checks.append(Check("door carries the outflow (mass lost - door outflow)",
+                        float(np.max(np.abs(lost - door)) / out.mass[0]), tol, f"door outflow {door[-1]:.4f} of mass 1"))
+    return checks
+
+
 def room_grid(p):
     """(grid, door): the unit room, N cells per axis with reflecting walls, and its door (the only exit);
     CaseError when the door is narrower than a cell."""
@@ -144,13 +155,7 @@ class ExitRoom(Case):
             return [Check("outflow balance", float("nan"), self.balance_tol, "no outflow attached")]
         note = (f"evacuated {out.evacuated_fraction:.4f} by T = {p['T']:g}; half by t = "
                 f"{out.time_to_evacuate(0.5):.3g}, 90% by t = {out.time_to_evacuate(0.9):.3g}")
-        checks = [Check("outflow balance (mass + outflow - mass0)", out.balance_error, self.balance_tol, note)]
-        # all of the mass lost left through the door: mass(0) - mass(t_n) = door outflow(0, t_n)
-        door = out.door_cumulative("door") if out.per_door is not None else np.full_like(out.mass, np.nan)
-        lost = out.mass[0] - out.mass
-        checks.append(Check("door carries the outflow (mass lost - door outflow)",
-                            float(np.max(np.abs(lost - door)) / out.mass[0]), self.balance_tol,
-                            f"door outflow {door[-1]:.4f} of mass 1"))
+        checks = outflow_checks(out, self.balance_tol, note)
         if p["obstacle"] == "wall":
             solid = result.obstacle
             inside = float(np.abs(result.m[:, solid]).max()) if solid is not None and solid.any() else float("nan")
