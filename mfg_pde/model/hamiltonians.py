@@ -33,19 +33,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from .numbers import finite_number
+
 HAM_QUADRATIC, HAM_POWER, HAM_BOUNDED, HAM_WEIGHTED, HAM_TABLE = 0, 1, 2, 3, 4
 
 
 def _number(value, name: str, cls: str) -> float:
-    if isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"{cls}: {name} = {value!r} must be a number")
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{cls}: {name} = {value!r} must be a number") from None
-    if not np.isfinite(v):
-        raise ValueError(f"{cls}: {name} = {v} must be finite")
-    return v
+    return finite_number(value, name, where=cls)
 
 
 class Hamiltonian:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .numbers import finite_number
 from .stationary import check_switching, stationary_distribution
 from .utility import CRRA
 
@@ -28,13 +29,7 @@ def two_state_switching(lam1: float, lam2: float) -> np.ndarray:
 
 
 def _number(value, name: str, fix: str) -> float:
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} = {value!r}: expected a number; {fix}") from None
-    if isinstance(value, (bool, np.bool_)) or not np.isfinite(x):
-        raise ValueError(f"{name} = {value!r}: expected a finite number; {fix}")
-    return x
+    return finite_number(value, name, fix=fix)
 
 
 class Household:

@@ -38,6 +38,7 @@ import numpy as np
 from .couplings import Coupling
 from .grid import Grid
 from .hamiltonians import as_hamiltonian
+from .numbers import finite_number
 
 #: grid dimensions the stationary solver takes (its Newton factors one sparse matrix of 2 K N unknowns)
 STATIONARY_DIMS = (1, 2)
@@ -115,18 +116,12 @@ class StationaryProblem:
         if grid.ndim not in STATIONARY_DIMS:
             raise NotImplementedError(f"StationaryProblem on a {grid.ndim}-D grid: the stationary solver takes 1-D "
                                       "and 2-D grids (Grid([(lo, hi)], N) or Grid([(x0, x1), (y0, y1)], (Nx, Ny)))")
-        try:
-            sig = float(sigma)
-        except (TypeError, ValueError):
-            raise ValueError(f"sigma = {sigma!r}: the noise intensity must be a number > 0, e.g. sigma=0.5") from None
-        if isinstance(sigma, (bool, np.bool_)) or not (np.isfinite(sig) and sig > 0):
+        sig = finite_number(sigma, "sigma", fix="the noise intensity, > 0, e.g. sigma=0.5")
+        if not sig > 0:
             raise ValueError(f"sigma = {sigma!r}: the noise intensity must be finite and > 0 (the stationary "
                              "density needs diffusion), e.g. sigma=0.5")
-        try:
-            rho = float(discount)
-        except (TypeError, ValueError):
-            raise ValueError(f"discount = {discount!r}: the discount rate rho must be a number >= 0") from None
-        if isinstance(discount, (bool, np.bool_)) or not np.isfinite(rho) or rho < 0:
+        rho = finite_number(discount, "discount", fix="the discount rate rho, >= 0")
+        if rho < 0:
             raise ValueError(f"discount = {discount!r}: the discount rate rho must be finite and >= 0 (rho > 0: "
                              "discounted problem; rho = 0: ergodic problem)")
         if coupling is not None and not isinstance(coupling, Coupling):
@@ -184,13 +179,7 @@ class StationaryProblem:
         if source is None:
             raise ValueError(f"source: with exit sides (bc = {grid.bc}) the only stationary density without an "
                              "inflow is m = 0; give the entry rate source=S(x) >= 0")
-        try:
-            g = float(exit_cost)
-        except (TypeError, ValueError):
-            raise ValueError(f"exit_cost = {exit_cost!r}: the cost paid on leaving must be a number") from None
-        if not np.isfinite(g):
-            raise ValueError(f"exit_cost = {exit_cost!r}: the cost paid on leaving must be finite")
-        return g
+        return finite_number(exit_cost, "exit_cost", fix="the cost paid on leaving")
 
     @property
     def is_open(self) -> bool:
