@@ -62,7 +62,7 @@ from ..fd.hjb import HJBSolution, solve_hjb
 from ..fd.kernels import coupling_stats, mix_inplace
 from ..diagnostics.outflow import attach_outflow, outflow_history
 from .anderson import Anderson, anderson_update
-from .monitor import HISTORY_KEYS, Progress, record
+from .monitor import HISTORY_KEYS, Progress, max_iter_status, record, stop_status
 
 
 def best_response(problem, m, sol_prev, inner_tol, newton_maxit, cell_volume, mass0, buffers=None, f=None):
@@ -296,15 +296,12 @@ def run_fixed_point(problem, method: str, tol: float, max_iter: int, damping: fl
             nash_gap(problem, loop.sol.u, loop.m_hat, loop.sol.states, newton_tol, newton_maxit)
             if exploitability == "every" else np.nan)
         report(k, rec)
-        if rec["residual"] > divergence_factor * loop.best and k > 5:
-            status = f"diverged: residual grew from {loop.best:.3e} to {rec['residual']:.3e} at iteration {k}"
-            break
-        if callback is not None and callback(k, rec):
-            status = f"stopped by callback at iteration {k}"
+        stop = stop_status(k, k, rec, loop.best, divergence_factor, callback)
+        if stop:
+            status = stop
             break
     else:
-        status = (f"not converged: max_iter = {max_iter} reached with residual "
-                  f"{history['residual'][-1]:.3e}, hjb_residual {history['hjb_residual'][-1]:.3e} (tol {tol:.1e})")
+        status = max_iter_status(max_iter, history, tol)
     sol, u, m_hat = loop.sol, (loop.sol.u if loop.sol is not None else None), loop.m_hat
     if not converged and history["residual"]:
         if exploitability == "final" and m_hat is not None and np.isnan(history["exploitability"][-1]) \

@@ -241,3 +241,20 @@ def record(history, rec, t_start):
         if key in rec or key != "exploitability":
             values.append(float(rec.get(key, np.nan)))
     return rec
+
+
+def stop_status(k: int, n: int, rec: dict, best: float, divergence_factor: float, callback) -> str | None:
+    """The stop rules of the coupling loops after an iteration that neither converged nor went non-finite:
+    divergence (after 5 iterations, the residual above divergence_factor times the best so far), or the
+    callback (called as callback(n, rec), n the record's number) asking to stop.  None: go on."""
+    if rec["residual"] > divergence_factor * best and k > 5:
+        return f"diverged: residual grew from {best:.3e} to {rec['residual']:.3e} at iteration {k}"
+    if callback is not None and callback(n, rec):
+        return f"stopped by callback at iteration {k}"
+    return None
+
+
+def max_iter_status(max_iter: int, history: dict, tol: float) -> str:
+    """The status of a coupling loop that used up max_iter: its last residuals against tol."""
+    return (f"not converged: max_iter = {max_iter} reached with residual {history['residual'][-1]:.3e}, "
+            f"hjb_residual {history['hjb_residual'][-1]:.3e} (tol {tol:.1e})")

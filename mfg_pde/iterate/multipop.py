@@ -30,7 +30,7 @@ import numpy as np
 from ..diagnostics.exploitability import nash_gap
 from ..fd.split_residuals import relative_residuals
 from .fixed_point import Buffers, FixedPoint, best_response
-from .monitor import HISTORY_KEYS, Progress, record
+from .monitor import HISTORY_KEYS, Progress, max_iter_status, record, stop_status
 
 
 @dataclass
@@ -135,11 +135,9 @@ def run_joint(problem, method, tol, max_iter, damping=None, anderson_depth=5, ne
             status, converged = "converged", True
             break
         report(n, rec)
-        if rec["residual"] > divergence_factor * loop.best and k > 5:
-            status = f"diverged: residual grew from {loop.best:.3e} to {rec['residual']:.3e} at iteration {k}"
-            break
-        if callback is not None and callback(n, rec):
-            status = f"stopped by callback at iteration {k}"
+        stop = stop_status(k, n, rec, loop.best, divergence_factor, callback)
+        if stop:
+            status = stop
             break
         if stop_when_slow:
             why = racer.slow(tol)
@@ -147,8 +145,7 @@ def run_joint(problem, method, tol, max_iter, damping=None, anderson_depth=5, ne
                 status = f"slow: {why}"
                 break
     else:
-        status = (f"not converged: max_iter = {max_iter} reached with residual {history['residual'][-1]:.3e}, "
-                  f"hjb_residual {history['hjb_residual'][-1]:.3e} (tol {tol:.1e})")
+        status = max_iter_status(max_iter, history, tol)
     return loop, converged, status
 
 
