@@ -948,9 +948,27 @@ class MultiPopulationResult:
         """(K, Nt+1, ndim): the mean position of each population per time level."""
         return np.stack([r.mean() for r in self.populations])
 
+    @property
+    def has_switching(self) -> bool:
+        """Whether the populations are types with switching (their masses change, the total does not)."""
+        return (self.solver or {}).get("switching") is not None or (self.params or {}).get("switching") is not None
+
+    def mass(self) -> np.ndarray:
+        """(Nt+1,) the total mass of all populations per time level."""
+        return np.sum([r.mass() for r in self.populations], axis=0)
+
+    def shares(self) -> np.ndarray:
+        """(K, Nt+1) each population's fraction of the total mass per time level (the types' shares)."""
+        masses = np.stack([r.mass() for r in self.populations])
+        return masses / masses.sum(axis=0)
+
     def mass_error(self) -> float:
         """The largest conservation error over the populations (``MFGResult.balance_error``: the mass error,
-        or with exits the outflow balance error)."""
+        or with exits the outflow balance error); with switching types the error of the total mass,
+        max_n |M(t_n) - M(0)| / M(0) (the switching moves mass between the types)."""
+        if self.has_switching:
+            total = self.mass()
+            return float(np.max(np.abs(total - total[0])) / total[0])
         return max(r.balance_error() for r in self.populations)
 
     @property

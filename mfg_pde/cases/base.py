@@ -239,6 +239,9 @@ def register(case_cls):
     inst = case_cls()
     if not inst.name:
         raise ValueError("a case needs a name")
+    if inst.name in _REGISTRY and type(_REGISTRY[inst.name]).__qualname__ != case_cls.__qualname__:
+        raise ValueError(f"case name {inst.name!r} is taken by {type(_REGISTRY[inst.name]).__name__}; give "
+                         f"{case_cls.__name__} another name")
     _REGISTRY[inst.name] = inst
     return case_cls
 

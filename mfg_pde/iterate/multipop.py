@@ -28,7 +28,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..diagnostics.exploitability import nash_gap
+from ..fd.kernels import coupling_stats
 from ..fd.split_residuals import relative_residuals
+from ..fd.switching import solve_fp_types, solve_hjb_types, type_residuals, types_gap
 from .fixed_point import Buffers, FixedPoint, best_response
 from .monitor import HISTORY_KEYS, Progress, max_iter_status, record, stop_status
 
@@ -96,6 +98,56 @@ class JointFixedPoint(FixedPoint):
                           [s.states for s in self.sol.sols], newton_tol, newton_maxit)
 
 
+class SwitchingFixedPoint(JointFixedPoint):
+    """``JointFixedPoint`` of K types with switching: the best response is ONE joint backward sweep of the types
+    and one joint forward sweep (``fd.switching``: the types' HJBs are coupled by the switching terms at every
+    step, the FP by their transpose), ``sol`` a ``fd.switching.TypesSolution``.  The mass error is that of the
+    total mass (the switching moves mass between the types)."""
+
+    def _setup(self, m_init):
+        super()._setup(m_init)
+        self.E = self.problem.switching_step()
+        self.total_mass0 = self.problem.total_mass()
+        shape = self.m.shape
+        self.u_buffers = [np.empty(shape), np.empty(shape)]
+
+    def _best_response(self, inner_tol):
+        problem = self.problem
+        Nt = problem.Nt
+        ms = self.densities(self.m)
+        fs = [problem.running_cost(k, ms) for k in range(problem.K)]
+        uTs = [problem.terminal_values(k, ms) for k in range(problem.K)]
+        prev = self.sol_prev
+        out = self.u_buffers[1] if prev is not None and np.shares_memory(prev.u, self.u_buffers[0]) else \
+            self.u_buffers[0]
+        sol = solve_hjb_types(problem, fs, uTs, self.E, guess=prev, tol=inner_tol, maxit=self.newton_maxit, out=out,
+                              ms=ms)
+        m_hat = solve_fp_types(problem, sol, self.E, out=self.m_hat_joint)
+        finite, norm_m, res_sum, mass_err = coupling_stats(self.m.reshape(Nt + 1, -1), m_hat.reshape(Nt + 1, -1),
+                                                           sol.u.reshape(Nt + 1, -1), self.cell_volume,
+                                                           self.total_mass0)
+        return sol, m_hat, finite, float(norm_m), float(res_sum), float(mass_err), fs, uTs
+
+    def _candidate_residuals(self, sol, m_hat, f, uT):
+        problem = self.problem
+        ms = self.densities(m_hat)
+        if problem.is_coupled:
+            f = [problem.running_cost(k, ms) for k in range(problem.K)]
+            uT = [problem.terminal_values(k, ms) for k in range(problem.K)]
+        return type_residuals(problem, sol, f, m_hat, self.E, uT)
+
+    def gaps(self, newton_tol, newton_maxit) -> list:
+        """[the joint exploitability]: an agent deviates (keeping its switching) while the densities stay."""
+        return switching_gaps(self.problem, self.sol, self.densities(self.m_hat), newton_tol, newton_maxit)
+
+
+def switching_gaps(problem, sol, ms, tol, maxit) -> list:
+    """[exploitability of the joint pair of the types] (``fd.switching.types_gap``)."""
+    fs = [problem.running_cost(k, ms) for k in range(problem.K)]
+    uTs = [problem.terminal_values(k, ms) for k in range(problem.K)]
+    return [types_gap(problem, sol, fs, uTs, problem.switching_step(), ms, tol, maxit)]
+
+
 def joint_gaps(problem, us, ms, states, tol, maxit) -> list:
     """[exploitability of population k]: an agent of population k deviates while all K densities stay."""
     return [float(nash_gap(pop, us[k], ms[k], states[k], tol, maxit, f=problem.running_cost(k, ms)))
@@ -113,8 +165,9 @@ def run_joint(problem, method, tol, max_iter, damping=None, anderson_depth=5, ne
 
     if damping is None:
         damping = 0.5 if method == "picard" else 1.0
-    loop = JointFixedPoint(problem, method, tol, damping, anderson_depth, newton_tol, newton_maxit, inner_factor,
-                           m_init=m_init, diagnostics=diagnostics)
+    cls = SwitchingFixedPoint if problem.has_switching else JointFixedPoint
+    loop = cls(problem, method, tol, damping, anderson_depth, newton_tol, newton_maxit, inner_factor,
+               m_init=m_init, diagnostics=diagnostics)
     racer = _Loop(method, loop, window, max_iter, divergence_factor)
     phase = {"anderson": 0.0, "picard": 2.0}.get(method, 3.0)
     status, converged = "not converged", False
@@ -171,6 +224,8 @@ def solve_multi(problem, method="auto", tol=1e-8, max_iter=300, damping=None, an
               "anderson_depth": int(anderson_depth), "newton_tol": newton_tol, "newton_maxit": newton_maxit,
               "inner_factor": inner_factor, "diagnostics": diagnostics, "exploitability": exploitability,
               "m_init": "given" if m_init is not None else "m0", "populations": problem.K}
+    if problem.has_switching:   # kept with the result (a case replaces its params by the case's)
+        solver["switching"] = problem.switching.tolist()
     newton_opts = dict(krylov_rtol=krylov_rtol, max_backtracks=max_backtracks, nonmonotone=nonmonotone,
                        newton_tol=newton_tol, newton_maxit=newton_maxit, history=history, t_start=t_start,
                        report=report, callback=callback)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from .numbers import finite_number
-from .stationary import check_switching, stationary_distribution
+from .switching import check_switching, stationary_distribution
 from .utility import CRRA
 
 __all__ = ["Household", "two_state_switching"]

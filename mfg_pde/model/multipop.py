@@ -5,15 +5,22 @@ density m0_k (an ``MFGProblem`` describes it), and sees the running cost
 
     F_k(x, m_1..m_K) = F_k^own(x, m_k) + sum_j C_kj(x, m_j)
 
-where F_k^own is the population's own ``coupling`` and the cross terms C_kj are single-population couplings
+    F_k(x, m_1..m_K) = F_k^own(x, m_k) + sum_j C_kj(x, m_j) + F_tot(x, m_1 + ... + m_K)
+
+where F_k^own is the population's own ``coupling``, the cross terms C_kj are single-population couplings
 (``LocalPower``, ``QuadraticInteraction``, ``KernelInteraction``, ...) applied to the density of population j
-(``CrossCoupling``).  Two crowds that avoid each other locally: C_12 = b m_2, C_21 = b m_1 (``CrossCoupling.local``).
-The equilibrium solves, for k = 1..K,
+(``CrossCoupling``), and F_tot (``total_coupling``) a single-population coupling of the density of all agents.
+Two crowds that avoid each other locally: C_12 = b m_2, C_21 = b m_1 (``CrossCoupling.local``).
 
-    -du_k/dt - nu_k Lap u_k + H_k(grad u_k) - b_k . grad u_k = V_k + F_k(x, m_1..m_K),   u_k(T) = G_k
-     dm_k/dt - nu_k Lap m_k + div(m_k (b_k - dH_k/dp(grad u_k))) = 0,                    m_k(0) = m0_k
+Types with switching (``switching=Q``): the populations are then K types of one kind of agent, and an agent of
+type k becomes of type j at the rate q_kj >= 0 (the rows of Q sum to 0; ``model.switching``).  The types'
+masses change (the total does not), and the equations gain the switching terms:
 
-(docs/method.md, section 'Several populations').
+    -du_k/dt - nu_k Lap u_k + H_k(grad u_k) - b_k . grad u_k - sum_j q_kj (u_j - u_k) = V_k + F_k(x, m_1..m_K)
+     dm_k/dt - nu_k Lap m_k + div(m_k (b_k - dH_k/dp(grad u_k))) = sum_j q_jk m_j - m_k sum_j q_kj
+
+(without switching the sums are absent: u_k(T) = G_k, m_k(0) = m0_k either way; docs/method.md, section
+'Several populations').
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import numpy as np
 
 from .couplings import Coupling, LocalPower, ScaledCoupling, SumCoupling
 from .problem import MFGProblem, PlanningProblem
+from .switching import check_switching, propagator, stationary_distribution
 
 
 class CrossCoupling:
@@ -86,12 +94,18 @@ def _linear_local(c) -> float | None:
 
 class MultiPopulationProblem:
     """K populations (``MFGProblem``s sharing one Grid, T and Nt) coupled by ``coupling`` (a ``CrossCoupling``
-    or None); see the module docstring.  ``names`` labels the populations (default "pop0", "pop1", ...).
+    or None) and ``total_coupling`` (a ``Coupling`` of the total density, or None); see the module docstring.
+    ``names`` labels the populations (default "pop0", "pop1", ...).  ``switching``: a K x K switching-rate
+    matrix Q (rows summing to 0, off-diagonal rates >= 0) when the populations are types of agents that switch
+    between them (module docstring), None otherwise.  ``shares`` (with switching): the initial mass of each
+    type, p_k >= 0 summing to 1 (default: the long-run shares pi, pi Q = 0); type k starts from p_k m0_k (each
+    population's m0 is a probability density: the shape of the type's initial distribution).
 
     Solved by ``mfg_pde.solve`` (methods picard, fictitious-play, anderson, newton, auto) on the joint
-    density (m_1..m_K)."""
+    density (m_1..m_K); with switching by the coupling loops (auto: Anderson, then damped Picard)."""
 
-    def __init__(self, populations, coupling: CrossCoupling | None = None, names=None, name: str | None = None):
+    def __init__(self, populations, coupling: CrossCoupling | None = None, names=None, name: str | None = None,
+                 switching=None, total_coupling: Coupling | None = None, shares=None):
         pops = list(populations) if not isinstance(populations, MFGProblem) else [populations]
         if not pops:
             raise ValueError("populations: give at least one MFGProblem (one per population)")
@@ -117,6 +131,11 @@ class MultiPopulationProblem:
             raise ValueError(f"coupling has a term ({k}, {j}) that names population {max(k, j)}, but only "
                              f"{len(pops)} populations are given (indices 0..{len(pops) - 1}); add the population "
                              "or drop the term")
+        if total_coupling is not None and not isinstance(total_coupling, Coupling):
+            raise TypeError(f"total_coupling must be a mfg_pde Coupling of the total density (or None), got "
+                            f"{type(total_coupling).__name__}")
+        self.switching = None if switching is None else self._check_switching(switching, pops)
+        self.shares = self._check_shares(shares, len(pops))
         if names is None:
             names = [p.name or f"pop{k}" for k, p in enumerate(pops)]
         names = [str(n) for n in names]
@@ -124,13 +143,66 @@ class MultiPopulationProblem:
             raise ValueError(f"names = {names}: give {len(pops)} distinct names, one per population")
         self.populations = pops
         self.coupling = coupling
+        self.total_coupling = total_coupling
         self.names = names
         self.name = name
         self.grid, self.T, self.Nt = ref.grid, ref.T, ref.Nt
 
+    @staticmethod
+    def _check_switching(switching, pops) -> np.ndarray:
+        """Q checked (``model.switching.check_switching``) against the populations: K x K, no exit sides."""
+        Q = check_switching(switching)
+        if Q.shape[0] != len(pops):
+            raise ValueError(f"switching has shape {Q.shape}, but {len(pops)} populations are given: the switching-"
+                             f"rate matrix needs one row and one column per population ({len(pops)} x {len(pops)})")
+        if pops[0].has_exits:
+            raise NotImplementedError("switching with exit sides: the joint sweeps of switching types take "
+                                      "reflecting or periodic sides; drop the switching or the exits")
+        return Q
+
+    def _check_shares(self, shares, K) -> np.ndarray | None:
+        """The types' initial masses (``shares``), checked; None without switching."""
+        if self.switching is None:
+            if shares is not None:
+                raise ValueError("shares: the initial masses of the types are given with switching=Q only (without "
+                                 "switching each population has mass 1)")
+            return None
+        if shares is None:
+            try:
+                return stationary_distribution(self.switching)
+            except ValueError:
+                raise ValueError("shares: the switching-rate matrix has no unique long-run shares; give the initial "
+                                 f"masses of the {K} types, shares=[p_0, ..], p_k >= 0 summing to 1") from None
+        p = np.array(shares, dtype=float).ravel()
+        if p.shape != (K,) or not np.all(np.isfinite(p)) or np.any(p < 0) or abs(p.sum() - 1.0) > 1e-12:
+            raise ValueError(f"shares = {shares!r}: give the initial masses of the {K} types, K numbers >= 0 summing "
+                             "to 1 (e.g. the long-run shares, the default)")
+        return p
+
+    def m0_of(self, k: int) -> np.ndarray:
+        """The initial density of population k: its m0, times its share with switching types."""
+        pop = self.populations[k]
+        return pop.m0 if self.shares is None else self.shares[k] * pop.m0
+
     @property
     def K(self) -> int:
         return len(self.populations)
+
+    @property
+    def has_switching(self) -> bool:
+        """Whether the populations are types with switching (a switching-rate matrix was given)."""
+        return self.switching is not None
+
+    def switching_step(self) -> np.ndarray:
+        """E = exp(dt Q), the switching part of one time step (``model.switching.propagator``); I without
+        switching."""
+        if self.switching is None:
+            return np.eye(self.K)
+        return propagator(self.switching, self.dt)
+
+    def total_mass(self) -> float:
+        """sum_k int m0_k: the mass of all agents (conserved by the switching)."""
+        return float(sum(self.grid.integrate(self.m0_of(k)) for k in range(self.K)))
 
     @property
     def t(self) -> np.ndarray:
@@ -143,7 +215,8 @@ class MultiPopulationProblem:
     @property
     def is_coupled(self) -> bool:
         """Whether any population's HJB data depend on a density (otherwise one sweep per population)."""
-        return self.coupling is not None or any(p.is_coupled for p in self.populations)
+        return (self.coupling is not None or self.total_coupling is not None
+                or any(p.is_coupled for p in self.populations))
 
     @property
     def has_exits(self) -> bool:
@@ -158,6 +231,9 @@ class MultiPopulationProblem:
             t = self.t[1:]
             for j, c in self.coupling.sources(k):
                 f += c.field(self.grid, t, ms[j][1:])
+        if self.total_coupling is not None:
+            f += self.total_coupling.field(self.grid, self.t[1:], sum(mj[1:] for mj in ms))
+        if self.coupling is not None or self.total_coupling is not None:
             f = pop._zero_solid(f, 1)
         return f
 
@@ -177,9 +253,13 @@ class MultiPopulationProblem:
                 raise ValueError(f"m_init has shape {arr.shape}; a start of {K} populations needs (K, Nt+1, *grid) "
                                  f"= {want}")
             M[:] = np.moveaxis(arr, 0, 1)
-        for k, pop in enumerate(self.populations):
-            M[1:, k] = pop.m0 if m_init is None else M[1:, k]
-            M[0, k] = pop.m0
+        for k in range(K):
+            M[1:, k] = self.m0_of(k) if m_init is None else M[1:, k]
+            M[0, k] = self.m0_of(k)
+        if m_init is None and self.switching is not None:   # the types' switching without motion: exact shares
+            E = self.switching_step()
+            for n in range(Nt):
+                M[n + 1] = np.tensordot(E.T, M[n], axes=1)
         return M
 
     def monotone(self) -> bool | None:
@@ -201,6 +281,11 @@ class MultiPopulationProblem:
                 if v is None:
                     return None
                 a[k, j] += v
+        if self.total_coupling is not None:
+            v = _linear_local(self.total_coupling)
+            if v is None:
+                return None
+            a += v
         lam = np.linalg.eigvalsh(0.5 * (a + a.T))
         return bool(lam.min() >= -1e-12 * max(float(np.abs(a).max()), 1e-300))
 
@@ -209,6 +294,11 @@ class MultiPopulationProblem:
              "names": list(self.names), "population_params": [p.describe() for p in self.populations]}
         if self.coupling is not None:
             d["coupling"] = self.coupling.describe()
+        if self.total_coupling is not None:
+            d["total_coupling"] = self.total_coupling.describe()
+        if self.switching is not None:
+            d["switching"] = self.switching.tolist()
+            d["shares"] = self.shares.tolist()
         if self.name:
             d["name"] = self.name
         return d

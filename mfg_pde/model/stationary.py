@@ -39,53 +39,10 @@ from .couplings import Coupling
 from .grid import Grid
 from .hamiltonians import as_hamiltonian
 from .numbers import finite_number
+from .switching import check_switching, stationary_distribution
 
 #: grid dimensions the stationary solver takes (its Newton factors one sparse matrix of 2 K N unknowns)
 STATIONARY_DIMS = (1, 2)
-
-
-def check_switching(Q, name: str = "switching", rtol: float = 1e-12) -> np.ndarray:
-    """The switching-rate matrix as a (K, K) float array, or a ValueError naming ``name``: Q must be square
-    and finite, its off-diagonal rates q_kj (type k -> type j) >= 0 and every row must sum to 0 (the diagonal
-    is minus the total rate of leaving the type).  ``rtol``: the row-sum tolerance relative to the largest
-    rate."""
-    try:
-        Q = np.array(Q, dtype=float)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} = {Q!r}: give the switching-rate matrix as a K x K array of numbers") from None
-    if Q.ndim != 2 or Q.shape[0] != Q.shape[1] or Q.shape[0] < 1:
-        raise ValueError(f"{name} has shape {Q.shape}: the switching-rate matrix must be square (K x K, one row "
-                         "and one column per type)")
-    if not np.all(np.isfinite(Q)):
-        raise ValueError(f"{name} has non-finite entries: switching rates must be finite numbers")
-    off = Q - np.diag(np.diag(Q))
-    if np.any(off < 0):
-        k, j = (int(v) for v in np.argwhere(off < 0)[0])
-        raise ValueError(f"{name}[{k}, {j}] = {Q[k, j]:g} < 0: the off-diagonal entries are rates of switching "
-                         f"from type {k} to type {j} and must be >= 0")
-    scale = max(float(np.abs(Q).max()), 1.0)
-    rows = Q.sum(axis=1)
-    bad = np.flatnonzero(np.abs(rows) > rtol * scale)
-    if bad.size:
-        k = int(bad[0])
-        raise ValueError(f"{name}: row {k} sums to {rows[k]:.3g}, not 0; each row of the switching-rate matrix "
-                         f"must sum to 0 (set the diagonal to minus the row's off-diagonal rates: "
-                         f"{name}[{k}, {k}] = {-(rows[k] - Q[k, k]):g})")
-    return Q
-
-
-def stationary_distribution(Q: np.ndarray) -> np.ndarray:
-    """pi >= 0 with pi Q = 0, sum pi = 1 (the long-run shares of the types); a ValueError when Q is reducible
-    in a way that makes pi not unique."""
-    K = Q.shape[0]
-    A = np.vstack([Q.T, np.ones((1, K))])
-    b = np.zeros(K + 1)
-    b[-1] = 1.0
-    pi, _res, rank, _sv = np.linalg.lstsq(A, b, rcond=None)
-    if rank < K:
-        raise ValueError("switching: the types do not form one communicating class (the long-run shares of the "
-                         "types are not unique); make the switching-rate matrix irreducible")
-    return pi
 
 
 class StationaryProblem:

@@ -42,6 +42,9 @@ def newton_unavailable(problem) -> str | None:
     """None when the joint Newton can run on this multi-population problem, else the reason it cannot."""
     from ..iterate.auto import newton_available
 
+    if getattr(problem, "has_switching", False):
+        return ("the joint Newton does not carry the switching terms of types (switching=Q); the coupling loops "
+                "solve them")
     for k, pop in enumerate(problem.populations):
         why = newton_available(pop)
         if why:

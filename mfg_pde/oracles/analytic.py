@@ -1395,3 +1395,79 @@ def lq_multipop(t, *, T, sigma, q, x_target, mean0, var0, beta) -> dict:
     tt = np.asarray(t, dtype=float).reshape(-1)
     z = fsol.sol(tt)
     return {"mean": z[:K], "var": z[K:], "S": bsol.sol(tt)[:K]}
+
+
+def lq_switching(t, *, T, Q, sigma, q, x_target, shares0, mean0, var0, beta) -> dict:
+    """LQ types with switching that interact through the mean of all agents (docs/method.md, 'Several
+    populations').  Type k: dX = alpha dt + sigma_k dW, switching to type j at rate Q_kj; running cost
+    |alpha|^2/2 + beta/2 (x - mu(t))^2 with mu the mean of all agents (total mass 1), terminal cost
+    q_k/2 (x - x_target_k)^2; at t = 0 type k has mass shares0_k, mean mean0_k and variance var0_k.  With
+    u_k = a_k x^2/2 + b_k x + c_k (the switching term sum_j Q_kj (u_j - u_k) = (Q u)_k, rows of Q summing to 0):
+
+        a' = a^2 - Q a - beta,                       a(T) = q
+        b' = a b - Q b + beta mu,                    b(T) = -q x_target
+        c' = b^2/2 - nu a - Q c - beta mu^2/2,       c(T) = q x_target^2 / 2        (nu_k = sigma_k^2/2)
+
+    and the moments of the types, w_k = int m_k, M1_k = int x m_k, M2_k = int x^2 m_k (feedback -(a_k x + b_k)):
+
+        w' = Q^T w,   M1' = -a M1 - b w + Q^T M1,   M2' = 2 nu w - 2 a M2 - 2 b M1 + Q^T M2,   mu = sum_k M1_k.
+
+    a is integrated backward alone; (b, M1) is a linear two-point problem (b given at T, M1 at 0), solved by
+    superposition: the fundamental matrix over [0, T] gives b(0); then (b, M1, M2) forward and c backward.
+    Returns {"a", "b", "c", "mass", "mean", "var"} shaped (K, len(t)) (mean, var: of each type's distribution)."""
+    Q = np.asarray(Q, dtype=float)
+    K = Q.shape[0]
+    nu = 0.5 * np.broadcast_to(np.asarray(sigma, dtype=float), (K,)) ** 2
+    qT = np.broadcast_to(np.asarray(q, dtype=float), (K,))
+    tgt = np.broadcast_to(np.asarray(x_target, dtype=float), (K,))
+    w0 = np.broadcast_to(np.asarray(shares0, dtype=float), (K,))
+    M10 = w0 * np.broadcast_to(np.asarray(mean0, dtype=float), (K,))
+    M20 = w0 * (np.broadcast_to(np.asarray(var0, dtype=float), (K,)) + (M10 / np.where(w0 > 0, w0, 1.0)) ** 2)
+    asol = solve_ivp(lambda _t, a: a * a - Q @ a - beta, (T, 0.0), qT, dense_output=True, **_ODE_OPTS)
+    if not asol.success:
+        raise RuntimeError(f"switching LQ: backward Riccati integration failed: {asol.message}")
+
+    def w_of(tt):
+        from scipy.linalg import expm
+        return expm(tt * Q.T) @ w0
+
+    def linear(tt, z):   # z = (b, M1, M2) forward: b' = a b - Q b + beta mu, M1', M2' as in the docstring
+        a, w = asol.sol(tt), w_of(tt)
+        b, M1, M2 = z[:K], z[K:2 * K], z[2 * K:]
+        mu = M1.sum()
+        return np.concatenate([a * b - Q @ b + beta * mu, -a * M1 - b * w + Q.T @ M1,
+                               2 * nu * w - 2 * a * M2 - 2 * b * M1 + Q.T @ M2])
+
+    # the (b, M1) block is linear and homogeneous: its fundamental matrix over [0, T] gives b(0)
+    def block(tt, z):
+        a, w = asol.sol(tt), w_of(tt)
+        b, M1 = z[:K], z[K:]
+        return np.concatenate([a * b - Q @ b + beta * M1.sum(), -a * M1 - b * w + Q.T @ M1])
+
+    Phi = np.empty((2 * K, 2 * K))
+    for i in range(2 * K):
+        e = np.zeros(2 * K)
+        e[i] = 1.0
+        s = solve_ivp(block, (0.0, T), e, **_ODE_OPTS)
+        if not s.success:
+            raise RuntimeError(f"switching LQ: fundamental matrix integration failed: {s.message}")
+        Phi[:, i] = s.y[:, -1]
+    b0 = np.linalg.solve(Phi[:K, :K], -qT * tgt - Phi[:K, K:] @ M10)
+    fsol = solve_ivp(linear, (0.0, T), np.concatenate([b0, M10, M20]), dense_output=True, **_ODE_OPTS)
+    if not fsol.success:
+        raise RuntimeError(f"switching LQ: forward integration failed: {fsol.message}")
+
+    def c_rhs(tt, c):
+        z = fsol.sol(tt)
+        b, mu = z[:K], z[K:2 * K].sum()
+        return b * b / 2 - nu * asol.sol(tt) - Q @ c - beta * mu * mu / 2
+
+    csol = solve_ivp(c_rhs, (T, 0.0), qT * tgt * tgt / 2, dense_output=True, **_ODE_OPTS)
+    if not csol.success:
+        raise RuntimeError(f"switching LQ: backward integration of c failed: {csol.message}")
+    tt = np.asarray(t, dtype=float).reshape(-1)
+    z = fsol.sol(tt)
+    w = np.stack([w_of(x) for x in tt], axis=1)
+    mean = z[K:2 * K] / w
+    return {"a": asol.sol(tt), "b": z[:K], "c": csol.sol(tt), "mass": w, "mean": mean,
+            "var": z[2 * K:] / w - mean ** 2}
