@@ -175,3 +175,34 @@ def test_case_names_are_unique():
 
     with pytest.raises(ValueError, match="taken"):
         register(Clash)
+
+
+def _readme_game():
+    grid = mp.Grid([(-1, 1)], 120)
+    types = [mp.MFGProblem(grid, T=1.0, Nt=60, sigma=s, m0=mp.gaussian(grid, 0.0, 0.3),
+                           potential=lambda x, t, c=c: 0.5 * (x - c) ** 2) for s, c in ((0.3, -0.5), (0.2, 0.5))]
+    return mp.MultiPopulationProblem(types, names=["low", "high"], switching=[[-1.0, 1.0], [2.0, -2.0]],
+                                     total_coupling=mp.LocalPower(1.0))
+
+
+def test_auto_converges_where_half_damped_picard_cycles():
+    """The README's example: damped Picard with theta = 0.5 cycles (its residual stays near 0.57); without a
+    joint Newton, auto lets a slow Anderson run on, and its Picard fallback halves theta when Picard stalls."""
+    from mfg_pde.iterate.monitor import Progress
+    from mfg_pde.iterate.multipop import _picard_fallback
+
+    game = _readme_game()
+    r = mp.solve(game)
+    assert r.converged and r.solver["winner"] == "anderson" and r.final_residual <= 1e-8
+    half = mp.solve(game, method="picard", damping=0.5, max_iter=60)
+    assert not half.converged and half.history["residual"][-1] > 0.1
+    from mfg_pde.iterate.monitor import HISTORY_KEYS
+    from mfg_pde.newton.driver import NEWTON_KEYS
+
+    history = {k: [] for k in HISTORY_KEYS + NEWTON_KEYS}
+    common = {"anderson_depth": 5, "newton_tol": 1e-12, "newton_maxit": 50, "inner_factor": 1e-2,
+              "callback": None, "exploitability": "none", "diagnostics": "lean", "report": Progress(False),
+              "history": history, "t_start": 0.0}
+    _loop, converged, _status, theta = _picard_fallback(game, 1e-8, 300, None, 1e4, 8, common, Progress(False),
+                                                         "test")
+    assert converged and theta == 0.25

@@ -161,21 +161,28 @@ def type_data(problem):
         if kd.separate_fp:
             raise NotImplementedError(f"population {k}: a Hamiltonian whose FP weights differ from its HJB's "
                                       "(the planner's congestion) is not taken with switching types")
+    if not getattr(problem, "_ops_checked", False):
+        _check_one_type(tuple(kd.op for kd in kds))
+        problem._ops_checked = True
     return kds
 
 
-def type_operators(kds, ms=None) -> tuple:
-    """The K Operator records (an m-dependent Hamiltonian at the type's density ms[k]); a NotImplementedError
-    when they are not of one numba type (the sweeps index them at run time)."""
+def _check_one_type(ops) -> None:
+    """A NotImplementedError when the Operator records are not of one numba type (the sweeps index them at run
+    time, which needs a homogeneous tuple)."""
     import numba
-    ops = tuple(kd.op_for(ms[k]) if (kd.depends_on_m and ms is not None) else kd.op for k, kd in enumerate(kds))
     t0 = numba.typeof(ops[0])
     for k, op in enumerate(ops[1:], start=1):
         if numba.typeof(op) != t0:
             raise NotImplementedError(f"type {k}: its operator record differs in layout from type 0's "
                                       f"({numba.typeof(op)} vs {t0}); give the types the same kind of drift "
                                       "(static or time-dependent) and the same grid geometry")
-    return ops
+
+
+def type_operators(kds, ms=None) -> tuple:
+    """The K Operator records (an m-dependent Hamiltonian at the type's density ms[k]; the records of one numba
+    type, ``type_data``)."""
+    return tuple(kd.op_for(ms[k]) if (kd.depends_on_m and ms is not None) else kd.op for k, kd in enumerate(kds))
 
 
 def solve_hjb_types(problem, fs, uTs, E, guess: TypesSolution | None = None, tol: float = 1e-12, maxit: int = 50,

@@ -156,11 +156,13 @@ def joint_gaps(problem, us, ms, states, tol, maxit) -> list:
 
 def run_joint(problem, method, tol, max_iter, damping=None, anderson_depth=5, newton_tol=1e-12, newton_maxit=50,
               inner_factor=1e-2, m_init=None, callback=None, divergence_factor=1e4, exploitability="final",
-              diagnostics="lean", report=None, history=None, t_start=None, stop_when_slow=False, window=8):
+              diagnostics="lean", report=None, history=None, t_start=None, stop_when_slow=False, window=8,
+              stop_when_stagnant=False):
     """Run ``JointFixedPoint`` (``method`` picard, fictitious-play or anderson) to convergence, a stop or
     ``max_iter``.  Returns (loop, converged, status); one record per iteration is appended to ``history``.
     ``stop_when_slow`` (auto) ends it with a status "slow: ..." when the rate test of ``auto._Loop.slow``
-    says the loop should not run alone any longer."""
+    says the loop should not run alone any longer; ``stop_when_stagnant`` (auto) with a status "stalled: ..."
+    when the loop has found no new best residual over 2 ``window`` iterations (``auto._Loop.stagnant``)."""
     from .auto import _Loop
 
     if damping is None:
@@ -197,6 +199,10 @@ def run_joint(problem, method, tol, max_iter, damping=None, anderson_depth=5, ne
             if why:
                 status = f"slow: {why}"
                 break
+        if stop_when_stagnant and racer.stagnant():
+            status = (f"stalled: no new best residual over {2 * window} iterations at iteration {k} "
+                      f"(best {loop.best_residual:.2e})")
+            break
     else:
         status = max_iter_status(max_iter, history, tol)
     return loop, converged, status
@@ -243,12 +249,14 @@ def solve_multi(problem, method="auto", tol=1e-8, max_iter=300, damping=None, an
                                                        **newton_opts)
         solver["winner"] = "newton"
     elif method == "auto":
+        why = jn.newton_unavailable(problem)
+        # without a Newton to hand over to, a slow Anderson is left to run (it stops when it stalls)
         loop, converged, status = run_joint(problem, "anderson", tol, max_iter, m_init=m_init,
-                                            divergence_factor=min(divergence_factor, 1e2), stop_when_slow=True,
+                                            divergence_factor=min(divergence_factor, 1e2),
+                                            stop_when_slow=why is None, stop_when_stagnant=why is not None,
                                             window=int(stall_window), **{**common, "damping": None})
         solver["winner"] = "anderson"
         if not converged and loop.sol is not None:
-            why = jn.newton_unavailable(problem)
             note = status
             if why is None:
                 if np.isfinite(history["residual"][-1]):   # Newton starts from Anderson's last candidate pair
@@ -263,12 +271,11 @@ def solve_multi(problem, method="auto", tol=1e-8, max_iter=300, damping=None, an
                 if not converged:
                     note = f"{note}; newton: {status}"
             if not converged:   # no Newton, or Newton failed: damped Picard from the start
-                report.note(f"auto: {note}; damped picard from the start")
-                loop, converged, status = run_joint(problem, "picard", tol, max_iter, m_init=m_init,
-                                                    divergence_factor=divergence_factor,
-                                                    **{**common, "damping": 0.5})
+                loop, converged, status, theta = _picard_fallback(problem, tol, max_iter, m_init, divergence_factor,
+                                                                  int(stall_window), common, report, note)
                 fields = None
                 solver["winner"] = "picard"
+                solver["picard_damping"] = theta
             status = f"{status} (auto: anderson stopped, {note})"
             if converged:
                 status = "converged"
@@ -287,6 +294,29 @@ def solve_multi(problem, method="auto", tol=1e-8, max_iter=300, damping=None, an
     result = _result(problem, fields, sols, converged, status, history, solver)
     report.done(result)
     return result
+
+
+#: damping of the Picard fallback of ``auto``, and how many times it is halved when Picard stalls (a damped
+#: Picard iteration that cycles between two densities converges with a smaller step)
+PICARD_DAMPING = 0.5
+PICARD_HALVINGS = 3
+
+
+def _picard_fallback(problem, tol, max_iter, m_init, divergence_factor, window, common, report, note):
+    """Damped Picard from the start, theta = PICARD_DAMPING, halved (up to PICARD_HALVINGS times) whenever the
+    loop stalls; the last try runs to max_iter.  Returns (loop, converged, status, theta)."""
+    theta = PICARD_DAMPING
+    for attempt in range(PICARD_HALVINGS + 1):
+        last = attempt == PICARD_HALVINGS
+        report.note(f"auto: {note}; damped picard (theta = {theta:g}) from the start")
+        loop, converged, status = run_joint(problem, "picard", tol, max_iter, m_init=m_init,
+                                            divergence_factor=divergence_factor, window=window,
+                                            stop_when_stagnant=not last, **{**common, "damping": theta})
+        if converged or last or not status.startswith("stalled"):
+            return loop, converged, status, theta
+        note = f"picard (theta = {theta:g}) {status}"
+        theta *= 0.5
+    return loop, converged, status, theta
 
 
 def _result(problem, fields, sols, converged, status, history, solver):

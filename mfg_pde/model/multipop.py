@@ -198,7 +198,10 @@ class MultiPopulationProblem:
         switching."""
         if self.switching is None:
             return np.eye(self.K)
-        return propagator(self.switching, self.dt)
+        if getattr(self, "_E", None) is None:
+            self._E = propagator(self.switching, self.dt)
+            self._E.flags.writeable = False
+        return self._E
 
     def total_mass(self) -> float:
         """sum_k int m0_k: the mass of all agents (conserved by the switching)."""
