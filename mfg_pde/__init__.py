@@ -21,6 +21,7 @@ from .model.stationary import StationaryProblem  # noqa: E402
 from .model.utility import CRRA  # noqa: E402
 from .model.household import Household  # noqa: E402
 from .model.multipop import CrossCoupling, MultiPopulationProblem  # noqa: E402
+from .model.horizon import time_dependent  # noqa: E402
 from .model.geometry import Disc, Door, Interval, Polygon, Rectangle, Union, obstacle_mask  # noqa: E402
 from .model.hamiltonians import BoundedControl, Congestion, Hamiltonian, Power, Quadratic, Separable  # noqa: E402
 from .result import MFGResult  # noqa: E402
@@ -31,7 +32,7 @@ __all__ = [
     "MeanAttraction", "QuadraticInteraction", "ScaledCoupling", "SumCoupling", "Drift", "LinearDrift", "MFGProblem", "QuadraticTerminalCost", "TerminalCost",
     "Rectangle", "Interval", "Disc", "Polygon", "Union", "Door", "obstacle_mask",
     "Hamiltonian", "Quadratic", "Power", "BoundedControl", "Congestion", "Separable",
-    "MFGResult", "PlanningProblem", "MultiPopulationProblem", "CrossCoupling", "StationaryProblem", "solve_stationary", "solve", "solve_planning", "solve_planning_newton", "exploitability", "price_of_anarchy", "load", "load_problem", "cases",
+    "MFGResult", "PlanningProblem", "MultiPopulationProblem", "CrossCoupling", "StationaryProblem", "solve_stationary", "time_dependent", "solve", "solve_planning", "solve_planning_newton", "exploitability", "price_of_anarchy", "load", "load_problem", "cases",
     "sweep",
     "CRRA", "Household", "Huggett", "Aiyagari", "solve_household", "solve_equilibrium", "huggett_transition",
 ]

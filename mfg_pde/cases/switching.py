@@ -8,9 +8,20 @@ variances and their value functions; the checks are the errors of the means, var
 |x| <= 2 (away from the walls of [-L, L], where the quadratic value bends to meet the reflecting condition),
 each with its observed order under refinement (``validate``), and the masses of the types, which the scheme
 takes exactly (the switching part of a step is exp(dt Q)): to round-off, at every level.
+
+`switching-long-time`: the time-dependent solver with switching against the stationary one.  Two types with
+potentials (x + 0.5)^2/2 and (x - 1)^2/2, switching rates 0.5 and 0.3, attracted to the mean of all agents, form
+an ergodic stationary game (``StationaryProblem``, solved by Newton); its finite-horizon version
+(``model.horizon.time_dependent``) starts from Gaussians at +-2 with equal shares and ends with the stationary
+values.  The checks: the density at T against the stationary density and the ergodic constant against the slope
+of the value over the second half, each with its observed order.  The two discrete stationary states differ by
+the O(dt) splitting of the switching step (without switching they coincide: the time-dependent step's fixed
+point solves the stationary equations exactly), so both errors are first order in dt.
 """
 
 from __future__ import annotations
+
+import functools
 
 import numpy as np
 
@@ -20,7 +31,7 @@ from ..model.grid import Grid
 from ..model.multipop import MultiPopulationProblem
 from ..model.problem import MFGProblem, QuadraticTerminalCost
 from ..oracles import analytic
-from .base import Case, Check, register
+from .base import Case, Check, Param, register
 from .params import grid_params, solver_params
 
 #: the switching rates (type 0 -> 1 at rate 1, 1 -> 0 at rate 2), the mean-field stiffness and the two types
@@ -91,3 +102,61 @@ class LQSwitching(Case):
                           self.mass_tolerance, "max over t of |w_k(t_n) - (p0 exp(t_n Q))_k|"))
         rows.append(Check("total mass", result.mass_error(), 1e-13, "max_n |M(t_n) - M(0)| / M(0)"))
         return rows
+
+
+#: the two-type ergodic game of switching-long-time: switching rates, potentials' centres, noise, stiffness of the
+#: attraction to the mean of all agents; the time-dependent run starts from Gaussians at +-2 with equal shares
+LONG_Q = np.array([[-0.5, 0.5], [0.3, -0.3]])
+LONG_CENTRES = (-0.5, 1.0)
+
+
+@functools.lru_cache(maxsize=4)
+def long_time_stationary(N, L=5.0):
+    """(stationary problem, its solution) of the two-type ergodic game on [-L, L] with N cells."""
+    from ..model.stationary import StationaryProblem
+    from ..newton.stationary import solve_stationary
+
+    grid = Grid([(-L, L)], N)
+    pots = [(lambda c: (lambda x: 0.5 * (x - c) ** 2))(c) for c in LONG_CENTRES]
+    sp = StationaryProblem(grid, sigma=0.8, coupling=QuadraticInteraction(1.0), potential=pots, discount=0.0,
+                           switching=LONG_Q, name="switching-long-time")
+    return sp, solve_stationary(sp, tol=1e-12)
+
+
+def long_time_problem(N, Nt, T, L=5.0):
+    """The time-dependent game of the stationary one (``model.horizon.time_dependent``), from Gaussians at +-2
+    with equal shares, ending with the stationary values."""
+    from ..model.horizon import time_dependent
+
+    sp, st = long_time_stationary(N, L)
+    m0 = np.stack([0.5 * gaussian(sp.grid, 2.0, 0.5), 0.5 * gaussian(sp.grid, -2.0, 0.5)])
+    return time_dependent(sp, T, Nt, m0, terminal_cost=st.u, name="switching-long-time")
+
+
+@register
+class SwitchingLongTime(Case):
+    """The time-dependent solver with switching against the stationary solver with switching (module docstring of
+    ``model.horizon``): two types, ergodic, started far from the stationary state."""
+
+    name = "switching-long-time"
+    description = ("long-time limit of the time-dependent game of two switching types vs the ergodic stationary "
+                   "solution (density at T, ergodic constant)")
+    has_oracle = True
+    params = (*grid_params(200, 60), Param("T", 12.0, "horizon", positive=True),
+              *solver_params(tol=1e-11, choices=("picard", "fictitious-play", "anderson", "auto")))
+    # the discrete stationary states of the two solvers differ by the O(dt) splitting of the switching step;
+    # the transient from the start decays like exp(-0.37 t) (measured), 1e-2 of the error at T = 12
+    tolerances = {"m(T)": 0.025, "lambda": 0.005}
+
+    def build(self, p):
+        return long_time_problem(p["N"], p["Nt"], p["T"]), {"tol": p["tol"], "method": p["method"]}
+
+    def errors(self, result, p):
+        """Max |m_k(T) - m_k| / max m over the types, and |lambda_T - lambda| with lambda_T the slope of the
+        m-weighted value over the second half, (u(T/2) - u(T)) / (T/2) (u_k(t) ~ u_k + lambda (T - t))."""
+        _sp, st = long_time_stationary(p["N"])
+        h = len(result.t) // 2
+        dx = float(np.prod(result.grid.spacing))
+        u = result.u
+        lam = float(((u[:, h] - u[:, -1]) * st.m).sum() * dx / (result.t[-1] - result.t[h]))
+        return {"m(T)": float(np.abs(result.m[:, -1] - st.m).max() / st.m.max()), "lambda": abs(lam - st.lam)}
