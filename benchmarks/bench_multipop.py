@@ -6,7 +6,10 @@ Rows:
   1-D 120 x 60 at b = 0.5 (monotone) and b = 3 (segregation, not monotone), 2-D 40^2 x 30 at b = 3;
 * lq-two-populations (two LQ populations interacting through their means), 1-D 200 x 200;
 * decoupled: the two crowds with b = 0, solved jointly and as two single-population solves (the price of the
-  joint loop where nothing couples the populations).
+  joint loop where nothing couples the populations);
+* types with switching: lq-switching-time (two LQ types, 1-D 200 x 100) in the method table (Newton does not take
+  switching: "--"), and the cost of one coupled iteration of the two crowds as switching types against the
+  same crowds without switching (the joint sweeps visit the types inside the time loop).
 
 Each method runs to tol = 1e-10 with a wall-clock cap per run (--cap seconds, default 60).  A cell reads
 "iterations / seconds" (best of 3 runs when under 1 s) or "-- (status)".  Times are wall-clock after a warm-up
@@ -25,6 +28,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 import mfg_pde as mp  # noqa: E402
 from mfg_pde.cases import get  # noqa: E402
+from mfg_pde.cases.switching import lq_switching_problem  # noqa: E402
 from mfg_pde.cases.two_crowds import crowd_problem, lq_problem  # noqa: E402
 
 METHODS = ("picard", "fictitious-play", "anderson", "newton", "auto")
@@ -43,7 +47,10 @@ def timed(problem, method, cap):
     best, r = None, None
     for _ in range(3):
         t0 = time.perf_counter()
-        r = mp.solve(problem, method=method, tol=TOL, callback=stop_at_cap)
+        try:
+            r = mp.solve(problem, method=method, tol=TOL, callback=stop_at_cap)
+        except NotImplementedError:
+            return None, float("nan")
         dt = time.perf_counter() - t0
         best = dt if best is None else min(best, dt)
         if dt > 1.0 or not r.converged:
@@ -58,14 +65,16 @@ def main():
     rows = [("two-crowds 1-D 120x60, b = 0.5", crowds(1, 120, 60, 0.5)),
             ("two-crowds 1-D 120x60, b = 3", crowds(1, 120, 60, 3.0)),
             ("two-crowds 2-D 40^2x30, b = 3", crowds(2, 40, 30, 3.0)),
-            ("lq-two-populations 200x200", lq_problem(200, 200))]
+            ("lq-two-populations 200x200", lq_problem(200, 200)),
+            ("lq-switching-time 200x100", lq_switching_problem(200, 100))]
     mp.solve(crowds(1, 20, 10, 1.0), method="newton")   # warm-up (kernels)
     print(f"{'problem':34s} " + " ".join(f"{m:>18s}" for m in METHODS))
     for name, pb in rows:
         cells = []
         for method in METHODS:
             r, dt = timed(pb, method, args.cap)
-            cells.append(f"{r.iterations} / {dt:.2f}s" if r.converged else f"-- ({r.status[:12]})")
+            cells.append("-- (no newton)" if r is None else
+                         f"{r.iterations} / {dt:.2f}s" if r.converged else f"-- ({r.status[:12]})")
         print(f"{name:34s} " + " ".join(f"{c:>18s}" for c in cells))
     pb = crowds(1, 240, 120, 0.0)
     for method in ("anderson", "newton"):
@@ -74,6 +83,15 @@ def main():
         ts = sum(dt for _, dt in singles)
         print(f"decoupled 1-D 240x120, {method:8s}: joint {rj.iterations} it / {tj:.3f} s, two single solves "
               f"{'+'.join(str(r.iterations) for r, _ in singles)} it / {ts:.3f} s (ratio {tj / ts:.2f})")
+    plain = crowds(1, 240, 120, 0.5)
+    typed = mp.MultiPopulationProblem(plain.populations, coupling=plain.coupling, switching=[[-1.0, 1.0], [1.0, -1.0]])
+    per = {}
+    for label, pb in (("two populations", plain), ("two switching types", typed)):
+        r, dt = timed(pb, "picard", args.cap)
+        per[label] = dt / r.iterations
+        print(f"per coupled iteration, 1-D 240x120 crowds (picard), {label:19s}: {1e3 * per[label]:.2f} ms "
+              f"({r.iterations} it, {r.status[:9]})")
+    print(f"switching / no switching per iteration: {per['two switching types'] / per['two populations']:.2f}")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,9 @@ of ``io`` with a population dimension in front of the fields.
 
 Root attributes: those of ``io`` (``mfg_pde_version``, ``created``, ``case``, ``params`` -- the problem's
 ``describe()``, with every population's -- ``solver``, ``grid``, ``converged``, ``iterations``, ``status``,
-``complete``) and ``kind`` = "multi-population".  The write is atomic (``io.write_atomic``).  ``mfg_pde.load``
+``complete``) and ``kind`` = "multi-population".  Types with switching: ``params`` holds the switching-rate matrix
+(``switching``) and the initial shares (``shares``), ``solver`` the matrix again (a case's file keeps the case's
+parameters in ``params``); ``MultiPopulationResult.mass_error`` is then that of the total mass.  The write is atomic (``io.write_atomic``).  ``mfg_pde.load``
 recognises the file by ``kind`` and returns a ``MultiPopulationResult`` (``result.load``; the
 population problems are not rebuilt: ``problem`` is None after loading, their descriptions are in ``params``).
 """
