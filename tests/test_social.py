@@ -153,6 +153,65 @@ def test_lq_social_closed_form_errors_and_observed_orders():
     assert poa > 1.0 and j_n > j_s
 
 
+def test_mean_attraction_in_2d_is_the_sum_over_the_axes():
+    # what lq-social-2d relies on: F = kappa/2 |x - s mean|^2 = sum_k kappa/2 (x_k - s mean_k)^2, and so is the
+    # planner's field (QuadraticInteraction + FixedGuidance); written out here with the mean computed by hand
+    grid = mp.Grid([(-3.0, 3.0), (-2.0, 2.5)], (30, 24))
+    m = mp.gaussian(grid, (0.7, -0.4), (0.6, 0.5))
+    X, Y = grid.mesh()
+    mean = [float(grid.integrate(X * m)), float(grid.integrate(Y * m))]
+    kappa, s = 1.7, 0.3
+    by_hand = 0.5 * kappa * ((X - s * mean[0]) ** 2 + (Y - s * mean[1]) ** 2)
+    coupling = mp.MeanAttraction(kappa, s)
+    np.testing.assert_allclose(coupling.field(grid, np.zeros(1), m[None])[0], by_hand, rtol=0, atol=1e-12)
+    g = s * (2 - s)
+    planner = 0.5 * kappa * (g * ((X - mean[0]) ** 2 + (Y - mean[1]) ** 2) + (1 - g) * (X ** 2 + Y ** 2))
+    np.testing.assert_allclose(coupling.first_variation().field(grid, np.zeros(1), m[None])[0], planner, rtol=0,
+                               atol=1e-12)
+
+
+def test_lq_price_of_anarchy_with_per_axis_data_sums_the_axes_costs():
+    base = dict(T=1.0, sigma=0.4, kappa=3.0, s=0.3, q=0.5)
+    x = analytic.lq_price_of_anarchy(mean0=1.2, var0=0.2, **base)
+    y = analytic.lq_price_of_anarchy(mean0=-0.8, var0=0.25, **base)
+    both = analytic.lq_price_of_anarchy(mean0=(1.2, -0.8), var0=(0.2, 0.25), **base)
+    for key in ("nash_cost", "social_cost"):
+        assert both[key] == pytest.approx(x[key] + y[key], rel=1e-14)
+    assert both["price_of_anarchy"] == pytest.approx((x["nash_cost"] + y["nash_cost"])
+                                                     / (x["social_cost"] + y["social_cost"]), rel=1e-14)
+    # the ratio of the sums lies strictly between the axes' ratios when they differ
+    lo, hi = sorted((x["price_of_anarchy"], y["price_of_anarchy"]))
+    assert lo < both["price_of_anarchy"] < hi
+
+
+def test_lq_social_2d_closed_form_errors_and_observed_orders():
+    run = cases.get("lq-social-2d").validate()
+    assert run.result.converged and run.result.grid.ndim == 2
+    names = {c.quantity: c for c in run.checks}
+    for q in ("social mean", "social variance", "Nash mean", "social cost J", "price of anarchy"):
+        assert names[q].passed, (q, names[q].error, names[q].tol)
+        order = names[f"{q}: observed order"]
+        assert order.passed and 0.8 <= order.error <= 1.3, (q, order.error)
+    j_n, j_s, poa = run.result.case_report.table[0]
+    assert poa > 1.0 and j_n > j_s
+
+
+@pytest.mark.slow
+def test_lq_social_2d_orders_over_three_refinements():
+    case = cases.get("lq-social-2d")
+    errs = []
+    for N, Nt in ((40, 20), (80, 40), (160, 80)):
+        run = case.run({"N": N, "Nt": Nt})
+        assert run.result.converged
+        errs.append(case.errors(run.result, run.params))
+    for q in errs[0]:
+        e = np.array([x[q] for x in errs])
+        orders = np.log2(e[:-1] / e[1:])
+        # the price of anarchy is a ratio of two first-order costs whose leading errors nearly cancel: its
+        # order is 0.85 on the first refinement and approaches 1 on the next
+        assert np.all(orders >= 0.8) and np.all(orders <= 1.2) and orders[-1] >= 0.9, (q, e, orders)
+
+
 def test_lq_closed_form_social_cost_is_the_minimum_over_mean_paths():
     # independent of the Riccati algebra: minimise the discretised mean part of J directly (a quadratic in the
     # path), J_mean[mu] = int (mu'^2 + kappa (1 - s)^2 mu^2)/2 dt + q mu_T^2 / 2, mu(0) = mean0

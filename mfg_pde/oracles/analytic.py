@@ -1333,11 +1333,22 @@ def lq_price_of_anarchy(*, T, sigma, kappa, s, mean0, var0, q=0.0):
 
         J = int_0^T [ (P^2 + kappa) Sigma + z^2 + kappa (1 - s)^2 mean^2 ] / 2 dt + q (Sigma_T + mean_T^2) / 2
 
-    (the variance part is the same for both; the mean parts differ).  Returns dict nash_cost, social_cost,
-    price_of_anarchy."""
-    args = (np.asarray([0.0]), T, sigma, kappa, s, mean0, var0, q)
-    j_n = _attraction_paths(*args, "nash")["J"]
-    j_s = _attraction_paths(*args, "social")["J"]
+    (the variance part is the same for both; the mean parts differ).  J is per unit mass (an expectation).
+
+    d-D (mean0, var0 one value per axis): with a product Gaussian X_0, F = kappa/2 |x - s mean_t|^2, G = q/2 |x|^2
+    and the control cost |alpha|^2/2 all sums over the axes, both optimality systems separate into the scalar
+    ones of the axes, and each total cost is the sum of the axes' J (the price of anarchy is the ratio of the
+    sums, not a sum of ratios).  Returns dict nash_cost, social_cost, price_of_anarchy."""
+    means, variances = np.broadcast_arrays(np.atleast_1d(np.asarray(mean0, dtype=float)),
+                                           np.atleast_1d(np.asarray(var0, dtype=float)))
+    if means.ndim != 1:
+        raise ValueError(f"lq_price_of_anarchy: mean0 and var0 must be numbers or one value per axis, got shapes "
+                         f"{np.shape(mean0)} and {np.shape(var0)}")
+    j_n = j_s = 0.0
+    for mu0, v0 in zip(means, variances):
+        args = (np.asarray([0.0]), T, sigma, kappa, s, float(mu0), float(v0), q)
+        j_n += _attraction_paths(*args, "nash")["J"]
+        j_s += _attraction_paths(*args, "social")["J"]
     return {"nash_cost": j_n, "social_cost": j_s, "price_of_anarchy": j_n / j_s}
 
 
