@@ -1,7 +1,8 @@
 """Newton on the whole discrete system for the general Hamiltonians (``newton.ham_terms``): the Jacobian is
 exact (against central differences of the residual, 1-D assembled and 2-D matrix-free), Newton converges
 quadratically, agrees with the fixed-point loops to round-off, and converges on a hard congestion corner
-where Picard fails (and ``auto`` then lets Newton win)."""
+where Picard fails (and ``auto`` then lets Newton win).  The same for the social optimum with congestion
+(``PlannerCongestion``: the FP rows take other weights than the planner's HJB rows)."""
 
 import numpy as np
 import pytest
@@ -19,7 +20,10 @@ def _sep():
 
 HAMS = {"power": lambda: mp.Power(1.7), "bounded": lambda: mp.BoundedControl(0.3),
         "congestion": lambda: mp.Congestion(1.0, 2.0, 1.0), "congestion-sqrt": lambda: mp.Congestion(0.5, 3.0, 0.5),
-        "separable": _sep}
+        "separable": _sep,
+        # the planner's HJB Hamiltonian of objective='social' (HJB weights w_s = w + m w', FP weights w)
+        "planner-congestion": lambda: mp.Congestion(1.0, 2.0, 1.0).first_variation(),
+        "planner-congestion-sqrt": lambda: mp.Congestion(0.5, 3.0, 0.5).first_variation()}
 
 
 def _problem(grid, ham, Nt=6, T=0.5, sigma=0.4):
@@ -306,16 +310,73 @@ def test_bad_hamiltonian_input_names_the_parameter():
         cases.get("crowd-congestion").resolve({"c": -1})
 
 
-def test_social_congestion_is_refused_by_newton_and_solved_by_auto():
-    """objective='social' with congestion: the planner's HJB weights differ from the FP's, so the FP block is not
-    the transpose Newton's system is built on: Newton refuses, auto leaves it out and converges."""
-    grid = mp.Grid([(0, 1)], 50, "periodic")
-    pb = mp.MFGProblem(grid, 0.5, 20, 0.4, mp.normalise(grid, 1 + 0.5 * np.sin(2 * np.pi * grid.axes[0])),
-                       coupling=mp.LocalPower(1.0), hamiltonian=mp.Congestion(1.0, 2.0, 1.0),
-                       potential=lambda x, t: -np.cos(2 * np.pi * x))
-    with pytest.raises(NotImplementedError, match="PlannerCongestion"):
-        mp.solve(pb, method="newton", objective="social")
-    r = mp.solve(pb, method="auto", objective="social", tol=1e-10)
-    assert r.converged and r.solver.get("winner") != "newton"
+def _social_congestion_1d(bc):
+    grid = mp.Grid([(0, 1)], 50, bc)
+    return mp.MFGProblem(grid, 0.5, 20, 0.4, mp.normalise(grid, 1 + 0.5 * np.sin(2 * np.pi * grid.axes[0])),
+                         coupling=mp.LocalPower(1.0), hamiltonian=mp.Congestion(1.0, 2.0, 1.0),
+                         potential=lambda x, t: -np.cos(2 * np.pi * x))
+
+
+def test_planner_congestion_weight_derivatives_match_differences():
+    """dweights (HJB: w_s = w + m w') and fp_dweights (FP: w) of the planner's Hamiltonian, which Newton's
+    Jacobian uses, against central differences of the weights."""
+    m = np.array([0.05, 0.3, 1.7, 5.0])
+    for c0, c, alpha in ((1.0, 2.0, 1.0), (0.5, 3.0, 0.5), (1.0, 1.0, 0.3)):
+        ham = mp.Congestion(c0, c, alpha).first_variation()
+        eps = 1e-6
+        for w, dw in ((ham.weights, ham.dweights), (ham.fp_weights, ham.fp_dweights)):
+            fd = (w(m + eps) - w(m - eps)) / (2 * eps)
+            np.testing.assert_allclose(dw(m), fd, rtol=1e-7, atol=0)
+        assert np.all(ham.dweights(m) != ham.fp_dweights(m))
+
+
+@pytest.mark.parametrize("bc", ["periodic", "reflecting"])
+def test_newton_social_congestion_1d_quadratic_and_equal_to_anderson(bc):
+    """objective='social' with congestion: the planner's HJB rows take w_s, the FP rows w (their own blocks in the
+    Jacobian); Newton converges quadratically to the Anderson loop's solution of the same planner's system."""
+    pb = _social_congestion_1d(bc)
+    tol = 1e-10
+    n = mp.solve(pb, method="newton", objective="social", tol=tol)
     a = mp.solve(pb, method="anderson", objective="social", tol=1e-11)
-    assert np.abs(r.m - a.m).max() < 1e-8
+    assert n.converged and a.converged and n.solver["objective"] == "social"
+    res = n.history["residual"]
+    assert n.iterations <= 6 and _quadratic_step(res, tol), res
+    assert np.abs(n.u - a.u).max() < 1e-9 and np.abs(n.m - a.m).max() < 1e-9
+    assert n.history["mass_error"][-1] < 1e-12 and n.m.min() >= 0.0
+    assert abs(n.history["exploitability"][-1]) < 1e-9   # of the planner's system: a convergence certificate
+    nash = mp.solve(pb, method="newton", tol=tol)
+    assert np.abs(nash.m - n.m).max() > 1e-2   # the two optima differ here: the FP weights matter
+
+
+@pytest.mark.parametrize("ndim", [2, 3])
+def test_newton_social_congestion_split_equals_anderson(ndim):
+    grid = mp.Grid([(0, 1)] * ndim, 16 if ndim == 2 else 8, "periodic")
+    X = grid.mesh()[0]
+    pot = (lambda x, y, t: -np.cos(2 * np.pi * x) * np.cos(2 * np.pi * y)) if ndim == 2 else \
+        (lambda x, y, z, t: -np.cos(2 * np.pi * x) * np.cos(2 * np.pi * z))
+    pb = mp.MFGProblem(grid, 0.5, 12 if ndim == 2 else 6, 0.5, mp.normalise(grid, 1 + 0.5 * np.sin(2 * np.pi * X)),
+                       coupling=mp.LocalPower(1.0), hamiltonian=mp.Congestion(1.0, 2.0, 1.0), potential=pot)
+    n = mp.solve(pb, method="newton", objective="social", tol=1e-10)
+    a = mp.solve(pb, method="anderson", objective="social", tol=1e-11)
+    assert n.converged and n.iterations <= 6, n.history["residual"]
+    assert _quadratic_step(n.history["residual"], 1e-10), n.history["residual"]
+    assert np.abs(n.u - a.u).max() < 1e-9 and np.abs(n.m - a.m).max() < 1e-9
+    assert n.history["mass_error"][-1] < 1e-12 and n.m.min() >= 0.0
+
+
+def test_auto_races_newton_on_the_social_congestion_corner():
+    """The hard congestion corner (c = 50, sigma = 0.05) for the planner: damped Picard does not converge, Anderson
+    needs many times Newton's count, and ``auto`` now races Newton, which wins."""
+    grid = mp.Grid([(0, 1)], 100, "periodic")
+    pb = mp.MFGProblem(grid, 1.0, 50, 0.05, mp.normalise(grid, np.ones(100)), coupling=mp.LocalPower(4.0),
+                       potential=lambda x, t: -2 * np.cos(2 * np.pi * x), hamiltonian=mp.Congestion(1.0, 50.0, 1.0))
+    newton = mp.solve(pb, method="newton", objective="social", tol=1e-10)
+    assert newton.converged and newton.iterations <= 6, newton.history["residual"]
+    picard = mp.solve(pb, method="picard", objective="social", tol=1e-10, max_iter=200)
+    assert not picard.converged
+    anderson = mp.solve(pb, method="anderson", objective="social", tol=1e-10, max_iter=300)
+    assert anderson.converged and anderson.iterations >= 4 * newton.iterations
+    assert np.abs(anderson.m - newton.m).max() < 1e-8
+    auto = mp.solve(pb, method="auto", objective="social", tol=1e-10)
+    assert auto.converged and auto.solver.get("winner") == "newton"
+    assert np.abs(auto.m - newton.m).max() < 1e-8 and np.abs(auto.u - newton.u).max() < 1e-8

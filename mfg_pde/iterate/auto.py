@@ -69,8 +69,6 @@ def newton_available(problem) -> str | None:
         return "newton does not support walls and doors (obstacles, doors)"
     if getattr(problem, "fp_source", None) is not None:
         return "newton does not support an fp_source"
-    if hasattr(getattr(problem, "hamiltonian", None), "fp_weights"):
-        return "newton does not support the planner's congestion Hamiltonian (FP weights differ from the HJB's)"
     if problem.grid.ndim != 1:
         from ..newton.system_split import check_split_coupling
         try:

@@ -328,6 +328,19 @@ class PlannerCongestion(Hamiltonian):
         """w = 1 / (c0 + c m)^alpha: the FP (the agents' control -w p)."""
         return self.base.weights(m)
 
+    def dweights(self, m):
+        """d w_s/dm = 2 w' + m w'' = -alpha c (2 c0 + (1 - alpha) c m) / (c0 + c m)^(alpha + 2) for m >= 0 (0 where
+        m < 0, where ``weights`` is clipped): the planner's HJB rows' dependence on m (Newton's Jacobian)."""
+        b = self.base
+        m = np.asarray(m, dtype=float)
+        mp_ = np.maximum(m, 0.0)
+        d = -b.alpha * b.c * (2.0 * b.c0 + (1.0 - b.alpha) * b.c * mp_) / (b.c0 + b.c * mp_) ** (b.alpha + 2.0)
+        return np.where(m >= 0.0, d, 0.0)
+
+    def fp_dweights(self, m):
+        """d w/dm of ``fp_weights`` (the FP rows' dependence on m in Newton's Jacobian): ``Congestion.dweights``."""
+        return self.base.dweights(m)
+
     def describe(self):
         return {"type": "planner-congestion", "congestion": self.base.describe()}
 

@@ -34,7 +34,10 @@ Its Hessian is the graph Laplacian of the edges (i, i+1) with the upwind weight
 
 (the mass carried along the edge; no edge across a reflecting wall, wrap-around on a periodic axis).
 The Jacobian is therefore [[P, -Phi], [Hs, P^T]] with P the block-bidiagonal HJB matrix, Phi = dt dF/dm
-and Hs the Hessians: the FP block is the transpose of the HJB block, as in the continuous problem.
+and Hs the Hessians: the FP block is the transpose of the HJB block, as in the continuous problem.  (Except
+for the planner's congestion Hamiltonian of objective='social', whose FP rows take the agents' weights w and its
+HJB rows the planner's w_s: there the FP blocks are built from the FP rows, [[P, -Phi], [Hs_w, Q^T + C]] with Q
+the block-bidiagonal matrix of the FP rows' M_w(u^n); ``system_1d``, ``system_split``.)
 dF/dm is exact for the built-in couplings (``coupling_derivative``); a user-defined Coupling subclass and
 an m-dependent terminal cost G(x, m_T) (user callables without a derivative) get central finite
 differences of their values, level-wise (N evaluations).
@@ -103,6 +106,7 @@ from ..model.problem import MFGProblem
 from ..result import MFGResult
 from ..diagnostics.exploitability import nash_gap
 from ..fd.hjb import HJBSolution, empty_states, solve_hjb
+from ..fd.operator import kernel_data
 from ..model.couplings import ScaledCoupling
 from .system_1d import DiscreteSystem
 
@@ -146,18 +150,12 @@ def _with_params(problem, sigma=None, scale=None):
 
 
 def check_supported(problem, what: str) -> None:
-    """NotImplementedError when the problem has an FP source, or a Hamiltonian whose FP sweeps take other
-    weights than its HJB sweeps (``fp_weights``: the planner's congestion Hamiltonian of objective='social',
-    whose FP is not the transpose of its HJB rows).  Every other Hamiltonian is supported (the Jacobian's
-    Hamiltonian blocks are those of ``ham_terms``)."""
+    """NotImplementedError when the problem has an FP source.  Every Hamiltonian is supported: the Jacobian's
+    Hamiltonian blocks are those of ``ham_terms``, and a Hamiltonian whose FP rows take other weights than its HJB
+    rows (``fp_weights``: the planner's congestion Hamiltonian of objective='social') gets FP blocks with their
+    own weights (``system_1d``, ``system_split``)."""
     if getattr(problem, "fp_source", None) is not None:
         raise NotImplementedError(f"{what} does not support an fp_source; use method='anderson' or 'picard'")
-    ham = getattr(problem, "hamiltonian", None)
-    if hasattr(ham, "fp_weights"):
-        raise NotImplementedError(
-            f"{what} does not support {type(ham).__name__} (objective='social' with congestion: the FP step "
-            "moves the agents with other weights than the planner's HJB, so the FP block is not the transpose the "
-            "Newton system is built on); use method='anderson' or 'auto'")
 
 
 def make_system(problem):
@@ -362,6 +360,15 @@ def newton_iterations(problem, u, m, tol=1e-10, max_iter=50, linear_solver="auto
     return converged, status, run.k, run.ev
 
 
+def _hjb_solution(problem, u, m, states) -> HJBSolution:
+    """The result's HJB solution, with the Operators the loops' sweeps record for an m-dependent Hamiltonian
+    (``fd.hjb.solve_hjb``): the HJB's at m and, where the FP rows take other weights, the FP's."""
+    kd = kernel_data(problem)
+    op = kd.op_for(m) if kd.depends_on_m and m is not None else None
+    fp_op = kd.fp_op_for(m) if kd.separate_fp and m is not None else None
+    return HJBSolution(u, states, np.zeros(problem.Nt, dtype=np.int64), op, fp_op)
+
+
 def _initial_pair(problem, m_init, newton_tol, newton_maxit):
     grid, Nt = problem.grid, problem.Nt
     if m_init is None:
@@ -469,7 +476,7 @@ def solve_newton(problem, tol: float = 1e-10, max_iter: int = 50, warm_start: st
         u, m = sysm.fields(u, m)
     else:
         states = empty_states(problem)
-    sol = HJBSolution(u, states, np.zeros(Nt, dtype=np.int64))
+    sol = _hjb_solution(problem, u, m, states)
     if exploitability != "none" and n_rec and u is not None:
         gap = nash_gap(problem, u, m, sol.states, tol=newton_tol, maxit=newton_maxit)
         hist["exploitability"][-1] = gap

@@ -1,7 +1,14 @@
 """The 1-D forward-backward system Newton drives (``DiscreteSystem``): residuals R_H, R_F of the discrete HJB
 and FP equations, the exact Jacobian (assembled sparse, or applied matrix-free), and the reduced system
 for the density update solved by CG or GMRES (``ReducedSystem``, with block-bidiagonal level solves on
-numba kernels).  See ``newton.driver`` for the equations and the driver."""
+numba kernels).  See ``newton.driver`` for the equations and the driver.
+
+The FP rows are those of the HJB step, M(u^n)^T, except for the planner's congestion Hamiltonian
+(``PlannerCongestion``, objective='social'): its HJB rows carry the weights w_s = w + m w' of H + m dH/dm and its
+FP rows the agents' weights w, R_F^n = M_w(u^n)^T m^{n+1} - m^n.  The FP blocks then use their own weights:
+dR_F/dm^{n+1} = M_w(u^n)^T (+ the weights' m-derivative with w'), dR_F/du^n = the Hessian with the edge weights
+of w, and the reduced system's forward sweep is Q^{-T} with Q the block-bidiagonal matrix of the M_w(u^n)
+(``ReducedSystem``); the HJB blocks keep w_s (and w_s' in dR_H/dm)."""
 
 from __future__ import annotations
 
@@ -205,7 +212,9 @@ class ReducedSystem:
     * otherwise GMRES on (I + K Phi) dm = b.
 
     Each iteration costs one backward and one forward block sweep with the tridiagonal (cyclic) factors
-    of M(u^n) and M(u^n)^T, computed once.  ``solve(rtol)`` can be called again with a smaller rtol:
+    of M(u^n) and M(u^n)^T, computed once.  With FP rows of their own (the planner's congestion Hamiltonian,
+    module docstring) the forward sweep and the FP blocks take those rows: P^{-T}, Hs and C are then Q^{-T}, the
+    Hessian and the weight derivative of the FP rows M_w(u^n)^T.  ``solve(rtol)`` can be called again with a smaller rtol:
     the iteration resumes where it stopped."""
 
     def __init__(self, sysm, u, m, ev, deriv):
@@ -213,10 +222,10 @@ class ReducedSystem:
         self.shape = (Nt, N)
         self.sysm = sysm
         self.dF, self.dG = deriv
-        lo, di, up = ev["lo"], ev["di"], ev["up"]
-        self.fa = _Levels(lo, di, up, sysm.periodic).args()
-        self.ba = _Levels(np.roll(up, 1, axis=1), di, np.roll(lo, -1, axis=1), sysm.periodic).args()
-        self.E = np.ascontiguousarray(sysm.edge_weights(u[:Nt], m[1:], ev["W"]))
+        self.fa = _Levels(ev["lo"], ev["di"], ev["up"], sysm.periodic).args()
+        flo, fdi, fup = ev["flo"], ev["fdi"], ev["fup"]   # the FP rows (the HJB rows unless they differ)
+        self.ba = _Levels(np.roll(fup, 1, axis=1), fdi, np.roll(flo, -1, axis=1), sysm.periodic).args()
+        self.E = np.ascontiguousarray(sysm.edge_weights(u[:Nt], m[1:], ev["WF"]))
         self.cong = sysm.congestion(u, m, ev)
         self.t1 = np.empty((Nt, N))
         self.t2 = np.empty((Nt, N))
@@ -336,13 +345,22 @@ class DiscreteSystem:
         self.ham = problem.hamiltonian
         self.quadratic = self.ham is None or self.ham.is_quadratic
         self.congested = self.ham is not None and bool(self.ham.depends_on_m)
+        # FP rows with other weights than the HJB rows (the planner's congestion Hamiltonian: module docstring)
+        self.separate_fp = bool(kd.separate_fp)
 
     # ------------------------------------------------------------------ pieces
-    def weights(self, m: np.ndarray):
-        """The congestion weights W^n = w(m^{n+1}) (Nt, N) of every step (None unless H depends on m)."""
+    def weights(self, m: np.ndarray, fp: bool = False):
+        """The congestion weights W^n = w(m^{n+1}) (Nt, N) of every step (None unless H depends on m); ``fp``:
+        those of the FP rows (``fp_weights`` where they differ from the HJB's)."""
         if not self.congested:
             return None
-        return np.ascontiguousarray(self.ham.weights(m[1:]), dtype=float).reshape(self.Nt, self.N)
+        w = self.ham.fp_weights if fp and self.separate_fp else self.ham.weights
+        return np.ascontiguousarray(w(m[1:]), dtype=float).reshape(self.Nt, self.N)
+
+    def dweights(self, m: np.ndarray, fp: bool = False) -> np.ndarray:
+        """d/dm of ``weights`` (Nt, N) at m^{n+1} (``fp``: of the FP rows' weights)."""
+        dw = self.ham.fp_dweights if fp and self.separate_fp else self.ham.dweights
+        return np.asarray(dw(m[1:]), dtype=float).reshape(self.Nt, self.N)
 
     def operator(self, W=None):
         """The kernels' Operator with the Hamiltonian weights W (Nt, N) laid out as ONE level of the
@@ -379,7 +397,8 @@ class DiscreteSystem:
         """For a Hamiltonian h = w(m) h1(p) (congestion), the m-derivatives of the rows (None otherwise;
         cached in ev): cH = dt w'(m^{n+1}) c1(u^n) (dR_H^n/dm^{n+1}, diagonal; c1 the unit-weight cost) and
         the unit-weight Hamiltonian part of the rows, dM = M(u; 1) - M(u; 0), with s = w'(m^{n+1}) m^{n+1}:
-        dR_F^n/dm^{n+1} gains C = (diag(s) dM)^T (``congestion_fp``)."""
+        dR_F^n/dm^{n+1} gains C = (diag(s) dM)^T (``congestion_fp``).  The HJB rows' w' is that of ``weights``,
+        the FP rows' that of their own weights (the planner's congestion Hamiltonian: w_s' and w')."""
         if not self.congested:
             return None
         if "cong" not in ev:
@@ -387,8 +406,7 @@ class DiscreteSystem:
             one, zero = np.ones((self.Nt, self.N)), np.zeros((self.Nt, self.N))
             r1 = self.coefficients(uu, one)
             r0 = self.coefficients(uu, zero)
-            dw = np.asarray(self.ham.dweights(m[1:]), dtype=float).reshape(self.Nt, self.N)
-            ev["cong"] = {"cH": self.dt * dw * self.cost(uu, one), "s": dw * m[1:],
+            ev["cong"] = {"cH": self.dt * self.dweights(m) * self.cost(uu, one), "s": self.dweights(m, fp=True) * m[1:],
                           "dlo": r1[0] - r0[0], "ddi": r1[1] - r0[1], "dup": r1[2] - r0[2]}
         return ev["cong"]
 
@@ -425,6 +443,11 @@ class DiscreteSystem:
         c = self.cost(uu, W)
         src = u[1:] + self.dt * (f + c)
         RH, RF = line_pair_residuals(lo, di, up, uu, src, m[1:], m[:-1])
+        WF, rows_fp = W, (lo, di, up)
+        if self.separate_fp:   # the FP rows take the agents' weights (module docstring)
+            WF = self.weights(m, fp=True)
+            rows_fp = self.coefficients(uu, WF)
+            _, RF = line_pair_residuals(*rows_fp, uu, src, m[1:], m[:-1])
         sH = float(np.abs(src).max())
         sF = float(np.abs(m[:-1]).max())
         sH = sH if sH > 0 else 1.0
@@ -432,7 +455,8 @@ class DiscreteSystem:
         hjb = float(np.abs(RH).max()) / sH
         fp = float(np.abs(RF).max()) / sF
         return {"RH": RH, "RF": RF, "sH": sH, "sF": sF, "hjb": hjb, "fp": fp, "lo": lo, "di": di, "up": up,
-                "W": W, "finite": bool(np.isfinite(hjb) and np.isfinite(fp))}
+                "flo": rows_fp[0], "fdi": rows_fp[1], "fup": rows_fp[2], "W": W, "WF": WF,
+                "finite": bool(np.isfinite(hjb) and np.isfinite(fp))}
 
     def edge_weights(self, uu: np.ndarray, m1: np.ndarray, W=None) -> np.ndarray:
         """E_i (Nt, N): Hessian weights of the edges (i, i+1) (the last one wraps, zero at a wall); for a
@@ -466,13 +490,14 @@ class DiscreteSystem:
         JH[:-1] -= du[1:]
         if dG is not None:
             JH[-1] -= dG @ dm[-1]
-        JF = di * dm + np.roll(up * dm, 1, axis=1) + np.roll(lo * dm, -1, axis=1)
+        flo, fdi, fup = ev["flo"], ev["fdi"], ev["fup"]
+        JF = fdi * dm + np.roll(fup * dm, 1, axis=1) + np.roll(flo * dm, -1, axis=1)
         JF[1:] -= dm[:-1]
         cong = self.congestion(u, m, ev)
         if cong is not None:
             JH += cong["cH"] * dm
             JF += self.congestion_fp(cong, dm)
-        E = np.ascontiguousarray(self.edge_weights(u[:self.Nt], m[1:], ev["W"]))
+        E = np.ascontiguousarray(self.edge_weights(u[:self.Nt], m[1:], ev["WF"]))
         Hd = np.empty_like(du)
         _hessian_apply(E, np.ascontiguousarray(du), Hd)
         return JH, JF + Hd
@@ -510,10 +535,11 @@ class DiscreteSystem:
         if dG is not None:
             last = idx[-1]
             put(np.repeat(last, N), NN + np.tile(last, N), -dG.ravel())
-        # FP rows: M(u^n)^T on m^{n+1}, -I on m^n, Hessian on u^n
-        put(NN + idx, NN + idx, di)
-        put(NN + idx, NN + left, np.roll(up, 1, axis=1))
-        put(NN + idx, NN + right, np.roll(lo, -1, axis=1))
+        # FP rows: M(u^n)^T on m^{n+1}, -I on m^n, Hessian on u^n (the FP rows' own M and weights)
+        flo, fdi, fup = ev["flo"], ev["fdi"], ev["fup"]
+        put(NN + idx, NN + idx, fdi)
+        put(NN + idx, NN + left, np.roll(fup, 1, axis=1))
+        put(NN + idx, NN + right, np.roll(flo, -1, axis=1))
         put(NN + idx[1:], NN + idx[:-1], -np.ones((Nt - 1, N)))
         cong = self.congestion(u, m, ev)
         if cong is not None:  # the rows' dependence on m^{n+1} through the weights (``congestion``)
@@ -522,7 +548,7 @@ class DiscreteSystem:
             put(NN + left, NN + idx, cong["dlo"] * s_)
             put(NN + idx, NN + idx, cong["ddi"] * s_)
             put(NN + right, NN + idx, cong["dup"] * s_)
-        E = self.edge_weights(u[:Nt], m[1:], ev["W"])
+        E = self.edge_weights(u[:Nt], m[1:], ev["WF"])
         El = np.roll(E, 1, axis=1)
         put(NN + idx, idx, E + El)
         put(NN + idx, right, -E)

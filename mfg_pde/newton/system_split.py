@@ -45,6 +45,12 @@ U[n, k] = s_k^n for n < Nt (U[n, d-1] = u^n), U[Nt, :] = u^Nt = G;  Mu[n+1, k] =
 (Mu[n+1, 0] = m^{n+1}), Mu[0, :] = m^0.  ``lift`` builds them from plain fields (u, m), ``fields`` gives
 the plain fields back.
 
+FP rows of their own: the planner's congestion Hamiltonian (``PlannerCongestion``, objective='social') builds
+the HJB factors with the weights w_s of H + m dH/dm and the FP factors with the agents' weights w,
+R_F[n, k] = M_k^w(s_k)^T mu_k - mu_{k+1}.  The FP blocks then take their own Operator (``fp_op``): the forward
+chain is Q^{-T} (Q the chain of the M_k^w), Hs_k has the edge weights of w, and the weights' m-derivative in the
+FP rows is w' (in the HJB rows w_s').
+
 Supported: reflecting and periodic axes, any drift, potential, local couplings (``LocalPower``,
 ``LocalLog``), ``QuadraticInteraction`` (dF/dm of rank d: GMRES), ``FixedGuidance``, sums and scalings
 of them, and terminal costs independent of m_T.
@@ -65,8 +71,9 @@ from ..fd.operator import kernel_data
 
 # ============================================================================ numba chains
 @njit(cache=True, error_model="numpy")
-def split_residuals(U, Mu, f, op, RH, RF):
-    """R_H, R_F of every level (module docstring) into RH, RF (Nt, d, *shape3); returns
+def split_residuals(U, Mu, f, op, fop, RH, RF):
+    """R_H, R_F of every level (module docstring) into RH, RF (Nt, d, *shape3), the HJB rows with the Operator
+    op, the FP rows with fop (op itself unless the FP rows take other weights); returns
     (max|R_H|, max|s_{k-1} + dt c_k(s_k)|, max|R_F|, max_n |m^n|)."""
     Nt = RH.shape[0]
     shape = U.shape[2:]
@@ -100,7 +107,7 @@ def split_residuals(U, Mu, f, op, RH, RF):
             prev[:, :, :] = s
         for k in range(ndim):
             q = RF[n, k]
-            kernels.apply_axis(U[n, k], dn[k], k, kernels.axis_at(op, k, dt, n), bool(True), Mu[n + 1, k], q, work)
+            kernels.apply_axis(U[n, k], dn[k], k, kernels.axis_at(fop, k, dt, n), bool(True), Mu[n + 1, k], q, work)
             nxt = Mu[n + 1, k + 1] if k < ndim - 1 else Mu[n, 0]
             qf = q.reshape(q.size)
             nf = nxt.reshape(nxt.size)
@@ -291,6 +298,7 @@ class SplitSystem:
         self.ext_shape = (self.Nt + 1, self.d) + kd.shape3
         self.ham = problem.hamiltonian
         self.congested = self.ham is not None and bool(self.ham.depends_on_m)
+        self.separate_fp = bool(kd.separate_fp)   # FP rows with their own weights (module docstring)
 
     # ------------------------------------------------------------------ layout
     def _k(self, Mu=None):
@@ -298,6 +306,13 @@ class SplitSystem:
         if not self.congested:
             return (self.kd.op,)
         return (self.kd.op_for(self._plain_m(Mu)),)
+
+    def _fp_k(self, Mu=None, ops=None):
+        """(fop,): the Operator of the FP rows: that of the HJB rows (``ops``, default ``_k(Mu)``) unless they take
+        other weights (the planner's congestion Hamiltonian)."""
+        if not self.separate_fp:
+            return self._k(Mu) if ops is None else ops
+        return (self.kd.fp_op_for(self._plain_m(Mu)),)
 
     def _plain_m(self, Mu):
         return Mu[:, 0].reshape((self.Nt + 1,) + self.problem.grid.shape)
@@ -327,11 +342,11 @@ class SplitSystem:
         self.complete(U, Mu)
         if states is not None:
             U[:Nt, :d - 1] = np.asarray(states, dtype=float).reshape((Nt, d - 1) + shape3)
-            lift_densities(U, Mu, *self._k(Mu))
+            lift_densities(U, Mu, *self._fp_k(Mu))
             return U, Mu
         f = self.problem.running_cost(Mu[:, 0].reshape((Nt + 1,) + self.problem.grid.shape))
         lift_states(U, np.ascontiguousarray(f).reshape((Nt,) + shape3), *self._k(Mu), newton_tol, newton_maxit)
-        lift_densities(U, Mu, *self._k(Mu))
+        lift_densities(U, Mu, *self._fp_k(Mu))
         return U, Mu
 
     def complete(self, U, Mu):
@@ -356,17 +371,19 @@ class SplitSystem:
         RH = np.empty((Nt,) + self.ext_shape[1:])
         RF = np.empty_like(RH)
         ops = self._k(Mu)
+        fops = self._fp_k(Mu, ops)
         rh, sH, rf, sF = split_residuals(U, Mu, np.ascontiguousarray(f).reshape((Nt,) + self.kd.shape3),
-                                         *ops, RH, RF)
+                                         ops[0], fops[0], RH, RF)
         sH = sH if sH > 0 else 1.0
         sF = sF if sF > 0 else 1.0
         hjb, fp = rh / sH, rf / sF
-        return {"RH": RH, "RF": RF, "sH": sH, "sF": sF, "hjb": hjb, "fp": fp, "op": ops[0],
+        return {"RH": RH, "RF": RF, "sH": sH, "sF": sF, "hjb": hjb, "fp": fp, "op": ops[0], "fop": fops[0],
                 "finite": bool(np.isfinite(hjb) and np.isfinite(fp))}
 
     def congestion(self, U, Mu, ev):
         """For a congestion Hamiltonian (None otherwise; cached in ev): cH[n, k] = dt w'(m^{n+1}) c1_k(s_k^n)
-        (dR_H[n,k]/dm^{n+1}, diagonal) and what ``fp_m`` needs (``congestion_fp_apply``)."""
+        (dR_H[n,k]/dm^{n+1}, diagonal) and what ``fp_m`` needs (``congestion_fp_apply``; the FP rows' own w' where
+        their weights differ, the planner's congestion Hamiltonian)."""
         if not self.congested:
             return None
         if "cong" not in ev:
@@ -375,9 +392,10 @@ class SplitSystem:
             op1 = op._replace(hw=np.ones((1,) + shape3))
             op0 = op._replace(hw=np.zeros((1,) + shape3))
             dw = np.ascontiguousarray(self.ham.dweights(Mu[1:, 0]), dtype=float)
+            dw_fp = np.ascontiguousarray(self.ham.fp_dweights(Mu[1:, 0]), dtype=float) if self.separate_fp else dw
             c1 = np.empty((self.Nt,) + self.ext_shape[1:])
             congestion_cost(U, op1, c1)
-            ev["cong"] = {"cH": self.dt * dw[:, None] * c1, "dw": dw, "op1": op1, "op0": op0, "U": U, "Mu": Mu}
+            ev["cong"] = {"cH": self.dt * dw[:, None] * c1, "dw": dw_fp, "op1": op1, "op0": op0, "U": U, "Mu": Mu}
         return ev["cong"]
 
     def fp_m(self, cong, dmu):
@@ -417,15 +435,15 @@ class SplitSystem:
         return Y
 
     def jvp(self, U, Mu, ev, deriv, du, dm):
-        """J (du, dmu) with the blocks of the module docstring."""
-        op = ev["op"]
+        """J (du, dmu) with the blocks of the module docstring (the FP blocks with the FP rows' Operator)."""
+        op, fop = ev["op"], ev.get("fop", ev["op"])
         cong = self.congestion(U, Mu, ev)
         JH = np.empty_like(du)
         JF = np.empty_like(dm)
         chain_apply(U, op, False, np.ascontiguousarray(du), JH)
         JH -= self.phi_full(deriv, dm, cong)
-        chain_apply(U, op, True, np.ascontiguousarray(dm), JF)
-        JF += self.hessian(U, Mu, du, op=op)
+        chain_apply(U, fop, True, np.ascontiguousarray(dm), JF)
+        JF += self.hessian(U, Mu, du, op=fop)
         if cong is not None:
             JF += self.fp_m(cong, dm)
         return JH, JF
@@ -444,6 +462,7 @@ class SplitReduced:
         self.dF = deriv[0]
         self.RH = ev["RH"]
         self.op = ev["op"]
+        self.fop = ev.get("fop", self.op)   # the FP rows' Operator: P^{-T} and Hs are the FP chain's
         self.cong = sysm.congestion(U, Mu, ev)
         Nt, N = sysm.Nt, sysm.N
         self.lev_shape = (Nt, N)
@@ -470,10 +489,10 @@ class SplitReduced:
         return self.sysm.P_inv(self.U, Y, out, self.op)
 
     def PT_inv(self, Y, out=None):
-        return self.sysm.PT_inv(self.U, Y, out, self.op)
+        return self.sysm.PT_inv(self.U, Y, out, self.fop)
 
     def hessian(self, X, out=None):
-        return self.sysm.hessian(self.U, self.Mu, X, out, self.op)
+        return self.sysm.hessian(self.U, self.Mu, X, out, self.fop)
 
     def K0(self, x0):
         """E K E^T x0: level-0 vector -> level-0 part of P^{-T} Hs P^{-1} (x0 on the (n, 0) levels)."""
