@@ -20,7 +20,8 @@ An m-dependent Hamiltonian (``Congestion`` with c != 0) adds the congestion corr
 planner's HJB, i.e. the HJB sees H + m dH/dm (``Hamiltonian.first_variation``: ``PlannerCongestion``) while the
 density still moves with the agents' control -dH/dp: the FP step is then the exact transpose of the policy's
 step (the HJB step with the original weights at the same u), not of the planner's HJB step, and mass and m >= 0
-hold as before.  The coupling loops solve it; Newton refuses non-quadratic Hamiltonians in any case.
+hold as before.  The coupling loops solve it, and so does Newton on the whole system (1-D to 3-D), whose FP
+blocks then use the FP rows' own weights (``newton.system_1d``, ``newton.system_split``).
 """
 
 from __future__ import annotations
