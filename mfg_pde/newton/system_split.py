@@ -436,7 +436,7 @@ class SplitSystem:
 
     def jvp(self, U, Mu, ev, deriv, du, dm):
         """J (du, dmu) with the blocks of the module docstring (the FP blocks with the FP rows' Operator)."""
-        op, fop = ev["op"], ev.get("fop", ev["op"])
+        op, fop = ev["op"], ev["fop"]
         cong = self.congestion(U, Mu, ev)
         JH = np.empty_like(du)
         JF = np.empty_like(dm)
@@ -462,7 +462,7 @@ class SplitReduced:
         self.dF = deriv[0]
         self.RH = ev["RH"]
         self.op = ev["op"]
-        self.fop = ev.get("fop", self.op)   # the FP rows' Operator: P^{-T} and Hs are the FP chain's
+        self.fop = ev["fop"]   # the FP rows' Operator: P^{-T} and Hs are the FP chain's
         self.cong = sysm.congestion(U, Mu, ev)
         Nt, N = sysm.Nt, sysm.N
         self.lev_shape = (Nt, N)
