@@ -8,7 +8,8 @@ system, and the populations are coupled only through the coupling blocks
 
     dR_H,k / dm_j = -Phi_kj = -dt dF_k/dm_j          (HJB of k against the density of j)
 
-(own coupling and the cross terms C_kj; ``derivatives.coupling_derivative`` of each part).  The FP of k
+(own coupling, the cross terms C_kj and the coupling of the total density, whose dF_tot/dm enters every
+block; ``derivatives.coupling_derivative`` of each part).  The FP of k
 depends on u_k and m_k only.  Eliminating every du_k with population k's backward sweep P_k^{-1} and its FP
 sweep P_k^{-T} leaves one system for the joint density update,
 
@@ -64,6 +65,10 @@ def newton_unavailable(problem) -> str | None:
                     check_split_coupling(c)
             except NotImplementedError:
                 return "no newton derivative for a cross coupling in 2-D/3-D"
+        try:
+            check_split_coupling(problem.total_coupling)
+        except NotImplementedError:
+            return "no newton derivative for the total_coupling in 2-D/3-D"
     return None
 
 
@@ -170,6 +175,13 @@ class JointSystem:
                     blocks[(k, j)].add(d)
                 else:
                     blocks[(k, j)] = d
+        if problem.total_coupling is not None:   # F_tot(x, m_1 + .. + m_K): the same block for every (k, j)
+            d = coupling_derivative(problem.total_coupling, grid, self.t, sum(ms))
+            for k in range(self.K):
+                for j in range(self.K):
+                    if (k, j) not in blocks:
+                        blocks[(k, j)] = CouplingDerivative(Nt, N)
+                    blocks[(k, j)].add(d)
         dG = [terminal_derivative(pop, m.reshape(self.grid_shape)[Nt]) if not self.split else None
               for pop, m in zip(problem.populations, self.densities(Mu))]
         return blocks, dG
