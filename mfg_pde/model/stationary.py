@@ -6,16 +6,16 @@ dX = alpha dt + sigma dW, nu = sigma^2/2, and pays l(alpha) + V_k(x) + F(x, m) p
 cost of the Hamiltonian H, the Legendre dual; l = |alpha|^2/2 for the default quadratic H = |p|^2/2), with m
 the density of all agents (the sum of the types' densities).  With discount rate rho > 0 the value u_k solves
 
-    discounted   rho u_k + H(grad u_k) - nu Lap u_k - sum_j q_kj (u_j - u_k) = V_k(x) + F(x, m)
+    discounted   rho u_k + H(grad u_k[, m]) - nu Lap u_k - sum_j q_kj (u_j - u_k) = V_k(x) + F(x, m)
 
 and with rho = 0 (the ergodic, long-time-average problem) the unknown ergodic constant lambda enters instead:
 
-    ergodic      lambda + H(grad u_k) - nu Lap u_k - sum_j q_kj (u_j - u_k) = V_k(x) + F(x, m),
+    ergodic      lambda + H(grad u_k[, m]) - nu Lap u_k - sum_j q_kj (u_j - u_k) = V_k(x) + F(x, m),
                  normalised by  sum_k int u_k dx = 0.
 
-In both cases the densities m_k >= 0 are stationary for the optimal feedback alpha_k = -dH/dp(grad u_k):
+In both cases the densities m_k >= 0 are stationary for the optimal feedback alpha_k = -dH/dp(grad u_k[, m]):
 
-    -nu Lap m_k - div(m_k dH/dp(grad u_k)) - sum_j q_jk m_j + m_k sum_j q_kj = 0,    sum_k int m_k dx = 1.
+    -nu Lap m_k - div(m_k dH/dp(grad u_k[, m])) - sum_j q_jk m_j + m_k sum_j q_kj = 0,   sum_k int m_k dx = 1.
 
 Open problems (exit sides).  On a grid with exit sides agents leave through the exits (paying the exit cost
 g there: u = g on the exit) and enter at the rate S(x) >= 0 (``source``).  The density is then not a
@@ -24,9 +24,14 @@ exits, and its mass is whatever the inflow and the residence times make it (outf
 Only the discounted problem (rho > 0) is taken with exits: the ergodic constant of a game that agents leave
 is not defined.
 
+Congestion.  With ``hamiltonian=Congestion(c0, c, alpha)``, H(p, m) = |p|^2 / (2 (c0 + c m)^alpha), the
+Hamiltonian sees the total density m = sum_k m_k, the same density as the coupling F(x, m): every type moves
+through the same crowd.  The HJB term is then H(grad u_k, m) and the FP drift -dH/dp(grad u_k, m) =
+-grad u_k / (c0 + c m)^alpha.
+
 Solved by ``mfg_pde.solve_stationary`` (``mfg_pde.newton.stationary``).  1-D and 2-D grids with reflecting,
-periodic or exit sides; any Hamiltonian of ``model.hamiltonians`` that does not depend on m (Quadratic, Power,
-BoundedControl, Separable; Congestion is refused).
+periodic or exit sides; every Hamiltonian of ``model.hamiltonians`` (Quadratic, Power, BoundedControl,
+Separable, Congestion) except the social planner's ``PlannerCongestion``.
 """
 
 from __future__ import annotations
@@ -58,8 +63,9 @@ class StationaryProblem:
         (K, *grid) array); None for V = 0.
     discount : the discount rate rho >= 0; 0 gives the ergodic problem (unknown lambda).
     switching : the K x K switching-rate matrix Q (rows sum to 0, off-diagonal rates >= 0), None for one type.
-    hamiltonian : H(p) (``model.hamiltonians``: Quadratic (default, None), Power, BoundedControl, Separable);
-        a Hamiltonian that depends on m (Congestion) is refused.
+    hamiltonian : H(p[, m]) (``model.hamiltonians``: Quadratic (default, None), Power, BoundedControl,
+        Separable, or Congestion(c0, c, alpha), H = |p|^2 / (2 (c0 + c m)^alpha) with m the total density of all
+        types, the one the coupling sees); the planner's PlannerCongestion is refused.
     source : with exit sides only: the entry rate S(*coords) >= 0 of agents (a callable, an array of the grid's
         shape, or one per type like ``potential``); required there (module docstring, 'Open problems').
     exit_cost : with exit sides: the cost g paid on leaving, one number for every exit side.
@@ -84,10 +90,12 @@ class StationaryProblem:
         if coupling is not None and not isinstance(coupling, Coupling):
             raise TypeError("coupling must be a mfg_pde.model.couplings.Coupling (or None)")
         ham = as_hamiltonian(hamiltonian)
-        if ham.depends_on_m:
-            raise NotImplementedError(f"hamiltonian = {ham!r}: the stationary solver takes Hamiltonians that do not "
-                                      "depend on m (Quadratic, Power, BoundedControl, Separable); a congestion "
-                                      "Hamiltonian needs the time-dependent solver (mfg_pde.MFGProblem)")
+        if hasattr(ham, "fp_weights"):
+            raise NotImplementedError(f"hamiltonian = {ham!r}: the social planner's Hamiltonian moves the agents "
+                                      "with other weights than its HJB, and the stationary solver computes the Nash "
+                                      "equilibrium only; give the agents' own Hamiltonian (e.g. Congestion(c0, c, "
+                                      "alpha)) or solve the planner's problem with the time-dependent solver "
+                                      "(mfg_pde.MFGProblem, objective='social')")
         self.hamiltonian = ham
         self.grid = grid
         self.sigma = sig

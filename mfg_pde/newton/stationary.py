@@ -65,24 +65,25 @@ __all__ = ["StationarySystem", "StationaryResult", "solve_stationary", "load_sta
 
 
 @njit(cache=True, error_model="numpy")
-def edge_weights(u, m, right, valid, inv_h2, inv_h, hk, hp, E):
+def edge_weights(u, m, w, right, valid, inv_h2, inv_h, hk, hp, E):
     """E_i of the edges (i, right_i) along one axis (``ham_terms.edge_weight``: the weights of the graph
     Laplacian d/du [L(u)^T m]; 0 where ``valid`` is False, the wall side of a reflecting axis).  u, m: one
-    type's flattened fields."""
+    type's flattened fields; w: the nodes' congestion weights (read only for the congestion Hamiltonian)."""
     for i in range(u.size):
         if valid[i]:
             j = right[i]
-            E[i] = ham_terms.edge_weight(u[j] - u[i], m[i], m[j], 1.0, 1.0, inv_h2, inv_h, hk, hp)
+            E[i] = ham_terms.edge_weight(u[j] - u[i], m[i], m[j], w[i], w[j], inv_h2, inv_h, hk, hp)
         else:
             E[i] = 0.0
 
 
 @njit(cache=True, error_model="numpy")
-def exit_edge_weights(ds, m_lo, m_hi, inv_h2, inv_h, hk, hp, E):
+def exit_edge_weights(ds, m_lo, m_hi, w, inv_h2, inv_h, hk, hp, E):
     """E_i of the edges between the wall cells of an exit side and their ghosts (``ham_terms.edge_weight`` with
-    the ghost's density 0): ds = u_hi - u_lo along the edge, m_lo / m_hi the densities at its ends."""
+    the ghost's density 0): ds = u_hi - u_lo along the edge, m_lo / m_hi the densities at its ends, w the wall
+    cells' congestion weights (the ghost end carries no density, so its weight is never read)."""
     for i in range(ds.size):
-        E[i] = ham_terms.edge_weight(ds[i], m_lo[i], m_hi[i], 1.0, 1.0, inv_h2, inv_h, hk, hp)
+        E[i] = ham_terms.edge_weight(ds[i], m_lo[i], m_hi[i], w[i], w[i], inv_h2, inv_h, hk, hp)
 
 
 class StationarySystem:
@@ -117,6 +118,10 @@ class StationarySystem:
                              np.zeros((1, self.ndim, 1, 1, 1)), False, exits, ghost, labels,
                              hamiltonian=None if ham.is_quadratic else ham)
         self.axes = [self.kd.axis(k, dt=1.0) for k in range(self.ndim)]
+        self.ham = ham
+        #: whether H depends on m (congestion): the rows of A and the cost then carry the node weights w(M) of the
+        #: total density M = sum_k m_k (``weights``), the density the coupling F sees
+        self.congested = bool(ham.depends_on_m)
         # neighbours along each axis (wrapped; at a wall the wrapped entry's coefficient is 0) and the edges
         idx = np.arange(self.N).reshape(grid.shape)
         self._left = [np.roll(idx, 1, axis=k).ravel() for k in range(self.ndim)]
@@ -140,47 +145,74 @@ class StationarySystem:
         #: number of unknowns / equations: u, m, [lambda], [mu] (mu and the mass row: closed problems only)
         self.size = 2 * KN + int(not self.open) + int(self.ergodic)
 
+    # ------------------------------------------------------------------ the congestion weights
+    def weights(self, m: np.ndarray):
+        """The node weights w(M) = 1 / (c0 + c M)^alpha (N,) of the congestion Hamiltonian at the total density
+        M = sum_k m_k (``Congestion.weights``; every type moves through the same crowd, the one F(x, M) sees), or
+        None when H does not depend on m (the kernels' static weights)."""
+        if not self.congested:
+            return None
+        return np.ascontiguousarray(self.ham.weights(np.asarray(m, dtype=float).sum(axis=0)), dtype=float)
+
+    def axes_at(self, w):
+        """The per-axis kernel records with the node weights w (N,) (``weights``); the static ones for None."""
+        if w is None:
+            return self.axes
+        w = np.ascontiguousarray(w, dtype=float)
+        op = self.kd.op._replace(hw=w.reshape((1,) + tuple(self.shape3)), hlip=float(w.max()))
+        return [self.kd.axis(k, dt=1.0, op=op) for k in range(self.ndim)]
+
+    def node_weights(self, m: np.ndarray) -> np.ndarray:
+        """The weights the Hessian's edges read (N,): w(M) with congestion, else the static weight of every
+        node (1, or 1 / c0^alpha for a congestion Hamiltonian with c = 0)."""
+        w = self.weights(m)
+        return np.full(self.N, float(self.kd.op.hw.ravel()[0])) if w is None else w
+
     # ------------------------------------------------------------------ the stencil (from the kernels)
-    def generator(self, u: np.ndarray):
+    def generator(self, u: np.ndarray, w=None):
         """Rows (lo, dg, up) of L(u_k) per type and axis, each (K, ndim, N): L_k = M_k - I with M_k the dt = 1
         factor of axis k (``kernels.axis_coefficients``; diag M_k = 1 - lo - up, so diag L_k = -(lo + up):
-        rows sum to 0)."""
+        rows sum to 0); w: the congestion node weights (``weights``; None: the static ones)."""
         K, N, d = self.K, self.N, self.ndim
+        axes = self.axes_at(w)
         lo = np.empty((K, d) + self.shape3)
         di = np.empty((K, d) + self.shape3)
         up = np.empty((K, d) + self.shape3)
         for t in range(K):
             g = np.ascontiguousarray(u[t], dtype=float).reshape(self.shape3)
             for k in range(d):
-                kernels.axis_coefficients(g, g, k, self.axes[k], lo[t, k], di[t, k], up[t, k])
+                kernels.axis_coefficients(g, g, k, axes[k], lo[t, k], di[t, k], up[t, k])
         lo, up = lo.reshape(K, d, N), up.reshape(K, d, N)
         dg = -(lo + up)
         for k in range(d):   # exit rows: the diagonal carries the exit rate r (kernels module docstring)
-            if self.axes[k].elo or self.axes[k].ehi:
+            if axes[k].elo or axes[k].ehi:
                 dg[:, k] = di[:, k].reshape(K, N) - 1.0
         return lo, dg, up
 
-    def cost(self, u: np.ndarray) -> np.ndarray:
+    def cost(self, u: np.ndarray, w=None) -> np.ndarray:
         """The Engquist-Osher Hamiltonian sum_k c_k(u_t) per type, (K, N): for h = p^2/2
         [min(D+u, 0)^2 + max(D-u, 0)^2] / 2 per axis, in general L(h'(min(D+u, 0))) + L(h'(max(D-u, 0)))
-        (``kernels.axis_source``)."""
+        (``kernels.axis_source``); w: the congestion node weights (``weights``; None: the static ones)."""
         out = np.zeros((self.K, self.N))
         tmp = np.empty(self.shape3)
+        axes = self.axes_at(w)
         for t in range(self.K):
             g = np.ascontiguousarray(u[t], dtype=float).reshape(self.shape3)
             for k in range(self.ndim):
-                kernels.axis_source(g, g, k, self.axes[k], tmp)
+                kernels.axis_source(g, g, k, axes[k], tmp)
                 out[t] += tmp.ravel()
         return out
 
     # ------------------------------------------------------------------ residuals
     def residuals(self, u, m, lam=0.0, mu=0.0, A=None) -> dict:
         """R_H (K, N), R_F (K, N), the mass and normalisation residuals, the running cost f and the generator
-        matrix A (``generator_matrix``)."""
-        A = self.generator_matrix(u) if A is None else A
+        matrix A (``generator_matrix``; A(u, m): with congestion its rows carry the weights of m's total
+        density, and a given A must be that one)."""
+        w = self.weights(m)
+        A = self.generator_matrix(u, w=w) if A is None else A
         K, N = self.K, self.N
         f = self.problem.running_cost(m.sum(axis=0))
-        RH = self.rho * u + (A @ u.ravel()).reshape(K, N) - self.cost(u) - f
+        RH = self.rho * u + (A @ u.ravel()).reshape(K, N) - self.cost(u, w) - f
         if self.ergodic:
             RH = RH + lam
         RF = (A.T @ m.ravel()).reshape(K, N) + mu
@@ -191,10 +223,10 @@ class StationarySystem:
         return {"RH": RH, "RF": RF, "mass": mass, "norm": norm, "f": f, "A": A}
 
     # ------------------------------------------------------------------ sparse matrices
-    def generator_matrix(self, u, rows=None) -> sp.csr_matrix:
+    def generator_matrix(self, u, rows=None, w=None) -> sp.csr_matrix:
         """A(u) = blockdiag_t L(u_t) - Q (x) I, sparse (K N x K N), L = sum_k L_k: the linearised HJB matrix
-        without rho I."""
-        lo, dg, up = self.generator(u) if rows is None else rows
+        without rho I (w: the congestion node weights, ``weights``; rows: ``generator``'s, if at hand)."""
+        lo, dg, up = self.generator(u, w) if rows is None else rows
         K, N = self.K, self.N
         r, c, v = [], [], []
         for t in range(K):
@@ -222,7 +254,8 @@ class StationarySystem:
         """The normalised null vector m of A(u)^T (mass vol sum m = 1, rescaled after the solve), (K, N), and
         the bordered solve's mu (0 up to round-off): B_F [m; mu] = [0; 1] with the bordered FP matrix
         B_F = [A^T 1; vol 1^T 0], by ``bordered.BorderedLU`` pinned at the minimum of u (where the density
-        peaks) (``with_lu``: that factorisation too, the Newton step reuses it)."""
+        peaks) (``with_lu``: that factorisation too, the Newton step reuses it).  With congestion A's weights
+        are the caller's (a predicted density's: ``solve_stationary``); m is then the null vector of that A."""
         A = self.generator_matrix(u) if A is None else A
         KN = self.K * self.N
         if self.open:   # m = A^-T S (A a non-singular M-matrix: m >= 0)
@@ -249,8 +282,10 @@ class StationarySystem:
 
     def hessian_triplets(self, u, m):
         """COO triplets (rows, cols, values) of d/du [A(u)^T m] (K N x K N): per type and axis the graph
-        Laplacian of the edges with the weights of ``edge_weights``."""
+        Laplacian of the edges with the weights of ``edge_weights`` (h'' = w(M) at the edge's upwind node
+        with congestion)."""
         hk, hp = self.axes[0].hkind, self.axes[0].hpar
+        W = self.node_weights(m)
         r, c, v = [], [], []
         E = np.empty(self.N)
         for t in range(self.K):
@@ -260,7 +295,7 @@ class StationarySystem:
             node = base + np.arange(self.N)
             for k in range(self.ndim):
                 h = float(self.spacing[k])
-                edge_weights(ut, mt, self._right[k], self._edge[k], 1.0 / (h * h), 1.0 / h, hk, hp, E)
+                edge_weights(ut, mt, W, self._right[k], self._edge[k], 1.0 / (h * h), 1.0 / h, hk, hp, E)
                 right = base + self._right[k]
                 # (Hs x)_i += E (x_i - x_j), (Hs x)_j += E (x_j - x_i) for the edge (i, j = right_i)
                 r += [node, node, right, right]
@@ -275,12 +310,43 @@ class StationarySystem:
                 ds = ui - self.exit_cost if j == 0 else self.exit_cost - ui
                 zero = np.zeros_like(mi)
                 Ex = np.empty(cells.size)
-                exit_edge_weights(ds, zero if j == 0 else mi, mi if j == 0 else zero, 1.0 / (h * h), 1.0 / h, hk, hp,
-                                  Ex)
+                exit_edge_weights(ds, zero if j == 0 else mi, mi if j == 0 else zero, W[cells], 1.0 / (h * h),
+                                  1.0 / h, hk, hp, Ex)
                 r.append(base + cells)
                 c.append(base + cells)
                 v.append(Ex)
         return np.concatenate(r), np.concatenate(c), np.concatenate(v)
+
+    def congestion_terms(self, u, m, A=None):
+        """The m-derivatives of the rows for the congestion Hamiltonian h = w(M) p^2 / 2, M = sum_k m_k (None
+        when H does not depend on m).  Row i of A(u) and of the cost c(u) is linear in its node's weight w_i
+        (``kernels.ham_row``), so with dA = A(u; w = 1) - A(u; w = 0) and dc = c(u; 1) - c(u; 0) (the kernels'
+        rows at unit and zero weights, exit rows included) and w' = ``Congestion.dweights``:
+
+            d R_H[k, i] / d m[j, i] = g_H[k, i] = w'(M_i) [dA u - dc]_{k, i}      (w' times the unit-weight
+                                                                                 Engquist-Osher Hamiltonian)
+            d R_F / d m[j]          = C = dA^T diag(s),   s[k, i] = w'(M_i) m[k, i]
+
+        for every type j (each type's rows see the total density).  Returns (g_H (K, N), C (K N x K N, csr)):
+        the blocks act on the change of M tiled over the types (``tile_total``)."""
+        if not self.congested:
+            return None
+        K, N = self.K, self.N
+        ones, zeros = np.ones(N), np.zeros(N)
+        A1 = self.generator_matrix(u, w=ones)
+        A0 = self.generator_matrix(u, w=zeros)
+        dA = (A1 - A0).tocsr()
+        M = np.asarray(m, dtype=float).sum(axis=0)
+        dw = np.asarray(self.ham.dweights(M), dtype=float)
+        gH = dw[None] * ((dA @ u.ravel()).reshape(K, N) - (self.cost(u, ones) - self.cost(u, zeros)))
+        s = (dw[None] * m).ravel()
+        C = (dA.T @ sp.diags(s)).tocsr()
+        return gH, C
+
+    def tile_total(self, x: np.ndarray) -> np.ndarray:
+        """The total over the types of x (K N,), repeated for every type (K N,): T x with T = 1 1^T (x) I."""
+        K, N = self.K, self.N
+        return np.tile(x.reshape(K, N).sum(axis=0), K)
 
     def jacobian(self, u, m, A=None) -> sp.csc_matrix:
         """The sparse Jacobian of (R_H, R_F, mass[, normalisation]) with respect to (u, m[, lambda], mu), in
@@ -288,13 +354,15 @@ class StationarySystem:
         J, U, W = self.jacobian_parts(u, m, A)
         return (J + sp.csc_matrix(U @ W.T)).tocsc() if U.shape[1] else J
 
-    def jacobian_parts(self, u, m, A=None):
+    def jacobian_parts(self, u, m, A=None, congestion: bool = True):
         """(J0, U, W) with Jacobian = J0 + U W^T: J0 sparse, U W^T the low-rank part of -dF/dm (a coupling
         through the mean: one rank-one term per axis, for all type pairs at once), kept apart so that the
-        Newton solve factors only the sparse J0 (Woodbury)."""
+        Newton solve factors only the sparse J0 (Woodbury).  A: A(u, m) if at hand.  With congestion J0 holds
+        the m-derivatives of the rows (``congestion_terms``) unless ``congestion`` is False (the duality check
+        compares the generator blocks alone)."""
         K, N = self.K, self.N
         KN = K * N
-        A = self.generator_matrix(u) if A is None else A
+        A = self.generator_matrix(u, w=self.weights(m)) if A is None else A
         n_lam = int(self.ergodic)
         i_lam, i_mu = 2 * KN, 2 * KN + n_lam   # (no mu column in an open problem)
         blocks_r, blocks_c, blocks_v = [], [], []
@@ -334,6 +402,13 @@ class StationarySystem:
         put(KN + Ac.col, KN + Ac.row, Ac.data)
         hr, hc, hv = self.hessian_triplets(u, m)
         put(KN + hr, hc, hv)
+        cong = self.congestion_terms(u, m) if congestion else None
+        if cong is not None:   # the rows' weights w(sum_j m_j): every type's m columns (``congestion_terms``)
+            gH, C = cong
+            Cc = C.tocoo()
+            for j in range(K):
+                put(np.arange(KN), KN + j * N + np.tile(np.arange(N), K), gH.ravel())
+                put(KN + Cc.row, KN + j * N + Cc.col % N, Cc.data)
         if not self.open:
             put(KN + np.arange(KN), np.full(KN, i_mu), np.ones(KN))
             # mass row (on m) and, ergodic, normalisation row (on u)
@@ -369,7 +444,9 @@ class StationarySystem:
         (F' = dF/dm on the total density, every type's row; Hs = d/du [A(u)^T m]).  Eliminating du leaves
         (I + B_F^-1 Hs B_H^-1 F') [dm; dmu] = b, solved by GMRES (``krylov.gmres``; F' of a coupling through
         the mean has rank ndim, so GMRES ends in ndim + 1 iterations).  Ergodic: B_H is B_F^T up to the scale
-        of its border, so one LU serves both.  Returns (dz in the Jacobian's column order, GMRES iterations);
+        of its border, so one LU serves both.  With congestion (``congestion_terms``) F' becomes F' - g_H T
+        and the FP rows gain C T dm (T: ``tile_total``): the operator is I + B_F^-1 (Hs B_H^-1 (F' - g_H T)
+        + C T), A = A(u, m) and ``fp_lu`` that of A(u, m).  Returns (dz in the Jacobian's column order, GMRES iterations);
         dz is None when GMRES does not converge in ``gmres_maxiter`` iterations (the caller falls back to the
         whole-Jacobian LU: h'' unbounded near p = 0, Power with q < 2, makes the product ill-conditioned)."""
         K, N = self.K, self.N
@@ -396,19 +473,27 @@ class StationarySystem:
         du, dlam = solve_h(-res["RH"].ravel(), -res["norm"])
         dm, dmu = solve_f(-res["RF"].ravel() - Hs @ du, -res["mass"])
         its = 0
-        if self.problem.coupling is not None:
-            dF = coupling_derivative(self.problem.coupling, self.problem.grid, np.zeros(1),
-                                     m.sum(axis=0).reshape(1, N))
+        cong = self.congestion_terms(u, m)
+        if self.problem.coupling is not None or cong is not None:
+            dF = None if self.problem.coupling is None else \
+                coupling_derivative(self.problem.coupling, self.problem.grid, np.zeros(1), m.sum(axis=0).reshape(1, N))
 
             def coupled(x):
-                """F' of the total density x (KN,) on every type's rows."""
-                return np.tile(dF.matvec(x.reshape(K, N).sum(axis=0)[None])[0], K)
+                """(F' - g_H T) x: F' of the total density of x (KN,) on every type's rows, less the congestion
+                weights' share (``congestion_terms``)."""
+                tot = self.tile_total(x)
+                out = np.zeros(KN) if dF is None else np.tile(dF.matvec(tot[:N][None])[0], K)
+                return out if cong is None else out - cong[0].ravel() * tot
+
+            def fp_coupled(x):
+                """C T x: the FP rows' change through the congestion weights (0 without congestion)."""
+                return 0.0 if cong is None else cong[1] @ self.tile_total(x)
 
             tail = 0 if self.open else 1   # dmu travels with dm in a closed problem
 
             def op(x):
                 du1, _ = solve_h(coupled(x[:KN]), 0.0)
-                dm1, dmu1 = solve_f(Hs @ du1, 0.0)
+                dm1, dmu1 = solve_f(Hs @ du1 + fp_coupled(x[:KN]), 0.0)
                 return x + (np.append(dm1, dmu1) if tail else dm1)
 
             x, its = gmres(op, np.append(dm, dmu) if tail else dm, rtol=rtol, maxiter=self.gmres_maxiter)
@@ -542,8 +627,22 @@ def solve_stationary(problem: StationaryProblem, tol: float = 1e-10, max_iter: i
     else:
         u = np.array(np.broadcast_to(np.asarray(u_init, dtype=float).reshape(-1, N), (K, N)))
     lam = 0.0
-    A = sysm.generator_matrix(u)
-    m, _mu, fp_lu = sysm.density(u, A, with_lu=True)
+
+    def project(u_t, m_pred):
+        """(m, A(u_t, m), the bordered LU of the FP matrix or None): m the density of u_t (``density``).  With
+        congestion the null vector is that of A(u_t, m_pred)^T, the weights of the predicted density m_pred
+        (m + step dm of the Newton step), so R_F(u_t, m) = (A(u_t, m) - A(u_t, m_pred))^T m is O(|m - m_pred|),
+        quadratically small near the solution; A is then recomputed at m's weights and its LU left to the
+        next step (None)."""
+        A_p = sysm.generator_matrix(u_t, w=sysm.weights(m_pred))
+        m_t, _mu, lu_t = sysm.density(u_t, A_p, with_lu=True)
+        if not sysm.congested:
+            return m_t, A_p, lu_t
+        return m_t, sysm.generator_matrix(u_t, w=sysm.weights(m_t)), None
+
+    # congestion: the first weights are those of the uniform density of mass 1 (closed) or of m = 0 (open)
+    m_guess = np.full((K, N), 0.0 if sysm.open else 1.0 / (K * N * sysm.vol))
+    m, A, fp_lu = project(u, m_guess)
     res = sysm.residuals(u, m, lam, A=A)
     hist = {"hjb": [], "fp": [], "step": [], "time": [], "gmres": []}
 
@@ -555,6 +654,11 @@ def solve_stationary(problem: StationaryProblem, tol: float = 1e-10, max_iter: i
         fscale = max(float(np.abs(res["A"].diagonal() * m.ravel()).max()), 1e-300)
         return hjb, float(np.abs(res["RF"]).max()) / fscale
 
+    def merit(hjb, fp):
+        """The line search's and the stopping test's measure: the HJB residual (R_F is round-off by the
+        projection), with congestion the larger of the two (R_F is then quadratically small, ``project``)."""
+        return max(hjb, fp) if sysm.congested else hjb
+
     status, converged, it, fallbacks = "max_iter reached", False, 0, 0
     hjb, fp = measure(res, m)
     for it in range(max_iter + 1):
@@ -562,10 +666,10 @@ def solve_stationary(problem: StationaryProblem, tol: float = 1e-10, max_iter: i
         hist["fp"].append(fp)
         hist["time"].append(time.perf_counter() - t0)
         log("stationary Newton %d: HJB residual %.3e, FP residual %.3e", it, hjb, fp)
-        if not np.isfinite(hjb):
+        if not np.isfinite(merit(hjb, fp)):
             status = "non-finite residual"
             break
-        if hjb <= tol:
+        if merit(hjb, fp) <= tol:
             status, converged = "converged", True
             break
         if it == max_iter:
@@ -573,6 +677,8 @@ def solve_stationary(problem: StationaryProblem, tol: float = 1e-10, max_iter: i
         try:
             dz = None
             if linear_solver == "schur":
+                if fp_lu is None:   # congestion: the LU of the bordered FP matrix of A(u, m) (``project``)
+                    fp_lu = sysm.density(u, res["A"], with_lu=True)[2]
                 dz, its = sysm.schur_direction(u, m, res, fp_lu)
                 hist["gmres"].append(its)
                 if dz is None:
@@ -585,18 +691,18 @@ def solve_stationary(problem: StationaryProblem, tol: float = 1e-10, max_iter: i
             break
         KN = K * N
         du = dz[:KN].reshape(K, N)
+        dm = dz[KN:2 * KN].reshape(K, N)
         dlam = float(dz[2 * KN]) if sysm.ergodic else 0.0
         step, accepted = 1.0, False
-        merit = hjb
+        current = merit(hjb, fp)
         while step >= 1.0 / 2 ** 20:
             u_t = u + step * du
             lam_t = lam + step * dlam
-            A_t = sysm.generator_matrix(u_t)
-            m_t, _mu, lu_t = sysm.density(u_t, A_t, with_lu=True)
+            m_t, A_t, lu_t = project(u_t, m + step * dm)
             if np.all(np.isfinite(m_t)):
                 res_t = sysm.residuals(u_t, m_t, lam_t, A=A_t)
                 hjb_t, fp_t = measure(res_t, m_t)
-                if hjb_t <= (1.0 - 1e-4 * step) * merit:
+                if merit(hjb_t, fp_t) <= (1.0 - 1e-4 * step) * current:
                     accepted = True
                     break
             step *= 0.5
@@ -607,7 +713,9 @@ def solve_stationary(problem: StationaryProblem, tol: float = 1e-10, max_iter: i
         u, lam, m, res, hjb, fp, fp_lu = u_t, lam_t, m_t, res_t, hjb_t, fp_t, lu_t
     # final diagnostics
     A = res["A"]
-    J, _U, _W = sysm.jacobian_parts(u, m, A)   # the low-rank part is in the HJB rows' m columns only
+    # (the low-rank part is in the HJB rows' m columns only; the congestion blocks are left out: the generator
+    # blocks alone are compared)
+    J, _U, _W = sysm.jacobian_parts(u, m, A, congestion=False)
     KN = K * N
     # duality: the FP block of the Jacobian is the transpose of the HJB block without its discount rho I
     # (compared as FP + rho I against HJB^T: the diagonal sums in the same order, so the difference is exact)
