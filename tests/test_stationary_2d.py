@@ -195,8 +195,8 @@ def test_2d_switching_type_shares_exact():
 
 def test_bad_input_2d_and_hamiltonians():
     grid = mp.Grid([(0, 1), (0, 1)], 8)
-    with pytest.raises(NotImplementedError, match="hamiltonian = Congestion.*do not depend on m"):
-        mp.StationaryProblem(grid, 0.5, hamiltonian=mp.Congestion(1.0, 1.0, 1.0))
+    with pytest.raises(NotImplementedError, match="hamiltonian = PlannerCongestion.*social planner"):
+        mp.StationaryProblem(grid, 0.5, hamiltonian=mp.Congestion(1.0, 1.0, 1.0).first_variation())
     with pytest.raises(TypeError, match="hamiltonian"):
         mp.StationaryProblem(grid, 0.5, hamiltonian="power")
     with pytest.raises(NotImplementedError, match="3-D grid"):

@@ -9,7 +9,9 @@
                     F = beta/2 |x - mean|^2: the sum of two 1-D solutions for u and lambda, the product of two
                     Gaussians for m (``oracles.analytic.lq_stationary_product``);
 * ``stationary-ham`` a non-quadratic Hamiltonian (BoundedControl, or Power) on a 2-D box (x reflecting, y
-                    periodic), ergodic with F = kappa m: a manufactured solution (``manufactured_stationary``).
+                    periodic), ergodic with F = kappa m: a manufactured solution (``manufactured_stationary``);
+* ``stationary-congestion`` the congestion Hamiltonian |p|^2 / (2 (c0 + c m)^alpha) on the same box: a
+                    manufactured solution built from the density (``manufactured_congestion``).
 
 Each run checks the errors at the default grid, the exact identities (mass 1, m >= 0, FP matrix = transpose of
 the linearised HJB matrix), and ``validate`` the observed order on a twice finer grid.
@@ -23,7 +25,7 @@ import numpy as np
 
 from ..model.couplings import LocalPower, QuadraticInteraction
 from ..model.grid import Grid
-from ..model.hamiltonians import BoundedControl, Power
+from ..model.hamiltonians import BoundedControl, Congestion, Power
 from ..model.stationary import StationaryProblem
 from ..newton.stationary import solve_stationary
 from ..oracles.analytic import lq_stationary, lq_stationary_product
@@ -280,6 +282,67 @@ def manufactured_stationary(hamiltonian, sigma, amplitudes=(0.3, 0.2), lam=0.5, 
     return dict(u=u, m=m, V=V, lam=float(lam), nu=nu)
 
 
+def manufactured_congestion(hamiltonian, sigma, ndim=1, lam=0.5, kappa=1.0, amplitudes=(0.5, 0.5), fine=1 << 16):
+    """A manufactured ergodic stationary MFG with the congestion Hamiltonian H(p, m) = |p|^2 w(m) / 2,
+    w(m) = (c0 + c m)^(-alpha) (``Congestion``), and F = kappa m, on [0, 1] (reflecting) or [0, 1]^2 (x
+    reflecting, y periodic).  Pick the density m* = (1 + a cos(pi x)) [(1 + b sin(2 pi y))] (mass 1, zero
+    normal derivative on the walls); the feedback -w(m*) grad u* has zero flux, nu grad m* + m* w(m*) grad u* = 0,
+    exactly when grad u* = -nu Phi'(m*) grad m* with Phi'(m) = 1 / (m w(m)) = (c0 + c m)^alpha / m, so
+
+        u* = -nu Phi(m*),   Lap u* = -nu (Phi''(m*) |grad m*|^2 + Phi'(m*) Lap m*),
+        V  = lam + H(grad u*, m*) - nu Lap u* - kappa m*
+
+    makes (u*, m*, lam) the solution (any dimension: the flux vanishes pointwise).  Phi(m) = int_1^m Phi' by the
+    trapezoid rule on ``fine`` intervals (error O(fine^-2)); Phi'' = alpha c (c0 + c m)^(alpha - 1) / m -
+    (c0 + c m)^alpha / m^2 in closed form.  Returns a dict: u, m, V (callables of the ndim cell-centre arrays),
+    lam, nu."""
+    c0, c, alpha = hamiltonian.c0, hamiltonian.c, hamiltonian.alpha
+    nu = 0.5 * float(sigma) ** 2
+    a, b = (float(v) for v in amplitudes)
+    if not (0 <= a < 1 and 0 <= b < 1):
+        raise ValueError(f"amplitudes = {amplitudes}: each must lie in [0, 1) (m* > 0)")
+
+    def dphi(m):
+        return (c0 + c * m) ** alpha / m
+
+    def d2phi(m):
+        return alpha * c * (c0 + c * m) ** (alpha - 1.0) / m - (c0 + c * m) ** alpha / m ** 2
+
+    lo, hi = (1 - a) * (1 - b) if ndim == 2 else 1 - a, (1 + a) * (1 + b) if ndim == 2 else 1 + a
+    s = np.linspace(min(lo, 1.0), max(hi, 1.0), fine + 1)
+    d = dphi(s)
+    prim = np.concatenate([[0.0], np.cumsum(0.5 * (d[1:] + d[:-1]) * (s[1] - s[0]))])
+    prim -= np.interp(1.0, s, prim)
+
+    # the factors of m* and their first two derivatives along each axis
+    facs = [(lambda x: 1 + a * np.cos(np.pi * x), lambda x: -a * np.pi * np.sin(np.pi * x),
+             lambda x: -a * np.pi ** 2 * np.cos(np.pi * x)),
+            (lambda y: 1 + b * np.sin(2 * np.pi * y), lambda y: 2 * np.pi * b * np.cos(2 * np.pi * y),
+             lambda y: -4 * np.pi ** 2 * b * np.sin(2 * np.pi * y))][:ndim]
+
+    def parts(*X):
+        """m*, grad m* (per axis), Lap m* at the coordinate arrays X."""
+        f = [fac[0](x) for fac, x in zip(facs, X)]
+        m = np.prod(f, axis=0)
+        grad = [facs[k][1](X[k]) * m / f[k] for k in range(ndim)]
+        lap = sum(facs[k][2](X[k]) * m / f[k] for k in range(ndim))
+        return m, grad, lap
+
+    def m(*X):
+        return parts(*X)[0]
+
+    def u(*X):
+        return -nu * np.interp(parts(*X)[0], s, prim)
+
+    def V(*X):
+        mm, grad, lap = parts(*X)
+        H = sum(hamiltonian.H(-nu * dphi(mm) * g, mm) for g in grad)
+        lap_u = -nu * (d2phi(mm) * sum(g * g for g in grad) + dphi(mm) * lap)
+        return lam + H - nu * lap_u - kappa * mm
+
+    return dict(u=u, m=m, V=V, lam=float(lam), nu=nu)
+
+
 @register
 class StationaryHamiltonian(StationaryCase):
     name = "stationary-ham"
@@ -317,3 +380,47 @@ class StationaryHamiltonian(StationaryCase):
         e = result.u - ref["u"](X, Y)
         return {"u": float(np.abs(e - e.mean()).max()), "lambda": abs(result.lam - ref["lam"]),
                 "m (max)": float(np.abs(result.m - ref["m"](X, Y)).max())}
+
+
+@register
+class StationaryCongestion(StationaryCase):
+    name = "stationary-congestion"
+    description = ("ergodic 2-D stationary MFG with the congestion Hamiltonian |p|^2 / (2 (c0 + c m)^alpha) vs a "
+                   "manufactured solution")
+    has_oracle = True
+    params = (Param("c0", 0.5, "congestion: the cost factor of an empty region, > 0", positive=True),
+              Param("c", 3.0, "congestion strength c >= 0 (c m* reaches 6.8 at the default)", nonnegative=True),
+              Param("alpha", 0.5, "congestion exponent, in [0, 1]", nonnegative=True),
+              Param("sigma", 0.8, "noise intensity", positive=True),
+              Param("kappa", 1.0, "local coupling F = kappa m", nonnegative=True),
+              Param("lam", 0.5, "the manufactured ergodic constant"),
+              Param("N", 40, "cells per axis", positive=True),
+              Param("tol", 1e-10, "Newton tolerance (relative HJB and FP residuals)", positive=True))
+    tolerances = {"u": 0.01, "lambda": 0.015, "m (max)": 0.05}
+
+    def hamiltonian(self, p):
+        return Congestion(p["c0"], p["c"], p["alpha"])
+
+    def reference(self, p):
+        return manufactured_congestion(self.hamiltonian(p), p["sigma"], ndim=2, lam=p["lam"], kappa=p["kappa"])
+
+    def build(self, p):
+        grid = Grid([(0.0, 1.0), (0.0, 1.0)], (p["N"], p["N"]), bc=("reflecting", "periodic"))
+        ref = self.reference(p)
+        return StationaryProblem(grid, p["sigma"], coupling=LocalPower(p["kappa"]) if p["kappa"] else None,
+                                 potential=ref["V"], hamiltonian=self.hamiltonian(p), name=self.name)
+
+    def errors(self, result, p):
+        """u (up to the constant, removed by its mean), lambda and m against the manufactured solution."""
+        ref = self.reference(p)
+        X, Y = result.grid.mesh()
+        e = result.u - ref["u"](X, Y)
+        return {"u": float(np.abs(e - e.mean()).max()), "lambda": abs(result.lam - ref["lam"]),
+                "m (max)": float(np.abs(result.m - ref["m"](X, Y)).max())}
+
+    def checks(self, result, p):
+        """The common checks and the FP residual: with congestion the density is the null vector of the FP
+        matrix at the predicted density's weights, so R_F is not round-off by construction but converges with
+        Newton (``solve_stationary``)."""
+        return super().checks(result, p) + [Check("FP residual (relative)", result.residuals["fp"], p["tol"],
+                                                  "Newton tolerance")]

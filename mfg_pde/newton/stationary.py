@@ -52,6 +52,7 @@ from .. import io
 from ..fd import kernels
 from ..fd.operator import KernelData, exit_faces, pad3
 from ..model.grid import BC_PERIODIC, Grid
+from ..model.hamiltonians import Hamiltonian, from_description
 from ..model.stationary import StationaryProblem
 from . import ham_terms
 from .bordered import ORDERING as BORDER_ORDERING
@@ -523,6 +524,8 @@ class StationaryResult:
     residuals : the final max-norm residuals: "hjb" (max |R_H| / scale), "fp" (max |A^T m| / scale), "mass"
         (|h sum m - 1|), "normalisation" (|h sum u|, ergodic), "duality" (||A_FP - A_HJB^T||_max, exactly 0).
     history : per Newton iteration: "hjb", "fp" residuals, "step" (line-search fraction), "time" (s).
+    hamiltonian : the problem's Hamiltonian (Quadratic by default; a result file keeps its description and
+        ``load_stationary`` rebuilds it, ``model.hamiltonians.from_description``).
     """
 
     grid: Grid
@@ -543,6 +546,7 @@ class StationaryResult:
     case: str | None = None
     params: dict = field(default_factory=dict)
     case_report: object = None
+    hamiltonian: Hamiltonian | None = None
 
     @property
     def ergodic(self) -> bool:
@@ -571,11 +575,16 @@ class StationaryResult:
         return float(mean[0]) if self.grid.ndim == 1 else mean
 
     def alpha(self) -> np.ndarray:
-        """The quadratic-H feedback -grad u (centred differences, mirror walls): the shape of u in 1-D, with a
-        trailing axis of the ndim components in 2-D."""
+        """The feedback -dH/dp(grad u[, m]) (centred differences, mirror walls; -grad u for the quadratic H; with
+        congestion at the total density): the shape of u in 1-D, with a trailing axis of the ndim components in
+        2-D."""
         from ..result import gradient
 
-        g = -gradient(self.grid, self.u)
+        p = gradient(self.grid, self.u)
+        ham = self.hamiltonian
+        if ham is not None and not ham.is_quadratic:
+            p = ham.dH(p, self.total_density()[..., None]) if ham.depends_on_m else ham.dH(p)
+        g = -p
         return g[..., 0] if self.grid.ndim == 1 else g
 
     def summary(self) -> str:
@@ -742,7 +751,7 @@ def solve_stationary(problem: StationaryProblem, tol: float = 1e-10, max_iter: i
         m=m.reshape(shape) if one else m.reshape((K,) + shape),
         lam=float(lam) if sysm.ergodic else None, discount=sysm.rho, sigma=problem.sigma, converged=converged,
         status=status, iterations=it, residuals=residuals, history={k: np.asarray(v) for k, v in hist.items()},
-        wall_time=wall, switching=None if one else problem.switching.copy(),
+        wall_time=wall, switching=None if one else problem.switching.copy(), hamiltonian=problem.hamiltonian,
         solver={"method": "newton", "tol": tol, "max_iter": max_iter,
                 "linear_solver": linear_solver, "lu_fallbacks": fallbacks,
                 "ordering": sysm.ordering if linear_solver == "lu" else BORDER_ORDERING},
@@ -755,8 +764,8 @@ def solve_stationary(problem: StationaryProblem, tol: float = 1e-10, max_iter: i
 def save_stationary(result: StationaryResult, path) -> None:
     """Write a stationary result to HDF5 (atomically, ``io.write_atomic``).  Layout: datasets
     /x, /u, /m (K x N with types), /switching, group /history; attributes kind = "stationary", lambda (NaN when
-    discounted), discount, sigma, converged, status, iterations, residuals, solver, case, params (JSON), and the
-    /provenance group of every result file (``io``)."""
+    discounted), discount, sigma, converged, status, iterations, residuals, solver, case, params, hamiltonian
+    (its ``describe()``; JSON), and the /provenance group of every result file (``io``)."""
 
     def fill(f):
         f.attrs["kind"] = "stationary"
@@ -771,6 +780,8 @@ def save_stationary(result: StationaryResult, path) -> None:
         for key in ("residuals", "solver", "params"):
             f.attrs[key] = json.dumps(io.json_safe(getattr(result, key)))
         f.attrs["case"] = result.case or ""
+        if result.hamiltonian is not None:
+            f.attrs["hamiltonian"] = json.dumps(io.json_safe(result.hamiltonian.describe()))
         if result.problem is not None:
             f.attrs["problem"] = json.dumps(io.json_safe(result.problem.describe()))
         for name, ax in zip(result.grid.axis_names, result.grid.axes):
@@ -795,7 +806,8 @@ def save_stationary(result: StationaryResult, path) -> None:
 
 
 def load_stationary(path) -> StationaryResult:
-    """Read a file written by ``StationaryResult.save`` (without the problem object)."""
+    """Read a file written by ``StationaryResult.save`` (without the problem object; the Hamiltonian is rebuilt
+    from its description, ``model.hamiltonians.from_description``: a Separable one needs importable h and dh)."""
     import h5py
 
     with h5py.File(path, "r") as f:
@@ -806,6 +818,12 @@ def load_stationary(path) -> StationaryResult:
         grid = Grid(g["bounds"], g["shape"], g["bc"])
         lam = float(f.attrs["lambda"])
         hist = {k: np.asarray(v) for k, v in f["history"].items()}
+        ham = None
+        if "hamiltonian" in f.attrs:
+            try:
+                ham = from_description(json.loads(f.attrs["hamiltonian"]))
+            except ValueError as exc:   # a Separable H of a lambda or closure: only its description is stored
+                _LOG.warning("%s: the result's hamiltonian is not rebuilt (%s)", path, exc)
         return StationaryResult(
             grid=grid, u=np.asarray(f["u"]), m=np.asarray(f["m"]), lam=None if np.isnan(lam) else lam,
             discount=float(f.attrs["discount"]), sigma=float(f.attrs["sigma"]), converged=bool(f.attrs["converged"]),
@@ -813,4 +831,4 @@ def load_stationary(path) -> StationaryResult:
             residuals=json.loads(f.attrs["residuals"]), history=hist, wall_time=float(f.attrs["wall_time"]),
             switching=np.asarray(f["switching"]) if "switching" in f else None,
             solver=json.loads(f.attrs["solver"]), case=str(f.attrs["case"]) or None,
-            params=json.loads(f.attrs["params"]))
+            params=json.loads(f.attrs["params"]), hamiltonian=ham)
