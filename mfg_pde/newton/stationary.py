@@ -1,6 +1,6 @@
-"""Newton's method for stationary (discounted or ergodic) MFGs on 1-D and 2-D grids, with any Hamiltonian that
-does not depend on m, K types with Poisson switching, and (discounted) exit sides with an entry source
-(``model.stationary.StationaryProblem``; docs/method.md, section 'Stationary problems').
+"""Newton's method for stationary (discounted or ergodic) MFGs on 1-D and 2-D grids, with any Hamiltonian of
+``model.hamiltonians`` (the congestion one included), K types with Poisson switching, and (discounted) exit sides
+with an entry source (``model.stationary.StationaryProblem``; docs/method.md, section 'Stationary problems').
 
 Discretisation.  The generator of an agent of type k that follows the Engquist-Osher upwind policy of u_k is
 L(u_k) = sum_a (M_a(u_k) - I), where M_a is the implicit factor of axis a of the time-dependent HJB step with
@@ -34,6 +34,12 @@ GMRES on the coupling) or, with linear_solver="lu", by one LU of the whole Jacob
 projected onto the normalised null vector of A(u_new)^T (so every iterate has m >= 0, mass 1 and R_F = 0 to
 round-off) and the step backtracks on max |R_H| (Armijo).  Near the solution the projection moves m by
 O(|delta|^2), so the convergence stays quadratic.
+
+Congestion.  With H = |p|^2 w(M) / 2, w = (c0 + c M)^(-alpha) and M = sum_k m_k the total density (the one F
+sees), every row i of A and c takes the node weight w(M_i) (``weights``): A = A(u, m), and the Jacobian gains
+d R_H / dm and d R_F / dm (``congestion_terms``).  The projection takes the null vector of A(u_new, m_pred)^T,
+the weights of the density the Newton step predicts: m >= 0 and mass 1 still hold exactly, R_F is quadratically
+small instead of round-off, and the line search and the stopping test use max(R_H, R_F) (relative).
 """
 
 from __future__ import annotations
