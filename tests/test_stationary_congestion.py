@@ -81,15 +81,15 @@ def test_zero_congestion_is_the_quadratic_hamiltonian():
     and 2-D."""
     grid = mp.Grid([(-2, 2)], 120)
     pots = [lambda x: 2 * x ** 2, lambda x: (x - 0.5) ** 2]
-    kw = dict(coupling=mp.LocalPower(0.5), potential=pots, switching=Q2)
+    kw = {"coupling": mp.LocalPower(0.5), "potential": pots, "switching": Q2}
     q = mp.solve_stationary(mp.StationaryProblem(grid, 0.6, **kw))
     c = mp.solve_stationary(mp.StationaryProblem(grid, 0.6, hamiltonian=mp.Congestion(1.0, 0.0, 1.0), **kw))
     assert q.converged and c.converged
     assert np.abs(c.u - q.u).max() <= 1e-13 * np.abs(q.u).max() and np.abs(c.m - q.m).max() <= 1e-13 * q.m.max()
     assert abs(c.lam - q.lam) <= 1e-13
     grid2 = mp.Grid([(0, 1), (0, 1)], (20, 18), bc=("reflecting", "periodic"))
-    kw2 = dict(coupling=mp.LocalPower(0.5), potential=lambda x, y: np.cos(np.pi * x) + np.sin(2 * np.pi * y),
-               discount=0.4)
+    kw2 = {"coupling": mp.LocalPower(0.5), "potential": lambda x, y: np.cos(np.pi * x) + np.sin(2 * np.pi * y),
+           "discount": 0.4}
     q2 = mp.solve_stationary(mp.StationaryProblem(grid2, 0.6, **kw2))
     c2 = mp.solve_stationary(mp.StationaryProblem(grid2, 0.6, hamiltonian=mp.Congestion(1.0, 0.0, 0.5), **kw2))
     assert np.abs(c2.u - q2.u).max() <= 1e-13 * np.abs(q2.u).max() and np.abs(c2.m - q2.m).max() <= 1e-13 * q2.m.max()

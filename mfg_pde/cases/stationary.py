@@ -340,7 +340,7 @@ def manufactured_congestion(hamiltonian, sigma, ndim=1, lam=0.5, kappa=1.0, ampl
         lap_u = -nu * (d2phi(mm) * sum(g * g for g in grad) + dphi(mm) * lap)
         return lam + H - nu * lap_u - kappa * mm
 
-    return dict(u=u, m=m, V=V, lam=float(lam), nu=nu)
+    return {"u": u, "m": m, "V": V, "lam": float(lam), "nu": nu}
 
 
 @register

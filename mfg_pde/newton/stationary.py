@@ -324,7 +324,7 @@ class StationarySystem:
                 v.append(Ex)
         return np.concatenate(r), np.concatenate(c), np.concatenate(v)
 
-    def congestion_terms(self, u, m, A=None):
+    def congestion_terms(self, u, m):
         """The m-derivatives of the rows for the congestion Hamiltonian h = w(M) p^2 / 2, M = sum_k m_k (None
         when H does not depend on m).  Row i of A(u) and of the cost c(u) is linear in its node's weight w_i
         (``kernels.ham_row``), so with dA = A(u; w = 1) - A(u; w = 0) and dc = c(u; 1) - c(u; 0) (the kernels'
@@ -453,9 +453,10 @@ class StationarySystem:
         the mean has rank ndim, so GMRES ends in ndim + 1 iterations).  Ergodic: B_H is B_F^T up to the scale
         of its border, so one LU serves both.  With congestion (``congestion_terms``) F' becomes F' - g_H T
         and the FP rows gain C T dm (T: ``tile_total``): the operator is I + B_F^-1 (Hs B_H^-1 (F' - g_H T)
-        + C T), A = A(u, m) and ``fp_lu`` that of A(u, m).  Returns (dz in the Jacobian's column order, GMRES iterations);
-        dz is None when GMRES does not converge in ``gmres_maxiter`` iterations (the caller falls back to the
-        whole-Jacobian LU: h'' unbounded near p = 0, Power with q < 2, makes the product ill-conditioned)."""
+        + C T), A = A(u, m) and ``fp_lu`` that of A(u, m).  Returns (dz in the Jacobian's column order, GMRES
+        iterations); dz is None when GMRES does not converge in ``gmres_maxiter`` iterations (the caller falls
+        back to the whole-Jacobian LU: h'' unbounded near p = 0, Power with q < 2, makes the product
+        ill-conditioned)."""
         K, N = self.K, self.N
         KN = K * N
         vol = self.vol
