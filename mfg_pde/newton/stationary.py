@@ -37,9 +37,10 @@ O(|delta|^2), so the convergence stays quadratic.
 
 Congestion.  With H = |p|^2 w(M) / 2, w = (c0 + c M)^(-alpha) and M = sum_k m_k the total density (the one F
 sees), every row i of A and c takes the node weight w(M_i) (``weights``): A = A(u, m), and the Jacobian gains
-d R_H / dm and d R_F / dm (``congestion_terms``).  The projection takes the null vector of A(u_new, m_pred)^T,
-the weights of the density the Newton step predicts: m >= 0 and mass 1 still hold exactly, R_F is quadratically
-small instead of round-off, and the line search and the stopping test use max(R_H, R_F) (relative).
+d R_H / dm and d R_F / dm (``congestion_terms``).  The density of u_new then solves the nonlinear FP equations
+A(u_new, m)^T m = 0 (``congested_density``: Newton for fixed u, each step projected onto the null vector at its
+predicted weights, so m >= 0 and mass 1 hold exactly and R_F is driven to round-off), and the line search and
+the stopping test use max(R_H, R_F) (relative).
 """
 
 from __future__ import annotations
@@ -324,7 +325,7 @@ class StationarySystem:
                 v.append(Ex)
         return np.concatenate(r), np.concatenate(c), np.concatenate(v)
 
-    def congestion_terms(self, u, m):
+    def congestion_terms(self, u, m, hjb: bool = True):
         """The m-derivatives of the rows for the congestion Hamiltonian h = w(M) p^2 / 2, M = sum_k m_k (None
         when H does not depend on m).  Row i of A(u) and of the cost c(u) is linear in its node's weight w_i
         (``kernels.ham_row``), so with dA = A(u; w = 1) - A(u; w = 0) and dc = c(u; 1) - c(u; 0) (the kernels'
@@ -335,7 +336,8 @@ class StationarySystem:
             d R_F / d m[j]          = C = dA^T diag(s),   s[k, i] = w'(M_i) m[k, i]
 
         for every type j (each type's rows see the total density).  Returns (g_H (K, N), C (K N x K N, csr)):
-        the blocks act on the change of M tiled over the types (``tile_total``)."""
+        the blocks act on the change of M tiled over the types (``tile_total``); g_H is None when ``hjb`` is
+        False (the FP rows' block alone, ``congested_density``)."""
         if not self.congested:
             return None
         K, N = self.K, self.N
@@ -345,10 +347,51 @@ class StationarySystem:
         dA = (A1 - A0).tocsr()
         M = np.asarray(m, dtype=float).sum(axis=0)
         dw = np.asarray(self.ham.dweights(M), dtype=float)
-        gH = dw[None] * ((dA @ u.ravel()).reshape(K, N) - (self.cost(u, ones) - self.cost(u, zeros)))
+        gH = None
+        if hjb:
+            gH = dw[None] * ((dA @ u.ravel()).reshape(K, N) - (self.cost(u, ones) - self.cost(u, zeros)))
         s = (dw[None] * m).ravel()
         C = (dA.T @ sp.diags(s)).tocsr()
         return gH, C
+
+    #: the relative FP residual (``fp_scale``) the congested density is solved to, and the most steps it takes
+    density_tol = 1e-13
+    density_maxit = 12
+
+    def fp_scale(self, A, m) -> float:
+        """The FP residual's scale, max |diag(A) m| (the largest outflow of a node)."""
+        return max(float(np.abs(A.diagonal() * np.asarray(m).ravel()).max()), 1e-300)
+
+    def congested_density(self, u, m_pred):
+        """With congestion, the density of u: m >= 0 with A(u, m)^T m = 0 and mass 1 (open: A(u, m)^T m = S),
+        solved for fixed u by Newton on the FP equations, each step followed by the projection onto the null
+        vector at the weights of the step's prediction (``density``):
+
+            [A^T + C T, 1; vol 1^T, 0] [dm; dmu] = -[R_F; 0],      m <- null vector of A(u, m + dm)^T
+
+        (C T: ``congestion_terms``; A^T + C T has the zero column sums of A^T, so ``bordered.BorderedLU``
+        factors it as it does B_F), starting from the null vector at the weights of m_pred.  Every iterate has
+        m >= 0 and mass 1; near the fixed point the projection moves m by O(|dm|^2), so the steps converge
+        quadratically.  Stops when max |R_F| / ``fp_scale`` <= ``density_tol`` or after ``density_maxit``
+        steps (the caller's merit then sees R_F).  Returns (m, A(u, m), the number of steps)."""
+        K, N = self.K, self.N
+        KN = K * N
+        T = sp.kron(np.ones((K, K)), sp.identity(N), format="csr")
+        for it in range(self.density_maxit + 1):
+            m, _mu = self.density(u, self.generator_matrix(u, w=self.weights(m_pred)))
+            A = self.generator_matrix(u, w=self.weights(m))
+            RF = A.T @ m.ravel() - (self.problem.S.ravel() if self.open else 0.0)
+            if not np.all(np.isfinite(RF)) or it == self.density_maxit or \
+                    float(np.abs(RF).max()) <= self.density_tol * self.fp_scale(A, m):
+                return m, A, it
+            J = (A.T + self.congestion_terms(u, m, hjb=False)[1] @ T).tocsr()
+            if self.open:
+                dm = spla.splu(J.tocsc(), permc_spec=BORDER_ORDERING).solve(-RF)
+            else:
+                lu = BorderedLU(J, np.ones(KN), np.full(KN, self.vol), pin=int(np.argmin(u)))
+                dm = lu.solve(np.append(-RF, 0.0))[:KN]
+            m_pred = m + dm.reshape(K, N)
+        return m, A, it
 
     def tile_total(self, x: np.ndarray) -> np.ndarray:
         """The total over the types of x (K N,), repeated for every type (K N,): T x with T = 1 1^T (x) I."""
@@ -646,33 +689,34 @@ def solve_stationary(problem: StationaryProblem, tol: float = 1e-10, max_iter: i
 
     def project(u_t, m_pred):
         """(m, A(u_t, m), the bordered LU of the FP matrix or None): m the density of u_t (``density``).  With
-        congestion the null vector is that of A(u_t, m_pred)^T, the weights of the predicted density m_pred
-        (m + step dm of the Newton step), so R_F(u_t, m) = (A(u_t, m) - A(u_t, m_pred))^T m is O(|m - m_pred|),
-        quadratically small near the solution; A is then recomputed at m's weights and its LU left to the
-        next step (None)."""
-        A_p = sysm.generator_matrix(u_t, w=sysm.weights(m_pred))
-        m_t, _mu, lu_t = sysm.density(u_t, A_p, with_lu=True)
+        congestion m solves the FP equations of u_t with the weights of m itself (``congested_density``, from
+        the predicted density m_pred = m + step dm of the Newton step); the LU of its A is left to the next
+        step (None)."""
         if not sysm.congested:
-            return m_t, A_p, lu_t
-        return m_t, sysm.generator_matrix(u_t, w=sysm.weights(m_t)), None
+            A_t = sysm.generator_matrix(u_t)
+            m_t, _mu, lu_t = sysm.density(u_t, A_t, with_lu=True)
+            return m_t, A_t, lu_t
+        m_t, A_t, steps = sysm.congested_density(u_t, m_pred)
+        hist["density_steps"].append(steps)
+        return m_t, A_t, None
 
     # congestion: the first weights are those of the uniform density of mass 1 (closed) or of m = 0 (open)
     m_guess = np.full((K, N), 0.0 if sysm.open else 1.0 / (K * N * sysm.vol))
+    hist = {"hjb": [], "fp": [], "step": [], "time": [], "gmres": [], "density_steps": []}
     m, A, fp_lu = project(u, m_guess)
     res = sysm.residuals(u, m, lam, A=A)
-    hist = {"hjb": [], "fp": [], "step": [], "time": [], "gmres": []}
 
     def measure(res, m):
         """(HJB residual, FP residual), each relative: R_H to max(1, max |f|) (the normalisation residual
         vol sum u as a mean of u), R_F to max |diag(A) m|."""
         scale = max(1.0, float(np.abs(res["f"]).max()))
         hjb = max(float(np.abs(res["RH"]).max()), abs(res["norm"]) / (sysm.vol * N)) / scale
-        fscale = max(float(np.abs(res["A"].diagonal() * m.ravel()).max()), 1e-300)
-        return hjb, float(np.abs(res["RF"]).max()) / fscale
+        return hjb, float(np.abs(res["RF"]).max()) / sysm.fp_scale(res["A"], m)
 
     def merit(hjb, fp):
         """The line search's and the stopping test's measure: the HJB residual (R_F is round-off by the
-        projection), with congestion the larger of the two (R_F is then quadratically small, ``project``)."""
+        projection), with congestion the larger of the two (R_F is solved to ``density_tol``, not round-off by
+        construction, ``congested_density``)."""
         return max(hjb, fp) if sysm.congested else hjb
 
     status, converged, it, fallbacks = "max_iter reached", False, 0, 0
