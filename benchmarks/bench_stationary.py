@@ -6,7 +6,9 @@ Rows:
 * lq-ergodic-2d data (V = (x - 0.33)^2/2 + (y + 0.2)^2, F = |x - mean|^2/2, sigma = 0.8) on [-3.5, 3.5]^2,
   N x N cells, the default linear solver ("schur": LUs of the bordered N-sized HJB/FP matrices, GMRES on the
   coupling) and, with --lu, the LU of the whole (2 N^2 + 2)-sized Jacobian for comparison;
-* the same grid with a local coupling F = m and BoundedControl(0.6) (GMRES on a full-rank coupling).
+* the same grid with a local coupling F = m and BoundedControl(0.6) (GMRES on a full-rank coupling);
+* the same with the congestion Hamiltonian Congestion(1, 5, 1) instead (the density of each trial point solved
+  by Newton for fixed u, ``StationarySystem.congested_density``: its steps are listed too).
 
 Run:  python benchmarks/bench_stationary.py [--N 201] [--lu]
 """
@@ -35,13 +37,21 @@ def local_problem(N, L=3.5):
                                 potential=lambda x, y: 0.5 * (x - 0.33) ** 2 + (y + 0.2) ** 2)
 
 
+def congested_problem(N, L=3.5):
+    grid = mp.Grid([(-L, L), (-L, L)], (N, N))
+    return mp.StationaryProblem(grid, 0.8, coupling=mp.LocalPower(1.0), hamiltonian=mp.Congestion(1.0, 5.0, 1.0),
+                                potential=lambda x, y: 0.5 * (x - 0.33) ** 2 + (y + 0.2) ** 2)
+
+
 def row(label, problem, **opts):
     t0 = time.perf_counter()
     r = mp.solve_stationary(problem, **opts)
     wall = time.perf_counter() - t0
     gm = r.history.get("gmres", [])
+    ds = r.history.get("density_steps", [])
     print(f"{label:<44s} {wall:8.2f} s  {r.iterations:3d} Newton  GMRES {list(map(int, gm))}  "
-          f"{'converged' if r.converged else 'NOT converged: ' + r.status}, HJB residual {r.residuals['hjb']:.1e}")
+          + (f"density steps {list(map(int, ds))}  " if len(ds) else "")
+          + f"{'converged' if r.converged else 'NOT converged: ' + r.status}, HJB residual {r.residuals['hjb']:.1e}")
     return r, wall
 
 
@@ -53,6 +63,7 @@ def main():
     t0 = time.perf_counter()
     mp.solve_stationary(lq_problem(12))
     mp.solve_stationary(local_problem(12))
+    mp.solve_stationary(congested_problem(12))
     print(f"compilation / cache load (two 12 x 12 solves): {time.perf_counter() - t0:.2f} s")
     N = args.N
     print(f"\nergodic 2-D MFG, {N} x {N} cells ({N * N} nodes), tol 1e-10, {os.cpu_count()} cores")
@@ -63,6 +74,7 @@ def main():
     if args.lu:
         row("LQ, linear_solver='lu' (whole Jacobian)", lq_problem(N), linear_solver="lu")
     row("F = m, BoundedControl(0.6), 'schur'", local_problem(N))
+    row("F = m, Congestion(1, 5, 1), 'schur'", congested_problem(N))
 
 
 if __name__ == "__main__":

@@ -369,28 +369,37 @@ class StationarySystem:
 
             [A^T + C T, 1; vol 1^T, 0] [dm; dmu] = -[R_F; 0],      m <- null vector of A(u, m + dm)^T
 
-        (C T: ``congestion_terms``; A^T + C T has the zero column sums of A^T, so ``bordered.BorderedLU``
-        factors it as it does B_F), starting from the null vector at the weights of m_pred.  Every iterate has
+        (C T: ``congestion_terms``), starting from the null vector at the weights of m_pred.  The step is solved
+        by GMRES preconditioned with the LU of the projection's own FP matrix (B_F at the predicted weights,
+        close to A(u, m)^T: ``density`` factors it anyway), so a step costs one sparse LU.  Every iterate has
         m >= 0 and mass 1; near the fixed point the projection moves m by O(|dm|^2), so the steps converge
         quadratically.  Stops when max |R_F| / ``fp_scale`` <= ``density_tol`` or after ``density_maxit``
         steps (the caller's merit then sees R_F).  Returns (m, A(u, m), the number of steps)."""
         K, N = self.K, self.N
         KN = K * N
-        T = sp.kron(np.ones((K, K)), sp.identity(N), format="csr")
+        tail = 0 if self.open else 1   # dmu travels with dm in a closed problem
         for it in range(self.density_maxit + 1):
-            m, _mu = self.density(u, self.generator_matrix(u, w=self.weights(m_pred)))
+            m, _mu, lu = self.density(u, self.generator_matrix(u, w=self.weights(m_pred)), with_lu=True)
             A = self.generator_matrix(u, w=self.weights(m))
             RF = A.T @ m.ravel() - (self.problem.S.ravel() if self.open else 0.0)
             if not np.all(np.isfinite(RF)) or it == self.density_maxit or \
                     float(np.abs(RF).max()) <= self.density_tol * self.fp_scale(A, m):
                 return m, A, it
-            J = (A.T + self.congestion_terms(u, m, hjb=False)[1] @ T).tocsr()
-            if self.open:
-                dm = spla.splu(J.tocsc(), permc_spec=BORDER_ORDERING).solve(-RF)
-            else:
-                lu = BorderedLU(J, np.ones(KN), np.full(KN, self.vol), pin=int(np.argmin(u)))
-                dm = lu.solve(np.append(-RF, 0.0))[:KN]
-            m_pred = m + dm.reshape(K, N)
+            AT, C = A.T.tocsr(), self.congestion_terms(u, m, hjb=False)[1]
+
+            def op(x, AT=AT, C=C, lu=lu):
+                """B_p^-1 [A^T + C T, 1; vol 1^T, 0] x (B_p: the projection's bordered FP matrix)."""
+                dm = x[:KN]
+                y = AT @ dm + C @ self.tile_total(dm)
+                if not tail:
+                    return lu.solve(y)
+                return lu.solve(np.append(y + x[KN], self.vol * dm.sum()))
+
+            rhs = lu.solve(-RF) if not tail else lu.solve(np.append(-RF, 0.0))
+            x, its = gmres(op, rhs, rtol=1e-12, maxiter=self.gmres_maxiter)
+            if its >= self.gmres_maxiter:
+                return m, A, it
+            m_pred = m + x[:KN].reshape(K, N)
         return m, A, it
 
     def tile_total(self, x: np.ndarray) -> np.ndarray:
