@@ -242,6 +242,17 @@ def test_save_and_load_keep_the_congestion_hamiltonian(tmp_path):
     assert np.array_equal(back.alpha(), r.alpha())      # the congested feedback, from the rebuilt Hamiltonian
 
 
+def test_time_dependent_counterpart_with_congestion():
+    """mp.time_dependent keeps the Congestion Hamiltonian for one type and refuses K types (the stationary types'
+    congestion sees the total density, each time-dependent population its own)."""
+    grid = mp.Grid([(0, 1)], 10, bc="periodic")
+    one = mp.time_dependent(mp.StationaryProblem(grid, 0.5, hamiltonian=HAM), 1.0, 10, np.ones(10))
+    assert one.hamiltonian is HAM
+    with pytest.raises(NotImplementedError, match="2 types with hamiltonian = Congestion.*total density"):
+        mp.time_dependent(mp.StationaryProblem(grid, 0.5, hamiltonian=HAM, switching=Q2), 1.0, 10,
+                          np.full((2, 10), 0.5))
+
+
 def test_bad_input_with_congestion():
     grid = mp.Grid([(0, 1)], 10)
     with pytest.raises(NotImplementedError, match="PlannerCongestion.*social planner.*Congestion"):
