@@ -263,7 +263,7 @@ class StationarySystem:
         the bordered solve's mu (0 up to round-off): B_F [m; mu] = [0; 1] with the bordered FP matrix
         B_F = [A^T 1; vol 1^T 0], by ``bordered.BorderedLU`` pinned at the minimum of u (where the density
         peaks) (``with_lu``: that factorisation too, the Newton step reuses it).  With congestion A's weights
-        are the caller's (a predicted density's: ``solve_stationary``); m is then the null vector of that A."""
+        are the caller's (a predicted density's: ``congested_density``); m is then the null vector of that A."""
         A = self.generator_matrix(u) if A is None else A
         KN = self.K * self.N
         if self.open:   # m = A^-T S (A a non-singular M-matrix: m >= 0)
