@@ -243,14 +243,21 @@ def test_save_and_load_keep_the_congestion_hamiltonian(tmp_path):
 
 
 def test_time_dependent_counterpart_with_congestion():
-    """mp.time_dependent keeps the Congestion Hamiltonian for one type and refuses K types (the stationary types'
-    congestion sees the total density, each time-dependent population its own)."""
-    grid = mp.Grid([(0, 1)], 10, bc="periodic")
-    one = mp.time_dependent(mp.StationaryProblem(grid, 0.5, hamiltonian=HAM), 1.0, 10, np.ones(10))
-    assert one.hamiltonian is HAM
-    with pytest.raises(NotImplementedError, match="2 types with hamiltonian = Congestion.*total density"):
-        mp.time_dependent(mp.StationaryProblem(grid, 0.5, hamiltonian=HAM, switching=Q2), 1.0, 10,
-                          np.full((2, 10), 0.5))
+    """mp.time_dependent keeps the Congestion Hamiltonian, one type or K switching types (both see the total
+    density).  Two identical types whose shares start at the long-run ones are one population: the stationary state
+    of the one-type problem, started there, stays there to the solver tolerance."""
+    grid = mp.Grid([(0, 1)], 30, bc="periodic")
+    V = lambda x: -np.cos(2 * np.pi * x)   # noqa: E731
+    one = mp.StationaryProblem(grid, 0.6, coupling=mp.LocalPower(1.0), potential=V, hamiltonian=HAM)
+    assert mp.time_dependent(one, 1.0, 10, np.ones(30)).hamiltonian is HAM
+    rs = mp.solve_stationary(one, tol=1e-13)
+    two = mp.StationaryProblem(grid, 0.6, coupling=mp.LocalPower(1.0), potential=V, hamiltonian=HAM, switching=Q2)
+    pi = two.type_shares
+    game = mp.time_dependent(two, 1.0, 20, np.stack([pi[0] * rs.m, pi[1] * rs.m]), terminal_cost=np.stack([rs.u] * 2))
+    r = mp.solve(game, tol=1e-12, newton_tol=1e-14)
+    assert r.converged
+    # each type is pi_k m_s, and its congestion is that of m_s: with its own density it would move
+    assert np.abs(r.m - np.stack([pi[0] * rs.m, pi[1] * rs.m])[:, None]).max() < 1e-10 * rs.m.max()
 
 
 def test_bad_input_with_congestion():

@@ -1,7 +1,8 @@
 """HJB and FP sweeps of K types of agents with Poisson switching between the types (``model.switching``).
 
 Type k has its own operator (noise, Hamiltonian, drift: its ``Operator`` record) and running cost f_k; an agent
-of type k switches to type j at rate q_kj.  The continuous equations, k = 1..K:
+of type k switches to type j at rate q_kj.  A Hamiltonian that depends on m (congestion) sees the density of all
+agents, m = sum_k m_k (``type_operators``).  The continuous equations, k = 1..K:
 
     -du_k/dt - nu_k Lap u_k + H_k(grad u_k) - b_k . grad u_k - sum_j q_kj (u_j - u_k) = f_k,   u_k(T) = G_k
      dm_k/dt - nu_k Lap m_k - div(m_k (dH_k/dp(grad u_k) - b_k)) = sum_j q_jk m_j - m_k sum_j q_kj,   m_k(0) = m0_k
@@ -180,9 +181,13 @@ def _check_one_type(ops) -> None:
 
 
 def type_operators(kds, ms=None) -> tuple:
-    """The K Operator records (an m-dependent Hamiltonian at the type's density ms[k]; the records of one numba
-    type, ``type_data``)."""
-    return tuple(kd.op_for(ms[k]) if (kd.depends_on_m and ms is not None) else kd.op for k, kd in enumerate(kds))
+    """The K Operator records (the records of one numba type, ``type_data``); a Hamiltonian that depends on m
+    (congestion) is evaluated at the density of all agents, sum_k ms[k], like the ``total_coupling``: the types
+    are one kind of agent, and an agent is slowed by the crowd whatever the types in it."""
+    if ms is None or not any(kd.depends_on_m for kd in kds):
+        return tuple(kd.op for kd in kds)
+    total = sum(ms)
+    return tuple(kd.op_for(total) if kd.depends_on_m else kd.op for kd in kds)
 
 
 def solve_hjb_types(problem, fs, uTs, E, guess: TypesSolution | None = None, tol: float = 1e-12, maxit: int = 50,
@@ -264,6 +269,7 @@ def type_residuals(problem, sol: TypesSolution, fs, m: np.ndarray, E, uTs=None):
     y[0] = m[0]
     y[1:] = np.einsum("kj,nj...->nk...", np.linalg.inv(E.T), m[1:])
     S, has = _sources(problem, shape3)
+    ops = type_operators(kds, [np.ascontiguousarray(m[:, k]) for k in range(problem.K)])
     hjb_num = hjb_den = fp_num = fp_den = 0.0
     hjb_term = 0.0
     for k, kd in enumerate(kds):
@@ -275,7 +281,7 @@ def type_residuals(problem, sol: TypesSolution, fs, m: np.ndarray, E, uTs=None):
             z[:Nt] += dt * S[:, k].reshape((Nt,) + grid.shape)
         norms = np.empty((Nt, 4))
         pair_residual(as3(uk, 1, shape3), np.ascontiguousarray(sol.states[:, k]), as3(fk, 1, shape3),
-                      as3(np.ascontiguousarray(y[:, k]), 1, shape3), as3(z, 1, shape3), kd.op_for(mk), norms)
+                      as3(np.ascontiguousarray(y[:, k]), 1, shape3), as3(z, 1, shape3), ops[k], norms)
         hjb_num, hjb_den = max(hjb_num, norms[:, 0].max()), max(hjb_den, norms[:, 1].max())
         fp_num, fp_den = max(fp_num, norms[:, 2].max()), max(fp_den, norms[:, 3].max())
         if uTs is not None:

@@ -13,8 +13,9 @@ near the stationary m_k and u_k(t) near u_k + lambda (T - t).  ``time_dependent`
 the total density, ``total_coupling``).  Started from another density, and ending with the stationary values as
 terminal cost, it is the transition to the stationary state; started from the stationary state of other
 parameters, the transition after a change of the parameters.  The discounted problem (rho > 0) has no
-time-dependent counterpart here (the time-dependent HJB has no discount term) and is refused, as are K types with
-the congestion Hamiltonian (a stationary type's congestion sees the total density, a population its own).
+time-dependent counterpart here (the time-dependent HJB has no discount term) and is refused.  A congestion
+Hamiltonian sees the density of all agents in both (with switching types the joint sweeps evaluate it at the
+total density, ``fd.switching.type_operators``).
 """
 
 from __future__ import annotations
@@ -46,11 +47,6 @@ def time_dependent(problem: StationaryProblem, T: float, Nt: int, m0, terminal_c
         raise NotImplementedError("time_dependent: a stationary problem with exits and an entry source has no "
                                   "time-dependent counterpart here (the time-dependent FP has no entry source)")
     grid, K = problem.grid, problem.K
-    if K > 1 and problem.hamiltonian.depends_on_m:
-        raise NotImplementedError(f"time_dependent: {K} types with hamiltonian = {problem.hamiltonian!r}: the "
-                                  "stationary types' congestion sees the total density, while each population of "
-                                  "the time-dependent game would see its own; use one type, or a Hamiltonian that "
-                                  "does not depend on m")
     m0s = _per_type(grid, K, m0, "m0")
     if m0s is None:
         raise ValueError("m0: give the initial density (the grid's shape, or (K, *grid) with K types)")

@@ -20,7 +20,8 @@ masses change (the total does not), and the equations gain the switching terms:
      dm_k/dt - nu_k Lap m_k + div(m_k (b_k - dH_k/dp(grad u_k))) = sum_j q_jk m_j - m_k sum_j q_kj
 
 (without switching the sums are absent: u_k(T) = G_k, m_k(0) = m0_k either way; docs/method.md, section
-'Several populations').
+'Several populations').  A Hamiltonian that depends on m (congestion) sees the population's own density m_k,
+and with switching the density of all agents, m_1 + ... + m_K (the types are one kind of agent).
 """
 
 from __future__ import annotations
