@@ -25,6 +25,8 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
+from .system_1d import _dot
+
 ORDERING = "MMD_AT_PLUS_A"
 
 
@@ -50,7 +52,7 @@ class BorderedLU:
         if trans not in self._parts:
             b, c = (self.b, self.c) if trans == "N" else (self.c, self.b)
             z = self.lu.solve(b, trans=trans)
-            gamma = float(c @ z)
+            gamma = float(_dot(c, z))
             f = np.zeros(self.n + 1)
             f[self.j] = 1.0
             parts = (z, gamma, None, None)
@@ -64,7 +66,9 @@ class BorderedLU:
         z, gamma, _w, _den = self._parts[trans]
         c = self.c if trans == "N" else self.b
         x0 = self.lu.solve(np.ascontiguousarray(v[:self.n]), trans=trans)
-        s = (float(c @ x0) - float(v[self.n])) / gamma
+        # a compiled dot: a multithreaded BLAS dot of one grid vector cost 5-8 ms per call on a busy 2-core
+        # machine (threads waking after the LU solve), more than the LU solve itself
+        s = (float(_dot(c, x0)) - float(v[self.n])) / gamma
         return np.append(x0 - s * z, s)
 
     def solve(self, v, trans: str = "N") -> np.ndarray:
