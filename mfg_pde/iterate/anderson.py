@@ -3,15 +3,54 @@
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 from ..fd.kernels import l1_diff
+
+
+@njit(cache=True, error_model="numpy")
+def _record(x, g, x_prev, g_prev, DX, DG, j, count, have_prev, row, rhs):
+    """One pass over the iterate: with a previous pair, DX[j] = x - x_prev and DG[j] = g - g_prev, and
+    row[r] = DG[r] . DG[j] for r < count (count including the new difference); always rhs[r] = DG[r] . g for
+    r < count, and x_prev, g_prev <- x, g.  (Fused: a multithreaded BLAS product per row cost milliseconds on a
+    busy machine, and each was a pass of its own over the space-time iterate.)"""
+    for r in range(count):
+        row[r] = 0.0
+        rhs[r] = 0.0
+    for i in range(x.size):
+        xi = x[i]
+        gi = g[i]
+        if have_prev:
+            dg = gi - g_prev[i]
+            DX[j, i] = xi - x_prev[i]
+            DG[j, i] = dg
+            for r in range(count):
+                d = DG[r, i]
+                row[r] += d * dg
+                rhs[r] += d * gi
+        else:
+            for r in range(count):
+                rhs[r] += DG[r, i] * gi
+        x_prev[i] = xi
+        g_prev[i] = gi
+
+
+@njit(cache=True, error_model="numpy")
+def _mix(x, g, DX, DG, gamma, theta, out):
+    """out = x + theta g - sum_r gamma_r (DX[r] + theta DG[r])  (the type-II Anderson update, one pass)."""
+    c = gamma.size
+    for i in range(x.size):
+        v = x[i] + theta * g[i]
+        for r in range(c):
+            v -= gamma[r] * (DX[r, i] + theta * DG[r, i])
+        out[i] = v
 
 
 class Anderson:
     """Type-II Anderson mixing on x -> x + theta g(x), g = Phi(x) - x, with a depth-M memory.
 
     Differences dX, dG live in preallocated ring buffers and their Gram matrix is updated one row
-    per iteration, so a step costs a few BLAS matrix-vector products over the iterate."""
+    per iteration; a step is two compiled passes over the iterate (``_record``, ``_mix``)."""
 
     def __init__(self, depth: int, theta: float):
         self.depth = depth
@@ -30,34 +69,35 @@ class Anderson:
             self.gram = np.zeros((self.depth, self.depth))
             self.x_prev = np.empty(n)
             self.g_prev = np.empty(n)
+            self.row = np.empty(self.depth)
+            self.rhs = np.empty(self.depth)
 
     def step(self, x, g):
         self._alloc(x.size)
+        x = np.ascontiguousarray(x, dtype=float)
+        g = np.ascontiguousarray(g, dtype=float)
+        j = self.head
         if self.have_prev:
-            j = self.head
-            np.subtract(x, self.x_prev, out=self.DX[j])
-            np.subtract(g, self.g_prev, out=self.DG[j])
             self.count = min(self.count + 1, self.depth)
             self.head = (self.head + 1) % self.depth
-            row = self.DG[: self.count] @ self.DG[j]
-            self.gram[j, : self.count] = row
-            self.gram[: self.count, j] = row
-        np.copyto(self.x_prev, x)
-        np.copyto(self.g_prev, g)
-        self.have_prev = True
-        x_new = x + self.theta * g
         c = self.count
+        _record(x, g, self.x_prev, self.g_prev, self.DX, self.DG, j, c, self.have_prev, self.row, self.rhs)
+        if self.have_prev:
+            self.gram[j, :c] = self.row[:c]
+            self.gram[:c, j] = self.row[:c]
+        self.have_prev = True
+        x_new = np.empty_like(x)
         if c == 0:
+            np.add(x, self.theta * g, out=x_new)
             return x_new
         gram = self.gram[:c, :c]
-        rhs = self.DG[:c] @ g
         reg = 1e-12 * np.trace(gram) / c
         try:
-            gamma = np.linalg.solve(gram + reg * np.eye(c), rhs)
+            gamma = np.linalg.solve(gram + reg * np.eye(c), self.rhs[:c])
         except np.linalg.LinAlgError:
+            np.add(x, self.theta * g, out=x_new)
             return x_new
-        x_new -= self.DX[:c].T @ gamma
-        x_new -= self.theta * (self.DG[:c].T @ gamma)
+        _mix(x, g, self.DX, self.DG, np.ascontiguousarray(gamma), float(self.theta), x_new)
         return x_new
 
 
