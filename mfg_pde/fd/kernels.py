@@ -60,6 +60,14 @@ codes of its axis.  The row builders compute the rows of the plain box first and
 has_walls, rebuild the rows of the cells with a wall code (``_wall_rows``, ``_wall_line``): the maskless
 loops are unchanged.
 
+General convex Hamiltonians (``model.hamiltonians``; ``ham_row``: the Engquist-Osher splitting of a one-axis h,
+h' in place of the one-sided differences of the rows, L(h') in the cost) travel in the records as hkind and
+hpar.  The quadratic Hamiltonian's records have hpar None and are therefore their own numba type: every kernel
+compiles a quadratic version and, only once a problem with another Hamiltonian calls it, a general one, and
+each version holds only its own row builders (the choice is made while numba types a call, from the record's
+type: ``_by_hamiltonian``, ``any_row``).  A quadratic problem never compiles ``ham_row``, and its rows are
+``eo_row``'s, bit for bit.
+
 HJB step n (implicit Euler backward, direction splitting over axes k = 0..d-1):
 
     s_{-1} = u^{n+1} + dt f^n,    s_k  solves  M_k(s_k) s_k = s_{k-1} + dt c_k(s_k),    u^n = s_{d-1}
@@ -79,10 +87,12 @@ s_0..s_{d-2} of every step are stored by the HJB sweep (``states``) for the FP s
 
 from __future__ import annotations
 
+import inspect
 from collections import namedtuple
 
 import numpy as np
-from numba import njit
+from numba import njit, types
+from numba.extending import overload
 from .tridiag import two_ended_minors, two_ended_thomas_div as _two_ended_thomas  # noqa: F401  (reference sweep)
 
 
@@ -93,7 +103,8 @@ from .tridiag import two_ended_minors, two_ended_thomas_div as _two_ended_thomas
 #: ghost (3, 2, S) the per-face exit costs (NaN on wall faces), has_walls and the obstacle face codes walls
 #: (3, n0, n1, n2) int8 (a (3, 1, 1, 1) dummy without obstacles).
 #: The Hamiltonian travels as hkind (HAM_QUADRATIC, ...: which one-axis H), hpar (its parameters, a float
-#: array), hw (Nt or 1, n0, n1, n2) the per-node weights of HAM_WEIGHTED (congestion: 1 / (c0 + c m^{n+1})^alpha
+#: array; None for the quadratic Hamiltonian: that makes it another numba type, see "the Hamiltonian, chosen
+#: when numba compiles" below), hw (Nt or 1, n0, n1, n2) the per-node weights of HAM_WEIGHTED (congestion: 1 / (c0 + c m^{n+1})^alpha
 #: at step n; a (1, 1, 1, 1) dummy otherwise) and hlip (a Lipschitz constant of H', for Newton's a-posteriori
 #: stop; inf when H' is not Lipschitz).
 Operator = namedtuple("Operator", ("ndim", "nu", "dt", "h", "periodic", "has_drift", "drift", "exits", "ghost",
@@ -105,10 +116,10 @@ Operator = namedtuple("Operator", ("ndim", "nu", "dt", "h", "periodic", "has_dri
 #: walls (has_walls; walls: the Operator's face codes, those of this axis walls[k]).  The arrays are the
 #: Operator's own, not views: a record is built per step and axis, and views would cost reference counting.
 #: The Hamiltonian fields are the Operator's (hkind, hpar, hw, hlip) and hn, the level of hw of this step
-#: (0 when hw is static); they default to the quadratic Hamiltonian.
+#: (0 when hw is static); they default to the quadratic Hamiltonian (hpar None).
 Axis = namedtuple("Axis", ("nu", "dt", "h", "periodic", "has_drift", "elo", "ehi", "k", "ghost", "has_walls",
                            "walls", "hkind", "hpar", "hw", "hn", "hlip"),
-                  defaults=(0, np.zeros(1), np.ones((1, 1, 1, 1)), 0, 1.0))
+                  defaults=(0, None, np.ones((1, 1, 1, 1)), 0, 1.0))
 
 #: Kinds of the one-axis Hamiltonian h(p) (the d-D Hamiltonian is sum_k h(p_k); ``model.hamiltonians``):
 HAM_QUADRATIC = 0   # p^2 / 2 (the fast path: ``eo_row``)
@@ -120,6 +131,65 @@ HAM_TABLE = 4       # H' piecewise linear from a table (a user-supplied H), hpar
 # Records travel as numba named tuples (they survive the on-disk cache, closures would not).  Flags that
 # are constants at a call site are passed as bool(...) / int(...): numba would type a bare True / 0 as
 # a literal and compile a second copy of the callee for it.
+
+
+# ----------------------------------------------------------------------------- the Hamiltonian, chosen when numba compiles
+# The records of the quadratic Hamiltonian have hpar None, those of every other one a parameter array: they are
+# two numba types, so a kernel compiles one version per type, on its first call with such records.  Where the
+# code differs, the choice is made while numba types the call, from that type (the functions made by
+# ``_by_hamiltonian`` and the overloads ``any_row``, ``any_cost2``, ``_upwind_side``): a quadratic problem
+# compiles only the quadratic code (``eo_row``), a general one only ``ham_row``'s.  (A test of the run-time hkind
+# would compile both into every sweep: the cold start of ``mfg-pde run lqg`` doubled.)
+
+
+def _is_quadratic(t):
+    """Whether the numba type t -- of an Operator or Axis record, or of its hpar -- is the quadratic
+    Hamiltonian's (hpar None)."""
+    if isinstance(t, types.BaseNamedTuple):
+        t = t.types[t.fields.index("hpar")]
+    return isinstance(t, types.NoneType)
+
+
+_BY_HAMILTONIAN = """
+def {name}({params}):
+    return (quadratic if getattr({tag}, "hpar", {tag}) is None else general)({params})
+
+
+@overload({name}, jit_options={{"error_model": "numpy"}})
+def _choose({params}):
+    return quadratic.py_func if _is_quadratic({tag}) else general.py_func
+"""
+
+
+def _by_hamiltonian(name, params, quadratic, general, tag):
+    """The kernel function ``name``: the njit function ``quadratic`` for the records of the quadratic Hamiltonian
+    and ``general`` (the same arguments, ``params``) for the others, chosen from the type of the argument named
+    ``tag`` (a record, or an hpar) when numba types a call; the call compiles the chosen function's own body
+    (no wrapper: each layer of calls makes numba optimise the code below it once more, and an inlined overload
+    types its body apart).  Called from Python, it calls the version of its arguments.  (Written out from a
+    template: an overload's typing function must name the arguments its implementation takes.)"""
+    for f in (quadratic, general):
+        if ", ".join(inspect.signature(f.py_func).parameters) != params:
+            raise TypeError(f"_by_hamiltonian({name!r}): {f.__name__} does not take ({params})")
+    scope = {"quadratic": quadratic, "general": general, "overload": overload, "_is_quadratic": _is_quadratic}
+    exec(_BY_HAMILTONIAN.format(name=name, params=params, tag=tag), scope)  # noqa: S102 -- a fixed template
+    fn = scope[name]
+    fn.__module__ = __name__
+    fn.__doc__ = f"``{quadratic.__name__}`` (quadratic Hamiltonian) or ``{general.__name__}``: {quadratic.__doc__}"
+    return fn
+
+
+def ham_params(rec):
+    """The Hamiltonian parameters of an Operator / Axis record: hpar, or for the quadratic Hamiltonian (hpar
+    None) a placeholder array (for code outside the kernels that takes them for every kind)."""
+    return np.zeros(1) if rec.hpar is None else rec.hpar
+
+
+@overload(ham_params)
+def _ham_params(rec):
+    if _is_quadratic(rec):
+        return lambda rec: np.zeros(1)
+    return lambda rec: rec.hpar
 
 
 # ----------------------------------------------------------------------------- geometry
@@ -174,13 +244,7 @@ def _exit_ghost(gi, gex, bk, has_drift, hi_side, inv_h, dif, hk, hp, wi):
     if hi_side:
         dp = (gex - gi) * inv_h
         ap = dp if dp < 0.0 else 0.0
-        if hk == HAM_QUADRATIC:
-            cst = ap * ap
-        elif ap < 0.0:
-            ap, c2 = ham_side(ap, hk, hp, wi)
-            cst = 2.0 * c2
-        else:
-            cst = 0.0
+        ap, cst = _upwind_side(ap, hk, hp, wi)
         if has_drift:
             if bk > 0.0:
                 ap -= bk
@@ -188,13 +252,7 @@ def _exit_ghost(gi, gex, bk, has_drift, hi_side, inv_h, dif, hk, hp, wi):
     else:
         dm = (gi - gex) * inv_h
         bm = dm if dm > 0.0 else 0.0
-        if hk == HAM_QUADRATIC:
-            cst = bm * bm
-        elif bm > 0.0:
-            bm, c2 = ham_side(bm, hk, hp, wi)
-            cst = 2.0 * c2
-        else:
-            cst = 0.0
+        bm, cst = _upwind_side(bm, hk, hp, wi)
         if has_drift:
             if bk < 0.0:
                 bm -= bk
@@ -355,6 +413,25 @@ def ham_side(p, hk, hp, wi):
     return p, 0.5 * (p * p)
 
 
+@njit(cache=True, error_model="numpy", inline="always")
+def _upwind_side_h(p, hk, hp, wi):
+    """(h'(p), 2 L(h'(p))) (``ham_side``) at an upwind one-sided difference p (0 where the side is not upwind)."""
+    if p != 0.0:
+        d, c = ham_side(p, hk, hp, wi)
+        return d, 2.0 * c
+    return 0.0, 0.0
+
+
+@njit(cache=True, error_model="numpy")
+def _upwind_side_q(p, hk, hp, wi):
+    """(h'(p), twice its cost L(h'(p))) at an upwind one-sided difference p (min(D+g, 0) or max(D-g, 0)) for
+    the quadratic Hamiltonian: (p, p^2)."""
+    return p, p * p
+
+
+_upwind_side = _by_hamiltonian("_upwind_side", "p, hk, hp, wi", _upwind_side_q, _upwind_side_h, "hp")
+
+
 @njit(cache=True, error_model="numpy")
 def ham_cost2(dplus, dminus, hk, hp, wi):
     """Twice the cost of the Engquist-Osher splitting of a convex h (``ham_row``) at one node:
@@ -409,20 +486,25 @@ def ham_row(g_im, g_i, g_ip, bk, has_drift, has_lo, has_hi, dif, inv_h, dt, hk, 
     return ham_row_inline(g_im, g_i, g_ip, bk, has_drift, has_lo, has_hi, dif, inv_h, dt, hk, hp, wi)
 
 
-@njit(cache=True, error_model="numpy", inline="always")
-def any_row(g_im, g_i, g_ip, bk, has_drift, has_lo, has_hi, dif, inv_h, dt, hk, hp, wi):
-    """``eo_row`` (hk == HAM_QUADRATIC, bit for bit) or ``ham_row``: for the paths that are not hot loops."""
-    if hk == HAM_QUADRATIC:
-        return eo_row(g_im, g_i, g_ip, bk, has_drift, has_lo, has_hi, dif, inv_h, dt)
-    return ham_row(g_im, g_i, g_ip, bk, has_drift, has_lo, has_hi, dif, inv_h, dt, hk, hp, wi)
+@njit(cache=True, error_model="numpy")
+def _eo_row_any(g_im, g_i, g_ip, bk, has_drift, has_lo, has_hi, dif, inv_h, dt, hk, hp, wi):
+    """``eo_row`` with the arguments of ``ham_row``."""
+    return eo_row(g_im, g_i, g_ip, bk, has_drift, has_lo, has_hi, dif, inv_h, dt)
 
 
-@njit(cache=True, error_model="numpy", inline="always")
-def any_cost2(dplus, dminus, hk, hp, wi):
-    """``eo_cost2`` (quadratic) or ``ham_cost2``."""
-    if hk == HAM_QUADRATIC:
-        return eo_cost2(dplus, dminus)
-    return ham_cost2(dplus, dminus, hk, hp, wi)
+#: ``eo_row`` (hp None: the quadratic Hamiltonian, bit for bit) or ``ham_row``: for the paths that are not hot loops
+any_row = _by_hamiltonian("any_row", "g_im, g_i, g_ip, bk, has_drift, has_lo, has_hi, dif, inv_h, dt, hk, hp, wi",
+                          _eo_row_any, ham_row, "hp")
+
+
+@njit(cache=True, error_model="numpy")
+def _eo_cost2_any(dplus, dminus, hk, hp, wi):
+    """``eo_cost2`` with the arguments of ``ham_cost2``."""
+    return eo_cost2(dplus, dminus)
+
+
+#: ``eo_cost2`` (hp None: quadratic) or ``ham_cost2``
+any_cost2 = _by_hamiltonian("any_cost2", "dplus, dminus, hk, hp, wi", _eo_cost2_any, ham_cost2, "hp")
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -621,14 +703,11 @@ def _line_rows_h(g, d, ax, transpose, L, U, D, src, rhs, with_rhs, line):
 
 
 @njit(cache=True, error_model="numpy")
-def line_coefficients(g3, drift_k, a, ax, lo, di, up):
+def _coefficients_q(g3, drift_k, a, ax, lo, di, up):
     """Fill lo, di, up (shape (n, B)) with the rows of M_k(g) for outer index a.
 
     g3 and drift_k are (A, n, B) views of the state and of the drift component b_k; ax.elo/ehi flag exit
     sides (ghost values ax.ghost[ax.k, 0 or 1]; see the module docstring), mirror walls otherwise."""
-    if ax.hkind != HAM_QUADRATIC:
-        _rows_h(g3, drift_k, a, ax, g3, lo, di, up, di, bool(False))
-        return
     n = g3.shape[1]
     B = g3.shape[2]
     has_drift = ax.has_drift
@@ -650,11 +729,18 @@ def line_coefficients(g3, drift_k, a, ax, lo, di, up):
 
 
 @njit(cache=True, error_model="numpy")
-def _line_rows(g, d, ax, transpose, L, U, D, line):
+def _coefficients_h(g3, drift_k, a, ax, lo, di, up):
+    """``_coefficients_q`` for a general Hamiltonian (``_rows_h``)."""
+    _rows_h(g3, drift_k, a, ax, g3, lo, di, up, di, bool(False))
+
+
+line_coefficients = _by_hamiltonian("line_coefficients", "g3, drift_k, a, ax, lo, di, up", _coefficients_q,
+                                    _coefficients_h, "ax")
+
+
+@njit(cache=True, error_model="numpy")
+def _line_rows_q(g, d, ax, transpose, L, U, D, line):
     """Rows (L, D, U) of M_k(g) -- or of M_k(g)^T -- for the contiguous non-periodic line number ``line``."""
-    if ax.hkind != HAM_QUADRATIC:
-        _line_rows_h(g, d, ax, transpose, L, U, D, g, D, bool(False), line)
-        return
     n = g.shape[0]
     has_drift = ax.has_drift
     dt = ax.dt
@@ -702,13 +788,19 @@ def _line_rows(g, d, ax, transpose, L, U, D, line):
         _exit_line(g, d, line, ax, D, D, bool(False))
 
 
-@njit(cache=True, error_model="numpy", inline="always")
-def _line_rows_cost(g, d, ax, L, U, D, src, rhs, line):
+@njit(cache=True, error_model="numpy")
+def _line_rows_g(g, d, ax, transpose, L, U, D, line):
+    """``_line_rows_q`` for a general Hamiltonian (``_line_rows_h``)."""
+    _line_rows_h(g, d, ax, transpose, L, U, D, g, D, bool(False), line)
+
+
+_line_rows = _by_hamiltonian("_line_rows", "g, d, ax, transpose, L, U, D, line", _line_rows_q, _line_rows_g, "ax")
+
+
+@njit(cache=True, error_model="numpy")
+def _line_rows_cost_q(g, d, ax, L, U, D, src, rhs, line):
     """Rows of M_k(g) on contiguous non-periodic line number ``line`` AND rhs = src + dt c_k(g) in the same
     pass."""
-    if ax.hkind != HAM_QUADRATIC:
-        _line_rows_h(g, d, ax, bool(False), L, U, D, src, rhs, bool(True), line)
-        return
     n = g.shape[0]
     has_drift = ax.has_drift
     dt = ax.dt
@@ -726,6 +818,16 @@ def _line_rows_cost(g, d, ax, L, U, D, src, rhs, line):
                    line)
     if ax.elo or ax.ehi:
         _exit_line(g, d, line, ax, D, rhs, bool(True))
+
+
+@njit(cache=True, error_model="numpy")
+def _line_rows_cost_h(g, d, ax, L, U, D, src, rhs, line):
+    """``_line_rows_cost_q`` for a general Hamiltonian (``_line_rows_h``)."""
+    _line_rows_h(g, d, ax, bool(False), L, U, D, src, rhs, bool(True), line)
+
+
+_line_rows_cost = _by_hamiltonian("_line_rows_cost", "g, d, ax, L, U, D, src, rhs, line", _line_rows_cost_q,
+                                  _line_rows_cost_h, "ax")
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -959,8 +1061,8 @@ def _batched_solve(lo, di, up, periodic, transpose, rhs, x, scratch):
 
 
 @njit(cache=True, error_model="numpy")
-def _solve_line_blocks(g2, d2, ax, transpose, r2, o2, w, work):
-    """solve_axis for lines along the contiguous axis ((A, n) views), w lines per block."""
+def _solve_line_blocks_q(g2, d2, ax, transpose, r2, o2, w, work):
+    """solve_axis for lines along the contiguous axis ((A, n) views), w lines per block; returns True (done)."""
     A, n = g2.shape
     flat = work.reshape(work.size)
     a0 = int(0)
@@ -975,14 +1077,22 @@ def _solve_line_blocks(g2, d2, ax, transpose, r2, o2, w, work):
         _batched_solve(lo, di, up, ax.periodic, transpose, rT, xT, scratch)
         _scatter_lines(xT, a0, o2)
         a0 += wb
+    return True
 
 
 @njit(cache=True, error_model="numpy")
-def _rows_cost(g3, drift_k, a, ax, src3, lo, di, up, rhs):
+def _solve_line_blocks_h(g2, d2, ax, transpose, r2, o2, w, work):
+    """General Hamiltonians solve periodic contiguous lines one at a time: False (nothing done)."""
+    return False
+
+
+_solve_line_blocks = _by_hamiltonian("_solve_line_blocks", "g2, d2, ax, transpose, r2, o2, w, work",
+                                     _solve_line_blocks_q, _solve_line_blocks_h, "ax")
+
+
+@njit(cache=True, error_model="numpy")
+def _rows_cost_q(g3, drift_k, a, ax, src3, lo, di, up, rhs):
     """line_coefficients AND rhs = src + dt c_k(g) for outer index a, in one pass ((n, B) outputs)."""
-    if ax.hkind != HAM_QUADRATIC:
-        _rows_h(g3, drift_k, a, ax, src3, lo, di, up, rhs, bool(True))
-        return
     n = g3.shape[1]
     B = g3.shape[2]
     has_drift = ax.has_drift
@@ -1005,11 +1115,21 @@ def _rows_cost(g3, drift_k, a, ax, src3, lo, di, up, rhs):
 
 
 @njit(cache=True, error_model="numpy")
-def _newton_line_blocks(s2, src2, d2, ax, tol, maxit, w, work):
+def _rows_cost_h(g3, drift_k, a, ax, src3, lo, di, up, rhs):
+    """``_rows_cost_q`` for a general Hamiltonian (``_rows_h``)."""
+    _rows_h(g3, drift_k, a, ax, src3, lo, di, up, rhs, bool(True))
+
+
+_rows_cost = _by_hamiltonian("_rows_cost", "g3, drift_k, a, ax, src3, lo, di, up, rhs", _rows_cost_q, _rows_cost_h,
+                             "ax")
+
+
+@njit(cache=True, error_model="numpy")
+def _newton_line_blocks_q(s2, src2, d2, ax, tol, maxit, w, work):
     """newton_axis for lines along the contiguous axis ((A, n) views), w lines per block.  Each line
     keeps its own stopping test (|change| <= tol max|s| on that line, or the error bound of
     ``newton_axis``), exactly as one line at a time: a line that has converged is frozen while the
-    others of its block iterate on."""
+    others of its block iterate on.  Returns (True, the Newton count as ``newton_axis``'s)."""
     A, n = s2.shape
     flat = work.reshape(work.size)
     worst = 0
@@ -1018,9 +1138,7 @@ def _newton_line_blocks(s2, src2, d2, ax, tol, maxit, w, work):
     jump = np.empty(w)
     prev = np.empty(w)
     first = np.empty(w)
-    quad = ax.dt / (ax.h * ax.h)
-    if ax.hkind != HAM_QUADRATIC:  # the bound scales with the Lipschitz constant of h' (inf: |change| only)
-        quad *= ax.hlip
+    quad = ax.dt / (ax.h * ax.h)   # (the quadratic Hamiltonian's blocks only)
     elo = ax.elo
     ehi = ax.ehi
     periodic = ax.periodic
@@ -1081,7 +1199,17 @@ def _newton_line_blocks(s2, src2, d2, ax, tol, maxit, w, work):
             worst = -maxit
         _scatter_lines(sT, a0, s2)
         a0 += wb
-    return worst
+    return True, worst
+
+
+@njit(cache=True, error_model="numpy")
+def _newton_line_blocks_h(s2, src2, d2, ax, tol, maxit, w, work):
+    """General Hamiltonians: periodic contiguous lines one at a time, (False, 0) (nothing done)."""
+    return False, 0
+
+
+_newton_line_blocks = _by_hamiltonian("_newton_line_blocks", "s2, src2, d2, ax, tol, maxit, w, work",
+                                      _newton_line_blocks_q, _newton_line_blocks_h, "ax")
 
 
 @njit(cache=True, error_model="numpy")
@@ -1091,13 +1219,13 @@ def solve_axis(g, drift_k, axis, ax, transpose, rhs, out, work):
     A, n, B = _split(g.shape, axis)
     periodic = ax.periodic
     has_drift = ax.has_drift
-    if B == 1 and periodic and not ax.has_walls and ax.hkind == HAM_QUADRATIC:  # cyclic lines: blocks in SIMD lanes
+    if B == 1 and periodic and not ax.has_walls:  # cyclic lines: blocks in SIMD lanes (quadratic Hamiltonian)
         w = _chunk_width(A, n, work)
         if w >= 1:
             g2 = g.reshape((A, n))
             d2 = drift_k.reshape((A, n)) if has_drift else g2
-            _solve_line_blocks(g2, d2, ax, transpose, rhs.reshape((A, n)), out.reshape((A, n)), w, work)
-            return
+            if _solve_line_blocks(g2, d2, ax, transpose, rhs.reshape((A, n)), out.reshape((A, n)), w, work):
+                return
     if B == 1 and not periodic:
         g2 = g.reshape((A, n))
         r2 = rhs.reshape((A, n))
@@ -1248,14 +1376,20 @@ def axis_cost_h(g, axis, ax, out):
 
 
 @njit(cache=True, error_model="numpy")
+def _axis_cost_q(g, axis, ax, out):
+    """``axis_cost`` with the scalars of the Axis record ax."""
+    axis_cost(g, axis, ax.h, ax.periodic, out)
+
+
+_axis_cost = _by_hamiltonian("_axis_cost", "g, axis, ax, out", _axis_cost_q, axis_cost_h, "ax")
+
+
+@njit(cache=True, error_model="numpy")
 def axis_source(g, drift_k, axis, ax, out):
     """out = c_k(g) including exit sides: ``axis_cost`` plus, on the rows of the exit sides (ax.elo/ehi,
     ghost values glo/ghi), the ghost's Engquist-Osher term and the exit payment rate r g (see the module
     docstring).  The right-hand side of an HJB substep / a policy evaluation is src + dt * out."""
-    if ax.hkind == HAM_QUADRATIC:
-        axis_cost(g, axis, ax.h, ax.periodic, out)
-    else:
-        axis_cost_h(g, axis, ax, out)
+    _axis_cost(g, axis, ax, out)
     if ax.has_walls:
         _wall_cost(g, axis, ax, out)
     if ax.elo or ax.ehi:
@@ -1324,12 +1458,14 @@ def newton_axis(s, src, drift_k, axis, ax, tol, maxit, new, work):
     has_drift = ax.has_drift
     elo = ax.elo
     ehi = ax.ehi
-    if B == 1 and periodic and not ax.has_walls and ax.hkind == HAM_QUADRATIC:  # cyclic lines: blocks in SIMD lanes
+    if B == 1 and periodic and not ax.has_walls:  # cyclic lines: blocks in SIMD lanes (quadratic Hamiltonian)
         w = _chunk_width(A, n, work)
         if w >= 1:
             s2 = s.reshape((A, n))
             d2 = drift_k.reshape((A, n)) if has_drift else s2
-            return _newton_line_blocks(s2, src.reshape((A, n)), d2, ax, tol, maxit, w, work)
+            done, worst = _newton_line_blocks(s2, src.reshape((A, n)), d2, ax, tol, maxit, w, work)
+            if done:
+                return worst
     if B == 1 and not periodic:
         s2 = s.reshape((A, n))
         src2 = src.reshape((A, n))

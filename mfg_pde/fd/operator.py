@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..model.grid import BC_PERIODIC
-from .kernels import HAM_WEIGHTED, Axis, Operator
+from .kernels import HAM_QUADRATIC, HAM_WEIGHTED, Axis, Operator
 
 
 @dataclass
@@ -106,13 +106,18 @@ class KernelData:
 
 def make_operator(ndim, nu, dt, h, periodic, drift, has_drift=True, exits=None, ghost=None, walls=None,
                   hkind=0, hpar=None, hw=None, hlip=1.0) -> Operator:
-    """The kernels' Operator record with the types the compiled kernels expect (one signature for all callers):
+    """The kernels' Operator record with the types the compiled kernels expect (one signature for all callers with
+    the quadratic Hamiltonian, one for all others):
     h (3,) spacings, periodic (3,) flags, drift (Nt or 1, ndim, n0, n1, n2), exits (3, 2) or None (no exits)
     with ghost (3, 2, S) its per-face exit costs (module docstring), walls (3, n0, n1, n2) int8 or None; the
-    Hamiltonian: hkind (``kernels.HAM_*``, 0 quadratic), its parameters hpar, the per-node weights hw
+    Hamiltonian: hkind (``kernels.HAM_*``, 0 quadratic), its parameters hpar (None for the quadratic one, whose
+    kernels compile apart), the per-node weights hw
     (Nt or 1, n0, n1, n2) of HAM_WEIGHTED (None otherwise) and hlip (a Lipschitz constant of h')."""
     hkind = int(hkind)
-    hpar = np.zeros(1) if hpar is None else np.ascontiguousarray(hpar, dtype=float).reshape(-1)
+    if hkind == HAM_QUADRATIC:
+        hpar = None   # the quadratic Hamiltonian's records are their own numba type (``kernels``: compiled apart)
+    else:
+        hpar = np.zeros(1) if hpar is None else np.ascontiguousarray(hpar, dtype=float).reshape(-1)
     if hkind == HAM_WEIGHTED:
         if hw is None:
             raise ValueError("make_operator: the congestion Hamiltonian (HAM_WEIGHTED) needs its weights hw")

@@ -103,7 +103,7 @@ def split_hessian_apply(U, Mu, op, X, Y):
     Nt = X.shape[0]
     ndim = op.ndim
     hk = op.hkind
-    hp = op.hpar
+    hp = kernels.ham_params(op)
     weighted = hk == HAM_WEIGHTED
     for n in range(Nt):
         hn = n if op.hw.shape[0] > 1 else 0

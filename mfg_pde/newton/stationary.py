@@ -292,7 +292,7 @@ class StationarySystem:
         """COO triplets (rows, cols, values) of d/du [A(u)^T m] (K N x K N): per type and axis the graph
         Laplacian of the edges with the weights of ``edge_weights`` (h'' = w(M) at the edge's upwind node
         with congestion)."""
-        hk, hp = self.axes[0].hkind, self.axes[0].hpar
+        hk, hp = self.axes[0].hkind, kernels.ham_params(self.axes[0])
         W = self.node_weights(m)
         r, c, v = [], [], []
         E = np.empty(self.N)
