@@ -62,7 +62,7 @@ def test_helper_does_not_put_the_current_folder_on_sys_path(monkeypatch):
     monkeypatch.setenv("PYTHONPATH", "/some/where")
     monkeypatch.setattr(warm, "_STARTED", False)
     monkeypatch.setattr(warm, "_HELPER", None)
-    monkeypatch.setattr(warm, "cold", lambda: True)
+    monkeypatch.setattr(warm, "cold", lambda quadratic=True: True)
     monkeypatch.setattr(warm.os, "cpu_count", lambda: 4)
     monkeypatch.setattr(warm.subprocess, "Popen", FakePopen)
     warm.start()

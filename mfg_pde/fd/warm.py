@@ -7,9 +7,10 @@ sweep and 13 s for the FP sweep, 1-D residuals and loop reductions on one core o
 halves are independent, and numba's compiler is one lock per process, so ``start`` launches one helper
 process that compiles the forward half into the same cache while the caller goes on with its HJB sweep;
 ``wait`` (called before the first FP sweep) joins it, and the caller then loads the forward kernels from
-the cache instead of compiling them.  Every kernel takes the same argument types for every problem (the
-``kernels.Operator`` / ``Axis`` records, 4-D/5-D float arrays), so one tiny problem compiles what any
-problem needs.
+the cache instead of compiling them.  Every kernel takes the same argument types for every problem with the
+same kind of Hamiltonian (the ``kernels.Operator`` / ``Axis`` records, 4-D/5-D float arrays: one type for the
+quadratic Hamiltonian, one for all others, each compiled apart), so one tiny problem of that kind compiles what
+any such problem needs.
 
 Nothing happens when the cache already holds the kernels, on a single core, when numba caching is disabled,
 or with ``MFG_PDE_PARALLEL_COMPILE=0``; any failure of the helper only means the caller compiles those
@@ -33,24 +34,36 @@ _WAITED = [0.0]         # seconds spent in ``wait`` (progress reports them as co
 FORWARD = ("fp_sweep", "pair_residual_line", "coupling_stats", "mix_inplace", "l1_diff")
 
 
-def _index_exists(dispatcher) -> bool | None:
-    """Whether numba's cache index of ``dispatcher`` exists (None where this numba version hides it)."""
+def _cached(dispatcher, quadratic: bool) -> bool | None:
+    """Whether numba's on-disk cache holds ``dispatcher`` for the records of the quadratic Hamiltonian (or of the
+    others: ``quadratic`` False; kernels without records: any entry); None where this numba version hides it."""
+    from numba.core import types
+
+    from .kernels import _is_quadratic
+
     try:
-        return bool(os.path.exists(dispatcher._cache._cache_file._index_path))
+        index = dispatcher._cache._cache_file._load_index()   # {} when absent or stale
     except AttributeError:
         return None
+    for key in index:
+        recs = [t for t in key[0] if isinstance(t, types.BaseNamedTuple) and "hpar" in t.fields]
+        if not recs or _is_quadratic(recs[0]) == quadratic:
+            return True
+    return False
 
 
-def cold() -> bool:
-    """True when the on-disk cache lacks the HJB sweep or one of the forward kernels."""
+def cold(quadratic: bool = True) -> bool:
+    """True when the on-disk cache lacks the HJB sweep or one of the forward kernels for the quadratic Hamiltonian
+    (or for the others: ``quadratic`` False)."""
     from . import kernels
 
-    found = [_index_exists(getattr(kernels, name)) for name in ("hjb_sweep",) + FORWARD]
+    found = [_cached(getattr(kernels, name), quadratic) for name in ("hjb_sweep",) + FORWARD]
     return any(f is False for f in found) and None not in found
 
 
-def start() -> None:
-    """Launch the helper process if the cache is cold (once per process; no-op otherwise)."""
+def start(problem=None) -> None:
+    """Launch the helper process if the cache is cold for the kind of Hamiltonian of ``problem`` (quadratic, or
+    not; default quadratic), once per process; no-op otherwise."""
     global _HELPER, _STARTED
     if _STARTED:
         return
@@ -58,13 +71,15 @@ def start() -> None:
     if os.environ.get("MFG_PDE_PARALLEL_COMPILE", "1") == "0" or (os.cpu_count() or 1) < 2:
         return
     try:
-        if not cold():
+        ham = getattr(problem, "hamiltonian", None)
+        quadratic = ham is None or bool(getattr(ham, "is_quadratic", True))
+        if not cold(quadratic):
             return
         # PYTHONSAFEPATH=1: ``python -c`` would put the current folder first on sys.path, so run from a source
         # checkout after ``pip install .`` the helper would compile ./mfg_pde, not the installed package the
         # solve loads (Python >= 3.11; older ones ignore it).  PYTHONPATH is passed on as it is.
         _HELPER = subprocess.Popen([sys.executable, "-c", "from mfg_pde.fd.warm import compile_forward; "
-                                    "compile_forward()"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                    f"compile_forward(quadratic={quadratic})"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                    stderr=subprocess.DEVNULL,
                                    env=dict(os.environ, MFG_PDE_PARALLEL_COMPILE="0", PYTHONSAFEPATH="1"))
         _LOG.debug("compiling the forward kernels in process %d (first run)", _HELPER.pid)
@@ -91,8 +106,9 @@ def waited() -> float:
     return _WAITED[0]
 
 
-def compile_forward() -> None:
-    """Compile (or load) the forward kernels by calling each once on a tiny problem: the FP sweep, the 1-D
+def compile_forward(quadratic: bool = True) -> None:
+    """Compile (or load) the forward kernels by calling each once on a tiny problem (with the quadratic
+    Hamiltonian, or with another one: the one type of all the others' records): the FP sweep, the 1-D
     residual pass and the coupling-loop reductions (the general residual pass, 2-D/3-D or periodic or exits,
     compiles in the solving process at its first use, after the FP sweep: here it would make the helper
     outlast the HJB compilation)."""
@@ -103,7 +119,8 @@ def compile_forward() -> None:
 
     Nt, n = 2, 4
     shape3 = (n, 1, 1)
-    op = make_operator(1, 0.1, 0.1, [0.25, 1.0, 1.0], [False, False, False], np.zeros((1, 1, 1, 1, 1)), False)
+    ham = {} if quadratic else {"hkind": kernels.HAM_BOUNDED, "hpar": [1.0]}
+    op = make_operator(1, 0.1, 0.1, [0.25, 1.0, 1.0], [False, False, False], np.zeros((1, 1, 1, 1, 1)), False, **ham)
     u = np.zeros((Nt + 1,) + shape3)
     m = np.full((Nt + 1,) + shape3, 1.0)
     f = np.zeros((Nt,) + shape3)

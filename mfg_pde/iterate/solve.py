@@ -87,7 +87,7 @@ def solve(problem, method: str = "auto", tol: float = 1e-8, max_iter: int = 300,
                                  newton_tol, newton_maxit, inner_factor, divergence_factor)
     check_options(method, options)
     m_init, u_init, init_note = _split_init(problem, m_init, init, options, method)
-    warm.start()  # first run after an installation: the forward kernels compile in a second process
+    warm.start(problem)  # first run after an installation: the forward kernels compile in a second process
     if method == "auto" and not problem.is_coupled and not options:
         method = "anderson"  # nothing to iterate: the core loop's single sweep
     result = _tag(target, _dispatch(target, method, tol, max_iter, damping, anderson_depth, newton_tol, newton_maxit,
