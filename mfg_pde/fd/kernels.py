@@ -123,7 +123,7 @@ Axis = namedtuple("Axis", ("nu", "dt", "h", "periodic", "has_drift", "elo", "ehi
 
 #: Kinds of the one-axis Hamiltonian h(p) (the d-D Hamiltonian is sum_k h(p_k); ``model.hamiltonians``):
 HAM_QUADRATIC = 0   # p^2 / 2 (the fast path: ``eo_row``)
-HAM_POWER = 1       # |p|^q / q, hpar[0] = q in (1, 2]
+HAM_POWER = 1       # |p|^q / q, hpar = (q in (1, 2], delta, delta^q (1/2 - 1/q), delta^(q-2), 1 - 1/q)
 HAM_BOUNDED = 2     # p^2 / 2 for |p| <= a_max, a_max |p| - a_max^2 / 2 outside, hpar[0] = a_max
 HAM_WEIGHTED = 3    # w p^2 / 2 with a per-node weight w (congestion), hw
 HAM_TABLE = 4       # H' piecewise linear from a table (a user-supplied H), hpar = (p_max, inv_dp, N, H'_j, H_j)
@@ -155,7 +155,7 @@ def {name}({params}):
     return (quadratic if getattr({tag}, "hpar", {tag}) is None else general)({params})
 
 
-@overload({name}, jit_options={{"error_model": "numpy"}})
+@overload({name}, jit_options={{"error_model": "numpy", "cache": True}})
 def _choose({params}):
     return quadratic.py_func if _is_quadratic({tag}) else general.py_func
 """
@@ -166,7 +166,7 @@ def _by_hamiltonian(name, params, quadratic, general, tag):
     and ``general`` (the same arguments, ``params``) for the others, chosen from the type of the argument named
     ``tag`` (a record, or an hpar) when numba types a call; the call compiles the chosen function's own body
     (no wrapper: each layer of calls makes numba optimise the code below it once more, and an inlined overload
-    types its body apart).  Called from Python, it calls the version of its arguments.  (Written out from a
+    types its body apart), cached on disk with the function's own entries.  Called from Python, it calls the version of its arguments.  (Written out from a
     template: an overload's typing function must name the arguments its implementation takes.)"""
     for f in (quadratic, general):
         if ", ".join(inspect.signature(f.py_func).parameters) != params:
@@ -376,15 +376,15 @@ def ham_side(p, hk, hp, wi):
         if a == 0.0:
             return 0.0, 0.0
         q = hp[0]
-        dl = hp[1]
-        if a < dl:  # the linear continuation below delta (``model.hamiltonians.Power``)
-            s = dl ** (q - 2.0)
+        if a < hp[1]:  # the linear continuation below delta (``model.hamiltonians.Power``)
+            s = hp[3]  # delta^(q-2)
             return s * p, 0.5 * s * (p * p)
         if q == 1.5:
             t = np.sqrt(a)  # |p|^(1/2) without the general power (5x cheaper)
         else:
             t = a ** (q - 1.0)
-        return (t if p > 0.0 else -t), (1.0 - 1.0 / q) * (a * t) - (dl ** q) * (0.5 - 1.0 / q)
+        # the constants from ``Power.params`` (one power per edge, not two): 1 - 1/q and delta^q (1/2 - 1/q)
+        return (t if p > 0.0 else -t), hp[4] * (a * t) - hp[2]
     if hk == HAM_BOUNDED:
         amax = hp[0]
         if p > amax:

@@ -183,7 +183,10 @@ class Power(Hamiltonian):
         return np.where(a < d ** (self.q - 1.0), 0.5 * d ** (2.0 - self.q) * a * a, a ** qd / qd - self._shift)
 
     def params(self):
-        return np.array([self.q, self.delta])
+        """(q, delta, delta^q (1/2 - 1/q), delta^(q-2), 1 - 1/q): the constants of ``kernels.ham_side`` computed
+        once (the same operations as there before, so the same values)."""
+        q, d = self.q, self.delta
+        return np.array([q, d, d ** q * (0.5 - 1.0 / q), d ** (q - 2.0) if d > 0.0 else 0.0, 1.0 - 1.0 / q])
 
     def describe(self):
         return {"type": "power", "q": self.q, "delta": self.delta}
