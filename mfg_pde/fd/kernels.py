@@ -88,6 +88,7 @@ s_0..s_{d-2} of every step are stored by the HJB sweep (``states``) for the FP s
 from __future__ import annotations
 
 import inspect
+import types as pytypes
 from collections import namedtuple
 
 import numpy as np
@@ -157,8 +158,19 @@ def {name}({params}):
 
 @overload({name}, jit_options={{"error_model": "numpy", "cache": True}})
 def _choose({params}):
-    return quadratic.py_func if _is_quadratic({tag}) else general.py_func
+    return quadratic_body if _is_quadratic({tag}) else general_body
 """
+
+
+def _body(f):
+    """The Python function of the njit function f under another name (``<name>_typed``): what an overload compiles,
+    cached on disk apart from f's own entries (those are called from Python; an overload's have no Python
+    wrapper, and loading one for a call from Python crashes)."""
+    py = f.py_func
+    body = pytypes.FunctionType(py.__code__, py.__globals__, py.__name__ + "_typed", py.__defaults__, py.__closure__)
+    body.__qualname__ = py.__qualname__ + "_typed"
+    body.__doc__ = py.__doc__
+    return body
 
 
 def _by_hamiltonian(name, params, quadratic, general, tag):
@@ -166,12 +178,13 @@ def _by_hamiltonian(name, params, quadratic, general, tag):
     and ``general`` (the same arguments, ``params``) for the others, chosen from the type of the argument named
     ``tag`` (a record, or an hpar) when numba types a call; the call compiles the chosen function's own body
     (no wrapper: each layer of calls makes numba optimise the code below it once more, and an inlined overload
-    types its body apart), cached on disk with the function's own entries.  Called from Python, it calls the version of its arguments.  (Written out from a
+    types its body apart), cached on disk (``_body``).  Called from Python, it calls the version of its arguments.  (Written out from a
     template: an overload's typing function must name the arguments its implementation takes.)"""
     for f in (quadratic, general):
         if ", ".join(inspect.signature(f.py_func).parameters) != params:
             raise TypeError(f"_by_hamiltonian({name!r}): {f.__name__} does not take ({params})")
-    scope = {"quadratic": quadratic, "general": general, "overload": overload, "_is_quadratic": _is_quadratic}
+    scope = {"quadratic": quadratic, "general": general, "quadratic_body": _body(quadratic), "general_body": _body(general),
+             "overload": overload, "_is_quadratic": _is_quadratic}
     exec(_BY_HAMILTONIAN.format(name=name, params=params, tag=tag), scope)  # noqa: S102 -- a fixed template
     fn = scope[name]
     fn.__module__ = __name__
