@@ -26,13 +26,13 @@ import numpy as np
 import mfg_pde as mp
 g = mp.Grid([(0.0, 1.0)], 40)
 p = mp.MFGProblem(g, 1.0, 20, 0.6, mp.gaussian(g, 0.5, 0.1), coupling=mp.LocalPower(1.0), hamiltonian=mp.Power(1.5))
-assert mp.solve(p, method="anderson").converged
+mp.solve(p, max_iter=30)
 """
 
 CASES = {
     "run lqg (parallel compile)": (["-m", "mfg_pde.cli", "run", "lqg", "-q"], "1"),
     "run lqg (one process)": (["-m", "mfg_pde.cli", "run", "lqg", "-q"], "0"),
-    "1-D Power(1.5), anderson": (["-c", GENERAL], "1"),
+    "1-D Power(1.5), 30 iterations": (["-c", GENERAL], "1"),
 }
 
 
