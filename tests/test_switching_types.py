@@ -224,3 +224,23 @@ def test_newton_takes_the_coupling_of_the_total_density(dim):
     assert rn.iterations <= 8
     assert res[-2] < res[-3] ** 1.5      # quadratic tail (measured e.g. 4e-5 -> 5e-9 -> 4e-14)
     assert np.abs(rn.m - ra.m).max() < 1e-9 * np.abs(ra.m).max()
+
+
+def test_types_with_different_hamiltonians():
+    """A quadratic type beside a bounded-control one: the quadratic records take the general rows (the same
+    Engquist-Osher formula), and with Q = 0 the joint sweeps are still each type's own solve."""
+    grid = _grid(1, 40)
+    pops = [_types(grid)[0], _types(grid, hamiltonian=mp.BoundedControl(0.3))[1]]
+    pb = mp.MultiPopulationProblem(pops, switching=np.zeros((2, 2)), shares=[0.5, 0.5])
+    rng = np.random.default_rng(5)
+    fs = [rng.uniform(0.0, 1.0, (pb.Nt,) + grid.shape) for _ in range(2)]
+    uTs = [rng.uniform(0.0, 1.0, grid.shape) for _ in range(2)]
+    E = pb.switching_step()
+    sol = solve_hjb_types(pb, fs, uTs, E, tol=1e-14)
+    m = solve_fp_types(pb, sol, E)
+    for k, pop in enumerate(pops):
+        alone = solve_hjb(pop, fs[k], uTs[k], tol=1e-14)
+        assert np.abs(sol.u[:, k] - alone.u).max() < 1e-13 * np.abs(alone.u).max()
+        assert np.abs(m[:, k] - solve_fp(pop, alone, m0=pb.m0_of(k))).max() < 1e-13
+    r = mp.solve(mp.MultiPopulationProblem(pops, switching=Q2, total_coupling=mp.LocalPower(1.0)))
+    assert r.converged and r.mass_error() < 1e-14

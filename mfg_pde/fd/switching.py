@@ -163,9 +163,18 @@ def type_data(problem):
             raise NotImplementedError(f"population {k}: a Hamiltonian whose FP weights differ from its HJB's "
                                       "(the planner's congestion) is not taken with switching types")
     if not getattr(problem, "_ops_checked", False):
-        _check_one_type(tuple(kd.op for kd in kds))
+        _check_one_type(_uniform(tuple(kd.op for kd in kds)))
         problem._ops_checked = True
     return kds
+
+
+def _uniform(ops) -> tuple:
+    """The records as one numba type: when some types have the quadratic Hamiltonian (records with hpar None, a
+    numba type of their own) and others not, the quadratic ones take a parameter array, so that they run the
+    general rows, whose quadratic kind is the same Engquist-Osher formula (``kernels.ham_side``)."""
+    if all(op.hpar is None for op in ops) or all(op.hpar is not None for op in ops):
+        return ops
+    return tuple(op._replace(hpar=np.zeros(1)) if op.hpar is None else op for op in ops)
 
 
 def _check_one_type(ops) -> None:
@@ -181,13 +190,14 @@ def _check_one_type(ops) -> None:
 
 
 def type_operators(kds, ms=None) -> tuple:
-    """The K Operator records (the records of one numba type, ``type_data``); a Hamiltonian that depends on m
-    (congestion) is evaluated at the density of all agents, sum_k ms[k], like the ``total_coupling``: the types
-    are one kind of agent, and an agent is slowed by the crowd whatever the types in it."""
+    """The K Operator records (the records of one numba type, ``type_data``, ``_uniform``); a Hamiltonian that
+    depends on m (congestion) is evaluated at the density of all agents, sum_k ms[k], like the
+    ``total_coupling``: the types are one kind of agent, and an agent is slowed by the crowd whatever the types
+    in it."""
     if ms is None or not any(kd.depends_on_m for kd in kds):
-        return tuple(kd.op for kd in kds)
+        return _uniform(tuple(kd.op for kd in kds))
     total = sum(ms)
-    return tuple(kd.op_for(total) if kd.depends_on_m else kd.op for kd in kds)
+    return _uniform(tuple(kd.op_for(total) if kd.depends_on_m else kd.op for kd in kds))
 
 
 def solve_hjb_types(problem, fs, uTs, E, guess: TypesSolution | None = None, tol: float = 1e-12, maxit: int = 50,
