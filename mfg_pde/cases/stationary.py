@@ -383,7 +383,9 @@ class StationaryHamiltonian(StationaryCase):
 
 
 @register
-class StationaryCongestion(StationaryCase):
+class StationaryCongestion(StationaryHamiltonian):
+    """``stationary-ham``'s problem and checks with the congestion Hamiltonian and its manufactured solution."""
+
     name = "stationary-congestion"
     description = ("ergodic 2-D stationary MFG with the congestion Hamiltonian |p|^2 / (2 (c0 + c m)^alpha) vs a "
                    "manufactured solution")
@@ -403,20 +405,6 @@ class StationaryCongestion(StationaryCase):
 
     def reference(self, p):
         return manufactured_congestion(self.hamiltonian(p), p["sigma"], ndim=2, lam=p["lam"], kappa=p["kappa"])
-
-    def build(self, p):
-        grid = Grid([(0.0, 1.0), (0.0, 1.0)], (p["N"], p["N"]), bc=("reflecting", "periodic"))
-        ref = self.reference(p)
-        return StationaryProblem(grid, p["sigma"], coupling=LocalPower(p["kappa"]) if p["kappa"] else None,
-                                 potential=ref["V"], hamiltonian=self.hamiltonian(p), name=self.name)
-
-    def errors(self, result, p):
-        """u (up to the constant, removed by its mean), lambda and m against the manufactured solution."""
-        ref = self.reference(p)
-        X, Y = result.grid.mesh()
-        e = result.u - ref["u"](X, Y)
-        return {"u": float(np.abs(e - e.mean()).max()), "lambda": abs(result.lam - ref["lam"]),
-                "m (max)": float(np.abs(result.m - ref["m"](X, Y)).max())}
 
     def checks(self, result, p):
         """The common checks and the FP residual: with congestion the density is the null vector of the FP
