@@ -196,17 +196,24 @@ def test_lq_social_2d_closed_form_errors_and_observed_orders():
     assert poa > 1.0 and j_n > j_s
 
 
-@pytest.mark.slow
-def test_lq_social_2d_orders_over_three_refinements():
-    case = cases.get("lq-social-2d")
+def _orders(name, levels) -> dict:
+    """quantity -> (errors, observed orders log2(e_k / e_{k+1})) of case ``name`` over the grid levels (N, Nt)."""
+    case = cases.get(name)
     errs = []
-    for N, Nt in ((40, 20), (80, 40), (160, 80)):
+    for N, Nt in levels:
         run = case.run({"N": N, "Nt": Nt})
         assert run.result.converged
         errs.append(case.errors(run.result, run.params))
+    out = {}
     for q in errs[0]:
         e = np.array([x[q] for x in errs])
-        orders = np.log2(e[:-1] / e[1:])
+        out[q] = (e, np.log2(e[:-1] / e[1:]))
+    return out
+
+
+@pytest.mark.slow
+def test_lq_social_2d_orders_over_three_refinements():
+    for q, (e, orders) in _orders("lq-social-2d", ((40, 20), (80, 40), (160, 80))).items():
         # the price of anarchy is a ratio of two first-order costs whose leading errors nearly cancel: its
         # order is 0.85 on the first refinement and approaches 1 on the next
         assert np.all(orders >= 0.8) and np.all(orders <= 1.2) and orders[-1] >= 0.9, (q, e, orders)
@@ -347,15 +354,7 @@ def test_social_with_a_skewed_kernel_newton_and_anderson_agree():
 
 @pytest.mark.slow
 def test_lq_social_orders_over_three_refinements():
-    case = cases.get("lq-social")
-    errs = []
-    for N, Nt in ((140, 50), (280, 100), (560, 200)):
-        run = case.run({"N": N, "Nt": Nt})
-        assert run.result.converged
-        errs.append(case.errors(run.result, run.params))
-    for q in errs[0]:
-        e = np.array([x[q] for x in errs])
-        orders = np.log2(e[:-1] / e[1:])
+    for q, (e, orders) in _orders("lq-social", ((140, 50), (280, 100), (560, 200))).items():
         assert np.all(orders >= 0.85) and np.all(orders <= 1.2), (q, e, orders)
 
 
