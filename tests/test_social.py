@@ -141,9 +141,10 @@ def test_social_of_a_local_coupling_is_the_nash_of_its_first_variation():
     np.testing.assert_allclose(soc.u, nash.u, rtol=0, atol=1e-9)
 
 
-def test_lq_social_closed_form_errors_and_observed_orders():
-    run = cases.get("lq-social").validate()
-    assert run.result.converged
+@pytest.mark.parametrize("name, ndim", [("lq-social", 1), ("lq-social-2d", 2)])
+def test_lq_social_closed_form_errors_and_observed_orders(name, ndim):
+    run = cases.get(name).validate()
+    assert run.result.converged and run.result.grid.ndim == ndim
     names = {c.quantity: c for c in run.checks}
     for q in ("social mean", "social variance", "Nash mean", "social cost J", "price of anarchy"):
         assert names[q].passed, (q, names[q].error, names[q].tol)
@@ -182,18 +183,6 @@ def test_lq_price_of_anarchy_with_per_axis_data_sums_the_axes_costs():
     # the ratio of the sums lies strictly between the axes' ratios when they differ
     lo, hi = sorted((x["price_of_anarchy"], y["price_of_anarchy"]))
     assert lo < both["price_of_anarchy"] < hi
-
-
-def test_lq_social_2d_closed_form_errors_and_observed_orders():
-    run = cases.get("lq-social-2d").validate()
-    assert run.result.converged and run.result.grid.ndim == 2
-    names = {c.quantity: c for c in run.checks}
-    for q in ("social mean", "social variance", "Nash mean", "social cost J", "price of anarchy"):
-        assert names[q].passed, (q, names[q].error, names[q].tol)
-        order = names[f"{q}: observed order"]
-        assert order.passed and 0.8 <= order.error <= 1.3, (q, order.error)
-    j_n, j_s, poa = run.result.case_report.table[0]
-    assert poa > 1.0 and j_n > j_s
 
 
 def _orders(name, levels) -> dict:
