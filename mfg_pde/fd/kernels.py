@@ -94,6 +94,7 @@ from collections import namedtuple
 import numpy as np
 from numba import njit, types
 from numba.extending import overload
+from .fastpow import POW_MAX, POW_MIN, pow_fast
 from .tridiag import two_ended_minors, two_ended_thomas_div as _two_ended_thomas  # noqa: F401  (reference sweep)
 
 
@@ -379,51 +380,169 @@ def eo_row(g_im, g_i, g_ip, bk, has_drift, has_lo, has_hi, dif, inv_h, dt):
 
 
 # ----------------------------------------------------------------------------- general convex Hamiltonians
+# Each kind's (h'(p), L(h'(p))) is written once, as an inlined scalar function; ``ham_side`` chooses among them
+# per call (the paths that are not hot loops) and ``ham_edges`` once per line, around a loop of its own.
+@njit(cache=True, error_model="numpy", inline="always")
+def _power_from(p, a, t, delta, s, c1, shift):
+    """(h'(p), L(h'(p))) of h(p) = |p|^q / q (``model.hamiltonians.Power``) from a = |p| and t = a^(q-1):
+    h'(p) = sign(p) t and L(h'(p)) = c1 a t - shift, continued linearly (h'(p) = s p) below |p| = delta and at
+    p = 0.  The constants of ``Power.params`` (hp = (q, delta, shift, s, c1)): s = delta^(q-2), c1 = 1 - 1/q,
+    shift = delta^q (1/2 - 1/q) (one power per edge, not two).  No branch: a loop of it vectorises."""
+    lin = a < delta or a == 0.0  # the linear continuation below delta (``model.hamiltonians.Power``)
+    d = s * p if lin else (t if p > 0.0 else -t)
+    c = 0.5 * s * (p * p) if lin else c1 * (a * t) - shift
+    return d, c
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _power_library(a, delta):
+    """Whether h'(p) at |p| = a needs the library pow: a power (not the linear part) outside fastpow's range."""
+    return not (a < delta or a == 0.0) and not (a >= POW_MIN and a <= POW_MAX)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _power_side(p, hp):
+    """h(p) = |p|^q / q: (h'(p), L(h'(p))) (``_power_from``) at one p; the power as in ``ham_edges``."""
+    a = abs(p)
+    q = hp[0]
+    if _power_library(a, hp[1]):
+        t = a ** (q - 1.0)
+    elif q == 1.5:
+        t = np.sqrt(a)
+    else:
+        t = pow_fast(min(max(a, POW_MIN), POW_MAX), q - 1.0)
+    return _power_from(p, a, t, hp[1], hp[3], hp[4], hp[2])
+
+
+@njit(cache=True, error_model="numpy")
+def _power_edges(P, C, hp, with_cost):
+    """``ham_edges`` for h(p) = |p|^q / q: the power by ``fastpow`` in SIMD lanes (q = 1.5: the square root),
+    |p| clamped into its range (the linear part ignores t); a line with a |p| that needs the library pow
+    takes ``_power_side`` instead.  The constants are read into locals first (P, C and hp could alias:
+    loads from hp inside the loop would keep it scalar)."""
+    m = P.shape[0]
+    q = hp[0]
+    delta = hp[1]
+    shift = hp[2]
+    s = hp[3]
+    c1 = hp[4]
+    r = q - 1.0
+    library = False
+    for k in range(m):
+        library |= _power_library(abs(P[k]), delta)
+    if library:
+        for k in range(m):
+            d, c = _power_side(P[k], hp)
+            P[k] = d
+            if with_cost:
+                C[k] = c
+    elif q == 1.5:
+        for k in range(m):
+            p = P[k]
+            a = abs(p)
+            d, c = _power_from(p, a, np.sqrt(a), delta, s, c1, shift)
+            P[k] = d
+            if with_cost:
+                C[k] = c
+    else:
+        for k in range(m):
+            p = P[k]
+            a = abs(p)
+            d, c = _power_from(p, a, pow_fast(min(max(a, POW_MIN), POW_MAX), r), delta, s, c1, shift)
+            P[k] = d
+            if with_cost:
+                C[k] = c
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _bounded_side(p, hp):
+    """h(p) = sup_{|a| <= a_max} (a p - a^2 / 2) (hp[0] = a_max): h'(p) = clip(p, -a_max, a_max), and
+    L(h'(p)) = h'(p)^2 / 2."""
+    amax = hp[0]
+    if p > amax:
+        return amax, 0.5 * (amax * amax)
+    if p < -amax:
+        return -amax, 0.5 * (amax * amax)
+    return p, 0.5 * (p * p)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _weighted_side(p, wi):
+    """h(p) = w p^2 / 2 with the node weight w = wi (congestion): h'(p) = w p, L(h'(p)) = w p^2 / 2."""
+    d = wi * p
+    return d, 0.5 * (d * p)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _table_side(p, hp):
+    """A tabulated h (a user-supplied separable H, ``model.hamiltonians.Separable``): h' linear between the
+    nodes p_j = (j - mid) dp, h its exact integral (h(0) = 0); hp = (p_max, 1/dp, N, h'_j, h_j)."""
+    N = int(hp[2])
+    mid = (N - 1) // 2
+    s = p * hp[1] + mid
+    j = int(np.floor(s))
+    if j < 0:
+        j = 0
+    elif j > N - 2:
+        j = N - 2
+    t = s - j
+    d0 = hp[3 + j]
+    d1 = hp[4 + j]
+    d = d0 + t * (d1 - d0)
+    H = hp[3 + N + j] + (t * d0 + 0.5 * (t * t) * (d1 - d0)) / hp[1]
+    return d, p * d - H
+
+
 @njit(cache=True, error_model="numpy")
 def ham_side(p, hk, hp, wi):
     """(h'(p), p h'(p) - h(p)) of the one-axis Hamiltonian h of kind hk (parameters hp, node weight wi) at
     a one-sided difference p: the upwind coefficient and the Legendre dual L(h'(p)), the control cost of the
-    optimal control a = -h'(p).  h is convex with h(0) = h'(0) = 0 for every kind."""
+    optimal control a = -h'(p).  h is convex with h(0) = h'(0) = 0 for every kind, so h'(p) has the sign
+    of p (or is 0)."""
     if hk == HAM_POWER:
-        a = abs(p)
-        if a == 0.0:
-            return 0.0, 0.0
-        q = hp[0]
-        if a < hp[1]:  # the linear continuation below delta (``model.hamiltonians.Power``)
-            s = hp[3]  # delta^(q-2)
-            return s * p, 0.5 * s * (p * p)
-        if q == 1.5:
-            t = np.sqrt(a)  # |p|^(1/2) without the general power (5x cheaper)
-        else:
-            t = a ** (q - 1.0)
-        # the constants from ``Power.params`` (one power per edge, not two): 1 - 1/q and delta^q (1/2 - 1/q)
-        return (t if p > 0.0 else -t), hp[4] * (a * t) - hp[2]
+        return _power_side(p, hp)
     if hk == HAM_BOUNDED:
-        amax = hp[0]
-        if p > amax:
-            return amax, 0.5 * (amax * amax)
-        if p < -amax:
-            return -amax, 0.5 * (amax * amax)
-        return p, 0.5 * (p * p)
+        return _bounded_side(p, hp)
     if hk == HAM_WEIGHTED:
-        d = wi * p
-        return d, 0.5 * (d * p)
-    if hk == HAM_TABLE:  # h' linear between the nodes p_j = (j - mid) dp, h its exact integral (h(0) = 0)
-        N = int(hp[2])
-        mid = (N - 1) // 2
-        s = p * hp[1] + mid
-        j = int(np.floor(s))
-        if j < 0:
-            j = 0
-        elif j > N - 2:
-            j = N - 2
-        t = s - j
-        d0 = hp[3 + j]
-        d1 = hp[4 + j]
-        d = d0 + t * (d1 - d0)
-        H = hp[3 + N + j] + (t * d0 + 0.5 * (t * t) * (d1 - d0)) / hp[1]
-        return d, p * d - H
+        return _weighted_side(p, wi)
+    if hk == HAM_TABLE:
+        return _table_side(p, hp)
     return p, 0.5 * (p * p)
+
+
+@njit(cache=True, error_model="numpy")
+def ham_edges(P, C, hk, hp, with_cost):
+    """``ham_side`` over a line of edges, in place: P[k] (a one-sided difference p on entry) becomes h'(p)
+    and, with with_cost, C[k] becomes L(h'(p)).  For HAM_WEIGHTED, C[k] holds on entry the weight of the node
+    the edge is upwind for (``_rows_h`` puts it there).  The kind is chosen once, outside the loop over the edges:
+    each kind's loop is tight (bounded and weighted ones vectorise), where a choice per node cost the rows
+    two to three times the quadratic ones."""
+    m = P.shape[0]
+    if hk == HAM_BOUNDED:
+        for k in range(m):
+            d, c = _bounded_side(P[k], hp)
+            P[k] = d
+            if with_cost:
+                C[k] = c
+    elif hk == HAM_WEIGHTED:
+        for k in range(m):
+            d, c = _weighted_side(P[k], C[k])
+            P[k] = d
+            C[k] = c
+    elif hk == HAM_POWER:
+        _power_edges(P, C, hp, with_cost)
+    elif hk == HAM_TABLE:
+        for k in range(m):
+            d, c = _table_side(P[k], hp)
+            P[k] = d
+            if with_cost:
+                C[k] = c
+    else:  # HAM_QUADRATIC in a general record (populations that mix Hamiltonians)
+        for k in range(m):
+            d, c = ham_side(P[k], hk, hp, 1.0)
+            P[k] = d
+            if with_cost:
+                C[k] = c
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -458,6 +577,33 @@ def ham_cost2(dplus, dminus, hk, hp, wi):
 
 
 @njit(cache=True, error_model="numpy", inline="always")
+def _edge_row(e_lo, c_lo, e_hi, c_hi, bk, has_drift, has_lo, has_hi, dif, inv_h, dt):
+    """``ham_row_inline`` from the edge values of ``ham_edges``: e_lo = h'(D-g), c_lo = L(e_lo) of the edge
+    below the node, e_hi, c_hi of the edge above (h' has the sign of its difference, so the upwind tests
+    D+g < 0 and D-g > 0 read e_hi < 0 and e_lo > 0).  Returns (lower, upper, 2 cost), the same numbers."""
+    upper = 0.0
+    cost = 0.0
+    if has_hi:
+        ap = 0.0
+        if e_hi < 0.0:
+            ap = e_hi
+            cost += c_hi
+        if has_drift and bk > 0.0:
+            ap -= bk
+        upper = dt * (-dif + ap * inv_h)
+    lower = 0.0
+    if has_lo:
+        bm = 0.0
+        if e_lo > 0.0:
+            bm = e_lo
+            cost += c_lo
+        if has_drift and bk < 0.0:
+            bm -= bk
+        lower = dt * (-dif - bm * inv_h)
+    return lower, upper, 2.0 * cost
+
+
+@njit(cache=True, error_model="numpy", inline="always")
 def ham_row_inline(g_im, g_i, g_ip, bk, has_drift, has_lo, has_hi, dif, inv_h, dt, hk, hp, wi):
     """``eo_row`` for a general convex one-axis Hamiltonian h (kind hk, parameters hp, node weight wi): the
     Engquist-Osher splitting h_EO(D-g, D+g) = h(max(D-g, 0)) + h(min(D+g, 0)) (h(0) = 0), written as
@@ -468,29 +614,21 @@ def ham_row_inline(g_im, g_i, g_ip, bk, has_drift, has_lo, has_hi, dif, inv_h, d
 
     so that M_k(g) g - dt cost = g + dt (-nu D2 g + h_EO - b_k D g), the off-diagonals are <= 0 (h' <= 0 on
     p <= 0, >= 0 on p >= 0: monotone) and d/dg [M_k(g) g - dt cost(g)] = M_k(g) (the Engquist-Osher identity:
-    Newton is policy iteration).  Returns (lower, upper, 2 cost)."""
-    upper = 0.0
-    cost = 0.0
+    Newton is policy iteration).  Returns (lower, upper, 2 cost) (``_edge_row``; the hot loops evaluate h'
+    per edge instead, ``_rows_h``)."""
+    e_hi = 0.0
+    c_hi = 0.0
     if has_hi:
         dp = (g_ip - g_i) * inv_h
-        ap = 0.0
         if dp < 0.0:
-            ap, c = ham_side(dp, hk, hp, wi)
-            cost += c
-        if has_drift and bk > 0.0:
-            ap -= bk
-        upper = dt * (-dif + ap * inv_h)
-    lower = 0.0
+            e_hi, c_hi = ham_side(dp, hk, hp, wi)
+    e_lo = 0.0
+    c_lo = 0.0
     if has_lo:
         dm = (g_i - g_im) * inv_h
-        bm = 0.0
         if dm > 0.0:
-            bm, c = ham_side(dm, hk, hp, wi)
-            cost += c
-        if has_drift and bk < 0.0:
-            bm -= bk
-        lower = dt * (-dif - bm * inv_h)
-    return lower, upper, 2.0 * cost
+            e_lo, c_lo = ham_side(dm, hk, hp, wi)
+    return _edge_row(e_lo, c_lo, e_hi, c_hi, bk, has_drift, has_lo, has_hi, dif, inv_h, dt)
 
 
 @njit(cache=True, error_model="numpy")
@@ -654,21 +792,60 @@ def _wall_cost(g, axis, ax, out):
 @njit(cache=True, error_model="numpy")
 def _rows_h(g3, drift_k, a, ax, src3, lo, di, up, rhs, with_rhs):
     """``line_coefficients`` (and with with_rhs ``_rows_cost``: rhs = src + dt c_k(g)) for a general convex
-    Hamiltonian (ax.hkind != HAM_QUADRATIC; ``ham_row``), walls and exits included."""
+    Hamiltonian (ax.hkind != HAM_QUADRATIC; ``ham_row``), walls and exits included.
+
+    Two passes: the one-sided differences of the edges go to (up[e + 1], lo[e + 1]) for the edge between
+    nodes e and e + 1 and become (h', L(h')) there (``ham_edges``, one kind test per line); the rows then
+    read each edge before overwriting its slot (row i reads slots i and i + 1 and writes slot i).  A
+    periodic axis keeps its wrap edge (n - 1, 0) apart."""
     n = g3.shape[1]
     B = g3.shape[2]
     has_drift = ax.has_drift
     dt = ax.dt
     hk = ax.hkind
     hp = ax.hpar
+    periodic = ax.periodic
+    weighted = hk == HAM_WEIGHTED
     Wh = _hw3(ax, g3.shape[0], n, B)
     inv_h, dif = stencil_scales(ax.nu, ax.h)
-    for i in range(n):
-        im, ip, has_lo, has_hi = neighbours(i, n, ax.periodic)
+    for e in range(n - 1):
         for b in range(B):
+            p = (g3[a, e + 1, b] - g3[a, e, b]) * inv_h
+            up[e + 1, b] = p
+            if weighted:  # the weight of the node the edge is upwind for
+                lo[e + 1, b] = Wh[a, e, b] if p < 0.0 else Wh[a, e + 1, b]
+    for e in range(1, n):
+        ham_edges(up[e], lo[e], hk, hp, with_rhs)
+    pw = up[0]  # a dummy unless periodic
+    cw = lo[0]
+    if periodic:
+        pw = np.empty(B)
+        cw = np.empty(B)
+        for b in range(B):
+            p = (g3[a, 0, b] - g3[a, n - 1, b]) * inv_h
+            pw[b] = p
+            if weighted:
+                cw[b] = Wh[a, n - 1, b] if p < 0.0 else Wh[a, 0, b]
+        ham_edges(pw, cw, hk, hp, with_rhs)
+    for i in range(n):
+        has_lo = i > 0 or periodic
+        has_hi = i < n - 1 or periodic
+        for b in range(B):
+            if i > 0:
+                e_lo = up[i, b]
+                c_lo = lo[i, b]
+            else:
+                e_lo = pw[b]
+                c_lo = cw[b]
+            if i < n - 1:
+                e_hi = up[i + 1, b]
+                c_hi = lo[i + 1, b]
+            else:
+                e_hi = pw[b]
+                c_hi = cw[b]
             bk = drift_k[a, i, b] if has_drift else 0.0
-            lower, upper, cst = ham_row_inline(g3[a, im, b], g3[a, i, b], g3[a, ip, b], bk, has_drift, has_lo,
-                                               has_hi, dif, inv_h, dt, hk, hp, _wat(Wh, a, i, b, hk))
+            lower, upper, cst = _edge_row(e_lo, c_lo, e_hi, c_hi, bk, has_drift,
+                                          has_lo, has_hi, dif, inv_h, dt)
             lo[i, b] = lower
             up[i, b] = upper
             di[i, b] = 1.0 - lower - upper
@@ -683,8 +860,9 @@ def _rows_h(g3, drift_k, a, ax, src3, lo, di, up, rhs, with_rhs):
 @njit(cache=True, error_model="numpy")
 def _line_rows_h(g, d, ax, transpose, L, U, D, src, rhs, with_rhs, line):
     """``_line_rows`` (and with with_rhs ``_line_rows_cost``) for a general convex Hamiltonian
-    (ax.hkind != HAM_QUADRATIC; ``ham_row``) on contiguous non-periodic line number ``line``.  The rows of M^T
-    are written by a pass of their own after the loop (written in it, they made the loop 3x slower)."""
+    (ax.hkind != HAM_QUADRATIC; ``ham_row``) on contiguous non-periodic line number ``line``: the two passes
+    of ``_rows_h`` (edge e in slot e + 1 of U and L).  The rows of M^T are written by a pass of their own
+    after the loop (written in it, they made the loop 3x slower)."""
     n = g.shape[0]
     has_drift = ax.has_drift
     dt = ax.dt
@@ -692,10 +870,20 @@ def _line_rows_h(g, d, ax, transpose, L, U, D, src, rhs, with_rhs, line):
     hp = ax.hpar
     Wh = _hw_lines(ax, n)
     inv_h, dif = stencil_scales(ax.nu, ax.h)
+    for e in range(n - 1):
+        U[e + 1] = (g[e + 1] - g[e]) * inv_h
+    if hk == HAM_WEIGHTED:  # the weight of the node the edge is upwind for
+        for e in range(n - 1):
+            L[e + 1] = Wh[line, e, 0] if U[e + 1] < 0.0 else Wh[line, e + 1, 0]
+    ham_edges(U[1:], L[1:], hk, hp, with_rhs)
     for i in range(n):
         bk = d[i] if has_drift else 0.0
-        lower, upper, cst = ham_row_inline(g[max(i - 1, 0)], g[i], g[min(i + 1, n - 1)], bk, has_drift, i > 0,
-                                           i < n - 1, dif, inv_h, dt, hk, hp, _wat(Wh, line, i, 0, hk))
+        e_lo = U[i]  # (slot 0: not an edge, unused)
+        c_lo = L[i]
+        e_hi = U[i + 1] if i < n - 1 else 0.0
+        c_hi = L[i + 1] if i < n - 1 else 0.0
+        lower, upper, cst = _edge_row(e_lo, c_lo, e_hi, c_hi, bk, has_drift, i > 0, i < n - 1, dif,
+                                      inv_h, dt)
         _put_line_row(i, n, lower, upper, cst, bool(False), L, U, D, src, rhs, with_rhs, dt)
     if transpose:  # rows of M^T: lower^T_i = upper_{i-1}, upper^T_i = lower_{i+1} (a pass of its own: writing
         for i in range(n):  # them inside the loop above made it 3x slower)
@@ -1367,25 +1555,58 @@ def axis_cost(g, axis, h, periodic, out):
 
 
 @njit(cache=True, error_model="numpy")
+def edge_costs(g3, a, ax, Wh, E, C, out):
+    """out[i, b] = twice the Engquist-Osher cost of node (a, i, b) of the (A, n, B) view g3 along its middle
+    index, L(h'(min(D+g, 0))) + L(h'(max(D-g, 0))) doubled (``ham_cost2``'s numbers), for the general
+    Hamiltonian of the Axis record ax (Wh: its (A, n, B) weight view, ``_hw3``), mirror walls at the ends (or
+    wrapping when periodic); no obstacle walls (the callers redo those cells).  h' and L(h') once per edge
+    (``ham_edges``) into the (n, B) scratch E, C (edge e between nodes e and e + 1; n - 1 the wrap edge)."""
+    n = g3.shape[1]
+    B = g3.shape[2]
+    hk = ax.hkind
+    periodic = ax.periodic
+    weighted = hk == HAM_WEIGHTED
+    inv_h = 1.0 / ax.h
+    m = n if periodic else n - 1
+    for e in range(m):
+        e1 = e + 1 if e + 1 < n else 0
+        for b in range(B):
+            p = (g3[a, e1, b] - g3[a, e, b]) * inv_h
+            E[e, b] = p
+            if weighted:  # the weight of the node the edge is upwind for
+                C[e, b] = Wh[a, e, b] if p < 0.0 else Wh[a, e1, b]
+    if B == 1:
+        ham_edges(E.reshape(n)[:m], C.reshape(n)[:m], hk, ax.hpar, bool(True))
+    else:
+        for e in range(m):
+            ham_edges(E[e], C[e], hk, ax.hpar, bool(True))
+    for i in range(n):
+        el = i - 1 if i > 0 else n - 1
+        for b in range(B):
+            c = 0.0
+            if (i < n - 1 or periodic) and E[i, b] < 0.0:
+                c += C[i, b]
+            if (i > 0 or periodic) and E[el, b] > 0.0:
+                c += C[el, b]
+            out[i, b] = 2.0 * c
+
+
+@njit(cache=True, error_model="numpy")
 def axis_cost_h(g, axis, ax, out):
     """out = c_k(g) = L(h'(min(D+_k g, 0))) + L(h'(max(D-_k g, 0))) along one axis (mirror walls) for the
-    Hamiltonian of the Axis record ax (``ham_cost2``; ``axis_cost`` is the quadratic one)."""
+    Hamiltonian of the Axis record ax (``edge_costs``; ``axis_cost`` is the quadratic one)."""
     A, n, B = _split(g.shape, axis)
-    inv_h = 1.0 / ax.h
-    periodic = ax.periodic
-    hk = ax.hkind
-    hp = ax.hpar
     Wh = _hw3(ax, A, n, B)
     g3 = g.reshape((A, n, B))
     o3 = out.reshape((A, n, B))
+    E = np.empty((n, B))
+    C = np.empty((n, B))
     for a in range(A):
+        oa = o3[a]
+        edge_costs(g3, a, ax, Wh, E, C, oa)
         for i in range(n):
-            im, ip, has_lo, has_hi = neighbours(i, n, periodic)
             for b in range(B):
-                gi = g3[a, i, b]
-                dp = (g3[a, ip, b] - gi) * inv_h if has_hi else 0.0
-                dm = (gi - g3[a, im, b]) * inv_h if has_lo else 0.0
-                o3[a, i, b] = 0.5 * any_cost2(dp, dm, hk, hp, _wat(Wh, a, i, b, hk))
+                oa[i, b] = 0.5 * oa[i, b]
 
 
 @njit(cache=True, error_model="numpy")
@@ -1395,6 +1616,31 @@ def _axis_cost_q(g, axis, ax, out):
 
 
 _axis_cost = _by_hamiltonian("_axis_cost", "g, axis, ax, out", _axis_cost_q, axis_cost_h, "ax")
+
+
+@njit(cache=True, error_model="numpy")
+def _no_costs(g3, a, ax, Wh, E, C, out):
+    """The quadratic Hamiltonian's residual loops compute their costs node by node (``eo_cost2``): nothing."""
+    return
+
+
+#: the residual passes' costs of a line: nothing for the quadratic Hamiltonian, ``edge_costs`` for the others
+_line_costs = _by_hamiltonian("_line_costs", "g3, a, ax, Wh, E, C, out", _no_costs, edge_costs, "ax")
+
+
+@njit(cache=True, error_model="numpy")
+def _node_cost2_q(dp, dm, hp, pre):
+    """Twice the node's cost from its one-sided differences (``eo_cost2``)."""
+    return eo_cost2(dp, dm)
+
+
+@njit(cache=True, error_model="numpy")
+def _node_cost2_h(dp, dm, hp, pre):
+    """Twice the node's cost, computed beforehand by ``edge_costs`` (pre)."""
+    return pre
+
+
+_node_cost2 = _by_hamiltonian("_node_cost2", "dp, dm, hp, pre", _node_cost2_q, _node_cost2_h, "hp")
 
 
 @njit(cache=True, error_model="numpy")
@@ -1694,12 +1940,17 @@ def _pair_line_norms(g2, d2, ax, p2, q2, cq, has_q, x2, y2, last, z2, work):
     walls2 = _walls2(ax, A, n)
     hk = ax.hkind
     Wh = _hw3(ax, A, n, 1)
+    g3 = g2.reshape((A, n, 1))
+    E = work[3, :n].reshape((n, 1))
+    C = work[4, :n].reshape((n, 1))
+    pre = work[5, :n]
     for a in range(A):
         g = g2[a]
         pa = p2[a]
         qa = q2[a]
         xa = x2[a]
         _line_rows(g, d2[a], ax, bool(False), L, U, D, a)
+        _line_costs(g3, a, ax, Wh, E, C, pre.reshape((n, 1)))
         for i in range(n):
             v = D[i] * g[i]
             w = D[i] * xa[i]
@@ -1713,13 +1964,15 @@ def _pair_line_norms(g2, d2, ax, p2, q2, cq, has_q, x2, y2, last, z2, work):
                 v += U[i] * g[i + 1]
                 w += L[i + 1] * xa[i + 1]
                 dp = (g[i + 1] - g[i]) * inv_h
-            if has_walls:  # no Hamiltonian term through a wall face
+            if has_walls and walls2[a, i] != 0:  # no Hamiltonian term through a wall face
                 code = walls2[a, i]
                 if code & 1:
                     dm = 0.0
                 if code & 2:
                     dp = 0.0
-            c = any_cost2(dp, dm, hk, ax.hpar, _wat(Wh, a, i, 0, hk))
+                c = any_cost2(dp, dm, hk, ax.hpar, _wat(Wh, a, i, 0, hk))
+            else:
+                c = _node_cost2(dp, dm, ax.hpar, pre[i])
             rhs = pa[i]
             if has_q:
                 rhs += cq * qa[i]
@@ -1763,7 +2016,8 @@ def _pair_axis_norms(g, drift_k, axis, ax, p, q, cq, has_q, x, y, last, z, work)
     y3 = y.reshape((A, n, B))
     z3 = z.reshape((A, n, B))
     d3 = drift_k.reshape((A, n, B)) if ax.has_drift else g3
-    lo, di, up, _scratch = _line_scratch(work, n, B)
+    lo, di, up, scratch = _line_scratch(work, n, B)
+    pre, E, C = scratch[0], scratch[1], scratch[2]
     inv_h = 1.0 / ax.h
     has_walls = ax.has_walls
     W = _walls3(ax, A, n, B)
@@ -1775,6 +2029,7 @@ def _pair_axis_norms(g, drift_k, axis, ax, p, q, cq, has_q, x, y, last, z, work)
     sf = 0.0
     for a in range(A):
         line_coefficients(g3, d3, a, ax, lo, di, up)
+        _line_costs(g3, a, ax, Wh, E, C, pre)
         for i in range(n):
             im = i - 1 if i > 0 else n - 1
             ip = i + 1 if i < n - 1 else 0
@@ -1794,13 +2049,15 @@ def _pair_axis_norms(g, drift_k, axis, ax, p, q, cq, has_q, x, y, last, z, work)
                     v += up[i, b] * g3[a, ip, b]
                     w += lo[ip, b] * x3[a, ip, b]
                     dp = (g3[a, ip, b] - gi) * inv_h
-                if has_walls:  # no Hamiltonian term through a wall face
+                if has_walls and W[a, i, b] != 0:  # no Hamiltonian term through a wall face
                     code = W[a, i, b]
                     if code & 1:
                         dm = 0.0
                     if code & 2:
                         dp = 0.0
-                c = any_cost2(dp, dm, hk, ax.hpar, _wat(Wh, a, i, b, hk))
+                    c = any_cost2(dp, dm, hk, ax.hpar, _wat(Wh, a, i, b, hk))
+                else:
+                    c = _node_cost2(dp, dm, ax.hpar, pre[i, b])
                 rhs = p3[a, i, b]
                 if has_q:
                     rhs += cq * q3[a, i, b]
