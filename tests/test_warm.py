@@ -62,7 +62,7 @@ def test_helper_does_not_put_the_current_folder_on_sys_path(monkeypatch):
     monkeypatch.setenv("PYTHONPATH", "/some/where")
     monkeypatch.setattr(warm, "_STARTED", False)
     monkeypatch.setattr(warm, "_HELPER", None)
-    monkeypatch.setattr(warm, "cold", lambda quadratic=True: True)
+    monkeypatch.setattr(warm, "cold", lambda quadratic=True, line=True: True)
     monkeypatch.setattr(warm.os, "cpu_count", lambda: 4)
     monkeypatch.setattr(warm.subprocess, "Popen", FakePopen)
     warm.start()
@@ -86,21 +86,28 @@ def test_warm_cache_is_not_cold():
 
 
 @pytest.mark.slow
-def test_helper_compiles_exactly_what_the_solve_loads(tmp_path):
+@pytest.mark.parametrize("line", [True, False])
+def test_helper_compiles_exactly_what_the_solve_loads(tmp_path, line):
     """On an empty cache: the helper's kernels (``compile_forward``) are the ones a solve needs -- a solve
     started after it compiles the HJB side only, none of the forward kernels; and without the helper the same
-    solve compiles the forward kernels itself (so the check above can fail)."""
+    solve compiles the forward kernels itself (so the check above can fail).  For a 1-D problem (one line: the
+    line sweeps, none of the general ones) and a periodic one (the general sweeps)."""
+    probe_code = PROBE if line else PROBE.replace("mp.Grid([(0.0, 1.0)], 30)", "mp.Grid([(0.0, 1.0)], 30, 'periodic')")
+    forward = warm.FORWARD_LINE if line else warm.FORWARD
     out = subprocess.run([sys.executable, "-c", "from mfg_pde.fd.warm import cold, compile_forward; "
-                          "assert cold(); compile_forward()"], env=_env(tmp_path / "a", "0"), cwd=ROOT,
-                         capture_output=True, text=True)
+                          f"assert cold(line={line}); compile_forward(line={line})"], env=_env(tmp_path / "a", "0"),
+                         cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
-    probe = subprocess.run([sys.executable, "-c", PROBE], env=_env(tmp_path / "a", "0"), cwd=ROOT,
+    probe = subprocess.run([sys.executable, "-c", probe_code], env=_env(tmp_path / "a", "0"), cwd=ROOT,
                            capture_output=True, text=True)
     assert probe.returncode == 0, probe.stderr
     compiled = set(json.loads(probe.stdout.strip().splitlines()[-1]))
-    assert "hjb_sweep" in compiled
-    assert compiled.isdisjoint(warm.FORWARD), compiled & set(warm.FORWARD)
-    alone = subprocess.run([sys.executable, "-c", PROBE], env=_env(tmp_path / "b", "0"), cwd=ROOT,
+    assert ("hjb_sweep_line" if line else "hjb_sweep") in compiled
+    assert compiled.isdisjoint(forward), compiled & set(forward)
+    if line:  # one line compiles none of the general sweeps
+        assert compiled.isdisjoint({"hjb_sweep", "fp_sweep", "newton_axis", "solve_axis"}), compiled
+    alone = subprocess.run([sys.executable, "-c", probe_code], env=_env(tmp_path / "b", "0"), cwd=ROOT,
                            capture_output=True, text=True)
     assert alone.returncode == 0, alone.stderr
-    assert {"fp_sweep", "pair_residual_line", "coupling_stats"} <= set(json.loads(alone.stdout.splitlines()[-1]))
+    needed = {forward[0], "coupling_stats"} | ({"pair_residual_line"} if line else set())
+    assert needed <= set(json.loads(alone.stdout.splitlines()[-1]))

@@ -35,7 +35,7 @@ def solve_fp(problem, sol: HJBSolution, m0: np.ndarray | None = None, out: np.nd
         op = sol.fp_op   # the planner's congestion Hamiltonian: the density moves with -dH/dp (hjb.HJBSolution)
     S = problem.fp_source_steps() if hasattr(problem, "fp_source_steps") else None
     if S is None:
-        kernels.fp_sweep(m.reshape((Nt + 1,) + kd.shape3), as3(sol.u, 1, kd.shape3), sol.states, op)
+        kernels.fp_sweep_for(op)(m.reshape((Nt + 1,) + kd.shape3), as3(sol.u, 1, kd.shape3), sol.states, op)
     else:
         kernels.fp_sweep_source(m.reshape((Nt + 1,) + kd.shape3), as3(sol.u, 1, kd.shape3), sol.states, op,
                                 as3(S, 1, kd.shape3))

@@ -75,7 +75,7 @@ def solve_hjb(problem, f: np.ndarray, u_terminal: np.ndarray, guess: HJBSolution
     its = np.zeros(Nt, dtype=np.int64)
     start = kernels.START_COLD if guess is None else kernels.START_PREDICTOR
     op = kd.op_for(None if m is None else grid.check_field(m, "m", (Nt + 1,))) if kd.depends_on_m else kd.op
-    kernels.hjb_sweep(u3, states, as3(f, 1, kd.shape3), op, tol, maxit, g3, start, its)
+    kernels.hjb_sweep_for(op)(u3, states, as3(f, 1, kd.shape3), op, tol, maxit, g3, start, its)
     return HJBSolution(u, states, its, op if kd.depends_on_m else None, kd.fp_op_for(m) if kd.separate_fp else None)
 
 

@@ -83,6 +83,10 @@ FP step n (forward), the exact transpose of the linearised HJB step:
 so mass is conserved to round-off, m >= 0 for any dt, and the discrete duality
 sum m^{n+1} . delta u^n = sum m^n . delta u^{n+1}... holds exactly.  The intermediate states
 s_0..s_{d-2} of every step are stored by the HJB sweep (``states``) for the FP sweep.
+
+A 1-D grid whose axis is not periodic is one contiguous line: its sweeps are ``hjb_sweep_line`` and
+``fp_sweep_line`` (``hjb_sweep_for``, ``fp_sweep_for``), the same steps through the line solver alone, so
+such a problem does not compile the strided, batched and cyclic solvers of the other grids.
 """
 
 from __future__ import annotations
@@ -1413,6 +1417,45 @@ _newton_line_blocks = _by_hamiltonian("_newton_line_blocks", "s2, src2, d2, ax, 
                                       _newton_line_blocks_q, _newton_line_blocks_h, "ax")
 
 
+@njit(cache=True, error_model="numpy", inline="always")
+def _newton_lines(s, src, drift_k, A, n, ax, tol, maxit, work):
+    """``newton_axis`` along the contiguous axis of A non-periodic lines of n nodes, one line at a time
+    (``_newton_line``); returns the largest Newton count (negative if a cap was hit)."""
+    s2 = s.reshape((A, n))
+    src2 = src.reshape((A, n))
+    d2 = drift_k.reshape((A, n)) if ax.has_drift else s2
+    L = work[0, :n]
+    U = work[1, :n]
+    D = work[2, :n]
+    c = work[3, :n]
+    r = work[4, :n]
+    x = work[5, :n]
+    worst = 0
+    for a in range(A):
+        it = _newton_line(s2[a], src2[a], d2[a], ax, tol, maxit, L, U, D, r, x, c, a)
+        if it < 0:
+            worst = it if worst >= 0 or it < worst else worst
+        elif worst >= 0 and it > worst:
+            worst = it
+    return worst
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _solve_lines(g, drift_k, A, n, ax, transpose, rhs, out, work):
+    """``solve_axis`` along the contiguous axis of A non-periodic lines of n nodes, one line at a time."""
+    g2 = g.reshape((A, n))
+    r2 = rhs.reshape((A, n))
+    o2 = out.reshape((A, n))
+    d2 = drift_k.reshape((A, n)) if ax.has_drift else g2
+    L = work[0, :n]
+    U = work[1, :n]
+    D = work[2, :n]
+    c = work[3, :n]
+    for a in range(A):
+        _line_rows(g2[a], d2[a], ax, transpose, L, U, D, a)
+        two_ended_minors(L, D, U, r2[a], o2[a], c)
+
+
 @njit(cache=True, error_model="numpy")
 def solve_axis(g, drift_k, axis, ax, transpose, rhs, out, work):
     """out = M_k(g)^{-1} rhs (or M_k(g)^{-T} rhs if transpose); arrays 3-D (n0, n1, n2); ax: the Axis
@@ -1428,17 +1471,7 @@ def solve_axis(g, drift_k, axis, ax, transpose, rhs, out, work):
             if _solve_line_blocks(g2, d2, ax, transpose, rhs.reshape((A, n)), out.reshape((A, n)), w, work):
                 return
     if B == 1 and not periodic:
-        g2 = g.reshape((A, n))
-        r2 = rhs.reshape((A, n))
-        o2 = out.reshape((A, n))
-        d2 = drift_k.reshape((A, n)) if has_drift else g2
-        L = work[0, :n]
-        U = work[1, :n]
-        D = work[2, :n]
-        c = work[3, :n]
-        for a in range(A):
-            _line_rows(g2[a], d2[a], ax, transpose, L, U, D, a)
-            two_ended_minors(L, D, U, r2[a], o2[a], c)
+        _solve_lines(g, drift_k, A, n, ax, transpose, rhs, out, work)
         return
     g3 = g.reshape((A, n, B))
     r3 = rhs.reshape((A, n, B))
@@ -1726,23 +1759,7 @@ def newton_axis(s, src, drift_k, axis, ax, tol, maxit, new, work):
             if done:
                 return worst
     if B == 1 and not periodic:
-        s2 = s.reshape((A, n))
-        src2 = src.reshape((A, n))
-        d2 = drift_k.reshape((A, n)) if has_drift else s2
-        L = work[0, :n]
-        U = work[1, :n]
-        D = work[2, :n]
-        c = work[3, :n]
-        r = work[4, :n]
-        x = work[5, :n]
-        worst = 0
-        for a in range(A):
-            it = _newton_line(s2[a], src2[a], d2[a], ax, tol, maxit, L, U, D, r, x, c, a)
-            if it < 0:
-                worst = it if worst >= 0 or it < worst else worst
-            elif worst >= 0 and it > worst:
-                worst = it
-        return worst
+        return _newton_lines(s, src, drift_k, A, n, ax, tol, maxit, work)
     # strided lines, batched over b: per outer index a, rows and right-hand side in one pass
     # (``_rows_cost``), the batched solve, and the update with its stopping statistics while the lines
     # are in cache
@@ -1815,6 +1832,52 @@ def hjb_step(w, drift_n, op, g, states_n, tol, maxit, new, work, n):
     return worst
 
 
+@njit(cache=True, error_model="numpy", inline="always")
+def _start_level(u, states, f, guess, start, n, w, ndim, dt):
+    """Newton's start of HJB step n in u[n] (and the intermediate states[n]) and the step's source
+    w = u^{n+1} + dt f^n, in one pass over the level (``hjb_sweep``'s ``start``)."""
+    size = w.size
+    wf = w.reshape(size)
+    g = u[n]
+    gf = g.reshape(size)
+    un1 = u[n + 1].reshape(size)
+    fn = f[n].reshape(size)
+    if start == START_GUESS:
+        g0 = guess[n].reshape(size)
+        for j in range(size):
+            gf[j] = g0[j]
+            wf[j] = un1[j] + dt * fn[j]
+    elif start == START_PREDICTOR:  # the shift u[n+1] - guess[n+1] applied to the last and intermediate states
+        g0 = guess[n].reshape(size)
+        g1 = guess[n + 1].reshape(size)
+        if ndim == 1:
+            for j in range(size):
+                v = un1[j]
+                gf[j] = g0[j] + (v - g1[j])
+                wf[j] = v + dt * fn[j]
+        else:
+            s0 = states[n, 0].reshape(size)
+            for j in range(size):
+                v = un1[j]
+                d = v - g1[j]
+                gf[j] = g0[j] + d
+                s0[j] += d
+                wf[j] = v + dt * fn[j]
+            for k in range(1, ndim - 1):
+                sk = states[n, k].reshape(size)
+                for j in range(size):
+                    sk[j] += un1[j] - g1[j]
+    else:
+        for j in range(size):
+            v = un1[j]
+            gf[j] = v
+            wf[j] = v + dt * fn[j]
+        for k in range(ndim - 1):  # element loop: an array slice assignment would compile numba's
+            sk = states[n, k].reshape(size)  # shape-mismatch message formatting (seconds of cold start)
+            for j in range(size):
+                sk[j] = un1[j]
+
+
 @njit(cache=True, error_model="numpy")
 def hjb_sweep(u, states, f, op, tol, maxit, guess, start, its):
     """Backward sweep: given u[Nt], fill u[Nt-1..0] and the intermediate states[n, k] (k < ndim-1).
@@ -1836,47 +1899,9 @@ def hjb_sweep(u, states, f, op, tol, maxit, guess, start, its):
     work = _workspace(shape)
     ndim = op.ndim
     dt = op.dt
-    size = w.size
-    wf = w.reshape(size)
     for n in range(Nt - 1, -1, -1):
         g = u[n]  # Newton works on u^n in place
-        gf = g.reshape(size)
-        un1 = u[n + 1].reshape(size)
-        fn = f[n].reshape(size)
-        if start == START_GUESS:
-            g0 = guess[n].reshape(size)
-            for j in range(size):
-                gf[j] = g0[j]
-                wf[j] = un1[j] + dt * fn[j]
-        elif start == START_PREDICTOR:  # the shift u[n+1] - guess[n+1] applied to the last and intermediate states
-            g0 = guess[n].reshape(size)
-            g1 = guess[n + 1].reshape(size)
-            if ndim == 1:
-                for j in range(size):
-                    v = un1[j]
-                    gf[j] = g0[j] + (v - g1[j])
-                    wf[j] = v + dt * fn[j]
-            else:
-                s0 = states[n, 0].reshape(size)
-                for j in range(size):
-                    v = un1[j]
-                    d = v - g1[j]
-                    gf[j] = g0[j] + d
-                    s0[j] += d
-                    wf[j] = v + dt * fn[j]
-                for k in range(1, ndim - 1):
-                    sk = states[n, k].reshape(size)
-                    for j in range(size):
-                        sk[j] += un1[j] - g1[j]
-        else:
-            for j in range(size):
-                v = un1[j]
-                gf[j] = v
-                wf[j] = v + dt * fn[j]
-            for k in range(ndim - 1):  # element loop: an array slice assignment would compile numba's
-                sk = states[n, k].reshape(size)  # shape-mismatch message formatting (seconds of cold start)
-                for j in range(size):
-                    sk[j] = un1[j]
+        _start_level(u, states, f, guess, start, n, w, ndim, dt)
         its[n] = hjb_step(w, drift_at(op, n), op, g, states[n], tol, maxit, new, work, n)
 
 
@@ -1903,6 +1928,50 @@ def fp_sweep(m, u, states, op):
     work = _workspace(m.shape[1:])
     for n in range(Nt):
         fp_step(m[n], u[n], states[n], drift_at(op, n), op, m[n + 1], tmp, work, n)
+
+
+@njit(cache=True, error_model="numpy")
+def hjb_sweep_line(u, states, f, op, tol, maxit, guess, start, its):
+    """``hjb_sweep`` on a 1-D grid whose axis is not periodic (exits and walls allowed): the same steps, the
+    Newton of the contiguous line only (``_newton_lines``), so a 1-D problem does not compile the strided,
+    batched and cyclic solvers of 2-D/3-D and periodic grids (half of a cold start)."""
+    Nt = u.shape[0] - 1
+    shape = u.shape[1:]
+    w = np.empty(shape)
+    work = _workspace(shape)
+    n0 = shape[0]
+    for n in range(Nt - 1, -1, -1):
+        _start_level(u, states, f, guess, start, n, w, int(1), op.dt)
+        its[n] = _newton_lines(u[n], w, drift_at(op, n)[0], int(1), n0, axis_at(op, 0, op.dt, n), tol, maxit,
+                               work)
+
+
+@njit(cache=True, error_model="numpy")
+def fp_sweep_line(m, u, states, op):
+    """``fp_sweep`` on a 1-D grid whose axis is not periodic (``hjb_sweep_line``): m^{n+1} = M_0(u^n)^{-T} m^n
+    by the contiguous-line solve only (``_solve_lines``)."""
+    Nt = m.shape[0] - 1
+    work = _workspace(m.shape[1:])
+    n0 = m.shape[1]
+    for n in range(Nt):
+        _solve_lines(u[n], drift_at(op, n)[0], int(1), n0, axis_at(op, 0, op.dt, n), bool(True), m[n], m[n + 1],
+                     work)
+
+
+def is_line(op) -> bool:
+    """Whether the Operator op is one non-periodic line (a 1-D grid, exits and walls allowed): then the
+    sweeps are ``hjb_sweep_line`` and ``fp_sweep_line``."""
+    return int(op.ndim) == 1 and not bool(op.periodic[0])
+
+
+def hjb_sweep_for(op):
+    """The HJB sweep for the Operator op: ``hjb_sweep_line`` on one non-periodic line, ``hjb_sweep`` otherwise."""
+    return hjb_sweep_line if is_line(op) else hjb_sweep
+
+
+def fp_sweep_for(op):
+    """The FP sweep for the Operator op: ``fp_sweep_line`` on one non-periodic line, ``fp_sweep`` otherwise."""
+    return fp_sweep_line if is_line(op) else fp_sweep
 
 
 @njit(cache=True, error_model="numpy")

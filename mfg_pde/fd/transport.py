@@ -55,5 +55,5 @@ def fp_transport(grid: Grid, m0: np.ndarray, T: float, Nt: int, nu: float, veloc
     faces = exit_faces(grid)  # exit sides: m = 0 outside (zero control: the ghost value of u is 0 too)
     exits, ghost = (None, None) if faces is None else faces[:2]
     op = make_operator(grid.ndim, nu, dt, h, periodic, v.reshape(v.shape[:2] + shape3), True, exits, ghost)
-    kernels.fp_sweep(m.reshape((Nt + 1,) + shape3), zeros_u, states, op)
+    kernels.fp_sweep_for(op)(m.reshape((Nt + 1,) + shape3), zeros_u, states, op)
     return m

@@ -2,15 +2,16 @@
 compiles the backward (HJB) kernels.
 
 numba compiles a kernel on its first call and keeps the machine code in its on-disk cache, so only the very
-first solve after an installation (or an edit of the kernels) pays for compilation: about 14 s for the HJB
-sweep and 13 s for the FP sweep, 1-D residuals and loop reductions on one core of the reference machine.  Both
+first solve after an installation (or an edit of the kernels) pays for compilation: for a 1-D problem about 7 s
+for the HJB sweep and 6 s for the FP sweep, 1-D residuals and loop reductions on one core of the reference
+machine (twice that for the general sweeps of 2-D/3-D and periodic grids, ``kernels.hjb_sweep_for``).  Both
 halves are independent, and numba's compiler is one lock per process, so ``start`` launches one helper
 process that compiles the forward half into the same cache while the caller goes on with its HJB sweep;
 ``wait`` (called before the first FP sweep) joins it, and the caller then loads the forward kernels from
 the cache instead of compiling them.  Every kernel takes the same argument types for every problem with the
 same kind of Hamiltonian (the ``kernels.Operator`` / ``Axis`` records, 4-D/5-D float arrays: one type for the
-quadratic Hamiltonian, one for all others, each compiled apart), so one tiny problem of that kind compiles what
-any such problem needs.
+quadratic Hamiltonian, one for all others, each compiled apart), so one tiny problem of that kind -- on one
+line, or on another grid -- compiles what any such problem needs.
 
 Nothing happens when the cache already holds the kernels, on a single core, when numba caching is disabled,
 or with ``MFG_PDE_PARALLEL_COMPILE=0``; any failure of the helper only means the caller compiles those
@@ -30,8 +31,20 @@ _HELPER = None          # the running helper process, if any
 _STARTED = False        # one attempt per process
 _WAITED = [0.0]         # seconds spent in ``wait`` (progress reports them as compile time)
 
-#: the kernels the helper compiles (all of them, and the HJB sweep, decide whether the cache is cold)
-FORWARD = ("fp_sweep", "pair_residual_line", "coupling_stats", "mix_inplace", "l1_diff")
+#: the kernels the helper compiles (all of them, and the HJB sweep, decide whether the cache is cold): for a grid
+#: of one non-periodic line (``kernels.is_line``: 1-D, exits and walls allowed) and for the others
+FORWARD_LINE = ("fp_sweep_line", "pair_residual_line", "coupling_stats", "mix_inplace", "l1_diff")
+FORWARD = ("fp_sweep", "coupling_stats", "mix_inplace", "l1_diff")
+
+
+def is_line_problem(problem) -> bool:
+    """Whether ``problem`` (None: the README's first example) solves on one non-periodic line (``kernels.is_line``)."""
+    grid = getattr(problem, "grid", None)
+    if grid is None:
+        return True
+    from ..model.grid import BC_PERIODIC
+
+    return grid.ndim == 1 and not bool((grid.bc_codes == BC_PERIODIC).any())
 
 
 def _cached(dispatcher, quadratic: bool) -> bool | None:
@@ -52,12 +65,13 @@ def _cached(dispatcher, quadratic: bool) -> bool | None:
     return False
 
 
-def cold(quadratic: bool = True) -> bool:
+def cold(quadratic: bool = True, line: bool = True) -> bool:
     """True when the on-disk cache lacks the HJB sweep or one of the forward kernels for the quadratic Hamiltonian
-    (or for the others: ``quadratic`` False)."""
+    (or for the others: ``quadratic`` False) on one non-periodic line (or on the other grids: ``line`` False)."""
     from . import kernels
 
-    found = [_cached(getattr(kernels, name), quadratic) for name in ("hjb_sweep",) + FORWARD]
+    names = ("hjb_sweep_line",) + FORWARD_LINE if line else ("hjb_sweep",) + FORWARD
+    found = [_cached(getattr(kernels, name), quadratic) for name in names]
     return any(f is False for f in found) and None not in found
 
 
@@ -73,13 +87,14 @@ def start(problem=None) -> None:
     try:
         ham = getattr(problem, "hamiltonian", None)
         quadratic = ham is None or bool(getattr(ham, "is_quadratic", True))
-        if not cold(quadratic):
+        line = is_line_problem(problem)
+        if not cold(quadratic, line):
             return
         # PYTHONSAFEPATH=1: ``python -c`` would put the current folder first on sys.path, so run from a source
         # checkout after ``pip install .`` the helper would compile ./mfg_pde, not the installed package the
         # solve loads (Python >= 3.11; older ones ignore it).  PYTHONPATH is passed on as it is.
         _HELPER = subprocess.Popen([sys.executable, "-c", "from mfg_pde.fd.warm import compile_forward; "
-                                    f"compile_forward(quadratic={quadratic})"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                    f"compile_forward(quadratic={quadratic}, line={line})"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                    stderr=subprocess.DEVNULL,
                                    env=dict(os.environ, MFG_PDE_PARALLEL_COMPILE="0", PYTHONSAFEPATH="1"))
         _LOG.debug("compiling the forward kernels in process %d (first run)", _HELPER.pid)
@@ -106,12 +121,13 @@ def waited() -> float:
     return _WAITED[0]
 
 
-def compile_forward(quadratic: bool = True) -> None:
+def compile_forward(quadratic: bool = True, line: bool = True) -> None:
     """Compile (or load) the forward kernels by calling each once on a tiny problem (with the quadratic
-    Hamiltonian, or with another one: the one type of all the others' records): the FP sweep, the 1-D
-    residual pass and the coupling-loop reductions (the general residual pass, 2-D/3-D or periodic or exits,
-    compiles in the solving process at its first use, after the FP sweep: here it would make the helper
-    outlast the HJB compilation)."""
+    Hamiltonian, or with another one: the one type of all the others' records): the FP sweep (of one
+    non-periodic line, or the general one: ``line`` False; the records have one type for every grid), the 1-D
+    residual pass (one line only) and the coupling-loop reductions (the general residual pass compiles in the
+    solving process at its first use, after the FP sweep: here it would make the helper outlast the HJB
+    compilation)."""
     import numpy as np
 
     from . import kernels
@@ -125,10 +141,11 @@ def compile_forward(quadratic: bool = True) -> None:
     m = np.full((Nt + 1,) + shape3, 1.0)
     f = np.zeros((Nt,) + shape3)
     states = np.zeros((Nt, 0) + shape3)
-    kernels.fp_sweep(m, u, states, op)
+    (kernels.fp_sweep_line if line else kernels.fp_sweep)(m, u, states, op)
     norms = np.empty((Nt, 4))
-    kernels.pair_residual_line(u.reshape(Nt + 1, n), f.reshape(Nt, n), m.reshape(Nt + 1, n), m.reshape(Nt + 1, n), op,
-                               norms)
+    if line:
+        flat_m = m.reshape(Nt + 1, n)
+        kernels.pair_residual_line(u.reshape(Nt + 1, n), f.reshape(Nt, n), flat_m, flat_m, op, norms)
     flat = m.reshape(Nt + 1, n)
     kernels.coupling_stats(flat, flat, u.reshape(Nt + 1, n), 0.25, 1.0)
     kernels.mix_inplace(flat.copy(), flat, 0.5)
