@@ -418,6 +418,8 @@ def test_save_restores_signal_handlers(tmp_path):
 # ---------------------------------------------------------------------------------- 5. Ctrl-C in the CLI
 _CLI_SIGINT = """
 import os, signal, sys, time
+# Ctrl-C as in a terminal: a job started in the background inherits SIGINT ignored, and the save respects that
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from test_faults import FaultCase
 from mfg_pde import cli, io as mio
 from mfg_pde.cases import base

@@ -134,3 +134,39 @@ def test_edge_rows_equal_per_node_rows(name, ham, bc, drift):
                 np.testing.assert_array_equal(D, ref[1, :, 0])
                 np.testing.assert_array_equal(L[1:], ref[2, :-1, 0])   # lower^T_i = upper_{i-1}
                 np.testing.assert_array_equal(U[:-1], ref[0, 1:, 0])   # upper^T_i = lower_{i+1}
+
+
+def test_power_two_is_the_quadratic_hamiltonian_bit_for_bit():
+    """Power(2): h'(p) = p and L = p^2 / 2 exactly (|p| itself, not the series of ``pow_fast``), per edge and per
+    node."""
+    rng = np.random.default_rng(5)
+    p = np.concatenate([[0.0, 1e-310, -3.0], rng.normal(0.0, 3.0, 500)])
+    hp = mp.Power(2.0).params()
+    P, C = p.copy(), np.empty(p.size)
+    kernels.ham_edges(P, C, kernels.HAM_POWER, hp, True)
+    np.testing.assert_array_equal(P, p)
+    np.testing.assert_array_equal(C, 0.5 * (p * p))
+    side = np.array([kernels.ham_side(x, kernels.HAM_POWER, hp, 1.0) for x in p])
+    np.testing.assert_array_equal(side[:, 0], p)
+
+
+def test_separable_table_slope_has_the_sign_of_p():
+    """The kernels read the upwind side from the sign of h' (``_edge_row``): a tabulated h' that is flat at 0 and
+    shifted by round-off (within the dh(0) = 0 check) is clamped to the sign of p, so the edge rows still equal
+    ``ham_row``'s."""
+    def dh(p):
+        return np.where(np.abs(p) < 0.5, 0.0, p - np.sign(p) * 0.5) + 1e-14
+
+    def h(p):
+        a = np.maximum(np.abs(p) - 0.5, 0.0)
+        return 0.5 * a * a + 1e-14 * p
+
+    H = mp.Separable(h, dh, p_max=4.0, n=401)
+    d = H._d
+    mid = (d.size - 1) // 2
+    assert np.all(d[:mid] <= 0.0) and d[mid] == 0.0 and np.all(d[mid + 1:] >= 0.0)
+    hp = kernel_data(mp.MFGProblem(mp.Grid([(0, 1)], 8), 1.0, 2, 0.3, np.ones(8), hamiltonian=H)).op.hpar
+    p = np.linspace(-3.0, 3.0, 601)
+    P, C = p.copy(), np.empty(p.size)
+    kernels.ham_edges(P, C, kernels.HAM_TABLE, hp, True)
+    assert np.all(P * p >= 0.0)   # h'(p) has the sign of p, or is 0

@@ -62,7 +62,7 @@ def test_helper_does_not_put_the_current_folder_on_sys_path(monkeypatch):
     monkeypatch.setenv("PYTHONPATH", "/some/where")
     monkeypatch.setattr(warm, "_STARTED", False)
     monkeypatch.setattr(warm, "_HELPER", None)
-    monkeypatch.setattr(warm, "cold", lambda quadratic=True, line=True: True)
+    monkeypatch.setattr(warm, "cold", lambda *args, **kwargs: True)
     monkeypatch.setattr(warm.os, "cpu_count", lambda: 4)
     monkeypatch.setattr(warm.subprocess, "Popen", FakePopen)
     warm.start()
@@ -93,9 +93,10 @@ def test_helper_compiles_exactly_what_the_solve_loads(tmp_path, line):
     solve compiles the forward kernels itself (so the check above can fail).  For a 1-D problem (one line: the
     line sweeps, none of the general ones) and a periodic one (the general sweeps)."""
     probe_code = PROBE if line else PROBE.replace("mp.Grid([(0.0, 1.0)], 30)", "mp.Grid([(0.0, 1.0)], 30, 'periodic')")
-    forward = warm.FORWARD_LINE if line else warm.FORWARD
+    forward = warm.forward_kernels(line, line)
     out = subprocess.run([sys.executable, "-c", "from mfg_pde.fd.warm import cold, compile_forward; "
-                          f"assert cold(line={line}); compile_forward(line={line})"], env=_env(tmp_path / "a", "0"),
+                          f"assert cold(line={line}, line_residual={line}); compile_forward(line={line})"],
+                         env=_env(tmp_path / "a", "0"),
                          cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     probe = subprocess.run([sys.executable, "-c", probe_code], env=_env(tmp_path / "a", "0"), cwd=ROOT,

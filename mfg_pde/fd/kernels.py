@@ -411,6 +411,8 @@ def _power_side(p, hp):
     q = hp[0]
     if _power_library(a, hp[1]):
         t = a ** (q - 1.0)
+    elif q == 2.0:
+        t = a
     elif q == 1.5:
         t = np.sqrt(a)
     else:
@@ -420,7 +422,8 @@ def _power_side(p, hp):
 
 @njit(cache=True, error_model="numpy")
 def _power_edges(P, C, hp, with_cost):
-    """``ham_edges`` for h(p) = |p|^q / q: the power by ``fastpow`` in SIMD lanes (q = 1.5: the square root),
+    """``ham_edges`` for h(p) = |p|^q / q: the power by ``fastpow`` in SIMD lanes (q = 1.5: the square root; q = 2:
+    |p|),
     |p| clamped into its range (the linear part ignores t); a line with a |p| that needs the library pow
     takes ``_power_side`` instead.  The constants are read into locals first (P, C and hp could alias:
     loads from hp inside the loop would keep it scalar)."""
@@ -437,6 +440,14 @@ def _power_edges(P, C, hp, with_cost):
     if library:
         for k in range(m):
             d, c = _power_side(P[k], hp)
+            P[k] = d
+            if with_cost:
+                C[k] = c
+    elif q == 2.0:  # |p| itself (exact: the quadratic Hamiltonian's numbers)
+        for k in range(m):
+            p = P[k]
+            a = abs(p)
+            d, c = _power_from(p, a, a, delta, s, c1, shift)
             P[k] = d
             if with_cost:
                 C[k] = c

@@ -33,8 +33,14 @@ _WAITED = [0.0]         # seconds spent in ``wait`` (progress reports them as co
 
 #: the kernels the helper compiles (all of them, and the HJB sweep, decide whether the cache is cold): for a grid
 #: of one non-periodic line (``kernels.is_line``: 1-D, exits and walls allowed) and for the others
-FORWARD_LINE = ("fp_sweep_line", "pair_residual_line", "coupling_stats", "mix_inplace", "l1_diff")
+FORWARD_LINE = ("fp_sweep_line", "coupling_stats", "mix_inplace", "l1_diff")
 FORWARD = ("fp_sweep", "coupling_stats", "mix_inplace", "l1_diff")
+#: and the 1-D residual pass, for one line without exits or obstacles (``split_residuals``)
+LINE_RESIDUAL = "pair_residual_line"
+
+
+_KIND = [True, True, True]   # (quadratic, line, line residual) of the problem last given to ``start``: ``cold``'s
+                             # defaults
 
 
 def is_line_problem(problem) -> bool:
@@ -45,6 +51,20 @@ def is_line_problem(problem) -> bool:
     from ..model.grid import BC_PERIODIC
 
     return grid.ndim == 1 and not bool((grid.bc_codes == BC_PERIODIC).any())
+
+
+def _line_residual(problem) -> bool:
+    """Whether ``problem``'s residual pass is the 1-D one (``pair_residual_line``: one line without exits and
+    obstacles, ``split_residuals``)."""
+    if problem is None:
+        return True
+    try:
+        from .operator import kernel_data
+
+        kd = kernel_data(problem, exits_supported=True)
+    except Exception:  # noqa: BLE001 -- not a single-population grid problem: the helper's default
+        return is_line_problem(problem)
+    return kd.ndim == 1 and not kd.periodic[0] and kd.exits is None and not kd.has_walls
 
 
 def _cached(dispatcher, quadratic: bool) -> bool | None:
@@ -65,12 +85,23 @@ def _cached(dispatcher, quadratic: bool) -> bool | None:
     return False
 
 
-def cold(quadratic: bool = True, line: bool = True) -> bool:
-    """True when the on-disk cache lacks the HJB sweep or one of the forward kernels for the quadratic Hamiltonian
-    (or for the others: ``quadratic`` False) on one non-periodic line (or on the other grids: ``line`` False)."""
+def forward_kernels(line: bool, line_residual: bool) -> tuple:
+    """The names of the kernels the helper compiles for a problem on one line (or not) whose residual pass is
+    the 1-D one (or not)."""
+    return (FORWARD_LINE if line else FORWARD) + ((LINE_RESIDUAL,) if line_residual else ())
+
+
+def cold(quadratic: bool | None = None, line: bool | None = None, line_residual: bool | None = None) -> bool:
+    """True when the on-disk cache lacks the HJB sweep or one of the forward kernels (``forward_kernels``) for the
+    quadratic Hamiltonian (or for the others: ``quadratic`` False) on one non-periodic line (or on the other
+    grids: ``line`` False); by default those of the problem last given to ``start`` (before: the quadratic
+    Hamiltonian on one line without exits)."""
     from . import kernels
 
-    names = ("hjb_sweep_line",) + FORWARD_LINE if line else ("hjb_sweep",) + FORWARD
+    quadratic = _KIND[0] if quadratic is None else quadratic
+    line = _KIND[1] if line is None else line
+    line_residual = (_KIND[2] and line) if line_residual is None else line_residual
+    names = ("hjb_sweep_line" if line else "hjb_sweep",) + forward_kernels(line, line_residual)
     found = [_cached(getattr(kernels, name), quadratic) for name in names]
     return any(f is False for f in found) and None not in found
 
@@ -79,23 +110,26 @@ def start(problem=None) -> None:
     """Launch the helper process if the cache is cold for the kind of Hamiltonian of ``problem`` (quadratic, or
     not; default quadratic), once per process; no-op otherwise."""
     global _HELPER, _STARTED
+    if problem is not None:
+        ham = getattr(problem, "hamiltonian", None)
+        _KIND[:] = [ham is None or bool(getattr(ham, "is_quadratic", True)), is_line_problem(problem),
+                    _line_residual(problem)]
     if _STARTED:
         return
     _STARTED = True
     if os.environ.get("MFG_PDE_PARALLEL_COMPILE", "1") == "0" or (os.cpu_count() or 1) < 2:
         return
     try:
-        ham = getattr(problem, "hamiltonian", None)
-        quadratic = ham is None or bool(getattr(ham, "is_quadratic", True))
-        line = is_line_problem(problem)
-        if not cold(quadratic, line):
+        quadratic, line, line_residual = _KIND
+        if not cold(quadratic, line, line_residual):
             return
         # PYTHONSAFEPATH=1: ``python -c`` would put the current folder first on sys.path, so run from a source
         # checkout after ``pip install .`` the helper would compile ./mfg_pde, not the installed package the
         # solve loads (Python >= 3.11; older ones ignore it).  PYTHONPATH is passed on as it is.
-        _HELPER = subprocess.Popen([sys.executable, "-c", "from mfg_pde.fd.warm import compile_forward; "
-                                    f"compile_forward(quadratic={quadratic}, line={line})"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL,
+        code = (f"from mfg_pde.fd.warm import compile_forward; "
+                f"compile_forward(quadratic={quadratic}, line={line}, line_residual={line_residual})")
+        _HELPER = subprocess.Popen([sys.executable, "-c", code],
+                                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                    env=dict(os.environ, MFG_PDE_PARALLEL_COMPILE="0", PYTHONSAFEPATH="1"))
         _LOG.debug("compiling the forward kernels in process %d (first run)", _HELPER.pid)
     except Exception:  # noqa: BLE001 -- the helper is an optimisation only
@@ -121,11 +155,12 @@ def waited() -> float:
     return _WAITED[0]
 
 
-def compile_forward(quadratic: bool = True, line: bool = True) -> None:
+def compile_forward(quadratic: bool = True, line: bool = True, line_residual: bool | None = None) -> None:
     """Compile (or load) the forward kernels by calling each once on a tiny problem (with the quadratic
     Hamiltonian, or with another one: the one type of all the others' records): the FP sweep (of one
     non-periodic line, or the general one: ``line`` False; the records have one type for every grid), the 1-D
-    residual pass (one line only) and the coupling-loop reductions (the general residual pass compiles in the
+    residual pass (``line_residual``, by default ``line``: one line without exits or obstacles) and the
+    coupling-loop reductions (the general residual pass compiles in the
     solving process at its first use, after the FP sweep: here it would make the helper outlast the HJB
     compilation)."""
     import numpy as np
@@ -143,7 +178,7 @@ def compile_forward(quadratic: bool = True, line: bool = True) -> None:
     states = np.zeros((Nt, 0) + shape3)
     (kernels.fp_sweep_line if line else kernels.fp_sweep)(m, u, states, op)
     norms = np.empty((Nt, 4))
-    if line:
+    if line if line_residual is None else line_residual:
         flat_m = m.reshape(Nt + 1, n)
         kernels.pair_residual_line(u.reshape(Nt + 1, n), f.reshape(Nt, n), flat_m, flat_m, op, norms)
     flat = m.reshape(Nt + 1, n)

@@ -398,6 +398,8 @@ class Separable(Hamiltonian):
                              "-h(0) to the potential V)")
         d = np.maximum.accumulate(d)  # round-off decreases removed: the table is exactly monotone
         d[mid] = 0.0
+        d[:mid] = np.minimum(d[:mid], 0.0)  # and h' has the sign of p (the kernels' upwind test reads h''s sign)
+        d[mid + 1:] = np.maximum(d[mid + 1:], 0.0)
         # h at the nodes: the exact integral of the linear interpolant of h', from 0
         seg = 0.5 * dp * (d[1:] + d[:-1])
         H = np.empty(n)
