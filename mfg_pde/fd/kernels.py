@@ -1429,16 +1429,19 @@ _newton_line_blocks = _by_hamiltonian("_newton_line_blocks", "s2, src2, d2, ax, 
 
 
 @njit(cache=True, error_model="numpy", inline="always")
+def _lines_of(g, other, drift_k, A, n, ax, work):
+    """(A, n) views of g, of other and of the drift (g where there is none), and the line scratch L, U, D, c
+    (rows 0-3 of the workspace): what the contiguous-line solvers take."""
+    g2 = g.reshape((A, n))
+    d2 = drift_k.reshape((A, n)) if ax.has_drift else g2
+    return g2, other.reshape((A, n)), d2, work[0, :n], work[1, :n], work[2, :n], work[3, :n]
+
+
+@njit(cache=True, error_model="numpy", inline="always")
 def _newton_lines(s, src, drift_k, A, n, ax, tol, maxit, work):
     """``newton_axis`` along the contiguous axis of A non-periodic lines of n nodes, one line at a time
     (``_newton_line``); returns the largest Newton count (negative if a cap was hit)."""
-    s2 = s.reshape((A, n))
-    src2 = src.reshape((A, n))
-    d2 = drift_k.reshape((A, n)) if ax.has_drift else s2
-    L = work[0, :n]
-    U = work[1, :n]
-    D = work[2, :n]
-    c = work[3, :n]
+    s2, src2, d2, L, U, D, c = _lines_of(s, src, drift_k, A, n, ax, work)
     r = work[4, :n]
     x = work[5, :n]
     worst = 0
@@ -1454,14 +1457,8 @@ def _newton_lines(s, src, drift_k, A, n, ax, tol, maxit, work):
 @njit(cache=True, error_model="numpy", inline="always")
 def _solve_lines(g, drift_k, A, n, ax, transpose, rhs, out, work):
     """``solve_axis`` along the contiguous axis of A non-periodic lines of n nodes, one line at a time."""
-    g2 = g.reshape((A, n))
-    r2 = rhs.reshape((A, n))
+    g2, r2, d2, L, U, D, c = _lines_of(g, rhs, drift_k, A, n, ax, work)
     o2 = out.reshape((A, n))
-    d2 = drift_k.reshape((A, n)) if ax.has_drift else g2
-    L = work[0, :n]
-    U = work[1, :n]
-    D = work[2, :n]
-    c = work[3, :n]
     for a in range(A):
         _line_rows(g2[a], d2[a], ax, transpose, L, U, D, a)
         two_ended_minors(L, D, U, r2[a], o2[a], c)
